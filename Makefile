@@ -1,0 +1,53 @@
+# memtree: `make help` lists the targets. Every target creates and fills its
+# own virtualenv, so a fresh clone needs only Python 3.9+ and a Rust toolchain.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+ACTIVATE := VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(BIN):$$PATH
+DEPS_STAMP := $(VENV)/.deps-installed
+NATIVE_SOURCES := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock pyproject.toml
+NATIVE_STAMP := $(VENV)/.native-built
+
+.PHONY: help
+help:  ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "ruff==0.17.6" "mypy==2.4.1"
+	touch $@
+
+$(NATIVE_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
+	$(ACTIVATE) maturin develop --quiet
+	touch $@
+
+.PHONY: build
+build: $(NATIVE_STAMP)  ## Build the extension into .venv (debug core, optimised SQLite)
+
+.PHONY: run
+run: build  ## Build and run the demo on a temporary workspace
+	$(BIN)/python -m memtree demo
+
+.PHONY: test
+test: build  ## Build, then run cargo test and pytest
+	cargo test --quiet
+	$(BIN)/python -m pytest -q
+
+.PHONY: lint
+lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+	$(BIN)/ruff check python tests
+	$(BIN)/ruff format --check python tests
+	$(BIN)/mypy --strict python tests/test_typing.py
+	$(ACTIVATE) python -m mypy.stubtest memtree._native
+
+.PHONY: clean
+clean:  ## Remove build products and the virtualenv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

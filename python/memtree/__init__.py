@@ -1,0 +1,49 @@
+"""memtree: a crash-safe SQLite store for an application's memory tree.
+
+The store runs on SQLite's TRUNCATE rollback journal with ``synchronous=FULL``
+and migrates databases a prior release left in WAL mode on first open. Every
+database operation runs in the Rust core with the GIL released; every SQLite
+failure arrives as a :class:`memtree.errors.MemtreeError` subclass.
+"""
+
+from __future__ import annotations
+
+from memtree import errors
+from memtree._codes import ResultCode
+from memtree._native import Chunk, Store, __version__, schema_version, sqlite_version
+from memtree._types import SourceKind
+from memtree.errors import (
+    BusyError,
+    CircuitOpenError,
+    ConstraintError,
+    CorruptDatabaseError,
+    DiskFullError,
+    JournalModeWarning,
+    MemtreeError,
+    PermanentError,
+    SchemaVersionError,
+    StoreClosedError,
+    TransientIOError,
+)
+
+__all__ = [
+    "BusyError",
+    "Chunk",
+    "CircuitOpenError",
+    "ConstraintError",
+    "CorruptDatabaseError",
+    "DiskFullError",
+    "JournalModeWarning",
+    "MemtreeError",
+    "PermanentError",
+    "ResultCode",
+    "SchemaVersionError",
+    "SourceKind",
+    "Store",
+    "StoreClosedError",
+    "TransientIOError",
+    "__version__",
+    "errors",
+    "schema_version",
+    "sqlite_version",
+]

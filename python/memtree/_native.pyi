@@ -1,0 +1,247 @@
+"""The Rust core of memtree (``memtree._native``), as seen from Python.
+
+Every database call releases the GIL. SQLite failures raise subclasses of
+:class:`memtree.errors.MemtreeError`; bad arguments raise ``TypeError`` or
+``ValueError`` naming the field and write nothing.
+"""
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import final
+
+from memtree._types import SourceKind
+
+__all__ = [
+    "Chunk",
+    "Store",
+    "__version__",
+    "classify_code",
+    "clear_fault",
+    "code_name",
+    "faults_fired",
+    "inject_fault",
+    "io_stats",
+    "method_calls",
+    "open_counters",
+    "reset_io_stats",
+    "result_codes",
+    "schema_version",
+    "sqlite_version",
+]
+
+__version__: str
+
+_Kind = SourceKind | str
+_PathLike = str | os.PathLike[str]
+
+@final
+class Chunk:
+    """One ingested piece of text; immutable and valid once constructed.
+
+    ``timestamp``, ``time_range`` and ``created_at`` must be aware datetimes;
+    they are stored as integer milliseconds since the epoch (UTC) and read
+    back as UTC datetimes. ``time_range`` defaults to ``(timestamp,
+    timestamp)`` and ``created_at`` to now. ``embedding`` is stored as a
+    float32 vector and must be finite and non-empty.
+    """
+
+    def __new__(
+        cls,
+        id: str,
+        content: str,
+        source_kind: _Kind,
+        source_id: str,
+        owner: str,
+        timestamp: datetime,
+        *,
+        source_ref: str | None = None,
+        time_range: tuple[datetime, datetime] | None = None,
+        tags: Iterable[str] | None = None,
+        token_count: int = 0,
+        seq_in_source: int = 0,
+        created_at: datetime | None = None,
+        lifecycle_status: str | None = None,
+        embedding: Iterable[float] | None = None,
+    ) -> Chunk: ...
+    @property
+    def id(self) -> str:
+        """Primary key; upserts are idempotent on it."""
+    @property
+    def content(self) -> str:
+        """The text."""
+    @property
+    def source_kind(self) -> SourceKind:
+        """Kind of the source the text came from."""
+    @property
+    def source_id(self) -> str:
+        """Identifier of the source within its kind."""
+    @property
+    def source_ref(self) -> str | None:
+        """Optional pointer into the source."""
+    @property
+    def owner(self) -> str:
+        """Who the chunk belongs to."""
+    @property
+    def timestamp(self) -> datetime:
+        """When the content happened (UTC)."""
+    @property
+    def timestamp_ms(self) -> int:
+        """``timestamp`` as stored: milliseconds since the epoch."""
+    @property
+    def time_range(self) -> tuple[datetime, datetime]:
+        """The period the chunk covers (UTC)."""
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Free-form labels."""
+    @property
+    def token_count(self) -> int:
+        """Token count of ``content``."""
+    @property
+    def seq_in_source(self) -> int:
+        """Position within its source."""
+    @property
+    def created_at(self) -> datetime:
+        """When the chunk was created (UTC)."""
+    @property
+    def lifecycle_status(self) -> str:
+        """Pipeline state: ``admitted`` by default."""
+    @property
+    def embedding(self) -> tuple[float, ...] | None:
+        """The float32 embedding, or None."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Store:
+    """A handle on one memtree database.
+
+    Handles on the same file share one connection per process. Use as a
+    context manager or call :meth:`close`; the connection closes with the
+    last handle. Opening issues :class:`memtree.JournalModeWarning` when
+    SQLite keeps a journal mode other than TRUNCATE.
+    """
+
+    def __new__(cls, path: _PathLike) -> Store:
+        """Opens the database file at ``path`` (its folder must exist)."""
+    @classmethod
+    def open(cls, workspace: _PathLike) -> Store:
+        """Opens ``<workspace>/memory_tree/chunks.db``, creating the folders."""
+    @property
+    def path(self) -> Path:
+        """The canonical path of the database file."""
+    @property
+    def journal_mode(self) -> str:
+        """The journal mode SQLite reports (``"truncate"`` normally)."""
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+    def close(self) -> None:
+        """Releases this handle; later calls raise StoreClosedError."""
+    def __enter__(self) -> Store: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+    def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
+        """Inserts or replaces chunks by id in one transaction; all or none."""
+    def get_chunk(self, id: str) -> Chunk | None:
+        """The chunk with this id, or None."""
+    def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
+        """The chunks with these ids in the order asked; missing ids skipped."""
+    def list_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        """Newest-first chunks matching every filter given (``since`` inclusive,
+        ``until`` exclusive); ``limit`` is clamped to 1..10000."""
+    def explain_list_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[str]:
+        """SQLite's query plan for :meth:`list_chunks` with these filters."""
+    def count_chunks(self) -> int:
+        """Number of chunks stored."""
+    def get_lifecycle_status(self, id: str) -> str | None:
+        """A chunk's lifecycle status, or None if it does not exist."""
+    def set_lifecycle_status(self, ids: Iterable[str], status: str) -> int:
+        """Sets the status of existing chunks in one transaction; returns how many."""
+    def count_by_lifecycle_status(self) -> dict[str, int]:
+        """Chunk counts per lifecycle status."""
+    def is_source_ingested(self, source_kind: _Kind, source_id: str) -> bool:
+        """True when the source has been claimed."""
+    def claim_source(self, source_kind: _Kind, source_id: str) -> bool:
+        """The ingest gate: True for the one caller that claims the source."""
+    def delete_source(self, source_kind: _Kind, source_id: str) -> int:
+        """Deletes a source's chunks, their score and entity-index rows and its
+        ingest claim, in one transaction; returns the chunks deleted."""
+    def delete_owner(self, owner: str) -> int:
+        """Deletes an owner's chunks with their score and entity-index rows."""
+    def replace_source_chunks(
+        self, source_kind: _Kind, source_id: str, chunks: Sequence[Chunk]
+    ) -> tuple[int, int]:
+        """Makes ``chunks`` the whole content of the source in one transaction;
+        returns ``(upserted, removed)``."""
+    def connection_settings(self) -> dict[str, str]:
+        """The pragmas in force on the shared connection, as SQLite reports them."""
+    def check(self, *, full: bool = False) -> list[str]:
+        """``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy."""
+
+def classify_code(code: int) -> str:
+    """The class of an extended result code: ``transient_io``, ``busy``,
+    ``disk_full``, ``corrupt``, ``constraint`` or ``permanent``."""
+
+def code_name(code: int) -> str | None:
+    """SQLite's name for a result code, e.g. ``SQLITE_IOERR_SHMOPEN``."""
+
+def result_codes() -> list[tuple[int, str]]:
+    """Every result code memtree knows, as ``(value, name)`` sorted by value."""
+
+def sqlite_version() -> str:
+    """The version of the SQLite compiled into memtree."""
+
+def open_counters(path: _PathLike) -> tuple[int, int, int]:
+    """``(connections_opened, schema_inits, wal_migrations)`` for a database
+    path in this process: proof that concurrent openers init it once."""
+
+def schema_version() -> int:
+    """The ``user_version`` of a fully migrated database."""
+
+def io_stats(path: _PathLike) -> dict[str, int]:
+    """The VFS's I/O counters for a database (see ``memtree.testing``)."""
+
+def reset_io_stats(path: _PathLike) -> None:
+    """Zeroes a database's I/O counters."""
+
+def inject_fault(
+    path: _PathLike,
+    method_name: str,
+    nth: int,
+    code: int,
+    persistent: bool = False,
+    file_role: str | None = None,
+) -> None:
+    """Arms a fault: the ``nth`` call of ``method_name`` fails with ``code``."""
+
+def clear_fault(path: _PathLike) -> int:
+    """Disarms the fault; returns how many calls it failed."""
+
+def faults_fired(path: _PathLike) -> int:
+    """How many calls the current (or last cleared) fault failed."""
+
+def method_calls(path: _PathLike, method_name: str) -> int:
+    """Calls of a VFS method since the fault was armed or counters reset."""

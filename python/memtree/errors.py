@@ -1,0 +1,149 @@
+"""memtree's exceptions: every SQLite failure arrives as one of these.
+
+Each carries the SQLite result code that caused it (``extended_code``, its
+primary ``code`` and its ``name``, e.g. ``"SQLITE_IOERR_SHMOPEN"``) and whether
+it is worth retrying (``transient``). The class is chosen by the Rust core's
+classifier, so :func:`from_code` and the native layer always agree.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from memtree import _native
+from memtree._codes import ResultCode
+
+__all__ = [
+    "BusyError",
+    "CircuitOpenError",
+    "ConstraintError",
+    "CorruptDatabaseError",
+    "DiskFullError",
+    "JournalModeWarning",
+    "MemtreeError",
+    "PermanentError",
+    "SchemaVersionError",
+    "StoreClosedError",
+    "TransientIOError",
+    "from_code",
+]
+
+
+class JournalModeWarning(UserWarning):
+    """SQLite kept a journal mode other than TRUNCATE (another connection
+    held the file). The store works, but not on the mode memtree promises."""
+
+
+class MemtreeError(Exception):
+    """Base class of memtree's errors.
+
+    Attributes:
+        extended_code: SQLite's extended result code (e.g. 4618).
+        code: its primary result code (``extended_code & 0xFF``, e.g. 10).
+        name: SQLite's name for ``extended_code`` (``"SQLITE_IOERR_SHMOPEN"``).
+        transient: True when retrying later may succeed.
+        path: the database file involved, when known.
+    """
+
+    transient: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str = "",
+        extended_code: int = ResultCode.ERROR,
+        *,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message: Final = message
+        self.extended_code: Final = int(extended_code)
+        self.code: Final = self.extended_code & 0xFF
+        self.name: Final = _native.code_name(self.extended_code) or (
+            f"SQLITE_UNKNOWN({self.extended_code})"
+        )
+        self.path: Final = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.extended_code, self.path))
+
+
+def _rebuild(
+    cls: type[MemtreeError], message: str, extended_code: int, path: str | None
+) -> MemtreeError:
+    return cls(message, extended_code, path=path)
+
+
+class TransientIOError(MemtreeError):
+    """A cold-start or file-system failure (CANTOPEN, IOERR_SHMOPEN, …) that
+    may succeed on retry."""
+
+    transient = True
+
+
+class CircuitOpenError(TransientIOError):
+    """Recent opens of this database failed; memtree refuses to touch the disk
+    until the cool-down has passed."""
+
+
+class BusyError(MemtreeError):
+    """Another connection holds a lock (BUSY, LOCKED) past the busy timeout."""
+
+    transient = True
+
+
+class DiskFullError(MemtreeError):
+    """The database or the disk is full (SQLITE_FULL)."""
+
+
+class CorruptDatabaseError(MemtreeError):
+    """The database file is malformed or is not a database (CORRUPT, NOTADB)."""
+
+
+class ConstraintError(MemtreeError):
+    """A constraint (UNIQUE, NOT NULL, FOREIGN KEY, …) was violated."""
+
+
+class PermanentError(MemtreeError):
+    """Any other SQLite failure: surfaced, never retried silently."""
+
+
+class StoreClosedError(MemtreeError):
+    """The store was used after ``close()`` (reported as SQLITE_MISUSE)."""
+
+
+class SchemaVersionError(MemtreeError):
+    """The file was written by a newer memtree; it was not changed."""
+
+
+_CLASS_BY_NAME: Final[dict[str, type[MemtreeError]]] = {
+    "transient_io": TransientIOError,
+    "busy": BusyError,
+    "disk_full": DiskFullError,
+    "corrupt": CorruptDatabaseError,
+    "constraint": ConstraintError,
+    "permanent": PermanentError,
+}
+
+
+def from_code(extended_code: int, message: str = "") -> MemtreeError:
+    """The exception memtree raises for ``extended_code``, as an instance.
+
+    >>> type(from_code(4618)).__name__
+    'TransientIOError'
+    """
+    cls = _CLASS_BY_NAME[_native.classify_code(int(extended_code))]
+    return cls(message or (_native.code_name(int(extended_code)) or ""), extended_code)
+
+
+_CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
+    **_CLASS_BY_NAME,
+    "circuit_open": CircuitOpenError,
+    "closed": StoreClosedError,
+    "schema_too_new": SchemaVersionError,
+}
+
+
+def _from_native(kind: str, extended_code: int, message: str, path: str | None) -> MemtreeError:
+    """Called by the native layer only: builds the exception for a core error
+    whose ``kind`` the core's classifier chose."""
+    return _CLASS_BY_NATIVE_KIND[kind](message, extended_code, path=path)

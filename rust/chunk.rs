@@ -1,0 +1,238 @@
+//! The chunk record and its validation: what one row of `mem_tree_chunks` holds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Where a chunk's text came from; stored as the lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// A chat conversation.
+    Chat,
+    /// An e-mail message or thread.
+    Email,
+    /// A document.
+    Document,
+}
+
+impl SourceKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [SourceKind; 3] = [SourceKind::Chat, SourceKind::Email, SourceKind::Document];
+
+    /// The stored name (`"chat"`, `"email"`, `"document"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Chat => "chat",
+            SourceKind::Email => "email",
+            SourceKind::Document => "document",
+        }
+    }
+
+    /// Parses a stored name, reporting `field` in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        value.parse().map_err(|()| {
+            Error::invalid(
+                field,
+                format!("unknown source kind {value:?} (expected chat, email or document)"),
+            )
+        })
+    }
+}
+
+impl FromStr for SourceKind {
+    type Err = ();
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        SourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The lifecycle status a chunk gets when none is given (the column default).
+pub const DEFAULT_LIFECYCLE_STATUS: &str = "admitted";
+
+/// One ingested piece of text. Times are milliseconds since the epoch, UTC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Primary key; upserts are idempotent on it.
+    pub id: String,
+    /// The text.
+    pub content: String,
+    /// Kind of the source it came from.
+    pub source_kind: SourceKind,
+    /// Identifier of the source within its kind.
+    pub source_id: String,
+    /// Optional pointer into the source (a message id, a page).
+    pub source_ref: Option<String>,
+    /// Who the chunk belongs to.
+    pub owner: String,
+    /// When the chunk's content happened.
+    pub timestamp_ms: i64,
+    /// Start of the period the chunk covers.
+    pub time_range_start_ms: i64,
+    /// End of the period the chunk covers.
+    pub time_range_end_ms: i64,
+    /// Free-form labels, stored as a JSON array.
+    pub tags: Vec<String>,
+    /// Token count of `content`.
+    pub token_count: i64,
+    /// Position within its source.
+    pub seq_in_source: i64,
+    /// When the chunk was created.
+    pub created_at_ms: i64,
+    /// Pipeline state (`admitted`, `buffered`, `sealed`, …).
+    pub lifecycle_status: String,
+    /// Optional float32 embedding, stored little-endian.
+    pub embedding: Option<Vec<f32>>,
+}
+
+impl Chunk {
+    /// Checks every field; `at` prefixes field names (e.g. `"chunks[3]."`).
+    pub fn validate(&self, at: &str) -> Result<()> {
+        let field = |name: &str| format!("{at}{name}");
+        for (name, value) in [("id", &self.id), ("source_id", &self.source_id)] {
+            if value.is_empty() {
+                return Err(Error::invalid(field(name), "must not be empty"));
+            }
+        }
+        if self.lifecycle_status.is_empty() {
+            return Err(Error::invalid(
+                field("lifecycle_status"),
+                "must not be empty",
+            ));
+        }
+        if self.time_range_start_ms > self.time_range_end_ms {
+            return Err(Error::invalid(field("time_range"), "start is after end"));
+        }
+        for (name, value) in [
+            ("token_count", self.token_count),
+            ("seq_in_source", self.seq_in_source),
+        ] {
+            if value < 0 {
+                return Err(Error::invalid(
+                    field(name),
+                    format!("must be >= 0, got {value}"),
+                ));
+            }
+        }
+        if let Some(embedding) = &self.embedding {
+            validate_embedding(embedding, &field("embedding"))?;
+        }
+        Ok(())
+    }
+}
+
+/// An embedding must be non-empty and finite (NaN or ±inf poison similarity).
+pub fn validate_embedding(values: &[f32], field: &str) -> Result<()> {
+    if values.is_empty() {
+        return Err(Error::invalid(
+            field,
+            "must not be empty (use None for no embedding)",
+        ));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            field,
+            format!("value at index {i} is not finite ({})", values[i]),
+        ));
+    }
+    Ok(())
+}
+
+/// Packs an embedding as little-endian f32, the reference's BLOB format.
+pub fn embedding_to_blob(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Unpacks a little-endian f32 BLOB; `None` when its length is not a multiple of 4.
+pub fn embedding_from_blob(blob: &[u8]) -> Option<Vec<f32>> {
+    if blob.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        blob.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Chunk {
+        Chunk {
+            id: "c1".into(),
+            content: "hello".into(),
+            source_kind: SourceKind::Chat,
+            source_id: "s1".into(),
+            source_ref: None,
+            owner: "alice".into(),
+            timestamp_ms: 10,
+            time_range_start_ms: 10,
+            time_range_end_ms: 10,
+            tags: vec![],
+            token_count: 2,
+            seq_in_source: 0,
+            created_at_ms: 10,
+            lifecycle_status: DEFAULT_LIFECYCLE_STATUS.into(),
+            embedding: Some(vec![0.5, -1.0]),
+        }
+    }
+
+    #[test]
+    fn valid_chunk_passes() -> Result<()> {
+        sample().validate("")
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        type Mutation = Box<dyn Fn(&mut Chunk)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("c[0].id", Box::new(|c| c.id.clear())),
+            ("c[0].source_id", Box::new(|c| c.source_id.clear())),
+            ("c[0].time_range", Box::new(|c| c.time_range_start_ms = 11)),
+            ("c[0].token_count", Box::new(|c| c.token_count = -1)),
+            ("c[0].seq_in_source", Box::new(|c| c.seq_in_source = -5)),
+            (
+                "c[0].embedding",
+                Box::new(|c| c.embedding = Some(vec![f32::NAN])),
+            ),
+            ("c[0].embedding", Box::new(|c| c.embedding = Some(vec![]))),
+            (
+                "c[0].lifecycle_status",
+                Box::new(|c| c.lifecycle_status.clear()),
+            ),
+        ];
+        for (expected, mutate) in cases {
+            let mut chunk = sample();
+            mutate(&mut chunk);
+            match chunk.validate("c[0].") {
+                Err(Error::InvalidInput { field, .. }) => assert_eq!(field, expected),
+                other => panic!("{expected}: expected InvalidInput, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn embedding_blob_round_trips_and_rejects_ragged() {
+        let v = vec![1.5f32, -0.25, 3.0e-8];
+        assert_eq!(embedding_from_blob(&embedding_to_blob(&v)), Some(v));
+        assert_eq!(embedding_from_blob(&[0, 0, 0]), None);
+    }
+
+    #[test]
+    fn source_kind_parses_only_known_names() {
+        assert_eq!("email".parse(), Ok(SourceKind::Email));
+        assert!("Email".parse::<SourceKind>().is_err());
+        assert!(SourceKind::parse_field("fax", "kind").is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! The core's one error type: every fallible operation returns [`Result`].
+//!
+//! SQLite failures keep the original `rusqlite::Error` as their `source()`, so
+//! the classifier can walk the chain and find the extended result code.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::classify::{self, ErrorClass};
+use crate::codes;
+
+/// What went wrong in a memtree operation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite reported a failure while memtree was doing `context`.
+    Sqlite {
+        /// What memtree was doing, e.g. `"upsert_chunks"`.
+        context: String,
+        /// The database file involved.
+        path: PathBuf,
+        /// The error SQLite (through rusqlite) reported.
+        source: rusqlite::Error,
+    },
+    /// Caller input was rejected before anything was written.
+    InvalidInput {
+        /// The offending field, e.g. `"chunks[3].token_count"`.
+        field: String,
+        /// Why it was rejected.
+        message: String,
+    },
+    /// A file-system operation outside SQLite failed.
+    Io {
+        /// What memtree was doing.
+        context: String,
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The store was used after `close()`.
+    Closed,
+    /// The file's schema was written by a newer memtree; nothing was changed.
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The `user_version` found in the file.
+        found: i64,
+        /// The newest version this build understands.
+        supported: i64,
+    },
+    /// The circuit breaker for this path is open: recent opens failed and the
+    /// cool-down has not passed, so the disk was not touched.
+    CircuitOpen {
+        /// The database file.
+        path: PathBuf,
+        /// Time left until the next attempt is allowed.
+        retry_in: Duration,
+        /// The extended code of the failure that tripped the breaker, if any.
+        last_code: Option<i32>,
+    },
+}
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a SQLite error with what memtree was doing and on which file.
+    #[cold]
+    pub fn sqlite(context: &str, path: &std::path::Path, source: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            context: context.to_owned(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// An input-validation failure naming the field.
+    #[cold]
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A file-system failure.
+    #[cold]
+    pub fn io(context: &str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.to_owned(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The SQLite extended result code carried anywhere in this error's chain.
+    pub fn sqlite_code(&self) -> Option<i32> {
+        match self {
+            Error::CircuitOpen { last_code, .. } => *last_code,
+            _ => classify::sqlite_code_in_chain(self),
+        }
+    }
+
+    /// The class deciding how callers should react (retry, back off, surface).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::CircuitOpen { .. } => ErrorClass::TransientIo,
+            Error::InvalidInput { .. } | Error::Closed | Error::SchemaTooNew { .. } => {
+                ErrorClass::Permanent
+            }
+            _ => classify::classify_error(self),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sqlite {
+                context,
+                path,
+                source,
+            } => {
+                write!(f, "{context}: {}", sqlite_message(source))?;
+                if let Some(code) = classify::sqlite_code_in_chain(source) {
+                    write!(f, " ({} {code})", codes::name_or_primary(code))?;
+                }
+                write!(f, " [{}]", path.display())
+            }
+            Error::InvalidInput { field, message } => write!(f, "{field}: {message}"),
+            Error::Io {
+                context,
+                path,
+                source,
+            } => write!(f, "{context}: {source} [{}]", path.display()),
+            Error::Closed => f.write_str("the store is closed"),
+            Error::SchemaTooNew {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "schema version {found} is newer than this memtree supports ({supported}); \
+                 upgrade memtree [{}]",
+                path.display()
+            ),
+            Error::CircuitOpen { path, retry_in, .. } => write!(
+                f,
+                "circuit open after repeated open failures; retry in {:.1}s [{}]",
+                retry_in.as_secs_f64(),
+                path.display()
+            ),
+        }
+    }
+}
+
+/// SQLite's own message, without rusqlite's decoration where it has one.
+fn sqlite_message(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqliteFailure(e, Some(msg)) => {
+            if msg.is_empty() {
+                e.to_string()
+            } else {
+                msg.clone()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sqlite { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

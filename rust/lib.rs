@@ -1,0 +1,21 @@
+//! memtree: a crash-safe SQLite store for an application's memory tree.
+//!
+//! The core is pure Rust and knows nothing of Python; the PyO3 glue lives in
+//! [`python`] and is compiled only with the `python` feature.
+#![warn(missing_docs)]
+
+pub mod chunk;
+pub mod classify;
+pub mod codes;
+pub mod connection;
+pub mod error;
+pub mod schema;
+pub mod store;
+pub mod vfs;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use chunk::{Chunk, SourceKind};
+pub use error::{Error, Result};
+pub use store::{ChunkFilter, Store};

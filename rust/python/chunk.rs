@@ -1,0 +1,251 @@
+//! `memtree.Chunk`: an immutable, validated chunk backed by the core record.
+//!
+//! A `Chunk` that exists is valid: the constructor converts and checks every
+//! field, so a batch fails before the database is touched.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyString, PyTuple};
+
+use super::time;
+use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
+use crate::store::now_ms;
+
+static SOURCE_KIND_ENUM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `memtree.SourceKind(kind)`, the Python enum member for a kind.
+fn source_kind_member(py: Python<'_>, kind: SourceKind) -> PyResult<Bound<'_, PyAny>> {
+    let enum_type = SOURCE_KIND_ENUM.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("memtree._types")?.getattr("SourceKind")?.unbind())
+    })?;
+    enum_type.bind(py).call1((kind.as_str(),))
+}
+
+/// A source kind from a `SourceKind` member or its string value.
+pub fn extract_source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<SourceKind> {
+    // SourceKind is a str enum, so its members are str instances too.
+    let text = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a SourceKind or str, got {}",
+            value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    Ok(SourceKind::parse_field(&text.to_cow()?, field)?)
+}
+
+/// One ingested piece of text (see the stub for field documentation).
+#[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyChunk {
+    pub inner: Chunk,
+}
+
+#[pymethods]
+impl PyChunk {
+    #[new]
+    #[pyo3(signature = (
+        id, content, source_kind, source_id, owner, timestamp, *,
+        source_ref=None, time_range=None, tags=None, token_count=0, seq_in_source=0,
+        created_at=None, lifecycle_status=None, embedding=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: String,
+        content: String,
+        source_kind: &Bound<'_, PyAny>,
+        source_id: String,
+        owner: String,
+        timestamp: &Bound<'_, PyAny>,
+        source_ref: Option<String>,
+        time_range: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
+        token_count: i64,
+        seq_in_source: i64,
+        created_at: Option<&Bound<'_, PyAny>>,
+        lifecycle_status: Option<String>,
+        embedding: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let timestamp_ms = time::to_ms(timestamp, "timestamp")?;
+        let (start, end) = match time_range {
+            None => (timestamp_ms, timestamp_ms),
+            Some(range) => {
+                let pair = range
+                    .cast::<PyTuple>()
+                    .ok()
+                    .filter(|t| t.len() == 2)
+                    .ok_or_else(|| {
+                        PyTypeError::new_err(
+                            "time_range: expected a (start, end) tuple of datetimes",
+                        )
+                    })?;
+                (
+                    time::to_ms(&pair.get_item(0)?, "time_range[0]")?,
+                    time::to_ms(&pair.get_item(1)?, "time_range[1]")?,
+                )
+            }
+        };
+        let inner = Chunk {
+            id,
+            content,
+            source_kind: extract_source_kind(source_kind, "source_kind")?,
+            source_id,
+            source_ref,
+            owner,
+            timestamp_ms,
+            time_range_start_ms: start,
+            time_range_end_ms: end,
+            tags: extract_tags(tags)?,
+            token_count,
+            seq_in_source,
+            created_at_ms: time::opt_to_ms(created_at, "created_at")?.unwrap_or_else(now_ms),
+            lifecycle_status: lifecycle_status.unwrap_or_else(|| DEFAULT_LIFECYCLE_STATUS.into()),
+            embedding: extract_embedding(embedding)?,
+        };
+        inner.validate("")?;
+        Ok(PyChunk { inner })
+    }
+
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn content(&self) -> &str {
+        &self.inner.content
+    }
+    #[getter]
+    fn source_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        source_kind_member(py, self.inner.source_kind)
+    }
+    #[getter]
+    fn source_id(&self) -> &str {
+        &self.inner.source_id
+    }
+    #[getter]
+    fn source_ref(&self) -> Option<&str> {
+        self.inner.source_ref.as_deref()
+    }
+    #[getter]
+    fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time::from_ms(py, self.inner.timestamp_ms)
+    }
+    #[getter]
+    fn time_range<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(
+            py,
+            [
+                time::from_ms(py, self.inner.time_range_start_ms)?,
+                time::from_ms(py, self.inner.time_range_end_ms)?,
+            ],
+        )
+    }
+    #[getter]
+    fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.inner.tags)
+    }
+    #[getter]
+    fn token_count(&self) -> i64 {
+        self.inner.token_count
+    }
+    #[getter]
+    fn seq_in_source(&self) -> i64 {
+        self.inner.seq_in_source
+    }
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time::from_ms(py, self.inner.created_at_ms)
+    }
+    #[getter]
+    fn lifecycle_status(&self) -> &str {
+        &self.inner.lifecycle_status
+    }
+    #[getter]
+    fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.inner
+            .embedding
+            .as_ref()
+            .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
+            .transpose()
+    }
+    /// Milliseconds since the epoch of `timestamp` (what is stored).
+    #[getter]
+    fn timestamp_ms(&self) -> i64 {
+        self.inner.timestamp_ms
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.inner;
+        format!(
+            "Chunk(id={:?}, source_kind={:?}, source_id={:?}, owner={:?}, timestamp_ms={}, \
+             lifecycle_status={:?}, content={:?})",
+            c.id,
+            c.source_kind.as_str(),
+            c.source_id,
+            c.owner,
+            c.timestamp_ms,
+            c.lifecycle_status,
+            preview(&c.content)
+        )
+    }
+}
+
+fn preview(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+fn extract_tags(tags: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+    let Some(tags) = tags else {
+        return Ok(Vec::new());
+    };
+    // A bare string is a sequence of characters: almost surely a mistake.
+    if tags.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "tags: expected a sequence of str, got a single str",
+        ));
+    }
+    tags.try_iter()
+        .map_err(|_| PyTypeError::new_err("tags: expected a sequence of str"))?
+        .enumerate()
+        .map(|(i, item)| {
+            item?
+                .extract::<String>()
+                .map_err(|_| PyTypeError::new_err(format!("tags[{i}]: expected str")))
+        })
+        .collect()
+}
+
+fn extract_embedding(embedding: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f32>>> {
+    let Some(values) = embedding else {
+        return Ok(None);
+    };
+    let iter = values
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("embedding: expected a sequence of floats"))?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        let x: f64 = item?
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("embedding[{i}]: expected a float")))?;
+        // Values beyond f32's range become ±inf and are rejected as non-finite.
+        out.push(x as f32);
+    }
+    if out.is_empty() {
+        return Err(PyValueError::new_err(
+            "embedding: must not be empty (use None for no embedding)",
+        ));
+    }
+    Ok(Some(out))
+}

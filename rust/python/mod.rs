@@ -1,0 +1,68 @@
+//! The PyO3 glue: the `memtree._native` extension module.
+//!
+//! Only argument conversion, GIL release and error mapping live here; every
+//! database operation is the pure core's. Arguments are converted to owned
+//! Rust values first, then the GIL is released (`py.detach`) and the core
+//! takes its connection mutex inside the detached closure.
+
+mod chunk;
+mod errors;
+mod store;
+mod testing;
+mod time;
+
+use pyo3::prelude::*;
+
+use crate::{classify, codes, connection};
+
+/// The class name (`"transient_io"`, `"busy"`, …) of an extended result code.
+#[pyfunction]
+fn classify_code(code: i32) -> &'static str {
+    classify::classify_code(code).as_str()
+}
+
+/// SQLite's name for a result code (`"SQLITE_IOERR_SHMOPEN"`), exact match only.
+#[pyfunction]
+fn code_name(code: i32) -> Option<&'static str> {
+    codes::name(code)
+}
+
+/// Every result code memtree knows, as `(value, name)` pairs sorted by value.
+#[pyfunction]
+fn result_codes() -> Vec<(i32, &'static str)> {
+    codes::ALL.to_vec()
+}
+
+/// The version of the SQLite library compiled into memtree.
+#[pyfunction]
+fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}
+
+/// Per-path open counters (connections opened, schema inits, WAL migrations).
+#[pyfunction]
+fn open_counters(path: std::path::PathBuf) -> PyResult<(u64, u64, u64)> {
+    let c = connection::open_counters(&path)?;
+    Ok((c.connections_opened, c.schema_inits, c.wal_migrations))
+}
+
+/// The schema version a fully migrated database carries.
+#[pyfunction]
+fn schema_version() -> i64 {
+    crate::schema::CURRENT_VERSION
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<chunk::PyChunk>()?;
+    m.add_class::<store::PyStore>()?;
+    m.add_function(wrap_pyfunction!(classify_code, m)?)?;
+    m.add_function(wrap_pyfunction!(code_name, m)?)?;
+    m.add_function(wrap_pyfunction!(result_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
+    m.add_function(wrap_pyfunction!(open_counters, m)?)?;
+    m.add_function(wrap_pyfunction!(schema_version, m)?)?;
+    testing::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! `memtree.Store`: argument conversion and GIL release around the core store.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyType};
+
+use super::chunk::{extract_source_kind, PyChunk};
+use super::errors::errors_module;
+use super::time;
+use crate::chunk::Chunk;
+use crate::store::{ChunkFilter, Store};
+
+/// A handle on one memtree database (see the stub for documentation).
+#[pyclass(frozen, name = "Store", module = "memtree")]
+pub struct PyStore {
+    inner: Store,
+}
+
+/// Issues `memtree.JournalModeWarning` when SQLite kept another journal mode.
+fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
+    if let Some(message) = warning {
+        let category = errors_module(py)?.getattr("JournalModeWarning")?;
+        let message = CString::new(message.replace('\0', " "))?;
+        PyErr::warn(py, &category, &message, 2)?;
+    }
+    Ok(())
+}
+
+/// Owned copies of `chunks` (any iterable of `Chunk`), taken with the GIL
+/// held so the database work can run without it.
+fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Chunk>> {
+    let iter = chunks
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("chunks: expected an iterable of Chunk"))?;
+    let mut out = Vec::with_capacity(chunks.len().unwrap_or(0));
+    for (i, item) in iter.enumerate() {
+        let item = item?;
+        let chunk = item.cast::<PyChunk>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "chunks[{i}]: expected memtree.Chunk, got {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        out.push(chunk.get().inner.clone());
+    }
+    Ok(out)
+}
+
+/// Ids from a list, tuple or other iterable of `str` (not a bare `str`).
+fn extract_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if ids.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "ids: expected a sequence of str, got a single str",
+        ));
+    }
+    ids.try_iter()
+        .map_err(|_| PyTypeError::new_err("ids: expected an iterable of str"))?
+        .enumerate()
+        .map(|(i, item)| {
+            item?
+                .extract::<String>()
+                .map_err(|_| PyTypeError::new_err(format!("ids[{i}]: expected str")))
+        })
+        .collect()
+}
+
+fn to_py_chunks(py: Python<'_>, chunks: Vec<Chunk>) -> PyResult<Vec<Py<PyChunk>>> {
+    chunks
+        .into_iter()
+        .map(|inner| Py::new(py, PyChunk { inner }))
+        .collect()
+}
+
+impl PyStore {
+    fn open_with(
+        py: Python<'_>,
+        open: impl FnOnce() -> crate::Result<(Store, Option<String>)> + Send,
+    ) -> PyResult<Self> {
+        let (inner, warning) = py.detach(open)?;
+        warn_journal(py, warning)?;
+        Ok(PyStore { inner })
+    }
+}
+
+#[pymethods]
+impl PyStore {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        PyStore::open_with(py, || Store::open(&path))
+    }
+
+    /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
+    #[classmethod]
+    fn open(_cls: &Bound<'_, PyType>, py: Python<'_>, workspace: PathBuf) -> PyResult<Self> {
+        PyStore::open_with(py, || Store::open_workspace(&workspace))
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_owned()
+    }
+
+    #[getter]
+    fn journal_mode(&self) -> PyResult<String> {
+        Ok(self.inner.journal_mode()?)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.inner.close());
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.inner.is_closed() {
+            "closed"
+        } else {
+            "open"
+        };
+        format!(
+            "Store({:?}, {state})",
+            self.inner.path().display().to_string()
+        )
+    }
+
+    fn upsert_chunks(&self, py: Python<'_>, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let chunks = extract_chunks(chunks)?;
+        Ok(py.detach(|| self.inner.upsert_chunks(&chunks))?)
+    }
+
+    fn get_chunk(&self, py: Python<'_>, id: &str) -> PyResult<Option<PyChunk>> {
+        let id = id.to_owned();
+        let found = py.detach(|| self.inner.get_chunk(&id))?;
+        Ok(found.map(|inner| PyChunk { inner }))
+    }
+
+    fn get_chunks(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
+        let ids = extract_ids(ids)?;
+        let found = py.detach(|| self.inner.get_chunks(&ids))?;
+        to_py_chunks(py, found)
+    }
+
+    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_chunks(
+        &self,
+        py: Python<'_>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        source_id: Option<String>,
+        owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        limit: i64,
+    ) -> PyResult<Vec<Py<PyChunk>>> {
+        let filter = ChunkFilter {
+            source_kind: source_kind
+                .map(|k| extract_source_kind(k, "source_kind"))
+                .transpose()?,
+            source_id,
+            owner,
+            since_ms: time::opt_to_ms(since, "since")?,
+            until_ms: time::opt_to_ms(until, "until")?,
+        };
+        let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
+        to_py_chunks(py, found)
+    }
+
+    /// The query plan of `list_chunks` for these filters (for tests and tuning).
+    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None))]
+    fn explain_list_chunks(
+        &self,
+        py: Python<'_>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        source_id: Option<String>,
+        owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let filter = ChunkFilter {
+            source_kind: source_kind
+                .map(|k| extract_source_kind(k, "source_kind"))
+                .transpose()?,
+            source_id,
+            owner,
+            since_ms: time::opt_to_ms(since, "since")?,
+            until_ms: time::opt_to_ms(until, "until")?,
+        };
+        Ok(py.detach(|| self.inner.explain_list_chunks(&filter))?)
+    }
+
+    fn count_chunks(&self, py: Python<'_>) -> PyResult<i64> {
+        Ok(py.detach(|| self.inner.count_chunks())?)
+    }
+
+    fn get_lifecycle_status(&self, py: Python<'_>, id: &str) -> PyResult<Option<String>> {
+        let id = id.to_owned();
+        Ok(py.detach(|| self.inner.lifecycle_status(&id))?)
+    }
+
+    fn set_lifecycle_status(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        status: String,
+    ) -> PyResult<usize> {
+        let ids = extract_ids(ids)?;
+        Ok(py.detach(|| self.inner.set_lifecycle_status(&ids, &status))?)
+    }
+
+    fn count_by_lifecycle_status(&self, py: Python<'_>) -> PyResult<HashMap<String, i64>> {
+        Ok(py.detach(|| self.inner.count_by_lifecycle_status())?)
+    }
+
+    fn is_source_ingested(
+        &self,
+        py: Python<'_>,
+        source_kind: &Bound<'_, PyAny>,
+        source_id: String,
+    ) -> PyResult<bool> {
+        let kind = extract_source_kind(source_kind, "source_kind")?;
+        Ok(py.detach(|| self.inner.is_source_ingested(kind, &source_id))?)
+    }
+
+    fn claim_source(
+        &self,
+        py: Python<'_>,
+        source_kind: &Bound<'_, PyAny>,
+        source_id: String,
+    ) -> PyResult<bool> {
+        let kind = extract_source_kind(source_kind, "source_kind")?;
+        Ok(py.detach(|| self.inner.claim_source(kind, &source_id))?)
+    }
+
+    fn delete_source(
+        &self,
+        py: Python<'_>,
+        source_kind: &Bound<'_, PyAny>,
+        source_id: String,
+    ) -> PyResult<usize> {
+        let kind = extract_source_kind(source_kind, "source_kind")?;
+        Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
+    }
+
+    fn delete_owner(&self, py: Python<'_>, owner: String) -> PyResult<usize> {
+        Ok(py.detach(|| self.inner.delete_owner(&owner))?)
+    }
+
+    fn replace_source_chunks(
+        &self,
+        py: Python<'_>,
+        source_kind: &Bound<'_, PyAny>,
+        source_id: String,
+        chunks: &Bound<'_, PyAny>,
+    ) -> PyResult<(usize, usize)> {
+        let kind = extract_source_kind(source_kind, "source_kind")?;
+        let chunks = extract_chunks(chunks)?;
+        let outcome = py.detach(|| self.inner.replace_source_chunks(kind, &source_id, &chunks))?;
+        Ok((outcome.upserted, outcome.removed))
+    }
+
+    fn connection_settings(&self, py: Python<'_>) -> PyResult<HashMap<String, String>> {
+        Ok(py
+            .detach(|| self.inner.connection_settings())?
+            .into_iter()
+            .collect())
+    }
+
+    #[pyo3(signature = (*, full=false))]
+    fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
+        Ok(py.detach(|| self.inner.check(!full))?)
+    }
+}

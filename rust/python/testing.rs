@@ -1,0 +1,118 @@
+//! Glue for `memtree.testing`: the VFS's I/O accounting and fault injection.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::connection::canonical_db_path;
+use crate::vfs::{self, Fault, FileRole, VfsMethod};
+
+fn key(path: PathBuf) -> PyResult<PathBuf> {
+    Ok(canonical_db_path(&path)?)
+}
+
+fn method(name: &str) -> PyResult<VfsMethod> {
+    name.parse()
+        .map_err(|_| PyValueError::new_err(format!("method: unknown VFS method {name:?}")))
+}
+
+fn role(name: &str) -> PyResult<FileRole> {
+    Ok(match name {
+        "main_db" => FileRole::MainDb,
+        "journal" => FileRole::MainJournal,
+        "wal" => FileRole::Wal,
+        "super_journal" => FileRole::SuperJournal,
+        "temp" => FileRole::Temp,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "role: unknown file role {name:?} (main_db, journal, wal, super_journal, temp)"
+            )))
+        }
+    })
+}
+
+/// The I/O counters of a database as a dict.
+#[pyfunction]
+pub fn io_stats(path: PathBuf) -> PyResult<HashMap<&'static str, u64>> {
+    let s = vfs::io_stats(&key(path)?);
+    Ok(HashMap::from([
+        ("opens", s.opens),
+        ("reads", s.reads),
+        ("bytes_read", s.bytes_read),
+        ("writes", s.writes),
+        ("bytes_written", s.bytes_written),
+        ("truncates", s.truncates),
+        ("syncs_db", s.syncs_db),
+        ("syncs_journal", s.syncs_journal),
+        ("syncs_wal", s.syncs_wal),
+        ("syncs_dir", s.syncs_dir),
+        ("syncs_other", s.syncs_other),
+        ("deletes", s.deletes),
+        ("shm_maps", s.shm_maps),
+        ("sync_calls", s.sync_calls()),
+        ("syncs_total", s.syncs_total()),
+    ]))
+}
+
+/// Zeroes a database's I/O counters.
+#[pyfunction]
+pub fn reset_io_stats(path: PathBuf) -> PyResult<()> {
+    vfs::reset_io_stats(&key(path)?);
+    Ok(())
+}
+
+/// Arms a fault: the `nth` call of `method` fails with `code`.
+#[pyfunction]
+#[pyo3(signature = (path, method_name, nth, code, persistent=false, file_role=None))]
+pub fn inject_fault(
+    path: PathBuf,
+    method_name: &str,
+    nth: u64,
+    code: i32,
+    persistent: bool,
+    file_role: Option<&str>,
+) -> PyResult<()> {
+    if nth == 0 {
+        return Err(PyValueError::new_err("nth: must be >= 1"));
+    }
+    let fault = Fault {
+        method: method(method_name)?,
+        nth,
+        code,
+        persistent,
+        role: file_role.map(role).transpose()?,
+    };
+    vfs::inject_fault(&key(path)?, fault);
+    Ok(())
+}
+
+/// Disarms the fault; returns how many calls it failed.
+#[pyfunction]
+pub fn clear_fault(path: PathBuf) -> PyResult<u64> {
+    Ok(vfs::clear_fault(&key(path)?))
+}
+
+/// How many calls the current (or last cleared) fault failed.
+#[pyfunction]
+pub fn faults_fired(path: PathBuf) -> PyResult<u64> {
+    Ok(vfs::faults_fired(&key(path)?))
+}
+
+/// Calls of a VFS method since the fault was armed or the counters reset.
+#[pyfunction]
+pub fn method_calls(path: PathBuf, method_name: &str) -> PyResult<u64> {
+    Ok(vfs::method_calls(&key(path)?, method(method_name)?))
+}
+
+/// Adds the functions to the native module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(io_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_io_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(inject_fault, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_fault, m)?)?;
+    m.add_function(wrap_pyfunction!(faults_fired, m)?)?;
+    m.add_function(wrap_pyfunction!(method_calls, m)?)?;
+    Ok(())
+}

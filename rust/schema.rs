@@ -1,0 +1,364 @@
+//! DDL and versioned migrations, on the reference application's layout.
+//!
+//! The reference never set `PRAGMA user_version` (its later releases use 1 and
+//! 2 for their own steps), so memtree numbers its versions from 101: anything
+//! below that is "reference era" and is brought forward by [`migrate`]. Each
+//! step and its `user_version` bump commit in one `BEGIN IMMEDIATE`
+//! transaction, and the version is re-read inside it, so two processes racing
+//! on a cold file apply a step once.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// First `user_version` memtree writes; lower values are the reference's.
+pub const FIRST_MEMTREE_VERSION: i64 = 101;
+/// The version a fully migrated database carries.
+pub const CURRENT_VERSION: i64 = FIRST_MEMTREE_VERSION + MIGRATIONS.len() as i64 - 1;
+
+/// One schema step: runs inside the caller's transaction.
+struct Migration {
+    /// The `user_version` the database carries after this step.
+    version: i64,
+    /// What the step is for, for logs and tests.
+    description: &'static str,
+    apply: fn(&Connection) -> rusqlite::Result<()>,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: FIRST_MEMTREE_VERSION,
+        description: "reference layout: tables, indexes and later-added columns",
+        apply: apply_reference_layout,
+    },
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 1,
+        description: "memtree query indexes: every list filter ordered by time",
+        apply: apply_query_indexes,
+    },
+];
+
+/// The reference's base tables and indexes, as its `chunks.db` has them.
+/// `IF NOT EXISTS` everywhere: a database the reference wrote already has them.
+const REFERENCE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS mem_tree_chunks (
+    id TEXT PRIMARY KEY,
+    source_kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    source_ref TEXT,
+    owner TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    time_range_start_ms INTEGER NOT NULL,
+    time_range_end_ms INTEGER NOT NULL,
+    tags_json TEXT NOT NULL DEFAULT '[]',
+    content TEXT NOT NULL,
+    token_count INTEGER NOT NULL,
+    seq_in_source INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_chunks_timestamp ON mem_tree_chunks(timestamp_ms);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_chunks_source_seq
+    ON mem_tree_chunks(source_kind, source_id, seq_in_source);
+
+CREATE TABLE IF NOT EXISTS mem_tree_score (
+    chunk_id TEXT PRIMARY KEY,
+    total REAL NOT NULL,
+    token_count_signal REAL NOT NULL,
+    unique_words_signal REAL NOT NULL,
+    metadata_weight REAL NOT NULL,
+    source_weight REAL NOT NULL,
+    interaction_weight REAL NOT NULL,
+    entity_density REAL NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    computed_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_score_total ON mem_tree_score(total);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_score_dropped ON mem_tree_score(dropped);
+
+CREATE TABLE IF NOT EXISTS mem_tree_entity_index (
+    entity_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    node_kind TEXT NOT NULL,
+    entity_kind TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    score REAL NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    tree_id TEXT,
+    is_user INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (entity_id, node_id)
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_entity_index_entity ON mem_tree_entity_index(entity_id);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_entity_index_node ON mem_tree_entity_index(node_id);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_entity_index_timestamp
+    ON mem_tree_entity_index(timestamp_ms);
+
+CREATE TABLE IF NOT EXISTS mem_tree_trees (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    root_id TEXT,
+    max_level INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active',
+    created_at_ms INTEGER NOT NULL,
+    last_sealed_at_ms INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_mem_tree_trees_kind_scope ON mem_tree_trees(kind, scope);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_trees_status ON mem_tree_trees(status);
+
+CREATE TABLE IF NOT EXISTS mem_tree_summaries (
+    id TEXT PRIMARY KEY,
+    tree_id TEXT NOT NULL,
+    tree_kind TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    parent_id TEXT,
+    child_ids_json TEXT NOT NULL DEFAULT '[]',
+    content TEXT NOT NULL,
+    token_count INTEGER NOT NULL,
+    entities_json TEXT NOT NULL DEFAULT '[]',
+    topics_json TEXT NOT NULL DEFAULT '[]',
+    time_range_start_ms INTEGER NOT NULL,
+    time_range_end_ms INTEGER NOT NULL,
+    score REAL NOT NULL DEFAULT 0.0,
+    sealed_at_ms INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    FOREIGN KEY (tree_id) REFERENCES mem_tree_trees(id)
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_summaries_tree_level ON mem_tree_summaries(tree_id, level);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_summaries_parent ON mem_tree_summaries(parent_id);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_summaries_sealed_at ON mem_tree_summaries(sealed_at_ms);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_summaries_deleted ON mem_tree_summaries(deleted);
+
+CREATE TABLE IF NOT EXISTS mem_tree_buffers (
+    tree_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    item_ids_json TEXT NOT NULL DEFAULT '[]',
+    token_sum INTEGER NOT NULL DEFAULT 0,
+    oldest_at_ms INTEGER,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tree_id, level),
+    FOREIGN KEY (tree_id) REFERENCES mem_tree_trees(id)
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_buffers_oldest ON mem_tree_buffers(oldest_at_ms);
+
+CREATE TABLE IF NOT EXISTS mem_tree_entity_hotness (
+    entity_id TEXT PRIMARY KEY,
+    mention_count_30d INTEGER NOT NULL DEFAULT 0,
+    distinct_sources INTEGER NOT NULL DEFAULT 0,
+    last_seen_ms INTEGER,
+    query_hits_30d INTEGER NOT NULL DEFAULT 0,
+    graph_centrality REAL,
+    ingests_since_check INTEGER NOT NULL DEFAULT 0,
+    last_hotness REAL,
+    last_updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_entity_hotness_score
+    ON mem_tree_entity_hotness(last_hotness);
+
+CREATE TABLE IF NOT EXISTS mem_tree_jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    dedupe_key TEXT,
+    status TEXT NOT NULL DEFAULT 'ready',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 5,
+    available_at_ms INTEGER NOT NULL,
+    locked_until_ms INTEGER,
+    last_error TEXT,
+    created_at_ms INTEGER NOT NULL,
+    started_at_ms INTEGER,
+    completed_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_ready ON mem_tree_jobs(status, available_at_ms);
+CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_kind ON mem_tree_jobs(kind);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_mem_tree_jobs_dedupe_active
+    ON mem_tree_jobs(dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND status IN ('ready', 'running');
+
+CREATE TABLE IF NOT EXISTS mem_tree_ingested_sources (
+    source_kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    ingested_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (source_kind, source_id)
+);
+";
+
+/// Columns the reference added over time with `ALTER TABLE … ADD COLUMN`, in
+/// its order, so a fresh file has the reference's column order.
+const REFERENCE_ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("mem_tree_chunks", "embedding", "BLOB"),
+    ("mem_tree_score", "llm_importance", "REAL"),
+    ("mem_tree_score", "llm_importance_reason", "TEXT"),
+    ("mem_tree_chunks", "parent_summary_id", "TEXT"),
+    ("mem_tree_summaries", "embedding", "BLOB"),
+    (
+        "mem_tree_chunks",
+        "lifecycle_status",
+        "TEXT NOT NULL DEFAULT 'admitted'",
+    ),
+    ("mem_tree_chunks", "content_path", "TEXT"),
+    ("mem_tree_chunks", "content_sha256", "TEXT"),
+    ("mem_tree_summaries", "content_path", "TEXT"),
+    ("mem_tree_summaries", "content_sha256", "TEXT"),
+    ("mem_tree_chunks", "raw_refs_json", "TEXT"),
+    (
+        "mem_tree_entity_index",
+        "is_user",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+];
+
+fn apply_reference_layout(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(REFERENCE_TABLES)?;
+    for (table, column, decl) in REFERENCE_ADDED_COLUMNS {
+        // Asked of the catalogue rather than inferred from a "duplicate column"
+        // message, which is text and can change between SQLite releases.
+        if !has_column(conn, table, column)? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_mem_tree_chunks_lifecycle
+             ON mem_tree_chunks(lifecycle_status);",
+    )
+}
+
+/// Indexes that let every `list_chunks` filter walk rows newest-first without
+/// a temporary sort. The reference's `(owner)` and `(source_kind, source_id)`
+/// indexes are prefixes of these and only cost writes, so they are dropped (a
+/// reference binary reopening the file recreates them harmlessly).
+fn apply_query_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_memtree_chunks_kind_time
+             ON mem_tree_chunks(source_kind, timestamp_ms);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_source_time
+             ON mem_tree_chunks(source_kind, source_id, timestamp_ms);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_owner_time
+             ON mem_tree_chunks(owner, timestamp_ms);
+         DROP INDEX IF EXISTS idx_mem_tree_chunks_owner;
+         DROP INDEX IF EXISTS idx_mem_tree_chunks_source;",
+    )
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?;
+    stmt.exists((table, column))
+}
+
+/// The database's `user_version`.
+pub fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// What [`migrate`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// `user_version` before.
+    pub from_version: i64,
+    /// `user_version` after.
+    pub to_version: i64,
+    /// Steps committed by this call (0 when another opener got there first).
+    pub steps_applied: usize,
+}
+
+/// Why [`migrate`] refused or failed.
+#[derive(Debug)]
+pub enum MigrateError {
+    /// SQLite failed during a step; that step's transaction rolled back.
+    Sqlite(rusqlite::Error),
+    /// The file was written by a newer memtree; nothing was changed.
+    TooNew {
+        /// The version found.
+        found: i64,
+    },
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    #[cold]
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(e)
+    }
+}
+
+/// Brings the schema to [`CURRENT_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
+    let from_version = user_version(conn)?;
+    if from_version > CURRENT_VERSION {
+        return Err(MigrateError::TooNew {
+            found: from_version,
+        });
+    }
+    let mut steps_applied = 0;
+    for step in MIGRATIONS {
+        if from_version >= step.version {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-read under the write lock: another process may have applied it.
+        if user_version(&tx)? >= step.version {
+            continue;
+        }
+        (step.apply)(&tx)?;
+        tx.pragma_update(None, "user_version", step.version)?;
+        tx.commit()?;
+        steps_applied += 1;
+    }
+    Ok(MigrationReport {
+        from_version,
+        to_version: user_version(conn)?,
+        steps_applied,
+    })
+}
+
+/// Descriptions of every step, in order, for diagnostics.
+pub fn describe_migrations() -> Vec<(i64, &'static str)> {
+    MIGRATIONS
+        .iter()
+        .map(|m| (m.version, m.description))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_reaches_current_version_once() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        let first = migrate(&mut conn)?;
+        assert_eq!(first.from_version, 0);
+        assert_eq!(first.to_version, CURRENT_VERSION);
+        assert_eq!(first.steps_applied, MIGRATIONS.len());
+        let again = migrate(&mut conn)?;
+        assert_eq!(again.steps_applied, 0);
+        assert!(has_column(&conn, "mem_tree_chunks", "raw_refs_json")?);
+        Ok(())
+    }
+
+    #[test]
+    fn newer_version_is_refused_untouched() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)?;
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrateError::TooNew { .. })
+        ));
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_step_rolls_back_with_its_version() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        // A view named like a table the first step creates makes it fail.
+        conn.execute_batch("CREATE VIEW mem_tree_score AS SELECT 1 AS x")?;
+        assert!(matches!(migrate(&mut conn), Err(MigrateError::Sqlite(_))));
+        assert_eq!(user_version(&conn)?, 0);
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'mem_tree_chunks'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(tables, 0, "the step's earlier DDL rolled back too");
+        Ok(())
+    }
+}

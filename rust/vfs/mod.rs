@@ -1,0 +1,113 @@
+//! The `memtree` VFS shim: I/O accounting and fault injection over the
+//! platform's default SQLite VFS.
+//!
+//! [`register`] adds a VFS named `"memtree"` (never the default) that wraps
+//! `sqlite3_vfs_find(NULL)`. Connections opt in by name, e.g.
+//! `Connection::open_with_flags_and_vfs(path, flags, "memtree")`. Everything
+//! works as with the default VFS, WAL and shared memory included; in addition:
+//!
+//! - **Accounting** ([`io_stats`], [`reset_io_stats`]): per main-database path,
+//!   counts opens, reads, writes, truncates, syncs by file role, the directory
+//!   fsyncs the unix VFS performs inside other calls, deletes and `xShmMap`s.
+//!   The key is the main database's path as SQLite opened it (callers pass an
+//!   absolute canonical path); `-journal`, `-wal` and super-journal (`-mjXXXX`)
+//!   files count towards their main database; unnamed temp files count nowhere.
+//! - **Fault injection** ([`inject_fault`], [`clear_fault`], [`faults_fired`],
+//!   [`method_calls`]): fail the nth call of one method for one database, once
+//!   or from then on, with a chosen extended result code.
+//!
+//! Layout: `stats` (counters), `faults` (method names, roles, fault slot),
+//! `state` (per-database state and the path registry), `shim` (raw FFI: VFS and
+//! io-method tables), `backend` (the one place where reads, writes, truncates,
+//! syncs, file sizes and closes reach the real files — the hook point for a
+//! crash simulator).
+//!
+//! Measured sync counts per commit (SQLite 3.50, Linux, see the tests):
+//! TRUNCATE journal + `synchronous=FULL`: 4 `xSync` (journal ×3, db ×1) plus
+//! 1 directory fsync (the journal is reopened with `SQLITE_OPEN_CREATE` each
+//! transaction); DELETE + FULL: 3 `xSync` (journal ×2, db ×1) + 1 directory
+//! fsync; WAL + FULL: 1 WAL `xSync` per commit in steady state; WAL + NORMAL:
+//! 0 per commit in steady state. The first commit into a new `-wal` adds the
+//! WAL-header sync (FULL: 2 WAL syncs, NORMAL: 1) and one directory fsync; the
+//! checkpoint at the last close syncs the WAL and the db once each.
+//!
+//! Notes and limitations:
+//! - `syncs_dir` is inferred from the unix VFS's rules (it is not a call of its
+//!   own); it is always 0 on non-unix platforms, and would be wrong for a build
+//!   with `SQLITE_DISABLE_DIRSYNC`.
+//! - [`IoStats`] counts calls forwarded to the real VFS; faulted calls appear
+//!   only in [`method_calls`].
+//! - `xFileControl`, `xSectorSize`, `xDeviceCharacteristics`, `xShmBarrier`,
+//!   `xFetch` and `xUnfetch` are forwarded without counting or faults. For a
+//!   crash simulator: `SQLITE_FCNTL_SIZE_HINT` (via `xFileControl`) can grow a
+//!   file and `xFetch` (only with `mmap_size > 0`) reads it, both bypassing
+//!   `backend`.
+//! - `xDelete`/`xAccess` take the role from the name's suffix; the unix VFS
+//!   removes `-shm` itself, not through `xDelete`. `xShmMap`/`xShmLock`/
+//!   `xShmUnmap` run on the main db file (role [`FileRole::MainDb`]).
+//! - The per-path registry never forgets a path (a few hundred bytes each).
+
+mod backend;
+mod faults;
+mod shim;
+mod state;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
+pub use stats::IoStats;
+
+/// The name under which the shim is registered: `"memtree"`.
+pub const VFS_NAME: &str = "memtree";
+
+/// Registers the `memtree` VFS (not as the default). Idempotent and
+/// thread-safe; returns SQLite's error code if registration fails (a later call
+/// tries again).
+pub fn register() -> Result<(), i32> {
+    shim::register()
+}
+
+/// The I/O counters of the database at `db_path` (all zero if it was never
+/// opened through the shim).
+pub fn io_stats(db_path: &Path) -> IoStats {
+    state::existing(db_path).map_or_else(IoStats::default, |s| s.counters.snapshot())
+}
+
+/// Sets the I/O counters and the per-method call counts of `db_path` to zero.
+/// An armed fault stays armed (its own call counter is not reset).
+pub fn reset_io_stats(db_path: &Path) {
+    if let Some(s) = state::existing(db_path) {
+        s.counters.reset();
+        s.reset_calls();
+    }
+}
+
+/// Arms `fault` for the database at `db_path`, replacing any armed fault and
+/// resetting the fault's call counter, its fired count and [`method_calls`].
+pub fn inject_fault(db_path: &Path, fault: Fault) {
+    let s = state::state_for(db_path);
+    s.reset_calls();
+    s.faults.arm(fault);
+}
+
+/// Disarms the fault of `db_path`; returns how many calls it failed.
+pub fn clear_fault(db_path: &Path) -> u64 {
+    state::existing(db_path).map_or(0, |s| s.faults.disarm())
+}
+
+/// How many calls the current (or last cleared) fault of `db_path` failed.
+pub fn faults_fired(db_path: &Path) -> u64 {
+    state::existing(db_path).map_or(0, |s| s.faults.fired())
+}
+
+/// Calls of `method` on files of `db_path` (failed ones included) since the
+/// last [`inject_fault`] or [`reset_io_stats`] (or since the first open).
+pub fn method_calls(db_path: &Path, method: VfsMethod) -> u64 {
+    state::existing(db_path).map_or(0, |s| {
+        s.calls[method.index()].load(std::sync::atomic::Ordering::Relaxed)
+    })
+}

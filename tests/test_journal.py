@@ -1,0 +1,124 @@
+"""The journal: TRUNCATE on every open, WAL databases migrated in place, and a
+refused switch reported, never silenced."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import memtree
+import pytest
+from conftest import ChunkFactory
+from memtree import testing
+from reference_db import create_reference_db
+
+
+def side_files(db: Path) -> set[str]:
+    return {p.name[len(db.name) :] for p in db.parent.glob(db.name + "-*")}
+
+
+def ids_visible_in_copy(db: Path, dest: Path, with_wal: bool) -> set[str]:
+    """Chunk ids a reader sees in a copy of the files (never the originals, so
+    the originals' -wal is not checkpointed by the inspection)."""
+    dest.mkdir()
+    shutil.copy2(db, dest / db.name)
+    if with_wal:
+        for suffix in ("-wal", "-shm"):
+            shutil.copy2(str(db) + suffix, dest / (db.name + suffix))
+    conn = sqlite3.connect(dest / db.name)
+    try:
+        return {row[0] for row in conn.execute("SELECT id FROM mem_tree_chunks")}
+    finally:
+        conn.close()
+
+
+def test_wal_database_with_uncheckpointed_rows_is_migrated_losslessly(tmp_path: Path) -> None:
+    db = tmp_path / "memory_tree" / "chunks.db"
+    db.parent.mkdir()
+    ids = create_reference_db(db, chunks=8, wal_frames_only=3)
+    # Precondition: the last three rows exist only as frames in the -wal.
+    wal = Path(str(db) + "-wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    main_only = ids_visible_in_copy(db, tmp_path / "main-only", with_wal=False)
+    with_wal = ids_visible_in_copy(db, tmp_path / "with-wal", with_wal=True)
+    assert with_wal == set(ids)
+    assert main_only == set(ids[:-3]), "the last rows must live only in the -wal"
+
+    with memtree.Store.open(tmp_path) as store:
+        assert store.journal_mode == "truncate"
+        assert {c.id for c in store.get_chunks(ids)} == set(ids)
+        assert store.check(full=True) == ["ok"]
+    assert "-wal" not in side_files(db) and "-shm" not in side_files(db)
+    assert testing.open_counters(db)[2] == 1
+
+    # The main file alone now holds every row.
+    assert ids_visible_in_copy(db, tmp_path / "after", with_wal=False) == set(ids)
+
+    # Idempotent: later opens find nothing to migrate.
+    with memtree.Store.open(tmp_path) as store:
+        assert store.count_chunks() == len(ids)
+    assert testing.open_counters(db)[2] == 1
+    assert "-wal" not in side_files(db)
+
+
+HOLD_READ_TRANSACTION = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM mem_tree_chunks").fetchall()
+    print("holding", flush=True)
+    sys.stdin.readline()
+    conn.execute("COMMIT")
+    conn.close()
+    """
+)
+
+
+def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
+    db = tmp_path / "chunks.db"
+    create_reference_db(db, chunks=3, wal_frames_only=1)
+    # Another *process* holds a read transaction: SQLite cannot leave WAL.
+    # (In one process, two SQLite libraries do not see each other's POSIX
+    # locks, which is why the holder must be a separate process.)
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.warns(memtree.JournalModeWarning, match="journal_mode=wal"):
+            store = memtree.Store(db)
+        assert store.journal_mode == "wal"
+        assert store.count_chunks() == 3
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+        # Once the other process let go, the next open completes the switch.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            again = memtree.Store(db)
+        assert again.journal_mode == "truncate"
+        assert store.journal_mode == "truncate", "handles share one connection"
+        assert again.count_chunks() == 3
+        store.close()
+        again.close()
+    assert "-wal" not in side_files(db)
+
+
+def test_commit_costs_exactly_sqlites_syncs(store: memtree.Store, make_chunk: ChunkFactory) -> None:
+    store.upsert_chunks([make_chunk(0)])
+    testing.reset_io_stats(store.path)
+    store.upsert_chunks([make_chunk(1)])
+    stats = testing.io_stats(store.path)
+    # TRUNCATE + FULL on unix: journal x3, database x1 and the directory
+    # fsync of the re-created journal (DESIGN.md: 5 fsyncs per commit).
+    assert (stats["syncs_journal"], stats["syncs_db"], stats["syncs_dir"]) == (3, 1, 1)
+    assert stats["syncs_wal"] == 0
