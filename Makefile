@@ -37,6 +37,11 @@ test: build  ## Build, then run cargo test and pytest
 	cargo test --quiet
 	$(BIN)/python -m pytest -q
 
+.PHONY: soak
+soak: build  ## The long fault, crash and kill runs (MEMTREE_SOAK_SCALE=20)
+	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \
+		tests/test_fault_tolerance.py tests/test_crash.py
+
 .PHONY: lint
 lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
 	cargo fmt --check

@@ -1,33 +1,35 @@
-//! One shared connection per database file: opening, the per-path init lock,
-//! the journal setup (TRUNCATE + FULL) and the in-place WAL migration.
+//! One shared connection per database file: the cache, the per-path init
+//! lock, opening with recovery, the circuit breaker and quarantine.
 //!
 //! The reference cached one connection per path behind a mutex, so WAL's one
 //! benefit (concurrent readers) was unused while its side files (`-wal`,
 //! `-shm`) caused most of its crash reports. memtree keeps the single cached
-//! connection and runs it on the rollback journal instead.
+//! connection and runs it on the rollback journal instead (see [`journal`]).
+//!
+//! Lock order: the per-path init lock, then a database's connection mutex.
+//!
+//! [`journal`]: crate::journal
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::breaker;
+use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
+use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
+use crate::recovery;
 use crate::schema::{self, MigrateError};
-
-/// How long a statement waits on a lock held by another connection.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The journal mode memtree runs on.
-pub const TARGET_JOURNAL_MODE: &str = "truncate";
 
 /// The shared state of one open database file.
 #[derive(Debug)]
 pub struct Database {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// `None` only transiently, while quarantine swaps the file underneath.
+    conn: Mutex<Option<Connection>>,
     journal_mode: Mutex<String>,
 }
 
@@ -50,14 +52,38 @@ impl Database {
 
     /// Runs `f` with exclusive use of the connection.
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = lock(&self.conn);
-        f(&mut conn)
+        let mut guard = lock(&self.conn);
+        match guard.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(Error::Closed),
+        }
     }
 
     /// Wraps a SQLite error with `context` and this database's path.
     pub fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         let context = context.to_owned();
         move |e| Error::sqlite(&context, &self.path, e)
+    }
+
+    /// Moves the (corrupt) file aside with its side files and puts a fresh,
+    /// empty database in its place, under the init lock and the connection
+    /// mutex: every handle sharing this database continues on the new file,
+    /// and none can write into the quarantined one. Returns its new name.
+    pub fn quarantine_and_rebuild(&self) -> Result<PathBuf> {
+        let init_lock = init_lock_for(&self.path);
+        let _init = lock(&init_lock);
+        let mut guard = lock(&self.conn);
+        if let Some(old) = guard.take() {
+            // Closing first: the old connection's handle must not outlive the
+            // rename (on Unix it would keep writing into the moved inode).
+            let _ = old.close();
+        }
+        let quarantined = recovery::quarantine(&self.path)?;
+        bump(&self.path, |c| c.quarantines += 1);
+        let (conn, setup) = open_connection(&self.path)?;
+        *lock(&self.journal_mode) = setup.journal_mode;
+        *guard = Some(conn);
+        Ok(quarantined)
     }
 }
 
@@ -79,6 +105,10 @@ pub struct OpenCounters {
     pub schema_inits: u64,
     /// Opens that migrated the file out of WAL mode.
     pub wal_migrations: u64,
+    /// Side-file recoveries run after an I/O error at open.
+    pub recoveries: u64,
+    /// Corrupt files moved aside.
+    pub quarantines: u64,
 }
 
 #[derive(Default)]
@@ -104,6 +134,15 @@ fn bump(key: &Path, f: impl FnOnce(&mut OpenCounters)) {
     f(lock(&REGISTRY).counters.entry(key.to_owned()).or_default());
 }
 
+fn init_lock_for(key: &Path) -> Arc<Mutex<()>> {
+    Arc::clone(
+        lock(&REGISTRY)
+            .init_locks
+            .entry(key.to_owned())
+            .or_default(),
+    )
+}
+
 /// The canonical absolute path of a database file that may not exist yet:
 /// its folder must exist; the file name is kept as given.
 pub fn canonical_db_path(path: &Path) -> Result<PathBuf> {
@@ -122,17 +161,23 @@ pub fn canonical_db_path(path: &Path) -> Result<PathBuf> {
     Ok(dir.join(name))
 }
 
+/// Forgets the circuit-breaker state of `path`.
+pub fn invalidate(path: &Path) -> Result<()> {
+    breaker::reset(&canonical_db_path(path)?);
+    Ok(())
+}
+
 /// Opens (or joins) the shared connection for `path`.
 ///
 /// Concurrent first callers serialise on a per-path init lock, so the schema
 /// is applied and the journal switched exactly once; later callers get the
-/// cached connection.
+/// cached connection. A transient I/O failure triggers one side-file recovery
+/// and one retry; repeated failures open the circuit breaker; a corrupt file
+/// is quarantined and replaced by a fresh one, and the caller is told.
 pub fn open_database(path: &Path) -> Result<OpenOutcome> {
     let key = canonical_db_path(path)?;
-    let init_lock = {
-        let mut reg = lock(&REGISTRY);
-        Arc::clone(reg.init_locks.entry(key.clone()).or_default())
-    };
+    breaker::admit(&key)?;
+    let init_lock = init_lock_for(&key);
     let _init = lock(&init_lock);
     let cached = lock(&REGISTRY).live.get(&key).and_then(Weak::upgrade);
     if let Some(db) = cached {
@@ -142,16 +187,65 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
             journal_warning,
         });
     }
-    let (db, journal_warning) = open_fresh(&key)?;
-    let db = Arc::new(db);
-    lock(&REGISTRY).live.insert(key, Arc::downgrade(&db));
+    // Re-checked under the lock: only one caller makes the half-open attempt.
+    breaker::admit(&key)?;
+    let (conn, setup) = match open_with_recovery(&key) {
+        Ok(opened) => opened,
+        Err(e) if e.class() == ErrorClass::Corrupt => {
+            let quarantined = recovery::quarantine(&key)?;
+            bump(&key, |c| c.quarantines += 1);
+            // The fresh database is built now, so the next open just works.
+            let (conn, setup) = open_connection(&key)?;
+            breaker::record_success(&key);
+            register(&key, conn, setup);
+            return Err(Error::Quarantined {
+                path: key,
+                quarantined,
+                source: Box::new(e),
+            });
+        }
+        Err(e) => {
+            breaker::record_failure(&key, e.sqlite_code());
+            return Err(e);
+        }
+    };
+    breaker::record_success(&key);
+    let journal_warning = journal::journal_warning(&setup.journal_mode, &key);
     Ok(OpenOutcome {
-        db,
+        db: register(&key, conn, setup),
         journal_warning,
     })
 }
 
-fn open_fresh(path: &Path) -> Result<(Database, Option<String>)> {
+/// Caches a freshly opened connection as the shared database for `key`.
+fn register(key: &Path, conn: Connection, setup: JournalSetup) -> Arc<Database> {
+    let db = Arc::new(Database {
+        path: key.to_owned(),
+        conn: Mutex::new(Some(conn)),
+        journal_mode: Mutex::new(setup.journal_mode),
+    });
+    lock(&REGISTRY)
+        .live
+        .insert(key.to_owned(), Arc::downgrade(&db));
+    db
+}
+
+/// One open attempt; on a transient I/O failure, one side-file recovery and
+/// one retry.
+fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
+    match open_connection(key) {
+        Err(e) if e.class() == ErrorClass::TransientIo => {
+            bump(key, |c| c.recoveries += 1);
+            recovery::recover_side_files(key)?;
+            open_connection(key)
+        }
+        other => other,
+    }
+}
+
+/// Opens a connection through the memtree VFS, applies the journal setup and
+/// the schema migrations.
+fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -167,7 +261,7 @@ fn open_fresh(path: &Path) -> Result<(Database, Option<String>)> {
     let mut conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
         .map_err(|e| Error::sqlite("open", path, e))?;
     bump(path, |c| c.connections_opened += 1);
-    let setup = configure(&conn, path)?;
+    let setup = journal::configure(&conn, path)?;
     if setup.migrated_from_wal {
         bump(path, |c| c.wal_migrations += 1);
     }
@@ -182,144 +276,19 @@ fn open_fresh(path: &Path) -> Result<(Database, Option<String>)> {
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
-    let warning = journal_warning(&setup.journal_mode, path);
-    Ok((
-        Database {
-            path: path.to_owned(),
-            conn: Mutex::new(conn),
-            journal_mode: Mutex::new(setup.journal_mode),
-        },
-        warning,
-    ))
-}
-
-/// What [`configure`] found and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalSetup {
-    /// The mode SQLite reports after the switch.
-    pub journal_mode: String,
-    /// True when the file was in WAL mode and is no longer.
-    pub migrated_from_wal: bool,
-}
-
-/// Applies memtree's connection settings and switches the journal.
-///
-/// `synchronous=FULL` is only crash-safe with a rollback journal if every
-/// commit syncs the journal before the database; `fullfsync` makes that reach
-/// the platter on macOS. The journal pragma returns the mode actually in
-/// force, which is checked rather than assumed.
-pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
-    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(err("set busy timeout"))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
-        .map_err(err("set connection pragmas"))?;
-    let before =
-        query_journal_mode(conn, "PRAGMA journal_mode").map_err(err("read journal mode"))?;
-    if before == "wal" {
-        checkpoint_wal(conn, path)?;
-    }
-    let journal_mode = switch_to_truncate(conn, &before, path)?;
-    // Set after the switch: the sync level applies to the journal now in force.
-    conn.execute_batch("PRAGMA synchronous = FULL;")
-        .map_err(err("set synchronous"))?;
-    let migrated_from_wal = before == "wal" && journal_mode != "wal";
-    if migrated_from_wal {
-        // The -wal and -shm unlinks must survive power loss too.
-        sync_parent_dir(path)?;
-    }
-    Ok(JournalSetup {
-        journal_mode,
-        migrated_from_wal,
-    })
-}
-
-fn query_journal_mode(conn: &Connection, sql: &str) -> rusqlite::Result<String> {
-    conn.query_row(sql, [], |row| row.get::<_, String>(0))
-        .map(|mode| mode.to_ascii_lowercase())
-}
-
-/// Copies every committed WAL frame into the database before the switch, so
-/// the migration never depends on the `-wal` surviving.
-fn checkpoint_wal(conn: &Connection, path: &Path) -> Result<()> {
-    let (busy, log, done): (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(|e| Error::sqlite("checkpoint the WAL before migration", path, e))?;
-    // busy=1 means another connection blocked a full checkpoint; the switch
-    // below then fails too and is reported as a journal warning. The -wal is
-    // left in place and nothing is lost.
-    let _ = (busy, log, done);
-    Ok(())
-}
-
-/// Asks for TRUNCATE and returns the mode SQLite actually reports. A refusal
-/// is not an error: the store still works (WAL with FULL is durable), but the
-/// caller is told through a warning.
-fn switch_to_truncate(conn: &Connection, before: &str, path: &Path) -> Result<String> {
-    match query_journal_mode(conn, "PRAGMA journal_mode = TRUNCATE") {
-        Ok(mode) => Ok(mode),
-        // Leaving WAL needs an exclusive lock; another connection holding the
-        // file makes SQLite answer BUSY/LOCKED instead of the old mode.
-        Err(e) if crate::classify::classify_error(&e) == crate::classify::ErrorClass::Busy => {
-            Ok(before.to_owned())
-        }
-        Err(e) => Err(Error::sqlite("switch journal mode", path, e)),
-    }
-}
-
-fn journal_warning(mode: &str, path: &Path) -> Option<String> {
-    (mode != TARGET_JOURNAL_MODE).then(|| {
-        format!(
-            "SQLite kept journal_mode={mode} instead of {TARGET_JOURNAL_MODE} for {} \
-             (another connection holds the file); memtree retries on the next open",
-            path.display()
-        )
-    })
+    Ok((conn, setup))
 }
 
 /// On a cache hit whose earlier switch was refused, tries again.
 fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
-    let current = db.journal_mode();
-    if current == TARGET_JOURNAL_MODE {
+    if db.journal_mode() == TARGET_JOURNAL_MODE {
         return Ok(None);
     }
-    let setup = db.with_conn(|conn| configure(conn, &db.path))?;
+    let setup = db.with_conn(|conn| journal::configure(conn, &db.path))?;
     if setup.migrated_from_wal {
         bump(&db.path, |c| c.wal_migrations += 1);
     }
-    let warning = journal_warning(&setup.journal_mode, &db.path);
+    let warning = journal::journal_warning(&setup.journal_mode, &db.path);
     *lock(&db.journal_mode) = setup.journal_mode;
     Ok(warning)
-}
-
-/// Makes directory-entry changes (created, renamed or removed files) durable.
-pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("sync the database folder", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-/// The side files SQLite may keep beside `path`, with their suffixes.
-pub const SIDE_FILE_SUFFIXES: [&str; 3] = ["-journal", "-wal", "-shm"];
-
-/// The side files that exist beside `path` right now.
-pub fn existing_side_files(path: &Path) -> Vec<PathBuf> {
-    SIDE_FILE_SUFFIXES
-        .iter()
-        .map(|suffix| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        })
-        .filter(|p| p.exists())
-        .collect()
 }

@@ -50,6 +50,16 @@ pub enum Error {
         /// The newest version this build understands.
         supported: i64,
     },
+    /// The database was corrupt: it was moved aside (with its side files) to
+    /// `quarantined` and a fresh, empty database now stands at `path`.
+    Quarantined {
+        /// The database file (now fresh).
+        path: PathBuf,
+        /// Where the corrupt file was moved.
+        quarantined: PathBuf,
+        /// The failure that revealed the corruption.
+        source: Box<Error>,
+    },
     /// The circuit breaker for this path is open: recent opens failed and the
     /// cool-down has not passed, so the disk was not touched.
     CircuitOpen {
@@ -107,6 +117,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::CircuitOpen { .. } => ErrorClass::TransientIo,
+            Error::Quarantined { .. } => ErrorClass::Corrupt,
             Error::InvalidInput { .. } | Error::Closed | Error::SchemaTooNew { .. } => {
                 ErrorClass::Permanent
             }
@@ -136,6 +147,16 @@ impl fmt::Display for Error {
                 source,
             } => write!(f, "{context}: {source} [{}]", path.display()),
             Error::Closed => f.write_str("the store is closed"),
+            Error::Quarantined {
+                path,
+                quarantined,
+                source,
+            } => write!(
+                f,
+                "corrupt database moved aside to {} and replaced by a fresh one at {}: {source}",
+                quarantined.display(),
+                path.display()
+            ),
             Error::SchemaTooNew {
                 path,
                 found,
@@ -175,6 +196,7 @@ impl std::error::Error for Error {
         match self {
             Error::Sqlite { source, .. } => Some(source),
             Error::Io { source, .. } => Some(source),
+            Error::Quarantined { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

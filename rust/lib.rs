@@ -4,11 +4,14 @@
 //! [`python`] and is compiled only with the `python` feature.
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod chunk;
 pub mod classify;
 pub mod codes;
 pub mod connection;
 pub mod error;
+pub mod journal;
+pub mod recovery;
 pub mod schema;
 pub mod store;
 pub mod vfs;

@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row, Transaction, TransactionBehavior};
 
 use crate::chunk::{embedding_from_blob, embedding_to_blob, Chunk, SourceKind};
+use crate::classify::ErrorClass;
 use crate::connection::{self, Database, OpenOutcome};
 use crate::error::{Error, Result};
 
@@ -392,18 +393,44 @@ impl Store {
         })
     }
 
-    /// Runs `PRAGMA integrity_check` (or `quick_check`); returns its lines
-    /// (`["ok"]` for a healthy file).
+    /// Runs `PRAGMA quick_check` (or `integrity_check` when `quick` is
+    /// false); returns `["ok"]` for a healthy file. A corrupt file (a failed
+    /// check, or CORRUPT / NOTADB while checking) is quarantined — moved aside
+    /// with its side files, replaced by a fresh database for every handle —
+    /// and reported as [`Error::Quarantined`].
     pub fn check(&self, quick: bool) -> Result<Vec<String>> {
         let pragma = if quick {
             "quick_check"
         } else {
             "integrity_check"
         };
-        self.read("check", |conn| {
-            let mut stmt = conn.prepare(&format!("PRAGMA {pragma}"))?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect()
+        let db = self.database()?;
+        let outcome = db.with_conn(|conn| {
+            let run = || {
+                let mut stmt = conn.prepare(&format!("PRAGMA {pragma}"))?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            };
+            run().map_err(db.err("check"))
+        });
+        let failure = match outcome {
+            Ok(lines) if lines.len() == 1 && lines[0] == "ok" => return Ok(lines),
+            Ok(lines) => Error::sqlite(
+                pragma,
+                db.path(),
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(lines.join("; ")),
+                ),
+            ),
+            Err(e) if e.class() == ErrorClass::Corrupt => e,
+            Err(e) => return Err(e),
+        };
+        let quarantined = db.quarantine_and_rebuild()?;
+        Err(Error::Quarantined {
+            path: db.path().to_owned(),
+            quarantined,
+            source: Box::new(failure),
         })
     }
 }

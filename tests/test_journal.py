@@ -54,7 +54,7 @@ def test_wal_database_with_uncheckpointed_rows_is_migrated_losslessly(tmp_path: 
         assert {c.id for c in store.get_chunks(ids)} == set(ids)
         assert store.check(full=True) == ["ok"]
     assert "-wal" not in side_files(db) and "-shm" not in side_files(db)
-    assert testing.open_counters(db)[2] == 1
+    assert testing.open_counters(db)["wal_migrations"] == 1
 
     # The main file alone now holds every row.
     assert ids_visible_in_copy(db, tmp_path / "after", with_wal=False) == set(ids)
@@ -62,7 +62,7 @@ def test_wal_database_with_uncheckpointed_rows_is_migrated_losslessly(tmp_path: 
     # Idempotent: later opens find nothing to migrate.
     with memtree.Store.open(tmp_path) as store:
         assert store.count_chunks() == len(ids)
-    assert testing.open_counters(db)[2] == 1
+    assert testing.open_counters(db)["wal_migrations"] == 1
     assert "-wal" not in side_files(db)
 
 

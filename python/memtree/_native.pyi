@@ -18,9 +18,13 @@ __all__ = [
     "Chunk",
     "Store",
     "__version__",
+    "arm_crash",
+    "circuit_status",
     "classify_code",
     "clear_fault",
     "code_name",
+    "crash_state",
+    "disarm_crash",
     "faults_fired",
     "inject_fault",
     "io_stats",
@@ -29,6 +33,7 @@ __all__ = [
     "reset_io_stats",
     "result_codes",
     "schema_version",
+    "set_circuit_cooldown",
     "sqlite_version",
 ]
 
@@ -128,6 +133,9 @@ class Store:
     @classmethod
     def open(cls, workspace: _PathLike) -> Store:
         """Opens ``<workspace>/memory_tree/chunks.db``, creating the folders."""
+    @staticmethod
+    def invalidate(path: _PathLike) -> None:
+        """Clears the circuit breaker of ``path`` so the next open tries at once."""
     @property
     def path(self) -> Path:
         """The canonical path of the database file."""
@@ -214,9 +222,15 @@ def result_codes() -> list[tuple[int, str]]:
 def sqlite_version() -> str:
     """The version of the SQLite compiled into memtree."""
 
-def open_counters(path: _PathLike) -> tuple[int, int, int]:
-    """``(connections_opened, schema_inits, wal_migrations)`` for a database
-    path in this process: proof that concurrent openers init it once."""
+def open_counters(path: _PathLike) -> dict[str, int]:
+    """Per-path counters in this process: ``connections_opened``,
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``."""
+
+def set_circuit_cooldown(seconds: float) -> None:
+    """How long a tripped circuit breaker stays open (all paths)."""
+
+def circuit_status(path: _PathLike) -> tuple[int, bool]:
+    """``(consecutive_failures, is_open)`` of a path's circuit breaker."""
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""
@@ -245,3 +259,19 @@ def faults_fired(path: _PathLike) -> int:
 
 def method_calls(path: _PathLike, method_name: str) -> int:
     """Calls of a VFS method since the fault was armed or counters reset."""
+
+def arm_crash(
+    path: _PathLike,
+    seed: int,
+    at_sync: int = 0,
+    at_write: int | None = None,
+    exit_code: int | None = None,
+    sector_size: int = 4096,
+) -> None:
+    """Arms a power-loss simulation for a database (see ``memtree.testing``)."""
+
+def crash_state(path: _PathLike) -> tuple[str, int]:
+    """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
+
+def disarm_crash(path: _PathLike) -> dict[str, int] | None:
+    """Disarms the simulation; its report, or None if never armed."""

@@ -96,7 +96,14 @@ class DiskFullError(MemtreeError):
 
 
 class CorruptDatabaseError(MemtreeError):
-    """The database file is malformed or is not a database (CORRUPT, NOTADB)."""
+    """The database file is malformed or is not a database (CORRUPT, NOTADB).
+
+    When memtree found the corruption itself (at open or in ``Store.check``),
+    it moved the file and its side files aside to ``quarantined_path`` and a
+    fresh, empty database now stands at ``path``. Nothing was deleted.
+    """
+
+    quarantined_path: str | None = None
 
 
 class ConstraintError(MemtreeError):
@@ -143,7 +150,16 @@ _CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
 }
 
 
-def _from_native(kind: str, extended_code: int, message: str, path: str | None) -> MemtreeError:
+def _from_native(
+    kind: str,
+    extended_code: int,
+    message: str,
+    path: str | None,
+    quarantined_path: str | None = None,
+) -> MemtreeError:
     """Called by the native layer only: builds the exception for a core error
     whose ``kind`` the core's classifier chose."""
-    return _CLASS_BY_NATIVE_KIND[kind](message, extended_code, path=path)
+    err = _CLASS_BY_NATIVE_KIND[kind](message, extended_code, path=path)
+    if isinstance(err, CorruptDatabaseError):
+        err.quarantined_path = quarantined_path
+    return err

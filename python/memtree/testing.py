@@ -16,7 +16,11 @@ from memtree import _native
 
 __all__ = [
     "VfsMethod",
+    "arm_crash",
+    "circuit_status",
     "clear_fault",
+    "crash_state",
+    "disarm_crash",
     "fault",
     "faults_fired",
     "inject_fault",
@@ -24,6 +28,7 @@ __all__ = [
     "method_calls",
     "open_counters",
     "reset_io_stats",
+    "set_circuit_cooldown",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -89,9 +94,20 @@ def method_calls(path: PathLike, method: VfsMethod) -> int:
     return _native.method_calls(path, method)
 
 
-def open_counters(path: PathLike) -> tuple[int, int, int]:
-    """``(connections_opened, schema_inits, wal_migrations)`` in this process."""
+def open_counters(path: PathLike) -> dict[str, int]:
+    """Per-path counters in this process: ``connections_opened``,
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``."""
     return _native.open_counters(path)
+
+
+def set_circuit_cooldown(seconds: float) -> None:
+    """How long a tripped circuit breaker stays open (default 30 s)."""
+    _native.set_circuit_cooldown(seconds)
+
+
+def circuit_status(path: PathLike) -> tuple[int, bool]:
+    """``(consecutive_failures, is_open)`` of the circuit breaker of ``path``."""
+    return _native.circuit_status(path)
 
 
 @contextmanager
@@ -110,3 +126,33 @@ def fault(
         yield
     finally:
         clear_fault(path)
+
+
+def arm_crash(
+    path: PathLike,
+    *,
+    seed: int,
+    at_sync: int = 0,
+    at_write: int | None = None,
+    exit_code: int | None = None,
+) -> None:
+    """Simulates power loss on ``path``'s database, journal and WAL files.
+
+    From now on their writes stay pending (reads see them) until their file is
+    synced. At the ``at_sync``-th sync (or ``at_write``-th write) power is
+    lost: each pending write is kept, dropped or torn sector by sector, at
+    random from ``seed``. Then the process exits with ``exit_code`` at once,
+    or, if it is None, the files freeze (every later write fails) so an
+    in-process test can close the store and reopen what the disk holds.
+    """
+    _native.arm_crash(path, seed, at_sync, at_write, exit_code)
+
+
+def crash_state(path: PathLike) -> tuple[str, int]:
+    """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
+    return _native.crash_state(path)
+
+
+def disarm_crash(path: PathLike) -> dict[str, int] | None:
+    """Ends the simulation and returns its report (None if never armed)."""
+    return _native.disarm_crash(path)

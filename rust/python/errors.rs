@@ -28,10 +28,15 @@ fn memtree_error(
     code: i32,
     message: String,
     path: Option<String>,
+    quarantined: Option<String>,
 ) -> PyResult<PyErr> {
-    let exc = errors_module(py)?
-        .getattr("_from_native")?
-        .call1((kind, code, message, path))?;
+    let exc = errors_module(py)?.getattr("_from_native")?.call1((
+        kind,
+        code,
+        message,
+        path,
+        quarantined,
+    ))?;
     Ok(PyErr::from_value(exc))
 }
 
@@ -64,6 +69,11 @@ impl From<Error> for PyErr {
                         last_code.unwrap_or(codes::CANTOPEN),
                         Some(path),
                     ),
+                    Error::Quarantined { path, .. } => (
+                        "corrupt",
+                        other.sqlite_code().unwrap_or(codes::CORRUPT),
+                        Some(path),
+                    ),
                     Error::Sqlite { path, .. } => (
                         other.class().as_str(),
                         // A failure without a code (a value SQLite returned
@@ -74,7 +84,13 @@ impl From<Error> for PyErr {
                     Error::InvalidInput { .. } | Error::Io { .. } => unreachable!("handled above"),
                 };
                 let path = path.map(|p| p.display().to_string());
-                memtree_error(py, kind, code, message, path)
+                let quarantined = match &other {
+                    Error::Quarantined { quarantined, .. } => {
+                        Some(quarantined.display().to_string())
+                    }
+                    _ => None,
+                };
+                memtree_error(py, kind, code, message, path, quarantined)
                     .unwrap_or_else(|import_failure| import_failure)
             }),
         }

@@ -39,11 +39,20 @@ fn sqlite_version() -> &'static str {
     rusqlite::version()
 }
 
-/// Per-path open counters (connections opened, schema inits, WAL migrations).
+/// Per-path open counters: connections opened, schema inits, WAL
+/// migrations, side-file recoveries and quarantines in this process.
 #[pyfunction]
-fn open_counters(path: std::path::PathBuf) -> PyResult<(u64, u64, u64)> {
+fn open_counters(
+    path: std::path::PathBuf,
+) -> PyResult<std::collections::HashMap<&'static str, u64>> {
     let c = connection::open_counters(&path)?;
-    Ok((c.connections_opened, c.schema_inits, c.wal_migrations))
+    Ok(std::collections::HashMap::from([
+        ("connections_opened", c.connections_opened),
+        ("schema_inits", c.schema_inits),
+        ("wal_migrations", c.wal_migrations),
+        ("recoveries", c.recoveries),
+        ("quarantines", c.quarantines),
+    ]))
 }
 
 /// The schema version a fully migrated database carries.

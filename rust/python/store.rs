@@ -102,6 +102,12 @@ impl PyStore {
         PyStore::open_with(py, || Store::open_workspace(&workspace))
     }
 
+    /// Clears the circuit breaker of a database path.
+    #[staticmethod]
+    fn invalidate(path: PathBuf) -> PyResult<()> {
+        Ok(crate::connection::invalidate(&path)?)
+    }
+
     #[getter]
     fn path(&self) -> PathBuf {
         self.inner.path().to_owned()

@@ -106,6 +106,82 @@ pub fn method_calls(path: PathBuf, method_name: &str) -> PyResult<u64> {
     Ok(vfs::method_calls(&key(path)?, method(method_name)?))
 }
 
+/// Sets how long a tripped circuit breaker stays open (seconds, all paths).
+#[pyfunction]
+pub fn set_circuit_cooldown(seconds: f64) -> PyResult<()> {
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(PyValueError::new_err(
+            "seconds: must be a finite number >= 0",
+        ));
+    }
+    crate::breaker::set_cooldown(std::time::Duration::from_secs_f64(seconds));
+    Ok(())
+}
+
+/// `(consecutive_failures, is_open)` of a path's circuit breaker.
+#[pyfunction]
+pub fn circuit_status(path: PathBuf) -> PyResult<(u32, bool)> {
+    Ok(crate::breaker::status(&key(path)?))
+}
+
+/// Arms a power-loss simulation for a database: writes stay pending until
+/// their file is synced; at the `at_sync`-th sync (or `at_write`-th write)
+/// each pending write is kept, dropped or torn at random (seeded), then the
+/// process exits with `exit_code` (or, with `exit_code=None`, the files
+/// freeze: every later write fails).
+#[pyfunction]
+#[pyo3(signature = (path, seed, at_sync=0, at_write=None, exit_code=None, sector_size=4096))]
+pub fn arm_crash(
+    path: PathBuf,
+    seed: u64,
+    at_sync: u64,
+    at_write: Option<u64>,
+    exit_code: Option<i32>,
+    sector_size: u64,
+) -> PyResult<()> {
+    let plan = vfs::CrashPlan {
+        at_sync,
+        at_write,
+        seed,
+        sector_size,
+        on_crash: exit_code.map_or(vfs::CrashAction::Freeze, vfs::CrashAction::Exit),
+    };
+    vfs::arm_crash(&key(path)?, plan);
+    Ok(())
+}
+
+/// `"disarmed"`, `"armed"` or `"crashed"`, plus the syncs seen since arming.
+#[pyfunction]
+pub fn crash_state(path: PathBuf) -> PyResult<(&'static str, u64)> {
+    let key = key(path)?;
+    let name = match vfs::crash_state(&key) {
+        vfs::CrashState::Disarmed => "disarmed",
+        vfs::CrashState::Armed { .. } => "armed",
+        vfs::CrashState::Crashed { .. } => "crashed",
+    };
+    Ok((name, vfs::sync_count_since_arm(&key)))
+}
+
+/// Disarms the simulation; returns `{crashed, syncs_seen, writes_kept, …}`
+/// or `None` if it was never armed.
+#[pyfunction]
+pub fn disarm_crash(path: PathBuf) -> PyResult<Option<HashMap<&'static str, u64>>> {
+    Ok(vfs::disarm_crash(&key(path)?).map(|r| {
+        HashMap::from([
+            ("crashed", u64::from(r.crashed)),
+            ("syncs_seen", r.syncs_seen),
+            ("writes_seen", r.writes_seen),
+            ("writes_flushed", r.writes_flushed),
+            ("writes_kept", r.writes_kept),
+            ("writes_dropped", r.writes_dropped),
+            ("writes_garbled", r.writes_garbled),
+            ("truncates_kept", r.truncates_kept),
+            ("truncates_dropped", r.truncates_dropped),
+            ("io_errors", r.io_errors),
+        ])
+    }))
+}
+
 /// Adds the functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(io_stats, m)?)?;
@@ -114,5 +190,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clear_fault, m)?)?;
     m.add_function(wrap_pyfunction!(faults_fired, m)?)?;
     m.add_function(wrap_pyfunction!(method_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(set_circuit_cooldown, m)?)?;
+    m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
+    m.add_function(wrap_pyfunction!(arm_crash, m)?)?;
+    m.add_function(wrap_pyfunction!(crash_state, m)?)?;
+    m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;
     Ok(())
 }

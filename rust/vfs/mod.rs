@@ -1,5 +1,5 @@
-//! The `memtree` VFS shim: I/O accounting and fault injection over the
-//! platform's default SQLite VFS.
+//! The `memtree` VFS shim: I/O accounting, fault injection and power-loss
+//! simulation over the platform's default SQLite VFS.
 //!
 //! [`register`] adds a VFS named `"memtree"` (never the default) that wraps
 //! `sqlite3_vfs_find(NULL)`. Connections opt in by name, e.g.
@@ -15,12 +15,17 @@
 //! - **Fault injection** ([`inject_fault`], [`clear_fault`], [`faults_fired`],
 //!   [`method_calls`]): fail the nth call of one method for one database, once
 //!   or from then on, with a chosen extended result code.
+//! - **Power-loss simulation** ([`arm_crash`], [`crash_state`],
+//!   [`sync_count_since_arm`], [`disarm_crash`]): keep a database's writes
+//!   pending until its files are synced and, at the nth sync (or write), lose
+//!   power: each pending write is written, dropped or torn at random. See the
+//!   `crash` module for the exact rules.
 //!
 //! Layout: `stats` (counters), `faults` (method names, roles, fault slot),
 //! `state` (per-database state and the path registry), `shim` (raw FFI: VFS and
 //! io-method tables), `backend` (the one place where reads, writes, truncates,
-//! syncs, file sizes and closes reach the real files — the hook point for a
-//! crash simulator).
+//! syncs, file sizes and closes reach the real files — it hands simulated files
+//! to `crash`), `crash` (pending writes, the overlay, the power loss).
 //!
 //! Measured sync counts per commit (SQLite 3.50, Linux, see the tests):
 //! TRUNCATE journal + `synchronous=FULL`: 4 `xSync` (journal ×3, db ×1) plus
@@ -39,15 +44,16 @@
 //!   only in [`method_calls`].
 //! - `xFileControl`, `xSectorSize`, `xDeviceCharacteristics`, `xShmBarrier`,
 //!   `xFetch` and `xUnfetch` are forwarded without counting or faults. For a
-//!   crash simulator: `SQLITE_FCNTL_SIZE_HINT` (via `xFileControl`) can grow a
-//!   file and `xFetch` (only with `mmap_size > 0`) reads it, both bypassing
-//!   `backend`.
+//!   crash plan is active for the database, `SQLITE_FCNTL_SIZE_HINT` (via
+//!   `xFileControl`) is ignored and `xFetch` maps nothing, since both would
+//!   bypass `backend` (a hint can grow a file; a mapping reads the real file).
 //! - `xDelete`/`xAccess` take the role from the name's suffix; the unix VFS
 //!   removes `-shm` itself, not through `xDelete`. `xShmMap`/`xShmLock`/
 //!   `xShmUnmap` run on the main db file (role [`FileRole::MainDb`]).
 //! - The per-path registry never forgets a path (a few hundred bytes each).
 
 mod backend;
+mod crash;
 mod faults;
 mod shim;
 mod state;
@@ -58,6 +64,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use crash::{CrashAction, CrashPlan, CrashReport, CrashState};
 pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
 pub use stats::IoStats;
 
@@ -110,4 +117,34 @@ pub fn method_calls(db_path: &Path, method: VfsMethod) -> u64 {
     state::existing(db_path).map_or(0, |s| {
         s.calls[method.index()].load(std::sync::atomic::Ordering::Relaxed)
     })
+}
+
+/// Arms a simulated power loss for the database at `db_path` (keyed like
+/// [`inject_fault`]): from now on its main-db, journal and WAL writes stay
+/// pending until synced, and power is lost as `plan` says. Files opened later
+/// inherit the plan. Pending writes of a previously armed plan are written out
+/// first; a previous crash is forgotten.
+pub fn arm_crash(db_path: &Path, plan: CrashPlan) {
+    state::state_for(db_path).crash.arm(db_path, plan);
+}
+
+/// The crash-simulation state of `db_path`.
+pub fn crash_state(db_path: &Path) -> CrashState {
+    state::existing(db_path).map_or(CrashState::Disarmed, |s| s.crash.state())
+}
+
+/// Syncs of `db_path`'s simulated files since [`arm_crash`] (the crash sync
+/// included; 0 when disarmed). A run that ends armed with `n` syncs seen had
+/// crash points `1..=n`.
+pub fn sync_count_since_arm(db_path: &Path) -> u64 {
+    state::existing(db_path).map_or(0, |s| s.crash.syncs_seen())
+}
+
+/// Disarms the crash plan of `db_path` and reports what happened; `None` if
+/// none was armed. Without a crash, pending writes are written out in order.
+/// After a [`CrashAction::Freeze`] crash, close the database's connections
+/// first: once disarmed, their I/O reaches the disk again. All pending state is
+/// freed.
+pub fn disarm_crash(db_path: &Path) -> Option<CrashReport> {
+    state::existing(db_path).and_then(|s| s.crash.disarm())
 }

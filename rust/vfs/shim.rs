@@ -14,7 +14,9 @@
 //! and ask the fault slot (one atomic load when no fault is armed), update the
 //! [`super::IoStats`] counters, then forward. Reads, writes, truncates, syncs,
 //! file sizes and closes are forwarded through [`super::backend`], the single
-//! interception point for a later crash simulator.
+//! interception point of the crash simulator ([`super::crash`]), which also
+//! vets `xDelete`; while a crash plan is active, `xFetch` maps nothing and
+//! `SQLITE_FCNTL_SIZE_HINT` is ignored, so neither bypasses it.
 
 use std::ffi::CStr;
 use std::mem::size_of;
@@ -258,7 +260,12 @@ unsafe extern "C" fn x_file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    let inner = inner_of(f);
+    // SAFETY: io method on a file our xOpen opened.
+    let (h, inner) = unsafe { parts(f) };
+    if op == ffi::SQLITE_FCNTL_SIZE_HINT && backend::bypass_blocked(h.db()) {
+        // A hint may grow the real file behind the crash simulator's back.
+        return ffi::SQLITE_OK;
+    }
     inner_call!(inner, 1, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
 }
 
@@ -349,7 +356,13 @@ unsafe extern "C" fn x_fetch(
         }
         ffi::SQLITE_OK
     };
-    inner_call!(inner_of(f), 3, xFetch, no_map(), off, amt, pp)
+    // SAFETY: io method on a file our xOpen opened.
+    let (h, inner) = unsafe { parts(f) };
+    if backend::bypass_blocked(h.db()) {
+        // A mapping would read the real file, not the crash simulator's view.
+        return no_map();
+    }
+    inner_call!(inner, 3, xFetch, no_map(), off, amt, pp)
 }
 
 unsafe extern "C" fn x_unfetch(
@@ -561,6 +574,9 @@ unsafe extern "C" fn x_delete(
     let st = state_of_name(z_name);
     if let Some((s, role)) = &st {
         if let Some(code) = s.enter(VfsMethod::Delete, *role) {
+            return code;
+        }
+        if let Some(code) = backend::delete(s, *role) {
             return code;
         }
         bump(&s.counters.deletes);

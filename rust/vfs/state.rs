@@ -1,6 +1,6 @@
 //! Per-database state shared by every file of that database: counters, the
-//! per-method call counts and the fault slot, plus the global registry that
-//! maps a main-database path to that state.
+//! per-method call counts, the fault slot and the crash slot, plus the global
+//! registry that maps a main-database path to that state.
 //!
 //! Files look their state up once, in `xOpen`, and keep an `Arc` to it in the
 //! file header, so hot paths never hash a path.
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::crash::CrashSlot;
 use super::faults::{FaultSlot, FileRole, VfsMethod};
 use super::stats::Counters;
 
@@ -23,6 +24,8 @@ pub(crate) struct DbState {
     pub(crate) calls: [AtomicU64; VfsMethod::ALL.len()],
     /// The armed fault, if any.
     pub(crate) faults: FaultSlot,
+    /// The crash-simulation plan and its pending writes, if any.
+    pub(crate) crash: CrashSlot,
 }
 
 impl DbState {

@@ -621,3 +621,6 @@ fn threads_keep_separate_counters() {
     }
     assert_eq!(io_stats(&dir.db("never-opened.db")), IoStats::default());
 }
+
+#[path = "crash_tests.rs"]
+mod crash_tests;

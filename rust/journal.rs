@@ -1,0 +1,112 @@
+//! The journal setup every open applies: TRUNCATE + `synchronous=FULL`, and
+//! the in-place migration of a database a prior release left in WAL mode.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::classify::{classify_error, ErrorClass};
+use crate::error::{Error, Result};
+
+/// How long a statement waits on a lock held by another connection.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The journal mode memtree runs on.
+pub const TARGET_JOURNAL_MODE: &str = "truncate";
+
+/// What [`configure`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalSetup {
+    /// The mode SQLite reports after the switch.
+    pub journal_mode: String,
+    /// True when the file was in WAL mode and is no longer.
+    pub migrated_from_wal: bool,
+}
+
+/// Applies memtree's connection settings and switches the journal.
+///
+/// `synchronous=FULL` is only crash-safe with a rollback journal if every
+/// commit syncs the journal before the database; `fullfsync` makes that reach
+/// the platter on macOS. The journal pragma returns the mode actually in
+/// force, which is checked rather than assumed.
+pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(err("set busy timeout"))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
+        .map_err(err("set connection pragmas"))?;
+    let before =
+        query_journal_mode(conn, "PRAGMA journal_mode").map_err(err("read journal mode"))?;
+    if before == "wal" {
+        checkpoint_wal(conn, path)?;
+    }
+    let journal_mode = switch_to_truncate(conn, &before, path)?;
+    // Set after the switch: the sync level applies to the journal now in force.
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(err("set synchronous"))?;
+    let migrated_from_wal = before == "wal" && journal_mode != "wal";
+    if migrated_from_wal {
+        // The -wal and -shm unlinks must survive power loss too.
+        sync_parent_dir(path)?;
+    }
+    Ok(JournalSetup {
+        journal_mode,
+        migrated_from_wal,
+    })
+}
+
+fn query_journal_mode(conn: &Connection, sql: &str) -> rusqlite::Result<String> {
+    conn.query_row(sql, [], |row| row.get::<_, String>(0))
+        .map(|mode| mode.to_ascii_lowercase())
+}
+
+/// Copies every committed WAL frame into the database before the switch, so
+/// the migration never depends on the `-wal` surviving.
+fn checkpoint_wal(conn: &Connection, path: &Path) -> Result<()> {
+    // The result row is (busy, log frames, checkpointed frames). busy=1 means
+    // another connection blocked a full checkpoint; the switch below then
+    // fails too and is reported as a journal warning, with the -wal left in
+    // place and nothing lost.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(|e| Error::sqlite("checkpoint the WAL before migration", path, e))
+}
+
+/// Asks for TRUNCATE and returns the mode SQLite actually reports. A refusal
+/// is not an error: the store still works (WAL with FULL is durable), but the
+/// caller is told through a warning.
+fn switch_to_truncate(conn: &Connection, before: &str, path: &Path) -> Result<String> {
+    match query_journal_mode(conn, "PRAGMA journal_mode = TRUNCATE") {
+        Ok(mode) => Ok(mode),
+        // Leaving WAL needs an exclusive lock; another connection holding the
+        // file makes SQLite answer BUSY/LOCKED instead of the old mode.
+        Err(e) if classify_error(&e) == ErrorClass::Busy => Ok(before.to_owned()),
+        Err(e) => Err(Error::sqlite("switch journal mode", path, e)),
+    }
+}
+
+/// The warning text for a journal mode other than TRUNCATE, or `None`.
+pub fn journal_warning(mode: &str, path: &Path) -> Option<String> {
+    (mode != TARGET_JOURNAL_MODE).then(|| {
+        format!(
+            "SQLite kept journal_mode={mode} instead of {TARGET_JOURNAL_MODE} for {} \
+             (another connection holds the file); memtree retries on the next open",
+            path.display()
+        )
+    })
+}
+
+/// Makes directory-entry changes (created, renamed or removed files) durable.
+pub fn sync_parent_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync the database folder", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+"""Helpers shared by the fault-tolerance tests: snapshots of a database's
+content and child processes that run memtree until they crash or finish."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+# CI runs a short version; `make soak` raises this.
+SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
+
+
+def content_digest(db: Path) -> str:
+    """A digest of every chunk row, read by a separate process so no SQLite
+    library in this process touches the file while memtree may hold it."""
+    script = (
+        "import hashlib, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "rows = c.execute('SELECT id, content, lifecycle_status, timestamp_ms "
+        "FROM mem_tree_chunks ORDER BY id').fetchall()\n"
+        "ok = c.execute('PRAGMA integrity_check').fetchall()\n"
+        "print(hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows), ok[0][0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(db)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    digest, _count, integrity = out[0], out[1], " ".join(out[2:])
+    assert integrity == "ok", f"integrity_check: {integrity}"
+    return digest
+
+
+def chunk_ids(db: Path) -> set[str]:
+    # Read-write: after a kill a hot journal may need rolling back first.
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")}
+    finally:
+        conn.close()
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CHILD_PRELUDE = """
+import sys
+from datetime import datetime, timedelta, timezone
+import memtree
+from memtree import testing
+
+BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+def chunk(i, content=None):
+    return memtree.Chunk(
+        f"chunk-{i:05d}", content or f"content {i} " * 20, "chat", f"src-{i % 4}",
+        "alice", BASE + timedelta(seconds=i), token_count=5, seq_in_source=i)
+"""
+
+
+def run_child(body: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD_PRELUDE + body, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
