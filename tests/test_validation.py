@@ -103,3 +103,22 @@ def test_failed_sqlite_write_leaves_the_batch_out(
     assert info.value.name == "SQLITE_IOERR_WRITE"
     assert store.count_chunks() == 1
     assert store.check(full=True) == ["ok"]
+
+
+def test_replace_validates_and_keeps_other_fields(make_chunk: ChunkFactory) -> None:
+    chunk = make_chunk(1, tags=("x",), embedding=[0.5])
+    edited = chunk.replace(content="new", lifecycle_status="sealed")
+    assert (edited.content, edited.lifecycle_status) == ("new", "sealed")
+    assert edited.replace(content=chunk.content, lifecycle_status="admitted") == chunk
+    with pytest.raises(ValueError, match="token_count"):
+        chunk.replace(token_count=-1)
+    with pytest.raises(TypeError):
+        chunk.replace(colour="blue")  # type: ignore[call-arg]
+
+
+def test_chunks_hash_and_pickle(make_chunk: ChunkFactory) -> None:
+    import pickle
+
+    chunk = make_chunk(3, embedding=[0.25, 0.5], tags=["a"])
+    assert pickle.loads(pickle.dumps(chunk)) == chunk
+    assert len({chunk, make_chunk(3, embedding=[0.25, 0.5], tags=["a"]), make_chunk(4)}) == 2

@@ -116,7 +116,27 @@ class Chunk:
     @property
     def embedding(self) -> tuple[float, ...] | None:
         """The float32 embedding, or None."""
+    def replace(
+        self,
+        *,
+        id: str = ...,
+        content: str = ...,
+        source_kind: _Kind = ...,
+        source_id: str = ...,
+        owner: str = ...,
+        timestamp: datetime = ...,
+        source_ref: str | None = ...,
+        time_range: tuple[datetime, datetime] | None = ...,
+        tags: Iterable[str] | None = ...,
+        token_count: int = ...,
+        seq_in_source: int = ...,
+        created_at: datetime | None = ...,
+        lifecycle_status: str | None = ...,
+        embedding: Iterable[float] | None = ...,
+    ) -> Chunk:
+        """A copy with the given fields changed, validated like a new chunk."""
     def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class Store:

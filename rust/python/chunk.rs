@@ -6,7 +6,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::time;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
@@ -182,6 +182,39 @@ impl PyChunk {
         self.inner.timestamp_ms
     }
 
+    /// A copy with some fields changed (validated like a new chunk).
+    #[pyo3(signature = (**changes))]
+    fn replace<'py>(
+        slf: &Bound<'py, Self>,
+        changes: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fields = slf.get().constructor_kwargs(slf.py())?;
+        if let Some(changes) = changes {
+            fields.update(changes.as_mapping())?;
+        }
+        slf.get_type().call((), Some(&fields))
+    }
+
+    /// Equal chunks have equal ids, so the id alone is a consistent hash.
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.id.hash(&mut h);
+        h.finish()
+    }
+
+    /// Pickles as `functools.partial(Chunk, **fields)()`.
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let partial = py
+            .import("functools")?
+            .getattr("partial")?
+            .call((slf.get_type(),), Some(&slf.get().constructor_kwargs(py)?))?;
+        Ok((partial, PyTuple::empty(py)))
+    }
+
     fn __repr__(&self) -> String {
         let c = &self.inner;
         format!(
@@ -195,6 +228,29 @@ impl PyChunk {
             c.lifecycle_status,
             preview(&c.content)
         )
+    }
+}
+
+impl PyChunk {
+    /// The keyword arguments that rebuild this chunk through the constructor.
+    fn constructor_kwargs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item("id", &c.id)?;
+        d.set_item("content", &c.content)?;
+        d.set_item("source_kind", source_kind_member(py, c.source_kind)?)?;
+        d.set_item("source_id", &c.source_id)?;
+        d.set_item("owner", &c.owner)?;
+        d.set_item("timestamp", time::from_ms(py, c.timestamp_ms)?)?;
+        d.set_item("source_ref", c.source_ref.as_deref())?;
+        d.set_item("time_range", self.time_range(py)?)?;
+        d.set_item("tags", self.tags(py)?)?;
+        d.set_item("token_count", c.token_count)?;
+        d.set_item("seq_in_source", c.seq_in_source)?;
+        d.set_item("created_at", time::from_ms(py, c.created_at_ms)?)?;
+        d.set_item("lifecycle_status", &c.lifecycle_status)?;
+        d.set_item("embedding", self.embedding(py)?)?;
+        Ok(d)
     }
 }
 

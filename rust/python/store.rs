@@ -71,6 +71,25 @@ fn extract_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         .collect()
 }
 
+/// The `list_chunks` keyword arguments as a core filter.
+fn chunk_filter(
+    source_kind: Option<&Bound<'_, PyAny>>,
+    source_id: Option<String>,
+    owner: Option<String>,
+    since: Option<&Bound<'_, PyAny>>,
+    until: Option<&Bound<'_, PyAny>>,
+) -> PyResult<ChunkFilter> {
+    Ok(ChunkFilter {
+        source_kind: source_kind
+            .map(|k| extract_source_kind(k, "source_kind"))
+            .transpose()?,
+        source_id,
+        owner,
+        since_ms: time::opt_to_ms(since, "since")?,
+        until_ms: time::opt_to_ms(until, "until")?,
+    })
+}
+
 fn to_py_chunks(py: Python<'_>, chunks: Vec<Chunk>) -> PyResult<Vec<Py<PyChunk>>> {
     chunks
         .into_iter()
@@ -178,15 +197,7 @@ impl PyStore {
         until: Option<&Bound<'_, PyAny>>,
         limit: i64,
     ) -> PyResult<Vec<Py<PyChunk>>> {
-        let filter = ChunkFilter {
-            source_kind: source_kind
-                .map(|k| extract_source_kind(k, "source_kind"))
-                .transpose()?,
-            source_id,
-            owner,
-            since_ms: time::opt_to_ms(since, "since")?,
-            until_ms: time::opt_to_ms(until, "until")?,
-        };
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
         to_py_chunks(py, found)
     }
@@ -202,15 +213,7 @@ impl PyStore {
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<String>> {
-        let filter = ChunkFilter {
-            source_kind: source_kind
-                .map(|k| extract_source_kind(k, "source_kind"))
-                .transpose()?,
-            source_id,
-            owner,
-            since_ms: time::opt_to_ms(since, "since")?,
-            until_ms: time::opt_to_ms(until, "until")?,
-        };
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         Ok(py.detach(|| self.inner.explain_list_chunks(&filter))?)
     }
 
