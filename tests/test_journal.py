@@ -14,7 +14,7 @@ from pathlib import Path
 import memtree
 import pytest
 from conftest import ChunkFactory
-from memtree import testing
+from memtree import ResultCode, testing
 from reference_db import create_reference_db
 
 
@@ -98,6 +98,18 @@ def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
             store = memtree.Store(db)
         assert store.journal_mode == "wal"
         assert store.count_chunks() == 3
+        store.close()  # the last handle: memtree's connection closes
+        # Reopening maps the -shm index again; make that fail persistently.
+        # The recovery must leave the files of a database another process
+        # holds alone, and the error reaches Python with exactly that code.
+        with testing.fault(db, "xShmMap", 1, ResultCode.IOERR_SHMOPEN, persistent=True):
+            with pytest.raises(memtree.TransientIOError) as info:
+                memtree.Store(db)
+            assert testing.faults_fired(db) >= 2, "the open and its one retry"
+        assert info.value.extended_code == ResultCode.IOERR_SHMOPEN
+        assert info.value.name == "SQLITE_IOERR_SHMOPEN"
+        assert {"-wal", "-shm"} <= side_files(db), "a live WAL is not touched"
+        memtree.Store.invalidate(db)
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.wait(timeout=30) == 0
@@ -106,9 +118,7 @@ def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
             warnings.simplefilter("error")
             again = memtree.Store(db)
         assert again.journal_mode == "truncate"
-        assert store.journal_mode == "truncate", "handles share one connection"
         assert again.count_chunks() == 3
-        store.close()
         again.close()
     assert "-wal" not in side_files(db)
 
