@@ -151,3 +151,32 @@ def test_sigkill_never_loses_an_acknowledged_row(tmp_path: Path) -> None:
 def test_child_helpers_run(tmp_path: Path) -> None:
     out = run_child("print(memtree.sqlite_version())")
     assert out.returncode == 0 and out.stdout.strip()
+
+
+CONCURRENT_WRITER = """
+db, offset = sys.argv[1], int(sys.argv[2])
+store = memtree.Store(db)
+for i in range(offset, offset + 150):
+    store.upsert_chunks([chunk(i)])
+print("done", flush=True)
+"""
+
+
+def test_two_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    build_base(db)  # 40 rows, schema in place
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD_PRELUDE + CONCURRENT_WRITER, str(db), str(offset)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for offset in (1_000, 2_000)
+    ]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0 and "done" in out, err
+    ids = chunk_ids(db)
+    content_digest(db)  # integrity ok
+    assert len(ids) == 40 + 300
