@@ -15,6 +15,7 @@ import memtree
 import pytest
 from conftest import ChunkFactory
 from reference_db import create_reference_db
+from test_journal import HOLD_READ_TRANSACTION
 
 EXE = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
 
@@ -210,3 +211,53 @@ def test_stats_counts_jobs_and_wal_rows_without_changing_files(tmp_path: Path) -
 def test_help(command: str) -> None:
     proc = memtree_cli(command, "--help")
     assert proc.returncode == 0 and "workspace folder" in proc.stdout
+
+
+HOT_JOURNAL_CHILD = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = TRUNCATE").fetchone()
+conn.execute("PRAGMA cache_size = 2")
+conn.execute("BEGIN")
+# A tiny cache makes SQLite spill: the journal is written and synced, then
+# changed pages reach the database file before the (never issued) commit.
+conn.execute("UPDATE mem_tree_chunks SET content = content || ?", ("x" * 300,))
+os._exit(0)
+"""
+
+
+def test_doctor_on_a_hot_journal_changes_nothing(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    db = memtree_db(tmp_path, make_chunk, n=300)
+    subprocess.run([sys.executable, "-c", HOT_JOURNAL_CHILD, str(db)], check=True, timeout=60)
+    journal = Path(str(db) + "-journal")
+    assert journal.stat().st_size > 0, "the child left no journal"
+    before = file_states(db)
+    proc = memtree_cli("doctor", "--json", "--full", db)
+    report = json_of(proc)
+    assert report["side_files"]["journal"]["hot"] is True
+    assert report["inspected_via"] == "temporary copy"
+    assert report["check"]["result"] == ["ok"], "the copy was rolled back"
+    assert report["tables"]["mem_tree_chunks"] == 300
+    assert proc.returncode == 0 and any("hot" in a for a in report["advice"])
+    assert file_states(db) == before, "doctor rolled the live journal back"
+
+
+def test_migrate_reports_a_refused_switch_with_exit_1(tmp_path: Path) -> None:
+    db, ids = wal_db(tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        proc = memtree_cli("migrate", db)
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "another process holds the file" in proc.stdout
+    with memtree.Store(db) as store:  # the holder is gone: the switch now succeeds
+        assert store.journal_mode == "truncate"
+        assert {c.id for c in store.get_chunks(ids)} == set(ids)

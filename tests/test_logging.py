@@ -4,6 +4,8 @@ the database path and the SQLite result code as record attributes."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import memtree
 import pytest
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
+from test_journal import HOLD_READ_TRANSACTION
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +96,29 @@ def test_the_python_logger_level_filters_records(
     with memtree.Store(db):
         pass
     assert memtree_records(caplog) == [], "an INFO record passed a WARNING logger"
+
+
+def test_refused_journal_switch_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "chunks.db"
+    create_reference_db(db, chunks=3, wal_frames_only=1)
+    caplog.set_level(logging.INFO, logger="memtree")
+    # Another process's read transaction keeps SQLite in WAL (see test_journal).
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.warns(memtree.JournalModeWarning):
+            store = memtree.Store(db)
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    store.close()
+    refused = [r for r in memtree_records(caplog) if r.levelno == logging.WARNING]
+    assert len(refused) == 1
+    assert refused[0].name == "memtree.journal"
+    assert refused[0].__dict__["journal_mode"] == "wal"
+    assert refused[0].__dict__["db_path"] == str(db.resolve())
