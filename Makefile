@@ -52,7 +52,17 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
 	$(BIN)/mypy --strict python tests/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native
 
+.PHONY: wheel
+wheel: $(DEPS_STAMP)  ## Build the abi3 wheel (release profile) and the sdist into dist/
+	rm -rf dist
+	$(ACTIVATE) maturin build --release --quiet --out dist
+	$(ACTIVATE) maturin sdist --out dist
+
+.PHONY: wheel-test
+wheel-test: wheel  ## Install the wheel in a fresh venv outside the tree and run the tests on it
+	PYTHON=$(PYTHON) tools/wheel_test.sh
+
 .PHONY: clean
 clean:  ## Remove build products and the virtualenv
 	cargo clean
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

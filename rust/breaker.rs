@@ -68,8 +68,9 @@ pub fn record_success(path: &Path) {
 }
 
 /// Records a failed init; opens (or re-arms) the circuit when the failures
-/// reach [`TRIP_AFTER_FAILURES`].
-pub fn record_failure(path: &Path, code: Option<i32>) {
+/// reach [`TRIP_AFTER_FAILURES`] and then returns the failure count, so the
+/// caller can report the trip once the breaker lock is released.
+pub fn record_failure(path: &Path, code: Option<i32>) -> Option<u32> {
     let mut map = breakers();
     let state = map.entry(path.to_owned()).or_default();
     state.consecutive_failures = state.consecutive_failures.saturating_add(1);
@@ -78,7 +79,9 @@ pub fn record_failure(path: &Path, code: Option<i32>) {
     // already past the threshold, so it re-arms at once.
     if state.consecutive_failures >= TRIP_AFTER_FAILURES {
         state.open_until = Some(Instant::now() + cooldown());
+        return Some(state.consecutive_failures);
     }
+    None
 }
 
 /// Forgets the breaker state of `path` (the `Store.invalidate` of the API).

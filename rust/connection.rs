@@ -20,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::breaker;
 use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
+use crate::events;
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::recovery;
 use crate::schema::{self, MigrateError};
@@ -194,6 +195,7 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
         Err(e) if e.class() == ErrorClass::Corrupt => {
             let quarantined = recovery::quarantine(&key)?;
             bump(&key, |c| c.quarantines += 1);
+            events::quarantined(&key, e.sqlite_code(), &quarantined);
             // The fresh database is built now, so the next open just works.
             let (conn, setup) = open_connection(&key)?;
             breaker::record_success(&key);
@@ -205,7 +207,9 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
             });
         }
         Err(e) => {
-            breaker::record_failure(&key, e.sqlite_code());
+            if let Some(failures) = breaker::record_failure(&key, e.sqlite_code()) {
+                events::circuit_tripped(&key, failures, e.sqlite_code());
+            }
             return Err(e);
         }
     };
@@ -236,7 +240,13 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
     match open_connection(key) {
         Err(e) if e.class() == ErrorClass::TransientIo => {
             bump(key, |c| c.recoveries += 1);
-            recovery::recover_side_files(key)?;
+            let report = recovery::recover_side_files(key);
+            let outcome = match &report {
+                Ok(r) => format!("{r:?}"),
+                Err(failure) => format!("failed: {failure}"),
+            };
+            events::recovery(key, e.sqlite_code(), &outcome);
+            report?;
             open_connection(key)
         }
         other => other,
@@ -264,6 +274,10 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     let setup = journal::configure(&conn, path)?;
     if setup.migrated_from_wal {
         bump(path, |c| c.wal_migrations += 1);
+        events::wal_migrated(path);
+    }
+    if setup.journal_mode != TARGET_JOURNAL_MODE {
+        events::journal_switch_refused(path, &setup.journal_mode);
     }
     let report = schema::migrate(&mut conn).map_err(|e| match e {
         MigrateError::Sqlite(e) => Error::sqlite("schema migration", path, e),
@@ -287,6 +301,9 @@ fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
     let setup = db.with_conn(|conn| journal::configure(conn, &db.path))?;
     if setup.migrated_from_wal {
         bump(&db.path, |c| c.wal_migrations += 1);
+        events::wal_migrated(&db.path);
+    } else if setup.journal_mode != TARGET_JOURNAL_MODE {
+        events::journal_switch_refused(&db.path, &setup.journal_mode);
     }
     let warning = journal::journal_warning(&setup.journal_mode, &db.path);
     *lock(&db.journal_mode) = setup.journal_mode;

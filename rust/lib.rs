@@ -10,6 +10,7 @@ pub mod classify;
 pub mod codes;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod journal;
 pub mod recovery;
 pub mod schema;

@@ -427,6 +427,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         let quarantined = db.quarantine_and_rebuild()?;
+        crate::events::quarantined(db.path(), failure.sqlite_code(), &quarantined);
         Err(Error::Quarantined {
             path: db.path().to_owned(),
             quarantined,

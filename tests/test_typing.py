@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
 import memtree
 from memtree import errors, testing
+from memtree.aio import AsyncStore
 
 
 def use_the_api(workspace: Path) -> list[str]:
@@ -54,3 +56,17 @@ def use_the_api(workspace: Path) -> list[str]:
 def test_typed_usage(tmp_path: Path) -> None:
     out = use_the_api(tmp_path)
     assert out[0] == "1" and out[1] == "email" and out[-2] == "SQLITE_IOERR_SHMOPEN"
+
+
+async def use_the_async_api(workspace: Path) -> int:
+    async with AsyncStore.open(workspace) as store:
+        written: int = await store.upsert_chunks([])
+        listed: list[memtree.Chunk] = await store.list_chunks(limit=1)
+        mode: str = store.journal_mode
+    reopened: AsyncStore = await AsyncStore.connect(store.path)
+    await reopened.close()
+    return written + len(listed) + (mode == "truncate")
+
+
+def test_typed_async_usage(tmp_path: Path) -> None:
+    assert asyncio.run(use_the_async_api(tmp_path)) == 1

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from memtree import _commands
 from memtree._native import Chunk, Store, sqlite_version
 from memtree._types import SourceKind
 
@@ -91,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_cmd.add_argument(
         "--workspace", type=Path, default=None, help="workspace folder (default: temporary)"
     )
+    _commands.register(commands)
     args = parser.parse_args(argv)
+    if getattr(args, "run", None) is not None:
+        return int(args.run(args))
     if args.command == "demo":
         return demo(args.workspace)
     parser.error(f"unknown command {args.command}")

@@ -7,6 +7,7 @@
 
 mod chunk;
 mod errors;
+mod logging;
 mod store;
 mod testing;
 mod time;
@@ -63,6 +64,7 @@ fn schema_version() -> i64 {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<chunk::PyChunk>()?;
     m.add_class::<store::PyStore>()?;

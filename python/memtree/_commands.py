@@ -1,0 +1,78 @@
+"""The ``doctor``, ``migrate`` and ``stats`` subcommands of ``memtree``.
+
+:func:`register` adds them to the CLI's subparsers; each parser carries its
+handler as the ``run`` default, so ``memtree.cli.main`` dispatches without
+knowing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from memtree import doctor
+
+    return doctor.run(args.path, full=args.full, as_json=args.json)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from memtree import migrate
+
+    return migrate.run(
+        args.path,
+        backup=args.backup,
+        backup_to=args.backup_to,
+        progress=args.progress,
+        as_json=args.json,
+    )
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from memtree import stats
+
+    return stats.run(args.path, as_json=args.json)
+
+
+def register(commands: Any) -> None:
+    """Adds the subcommands to ``commands`` (an ``add_subparsers()`` result)."""
+    path_help = "a database file, or a workspace folder (<ws>/memory_tree/chunks.db)"
+    doc = commands.add_parser(
+        "doctor",
+        help="read-only health report of a database (exit 0 healthy, 1 needs migration, 2 damaged)",
+    )
+    doc.add_argument("path", type=Path, help=path_help)
+    doc.add_argument("--full", action="store_true", help="integrity_check instead of quick_check")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
+    doc.set_defaults(run=_doctor)
+
+    mig = commands.add_parser(
+        "migrate", help="move a WAL-era database to the TRUNCATE journal, verified"
+    )
+    mig.add_argument("path", type=Path, help=path_help)
+    mig.add_argument(
+        "--backup", action="store_true", help="first write a verified backup beside the database"
+    )
+    mig.add_argument(
+        "--backup-to",
+        type=Path,
+        default=None,
+        help="write the verified backup here (implies --backup)",
+    )
+    mig.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the backup's progress bar (default: when stderr is a terminal)",
+    )
+    mig.add_argument("--json", action="store_true", help="machine-readable output")
+    mig.set_defaults(run=_migrate)
+
+    st = commands.add_parser("stats", help="chunk and job counts, file and page sizes")
+    st.add_argument("path", type=Path, help=path_help)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(run=_stats)

@@ -1,0 +1,195 @@
+"""``memtree doctor PATH``: a read-only health report of a memtree database.
+
+Reports the journal mode the header records, the side files (whether the
+``-wal`` holds frames, whether the ``-journal`` is hot), ``user_version``,
+``quick_check`` (``--full``: ``integrity_check``), rows per table, and plain
+advice. Exit status: 0 healthy, 1 needs migration (WAL mode or a ``-wal``
+present), 2 damaged or unreadable. The inspected files are never changed (see
+:mod:`memtree._inspect`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memtree._inspect import (
+    JsonValue,
+    open_snapshot,
+    read_header,
+    read_side_files,
+    resolve_db_path,
+    table_counts,
+)
+from memtree._native import schema_version
+
+__all__ = ["EXIT_DAMAGED", "EXIT_HEALTHY", "EXIT_NEEDS_MIGRATION", "Diagnosis", "diagnose", "run"]
+
+EXIT_HEALTHY = 0
+EXIT_NEEDS_MIGRATION = 1
+EXIT_DAMAGED = 2
+
+
+@dataclass
+class Diagnosis:
+    """What ``doctor`` found; ``as_json()`` is the ``--json`` output."""
+
+    path: Path
+    status: str = "healthy"
+    exists: bool = True
+    size: int = 0
+    header: dict[str, JsonValue] = field(default_factory=dict)
+    side_files: dict[str, JsonValue] = field(default_factory=dict)
+    user_version: int | None = None
+    check_kind: str = "quick_check"
+    check: list[str] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)
+    inspected_via: str = ""
+    error: str | None = None
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            "healthy": EXIT_HEALTHY,
+            "needs_migration": EXIT_NEEDS_MIGRATION,
+        }.get(self.status, EXIT_DAMAGED)
+
+    def as_json(self) -> dict[str, JsonValue]:
+        return {
+            "path": str(self.path),
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "exists": self.exists,
+            "size": self.size,
+            "header": self.header,
+            "side_files": self.side_files,
+            "user_version": self.user_version,
+            "supported_schema_version": schema_version(),
+            "check": {"kind": self.check_kind, "result": list(self.check)},
+            "tables": dict(self.tables),
+            "inspected_via": self.inspected_via,
+            "error": self.error,
+            "advice": list(self.advice),
+        }
+
+
+def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
+    """Inspects ``path`` (a database file or a workspace folder) without changing it."""
+    db = resolve_db_path(path)
+    d = Diagnosis(path=db, check_kind="integrity_check" if full else "quick_check")
+    if not db.is_file():
+        d.exists = False
+        d.status = "missing"
+        d.advice.append(f"no database at {db}; memtree creates one on first open")
+        return d
+    d.size = db.stat().st_size
+    header = read_header(db)
+    side = read_side_files(db)
+    d.header = header.as_json()
+    d.side_files = side.as_json()
+    if not header.valid:
+        d.status = "damaged"
+        d.error = "the file does not start with the SQLite header (SQLITE_NOTADB)"
+        d.advice.append(
+            "this is not a SQLite database; memtree would move it aside as "
+            "chunks.db.corrupt-<ms> and start a fresh one: restore a backup first if you have one"
+        )
+        return d
+    try:
+        with open_snapshot(db) as (conn, how):
+            d.inspected_via = how
+            d.user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            d.check = [str(row[0]) for row in conn.execute(f"PRAGMA {d.check_kind}")]
+            d.tables = table_counts(conn)
+    except sqlite3.DatabaseError as e:
+        d.status = "damaged"
+        d.error = f"{type(e).__name__}: {e}"
+    if d.status != "damaged" and d.check != ["ok"]:
+        d.status = "damaged"
+    if d.status == "damaged":
+        d.advice.append(
+            "the database is damaged: copy it and its side files somewhere safe before "
+            "anything opens it; memtree would quarantine it (move it aside, keep it) and "
+            "start a fresh database"
+        )
+        return d
+    if header.wal_mode or side.wal_size is not None:
+        d.status = "needs_migration"
+        if side.wal_has_frames:
+            d.advice.append(
+                "the -wal holds frames (possibly committed rows not yet in the main file): "
+                "never delete it; `memtree migrate --backup` checkpoints it into the database"
+            )
+        d.advice.append(
+            "the database is in WAL mode: run `memtree migrate PATH --backup` (or open it "
+            "with memtree.Store) with the application closed to move it to the TRUNCATE journal"
+        )
+    if side.shm_size is not None and side.wal_size is None:
+        d.advice.append(
+            "a stale -shm without -wal: harmless; memtree removes it under its exclusive lock"
+        )
+    if side.journal_hot:
+        d.advice.append(
+            "the -journal is hot (a commit was interrupted): the next open rolls it back; "
+            "never delete it"
+        )
+    supported = schema_version()
+    if d.user_version is not None and d.user_version > supported:
+        d.advice.append(
+            f"user_version {d.user_version} is newer than this memtree supports ({supported}): "
+            "upgrade memtree before opening it"
+        )
+    elif d.user_version is not None and d.user_version < supported:
+        d.advice.append(
+            f"schema version {d.user_version}: memtree upgrades it to {supported} on open"
+        )
+    if not d.advice:
+        d.advice.append("healthy: TRUNCATE-era file, no side files needing attention")
+    return d
+
+
+def _human(d: Diagnosis) -> str:
+    lines = [f"database:      {d.path}"]
+    if not d.exists:
+        lines.append("status:        missing")
+    else:
+        lines.append(f"size:          {d.size} bytes")
+        lines.append(f"journal mode:  {d.header.get('journal_mode')} (from the file header)")
+        for name, info in d.side_files.items():
+            lines.append(f"-{name + ':':<13} {_side_text(info)}")
+        lines.append(f"user_version:  {d.user_version}")
+        if d.check:
+            lines.append(f"{d.check_kind + ':':<14} {'; '.join(d.check[:5])}")
+        if d.error:
+            lines.append(f"error:         {d.error}")
+        if d.tables:
+            lines.append("rows per table:")
+            width = max(len(t) for t in d.tables)
+            lines.extend(f"  {t:<{width}}  {n:>10}" for t, n in d.tables.items())
+        if d.inspected_via:
+            lines.append(f"inspected via: {d.inspected_via} (the files were not changed)")
+        lines.append(f"status:        {d.status.replace('_', ' ')}")
+    lines.append("advice:")
+    lines.extend(f"  - {a}" for a in d.advice)
+    return "\n".join(lines)
+
+
+def _side_text(info: JsonValue) -> str:
+    if not isinstance(info, dict):
+        return "absent"
+    parts = [f"{info['size']} bytes"]
+    if info.get("holds_frames"):
+        parts.append("holds frames")
+    if info.get("hot"):
+        parts.append("HOT")
+    return ", ".join(parts)
+
+
+def run(path: Path, *, full: bool, as_json: bool) -> int:
+    """The ``memtree doctor`` command; returns the exit status."""
+    d = diagnose(path, full=full)
+    print(json.dumps(d.as_json(), indent=2) if as_json else _human(d))
+    return d.exit_code

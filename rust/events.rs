@@ -1,0 +1,70 @@
+//! The notable events the core reports through the `log` facade.
+//!
+//! Every record carries the database path as the key-value pair `db_path`
+//! and, when a SQLite failure caused it, its extended result code as
+//! `sqlite_code`; the Python glue turns those into `extra` fields of a
+//! `logging` record under the `memtree` logger. Callers emit these only
+//! while holding no mutex other than the per-path init lock or a
+//! connection mutex (see `python/logging.rs` for why that matters).
+
+use std::path::Path;
+
+use crate::codes;
+
+/// A database left in WAL mode by a prior release was moved to TRUNCATE.
+pub fn wal_migrated(path: &Path) {
+    log::info!(
+        target: "memtree::journal",
+        db_path:% = path.display();
+        "migrated {} from WAL to the TRUNCATE journal (WAL frames checkpointed, -wal and -shm removed)",
+        path.display()
+    );
+}
+
+/// SQLite kept another journal mode than TRUNCATE (another connection).
+pub fn journal_switch_refused(path: &Path, mode: &str) {
+    log::warn!(
+        target: "memtree::journal",
+        db_path:% = path.display(), journal_mode = mode;
+        "SQLite kept journal_mode={mode} for {} (another connection holds the file); \
+         memtree retries on the next open",
+        path.display()
+    );
+}
+
+/// An open failed on a transient I/O error and side-file recovery ran.
+pub fn recovery(path: &Path, sqlite_code: Option<i32>, outcome: &str) {
+    let code = sqlite_code.unwrap_or(codes::ERROR);
+    log::warn!(
+        target: "memtree::recovery",
+        db_path:% = path.display(), sqlite_code = code;
+        "open of {} failed with {} ({code}); side-file recovery: {outcome}",
+        path.display(),
+        codes::name_or_primary(code)
+    );
+}
+
+/// A corrupt database was moved aside and replaced by a fresh one.
+pub fn quarantined(path: &Path, sqlite_code: Option<i32>, moved_to: &Path) {
+    let code = sqlite_code.unwrap_or(codes::CORRUPT);
+    log::error!(
+        target: "memtree::recovery",
+        db_path:% = path.display(), sqlite_code = code, quarantined:% = moved_to.display();
+        "corrupt database {} ({} {code}) moved aside to {}; a fresh database replaces it",
+        path.display(),
+        codes::name_or_primary(code),
+        moved_to.display()
+    );
+}
+
+/// The circuit breaker of a path opened (or re-armed) after failed opens.
+pub fn circuit_tripped(path: &Path, failures: u32, sqlite_code: Option<i32>) {
+    let code = sqlite_code.unwrap_or(codes::CANTOPEN);
+    log::warn!(
+        target: "memtree::breaker",
+        db_path:% = path.display(), sqlite_code = code, failures = failures;
+        "circuit opened for {} after {failures} consecutive failed opens (last {} {code})",
+        path.display(),
+        codes::name_or_primary(code)
+    );
+}

@@ -1,0 +1,263 @@
+"""``memtree doctor``, ``migrate`` and ``stats``, run through the installed
+console script in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import memtree
+import pytest
+from conftest import ChunkFactory
+from reference_db import create_reference_db
+from test_journal import HOLD_READ_TRANSACTION
+
+EXE = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
+
+
+def memtree_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    assert EXE.exists(), f"the console script is not installed at {EXE}"
+    return subprocess.run(
+        [str(EXE), *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def json_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def file_states(db: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and modification time of the database and every file beside it
+    whose name starts with the database's."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(db.parent.iterdir())
+        if p.name.startswith(db.name)
+    }
+
+
+def wal_db(tmp_path: Path) -> tuple[Path, list[str]]:
+    db = tmp_path / "memory_tree" / "chunks.db"
+    db.parent.mkdir(parents=True)
+    ids = create_reference_db(db, chunks=8, wal_frames_only=3)
+    assert Path(str(db) + "-wal").stat().st_size > 32
+    return db, ids
+
+
+def memtree_db(tmp_path: Path, make_chunk: ChunkFactory, n: int = 12) -> Path:
+    db = tmp_path / "memory_tree" / "chunks.db"
+    db.parent.mkdir(parents=True)
+    with memtree.Store(db) as store:
+        store.upsert_chunks(
+            [make_chunk(i, source_kind="email" if i % 4 == 0 else "chat") for i in range(n)]
+        )
+        store.set_lifecycle_status(["chunk-00001", "chunk-00002"], "summarized")
+    return db
+
+
+# --- doctor ------------------------------------------------------------------
+
+
+def test_doctor_on_a_wal_database_reports_migration_and_changes_nothing(tmp_path: Path) -> None:
+    db, _ids = wal_db(tmp_path)
+    before = file_states(db)
+    assert {"chunks.db-wal", "chunks.db-shm"} <= set(before)
+    proc = memtree_cli("doctor", "--full", "--json", tmp_path)  # the workspace folder
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json_of(proc)
+    assert report["status"] == "needs_migration"
+    assert report["header"]["journal_mode"] == "wal"
+    assert report["side_files"]["wal"]["holds_frames"] is True
+    assert report["check"] == {"kind": "integrity_check", "result": ["ok"]}
+    assert report["tables"]["mem_tree_chunks"] == 8, "rows only in the -wal are counted"
+    assert report["user_version"] == 0
+    assert report["inspected_via"] == "temporary copy"
+    assert any("memtree migrate" in a for a in report["advice"])
+    assert file_states(db) == before, "doctor changed the files it inspected"
+
+    human = memtree_cli("doctor", db)
+    assert human.returncode == 1
+    assert "holds frames" in human.stdout and "needs migration" in human.stdout
+    assert file_states(db) == before
+
+
+def test_doctor_on_a_healthy_memtree_database(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    db = memtree_db(tmp_path, make_chunk)
+    before = file_states(db)
+    proc = memtree_cli("doctor", "--json", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json_of(proc)
+    assert report["status"] == "healthy"
+    assert report["header"]["journal_mode"] == "rollback"
+    assert report["side_files"]["wal"] is None and report["side_files"]["shm"] is None
+    assert report["side_files"]["journal"] == {"size": 0, "hot": False}
+    assert report["user_version"] == memtree.schema_version()
+    assert report["check"]["kind"] == "quick_check" and report["check"]["result"] == ["ok"]
+    assert report["tables"]["mem_tree_chunks"] == 12
+    assert report["inspected_via"] == "read-only connection"
+    assert file_states(db) == before
+
+
+def test_doctor_on_damaged_files(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    not_db = tmp_path / "junk.db"
+    not_db.write_bytes(b"definitely not SQLite" * 300)
+    proc = memtree_cli("doctor", "--json", not_db)
+    assert proc.returncode == 2
+    assert json_of(proc)["status"] == "damaged"
+
+    db = memtree_db(tmp_path, make_chunk, n=400)
+    page_size = 4096
+    with db.open("r+b") as f:  # scribble over the middle of the file's b-tree pages
+        f.seek(page_size * 3 + 100)
+        f.write(os.urandom(page_size * 2))
+    before = file_states(db)
+    proc = memtree_cli("doctor", "--full", db)
+    assert proc.returncode == 2, proc.stdout
+    assert "damaged" in proc.stdout
+    assert file_states(db) == before
+
+    missing = memtree_cli("doctor", tmp_path / "nowhere.db")
+    assert missing.returncode == 2 and "no database" in missing.stdout
+
+
+# --- migrate -----------------------------------------------------------------
+
+
+def test_migrate_with_backup_moves_a_wal_database_to_truncate(tmp_path: Path) -> None:
+    db, ids = wal_db(tmp_path)
+    proc = memtree_cli("migrate", "--backup", "--progress", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "migrated and verified" in proc.stdout
+    assert "backup [" in proc.stderr and "100.0%" in proc.stderr, proc.stderr
+    names = {p.name for p in db.parent.iterdir()}
+    assert "chunks.db-wal" not in names and "chunks.db-shm" not in names
+    backups = [p for p in db.parent.iterdir() if ".backup-" in p.name]
+    assert len(backups) == 1
+    # The backup is one self-contained file holding every row, -wal rows included.
+    conn = sqlite3.connect(f"{backups[0].as_uri()}?mode=ro", uri=True)
+    try:
+        assert {r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")} == set(ids)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        conn.close()
+
+    doctor = json_of(memtree_cli("doctor", "--json", db))
+    assert doctor["status"] == "healthy" and doctor["header"]["journal_mode"] == "rollback"
+    assert doctor["tables"]["mem_tree_chunks"] == 8
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(ids)} == set(ids)
+        assert store.journal_mode == "truncate"
+
+
+def test_migrate_json_and_refusals(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    db = memtree_db(tmp_path, make_chunk)
+    proc = memtree_cli("migrate", "--json", "--backup-to", tmp_path / "b.db", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json_of(proc)
+    assert report["outcome"] == "migrated and verified"
+    assert report["backup"]["path"] == str(tmp_path / "b.db")
+    assert report["after"]["tables"] == report["before"]["tables"]
+
+    again = memtree_cli("migrate", "--backup-to", tmp_path / "b.db", db)
+    assert again.returncode == 2 and "exists" in again.stdout
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"x" * 5000)
+    before = file_states(junk)
+    refused = memtree_cli("migrate", junk)
+    assert refused.returncode == 2 and "refused" in refused.stdout
+    assert file_states(junk) == before, "a damaged file must not be touched"
+
+
+# --- stats -------------------------------------------------------------------
+
+
+def test_stats_human_and_json(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    db = memtree_db(tmp_path, make_chunk)
+    report = json_of(memtree_cli("stats", "--json", db))
+    assert report["chunks"] == {
+        "total": 12,
+        "by_source_kind": {"chat": 9, "email": 3},
+        "by_lifecycle_status": {"admitted": 10, "summarized": 2},
+    }
+    assert report["page_size"] == 4096
+    assert report["file_size"] == report["page_size"] * report["page_count"]
+    human = memtree_cli("stats", tmp_path)
+    assert human.returncode == 0, human.stderr
+    assert "source kind" in human.stdout and "summarized" in human.stdout
+
+
+def test_stats_counts_jobs_and_wal_rows_without_changing_files(tmp_path: Path) -> None:
+    db, _ids = wal_db(tmp_path)
+    before = file_states(db)
+    proc = memtree_cli("stats", "--json", db)
+    assert proc.returncode == 0, proc.stderr
+    report = json_of(proc)
+    assert report["chunks"]["total"] == 8
+    assert report["jobs_by_status"] is not None and sum(report["jobs_by_status"].values()) >= 1
+    assert file_states(db) == before
+
+    missing = memtree_cli("stats", tmp_path / "nowhere.db")
+    assert missing.returncode == 2
+
+
+@pytest.mark.parametrize("command", ["doctor", "migrate", "stats"])
+def test_help(command: str) -> None:
+    proc = memtree_cli(command, "--help")
+    assert proc.returncode == 0 and "workspace folder" in proc.stdout
+
+
+HOT_JOURNAL_CHILD = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = TRUNCATE").fetchone()
+conn.execute("PRAGMA cache_size = 2")
+conn.execute("BEGIN")
+# A tiny cache makes SQLite spill: the journal is written and synced, then
+# changed pages reach the database file before the (never issued) commit.
+conn.execute("UPDATE mem_tree_chunks SET content = content || ?", ("x" * 300,))
+os._exit(0)
+"""
+
+
+def test_doctor_on_a_hot_journal_changes_nothing(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    db = memtree_db(tmp_path, make_chunk, n=300)
+    subprocess.run([sys.executable, "-c", HOT_JOURNAL_CHILD, str(db)], check=True, timeout=60)
+    journal = Path(str(db) + "-journal")
+    assert journal.stat().st_size > 0, "the child left no journal"
+    before = file_states(db)
+    proc = memtree_cli("doctor", "--json", "--full", db)
+    report = json_of(proc)
+    assert report["side_files"]["journal"]["hot"] is True
+    assert report["inspected_via"] == "temporary copy"
+    assert report["check"]["result"] == ["ok"], "the copy was rolled back"
+    assert report["tables"]["mem_tree_chunks"] == 300
+    assert proc.returncode == 0 and any("hot" in a for a in report["advice"])
+    assert file_states(db) == before, "doctor rolled the live journal back"
+
+
+def test_migrate_reports_a_refused_switch_with_exit_1(tmp_path: Path) -> None:
+    db, ids = wal_db(tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        proc = memtree_cli("migrate", db)
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "another process holds the file" in proc.stdout
+    with memtree.Store(db) as store:  # the holder is gone: the switch now succeeds
+        assert store.journal_mode == "truncate"
+        assert {c.id for c in store.get_chunks(ids)} == set(ids)
