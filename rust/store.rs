@@ -62,7 +62,8 @@ const CHUNK_COLUMNS: &str =
      time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, \
      created_at_ms, lifecycle_status, embedding";
 
-const UPSERT_SQL: &str = "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
+pub(crate) const UPSERT_SQL: &str =
+    "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
      source_ref, owner, timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, \
      token_count, seq_in_source, created_at_ms, lifecycle_status, embedding) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
@@ -422,7 +423,9 @@ fn validate_all(chunks: &[Chunk]) -> Result<()> {
         .try_for_each(|(i, c)| c.validate(&format!("chunks[{i}].")))
 }
 
-fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
+/// Binds and runs memtree's upsert for every chunk inside `tx` (shared with
+/// the benchmark loop, which times exactly this write path).
+pub(crate) fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(UPSERT_SQL)?;
     for c in chunks {
         let tags = serde_json::to_string(&c.tags)

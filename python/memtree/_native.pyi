@@ -18,6 +18,11 @@ __all__ = [
     "Chunk",
     "Store",
     "__version__",
+    "bench_chunks",
+    "bench_commits",
+    "bench_insert_select",
+    "bench_rows",
+    "bench_upsert_sql",
     "classify_code",
     "clear_fault",
     "code_name",
@@ -245,3 +250,50 @@ def faults_fired(path: _PathLike) -> int:
 
 def method_calls(path: _PathLike, method_name: str) -> int:
     """Calls of a VFS method since the fault was armed or counters reset."""
+
+def bench_commits(
+    path: _PathLike,
+    journal_mode: str,
+    synchronous: str,
+    batch: int,
+    commits: int,
+    warmup: int = 1,
+) -> tuple[str, list[tuple[int, int, int, int, int, int, int]]]:
+    """Times ``commits`` commits of ``batch`` generated chunks (after ``warmup``
+    untimed ones) on a fresh connection through memtree's VFS with memtree's
+    schema and upsert, in the given journal mode and synchronous level.
+    Returns the journal mode SQLite reported and per commit ``(ns, syncs_db,
+    syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written)``."""
+
+def bench_insert_select(path: _PathLike, start: int, count: int) -> int:
+    """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
+    start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL)."""
+
+def bench_chunks(start: int, count: int) -> list[Chunk]:
+    """Generated chunks ``start .. start + count`` (~500-byte content)."""
+
+def bench_rows(
+    start: int, count: int
+) -> list[
+    tuple[
+        str,
+        str,
+        str,
+        str,
+        str | None,
+        str,
+        int,
+        int,
+        int,
+        str,
+        int,
+        int,
+        int,
+        str,
+        bytes | None,
+    ]
+]:
+    """The generated chunks as tuples in the upsert statement's parameter order."""
+
+def bench_upsert_sql() -> str:
+    """The store's upsert statement."""
