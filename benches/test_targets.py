@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from conftest import (
     READ_ROWS,
     SELECT_SQL,
     UPSERT_SQL,
+    best_time,
     chunk_from_row,
     make_wal_database,
     median_time,
@@ -31,7 +33,7 @@ from conftest import (
 )
 from memtree import _native, testing
 
-REPEATS = 5
+REPEATS = 9
 
 
 def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
@@ -43,14 +45,18 @@ def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
         return tmp_path / f"{tag}-{next(counter)}.db"
 
     memtree_s, sql_s, stdlib_s = [], [], []
+    memtree_cpu, sql_cpu = [], []
     for _ in range(REPEATS):
         # Interleaved so drift of the shared disk hits every contender alike.
         path = memtree_schema(fresh("memtree"))
         with memtree.Store(path) as store:
-            started = time.perf_counter()
+            cpu, started = time.thread_time(), time.perf_counter()
             store.upsert_chunks(chunks)
             memtree_s.append(time.perf_counter() - started)
+            memtree_cpu.append(time.thread_time() - cpu)
+        cpu = time.thread_time()
         sql_s.append(_native.bench_insert_select(fresh("sql"), 0, INGEST_ROWS) / 1e9)
+        sql_cpu.append(time.thread_time() - cpu)
         conn = stdlib_connect(memtree_schema(fresh("stdlib")))
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
@@ -58,7 +64,9 @@ def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
         conn.execute("COMMIT")
         stdlib_s.append(time.perf_counter() - started)
         conn.close()
-    m, s, p = (statistics.median(x) for x in (memtree_s, sql_s, stdlib_s))
+    # Best of interleaved runs: the three share one disk and the CPU with
+    # other tenants, and only ever lose time to them.
+    m, s, p = (min(x) for x in (memtree_s, sql_s, stdlib_s))
     record(
         "ingest 10k: memtree / pure-SQL INSERT…SELECT",
         m / s,
@@ -66,6 +74,17 @@ def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
         m / s <= 1.15,
         memtree_ms=m * 1e3,
         sql_ms=s * 1e3,
+        memtree_median_ms=statistics.median(memtree_s) * 1e3,
+        sql_median_ms=statistics.median(sql_s) * 1e3,
+    )
+    mc, sc = min(memtree_cpu), min(sql_cpu)
+    record(
+        "  same, CPU time of the ingesting thread (info)",
+        mc / sc,
+        "(info)",
+        True,
+        memtree_cpu_ms=mc * 1e3,
+        sql_cpu_ms=sc * 1e3,
     )
     record(
         "ingest 10k: stdlib executemany / memtree (speed-up)",
@@ -74,6 +93,7 @@ def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
         p / m >= 1.4,
         memtree_ms=m * 1e3,
         stdlib_ms=p * 1e3,
+        stdlib_median_ms=statistics.median(stdlib_s) * 1e3,
     )
 
 
@@ -107,8 +127,8 @@ def test_get_vs_stdlib(read_db: Path) -> None:
     ids = [f"bench-{i * 7919 % READ_ROWS:08d}" for i in range(2000)]
     batch = ids[:100]
     with memtree.Store(read_db) as store:
-        mt_one = median_time(lambda: [store.get_chunk(i) for i in ids], 5) / len(ids)
-        mt_many = median_time(lambda: store.get_chunks(batch), 50)
+        mt_one = best_time(lambda: [store.get_chunk(i) for i in ids], 7) / len(ids)
+        mt_many = best_time(lambda: store.get_chunks(batch), 50)
     # A second SQLite library must not open the file while memtree has it open.
     conn = stdlib_connect(read_db)
     try:
@@ -120,9 +140,9 @@ def test_get_vs_stdlib(read_db: Path) -> None:
             row: tuple[object, ...] = conn.execute(SELECT_SQL, (i,)).fetchone()
             return row
 
-        sl_one = median_time(lambda: [one(i) for i in ids], 5) / len(ids)
-        sl_raw = median_time(lambda: [raw(i) for i in ids], 5) / len(ids)
-        sl_many = median_time(lambda: [one(i) for i in batch], 50)
+        sl_one = best_time(lambda: [one(i) for i in ids], 7) / len(ids)
+        sl_raw = best_time(lambda: [raw(i) for i in ids], 7) / len(ids)
+        sl_many = best_time(lambda: [one(i) for i in batch], 50)
     finally:
         conn.close()
     record(
@@ -192,44 +212,58 @@ def test_single_chunk_durable_commit(tmp_path: Path) -> None:
 
 
 def test_python_thread_keeps_its_rate(tmp_path: Path) -> None:
+    """A pure-Python thread's rate alone, during a 10k ``upsert_chunks``, and
+    during the same rows inserted by SQLite alone (GIL released throughout):
+    the last is the control that separates the GIL from CPU contention."""
     chunks = _native.bench_chunks(0, INGEST_ROWS)
-    stop = threading.Event()
-    go = threading.Event()
-    counts: list[tuple[int, float]] = []
+    files = iter(range(10**6))
 
-    def spin() -> None:
-        go.wait()
-        n, started = 0, time.perf_counter()
-        while not stop.is_set():
-            sum(range(200))
-            n += 1
-        counts.append((n, time.perf_counter() - started))
+    def rate(work: Callable[[], object]) -> float:
+        stop = threading.Event()
+        counts: list[tuple[int, float]] = []
 
-    def rate(during: bool) -> float:
+        def spin() -> None:
+            n, started = 0, time.perf_counter()
+            while not stop.is_set():
+                sum(range(200))
+                n += 1
+            counts.append((n, time.perf_counter() - started))
+
         t = threading.Thread(target=spin)
         t.start()
-        go.set()
-        if during:
-            with memtree.Store(tmp_path / f"c{len(counts)}.db") as store:
-                store.upsert_chunks(chunks)
-        else:
-            time.sleep(0.3)
+        work()
         stop.set()
         t.join()
-        go.clear()
-        stop.clear()
-        n, elapsed = counts[-1]
+        n, elapsed = counts[0]
         return n / elapsed
 
-    solo = statistics.median(rate(False) for _ in range(3))
-    during = statistics.median(rate(True) for _ in range(3))
+    def ingest() -> None:
+        with memtree.Store(tmp_path / f"m{next(files)}.db") as store:
+            store.upsert_chunks(chunks)
+
+    def control() -> None:
+        _native.bench_insert_select(tmp_path / f"c{next(files)}.db", 0, INGEST_ROWS)
+
+    solo, during, native = [], [], []
+    for _ in range(5):
+        solo.append(rate(lambda: time.sleep(0.2)))
+        during.append(rate(ingest))
+        native.append(rate(control))
+    s, d, c = (statistics.median(x) for x in (solo, during, native))
     record(
         "Python thread rate during 10k ingest / solo",
-        during / solo,
+        d / s,
         ">= 0.8",
-        during / solo >= 0.8,
-        solo_per_s=solo,
-        during_per_s=during,
+        d / s >= 0.8,
+        solo_per_s=s,
+        during_per_s=d,
+        control_per_s=c,
+    )
+    record(
+        "  same, relative to a GIL-free SQLite-only ingest (info)",
+        d / c,
+        "(info)",
+        True,
     )
 
 

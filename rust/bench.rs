@@ -328,6 +328,35 @@ mod tests {
     }
 
     #[test]
+    fn upsert_matches_sql_and_keeps_the_last_duplicate() -> Result<()> {
+        let dir = TempDir::new("dupes");
+        let (a, b) = (dir.0.join("a.db"), dir.0.join("b.db"));
+        insert_select(&a, 0, 150)?;
+        let (mut conn, ..) = open_bench_connection(&b, "truncate", "off")?;
+        commit_batch(&mut conn, &bench_chunks(0, 150)).unwrap();
+        assert_eq!(all_rows(&a), all_rows(&b));
+        // Existing ids and an id repeated inside one batch take the conflict
+        // path: the later row wins and nothing else changes.
+        let mut batch = bench_chunks(0, 64);
+        batch[10].content = "first".into();
+        batch[40] = Chunk {
+            content: "second".into(),
+            ..batch[10].clone()
+        };
+        commit_batch(&mut conn, &batch).unwrap();
+        let (content, count): (String, i64) = conn
+            .query_row(
+                "SELECT (SELECT content FROM mem_tree_chunks WHERE id = 'bench-00000010'), \
+                 (SELECT count(*) FROM mem_tree_chunks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((content.as_str(), count), ("second", 150));
+        Ok(())
+    }
+
+    #[test]
     fn sync_counts_per_commit_match_the_design() -> Result<()> {
         let dir = TempDir::new("syncs");
         let cases: [(&str, &str, u64, u64, u64); 3] = [

@@ -62,6 +62,7 @@ const CHUNK_COLUMNS: &str =
      time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, \
      created_at_ms, lifecycle_status, embedding";
 
+/// The store's upsert of one chunk.
 pub(crate) const UPSERT_SQL: &str =
     "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
      source_ref, owner, timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, \
@@ -75,6 +76,17 @@ pub(crate) const UPSERT_SQL: &str =
      token_count = excluded.token_count, seq_in_source = excluded.seq_in_source, \
      created_at_ms = excluded.created_at_ms, lifecycle_status = excluded.lifecycle_status, \
      embedding = excluded.embedding";
+
+/// [`UPSERT_SQL`] without its conflict clause: the fast path for new ids.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let (insert, _) = UPSERT_SQL
+            .split_once(" ON CONFLICT")
+            .expect("UPSERT_SQL has an ON CONFLICT clause");
+        insert.to_owned()
+    })
+}
 
 impl Store {
     /// Opens (or joins) the store at an explicit database file.
@@ -425,30 +437,62 @@ fn validate_all(chunks: &[Chunk]) -> Result<()> {
 
 /// Binds and runs memtree's upsert for every chunk inside `tx` (shared with
 /// the benchmark loop, which times exactly this write path).
+///
+/// Each chunk first tries a plain `INSERT`; only an id that already exists
+/// takes the `ON CONFLICT DO UPDATE` statement. An upsert costs SQLite about
+/// half as much again as a plain insert per row (measured with SQLite 3.40
+/// and 3.50 on memtree's schema), while ingest is overwhelmingly new ids.
+/// A plain insert that hits the primary key fails in its constraint check,
+/// before any b-tree is written, and SQLite rolls back only that statement,
+/// so the result is exactly the upsert's.
 pub(crate) fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
-    let mut stmt = tx.prepare_cached(UPSERT_SQL)?;
+    let mut insert = tx.prepare_cached(insert_sql())?;
     for c in chunks {
-        let tags = serde_json::to_string(&c.tags)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-        stmt.execute(params![
-            c.id,
-            c.content,
-            c.source_kind.as_str(),
-            c.source_id,
-            c.source_ref,
-            c.owner,
-            c.timestamp_ms,
-            c.time_range_start_ms,
-            c.time_range_end_ms,
-            tags,
-            c.token_count,
-            c.seq_in_source,
-            c.created_at_ms,
-            c.lifecycle_status,
-            c.embedding.as_deref().map(embedding_to_blob),
-        ])?;
+        bind_chunk(&mut insert, c)?;
+        match insert.raw_execute() {
+            Ok(_) => {}
+            Err(e) if is_primary_key_conflict(&e) => {
+                let mut upsert = tx.prepare_cached(UPSERT_SQL)?;
+                bind_chunk(&mut upsert, c)?;
+                upsert.raw_execute()?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(chunks.len())
+}
+
+/// SQLITE_CONSTRAINT_PRIMARYKEY (1555), or SQLITE_CONSTRAINT_UNIQUE (2067)
+/// which older releases report for the implicit index of a `TEXT PRIMARY KEY`.
+fn is_primary_key_conflict(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == crate::codes::CONSTRAINT_PRIMARYKEY
+                || f.extended_code == crate::codes::CONSTRAINT_UNIQUE
+    )
+}
+
+/// Binds one chunk's 15 values to the upsert's (or insert's) parameters.
+fn bind_chunk(stmt: &mut rusqlite::CachedStatement<'_>, c: &Chunk) -> rusqlite::Result<()> {
+    let tags = serde_json::to_string(&c.tags)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    stmt.raw_bind_parameter(1, &c.id)?;
+    stmt.raw_bind_parameter(2, &c.content)?;
+    stmt.raw_bind_parameter(3, c.source_kind.as_str())?;
+    stmt.raw_bind_parameter(4, &c.source_id)?;
+    stmt.raw_bind_parameter(5, &c.source_ref)?;
+    stmt.raw_bind_parameter(6, &c.owner)?;
+    stmt.raw_bind_parameter(7, c.timestamp_ms)?;
+    stmt.raw_bind_parameter(8, c.time_range_start_ms)?;
+    stmt.raw_bind_parameter(9, c.time_range_end_ms)?;
+    stmt.raw_bind_parameter(10, tags)?;
+    stmt.raw_bind_parameter(11, c.token_count)?;
+    stmt.raw_bind_parameter(12, c.seq_in_source)?;
+    stmt.raw_bind_parameter(13, c.created_at_ms)?;
+    stmt.raw_bind_parameter(14, &c.lifecycle_status)?;
+    stmt.raw_bind_parameter(15, c.embedding.as_deref().map(embedding_to_blob))?;
+    Ok(())
 }
 
 /// Deletes score and entity-index rows of the chunks `selector` returns.

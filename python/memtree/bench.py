@@ -48,7 +48,7 @@ BATCHES: tuple[int, ...] = (1, 10, 100, 1000)
 #: The label of the row that times ``memtree.Store.upsert_chunks`` itself.
 STORE_LABEL = "Store (TRUNCATE+FULL)"
 #: Timed commits per cell (after one untimed warm-up commit), by batch size.
-FULL_COMMITS = {1: 200, 10: 100, 100: 40, 1000: 12}
+FULL_COMMITS = {1: 500, 10: 300, 100: 100, 1000: 30}
 QUICK_COMMITS = {1: 20, 10: 10, 100: 5, 1000: 3}
 SYNC_ROLES = ("db", "journal", "wal", "dir", "other")
 WITHIN = 1.10
@@ -62,6 +62,10 @@ class BenchConfig:
     commits: dict[int, int]
     fsync_samples: int
     quick: bool
+    #: Each cell's commits are split into this many rounds, each on a fresh
+    #: file, and the modes take turns round by round, so a shared disk's
+    #: drift over the run hits every mode alike.
+    rounds: int = 1
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -116,9 +120,8 @@ def _cell(
     }
 
 
-def _store_samples(directory: Path, batch: int, commits: int) -> list[tuple[int, ...]]:
-    """Times ``Store.upsert_chunks`` itself, with prebuilt chunks."""
-    path = directory / f"store-{batch}.db"
+def _store_samples(path: Path, batch: int, commits: int) -> list[tuple[int, ...]]:
+    """Times ``Store.upsert_chunks`` itself on a fresh file, with prebuilt chunks."""
     samples: list[tuple[int, ...]] = []
     with _native.Store(path) as store:
         batches = [_native.bench_chunks(i * batch, batch) for i in range(commits + 1)]
@@ -254,27 +257,33 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
     config.directory.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="memtree-bench-", dir=config.directory))
     batches = sorted(config.commits)
-    steps = 1 + len(batches) * (len(MODES) + 1)
+    steps = 1 + len(batches) * config.rounds
     bar = _Progress(steps, progress) if progress is not None else None
     try:
         floor = fsync_floor(work, config.fsync_samples)
         if bar:
             bar.step("raw fsync floor")
         cells: list[dict[str, Any]] = []
+        contenders = [*MODES, (STORE_LABEL, "truncate", "full")]
         for batch in batches:
-            commits = config.commits[batch]
-            for label, journal, sync in MODES:
-                db = work / f"{journal}-{sync}-{batch}.db"
-                reported, samples = _native.bench_commits(
-                    db, journal, sync, batch, commits, warmup=1
-                )
-                cells.append(_cell(label, reported, sync, "core", batch, samples))
+            per_round = max(1, config.commits[batch] // config.rounds)
+            samples: dict[str, list[tuple[int, ...]]] = {c[0]: [] for c in contenders}
+            reported: dict[str, str] = {}
+            for r in range(config.rounds):
+                for label, journal, sync in contenders:
+                    db = work / f"{journal}-{sync}-{batch}-{r}-{label == STORE_LABEL}.db"
+                    if label == STORE_LABEL:
+                        samples[label] += _store_samples(db, batch, per_round)
+                        continue
+                    mode, timed = _native.bench_commits(db, journal, sync, batch, per_round, 1)
+                    reported[label] = mode
+                    samples[label] += timed
                 if bar:
-                    bar.step(f"{label} batch {batch}")
-            timed = _store_samples(work, batch, commits)
-            cells.append(_cell(STORE_LABEL, "truncate", "full", "store", batch, timed))
-            if bar:
-                bar.step(f"{STORE_LABEL} batch {batch}")
+                    bar.step(f"batch {batch}, round {r + 1}/{config.rounds}")
+            for label, journal, sync in contenders:
+                path = "store" if label == STORE_LABEL else "core"
+                mode = reported.get(label, journal)
+                cells.append(_cell(label, mode, sync, path, batch, samples[label]))
         info = machine(config.directory)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -317,7 +326,7 @@ HEADERS = [
     "batch",
     "median ms",
     "p90 ms",
-    "µs/chunk",
+    "µs/chunk (mean)",
     "chunks/s",
     "syncs/commit (db/jrnl/wal/dir)",
     "KiB written/commit",
@@ -429,7 +438,13 @@ def run(args: Any) -> int:
         commits = dict.fromkeys(commits, args.commits)
     with tempfile.TemporaryDirectory(prefix="memtree-bench-") as tmp:
         directory = args.dir if args.dir is not None else Path(tmp)
-        config = BenchConfig(directory, commits, 20 if args.quick else 200, args.quick)
+        config = BenchConfig(
+            directory,
+            commits,
+            fsync_samples=20 if args.quick else 200,
+            quick=args.quick,
+            rounds=1 if args.quick or args.commits is not None else 5,
+        )
         report = run_matrix(config)
     print(format_table(report))
     if args.json is not None:
