@@ -1,6 +1,7 @@
 //! Chunk operations on an open database: upsert, reads, filtered listing,
 //! lifecycle status, the ingest gate and set-based deletion.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -171,7 +172,8 @@ impl Store {
     }
 
     /// Inserts or replaces `chunks` in one transaction; returns how many.
-    pub fn upsert_chunks(&self, chunks: &[Chunk]) -> Result<usize> {
+    /// Takes owned chunks or references, so callers need not copy them.
+    pub fn upsert_chunks<C: Borrow<Chunk>>(&self, chunks: &[C]) -> Result<usize> {
         validate_all(chunks)?;
         self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
     }
@@ -329,15 +331,16 @@ impl Store {
 
     /// Makes `chunks` the whole content of one source, in one transaction:
     /// upserts them and removes the source's rows whose ids are not among them.
-    pub fn replace_source_chunks(
+    pub fn replace_source_chunks<C: Borrow<Chunk>>(
         &self,
         kind: SourceKind,
         source_id: &str,
-        chunks: &[Chunk],
+        chunks: &[C],
     ) -> Result<ReplaceOutcome> {
         non_empty("source_id", source_id)?;
         validate_all(chunks)?;
         for (i, c) in chunks.iter().enumerate() {
+            let c = c.borrow();
             if c.source_kind != kind || c.source_id != source_id {
                 return Err(Error::invalid(
                     format!("chunks[{i}]"),
@@ -360,7 +363,7 @@ impl Store {
                 let mut keep =
                     tx.prepare_cached("INSERT OR IGNORE INTO temp.memtree_keep_ids VALUES (?1)")?;
                 for c in chunks {
-                    keep.execute([&c.id])?;
+                    keep.execute([&c.borrow().id])?;
                 }
             }
             let selector =
@@ -428,11 +431,11 @@ fn non_empty(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_all(chunks: &[Chunk]) -> Result<()> {
+fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
     chunks
         .iter()
         .enumerate()
-        .try_for_each(|(i, c)| c.validate(&format!("chunks[{i}].")))
+        .try_for_each(|(i, c)| c.borrow().validate(&format!("chunks[{i}].")))
 }
 
 /// Binds and runs memtree's upsert for every chunk inside `tx` (shared with
@@ -445,9 +448,13 @@ fn validate_all(chunks: &[Chunk]) -> Result<()> {
 /// A plain insert that hits the primary key fails in its constraint check,
 /// before any b-tree is written, and SQLite rolls back only that statement,
 /// so the result is exactly the upsert's.
-pub(crate) fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
+pub(crate) fn upsert_in<C: Borrow<Chunk>>(
+    tx: &Transaction<'_>,
+    chunks: &[C],
+) -> rusqlite::Result<usize> {
     let mut insert = tx.prepare_cached(insert_sql())?;
     for c in chunks {
+        let c = c.borrow();
         bind_chunk(&mut insert, c)?;
         match insert.raw_execute() {
             Ok(_) => {}
