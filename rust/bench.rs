@@ -353,6 +353,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!((content.as_str(), count), ("second", 150));
+        // New ids first, then one of them again: the switch to the upsert
+        // happens mid-batch and the earlier inserts stay.
+        let mut batch = bench_chunks(150, 10);
+        batch.push(Chunk {
+            content: "again".into(),
+            ..batch[5].clone()
+        });
+        commit_batch(&mut conn, &batch).unwrap();
+        let (content, count): (String, i64) = conn
+            .query_row(
+                "SELECT (SELECT content FROM mem_tree_chunks WHERE id = 'bench-00000155'), \
+                 (SELECT count(*) FROM mem_tree_chunks)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((content.as_str(), count), ("again", 160));
         Ok(())
     }
 
