@@ -29,8 +29,9 @@ $(NATIVE_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
 build: $(NATIVE_STAMP)  ## Build the extension into .venv (debug core, optimised SQLite)
 
 .PHONY: run
-run: build  ## Build and run the demo on a temporary workspace
+run: build  ## Build and run the demo, then the quick WAL-vs-TRUNCATE matrix
 	$(BIN)/python -m memtree demo
+	$(BIN)/python -m memtree bench --quick
 
 .PHONY: test
 test: build  ## Build, then run cargo test and pytest
@@ -42,13 +43,25 @@ soak: build  ## The long fault, crash and kill runs (MEMTREE_SOAK_SCALE=20)
 	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \
 		tests/test_fault_tolerance.py tests/test_crash.py
 
+BENCH_STAMP := $(VENV)/.bench-deps-installed
+
+$(BENCH_STAMP): $(DEPS_STAMP)
+	$(BIN)/python -m pip install --quiet "pytest-benchmark>=4" matplotlib
+	touch $@
+
+.PHONY: bench
+bench: $(BENCH_STAMP)  ## Release build, then the pytest-benchmark suites and target ratios
+	$(ACTIVATE) maturin develop --release --quiet
+	rm -f $(NATIVE_STAMP)  # the next `make build` puts the debug build back
+	$(BIN)/python -m pytest benches -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+
 .PHONY: lint
 lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(BIN)/ruff check python tests
-	$(BIN)/ruff format --check python tests
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
 	$(BIN)/mypy --strict python tests/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native
 

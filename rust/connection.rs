@@ -253,14 +253,13 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
     }
 }
 
-/// Opens a connection through the memtree VFS, applies the journal setup and
-/// the schema migrations.
-fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
+/// A bare read-write connection to `path` through the memtree VFS, with no
+/// settings applied. Every memtree connection goes through the accounting /
+/// fault-injection shim, so tests exercise the same I/O path users run.
+pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // Every memtree connection goes through the accounting / fault-injection
-    // shim, so tests exercise the same I/O path users run.
     crate::vfs::register().map_err(|code| {
         Error::sqlite(
             "register the memtree VFS",
@@ -268,8 +267,26 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
             rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
         )
     })?;
-    let mut conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite("open", path, e))?;
+    Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
+        .map_err(|e| Error::sqlite("open", path, e))
+}
+
+/// Brings the schema of `conn` (the database at `path`) to the current version.
+pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::MigrationReport> {
+    schema::migrate(conn).map_err(|e| match e {
+        MigrateError::Sqlite(e) => Error::sqlite("schema migration", path, e),
+        MigrateError::TooNew { found } => Error::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: schema::CURRENT_VERSION,
+        },
+    })
+}
+
+/// Opens a connection through the memtree VFS, applies the journal setup and
+/// the schema migrations.
+fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
+    let mut conn = open_through_vfs(path)?;
     bump(path, |c| c.connections_opened += 1);
     let setup = journal::configure(&conn, path)?;
     if setup.migrated_from_wal {
@@ -279,14 +296,7 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     if setup.journal_mode != TARGET_JOURNAL_MODE {
         events::journal_switch_refused(path, &setup.journal_mode);
     }
-    let report = schema::migrate(&mut conn).map_err(|e| match e {
-        MigrateError::Sqlite(e) => Error::sqlite("schema migration", path, e),
-        MigrateError::TooNew { found } => Error::SchemaTooNew {
-            path: path.to_owned(),
-            found,
-            supported: schema::CURRENT_VERSION,
-        },
-    })?;
+    let report = migrate_schema(&mut conn, path)?;
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }

@@ -1,6 +1,7 @@
 //! Chunk operations on an open database: upsert, reads, filtered listing,
 //! lifecycle status, the ingest gate and set-based deletion.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -63,7 +64,9 @@ const CHUNK_COLUMNS: &str =
      time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, \
      created_at_ms, lifecycle_status, embedding";
 
-const UPSERT_SQL: &str = "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
+/// The store's upsert of one chunk.
+pub(crate) const UPSERT_SQL: &str =
+    "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
      source_ref, owner, timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, \
      token_count, seq_in_source, created_at_ms, lifecycle_status, embedding) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
@@ -75,6 +78,17 @@ const UPSERT_SQL: &str = "INSERT INTO mem_tree_chunks (id, content, source_kind,
      token_count = excluded.token_count, seq_in_source = excluded.seq_in_source, \
      created_at_ms = excluded.created_at_ms, lifecycle_status = excluded.lifecycle_status, \
      embedding = excluded.embedding";
+
+/// [`UPSERT_SQL`] without its conflict clause: the fast path for new ids.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let (insert, _) = UPSERT_SQL
+            .split_once(" ON CONFLICT")
+            .expect("UPSERT_SQL has an ON CONFLICT clause");
+        insert.to_owned()
+    })
+}
 
 impl Store {
     /// Opens (or joins) the store at an explicit database file.
@@ -159,7 +173,8 @@ impl Store {
     }
 
     /// Inserts or replaces `chunks` in one transaction; returns how many.
-    pub fn upsert_chunks(&self, chunks: &[Chunk]) -> Result<usize> {
+    /// Takes owned chunks or references, so callers need not copy them.
+    pub fn upsert_chunks<C: Borrow<Chunk>>(&self, chunks: &[C]) -> Result<usize> {
         validate_all(chunks)?;
         self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
     }
@@ -317,15 +332,16 @@ impl Store {
 
     /// Makes `chunks` the whole content of one source, in one transaction:
     /// upserts them and removes the source's rows whose ids are not among them.
-    pub fn replace_source_chunks(
+    pub fn replace_source_chunks<C: Borrow<Chunk>>(
         &self,
         kind: SourceKind,
         source_id: &str,
-        chunks: &[Chunk],
+        chunks: &[C],
     ) -> Result<ReplaceOutcome> {
         non_empty("source_id", source_id)?;
         validate_all(chunks)?;
         for (i, c) in chunks.iter().enumerate() {
+            let c = c.borrow();
             if c.source_kind != kind || c.source_id != source_id {
                 return Err(Error::invalid(
                     format!("chunks[{i}]"),
@@ -348,7 +364,7 @@ impl Store {
                 let mut keep =
                     tx.prepare_cached("INSERT OR IGNORE INTO temp.memtree_keep_ids VALUES (?1)")?;
                 for c in chunks {
-                    keep.execute([&c.id])?;
+                    keep.execute([&c.borrow().id])?;
                 }
             }
             let selector =
@@ -443,37 +459,81 @@ fn non_empty(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_all(chunks: &[Chunk]) -> Result<()> {
+fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
     chunks
         .iter()
         .enumerate()
-        .try_for_each(|(i, c)| c.validate(&format!("chunks[{i}].")))
+        .try_for_each(|(i, c)| c.borrow().validate(&format!("chunks[{i}].")))
 }
 
-fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
-    let mut stmt = tx.prepare_cached(UPSERT_SQL)?;
-    for c in chunks {
-        let tags = serde_json::to_string(&c.tags)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-        stmt.execute(params![
-            c.id,
-            c.content,
-            c.source_kind.as_str(),
-            c.source_id,
-            c.source_ref,
-            c.owner,
-            c.timestamp_ms,
-            c.time_range_start_ms,
-            c.time_range_end_ms,
-            tags,
-            c.token_count,
-            c.seq_in_source,
-            c.created_at_ms,
-            c.lifecycle_status,
-            c.embedding.as_deref().map(embedding_to_blob),
-        ])?;
+/// Binds and runs memtree's upsert for every chunk inside `tx` (shared with
+/// the benchmark loop, which times exactly this write path).
+///
+/// Chunks first try a plain `INSERT`: on memtree's schema SQLite spends about
+/// a third less CPU per row on it than on `INSERT … ON CONFLICT DO UPDATE`
+/// (stdlib `executemany` of 10,000 new rows: 124 vs 179 ms), and ingest is
+/// mostly new ids. A plain insert that hits the primary key fails in its
+/// constraint check, before any b-tree is written, and SQLite rolls back only
+/// that statement; that chunk and every later one in the batch then take the
+/// upsert, so a re-ingest pays for one failed insert at most and the result
+/// is always exactly the upsert's.
+pub(crate) fn upsert_in<C: Borrow<Chunk>>(
+    tx: &Transaction<'_>,
+    chunks: &[C],
+) -> rusqlite::Result<usize> {
+    let mut rest = chunks;
+    {
+        let mut insert = tx.prepare_cached(insert_sql())?;
+        while let Some((c, tail)) = rest.split_first() {
+            bind_chunk(&mut insert, c.borrow())?;
+            match insert.raw_execute() {
+                Ok(_) => rest = tail,
+                Err(e) if is_primary_key_conflict(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if !rest.is_empty() {
+        let mut upsert = tx.prepare_cached(UPSERT_SQL)?;
+        for c in rest {
+            bind_chunk(&mut upsert, c.borrow())?;
+            upsert.raw_execute()?;
+        }
     }
     Ok(chunks.len())
+}
+
+/// SQLITE_CONSTRAINT_PRIMARYKEY (1555), or SQLITE_CONSTRAINT_UNIQUE (2067)
+/// which older releases report for the implicit index of a `TEXT PRIMARY KEY`.
+fn is_primary_key_conflict(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == crate::codes::CONSTRAINT_PRIMARYKEY
+                || f.extended_code == crate::codes::CONSTRAINT_UNIQUE
+    )
+}
+
+/// Binds one chunk's 15 values to the upsert's (or insert's) parameters.
+fn bind_chunk(stmt: &mut rusqlite::CachedStatement<'_>, c: &Chunk) -> rusqlite::Result<()> {
+    let tags = serde_json::to_string(&c.tags)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    stmt.raw_bind_parameter(1, &c.id)?;
+    stmt.raw_bind_parameter(2, &c.content)?;
+    stmt.raw_bind_parameter(3, c.source_kind.as_str())?;
+    stmt.raw_bind_parameter(4, &c.source_id)?;
+    stmt.raw_bind_parameter(5, &c.source_ref)?;
+    stmt.raw_bind_parameter(6, &c.owner)?;
+    stmt.raw_bind_parameter(7, c.timestamp_ms)?;
+    stmt.raw_bind_parameter(8, c.time_range_start_ms)?;
+    stmt.raw_bind_parameter(9, c.time_range_end_ms)?;
+    stmt.raw_bind_parameter(10, tags)?;
+    stmt.raw_bind_parameter(11, c.token_count)?;
+    stmt.raw_bind_parameter(12, c.seq_in_source)?;
+    stmt.raw_bind_parameter(13, c.created_at_ms)?;
+    stmt.raw_bind_parameter(14, &c.lifecycle_status)?;
+    stmt.raw_bind_parameter(15, c.embedding.as_deref().map(embedding_to_blob))?;
+    Ok(())
 }
 
 /// Deletes score and entity-index rows of the chunks `selector` returns.

@@ -39,6 +39,8 @@ def _make_chunk(i: int = 0, **overrides: Any) -> memtree.Chunk:
         "timestamp": BASE_TIME + timedelta(minutes=i),
         "token_count": 12,
         "seq_in_source": i,
+        # Fixed, so two chunks built from the same arguments compare equal.
+        "created_at": BASE_TIME,
     }
     fields.update(overrides)
     positional = [

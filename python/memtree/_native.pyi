@@ -19,6 +19,11 @@ __all__ = [
     "Store",
     "__version__",
     "arm_crash",
+    "bench_chunks",
+    "bench_commits",
+    "bench_insert_select",
+    "bench_rows",
+    "bench_upsert_sql",
     "circuit_status",
     "classify_code",
     "clear_fault",
@@ -295,3 +300,50 @@ def crash_state(path: _PathLike) -> tuple[str, int]:
 
 def disarm_crash(path: _PathLike) -> dict[str, int] | None:
     """Disarms the simulation; its report, or None if never armed."""
+
+def bench_commits(
+    path: _PathLike,
+    journal_mode: str,
+    synchronous: str,
+    batch: int,
+    commits: int,
+    warmup: int = 1,
+) -> tuple[str, list[tuple[int, int, int, int, int, int, int]]]:
+    """Times ``commits`` commits of ``batch`` generated chunks (after ``warmup``
+    untimed ones) on a fresh connection through memtree's VFS with memtree's
+    schema and upsert, in the given journal mode and synchronous level.
+    Returns the journal mode SQLite reported and per commit ``(ns, syncs_db,
+    syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written)``."""
+
+def bench_insert_select(path: _PathLike, start: int, count: int) -> int:
+    """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
+    start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL)."""
+
+def bench_chunks(start: int, count: int) -> list[Chunk]:
+    """Generated chunks ``start .. start + count`` (~500-byte content)."""
+
+def bench_rows(
+    start: int, count: int
+) -> list[
+    tuple[
+        str,
+        str,
+        str,
+        str,
+        str | None,
+        str,
+        int,
+        int,
+        int,
+        str,
+        int,
+        int,
+        int,
+        str,
+        bytes | None,
+    ]
+]:
+    """The generated chunks as tuples in the upsert statement's parameter order."""
+
+def bench_upsert_sql() -> str:
+    """The store's upsert statement."""

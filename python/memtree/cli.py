@@ -1,4 +1,4 @@
-"""The ``memtree`` command line: ``memtree demo`` for now."""
+"""The ``memtree`` command line: ``memtree demo`` and ``memtree bench``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from memtree import _commands
+from memtree import _commands, bench
 from memtree._native import Chunk, Store, sqlite_version
 from memtree._types import SourceKind
 
@@ -93,10 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workspace", type=Path, default=None, help="workspace folder (default: temporary)"
     )
     _commands.register(commands)
+    bench.add_arguments(commands.add_parser("bench", help="WAL vs TRUNCATE on this disk"))
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is not None:
         return int(args.run(args))
     if args.command == "demo":
         return demo(args.workspace)
+    if args.command == "bench":
+        return bench.run(args)
     parser.error(f"unknown command {args.command}")
     return 2

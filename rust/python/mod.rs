@@ -5,6 +5,7 @@
 //! Rust values first, then the GIL is released (`py.detach`) and the core
 //! takes its connection mutex inside the detached closure.
 
+mod bench;
 mod chunk;
 mod errors;
 mod logging;
@@ -75,5 +76,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     testing::register(m)?;
+    bench::register(m)?;
     Ok(())
 }

@@ -30,9 +30,10 @@ fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
     Ok(())
 }
 
-/// Owned copies of `chunks` (any iterable of `Chunk`), taken with the GIL
-/// held so the database work can run without it.
-fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Chunk>> {
+/// New references to `chunks` (any iterable of `Chunk`), taken with the GIL
+/// held. `Chunk` is frozen, so the core reads the records through them with
+/// the GIL released ([`chunk_refs`]) and nothing is copied.
+fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
     let iter = chunks
         .try_iter()
         .map_err(|_| PyTypeError::new_err("chunks: expected an iterable of Chunk"))?;
@@ -48,9 +49,14 @@ fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Chunk>> {
                     .unwrap_or_default()
             ))
         })?;
-        out.push(chunk.get().inner.clone());
+        out.push(chunk.clone().unbind());
     }
     Ok(out)
+}
+
+/// The core records behind extracted chunks; needs no GIL (frozen class).
+fn chunk_refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
+    chunks.iter().map(|c| &c.get().inner).collect()
 }
 
 /// Ids from a list, tuple or other iterable of `str` (not a bare `str`).
@@ -170,7 +176,7 @@ impl PyStore {
 
     fn upsert_chunks(&self, py: Python<'_>, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
         let chunks = extract_chunks(chunks)?;
-        Ok(py.detach(|| self.inner.upsert_chunks(&chunks))?)
+        Ok(py.detach(|| self.inner.upsert_chunks(&chunk_refs(&chunks)))?)
     }
 
     fn get_chunk(&self, py: Python<'_>, id: &str) -> PyResult<Option<PyChunk>> {
@@ -283,7 +289,10 @@ impl PyStore {
     ) -> PyResult<(usize, usize)> {
         let kind = extract_source_kind(source_kind, "source_kind")?;
         let chunks = extract_chunks(chunks)?;
-        let outcome = py.detach(|| self.inner.replace_source_chunks(kind, &source_id, &chunks))?;
+        let outcome = py.detach(|| {
+            self.inner
+                .replace_source_chunks(kind, &source_id, &chunk_refs(&chunks))
+        })?;
         Ok((outcome.upserted, outcome.removed))
     }
 

@@ -1,0 +1,158 @@
+"""Shared workloads for the pytest-benchmark suites and the target ratios.
+
+Run with ``make bench`` (release build of the core, pytest-benchmark
+installed). Every ratio test records its figures in ``TARGETS``; the session
+prints them as a table at the end and writes ``.benchmarks/targets.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import memtree
+import pytest
+from memtree import _native
+
+#: Rows in the read-benchmark database.
+READ_ROWS = 100_000
+#: Rows in one ingest.
+INGEST_ROWS = 10_000
+#: `timestamp_ms` of generated row 0 (matches the Rust generator).
+BASE_MS = 1_767_225_600_000
+
+TARGETS: list[dict[str, Any]] = []
+
+UPSERT_SQL = _native.bench_upsert_sql()
+SELECT_SQL = (
+    "SELECT id, content, source_kind, source_id, source_ref, owner, timestamp_ms, "
+    "time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, "
+    "created_at_ms, lifecycle_status, embedding FROM mem_tree_chunks WHERE id = ?"
+)
+
+
+def record(name: str, value: float, target: str, met: bool, **details: Any) -> None:
+    """Adds one measured target to the session's table."""
+    TARGETS.append({"name": name, "value": value, "target": target, "met": met, **details})
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``fn`` in seconds."""
+    return statistics.median(times_of(fn, repeats))
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Best (minimum) wall time of ``fn`` in seconds: CPU-bound work on a
+    shared machine is only ever slowed down by other tenants."""
+    return min(times_of(fn, repeats))
+
+
+def times_of(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn`` in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def stdlib_connect(path: Path) -> sqlite3.Connection:
+    """Python's sqlite3 with memtree's pragmas (TRUNCATE + FULL, fullfsync,
+    foreign keys, 5 s busy timeout) and explicit transactions."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA fullfsync = ON")
+    mode = conn.execute("PRAGMA journal_mode = TRUNCATE").fetchone()[0]
+    assert mode == "truncate", mode
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def memtree_schema(path: Path) -> Path:
+    """Creates an empty database with memtree's schema (connection closed)."""
+    with memtree.Store(path):
+        pass
+    return path
+
+
+def chunk_from_row(row: tuple[Any, ...]) -> memtree.Chunk:
+    """What a stdlib user builds to get memtree's objects from a row."""
+
+    def dt(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+    return memtree.Chunk(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[5],
+        dt(row[6]),
+        source_ref=row[4],
+        time_range=(dt(row[7]), dt(row[8])),
+        tags=json.loads(row[9]),
+        token_count=row[10],
+        seq_in_source=row[11],
+        created_at=dt(row[12]),
+        lifecycle_status=row[13],
+    )
+
+
+@pytest.fixture(scope="session")
+def read_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 100,000-chunk database (written by SQLite alone, memtree's schema)."""
+    path = tmp_path_factory.mktemp("read") / "chunks.db"
+    _native.bench_insert_select(path, 0, READ_ROWS)
+    return path
+
+
+@pytest.fixture
+def read_store(read_db: Path) -> Iterator[memtree.Store]:
+    with memtree.Store(read_db) as store:
+        yield store
+
+
+def make_wal_database(path: Path, rows: int) -> None:
+    """A database a prior release left in WAL mode: memtree's schema, then
+    ``rows`` chunks committed by another process into the ``-wal`` only (no
+    checkpoint; the process exits without closing)."""
+    memtree_schema(path)
+    script = textwrap.dedent(
+        f"""
+        import os, sqlite3
+        from memtree import _native
+        conn = sqlite3.connect({str(path)!r}, isolation_level=None)
+        assert conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("BEGIN")
+        conn.executemany({UPSERT_SQL!r}, _native.bench_rows(0, {rows}))
+        conn.execute("COMMIT")
+        os._exit(0)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert Path(str(path) + "-wal").stat().st_size > 0
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TARGETS:
+        return
+    tr = terminalreporter
+    tr.section("memtree targets (ratios measured in this run)")
+    for t in TARGETS:
+        verdict = "met" if t["met"] else "MISSED"
+        tr.write_line(f"{t['name']:<58} {t['value']:>10.3f}  target {t['target']:<12} {verdict}")
+    out = Path(".benchmarks")
+    out.mkdir(exist_ok=True)
+    (out / "targets.json").write_text(json.dumps(TARGETS, indent=2) + "\n")
