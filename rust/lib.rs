@@ -9,6 +9,7 @@ pub mod classify;
 pub mod codes;
 pub mod connection;
 pub mod error;
+pub mod jobs;
 pub mod schema;
 pub mod store;
 pub mod vfs;
@@ -18,4 +19,5 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use error::{Error, Result};
+pub use jobs::{Job, JobStatus, Jobs, NewJob};
 pub use store::{ChunkFilter, Store};

@@ -115,7 +115,7 @@ impl Store {
         self.db.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
-    fn database(&self) -> Result<Arc<Database>> {
+    pub(crate) fn database(&self) -> Result<Arc<Database>> {
         self.db
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -129,7 +129,7 @@ impl Store {
     }
 
     /// Runs `f` on the connection, mapping SQLite errors with `context`.
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         context: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -140,7 +140,7 @@ impl Store {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: all of it commits or
     /// none of it does.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         context: &str,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
@@ -415,14 +415,14 @@ fn non_empty(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_all(chunks: &[Chunk]) -> Result<()> {
+pub(crate) fn validate_all(chunks: &[Chunk]) -> Result<()> {
     chunks
         .iter()
         .enumerate()
         .try_for_each(|(i, c)| c.validate(&format!("chunks[{i}].")))
 }
 
-fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
+pub(crate) fn upsert_in(tx: &Transaction<'_>, chunks: &[Chunk]) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(UPSERT_SQL)?;
     for c in chunks {
         let tags = serde_json::to_string(&c.tags)
