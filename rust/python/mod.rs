@@ -7,6 +7,7 @@
 
 mod chunk;
 mod errors;
+mod jobs;
 mod store;
 mod testing;
 mod time;
@@ -64,5 +65,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     testing::register(m)?;
+    jobs::register(m)?;
     Ok(())
 }
