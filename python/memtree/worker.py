@@ -223,6 +223,7 @@ class Worker:
         handler = self._handlers[job.kind]
         with self._lock:
             self._inflight[job.id] = job
+        finished = True
         try:
             try:
                 outcome = handler(job)
@@ -238,23 +239,42 @@ class Worker:
                     exc_info=e,
                 )
                 message = describe_error(e)
-                self._settle(job, lambda: self._jobs.mark_failed(job, message))
+                finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
                 return
             if isinstance(outcome, Defer):
                 until, reason = outcome.until, outcome.reason
-                self._settle(job, lambda: self._jobs.defer(job, until, reason))
+                finished = self._settle(job, lambda: self._jobs.defer(job, until, reason))
             else:
-                self._settle(job, lambda: self._jobs.mark_done(job))
+                finished = self._settle(job, lambda: self._jobs.mark_done(job))
         finally:
-            with self._lock:
-                self._inflight.pop(job.id, None)
+            # A job left unsettled stays in flight so stop() hands it back.
+            if finished:
+                with self._lock:
+                    self._inflight.pop(job.id, None)
 
-    def _settle(self, job: Job, settle: Callable[[], object]) -> None:
-        try:
-            settle()
-        except LeaseLostError:
-            # Another worker holds (or finished) the job now; its outcome wins.
-            logger.warning("memtree worker: lease lost on job %s; result dropped", job.id)
+    def _settle(self, job: Job, settle: Callable[[], object]) -> bool:
+        """Settles ``job``, retrying while the store is busy or briefly
+        unavailable: the handler's work is done and must not be redone just
+        because one commit met a lock. False if the worker stopped first."""
+        while True:
+            try:
+                settle()
+                return True
+            except LeaseLostError:
+                # Another worker holds (or finished) the job now; its outcome wins.
+                logger.warning("memtree worker: lease lost on job %s; result dropped", job.id)
+                return True
+            except (BusyError, TransientIOError, DiskFullError) as e:
+                delay = self.backoff_for(e)
+                logger.warning(
+                    "memtree worker: settling job %s failed (%s: %s); retrying in %.1fs",
+                    job.id,
+                    type(e).__name__,
+                    e,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return False
 
     # -- loops -------------------------------------------------------------
 
