@@ -539,8 +539,8 @@ impl Jobs<'_> {
                  status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'ready' END, \
                  completed_at_ms = CASE WHEN attempts >= max_attempts THEN ?1 END, \
                  available_at_ms = ?1, \
-                 last_error = 'lease expired at ' || coalesce(locked_until_ms, 'unknown') \
-                     || ' ms: worker lost; ' || coalesce(last_error, ''), \
+                 last_error = 'lease expired (worker lost or stalled); locked until ' \
+                     || coalesce(locked_until_ms, 'unknown') || ' ms', \
                  locked_until_ms = NULL, lease_token = NULL \
                  WHERE status = 'running' AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
                 [now],

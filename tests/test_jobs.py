@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -125,15 +128,28 @@ def test_failure_backs_off_doubling_then_dead_letters(store: memtree.Store) -> N
     assert not jobs.retry(job_id), "only failed jobs are retried"
 
 
-def _make_available_now(store: memtree.Store, job_id: str) -> None:
-    """Skips a back-off (tests must not wait minutes) through a second
-    connection, as another process would."""
-    import sqlite3
+def _other_process_sql(store: memtree.Store, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Runs SQL through Python's sqlite3 in a child process: a second SQLite
+    library in this process would not see memtree's POSIX locks."""
+    script = (
+        "import json, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "with conn:\n"
+        "    rows = conn.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall()\n"
+        "print(json.dumps(rows))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(store.path), sql, json.dumps(params)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [tuple(r) for r in json.loads(out)]
 
-    conn = sqlite3.connect(store.path)
-    with conn:
-        conn.execute("UPDATE mem_tree_jobs SET available_at_ms = 0 WHERE id = ?", (job_id,))
-    conn.close()
+
+def _make_available_now(store: memtree.Store, job_id: str) -> None:
+    """Skips a back-off (tests must not wait minutes), as another process could."""
+    _other_process_sql(store, "UPDATE mem_tree_jobs SET available_at_ms = 0 WHERE id = ?", job_id)
 
 
 def test_stale_lease_settles_change_nothing(store: memtree.Store) -> None:
@@ -275,12 +291,8 @@ def test_batch_is_discarded_on_error_and_all_or_nothing_on_failure(
 
 
 def test_lease_token_column_is_a_schema_step(store: memtree.Store) -> None:
-    import sqlite3
-
-    conn = sqlite3.connect(store.path)
-    columns = [r[1] for r in conn.execute("PRAGMA table_info(mem_tree_jobs)")]
-    conn.close()
-    assert columns[-1] == "lease_token"
+    columns = _other_process_sql(store, "SELECT name FROM pragma_table_info('mem_tree_jobs')")
+    assert columns[-1] == ("lease_token",)
     assert store.connection_settings()["user_version"] == str(memtree.schema_version())
 
 
