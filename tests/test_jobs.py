@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import memtree
 import pytest
@@ -304,3 +305,13 @@ def test_a_settle_costs_one_commit(store: memtree.Store) -> None:
     stats = testing.io_stats(store.path)
     # TRUNCATE + FULL: journal x3 and database x1 per commit.
     assert stats["sync_calls"] == 4, stats
+
+
+def test_a_closed_store_refuses_job_calls(db_path: Path) -> None:
+    store = memtree.Store(db_path)
+    jobs = store.jobs
+    store.close()
+    with pytest.raises(memtree.StoreClosedError):
+        jobs.enqueue("k", {})
+    with pytest.raises(memtree.StoreClosedError):
+        jobs.claim_next()

@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import memtree
@@ -79,6 +79,15 @@ def test_outcomes_done_failed_with_causes_and_deferred(store: memtree.Store) -> 
         deferred = row(kind)
         assert (deferred.status, deferred.attempts) == ("ready", 0)
         assert deferred.last_error == f"deferred: {reason}"
+
+
+def test_an_invalid_deferral_is_a_failed_attempt(store: memtree.Store) -> None:
+    job_id = store.jobs.enqueue("k", {})
+    naive = datetime(2030, 1, 1)
+    memtree.Worker(store, {"k": lambda job: memtree.Defer(naive, "oops")}).run_once()
+    row = store.jobs.get(job_id or "")
+    assert row is not None and (row.status, row.attempts) == ("ready", 1)
+    assert row.last_error is not None and "naive" in row.last_error
 
 
 def test_describe_error_walks_implicit_context() -> None:
@@ -173,7 +182,7 @@ def test_heartbeat_keeps_a_long_job_leased(store: memtree.Store) -> None:
 
 KILLED_CHILD = """
     import sys, time, pathlib, memtree
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
     def handler(job):
         pathlib.Path(sys.argv[2]).write_text(job.id)

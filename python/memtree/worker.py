@@ -243,7 +243,13 @@ class Worker:
                 return
             if isinstance(outcome, Defer):
                 until, reason = outcome.until, outcome.reason
-                finished = self._settle(job, lambda: self._jobs.defer(job, until, reason))
+                try:
+                    finished = self._settle(job, lambda: self._jobs.defer(job, until, reason))
+                except (TypeError, ValueError) as e:
+                    # A Defer the queue cannot take (a naive datetime, say) is
+                    # the handler's bug: a failed attempt, not a stuck lease.
+                    message = describe_error(e)
+                    finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
             else:
                 finished = self._settle(job, lambda: self._jobs.mark_done(job))
         finally:
