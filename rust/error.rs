@@ -70,6 +70,13 @@ pub enum Error {
         /// The extended code of the failure that tripped the breaker, if any.
         last_code: Option<i32>,
     },
+    /// A job settle or heartbeat presented a lease token that is no longer
+    /// the job's: the lease expired and was recovered or re-claimed, or the
+    /// job was already settled. Nothing was changed.
+    LeaseLost {
+        /// The job whose lease was lost.
+        job_id: String,
+    },
 }
 
 /// Result alias used throughout the core.
@@ -118,9 +125,10 @@ impl Error {
         match self {
             Error::CircuitOpen { .. } => ErrorClass::TransientIo,
             Error::Quarantined { .. } => ErrorClass::Corrupt,
-            Error::InvalidInput { .. } | Error::Closed | Error::SchemaTooNew { .. } => {
-                ErrorClass::Permanent
-            }
+            Error::InvalidInput { .. }
+            | Error::Closed
+            | Error::SchemaTooNew { .. }
+            | Error::LeaseLost { .. } => ErrorClass::Permanent,
             _ => classify::classify_error(self),
         }
     }
@@ -172,6 +180,10 @@ impl fmt::Display for Error {
                 "circuit open after repeated open failures; retry in {:.1}s [{}]",
                 retry_in.as_secs_f64(),
                 path.display()
+            ),
+            Error::LeaseLost { job_id } => write!(
+                f,
+                "lease lost on job {job_id}: it was recovered, re-claimed or already settled"
             ),
         }
     }

@@ -12,6 +12,7 @@ pub mod codes;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod journal;
 pub mod recovery;
 pub mod schema;
@@ -23,4 +24,5 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use error::{Error, Result};
+pub use jobs::{Job, JobStatus, Jobs, NewJob};
 pub use store::{ChunkFilter, Store};

@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "memtree query indexes: every list filter ordered by time",
         apply: apply_query_indexes,
     },
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 2,
+        description: "job lease tokens: mem_tree_jobs.lease_token",
+        apply: apply_job_lease_token,
+    },
 ];
 
 /// The reference's base tables and indexes, as its `chunks.db` has them.
@@ -237,6 +242,16 @@ fn apply_query_indexes(conn: &Connection) -> rusqlite::Result<()> {
          DROP INDEX IF EXISTS idx_mem_tree_chunks_owner;
          DROP INDEX IF EXISTS idx_mem_tree_chunks_source;",
     )
+}
+
+/// The job queue's lease token (see `jobs.rs`): a settle must present the
+/// token of the current claim, so a worker whose lease was lost changes
+/// nothing. The reference's readers ignore the extra column.
+fn apply_job_lease_token(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_column(conn, "mem_tree_jobs", "lease_token")? {
+        conn.execute_batch("ALTER TABLE mem_tree_jobs ADD COLUMN lease_token TEXT")?;
+    }
+    Ok(())
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

@@ -130,7 +130,7 @@ impl Store {
         self.db.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
-    fn database(&self) -> Result<Arc<Database>> {
+    pub(crate) fn database(&self) -> Result<Arc<Database>> {
         self.db
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -144,7 +144,7 @@ impl Store {
     }
 
     /// Runs `f` on the connection, mapping SQLite errors with `context`.
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         context: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -155,7 +155,7 @@ impl Store {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: all of it commits or
     /// none of it does.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         context: &str,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
@@ -459,7 +459,7 @@ fn non_empty(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
+pub(crate) fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
     chunks
         .iter()
         .enumerate()

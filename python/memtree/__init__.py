@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from memtree import errors
 from memtree._codes import ResultCode
-from memtree._native import Chunk, Store, __version__, schema_version, sqlite_version
+from memtree._native import (
+    Chunk,
+    Job,
+    JobBatch,
+    Jobs,
+    Store,
+    __version__,
+    schema_version,
+    sqlite_version,
+)
 from memtree._types import SourceKind
 from memtree.errors import (
     BusyError,
@@ -19,12 +28,14 @@ from memtree.errors import (
     CorruptDatabaseError,
     DiskFullError,
     JournalModeWarning,
+    LeaseLostError,
     MemtreeError,
     PermanentError,
     SchemaVersionError,
     StoreClosedError,
     TransientIOError,
 )
+from memtree.worker import Defer, LoopBackoff, Worker
 
 __all__ = [
     "BusyError",
@@ -32,8 +43,14 @@ __all__ = [
     "CircuitOpenError",
     "ConstraintError",
     "CorruptDatabaseError",
+    "Defer",
     "DiskFullError",
+    "Job",
+    "JobBatch",
+    "Jobs",
     "JournalModeWarning",
+    "LeaseLostError",
+    "LoopBackoff",
     "MemtreeError",
     "PermanentError",
     "ResultCode",
@@ -42,6 +59,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "TransientIOError",
+    "Worker",
     "__version__",
     "errors",
     "schema_version",

@@ -7,15 +7,18 @@ Every database call releases the GIL. SQLite failures raise subclasses of
 
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import final
+from typing import Any, Literal, final
 
 from memtree._types import SourceKind
 
 __all__ = [
     "Chunk",
+    "Job",
+    "JobBatch",
+    "Jobs",
     "Store",
     "__version__",
     "arm_crash",
@@ -33,19 +36,23 @@ __all__ = [
     "faults_fired",
     "inject_fault",
     "io_stats",
+    "job_signal",
     "method_calls",
+    "notify_job_signal",
     "open_counters",
     "reset_io_stats",
     "result_codes",
     "schema_version",
     "set_circuit_cooldown",
     "sqlite_version",
+    "wait_job_signal",
 ]
 
 __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
+_JobStatus = Literal["ready", "running", "done", "failed"]
 
 @final
 class Chunk:
@@ -168,6 +175,9 @@ class Store:
     def journal_mode(self) -> str:
         """The journal mode SQLite reports (``"truncate"`` normally)."""
     @property
+    def jobs(self) -> Jobs:
+        """The job queue stored in this database."""
+    @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
     def close(self) -> None:
@@ -233,6 +243,175 @@ class Store:
         """The pragmas in force on the shared connection, as SQLite reports them."""
     def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy."""
+
+@final
+class Job:
+    """One row of the job queue, as read or claimed; immutable.
+
+    A job returned by :meth:`Jobs.claim_next` carries the claim's
+    ``lease_token``; settling it (:meth:`Jobs.mark_done` and friends) only
+    works while that token is the job's current lease.
+    """
+
+    @property
+    def id(self) -> str:
+        """``job:<uuid v4>``."""
+    @property
+    def kind(self) -> str:
+        """What the job does; workers pick a handler by it."""
+    @property
+    def payload(self) -> Any:
+        """The payload, decoded from JSON (a fresh copy on every access)."""
+    @property
+    def payload_json(self) -> str:
+        """The payload as stored."""
+    @property
+    def dedupe_key(self) -> str | None:
+        """At most one ready or running job carries a given key."""
+    @property
+    def status(self) -> _JobStatus:
+        """``ready``, ``running``, ``done`` or ``failed`` (dead letter)."""
+    @property
+    def attempts(self) -> int:
+        """Claims that counted (deferrals and graceful releases do not)."""
+    @property
+    def max_attempts(self) -> int:
+        """Attempts before the job is dead-lettered."""
+    @property
+    def available_at(self) -> datetime:
+        """Not claimed before this time (UTC)."""
+    @property
+    def locked_until(self) -> datetime | None:
+        """While running: when the lease expires (as of the read)."""
+    @property
+    def last_error(self) -> str | None:
+        """The last failure (with its causes), deferral reason or recovery note."""
+    @property
+    def created_at(self) -> datetime:
+        """When it was enqueued (UTC)."""
+    @property
+    def started_at(self) -> datetime | None:
+        """When it was last claimed (UTC)."""
+    @property
+    def completed_at(self) -> datetime | None:
+        """When it became ``done`` or ``failed`` (UTC)."""
+    @property
+    def lease_token(self) -> str | None:
+        """The token of the claim this job was read under (running jobs only)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Jobs:
+    """The job queue of a store (``store.jobs``): at-least-once, leased,
+    deduplicated; every call is one transaction with the GIL released.
+
+    Settles (:meth:`mark_done`, :meth:`mark_failed`, :meth:`defer`,
+    :meth:`heartbeat`) need the job's current lease token and raise
+    :class:`memtree.LeaseLostError`, changing nothing, when the lease was
+    recovered, re-claimed or already settled.
+    """
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: object,
+        dedupe_key: str | None = None,
+        available_at: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> str | None:
+        """Queues a job; returns its id, or None when a ready or running job
+        has the same ``dedupe_key`` (nothing is written). ``payload`` must be
+        JSON-serialisable (else ``TypeError``)."""
+    def batch(self) -> JobBatch:
+        """A buffer of chunk writes and enqueues committed in one transaction."""
+    def claim_next(
+        self, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+    ) -> Job | None:
+        """Claims the oldest available ready job (of ``kinds``) for ``lease``
+        (default 5 minutes), in one statement; None when there is none. The
+        claim counts as an attempt."""
+    def claim_many(
+        self, limit: int, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+    ) -> list[Job]:
+        """Claims up to ``limit`` available ready jobs in one statement."""
+    def mark_done(self, job: Job) -> None:
+        """Settles a claimed job as done."""
+    def mark_done_many(self, jobs: Iterable[Job]) -> None:
+        """Settles claimed jobs as done in one transaction, all or none."""
+    def mark_failed(self, job: Job, error: str) -> _JobStatus:
+        """Records a failed attempt: ``ready`` again after 60 s doubling per
+        attempt (capped at 1 h), or ``failed`` after the last attempt.
+        Returns the new status."""
+    def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
+        """Puts a claimed job back until ``until`` (a time, or a delay from
+        now); the attempt does not count."""
+    def heartbeat(self, job: Job, lease: timedelta | None = None) -> datetime:
+        """Extends a held lease to now + ``lease``; returns the new expiry."""
+    def release(self, jobs: Iterable[Job]) -> int:
+        """Hands held leases back at once (ready now, attempt refunded);
+        lost leases are skipped. Returns how many were released."""
+    def release_running_locks(self) -> int:
+        """Hands EVERY running job back at once, whoever holds it. Only for a
+        process that knows it is the sole worker; workers use :meth:`release`."""
+    def recover_stale_locks(self) -> int:
+        """Requeues running jobs whose lease expired (``failed`` if that claim
+        was the last attempt); returns how many."""
+    def retry(self, job_id: str) -> bool:
+        """Puts a dead-lettered job back to ready with attempts reset. False if
+        it is not ``failed`` or an active job holds its dedupe key."""
+    def get(self, id: str) -> Job | None:
+        """The job with this id, or None."""
+    def list(
+        self, *, status: _JobStatus | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[Job]:
+        """Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000."""
+    def counts(self) -> dict[str, int]:
+        """Job counts for every status."""
+
+@final
+class JobBatch:
+    """Chunk writes and enqueues buffered in Python and committed together by
+    ONE native call (one transaction) at :meth:`commit` or at the end of a
+    ``with`` block; an exception in the block discards everything. No lock is
+    held while the block's Python code runs.
+    """
+
+    def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
+        """Buffers chunk upserts; returns how many."""
+    def enqueue(
+        self,
+        kind: str,
+        payload: object,
+        dedupe_key: str | None = None,
+        available_at: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> int:
+        """Buffers a job (validated and serialised now); returns its index in
+        :attr:`job_ids`."""
+    def commit(self) -> list[str | None]:
+        """Writes everything in one transaction; returns the job ids (None for
+        a dedupe collision). A batch commits once."""
+    def discard(self) -> None:
+        """Drops everything buffered."""
+    @property
+    def job_ids(self) -> list[str | None]:
+        """After the commit: one id (or None) per enqueue, in order."""
+    def __enter__(self) -> JobBatch: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        _exc: BaseException | None = None,
+        _tb: TracebackType | None = None,
+    ) -> bool: ...
+
+def job_signal() -> int:
+    """The generation of the process-wide enqueue signal."""
+
+def wait_job_signal(seen: int, timeout: float) -> int:
+    """Waits until the signal moves past ``seen`` or ``timeout`` seconds pass."""
+
+def notify_job_signal() -> None:
+    """Wakes every idle worker of this process."""
 
 def classify_code(code: int) -> str:
     """The class of an extended result code: ``transient_io``, ``busy``,

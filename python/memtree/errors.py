@@ -20,6 +20,7 @@ __all__ = [
     "CorruptDatabaseError",
     "DiskFullError",
     "JournalModeWarning",
+    "LeaseLostError",
     "MemtreeError",
     "PermanentError",
     "SchemaVersionError",
@@ -122,6 +123,12 @@ class SchemaVersionError(MemtreeError):
     """The file was written by a newer memtree; it was not changed."""
 
 
+class LeaseLostError(MemtreeError):
+    """A job settle or heartbeat came from a worker that no longer holds the
+    job's lease (it expired and was recovered or re-claimed, or the job was
+    already settled). Nothing was changed; the current holder owns the job."""
+
+
 _CLASS_BY_NAME: Final[dict[str, type[MemtreeError]]] = {
     "transient_io": TransientIOError,
     "busy": BusyError,
@@ -147,6 +154,7 @@ _CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
     "circuit_open": CircuitOpenError,
     "closed": StoreClosedError,
     "schema_too_new": SchemaVersionError,
+    "lease_lost": LeaseLostError,
 }
 
 

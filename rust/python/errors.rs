@@ -81,6 +81,7 @@ impl From<Error> for PyErr {
                         other.sqlite_code().unwrap_or(codes::ERROR),
                         Some(path),
                     ),
+                    Error::LeaseLost { .. } => ("lease_lost", codes::ERROR, None),
                     Error::InvalidInput { .. } | Error::Io { .. } => unreachable!("handled above"),
                 };
                 let path = path.map(|p| p.display().to_string());

@@ -8,6 +8,7 @@
 mod bench;
 mod chunk;
 mod errors;
+mod jobs;
 mod logging;
 mod store;
 mod testing;
@@ -77,5 +78,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     testing::register(m)?;
     bench::register(m)?;
+    jobs::register(m)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::store::{ChunkFilter, Store};
 /// A handle on one memtree database (see the stub for documentation).
 #[pyclass(frozen, name = "Store", module = "memtree")]
 pub struct PyStore {
-    inner: Store,
+    pub(super) inner: Store,
 }
 
 /// Issues `memtree.JournalModeWarning` when SQLite kept another journal mode.
@@ -33,7 +33,7 @@ fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
 /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL
 /// held. `Chunk` is frozen, so the core reads the records through them with
 /// the GIL released ([`chunk_refs`]) and nothing is copied.
-fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
+pub(super) fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
     let iter = chunks
         .try_iter()
         .map_err(|_| PyTypeError::new_err("chunks: expected an iterable of Chunk"))?;
@@ -141,6 +141,12 @@ impl PyStore {
     #[getter]
     fn journal_mode(&self) -> PyResult<String> {
         Ok(self.inner.journal_mode()?)
+    }
+
+    /// The job queue in this database (`memtree.Jobs`).
+    #[getter]
+    fn jobs(slf: &Bound<'_, Self>) -> super::jobs::PyJobs {
+        super::jobs::PyJobs::new(slf)
     }
 
     #[getter]

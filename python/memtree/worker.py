@@ -1,0 +1,351 @@
+"""A thread-pool worker that runs queued jobs with their handlers.
+
+``Worker(store, handlers={kind: handler})`` claims jobs of the handled kinds
+(:meth:`memtree.Jobs.claim_next`), runs ``handler(job)`` and settles the job:
+
+- the handler returns normally → ``done``;
+- it raises → a failed attempt, with the message and the chained causes in
+  ``last_error`` (retried with back-off, dead-lettered after the last attempt);
+- it returns or raises :class:`Defer` → back to ``ready`` at ``until``
+  without spending an attempt.
+
+Delivery is at least once: a worker that dies mid-job leaves a lease that
+:meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
+recovers expired leases at start and whenever it is idle). Handlers must be
+idempotent. While a handler runs, its lease is extended every third of the
+lease, so a long job is not recovered from under a live worker.
+
+An enqueue in the same process wakes idle workers at once (a process-wide
+native signal); jobs enqueued by other processes are found within
+``poll_interval``. When the store itself fails, the loop backs off by the
+error's class (:class:`LoopBackoff`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Callable, Union
+
+from memtree import _native
+from memtree._native import Job, Store
+from memtree.errors import (
+    BusyError,
+    DiskFullError,
+    LeaseLostError,
+    TransientIOError,
+)
+
+__all__ = ["Defer", "Handler", "LoopBackoff", "Worker", "describe_error"]
+
+logger = logging.getLogger("memtree.worker")
+
+#: The most characters of an error chain kept in ``last_error``.
+MAX_ERROR_CHARS = 8_000
+
+
+class Defer(Exception):
+    """Put the job back until ``until`` (a time, or a delay from now) without
+    spending an attempt. A handler may return it or raise it."""
+
+    def __init__(self, until: datetime | timedelta, reason: str = "") -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+Handler = Callable[[Job], Union[Defer, object]]
+ErrorHook = Callable[[BaseException], None]
+
+
+@dataclass(frozen=True)
+class LoopBackoff:
+    """Seconds the worker loop pauses after the store itself failed, by the
+    error's class (the classes come from the core's classifier)."""
+
+    busy: float = 1.0
+    """:class:`memtree.BusyError`: another connection holds the lock."""
+    transient_io: float = 30.0
+    """:class:`memtree.TransientIOError` and :class:`memtree.CircuitOpenError`."""
+    disk_full: float = 300.0
+    """:class:`memtree.DiskFullError`."""
+    other: float = 1.0
+    """Anything else (after the ``on_error`` hook)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` for ``exc`` and each exception it was raised from or
+    during, one per line, as recorded in ``last_error``."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__qualname__
+        text = f"{name}: {current}" if str(current) else name
+        lines.append(text if not lines else f"caused by: {text}")
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__suppress_context__:
+            current = None
+        else:
+            current = current.__context__
+    out = "\n".join(lines)
+    return out if len(out) <= MAX_ERROR_CHARS else out[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _log_error(exc: BaseException) -> None:
+    logger.error("memtree worker: unexpected error", exc_info=exc)
+
+
+class Worker:
+    """Runs jobs of the handled kinds on ``concurrency`` threads.
+
+    Use as a context manager (``start`` on entry, ``stop`` on exit), or call
+    :meth:`start` and :meth:`stop`; :meth:`run_once` processes one job in the
+    calling thread without starting anything.
+
+    Args:
+        store: the store whose queue to work.
+        handlers: ``{kind: handler}``; only these kinds are claimed.
+        concurrency: worker threads.
+        poll_interval: seconds between looks for work enqueued by other
+            processes (work enqueued in this process wakes the worker at once).
+        lease: the lease each claim takes; extended while the handler runs.
+        backoff: loop pauses by error class.
+        on_error: called with any store error that is not busy, transient
+            I/O or disk full (default: logged with its traceback).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        lease: timedelta = timedelta(minutes=5),
+        backoff: LoopBackoff | None = None,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        if not handlers:
+            raise ValueError("handlers: at least one {kind: handler} is needed")
+        if concurrency < 1:
+            raise ValueError("concurrency: must be at least 1")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval: must be positive")
+        if lease <= timedelta(0):
+            raise ValueError("lease: must be positive")
+        self._store = store
+        self._jobs = store.jobs
+        self._handlers = dict(handlers)
+        self._kinds = sorted(self._handlers)
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval
+        self._lease = lease
+        self._backoff = backoff or LoopBackoff()
+        self._on_error = on_error or _log_error
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._inflight: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._last_recovery = float("-inf")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return bool(self._threads) and not self._stopping.is_set()
+
+    def start(self) -> None:
+        """Recovers expired leases, then starts the threads."""
+        if self._threads:
+            raise RuntimeError("the worker is already started")
+        self._stopping.clear()
+        self._recover()
+        for i in range(self._concurrency):
+            t = threading.Thread(target=self._loop, name=f"memtree-worker-{i}", daemon=True)
+            self._threads.append(t)
+        self._threads.append(
+            threading.Thread(target=self._heartbeat_loop, name="memtree-heartbeat", daemon=True)
+        )
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float | None = None) -> int:
+        """Stops claiming, waits up to ``timeout`` seconds (None: forever) for
+        running handlers, then hands the leases of jobs still running back to
+        the queue at once. Returns how many were handed back; a handler still
+        running after that cannot settle its job (its lease is gone)."""
+        self._stopping.set()
+        _native.notify_job_signal()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        with self._lock:
+            left = list(self._inflight.values())
+        if not left:
+            return 0
+        released = self._jobs.release(left)
+        logger.warning("memtree worker: handed %d running job(s) back at stop", released)
+        return released
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- one job -----------------------------------------------------------
+
+    def run_once(self) -> Job | None:
+        """Claims and runs one job in this thread; returns the job as claimed,
+        or None if none was available. Store errors propagate."""
+        job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
+        if job is not None:
+            self._run(job)
+        return job
+
+    def _run(self, job: Job) -> None:
+        handler = self._handlers[job.kind]
+        with self._lock:
+            self._inflight[job.id] = job
+        finished = True
+        try:
+            try:
+                outcome = handler(job)
+            except Defer as raised:
+                outcome = raised
+            except Exception as e:
+                logger.warning(
+                    "memtree worker: job %s (%s) attempt %d/%d failed",
+                    job.id,
+                    job.kind,
+                    job.attempts,
+                    job.max_attempts,
+                    exc_info=e,
+                )
+                message = describe_error(e)
+                finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+                return
+            if isinstance(outcome, Defer):
+                until, reason = outcome.until, outcome.reason
+                try:
+                    finished = self._settle(job, lambda: self._jobs.defer(job, until, reason))
+                except (TypeError, ValueError) as e:
+                    # A Defer the queue cannot take (a naive datetime, say) is
+                    # the handler's bug: a failed attempt, not a stuck lease.
+                    message = describe_error(e)
+                    finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+            else:
+                finished = self._settle(job, lambda: self._jobs.mark_done(job))
+        finally:
+            # A job left unsettled stays in flight so stop() hands it back.
+            if finished:
+                with self._lock:
+                    self._inflight.pop(job.id, None)
+
+    def _settle(self, job: Job, settle: Callable[[], object]) -> bool:
+        """Settles ``job``, retrying while the store is busy or briefly
+        unavailable: the handler's work is done and must not be redone just
+        because one commit met a lock. False if the worker stopped first."""
+        while True:
+            try:
+                settle()
+                return True
+            except LeaseLostError:
+                # Another worker holds (or finished) the job now; its outcome wins.
+                logger.warning("memtree worker: lease lost on job %s; result dropped", job.id)
+                return True
+            except (BusyError, TransientIOError, DiskFullError) as e:
+                delay = self.backoff_for(e)
+                logger.warning(
+                    "memtree worker: settling job %s failed (%s: %s); retrying in %.1fs",
+                    job.id,
+                    type(e).__name__,
+                    e,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return False
+
+    # -- loops -------------------------------------------------------------
+
+    def backoff_for(self, exc: BaseException) -> float:
+        """Seconds the loop pauses after the store raised ``exc``."""
+        if isinstance(exc, BusyError):
+            return self._backoff.busy
+        if isinstance(exc, TransientIOError):  # CircuitOpenError included
+            return self._backoff.transient_io
+        if isinstance(exc, DiskFullError):
+            return self._backoff.disk_full
+        return self._backoff.other
+
+    def _store_failed(self, exc: Exception) -> None:
+        delay = self.backoff_for(exc)
+        if isinstance(exc, BusyError):
+            logger.info("memtree worker: database busy; retrying in %.1fs", delay)
+        elif isinstance(exc, (TransientIOError, DiskFullError)):
+            logger.warning(
+                "memtree worker: %s: %s; retrying in %.1fs", type(exc).__name__, exc, delay
+            )
+        else:
+            try:
+                self._on_error(exc)
+            except Exception:
+                logger.exception("memtree worker: on_error hook failed")
+        self._stopping.wait(delay)
+
+    def _recover(self) -> None:
+        # Idle threads look for expired leases at most once per poll interval.
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_recovery < self._poll_interval:
+                return
+            self._last_recovery = now
+        try:
+            recovered = self._jobs.recover_stale_locks()
+        except Exception as e:
+            self._store_failed(e)
+            return
+        if recovered:
+            logger.warning("memtree worker: requeued %d job(s) with expired leases", recovered)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            seen = _native.job_signal()
+            try:
+                job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
+                if job is None:
+                    self._recover()
+                    _native.wait_job_signal(seen, self._poll_interval)
+                    continue
+                self._run(job)
+            except Exception as e:
+                self._store_failed(e)
+
+    def _heartbeat_loop(self) -> None:
+        every = self._lease.total_seconds() / 3
+        while not self._stopping.wait(every):
+            with self._lock:
+                jobs = list(self._inflight.values())
+            for job in jobs:
+                try:
+                    self._jobs.heartbeat(job, self._lease)
+                except LeaseLostError:
+                    logger.warning("memtree worker: lease lost on running job %s", job.id)
+                except Exception as e:
+                    logger.warning("memtree worker: heartbeat of %s failed: %s", job.id, e)

@@ -1,0 +1,1031 @@
+//! The job queue on `mem_tree_jobs`: at-least-once, leased, deduplicated.
+//!
+//! A job is `ready` until a worker claims it, `running` while a lease is held,
+//! then `done`, back to `ready` (a failure with attempts left, a deferral, a
+//! released or expired lease) or `failed` (the dead-letter state, retryable
+//! by hand with [`Jobs::retry`]).
+//!
+//! Decisions, all enforced in SQL so any process sharing the file agrees:
+//!
+//! - **Claims** are one `UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING`
+//!   inside `BEGIN IMMEDIATE`, so two claimers (threads or processes) never
+//!   get the same row. The write lock is taken up front because a rollback
+//!   journal cannot upgrade a read lock while another connection writes
+//!   without risking a busy deadlock.
+//! - **Lease tokens**: every claim writes a fresh random 128-bit token into
+//!   `lease_token` (a column memtree adds; the reference's readers ignore it).
+//!   `mark_done`, `mark_failed`, `defer`, `heartbeat` and `release` match on
+//!   `(id, status = 'running', lease_token)`; a worker whose lease was
+//!   recovered, re-claimed or already settled gets [`Error::LeaseLost`] and
+//!   the row is unchanged.
+//! - **Attempts** are counted at claim, so a worker that dies mid-job has
+//!   spent an attempt (a job that kills its worker ends in `failed` instead of
+//!   looping forever). A deferral and a graceful release refund the attempt:
+//!   neither counts.
+//! - **Failure back-off**: [`retry_delay_ms`]: 60 s after the first failed
+//!   attempt, doubling, capped at 1 h; the failure that spends the last
+//!   attempt moves the job to `failed`.
+//! - **Dedupe**: `idx_mem_tree_jobs_dedupe_active` is unique among `ready`
+//!   and `running` rows only; an enqueue that collides writes nothing and
+//!   returns `None`, and a finished job's key is free again.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Condvar, LazyLock, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::chunk::Chunk;
+use crate::error::{Error, Result};
+use crate::store::{now_ms, upsert_in, validate_all, Store};
+
+/// The lease a claim takes when none is given (the reference's 5 minutes).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+/// Attempts a job gets when none is given.
+pub const DEFAULT_MAX_ATTEMPTS: i64 = 5;
+/// Delay before the second attempt of a failed job.
+pub const RETRY_BASE_MS: i64 = 60_000;
+/// The longest delay between attempts.
+pub const RETRY_CAP_MS: i64 = 3_600_000;
+/// The most rows one [`Jobs::list`] or [`Jobs::claim_many`] call returns.
+pub const MAX_LIST_LIMIT: i64 = 10_000;
+
+/// Where a job is in its life; stored as the lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    /// Waiting for `available_at_ms`, then for a worker.
+    Ready,
+    /// Claimed; a worker holds the lease.
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Out of attempts: the dead-letter state.
+    Failed,
+}
+
+impl JobStatus {
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::Ready,
+        JobStatus::Running,
+        JobStatus::Done,
+        JobStatus::Failed,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ready => "ready",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "status",
+                    format!("unknown job status {s:?} (expected ready, running, done or failed)"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `mem_tree_jobs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// `job:<uuid v4>`.
+    pub id: String,
+    /// What the job does; workers pick handlers by it.
+    pub kind: String,
+    /// The payload, as JSON text.
+    pub payload_json: String,
+    /// At most one `ready`/`running` job carries a given key.
+    pub dedupe_key: Option<String>,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// Claims that counted (deferrals and graceful releases do not).
+    pub attempts: i64,
+    /// Attempts before the job is dead-lettered.
+    pub max_attempts: i64,
+    /// Not claimed before this time.
+    pub available_at_ms: i64,
+    /// While running: when the lease expires.
+    pub locked_until_ms: Option<i64>,
+    /// The last failure, deferral reason or recovery note.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at_ms: i64,
+    /// When it was last claimed.
+    pub started_at_ms: Option<i64>,
+    /// When it reached `done` or `failed`.
+    pub completed_at_ms: Option<i64>,
+    /// The current claim's token (running jobs only).
+    pub lease_token: Option<String>,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// What the job does.
+    pub kind: String,
+    /// The payload as JSON text (checked to parse).
+    pub payload_json: String,
+    /// Optional dedupe key.
+    pub dedupe_key: Option<String>,
+    /// Not claimed before this; `None` means now.
+    pub available_at_ms: Option<i64>,
+    /// Attempts before dead-lettering (>= 1).
+    pub max_attempts: i64,
+}
+
+impl NewJob {
+    /// A job of `kind` with `payload_json`, no dedupe key, available now.
+    pub fn new(kind: impl Into<String>, payload_json: impl Into<String>) -> Self {
+        NewJob {
+            kind: kind.into(),
+            payload_json: payload_json.into(),
+            dedupe_key: None,
+            available_at_ms: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// Checks the fields; `prefix` names the job in errors (`"jobs[2]."`).
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        if self.kind.is_empty() {
+            return Err(Error::invalid(format!("{prefix}kind"), "must not be empty"));
+        }
+        if self.max_attempts < 1 {
+            return Err(Error::invalid(
+                format!("{prefix}max_attempts"),
+                "must be at least 1",
+            ));
+        }
+        if self.dedupe_key.as_deref() == Some("") {
+            return Err(Error::invalid(
+                format!("{prefix}dedupe_key"),
+                "must not be empty (use None for no key)",
+            ));
+        }
+        serde_json::from_str::<serde_json::Value>(&self.payload_json).map_err(|e| {
+            Error::invalid(format!("{prefix}payload"), format!("not valid JSON: {e}"))
+        })?;
+        Ok(())
+    }
+}
+
+/// The delay before the next attempt after failed attempt number `attempts`
+/// (1-based): 60 s, 120 s, 240 s, … capped at 1 h.
+pub fn retry_delay_ms(attempts: i64) -> i64 {
+    let doublings = attempts.saturating_sub(1).clamp(0, 32) as u32;
+    RETRY_BASE_MS
+        .saturating_mul(1_i64 << doublings)
+        .min(RETRY_CAP_MS)
+}
+
+/// The queue of one store; obtained from [`Store::jobs`].
+#[derive(Debug, Clone, Copy)]
+pub struct Jobs<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The job queue stored in this database.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs { store: self }
+    }
+}
+
+/// A `job:<uuid v4>` id from SQLite's random source (version nibble 4,
+/// variant bits `10`).
+const NEW_ID_SQL: &str = "'job:' || lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) \
+     || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' \
+     || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) \
+     || '-' || lower(hex(randomblob(6)))";
+
+const JOB_COLUMNS: &str = "id, kind, payload_json, dedupe_key, status, attempts, max_attempts, \
+     available_at_ms, locked_until_ms, last_error, created_at_ms, started_at_ms, \
+     completed_at_ms, lease_token";
+
+/// The claim: the oldest available ready rows (of the given kinds, a JSON
+/// array or NULL for any) become running under a fresh token, one statement.
+/// `?1` now, `?2` lease end, `?3` kinds, `?4` how many.
+fn claim_sql() -> String {
+    format!(
+        "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
+         locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
+         WHERE id IN (SELECT id FROM mem_tree_jobs \
+             WHERE status = 'ready' AND available_at_ms <= ?1 \
+             AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3))) \
+             ORDER BY available_at_ms, created_at_ms, rowid LIMIT ?4) \
+         RETURNING {JOB_COLUMNS}"
+    )
+}
+
+/// The held-lease condition every settle matches on.
+const HELD: &str = "id = ?1 AND status = 'running' AND lease_token = ?2";
+
+fn enqueue_in(
+    tx: &Transaction<'_>,
+    jobs: &[NewJob],
+    now: i64,
+) -> rusqlite::Result<Vec<Option<String>>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO mem_tree_jobs (id, kind, payload_json, dedupe_key, status, attempts, \
+         max_attempts, available_at_ms, created_at_ms) \
+         VALUES ({NEW_ID_SQL}, ?1, ?2, ?3, 'ready', 0, ?4, ?5, ?6) \
+         ON CONFLICT DO NOTHING RETURNING id"
+    ))?;
+    jobs.iter()
+        .map(|j| {
+            stmt.query_row(
+                params![
+                    j.kind,
+                    j.payload_json,
+                    j.dedupe_key,
+                    j.max_attempts,
+                    j.available_at_ms.unwrap_or(now),
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .collect()
+}
+
+fn validate_jobs(jobs: &[NewJob]) -> Result<()> {
+    jobs.iter()
+        .enumerate()
+        .try_for_each(|(i, j)| j.validate(&format!("jobs[{i}].")))
+}
+
+fn lease_ms(lease: Duration) -> Result<i64> {
+    let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    if ms < 1 {
+        return Err(Error::invalid("lease", "must be at least 1 ms"));
+    }
+    Ok(ms)
+}
+
+fn kinds_json(kinds: Option<&[String]>) -> Result<Option<String>> {
+    kinds
+        .map(|k| serde_json::to_string(k).map_err(|e| Error::invalid("kinds", e.to_string())))
+        .transpose()
+}
+
+impl Jobs<'_> {
+    /// Enqueues one job; returns its id, or `None` when a `ready`/`running`
+    /// job already has the same dedupe key (nothing is written then).
+    pub fn enqueue(&self, job: &NewJob) -> Result<Option<String>> {
+        job.validate("")?;
+        let ids = self.store.write("enqueue", |tx| {
+            enqueue_in(tx, std::slice::from_ref(job), now_ms())
+        })?;
+        notify_enqueued();
+        Ok(ids.into_iter().next().flatten())
+    }
+
+    /// Enqueues several jobs in one transaction; one id (or `None` for a
+    /// dedupe collision, within the batch too) per job, in order.
+    pub fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Option<String>>> {
+        self.upsert_chunks_and_enqueue(&[], jobs)
+            .map(|(_, ids)| ids)
+    }
+
+    /// Upserts `chunks` and enqueues `jobs` in ONE transaction: an ingest and
+    /// its follow-up jobs commit together or not at all.
+    pub fn upsert_chunks_and_enqueue(
+        &self,
+        chunks: &[Chunk],
+        jobs: &[NewJob],
+    ) -> Result<(usize, Vec<Option<String>>)> {
+        validate_all(chunks)?;
+        validate_jobs(jobs)?;
+        if chunks.is_empty() && jobs.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let out = self.store.write("upsert_chunks_and_enqueue", |tx| {
+            let upserted = upsert_in(tx, chunks)?;
+            Ok((upserted, enqueue_in(tx, jobs, now_ms())?))
+        })?;
+        if !jobs.is_empty() {
+            notify_enqueued();
+        }
+        Ok(out)
+    }
+
+    /// Claims the oldest available ready job (of `kinds`, if given) for
+    /// `lease`; `None` when there is none.
+    pub fn claim_next(&self, lease: Duration, kinds: Option<&[String]>) -> Result<Option<Job>> {
+        self.claim_at(now_ms(), lease, kinds, 1)
+            .map(|jobs| jobs.into_iter().next())
+    }
+
+    /// Claims up to `limit` available ready jobs in one statement, oldest
+    /// first, each with its own token.
+    pub fn claim_many(
+        &self,
+        limit: i64,
+        lease: Duration,
+        kinds: Option<&[String]>,
+    ) -> Result<Vec<Job>> {
+        self.claim_at(now_ms(), lease, kinds, limit.clamp(1, MAX_LIST_LIMIT))
+    }
+
+    /// [`Jobs::claim_many`] at an explicit `now` (for tests and simulations).
+    pub fn claim_at(
+        &self,
+        now: i64,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let until = now.saturating_add(lease_ms(lease)?);
+        let kinds = kinds_json(kinds)?;
+        self.store.write("claim_next", |tx| {
+            let mut stmt = tx.prepare_cached(&claim_sql())?;
+            let rows = stmt.query_map(params![now, until, kinds, limit], job_from_row)?;
+            let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            // RETURNING yields rows in no promised order.
+            jobs.sort_by_key(|j| (j.available_at_ms, j.created_at_ms));
+            Ok(jobs)
+        })
+    }
+
+    /// Settles a running job as done. [`Error::LeaseLost`] if `token` is not
+    /// the current lease.
+    pub fn mark_done(&self, id: &str, token: &str) -> Result<()> {
+        self.mark_done_many(&[(id.to_owned(), token.to_owned())])
+    }
+
+    /// Settles several running jobs as done in one transaction, all or none:
+    /// one lost lease is [`Error::LeaseLost`] and nothing changes.
+    pub fn mark_done_many(&self, leases: &[(String, String)]) -> Result<()> {
+        let now = now_ms();
+        self.settle("mark_done", |tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE mem_tree_jobs SET status = 'done', completed_at_ms = ?3, \
+                 locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+            ))?;
+            for (id, token) in leases {
+                if stmt.execute(params![id, token, now])? == 0 {
+                    return Ok(Err(id.clone()));
+                }
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    /// Records a failed attempt: back to `ready` after [`retry_delay_ms`], or
+    /// `failed` when it was the last attempt. Returns the new status.
+    pub fn mark_failed(&self, id: &str, token: &str, error: &str) -> Result<JobStatus> {
+        self.mark_failed_at(now_ms(), id, token, error)
+    }
+
+    /// [`Jobs::mark_failed`] at an explicit `now`.
+    pub fn mark_failed_at(
+        &self,
+        now: i64,
+        id: &str,
+        token: &str,
+        error: &str,
+    ) -> Result<JobStatus> {
+        self.settle("mark_failed", |tx| {
+            let held: Option<(i64, i64)> = tx
+                .prepare_cached(&format!(
+                    "SELECT attempts, max_attempts FROM mem_tree_jobs WHERE {HELD}"
+                ))?
+                .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((attempts, max_attempts)) = held else {
+                return Ok(Err(id.to_owned()));
+            };
+            let (status, available_at, completed_at) = if attempts >= max_attempts {
+                (JobStatus::Failed, None, Some(now))
+            } else {
+                (
+                    JobStatus::Ready,
+                    Some(now.saturating_add(retry_delay_ms(attempts))),
+                    None,
+                )
+            };
+            tx.prepare_cached(&format!(
+                "UPDATE mem_tree_jobs SET status = ?3, \
+                 available_at_ms = coalesce(?4, available_at_ms), completed_at_ms = ?5, \
+                 last_error = ?6, locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+            ))?
+            .execute(params![
+                id,
+                token,
+                status.as_str(),
+                available_at,
+                completed_at,
+                error
+            ])?;
+            Ok(Ok(status))
+        })
+    }
+
+    /// Puts a running job back to `ready` until `until_ms`, recording
+    /// `reason`; the attempt is refunded (a deferral does not count).
+    pub fn defer(&self, id: &str, token: &str, until_ms: i64, reason: &str) -> Result<()> {
+        let note = format!("deferred: {reason}");
+        self.settle("defer", |tx| {
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?3, \
+                     attempts = max(attempts - 1, 0), last_error = ?4, \
+                     locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+                ))?
+                .execute(params![id, token, until_ms, note])?;
+            Ok(if changed == 1 {
+                Ok(())
+            } else {
+                Err(id.to_owned())
+            })
+        })
+    }
+
+    /// Extends a held lease to now + `lease`; returns the new expiry.
+    pub fn heartbeat(&self, id: &str, token: &str, lease: Duration) -> Result<i64> {
+        let until = now_ms().saturating_add(lease_ms(lease)?);
+        self.settle("heartbeat", |tx| {
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE mem_tree_jobs SET locked_until_ms = ?3 WHERE {HELD}"
+                ))?
+                .execute(params![id, token, until])?;
+            Ok(if changed == 1 {
+                Ok(until)
+            } else {
+                Err(id.to_owned())
+            })
+        })
+    }
+
+    /// Hands held leases back at once (graceful shutdown): each job is
+    /// `ready` now and its attempt refunded. Leases already lost are
+    /// skipped; returns how many were released.
+    pub fn release(&self, leases: &[(String, String)]) -> Result<usize> {
+        let now = now_ms();
+        self.store
+            .write("release", |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?3, \
+                 attempts = max(attempts - 1, 0), locked_until_ms = NULL, lease_token = NULL \
+                 WHERE {HELD}"
+                ))?;
+                let mut released = 0;
+                for (id, token) in leases {
+                    released += stmt.execute(params![id, token, now])?;
+                }
+                Ok(released)
+            })
+            .inspect(|&n| {
+                if n > 0 {
+                    notify_enqueued();
+                }
+            })
+    }
+
+    /// Hands EVERY running job back at once, whoever holds it (attempts
+    /// refunded). Only for a process that knows it is the only worker; a
+    /// worker should [`Jobs::release`] its own leases instead.
+    pub fn release_running_locks(&self) -> Result<usize> {
+        let now = now_ms();
+        let n = self.store.write("release_running_locks", |tx| {
+            tx.execute(
+                "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?1, \
+                 attempts = max(attempts - 1, 0), locked_until_ms = NULL, lease_token = NULL \
+                 WHERE status = 'running'",
+                [now],
+            )
+        })?;
+        if n > 0 {
+            notify_enqueued();
+        }
+        Ok(n)
+    }
+
+    /// Requeues running jobs whose lease expired (their worker died or
+    /// stalled): `ready` now, or `failed` if that claim spent the last
+    /// attempt. Returns how many rows changed.
+    pub fn recover_stale_locks(&self) -> Result<usize> {
+        self.recover_stale_locks_at(now_ms())
+    }
+
+    /// [`Jobs::recover_stale_locks`] at an explicit `now`.
+    pub fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
+        let n = self.store.write("recover_stale_locks", |tx| {
+            tx.execute(
+                "UPDATE mem_tree_jobs SET \
+                 status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'ready' END, \
+                 completed_at_ms = CASE WHEN attempts >= max_attempts THEN ?1 END, \
+                 available_at_ms = ?1, \
+                 last_error = 'lease expired (worker lost or stalled); locked until ' \
+                     || coalesce(locked_until_ms, 'unknown') || ' ms', \
+                 locked_until_ms = NULL, lease_token = NULL \
+                 WHERE status = 'running' AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
+                [now],
+            )
+        })?;
+        if n > 0 {
+            notify_enqueued();
+        }
+        Ok(n)
+    }
+
+    /// Puts a dead-lettered job back to `ready` now with its attempts reset.
+    /// False if it is not `failed`, or an active job holds its dedupe key.
+    pub fn retry(&self, id: &str) -> Result<bool> {
+        let now = now_ms();
+        let changed = self.store.write("retry", |tx| {
+            tx.execute(
+                "UPDATE mem_tree_jobs SET status = 'ready', attempts = 0, available_at_ms = ?2, \
+                 completed_at_ms = NULL, locked_until_ms = NULL, lease_token = NULL \
+                 WHERE id = ?1 AND status = 'failed' AND (dedupe_key IS NULL OR NOT EXISTS ( \
+                     SELECT 1 FROM mem_tree_jobs AS a WHERE a.dedupe_key = mem_tree_jobs.dedupe_key \
+                     AND a.status IN ('ready', 'running')))",
+                params![id, now],
+            )
+        })?;
+        if changed == 1 {
+            notify_enqueued();
+        }
+        Ok(changed == 1)
+    }
+
+    /// One job by id.
+    pub fn get(&self, id: &str) -> Result<Option<Job>> {
+        self.store.read("get_job", |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM mem_tree_jobs WHERE id = ?1"
+            ))?
+            .query_row([id], job_from_row)
+            .optional()
+        })
+    }
+
+    /// Jobs oldest first, optionally of one status and kind; `limit` is
+    /// clamped to 1..=[`MAX_LIST_LIMIT`].
+    pub fn list(
+        &self,
+        status: Option<JobStatus>,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        self.store.read("list_jobs", |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM mem_tree_jobs \
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) \
+                 ORDER BY created_at_ms, rowid LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    status.map(JobStatus::as_str),
+                    kind,
+                    limit.clamp(1, MAX_LIST_LIMIT)
+                ],
+                job_from_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// Job counts per status; every status is present.
+    pub fn counts(&self) -> Result<HashMap<JobStatus, i64>> {
+        let rows: Vec<(String, i64)> = self.store.read("count_jobs", |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, count(*) FROM mem_tree_jobs GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let mut out: HashMap<JobStatus, i64> = JobStatus::ALL.iter().map(|&s| (s, 0)).collect();
+        for (status, n) in rows {
+            // A status another tool wrote is not counted under ours.
+            if let Ok(s) = status.parse() {
+                out.insert(s, n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a token-checked change in one transaction; `Err(id)` from `f`
+    /// rolls back and becomes [`Error::LeaseLost`].
+    fn settle<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, String>>,
+    ) -> Result<T> {
+        let db = self.store.database()?;
+        db.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db.err(context))?;
+            match f(&tx).map_err(db.err(context))? {
+                Ok(value) => {
+                    tx.commit().map_err(db.err(context))?;
+                    Ok(value)
+                }
+                // Dropping the transaction rolls back whatever `f` changed.
+                Err(job_id) => Err(Error::LeaseLost { job_id }),
+            }
+        })
+    }
+}
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    let status: String = row.get(4)?;
+    let status = status.parse().map_err(|e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })?;
+    Ok(Job {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        payload_json: row.get(2)?,
+        dedupe_key: row.get(3)?,
+        status,
+        attempts: row.get(5)?,
+        max_attempts: row.get(6)?,
+        available_at_ms: row.get(7)?,
+        locked_until_ms: row.get(8)?,
+        last_error: row.get(9)?,
+        created_at_ms: row.get(10)?,
+        started_at_ms: row.get(11)?,
+        completed_at_ms: row.get(12)?,
+        lease_token: row.get(13)?,
+    })
+}
+
+/// The process-wide enqueue signal: a generation counter bumped whenever a
+/// job may have become claimable in this process, so idle workers wake at
+/// once instead of at their next poll.
+static SIGNAL: LazyLock<(Mutex<u64>, Condvar)> = LazyLock::new(Default::default);
+
+/// The current generation of the enqueue signal.
+pub fn signal_generation() -> u64 {
+    *SIGNAL.0.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Bumps the enqueue signal and wakes every waiter.
+pub fn notify_enqueued() {
+    let (lock, cvar) = &*SIGNAL;
+    *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    cvar.notify_all();
+}
+
+/// Waits until the generation differs from `seen` or `timeout` passes;
+/// returns the generation then. Returns at once if it already differs.
+pub fn wait_for_signal(seen: u64, timeout: Duration) -> u64 {
+    let (lock, cvar) = &*SIGNAL;
+    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let (guard, _) = cvar
+        .wait_timeout_while(guard, timeout, |g| *g == seen)
+        .unwrap_or_else(|p| p.into_inner());
+    *guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> Result<(tempfile::TempDir, Store)> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let (store, _) = Store::open(&dir.path().join("chunks.db"))?;
+        Ok((dir, store))
+    }
+
+    use std::path::Path;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn job(kind: &str, key: Option<&str>) -> NewJob {
+        NewJob {
+            dedupe_key: key.map(str::to_owned),
+            ..NewJob::new(kind, r#"{"n": 1}"#)
+        }
+    }
+
+    fn lease_of(j: &Job) -> (String, String) {
+        (j.id.clone(), j.lease_token.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn back_off_doubles_from_a_minute_and_caps_at_an_hour() {
+        let delays: Vec<i64> = (1..=9).map(retry_delay_ms).collect();
+        assert_eq!(
+            delays,
+            [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600].map(|s| s * 1000)
+        );
+        assert_eq!(retry_delay_ms(0), 60_000);
+        assert_eq!(retry_delay_ms(i64::MAX), RETRY_CAP_MS);
+    }
+
+    #[test]
+    fn ids_look_like_uuid_v4() -> Result<()> {
+        let (_dir, store) = open()?;
+        let id = store.jobs().enqueue(&job("k", None))?.unwrap_or_default();
+        let uuid = id.strip_prefix("job:").unwrap_or_default();
+        let parts: Vec<&str> = uuid.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!("89ab".contains(&parts[3][..1]));
+        Ok(())
+    }
+
+    #[test]
+    fn dedupe_among_active_jobs_only() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let first = jobs.enqueue(&job("k", Some("key")))?;
+        assert!(first.is_some());
+        assert_eq!(jobs.enqueue(&job("k", Some("key")))?, None);
+        let claimed = jobs.claim_next(LEASE, None)?.expect("a job");
+        assert_eq!(
+            jobs.enqueue(&job("k", Some("key")))?,
+            None,
+            "running is active"
+        );
+        jobs.mark_done(&claimed.id, claimed.lease_token.as_deref().unwrap_or(""))?;
+        assert!(
+            jobs.enqueue(&job("k", Some("key")))?.is_some(),
+            "done frees the key"
+        );
+        let batch = jobs.enqueue_many(&[job("k", Some("b")), job("k", Some("b"))])?;
+        assert!(batch[0].is_some() && batch[1].is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_jobs_write_nothing() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let bad = NewJob::new("k", "{not json");
+        let err = jobs.enqueue_many(&[job("k", None), bad]).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        let zero = NewJob {
+            max_attempts: 0,
+            ..job("k", None)
+        };
+        assert!(jobs.enqueue(&zero).is_err());
+        assert_eq!(jobs.counts()?[&JobStatus::Ready], 0);
+        Ok(())
+    }
+
+    #[test]
+    fn claim_takes_oldest_available_of_the_kinds() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        let later = NewJob {
+            available_at_ms: Some(now + 3_600_000),
+            ..job("a", None)
+        };
+        jobs.enqueue(&later)?;
+        let a = jobs.enqueue(&job("a", None))?;
+        let b = jobs.enqueue(&job("b", None))?;
+        let only_b = jobs.claim_next(LEASE, Some(&["b".to_owned()]))?;
+        assert_eq!(only_b.map(|j| Some(j.id)), Some(b));
+        let next = jobs.claim_next(LEASE, None)?.expect("a");
+        assert_eq!(Some(next.id.clone()), a);
+        assert_eq!(next.status, JobStatus::Running);
+        assert_eq!(next.attempts, 1);
+        assert!(next.lease_token.as_deref().is_some_and(|t| t.len() == 32));
+        assert!(
+            jobs.claim_next(LEASE, None)?.is_none(),
+            "the rest is in the future"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn failure_backs_off_then_dead_letters_and_retry_revives() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let id = jobs
+            .enqueue(&NewJob {
+                max_attempts: 3,
+                ..job("k", Some("dk"))
+            })?
+            .expect("id");
+        let mut now = now_ms();
+        for attempt in 1..=3 {
+            let claimed = jobs.claim_at(now, LEASE, None, 1)?;
+            let j = claimed.first().expect("claimable");
+            assert_eq!(j.attempts, attempt);
+            let (jid, token) = lease_of(j);
+            let status = jobs.mark_failed_at(now, &jid, &token, "boom")?;
+            let row = jobs.get(&id)?.expect("row");
+            if attempt < 3 {
+                assert_eq!(status, JobStatus::Ready);
+                assert_eq!(row.available_at_ms, now + retry_delay_ms(attempt));
+                assert!(
+                    jobs.claim_at(now, LEASE, None, 1)?.is_empty(),
+                    "backing off"
+                );
+                now = row.available_at_ms;
+            } else {
+                assert_eq!(status, JobStatus::Failed);
+                assert_eq!(row.completed_at_ms, Some(now));
+            }
+            assert_eq!(row.last_error.as_deref(), Some("boom"));
+            assert_eq!(row.lease_token, None);
+        }
+        assert_eq!(jobs.list(Some(JobStatus::Failed), None, 10)?.len(), 1);
+        // The key is free while dead-lettered; a new holder blocks the retry.
+        let blocker = jobs.enqueue(&job("k", Some("dk")))?.expect("key free");
+        assert!(!jobs.retry(&id)?);
+        let b = jobs.claim_next(LEASE, None)?.expect("blocker");
+        assert_eq!(b.id, blocker);
+        jobs.mark_done(&b.id, b.lease_token.as_deref().unwrap_or(""))?;
+        assert!(jobs.retry(&id)?);
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!((row.status, row.attempts), (JobStatus::Ready, 0));
+        assert!(!jobs.retry(&id)?, "only failed jobs are retried");
+        Ok(())
+    }
+
+    #[test]
+    fn stale_settles_change_nothing() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue(&job("k", None))?;
+        let now = now_ms();
+        let first = jobs.claim_at(now, Duration::from_millis(10), None, 1)?;
+        let (id, stale) = lease_of(&first[0]);
+        assert_eq!(
+            jobs.recover_stale_locks_at(now + 5)?,
+            0,
+            "lease still valid"
+        );
+        assert_eq!(jobs.recover_stale_locks_at(now + 10)?, 1);
+        let second = jobs.claim_at(now + 20, LEASE, None, 1)?;
+        let (_, fresh) = lease_of(&second[0]);
+        assert_eq!(second[0].attempts, 2, "the lost claim counted");
+        let before = jobs.get(&id)?;
+        let lost = |r: Result<()>| matches!(r, Err(Error::LeaseLost { .. }));
+        assert!(lost(jobs.mark_done(&id, &stale)));
+        assert!(lost(jobs.mark_failed(&id, &stale, "x").map(|_| ())));
+        assert!(lost(jobs.defer(&id, &stale, now, "x")));
+        assert!(lost(jobs.heartbeat(&id, &stale, LEASE).map(|_| ())));
+        assert_eq!(jobs.release(&[(id.clone(), stale.clone())])?, 0);
+        assert_eq!(jobs.get(&id)?, before, "the row is untouched");
+        jobs.mark_done(&id, &fresh)?;
+        assert!(lost(jobs.mark_done(&id, &fresh)), "settled twice");
+        Ok(())
+    }
+
+    #[test]
+    fn mark_done_many_is_all_or_nothing() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue_many(&[job("k", None), job("k", None)])?;
+        let claimed = jobs.claim_many(10, LEASE, None)?;
+        assert_eq!(claimed.len(), 2);
+        let mut leases: Vec<_> = claimed.iter().map(lease_of).collect();
+        leases[1].1 = "not-the-token".into();
+        assert!(jobs.mark_done_many(&leases).is_err());
+        assert_eq!(jobs.counts()?[&JobStatus::Running], 2);
+        leases[1] = lease_of(&claimed[1]);
+        jobs.mark_done_many(&leases)?;
+        assert_eq!(jobs.counts()?[&JobStatus::Done], 2);
+        Ok(())
+    }
+
+    #[test]
+    fn defer_and_release_do_not_count_as_attempts() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let id = jobs
+            .enqueue(&NewJob {
+                max_attempts: 1,
+                ..job("k", None)
+            })?
+            .expect("id");
+        let now = now_ms();
+        for _ in 0..3 {
+            let j = jobs.claim_next(LEASE, None)?.expect("claim");
+            let (jid, token) = lease_of(&j);
+            jobs.defer(&jid, &token, now, "rate limited")?;
+        }
+        let j = jobs.claim_next(LEASE, None)?.expect("claim");
+        assert_eq!(j.attempts, 1);
+        assert_eq!(j.last_error.as_deref(), Some("deferred: rate limited"));
+        assert_eq!(jobs.release(&[lease_of(&j)])?, 1);
+        let j = jobs.claim_next(LEASE, None)?.expect("claim");
+        assert_eq!(j.attempts, 1);
+        let until = jobs.heartbeat(&j.id, j.lease_token.as_deref().unwrap_or(""), LEASE)?;
+        assert!(until >= j.locked_until_ms.unwrap_or(0));
+        assert_eq!(jobs.release_running_locks()?, 1);
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!((row.status, row.attempts), (JobStatus::Ready, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn expired_last_attempt_is_dead_lettered() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let id = jobs
+            .enqueue(&NewJob {
+                max_attempts: 1,
+                ..job("k", None)
+            })?
+            .expect("id");
+        let now = now_ms();
+        jobs.claim_at(now, Duration::from_millis(1), None, 1)?;
+        assert_eq!(jobs.recover_stale_locks_at(now + 1)?, 1);
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!(row.status, JobStatus::Failed);
+        assert!(row.last_error.unwrap_or_default().contains("lease expired"));
+        Ok(())
+    }
+
+    #[test]
+    fn chunks_and_jobs_commit_together() -> Result<()> {
+        let (_dir, store) = open()?;
+        let chunk = Chunk {
+            id: "c1".into(),
+            content: "hello".into(),
+            source_kind: crate::SourceKind::Chat,
+            source_id: "s".into(),
+            source_ref: None,
+            owner: "o".into(),
+            timestamp_ms: 1,
+            time_range_start_ms: 1,
+            time_range_end_ms: 1,
+            tags: vec![],
+            token_count: 1,
+            seq_in_source: 0,
+            created_at_ms: 1,
+            lifecycle_status: "admitted".into(),
+            embedding: None,
+        };
+        let bad = NewJob::new("", "{}");
+        assert!(store
+            .jobs()
+            .upsert_chunks_and_enqueue(std::slice::from_ref(&chunk), &[bad])
+            .is_err());
+        assert_eq!(store.count_chunks()?, 0, "nothing written");
+        let (n, ids) = store
+            .jobs()
+            .upsert_chunks_and_enqueue(&[chunk], &[job("summarise", None)])?;
+        assert_eq!((n, ids.len()), (1, 1));
+        assert_eq!(store.count_chunks()?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn claim_uses_the_ready_index() -> Result<()> {
+        let (_dir, store) = open()?;
+        let plan: Vec<String> = store.read("plan", |conn| {
+            let sql = format!("EXPLAIN QUERY PLAN {}", claim_sql());
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params![0, 1, None::<String>, 1], |r| r.get(3))?;
+            rows.collect()
+        })?;
+        assert!(
+            plan.iter().any(|l| l.contains("idx_mem_tree_jobs_ready")),
+            "{plan:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn signal_wakes_waiters() {
+        let seen = signal_generation();
+        let waiter = std::thread::spawn(move || wait_for_signal(seen, Duration::from_secs(30)));
+        notify_enqueued();
+        let after = waiter.join().unwrap_or(seen);
+        assert_ne!(after, seen);
+        assert_eq!(
+            wait_for_signal(seen, Duration::from_secs(30)),
+            signal_generation(),
+            "an old generation returns at once"
+        );
+    }
+}

@@ -1,0 +1,537 @@
+//! `memtree.Jobs`, `memtree.Job` and `memtree.JobBatch`: argument conversion
+//! and GIL release around the core job queue (`crate::jobs`).
+//!
+//! Payloads are serialised with Python's own `json.dumps` (with the GIL
+//! held, before any database work), so any JSON-serialisable value works and
+//! anything else is a `TypeError` with nothing written.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+
+use super::store::{extract_chunks, PyStore};
+use super::time;
+use crate::chunk::Chunk;
+use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS};
+
+// The Python signatures spell the default out (`max_attempts=5`) so that
+// stubtest sees a literal; keep them in step with the core.
+const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
+use crate::store::{now_ms, Store};
+
+static JSON: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+/// `(json.dumps, json.loads)`, imported once.
+fn json(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
+    JSON.get_or_try_init(py, || {
+        let m = py.import("json")?;
+        Ok((m.getattr("dumps")?.unbind(), m.getattr("loads")?.unbind()))
+    })
+}
+
+/// Strict JSON text for `payload`; NaN and infinities are refused because
+/// other JSON readers (the reference's serde) reject them.
+fn dump_payload(payload: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = payload.py();
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("allow_nan", false)?;
+    kwargs.set_item("ensure_ascii", false)?;
+    json(py)?
+        .0
+        .bind(py)
+        .call((payload,), Some(&kwargs))
+        .and_then(|s| s.extract())
+        .map_err(|e| PyTypeError::new_err(format!("payload: not JSON-serialisable: {e}")))
+}
+
+/// A `timedelta` as a `Duration` (`field` names it in errors).
+fn duration(
+    value: Option<&Bound<'_, PyAny>>,
+    field: &str,
+    default: Duration,
+) -> PyResult<Duration> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let seconds: f64 = value
+        .call_method0("total_seconds")
+        .and_then(|s| s.extract())
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected a timedelta")))?;
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(PyValueError::new_err(format!("{field}: must be positive")));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Milliseconds for `until`: an aware datetime, or a timedelta from now.
+fn until_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    if value.hasattr("total_seconds")? {
+        let seconds: f64 = value.call_method0("total_seconds")?.extract()?;
+        return Ok(now_ms().saturating_add((seconds * 1000.0) as i64));
+    }
+    time::to_ms(value, field)
+}
+
+/// A list of kinds (not a bare `str`).
+fn extract_kinds(kinds: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
+    let Some(kinds) = kinds else {
+        return Ok(None);
+    };
+    if kinds.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "kinds: expected a sequence of str, got a single str",
+        ));
+    }
+    kinds
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("kinds: expected an iterable of str"))?
+        .map(|k| {
+            k?.extract::<String>()
+                .map_err(|_| PyTypeError::new_err("kinds: expected str items"))
+        })
+        .collect::<PyResult<Vec<_>>>()
+        .map(Some)
+}
+
+/// `(id, token)` of a claimed `Job`; a job without a token can hold no lease.
+fn lease_of(job: &Bound<'_, PyAny>, field: &str) -> PyResult<(String, String)> {
+    let job = job.cast::<PyJob>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected a memtree.Job from claim_next"))
+    })?;
+    let inner = &job.get().inner;
+    Ok((
+        inner.id.clone(),
+        inner.lease_token.clone().unwrap_or_default(),
+    ))
+}
+
+fn leases_of(jobs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    jobs.try_iter()
+        .map_err(|_| PyTypeError::new_err("jobs: expected an iterable of Job"))?
+        .enumerate()
+        .map(|(i, j)| lease_of(&j?, &format!("jobs[{i}]")))
+        .collect()
+}
+
+/// A `NewJob` from enqueue's arguments, validated.
+fn new_job(
+    kind: String,
+    payload: &Bound<'_, PyAny>,
+    dedupe_key: Option<String>,
+    available_at: Option<&Bound<'_, PyAny>>,
+    max_attempts: i64,
+) -> PyResult<NewJob> {
+    let job = NewJob {
+        kind,
+        payload_json: dump_payload(payload)?,
+        dedupe_key,
+        available_at_ms: time::opt_to_ms(available_at, "available_at")?,
+        max_attempts,
+    };
+    job.validate("")?;
+    Ok(job)
+}
+
+fn opt_time(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    ms.map(|ms| time::from_ms(py, ms)).transpose()
+}
+
+/// One job, as read or claimed (see the stub for documentation).
+#[pyclass(frozen, eq, name = "Job", module = "memtree")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyJob {
+    inner: Job,
+}
+
+#[pymethods]
+impl PyJob {
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn kind(&self) -> &str {
+        &self.inner.kind
+    }
+    /// A fresh copy of the payload on every access (the job stays immutable).
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json(py)?.1.bind(py).call1((&self.inner.payload_json,))
+    }
+    #[getter]
+    fn payload_json(&self) -> &str {
+        &self.inner.payload_json
+    }
+    #[getter]
+    fn dedupe_key(&self) -> Option<&str> {
+        self.inner.dedupe_key.as_deref()
+    }
+    #[getter]
+    fn status(&self) -> &'static str {
+        self.inner.status.as_str()
+    }
+    #[getter]
+    fn attempts(&self) -> i64 {
+        self.inner.attempts
+    }
+    #[getter]
+    fn max_attempts(&self) -> i64 {
+        self.inner.max_attempts
+    }
+    #[getter]
+    fn available_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time::from_ms(py, self.inner.available_at_ms)
+    }
+    #[getter]
+    fn locked_until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_time(py, self.inner.locked_until_ms)
+    }
+    #[getter]
+    fn last_error(&self) -> Option<&str> {
+        self.inner.last_error.as_deref()
+    }
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        time::from_ms(py, self.inner.created_at_ms)
+    }
+    #[getter]
+    fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_time(py, self.inner.started_at_ms)
+    }
+    #[getter]
+    fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_time(py, self.inner.completed_at_ms)
+    }
+    #[getter]
+    fn lease_token(&self) -> Option<&str> {
+        self.inner.lease_token.as_deref()
+    }
+
+    fn __repr__(&self) -> String {
+        let j = &self.inner;
+        format!(
+            "Job(id={:?}, kind={:?}, status={:?}, attempts={}/{}, dedupe_key={:?})",
+            j.id,
+            j.kind,
+            j.status.as_str(),
+            j.attempts,
+            j.max_attempts,
+            j.dedupe_key
+        )
+    }
+}
+
+fn to_py_jobs(py: Python<'_>, jobs: Vec<Job>) -> PyResult<Vec<Py<PyJob>>> {
+    jobs.into_iter()
+        .map(|inner| Py::new(py, PyJob { inner }))
+        .collect()
+}
+
+/// The job queue of one store (see the stub for documentation).
+#[pyclass(frozen, name = "Jobs", module = "memtree")]
+pub struct PyJobs {
+    store: Py<PyStore>,
+}
+
+impl PyJobs {
+    /// The queue of `store`.
+    pub fn new(store: &Bound<'_, PyStore>) -> Self {
+        PyJobs {
+            store: store.clone().unbind(),
+        }
+    }
+
+    fn core(&self) -> &Store {
+        &self.store.get().inner
+    }
+}
+
+#[pymethods]
+impl PyJobs {
+    #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        kind: String,
+        payload: &Bound<'_, PyAny>,
+        dedupe_key: Option<String>,
+        available_at: Option<&Bound<'_, PyAny>>,
+        max_attempts: i64,
+    ) -> PyResult<Option<String>> {
+        let job = new_job(kind, payload, dedupe_key, available_at, max_attempts)?;
+        Ok(py.detach(|| self.core().jobs().enqueue(&job))?)
+    }
+
+    fn batch(&self, py: Python<'_>) -> PyJobBatch {
+        PyJobBatch {
+            store: self.store.clone_ref(py),
+            pending: Mutex::new(Some((Vec::new(), Vec::new()))),
+            ids: Mutex::new(None),
+        }
+    }
+
+    #[pyo3(signature = (lease=None, kinds=None))]
+    fn claim_next(
+        &self,
+        py: Python<'_>,
+        lease: Option<&Bound<'_, PyAny>>,
+        kinds: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyJob>> {
+        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = extract_kinds(kinds)?;
+        let job = py.detach(|| self.core().jobs().claim_next(lease, kinds.as_deref()))?;
+        Ok(job.map(|inner| PyJob { inner }))
+    }
+
+    #[pyo3(signature = (limit, lease=None, kinds=None))]
+    fn claim_many(
+        &self,
+        py: Python<'_>,
+        limit: i64,
+        lease: Option<&Bound<'_, PyAny>>,
+        kinds: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<PyJob>>> {
+        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = extract_kinds(kinds)?;
+        let jobs = py.detach(|| {
+            self.core()
+                .jobs()
+                .claim_many(limit, lease, kinds.as_deref())
+        })?;
+        to_py_jobs(py, jobs)
+    }
+
+    fn mark_done(&self, py: Python<'_>, job: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (id, token) = lease_of(job, "job")?;
+        Ok(py.detach(|| self.core().jobs().mark_done(&id, &token))?)
+    }
+
+    fn mark_done_many(&self, py: Python<'_>, jobs: &Bound<'_, PyAny>) -> PyResult<()> {
+        let leases = leases_of(jobs)?;
+        Ok(py.detach(|| self.core().jobs().mark_done_many(&leases))?)
+    }
+
+    fn mark_failed(
+        &self,
+        py: Python<'_>,
+        job: &Bound<'_, PyAny>,
+        error: String,
+    ) -> PyResult<&'static str> {
+        let (id, token) = lease_of(job, "job")?;
+        let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
+        Ok(status.as_str())
+    }
+
+    #[pyo3(
+        signature = (job, until, reason=String::new()),
+        text_signature = "(self, /, job, until, reason='')"
+    )]
+    fn defer(
+        &self,
+        py: Python<'_>,
+        job: &Bound<'_, PyAny>,
+        until: &Bound<'_, PyAny>,
+        reason: String,
+    ) -> PyResult<()> {
+        let (id, token) = lease_of(job, "job")?;
+        let until = until_ms(until, "until")?;
+        Ok(py.detach(|| self.core().jobs().defer(&id, &token, until, &reason))?)
+    }
+
+    #[pyo3(signature = (job, lease=None))]
+    fn heartbeat<'py>(
+        &self,
+        py: Python<'py>,
+        job: &Bound<'py, PyAny>,
+        lease: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (id, token) = lease_of(job, "job")?;
+        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
+        let until = py.detach(|| self.core().jobs().heartbeat(&id, &token, lease))?;
+        time::from_ms(py, until)
+    }
+
+    fn release(&self, py: Python<'_>, jobs: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let leases = leases_of(jobs)?;
+        Ok(py.detach(|| self.core().jobs().release(&leases))?)
+    }
+
+    fn release_running_locks(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(py.detach(|| self.core().jobs().release_running_locks())?)
+    }
+
+    fn recover_stale_locks(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(py.detach(|| self.core().jobs().recover_stale_locks())?)
+    }
+
+    fn retry(&self, py: Python<'_>, job_id: String) -> PyResult<bool> {
+        Ok(py.detach(|| self.core().jobs().retry(&job_id))?)
+    }
+
+    fn get(&self, py: Python<'_>, id: String) -> PyResult<Option<PyJob>> {
+        let job = py.detach(|| self.core().jobs().get(&id))?;
+        Ok(job.map(|inner| PyJob { inner }))
+    }
+
+    #[pyo3(signature = (*, status=None, kind=None, limit=100))]
+    fn list(
+        &self,
+        py: Python<'_>,
+        status: Option<String>,
+        kind: Option<String>,
+        limit: i64,
+    ) -> PyResult<Vec<Py<PyJob>>> {
+        let status = status.map(|s| s.parse::<JobStatus>()).transpose()?;
+        let jobs = py.detach(|| self.core().jobs().list(status, kind.as_deref(), limit))?;
+        to_py_jobs(py, jobs)
+    }
+
+    fn counts(&self, py: Python<'_>) -> PyResult<HashMap<&'static str, i64>> {
+        let counts = py.detach(|| self.core().jobs().counts())?;
+        Ok(counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Jobs({:?})", self.core().path().display().to_string())
+    }
+}
+
+type Pending = (Vec<Chunk>, Vec<NewJob>);
+
+const ALREADY_DONE: &str = "the batch was already committed or discarded";
+
+/// Chunk writes and enqueues buffered in Python, committed by ONE core call
+/// (one transaction) at `commit()` / the end of the `with` block; no lock is
+/// held while Python code runs (see the stub for documentation).
+#[pyclass(frozen, name = "JobBatch", module = "memtree")]
+pub struct PyJobBatch {
+    store: Py<PyStore>,
+    pending: Mutex<Option<Pending>>,
+    ids: Mutex<Option<Vec<Option<String>>>>,
+}
+
+impl PyJobBatch {
+    fn with_pending<T>(&self, f: impl FnOnce(&mut Pending) -> T) -> PyResult<T> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = pending
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err(ALREADY_DONE))?;
+        Ok(f(pending))
+    }
+}
+
+#[pymethods]
+impl PyJobBatch {
+    fn upsert_chunks(&self, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let chunks = extract_chunks(chunks)?;
+        let n = chunks.len();
+        // The batch outlives this call, so it keeps its own copies.
+        self.with_pending(|p| p.0.extend(chunks.iter().map(|c| c.get().inner.clone())))?;
+        Ok(n)
+    }
+
+    #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
+    fn enqueue(
+        &self,
+        kind: String,
+        payload: &Bound<'_, PyAny>,
+        dedupe_key: Option<String>,
+        available_at: Option<&Bound<'_, PyAny>>,
+        max_attempts: i64,
+    ) -> PyResult<usize> {
+        let job = new_job(kind, payload, dedupe_key, available_at, max_attempts)?;
+        self.with_pending(|p| {
+            p.1.push(job);
+            p.1.len() - 1
+        })
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
+        // Taken out first: a batch commits (or fails) once, never twice.
+        let (chunks, jobs) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err(ALREADY_DONE))?;
+        let store = &self.store.get().inner;
+        let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&chunks, &jobs))?;
+        *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(ids.clone());
+        Ok(ids)
+    }
+
+    fn discard(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    #[getter]
+    fn job_ids(&self) -> PyResult<Vec<Option<String>>> {
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| PyRuntimeError::new_err("the batch is not committed"))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_some_and(|t| !t.is_none()) {
+            self.discard();
+        } else {
+            self.commit(py)?;
+        }
+        Ok(false)
+    }
+}
+
+/// The current generation of the process-wide enqueue signal.
+#[pyfunction]
+fn job_signal() -> u64 {
+    jobs::signal_generation()
+}
+
+/// Waits (GIL released) until the signal moves past `seen` or `timeout`
+/// seconds pass; returns the generation then.
+#[pyfunction]
+fn wait_job_signal(py: Python<'_>, seen: u64, timeout: f64) -> u64 {
+    // NaN waits not at all; anything past a day waits a day.
+    let seconds = if timeout.is_nan() {
+        0.0
+    } else {
+        timeout.clamp(0.0, 86_400.0)
+    };
+    let timeout = Duration::from_secs_f64(seconds);
+    py.detach(|| jobs::wait_for_signal(seen, timeout))
+}
+
+/// Bumps the signal, waking every idle worker of this process.
+#[pyfunction]
+fn notify_job_signal() {
+    jobs::notify_enqueued();
+}
+
+/// Adds the job classes and functions to the native module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyJob>()?;
+    m.add_class::<PyJobs>()?;
+    m.add_class::<PyJobBatch>()?;
+    m.add_function(wrap_pyfunction!(job_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(wait_job_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(notify_job_signal, m)?)?;
+    Ok(())
+}
