@@ -1,4 +1,4 @@
-"""The ``memtree`` command line: ``memtree demo`` and ``memtree bench``."""
+"""The ``memtree`` command line: demo, bench, doctor, migrate and stats."""
 
 from __future__ import annotations
 
