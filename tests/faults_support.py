@@ -8,6 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # CI runs a short version; `make soak` raises this.
@@ -59,6 +61,44 @@ def chunk(i, content=None):
         f"chunk-{i:05d}", content or f"content {i} " * 20, "chat", f"src-{i % 4}",
         "alice", BASE + timedelta(seconds=i), token_count=5, seq_in_source=i)
 """
+
+
+HOLD_READ_TRANSACTION = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+print("holding", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+@contextmanager
+def read_transaction_in_another_process(db: Path) -> Iterator[Callable[[], None]]:
+    """Another *process* holds a read transaction on ``db`` (so SQLite cannot
+    leave WAL) until the yielded ``release()`` is called or the block ends.
+    It must be a process: two SQLite libraries in one process do not see
+    each other's POSIX locks."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        stdin = holder.stdin
+
+        def release() -> None:
+            if holder.poll() is None:
+                stdin.write("\n")
+                stdin.flush()
+                assert holder.wait(timeout=30) == 0
+
+        yield release
+        release()
 
 
 def run_child(body: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

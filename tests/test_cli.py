@@ -14,8 +14,8 @@ from typing import Any
 import memtree
 import pytest
 from conftest import ChunkFactory
+from faults_support import read_transaction_in_another_process
 from reference_db import create_reference_db
-from test_journal import HOLD_READ_TRANSACTION
 
 EXE = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
 
@@ -244,18 +244,9 @@ def test_doctor_on_a_hot_journal_changes_nothing(tmp_path: Path, make_chunk: Chu
 
 def test_migrate_reports_a_refused_switch_with_exit_1(tmp_path: Path) -> None:
     db, ids = wal_db(tmp_path)
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with read_transaction_in_another_process(db) as release:
         proc = memtree_cli("migrate", db)
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        assert holder.wait(timeout=30) == 0
+        release()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "another process holds the file" in proc.stdout
     with memtree.Store(db) as store:  # the holder is gone: the switch now succeeds

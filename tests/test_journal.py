@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import warnings
 from pathlib import Path
 
 import memtree
 import pytest
 from conftest import ChunkFactory
+from faults_support import read_transaction_in_another_process
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
 
@@ -66,34 +64,11 @@ def test_wal_database_with_uncheckpointed_rows_is_migrated_losslessly(tmp_path: 
     assert "-wal" not in side_files(db)
 
 
-HOLD_READ_TRANSACTION = textwrap.dedent(
-    """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN")
-    conn.execute("SELECT count(*) FROM mem_tree_chunks").fetchall()
-    print("holding", flush=True)
-    sys.stdin.readline()
-    conn.execute("COMMIT")
-    conn.close()
-    """
-)
-
-
 def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
     db = tmp_path / "chunks.db"
     create_reference_db(db, chunks=3, wal_frames_only=1)
-    # Another *process* holds a read transaction: SQLite cannot leave WAL.
-    # (In one process, two SQLite libraries do not see each other's POSIX
-    # locks, which is why the holder must be a separate process.)
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline().strip() == "holding"
+    # Another process holds a read transaction: SQLite cannot leave WAL.
+    with read_transaction_in_another_process(db) as release:
         with pytest.warns(memtree.JournalModeWarning, match="journal_mode=wal"):
             store = memtree.Store(db)
         assert store.journal_mode == "wal"
@@ -110,9 +85,7 @@ def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
         assert info.value.name == "SQLITE_IOERR_SHMOPEN"
         assert {"-wal", "-shm"} <= side_files(db), "a live WAL is not touched"
         memtree.Store.invalidate(db)
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        assert holder.wait(timeout=30) == 0
+        release()
         # Once the other process let go, the next open completes the switch.
         with warnings.catch_warnings():
             warnings.simplefilter("error")

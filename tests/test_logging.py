@@ -4,16 +4,14 @@ the database path and the SQLite result code as record attributes."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import memtree
 import pytest
+from faults_support import read_transaction_in_another_process
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
-from test_journal import HOLD_READ_TRANSACTION
 
 
 @pytest.fixture(autouse=True)
@@ -103,19 +101,10 @@ def test_refused_journal_switch_is_logged(tmp_path: Path, caplog: pytest.LogCapt
     create_reference_db(db, chunks=3, wal_frames_only=1)
     caplog.set_level(logging.INFO, logger="memtree")
     # Another process's read transaction keeps SQLite in WAL (see test_journal).
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with read_transaction_in_another_process(db) as release:
         with pytest.warns(memtree.JournalModeWarning):
             store = memtree.Store(db)
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        assert holder.wait(timeout=30) == 0
+        release()
     store.close()
     refused = [r for r in memtree_records(caplog) if r.levelno == logging.WARNING]
     assert len(refused) == 1
