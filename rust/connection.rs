@@ -70,7 +70,8 @@ impl Database {
     /// empty database in its place, under the init lock and the connection
     /// mutex: every handle sharing this database continues on the new file,
     /// and none can write into the quarantined one. Returns its new name.
-    pub fn quarantine_and_rebuild(&self) -> Result<PathBuf> {
+    /// `cause` is the failure that revealed the corruption.
+    pub fn quarantine_and_rebuild(&self, cause: &Error) -> Result<PathBuf> {
         let init_lock = init_lock_for(&self.path);
         let _init = lock(&init_lock);
         let mut guard = lock(&self.conn);
@@ -79,9 +80,7 @@ impl Database {
             // rename (on Unix it would keep writing into the moved inode).
             let _ = old.close();
         }
-        let quarantined = recovery::quarantine(&self.path)?;
-        bump(&self.path, |c| c.quarantines += 1);
-        let (conn, setup) = open_connection(&self.path)?;
+        let (quarantined, conn, setup) = quarantine_and_reopen(&self.path, cause)?;
         *lock(&self.journal_mode) = setup.journal_mode;
         *guard = Some(conn);
         Ok(quarantined)
@@ -193,11 +192,8 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
     let (conn, setup) = match open_with_recovery(&key) {
         Ok(opened) => opened,
         Err(e) if e.class() == ErrorClass::Corrupt => {
-            let quarantined = recovery::quarantine(&key)?;
-            bump(&key, |c| c.quarantines += 1);
-            events::quarantined(&key, e.sqlite_code(), &quarantined);
             // The fresh database is built now, so the next open just works.
-            let (conn, setup) = open_connection(&key)?;
+            let (quarantined, conn, setup) = quarantine_and_reopen(&key, &e)?;
             breaker::record_success(&key);
             register(&key, conn, setup);
             return Err(Error::Quarantined {
@@ -219,6 +215,17 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
         db: register(&key, conn, setup),
         journal_warning,
     })
+}
+
+/// Moves the corrupt file at `key` (with its side files) aside, counts and
+/// reports it, and opens a fresh database in its place. The caller holds the
+/// init lock and no connection to the file is open.
+fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connection, JournalSetup)> {
+    let quarantined = recovery::quarantine(key)?;
+    bump(key, |c| c.quarantines += 1);
+    events::quarantined(key, cause.sqlite_code(), &quarantined);
+    let (conn, setup) = open_connection(key)?;
+    Ok((quarantined, conn, setup))
 }
 
 /// Caches a freshly opened connection as the shared database for `key`.
@@ -289,18 +296,22 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     let mut conn = open_through_vfs(path)?;
     bump(path, |c| c.connections_opened += 1);
     let setup = journal::configure(&conn, path)?;
-    if setup.migrated_from_wal {
-        bump(path, |c| c.wal_migrations += 1);
-        events::wal_migrated(path);
-    }
-    if setup.journal_mode != TARGET_JOURNAL_MODE {
-        events::journal_switch_refused(path, &setup.journal_mode);
-    }
+    note_journal_setup(path, &setup);
     let report = migrate_schema(&mut conn, path)?;
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
     Ok((conn, setup))
+}
+
+/// Counts and reports what a journal setup on `path` did.
+fn note_journal_setup(path: &Path, setup: &JournalSetup) {
+    if setup.migrated_from_wal {
+        bump(path, |c| c.wal_migrations += 1);
+        events::wal_migrated(path);
+    } else if setup.journal_mode != TARGET_JOURNAL_MODE {
+        events::journal_switch_refused(path, &setup.journal_mode);
+    }
 }
 
 /// On a cache hit whose earlier switch was refused, tries again.
@@ -309,12 +320,7 @@ fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
         return Ok(None);
     }
     let setup = db.with_conn(|conn| journal::configure(conn, &db.path))?;
-    if setup.migrated_from_wal {
-        bump(&db.path, |c| c.wal_migrations += 1);
-        events::wal_migrated(&db.path);
-    } else if setup.journal_mode != TARGET_JOURNAL_MODE {
-        events::journal_switch_refused(&db.path, &setup.journal_mode);
-    }
+    note_journal_setup(&db.path, &setup);
     let warning = journal::journal_warning(&setup.journal_mode, &db.path);
     *lock(&db.journal_mode) = setup.journal_mode;
     Ok(warning)

@@ -33,10 +33,7 @@ pub struct JournalSetup {
 /// force, which is checked rather than assumed.
 pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
     let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(err("set busy timeout"))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
-        .map_err(err("set connection pragmas"))?;
+    apply_connection_pragmas(conn, path)?;
     let before =
         query_journal_mode(conn, "PRAGMA journal_mode").map_err(err("read journal mode"))?;
     if before == "wal" {
@@ -55,6 +52,17 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
         journal_mode,
         migrated_from_wal,
     })
+}
+
+/// The per-connection settings every memtree connection (and the benchmark's)
+/// carries before its journal is chosen: the busy timeout, `foreign_keys` and
+/// `fullfsync`.
+pub fn apply_connection_pragmas(conn: &Connection, path: &Path) -> Result<()> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(err("set busy timeout"))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
+        .map_err(err("set connection pragmas"))
 }
 
 fn query_journal_mode(conn: &Connection, sql: &str) -> rusqlite::Result<String> {

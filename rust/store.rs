@@ -64,31 +64,32 @@ const CHUNK_COLUMNS: &str =
      time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, \
      created_at_ms, lifecycle_status, embedding";
 
+/// The plain insert of one chunk; a macro so [`INSERT_SQL`] and
+/// [`UPSERT_SQL`] are built from one literal at compile time.
+macro_rules! insert_chunk_sql {
+    () => {
+        "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
+         source_ref, owner, timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, \
+         token_count, seq_in_source, created_at_ms, lifecycle_status, embedding) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    };
+}
+
+/// The fast path for new ids: [`UPSERT_SQL`] without its conflict clause.
+const INSERT_SQL: &str = insert_chunk_sql!();
+
 /// The store's upsert of one chunk.
-pub(crate) const UPSERT_SQL: &str =
-    "INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, \
-     source_ref, owner, timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, \
-     token_count, seq_in_source, created_at_ms, lifecycle_status, embedding) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-     ON CONFLICT(id) DO UPDATE SET content = excluded.content, \
+pub(crate) const UPSERT_SQL: &str = concat!(
+    insert_chunk_sql!(),
+    " ON CONFLICT(id) DO UPDATE SET content = excluded.content, \
      source_kind = excluded.source_kind, source_id = excluded.source_id, \
      source_ref = excluded.source_ref, owner = excluded.owner, \
      timestamp_ms = excluded.timestamp_ms, time_range_start_ms = excluded.time_range_start_ms, \
      time_range_end_ms = excluded.time_range_end_ms, tags_json = excluded.tags_json, \
      token_count = excluded.token_count, seq_in_source = excluded.seq_in_source, \
      created_at_ms = excluded.created_at_ms, lifecycle_status = excluded.lifecycle_status, \
-     embedding = excluded.embedding";
-
-/// [`UPSERT_SQL`] without its conflict clause: the fast path for new ids.
-fn insert_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let (insert, _) = UPSERT_SQL
-            .split_once(" ON CONFLICT")
-            .expect("UPSERT_SQL has an ON CONFLICT clause");
-        insert.to_owned()
-    })
-}
+     embedding = excluded.embedding"
+);
 
 impl Store {
     /// Opens (or joins) the store at an explicit database file.
@@ -160,13 +161,31 @@ impl Store {
         context: &str,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
+        self.write_checked(context, |tx| f(tx).map(Ok::<_, std::convert::Infallible>))
+            .map(|checked| match checked {
+                Ok(value) => value,
+                Err(never) => match never {},
+            })
+    }
+
+    /// [`Store::write`] for a change that can refuse itself: `f` returning
+    /// `Ok(Err(e))` rolls the transaction back and hands `e` to the caller;
+    /// only `Ok(Ok(_))` commits.
+    pub(crate) fn write_checked<T, E>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, E>>,
+    ) -> Result<std::result::Result<T, E>> {
         let db = self.database()?;
         db.with_conn(|conn| {
             let run = |conn: &mut Connection| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let value = f(&tx)?;
-                tx.commit()?;
-                Ok(value)
+                let checked = f(&tx)?;
+                if checked.is_ok() {
+                    tx.commit()?;
+                }
+                // Otherwise dropping the transaction rolls back what `f` did.
+                Ok(checked)
             };
             run(conn).map_err(db.err(context))
         })
@@ -442,8 +461,7 @@ impl Store {
             Err(e) if e.class() == ErrorClass::Corrupt => e,
             Err(e) => return Err(e),
         };
-        let quarantined = db.quarantine_and_rebuild()?;
-        crate::events::quarantined(db.path(), failure.sqlite_code(), &quarantined);
+        let quarantined = db.quarantine_and_rebuild(&failure)?;
         Err(Error::Quarantined {
             path: db.path().to_owned(),
             quarantined,
@@ -452,7 +470,7 @@ impl Store {
     }
 }
 
-fn non_empty(field: &str, value: &str) -> Result<()> {
+pub(crate) fn non_empty(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -483,7 +501,7 @@ pub(crate) fn upsert_in<C: Borrow<Chunk>>(
 ) -> rusqlite::Result<usize> {
     let mut rest = chunks;
     {
-        let mut insert = tx.prepare_cached(insert_sql())?;
+        let mut insert = tx.prepare_cached(INSERT_SQL)?;
         while let Some((c, tail)) = rest.split_first() {
             bind_chunk(&mut insert, c.borrow())?;
             match insert.raw_execute() {

@@ -57,10 +57,10 @@ impl From<Error> for PyErr {
                 None => PyOSError::new_err(message),
             },
             other => Python::attach(|py| {
-                let (kind, code, path) = match &other {
-                    Error::Closed => ("closed", codes::MISUSE, None),
+                let (kind, code, path, quarantined) = match &other {
+                    Error::Closed => ("closed", codes::MISUSE, None, None),
                     Error::SchemaTooNew { path, .. } => {
-                        ("schema_too_new", codes::ERROR, Some(path))
+                        ("schema_too_new", codes::ERROR, Some(path), None)
                     }
                     Error::CircuitOpen {
                         path, last_code, ..
@@ -68,11 +68,15 @@ impl From<Error> for PyErr {
                         "circuit_open",
                         last_code.unwrap_or(codes::CANTOPEN),
                         Some(path),
+                        None,
                     ),
-                    Error::Quarantined { path, .. } => (
+                    Error::Quarantined {
+                        path, quarantined, ..
+                    } => (
                         "corrupt",
                         other.sqlite_code().unwrap_or(codes::CORRUPT),
                         Some(path),
+                        Some(quarantined),
                     ),
                     Error::Sqlite { path, .. } => (
                         other.class().as_str(),
@@ -80,17 +84,13 @@ impl From<Error> for PyErr {
                         // that memtree could not convert) is SQLITE_ERROR.
                         other.sqlite_code().unwrap_or(codes::ERROR),
                         Some(path),
+                        None,
                     ),
-                    Error::LeaseLost { .. } => ("lease_lost", codes::ERROR, None),
+                    Error::LeaseLost { .. } => ("lease_lost", codes::ERROR, None, None),
                     Error::InvalidInput { .. } | Error::Io { .. } => unreachable!("handled above"),
                 };
                 let path = path.map(|p| p.display().to_string());
-                let quarantined = match &other {
-                    Error::Quarantined { quarantined, .. } => {
-                        Some(quarantined.display().to_string())
-                    }
-                    _ => None,
-                };
+                let quarantined = quarantined.map(|p| p.display().to_string());
                 memtree_error(py, kind, code, message, path, quarantined)
                     .unwrap_or_else(|import_failure| import_failure)
             }),
