@@ -24,6 +24,7 @@ use crate::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
 use crate::journal::sync_parent_dir;
 use crate::store::now_ms;
+pub use crate::vfs::side_file;
 
 /// What [`recover_side_files`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,13 +35,6 @@ pub struct RecoveryReport {
     pub wal_moved_to: Option<PathBuf>,
     /// A stale `-shm` was removed under the exclusive lock.
     pub removed_shm: bool,
-}
-
-/// `<db><suffix>`, e.g. `chunks.db-wal`.
-pub fn side_file(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// A path beside `original` that does not exist yet: `<original><tag>-<ms>`.

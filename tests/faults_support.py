@@ -16,32 +16,36 @@ from pathlib import Path
 SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
 
 
+def read_back(db: Path) -> tuple[str, set[str]]:
+    """A digest of every chunk row and the set of chunk ids, after asserting
+    ``integrity_check`` is ok. Read-write: after a kill or a crash a hot
+    journal may need rolling back first, as any reader would. Callers have
+    closed every memtree handle on ``db``."""
+    conn = sqlite3.connect(db)
+    try:
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        rows = conn.execute(
+            "SELECT id, content, lifecycle_status, timestamp_ms FROM mem_tree_chunks ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert integrity == ["ok"], f"integrity_check: {integrity}"
+    return hashlib.sha256(repr(rows).encode()).hexdigest(), {r[0] for r in rows}
+
+
 def content_digest(db: Path) -> str:
-    """A digest of every chunk row, read by a separate process so no SQLite
-    library in this process touches the file while memtree may hold it."""
-    script = (
-        "import hashlib, sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1])\n"
-        "rows = c.execute('SELECT id, content, lifecycle_status, timestamp_ms "
-        "FROM mem_tree_chunks ORDER BY id').fetchall()\n"
-        "ok = c.execute('PRAGMA integrity_check').fetchall()\n"
-        "print(hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows), ok[0][0])\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(db)], capture_output=True, text=True, check=True
-    ).stdout.split()
-    digest, _count, integrity = out[0], out[1], " ".join(out[2:])
-    assert integrity == "ok", f"integrity_check: {integrity}"
-    return digest
+    """The digest half of :func:`read_back` (integrity asserted)."""
+    return read_back(db)[0]
 
 
 def chunk_ids(db: Path) -> set[str]:
-    # Read-write: after a kill a hot journal may need rolling back first.
-    conn = sqlite3.connect(db)
-    try:
-        return {r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")}
-    finally:
-        conn.close()
+    """The chunk ids half of :func:`read_back` (integrity asserted)."""
+    return read_back(db)[1]
+
+
+def side_files(db: Path) -> set[str]:
+    """The suffixes (``-journal``, ``-wal``, ``-shm``) of db's side files present."""
+    return {p.name[len(db.name) :] for p in db.parent.glob(db.name + "-*")}
 
 
 def file_digest(path: Path) -> str:

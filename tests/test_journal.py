@@ -11,13 +11,9 @@ from pathlib import Path
 import memtree
 import pytest
 from conftest import ChunkFactory
-from faults_support import read_transaction_in_another_process
+from faults_support import read_transaction_in_another_process, side_files
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
-
-
-def side_files(db: Path) -> set[str]:
-    return {p.name[len(db.name) :] for p in db.parent.glob(db.name + "-*")}
 
 
 def ids_visible_in_copy(db: Path, dest: Path, with_wal: bool) -> set[str]:

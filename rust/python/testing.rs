@@ -153,13 +153,13 @@ pub fn arm_crash(
 /// `"disarmed"`, `"armed"` or `"crashed"`, plus the syncs seen since arming.
 #[pyfunction]
 pub fn crash_state(path: PathBuf) -> PyResult<(&'static str, u64)> {
-    let key = key(path)?;
-    let name = match vfs::crash_state(&key) {
+    let state = vfs::crash_state(&key(path)?);
+    let name = match state {
         vfs::CrashState::Disarmed => "disarmed",
         vfs::CrashState::Armed { .. } => "armed",
         vfs::CrashState::Crashed { .. } => "crashed",
     };
-    Ok((name, vfs::sync_count_since_arm(&key)))
+    Ok((name, state.syncs_seen()))
 }
 
 /// Disarms the simulation; returns `{crashed, syncs_seen, writes_kept, …}`

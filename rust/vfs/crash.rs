@@ -57,7 +57,6 @@
 //! (`xFetch` returns no mapping) and ignores `SQLITE_FCNTL_SIZE_HINT`, which
 //! would otherwise bypass the overlay.
 
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::raw::{c_int, c_void};
@@ -150,6 +149,8 @@ pub enum CrashState {
     },
     /// Power was lost ([`CrashAction::Freeze`]); see [`CrashReport`] for more.
     Crashed {
+        /// Syncs of the simulated files since arming (the crash sync included).
+        syncs_seen: u64,
         /// Pending writes that reached the disk whole.
         writes_kept: u64,
         /// Pending writes that were lost.
@@ -157,6 +158,18 @@ pub enum CrashState {
         /// Pending writes that were torn sector by sector.
         writes_garbled: u64,
     },
+}
+
+impl CrashState {
+    /// Syncs of the simulated files since arming (0 when disarmed).
+    pub fn syncs_seen(&self) -> u64 {
+        match self {
+            CrashState::Disarmed => 0,
+            CrashState::Armed { syncs_seen, .. } | CrashState::Crashed { syncs_seen, .. } => {
+                *syncs_seen
+            }
+        }
+    }
 }
 
 /// What a crash plan did, from [`super::disarm_crash`].
@@ -326,9 +339,7 @@ fn exit_now(code: i32) -> ! {
 
 /// The path of simulated file `idx` of database `db`.
 fn file_path(db: &Path, idx: usize) -> PathBuf {
-    let mut s = OsString::from(db.as_os_str());
-    s.push(SUFFIXES[idx]);
-    PathBuf::from(s)
+    super::side_file(db, SUFFIXES[idx])
 }
 
 /// Writes operations to files by path (at the crash and at disarm, when the
@@ -517,19 +528,11 @@ impl CrashSlot {
                 pending: a.ops.len(),
             },
             Phase::Crashed(r) => CrashState::Crashed {
+                syncs_seen: r.syncs_seen,
                 writes_kept: r.writes_kept,
                 writes_dropped: r.writes_dropped,
                 writes_garbled: r.writes_garbled,
             },
-        }
-    }
-
-    /// Syncs seen since arming (armed or crashed), else 0.
-    pub(crate) fn syncs_seen(&self) -> u64 {
-        match &*self.lock() {
-            Phase::Disarmed => 0,
-            Phase::Armed(a) => a.report.syncs_seen,
-            Phase::Crashed(r) => r.syncs_seen,
         }
     }
 

@@ -68,6 +68,14 @@ pub use crash::{CrashAction, CrashPlan, CrashReport, CrashState};
 pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
 pub use stats::IoStats;
 
+/// `<db><suffix>`: the path SQLite gives a database's side file, e.g.
+/// `chunks.db-wal` for suffix `-wal`.
+pub fn side_file(db: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// The name under which the shim is registered: `"memtree"`.
 pub const VFS_NAME: &str = "memtree";
 
@@ -137,7 +145,7 @@ pub fn crash_state(db_path: &Path) -> CrashState {
 /// included; 0 when disarmed). A run that ends armed with `n` syncs seen had
 /// crash points `1..=n`.
 pub fn sync_count_since_arm(db_path: &Path) -> u64 {
-    state::existing(db_path).map_or(0, |s| s.crash.syncs_seen())
+    crash_state(db_path).syncs_seen()
 }
 
 /// Disarms the crash plan of `db_path` and reports what happened; `None` if
