@@ -29,6 +29,7 @@
 //!   and `running` rows only; an enqueue that collides writes nothing and
 //!   returns `None`, and a finished job's key is free again.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -39,7 +40,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
-use crate::store::{now_ms, upsert_in, validate_all, Store};
+use crate::store::{non_empty, now_ms, upsert_in, validate_all, Store};
 
 /// The lease a claim takes when none is given (the reference's 5 minutes).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
@@ -49,8 +50,9 @@ pub const DEFAULT_MAX_ATTEMPTS: i64 = 5;
 pub const RETRY_BASE_MS: i64 = 60_000;
 /// The longest delay between attempts.
 pub const RETRY_CAP_MS: i64 = 3_600_000;
-/// The most rows one [`Jobs::list`] or [`Jobs::claim_many`] call returns.
-pub const MAX_LIST_LIMIT: i64 = 10_000;
+/// The most rows one [`Jobs::list`] or [`Jobs::claim_many`] call returns
+/// (the store's own listing limit).
+pub use crate::store::MAX_LIST_LIMIT;
 
 /// Where a job is in its life; stored as the lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,9 +170,7 @@ impl NewJob {
 
     /// Checks the fields; `prefix` names the job in errors (`"jobs[2]."`).
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        if self.kind.is_empty() {
-            return Err(Error::invalid(format!("{prefix}kind"), "must not be empty"));
-        }
+        non_empty(&format!("{prefix}kind"), &self.kind)?;
         if self.max_attempts < 1 {
             return Err(Error::invalid(
                 format!("{prefix}max_attempts"),
@@ -225,8 +225,8 @@ const JOB_COLUMNS: &str = "id, kind, payload_json, dedupe_key, status, attempts,
 
 /// The claim: the oldest available ready rows (of the given kinds, a JSON
 /// array or NULL for any) become running under a fresh token, one statement.
-/// `?1` now, `?2` lease end, `?3` kinds, `?4` how many.
-fn claim_sql() -> String {
+/// `?1` now, `?2` lease end, `?3` kinds, `?4` how many. Built once.
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
          locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
@@ -236,22 +236,51 @@ fn claim_sql() -> String {
              ORDER BY available_at_ms, created_at_ms, rowid LIMIT ?4) \
          RETURNING {JOB_COLUMNS}"
     )
+});
+
+/// The insert behind every enqueue; `?1`..`?6` kind, payload, dedupe key,
+/// max attempts, available at, now. Built once.
+static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO mem_tree_jobs (id, kind, payload_json, dedupe_key, status, attempts, \
+         max_attempts, available_at_ms, created_at_ms) \
+         VALUES ({NEW_ID_SQL}, ?1, ?2, ?3, 'ready', 0, ?4, ?5, ?6) \
+         ON CONFLICT DO NOTHING RETURNING id"
+    )
+});
+
+/// The held-lease condition every settle matches on (a macro so the
+/// statements below are assembled by `concat!` at compile time).
+macro_rules! held {
+    () => {
+        "id = ?1 AND status = 'running' AND lease_token = ?2"
+    };
 }
 
-/// The held-lease condition every settle matches on.
-const HELD: &str = "id = ?1 AND status = 'running' AND lease_token = ?2";
+/// Back to `ready` with the attempt refunded and the lease dropped: the SET
+/// fragment shared by a deferral and both releases.
+macro_rules! requeue {
+    () => {
+        "status = 'ready', attempts = max(attempts - 1, 0), \
+         locked_until_ms = NULL, lease_token = NULL"
+    };
+}
+
+/// Bumps the enqueue signal when `n` rows may have become claimable;
+/// returns `n`.
+fn notify_if_any(n: usize) -> usize {
+    if n > 0 {
+        notify_enqueued();
+    }
+    n
+}
 
 fn enqueue_in(
     tx: &Transaction<'_>,
     jobs: &[NewJob],
     now: i64,
 ) -> rusqlite::Result<Vec<Option<String>>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO mem_tree_jobs (id, kind, payload_json, dedupe_key, status, attempts, \
-         max_attempts, available_at_ms, created_at_ms) \
-         VALUES ({NEW_ID_SQL}, ?1, ?2, ?3, 'ready', 0, ?4, ?5, ?6) \
-         ON CONFLICT DO NOTHING RETURNING id"
-    ))?;
+    let mut stmt = tx.prepare_cached(&ENQUEUE_SQL)?;
     jobs.iter()
         .map(|j| {
             stmt.query_row(
@@ -305,15 +334,16 @@ impl Jobs<'_> {
     /// Enqueues several jobs in one transaction; one id (or `None` for a
     /// dedupe collision, within the batch too) per job, in order.
     pub fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Option<String>>> {
-        self.upsert_chunks_and_enqueue(&[], jobs)
+        self.upsert_chunks_and_enqueue::<Chunk>(&[], jobs)
             .map(|(_, ids)| ids)
     }
 
     /// Upserts `chunks` and enqueues `jobs` in ONE transaction: an ingest and
-    /// its follow-up jobs commit together or not at all.
-    pub fn upsert_chunks_and_enqueue(
+    /// its follow-up jobs commit together or not at all. Takes owned chunks
+    /// or references, so callers need not copy them.
+    pub fn upsert_chunks_and_enqueue<C: Borrow<Chunk>>(
         &self,
-        chunks: &[Chunk],
+        chunks: &[C],
         jobs: &[NewJob],
     ) -> Result<(usize, Vec<Option<String>>)> {
         validate_all(chunks)?;
@@ -360,7 +390,7 @@ impl Jobs<'_> {
         let until = now.saturating_add(lease_ms(lease)?);
         let kinds = kinds_json(kinds)?;
         self.store.write("claim_next", |tx| {
-            let mut stmt = tx.prepare_cached(&claim_sql())?;
+            let mut stmt = tx.prepare_cached(&CLAIM_SQL)?;
             let rows = stmt.query_map(params![now, until, kinds, limit], job_from_row)?;
             let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             // RETURNING yields rows in no promised order.
@@ -380,9 +410,10 @@ impl Jobs<'_> {
     pub fn mark_done_many(&self, leases: &[(String, String)]) -> Result<()> {
         let now = now_ms();
         self.settle("mark_done", |tx| {
-            let mut stmt = tx.prepare_cached(&format!(
+            let mut stmt = tx.prepare_cached(concat!(
                 "UPDATE mem_tree_jobs SET status = 'done', completed_at_ms = ?3, \
-                 locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+                 locked_until_ms = NULL, lease_token = NULL WHERE ",
+                held!()
             ))?;
             for (id, token) in leases {
                 if stmt.execute(params![id, token, now])? == 0 {
@@ -409,8 +440,9 @@ impl Jobs<'_> {
     ) -> Result<JobStatus> {
         self.settle("mark_failed", |tx| {
             let held: Option<(i64, i64)> = tx
-                .prepare_cached(&format!(
-                    "SELECT attempts, max_attempts FROM mem_tree_jobs WHERE {HELD}"
+                .prepare_cached(concat!(
+                    "SELECT attempts, max_attempts FROM mem_tree_jobs WHERE ",
+                    held!()
                 ))?
                 .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
@@ -426,10 +458,11 @@ impl Jobs<'_> {
                     None,
                 )
             };
-            tx.prepare_cached(&format!(
+            tx.prepare_cached(concat!(
                 "UPDATE mem_tree_jobs SET status = ?3, \
                  available_at_ms = coalesce(?4, available_at_ms), completed_at_ms = ?5, \
-                 last_error = ?6, locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+                 last_error = ?6, locked_until_ms = NULL, lease_token = NULL WHERE ",
+                held!()
             ))?
             .execute(params![
                 id,
@@ -449,10 +482,11 @@ impl Jobs<'_> {
         let note = format!("deferred: {reason}");
         self.settle("defer", |tx| {
             let changed = tx
-                .prepare_cached(&format!(
-                    "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?3, \
-                     attempts = max(attempts - 1, 0), last_error = ?4, \
-                     locked_until_ms = NULL, lease_token = NULL WHERE {HELD}"
+                .prepare_cached(concat!(
+                    "UPDATE mem_tree_jobs SET ",
+                    requeue!(),
+                    ", available_at_ms = ?3, last_error = ?4 WHERE ",
+                    held!()
                 ))?
                 .execute(params![id, token, until_ms, note])?;
             Ok(if changed == 1 {
@@ -468,8 +502,9 @@ impl Jobs<'_> {
         let until = now_ms().saturating_add(lease_ms(lease)?);
         self.settle("heartbeat", |tx| {
             let changed = tx
-                .prepare_cached(&format!(
-                    "UPDATE mem_tree_jobs SET locked_until_ms = ?3 WHERE {HELD}"
+                .prepare_cached(concat!(
+                    "UPDATE mem_tree_jobs SET locked_until_ms = ?3 WHERE ",
+                    held!()
                 ))?
                 .execute(params![id, token, until])?;
             Ok(if changed == 1 {
@@ -487,10 +522,11 @@ impl Jobs<'_> {
         let now = now_ms();
         self.store
             .write("release", |tx| {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?3, \
-                 attempts = max(attempts - 1, 0), locked_until_ms = NULL, lease_token = NULL \
-                 WHERE {HELD}"
+                let mut stmt = tx.prepare_cached(concat!(
+                    "UPDATE mem_tree_jobs SET ",
+                    requeue!(),
+                    ", available_at_ms = ?3 WHERE ",
+                    held!()
                 ))?;
                 let mut released = 0;
                 for (id, token) in leases {
@@ -498,11 +534,7 @@ impl Jobs<'_> {
                 }
                 Ok(released)
             })
-            .inspect(|&n| {
-                if n > 0 {
-                    notify_enqueued();
-                }
-            })
+            .map(notify_if_any)
     }
 
     /// Hands EVERY running job back at once, whoever holds it (attempts
@@ -510,18 +542,18 @@ impl Jobs<'_> {
     /// worker should [`Jobs::release`] its own leases instead.
     pub fn release_running_locks(&self) -> Result<usize> {
         let now = now_ms();
-        let n = self.store.write("release_running_locks", |tx| {
-            tx.execute(
-                "UPDATE mem_tree_jobs SET status = 'ready', available_at_ms = ?1, \
-                 attempts = max(attempts - 1, 0), locked_until_ms = NULL, lease_token = NULL \
-                 WHERE status = 'running'",
-                [now],
-            )
-        })?;
-        if n > 0 {
-            notify_enqueued();
-        }
-        Ok(n)
+        self.store
+            .write("release_running_locks", |tx| {
+                tx.execute(
+                    concat!(
+                        "UPDATE mem_tree_jobs SET ",
+                        requeue!(),
+                        ", available_at_ms = ?1 WHERE status = 'running'"
+                    ),
+                    [now],
+                )
+            })
+            .map(notify_if_any)
     }
 
     /// Requeues running jobs whose lease expired (their worker died or
@@ -533,9 +565,10 @@ impl Jobs<'_> {
 
     /// [`Jobs::recover_stale_locks`] at an explicit `now`.
     pub fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
-        let n = self.store.write("recover_stale_locks", |tx| {
-            tx.execute(
-                "UPDATE mem_tree_jobs SET \
+        self.store
+            .write("recover_stale_locks", |tx| {
+                tx.execute(
+                    "UPDATE mem_tree_jobs SET \
                  status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'ready' END, \
                  completed_at_ms = CASE WHEN attempts >= max_attempts THEN ?1 END, \
                  available_at_ms = ?1, \
@@ -543,13 +576,10 @@ impl Jobs<'_> {
                      || coalesce(locked_until_ms, 'unknown') || ' ms', \
                  locked_until_ms = NULL, lease_token = NULL \
                  WHERE status = 'running' AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
-                [now],
-            )
-        })?;
-        if n > 0 {
-            notify_enqueued();
-        }
-        Ok(n)
+                    [now],
+                )
+            })
+            .map(notify_if_any)
     }
 
     /// Puts a dead-lettered job back to `ready` now with its attempts reset.
@@ -566,10 +596,7 @@ impl Jobs<'_> {
                 params![id, now],
             )
         })?;
-        if changed == 1 {
-            notify_enqueued();
-        }
-        Ok(changed == 1)
+        Ok(notify_if_any(changed) == 1)
     }
 
     /// One job by id.
@@ -634,20 +661,9 @@ impl Jobs<'_> {
         context: &str,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, String>>,
     ) -> Result<T> {
-        let db = self.store.database()?;
-        db.with_conn(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db.err(context))?;
-            match f(&tx).map_err(db.err(context))? {
-                Ok(value) => {
-                    tx.commit().map_err(db.err(context))?;
-                    Ok(value)
-                }
-                // Dropping the transaction rolls back whatever `f` changed.
-                Err(job_id) => Err(Error::LeaseLost { job_id }),
-            }
-        })
+        self.store
+            .write_checked(context, f)?
+            .map_err(|job_id| Error::LeaseLost { job_id })
     }
 }
 
@@ -1003,7 +1019,7 @@ mod tests {
     fn claim_uses_the_ready_index() -> Result<()> {
         let (_dir, store) = open()?;
         let plan: Vec<String> = store.read("plan", |conn| {
-            let sql = format!("EXPLAIN QUERY PLAN {}", claim_sql());
+            let sql = format!("EXPLAIN QUERY PLAN {}", *CLAIM_SQL);
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map(params![0, 1, None::<String>, 1], |r| r.get(3))?;
             rows.collect()
@@ -1017,15 +1033,26 @@ mod tests {
 
     #[test]
     fn signal_wakes_waiters() {
+        // Deliberately huge: a missing notify would park the waiter for it.
+        const TIMEOUT: Duration = Duration::from_secs(60);
         let seen = signal_generation();
-        let waiter = std::thread::spawn(move || wait_for_signal(seen, Duration::from_secs(30)));
+        let started = std::time::Instant::now();
+        let waiter = std::thread::spawn(move || wait_for_signal(seen, TIMEOUT));
         notify_enqueued();
         let after = waiter.join().unwrap_or(seen);
-        assert_ne!(after, seen);
-        assert_eq!(
-            wait_for_signal(seen, Duration::from_secs(30)),
-            signal_generation(),
+        assert!(
+            started.elapsed() < TIMEOUT / 2,
+            "the waiter was woken, not timed out"
+        );
+        assert!(after > seen);
+        // Other tests may notify in parallel, so only a lower bound holds.
+        let before = signal_generation();
+        let started = std::time::Instant::now();
+        let current = wait_for_signal(seen, TIMEOUT);
+        assert!(
+            started.elapsed() < TIMEOUT / 2,
             "an old generation returns at once"
         );
+        assert!(current >= before);
     }
 }

@@ -62,6 +62,8 @@ def test_invalid_arguments(store: memtree.Store) -> None:
         store.jobs.claim_next(lease=timedelta(0))
     with pytest.raises(TypeError, match="kinds"):
         store.jobs.claim_next(kinds="a")
+    with pytest.raises(TypeError, match=r"kinds\[1\]: expected str"):
+        store.jobs.claim_next(kinds=["a", 1])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="status"):
         store.jobs.list(status="nope")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Job"):
@@ -286,6 +288,7 @@ def test_batch_is_discarded_on_error_and_all_or_nothing_on_failure(
     with testing.fault(store.path, "xWrite", 1, memtree.ResultCode.FULL):
         with pytest.raises(memtree.DiskFullError):
             b.commit()
+        assert testing.faults_fired(store.path) >= 1
     assert store.count_chunks() == 0 and store.jobs.counts()["ready"] == 0
     with pytest.raises(RuntimeError, match="already"):
         b.commit()

@@ -281,21 +281,8 @@ def test_no_job_runs_twice_at_once_under_threads_and_processes(
         by_job.setdefault(job_id, []).append((start, end))
     assert set(by_job) == ids
     assert all(len(runs) == 1 for runs in by_job.values()), "each job ran exactly once"
-    for runs in by_job.values():  # no overlap (holds trivially with one run each)
-        runs.sort()
-        assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:]))
     assert store.jobs.counts() == {"ready": 0, "running": 0, "done": n, "failed": 0}
     assert all(j.attempts == 1 for j in store.jobs.list(status="done", limit=n))
-
-
-def test_backoff_by_error_class() -> None:
-    backoff = memtree.LoopBackoff()
-    assert (backoff.busy, backoff.transient_io, backoff.disk_full, backoff.other) == (
-        1.0,
-        30.0,
-        300.0,
-        1.0,
-    )
 
 
 @pytest.mark.parametrize(
@@ -351,6 +338,30 @@ def test_loop_backs_off_on_real_injected_faults(
     # The worker recovers by itself once the fault is gone.
     store.jobs.enqueue("k", {})
     assert worker.run_once() is not None
+
+
+def test_start_does_not_wait_out_a_failed_recovery(
+    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture
+) -> None:
+    # A back-off so long that start() waiting it out once is unmistakable.
+    huge = 60.0
+    slow = memtree.LoopBackoff(busy=huge, transient_io=huge, disk_full=huge, other=huge)
+    hook: list[BaseException] = []
+    worker = memtree.Worker(
+        store, {"k": lambda job: None}, concurrency=1, backoff=slow, on_error=hook.append
+    )
+    code = ResultCode.IOERR_TRUNCATE
+    with testing.fault(store.path, "xLock", 1, code, persistent=True):
+        started = time.monotonic()
+        worker.start()
+        returned_after = time.monotonic() - started
+        assert testing.faults_fired(store.path) >= 1, "the start-up recovery failed"
+        assert "TransientIOError" in quiet_worker_logs.text, "and was reported"
+        assert returned_after < huge / 4, "start() did not wait out the back-off"
+        assert worker.running
+        # stop() interrupts the loop's back-off too.
+        worker.stop(WAIT)
+    assert hook == [], "a classified error still skips on_error"
 
 
 def test_unclassified_store_errors_go_to_on_error(store: memtree.Store) -> None:

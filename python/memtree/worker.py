@@ -48,6 +48,10 @@ logger = logging.getLogger("memtree.worker")
 #: The most characters of an error chain kept in ``last_error``.
 MAX_ERROR_CHARS = 8_000
 
+#: Store errors that pass by themselves: a settle retries through them, the
+#: loop logs them and backs off without calling ``on_error``.
+_RETRYABLE = (BusyError, TransientIOError, DiskFullError)
+
 
 class Defer(Exception):
     """Put the job back until ``until`` (a time, or a delay from now) without
@@ -141,7 +145,6 @@ class Worker:
             raise ValueError("poll_interval: must be positive")
         if lease <= timedelta(0):
             raise ValueError("lease: must be positive")
-        self._store = store
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
@@ -168,7 +171,9 @@ class Worker:
         if self._threads:
             raise RuntimeError("the worker is already started")
         self._stopping.clear()
-        self._recover()
+        # Never waits out a back-off here: a failed recovery is reported and
+        # the loop retries it.
+        self._recover(wait=False)
         for i in range(self._concurrency):
             t = threading.Thread(target=self._loop, name=f"memtree-worker-{i}", daemon=True)
             self._threads.append(t)
@@ -270,7 +275,7 @@ class Worker:
                 # Another worker holds (or finished) the job now; its outcome wins.
                 logger.warning("memtree worker: lease lost on job %s; result dropped", job.id)
                 return True
-            except (BusyError, TransientIOError, DiskFullError) as e:
+            except _RETRYABLE as e:
                 delay = self.backoff_for(e)
                 logger.warning(
                     "memtree worker: settling job %s failed (%s: %s); retrying in %.1fs",
@@ -294,11 +299,12 @@ class Worker:
             return self._backoff.disk_full
         return self._backoff.other
 
-    def _store_failed(self, exc: Exception) -> None:
+    def _store_failed(self, exc: Exception, *, wait: bool = True) -> None:
+        """Reports a store error, then (if ``wait``) pauses by its class."""
         delay = self.backoff_for(exc)
         if isinstance(exc, BusyError):
             logger.info("memtree worker: database busy; retrying in %.1fs", delay)
-        elif isinstance(exc, (TransientIOError, DiskFullError)):
+        elif isinstance(exc, _RETRYABLE):
             logger.warning(
                 "memtree worker: %s: %s; retrying in %.1fs", type(exc).__name__, exc, delay
             )
@@ -307,9 +313,10 @@ class Worker:
                 self._on_error(exc)
             except Exception:
                 logger.exception("memtree worker: on_error hook failed")
-        self._stopping.wait(delay)
+        if wait:
+            self._stopping.wait(delay)
 
-    def _recover(self) -> None:
+    def _recover(self, *, wait: bool = True) -> None:
         # Idle threads look for expired leases at most once per poll interval.
         with self._lock:
             now = time.monotonic()
@@ -319,7 +326,11 @@ class Worker:
         try:
             recovered = self._jobs.recover_stale_locks()
         except Exception as e:
-            self._store_failed(e)
+            if not wait:
+                # Let the first idle loop try again instead of a poll later.
+                with self._lock:
+                    self._last_recovery = float("-inf")
+            self._store_failed(e, wait=wait)
             return
         if recovered:
             logger.warning("memtree worker: requeued %d job(s) with expired leases", recovered)

@@ -12,11 +12,10 @@ use std::time::Duration;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
 
-use super::store::{extract_chunks, PyStore};
+use super::chunk::PyChunk;
+use super::store::{chunk_refs, extract_chunks, extract_strs, PyStore};
 use super::time;
-use crate::chunk::Chunk;
 use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS};
 
 // The Python signatures spell the default out (`max_attempts=5`) so that
@@ -79,23 +78,7 @@ fn until_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
 
 /// A list of kinds (not a bare `str`).
 fn extract_kinds(kinds: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
-    let Some(kinds) = kinds else {
-        return Ok(None);
-    };
-    if kinds.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "kinds: expected a sequence of str, got a single str",
-        ));
-    }
-    kinds
-        .try_iter()
-        .map_err(|_| PyTypeError::new_err("kinds: expected an iterable of str"))?
-        .map(|k| {
-            k?.extract::<String>()
-                .map_err(|_| PyTypeError::new_err("kinds: expected str items"))
-        })
-        .collect::<PyResult<Vec<_>>>()
-        .map(Some)
+    kinds.map(|k| extract_strs(k, "kinds")).transpose()
 }
 
 /// `(id, token)` of a claimed `Job`; a job without a token can hold no lease.
@@ -118,7 +101,8 @@ fn leases_of(jobs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
         .collect()
 }
 
-/// A `NewJob` from enqueue's arguments, validated.
+/// A `NewJob` from enqueue's arguments (the core validates it; a batch
+/// validates early so its errors surface at `enqueue`, not at `commit`).
 fn new_job(
     kind: String,
     payload: &Bound<'_, PyAny>,
@@ -126,19 +110,13 @@ fn new_job(
     available_at: Option<&Bound<'_, PyAny>>,
     max_attempts: i64,
 ) -> PyResult<NewJob> {
-    let job = NewJob {
+    Ok(NewJob {
         kind,
         payload_json: dump_payload(payload)?,
         dedupe_key,
         available_at_ms: time::opt_to_ms(available_at, "available_at")?,
         max_attempts,
-    };
-    job.validate("")?;
-    Ok(job)
-}
-
-fn opt_time(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    ms.map(|ms| time::from_ms(py, ms)).transpose()
+    })
 }
 
 /// One job, as read or claimed (see the stub for documentation).
@@ -189,7 +167,7 @@ impl PyJob {
     }
     #[getter]
     fn locked_until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_time(py, self.inner.locked_until_ms)
+        time::opt_from_ms(py, self.inner.locked_until_ms)
     }
     #[getter]
     fn last_error(&self) -> Option<&str> {
@@ -201,11 +179,11 @@ impl PyJob {
     }
     #[getter]
     fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_time(py, self.inner.started_at_ms)
+        time::opt_from_ms(py, self.inner.started_at_ms)
     }
     #[getter]
     fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_time(py, self.inner.completed_at_ms)
+        time::opt_from_ms(py, self.inner.completed_at_ms)
     }
     #[getter]
     fn lease_token(&self) -> Option<&str> {
@@ -270,8 +248,10 @@ impl PyJobs {
     fn batch(&self, py: Python<'_>) -> PyJobBatch {
         PyJobBatch {
             store: self.store.clone_ref(py),
-            pending: Mutex::new(Some((Vec::new(), Vec::new()))),
-            ids: Mutex::new(None),
+            state: Mutex::new(BatchState::Open {
+                chunks: Vec::new(),
+                jobs: Vec::new(),
+            }),
         }
     }
 
@@ -401,7 +381,19 @@ impl PyJobs {
     }
 }
 
-type Pending = (Vec<Chunk>, Vec<NewJob>);
+/// Where a batch is: buffering, then committed with its ids, or closed
+/// (discarded, committing or failed) for good.
+enum BatchState {
+    /// Buffering; the chunks are the caller's own (frozen) objects, not copies.
+    Open {
+        chunks: Vec<Py<PyChunk>>,
+        jobs: Vec<NewJob>,
+    },
+    /// Committed; one id (or `None` for a dedupe collision) per job.
+    Committed(Vec<Option<String>>),
+    /// Discarded, being committed, or failed to commit.
+    Closed,
+}
 
 const ALREADY_DONE: &str = "the batch was already committed or discarded";
 
@@ -411,17 +403,22 @@ const ALREADY_DONE: &str = "the batch was already committed or discarded";
 #[pyclass(frozen, name = "JobBatch", module = "memtree")]
 pub struct PyJobBatch {
     store: Py<PyStore>,
-    pending: Mutex<Option<Pending>>,
-    ids: Mutex<Option<Vec<Option<String>>>>,
+    state: Mutex<BatchState>,
 }
 
 impl PyJobBatch {
-    fn with_pending<T>(&self, f: impl FnOnce(&mut Pending) -> T) -> PyResult<T> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = pending
-            .as_mut()
-            .ok_or_else(|| PyRuntimeError::new_err(ALREADY_DONE))?;
-        Ok(f(pending))
+    fn state(&self) -> std::sync::MutexGuard<'_, BatchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_open<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Py<PyChunk>>, &mut Vec<NewJob>) -> T,
+    ) -> PyResult<T> {
+        match &mut *self.state() {
+            BatchState::Open { chunks, jobs } => Ok(f(chunks, jobs)),
+            _ => Err(PyRuntimeError::new_err(ALREADY_DONE)),
+        }
     }
 }
 
@@ -430,8 +427,8 @@ impl PyJobBatch {
     fn upsert_chunks(&self, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
         let chunks = extract_chunks(chunks)?;
         let n = chunks.len();
-        // The batch outlives this call, so it keeps its own copies.
-        self.with_pending(|p| p.0.extend(chunks.iter().map(|c| c.get().inner.clone())))?;
+        // Chunks are frozen, so holding the objects is as safe as a copy.
+        self.with_open(|pending, _| pending.extend(chunks))?;
         Ok(n)
     }
 
@@ -445,37 +442,47 @@ impl PyJobBatch {
         max_attempts: i64,
     ) -> PyResult<usize> {
         let job = new_job(kind, payload, dedupe_key, available_at, max_attempts)?;
-        self.with_pending(|p| {
-            p.1.push(job);
-            p.1.len() - 1
+        job.validate("")?;
+        self.with_open(|_, jobs| {
+            jobs.push(job);
+            jobs.len() - 1
         })
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
         // Taken out first: a batch commits (or fails) once, never twice.
-        let (chunks, jobs) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err(ALREADY_DONE))?;
+        let taken = {
+            let mut state = self.state();
+            match std::mem::replace(&mut *state, BatchState::Closed) {
+                BatchState::Open { chunks, jobs } => (chunks, jobs),
+                other => {
+                    *state = other;
+                    return Err(PyRuntimeError::new_err(ALREADY_DONE));
+                }
+            }
+        };
+        let (chunks, jobs) = taken;
         let store = &self.store.get().inner;
-        let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&chunks, &jobs))?;
-        *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(ids.clone());
+        // References into the frozen chunks; no GIL is needed to read them.
+        let refs = chunk_refs(&chunks);
+        let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&refs, &jobs))?;
+        *self.state() = BatchState::Committed(ids.clone());
         Ok(ids)
     }
 
     fn discard(&self) {
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut state = self.state();
+        if matches!(*state, BatchState::Open { .. }) {
+            *state = BatchState::Closed;
+        }
     }
 
     #[getter]
     fn job_ids(&self) -> PyResult<Vec<Option<String>>> {
-        self.ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| PyRuntimeError::new_err("the batch is not committed"))
+        match &*self.state() {
+            BatchState::Committed(ids) => Ok(ids.clone()),
+            _ => Err(PyRuntimeError::new_err("the batch is not committed")),
+        }
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -55,26 +55,32 @@ pub(super) fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChu
 }
 
 /// The core records behind extracted chunks; needs no GIL (frozen class).
-fn chunk_refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
+pub(super) fn chunk_refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
     chunks.iter().map(|c| &c.get().inner).collect()
 }
 
-/// Ids from a list, tuple or other iterable of `str` (not a bare `str`).
-fn extract_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    if ids.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "ids: expected a sequence of str, got a single str",
-        ));
+/// Strings from a list, tuple or other iterable of `str` (not a bare `str`);
+/// `field` names the argument in the `TypeError`s.
+pub(super) fn extract_strs(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a sequence of str, got a single str"
+        )));
     }
-    ids.try_iter()
-        .map_err(|_| PyTypeError::new_err("ids: expected an iterable of str"))?
+    obj.try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?
         .enumerate()
         .map(|(i, item)| {
             item?
                 .extract::<String>()
-                .map_err(|_| PyTypeError::new_err(format!("ids[{i}]: expected str")))
+                .map_err(|_| PyTypeError::new_err(format!("{field}[{i}]: expected str")))
         })
         .collect()
+}
+
+/// Ids from a list, tuple or other iterable of `str` (not a bare `str`).
+fn extract_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    extract_strs(ids, "ids")
 }
 
 /// The `list_chunks` keyword arguments as a core filter.

@@ -63,6 +63,11 @@ pub fn opt_to_ms(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Opti
     value.map(|v| to_ms(v, field)).transpose()
 }
 
+/// Optional variant of [`from_ms`].
+pub fn opt_from_ms(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    ms.map(|ms| from_ms(py, ms)).transpose()
+}
+
 /// An aware UTC `datetime` for `ms` milliseconds since the epoch.
 pub fn from_ms(py: Python<'_>, ms: i64) -> PyResult<Bound<'_, PyAny>> {
     let api = api(py)?;
