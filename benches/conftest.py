@@ -8,6 +8,7 @@ prints them as a table at the end and writes ``.benchmarks/targets.json``.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import statistics
 import subprocess
@@ -40,8 +41,35 @@ SELECT_SQL = (
 )
 
 
-def record(name: str, value: float, target: str, met: bool, **details: Any) -> None:
-    """Adds one measured target to the session's table."""
+def record(
+    name: str,
+    value: float,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+    note: str = "(info)",
+    **details: Any,
+) -> None:
+    """Adds one measured value to the session's table: a target when one
+    bound is given (``value >= at_least``, ``<= at_most`` or ``< below``),
+    otherwise a figure reported under ``note`` that always counts as met."""
+    bounds = [
+        (text, limit, check)
+        for text, limit, check in (
+            (">=", at_least, operator.ge),
+            ("<=", at_most, operator.le),
+            ("<", below, operator.lt),
+        )
+        if limit is not None
+    ]
+    if len(bounds) > 1:
+        raise TypeError("record() takes at most one of at_least, at_most and below")
+    if bounds:
+        text, limit, check = bounds[0]
+        target, met = f"{text} {limit:g}", bool(check(value, limit))
+    else:
+        target, met = note, True
     TARGETS.append({"name": name, "value": value, "target": target, "met": met, **details})
 
 

@@ -110,25 +110,6 @@ pub struct CommitRun {
     pub samples: Vec<CommitSample>,
 }
 
-/// The difference of two counter snapshots (`after - before`).
-pub fn io_delta(after: &IoStats, before: &IoStats) -> IoStats {
-    IoStats {
-        opens: after.opens - before.opens,
-        reads: after.reads - before.reads,
-        bytes_read: after.bytes_read - before.bytes_read,
-        writes: after.writes - before.writes,
-        bytes_written: after.bytes_written - before.bytes_written,
-        truncates: after.truncates - before.truncates,
-        syncs_db: after.syncs_db - before.syncs_db,
-        syncs_journal: after.syncs_journal - before.syncs_journal,
-        syncs_wal: after.syncs_wal - before.syncs_wal,
-        syncs_dir: after.syncs_dir - before.syncs_dir,
-        syncs_other: after.syncs_other - before.syncs_other,
-        deletes: after.deletes - before.deletes,
-        shm_maps: after.shm_maps - before.shm_maps,
-    }
-}
-
 fn check_choice(field: &str, value: &str, allowed: &[&str]) -> Result<String> {
     let lower = value.to_ascii_lowercase();
     if allowed.contains(&lower.as_str()) {
@@ -158,10 +139,7 @@ pub fn open_bench_connection(
         move |e| Error::sqlite(ctx, &path, e)
     };
     let mut conn = connection::open_through_vfs(&path)?;
-    conn.busy_timeout(journal::BUSY_TIMEOUT)
-        .map_err(err("bench: busy timeout"))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
-        .map_err(err("bench: connection pragmas"))?;
+    journal::apply_connection_pragmas(&conn, &path)?;
     let reported: String = conn
         .query_row(&format!("PRAGMA journal_mode = {journal}"), [], |r| {
             r.get(0)
@@ -206,12 +184,13 @@ pub fn run_commits(
     for round in 0..warmup + commits {
         let chunks = bench_chunks(next, batch);
         next += batch as u64;
-        let before = vfs::io_stats(&key);
+        // Outside the clock: the counters then hold this commit's I/O alone.
+        vfs::reset_io_stats(&key);
         let started = Instant::now();
         commit_batch(&mut conn, &chunks).map_err(|e| Error::sqlite("bench: commit", &key, e))?;
         let elapsed = started.elapsed();
         if round >= warmup {
-            let io = io_delta(&vfs::io_stats(&key), &before);
+            let io = vfs::io_stats(&key);
             samples.push(CommitSample { elapsed, io });
         }
     }

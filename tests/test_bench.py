@@ -30,6 +30,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ]
     )
     assert status == 0
+    # The work folder made inside --dir is removed; the chosen folder stays, empty.
+    assert (out / "disk").is_dir()
+    assert list((out / "disk").iterdir()) == []
     assert "| mode | batch |" in md_path.read_text()
     data: dict[str, Any] = json.loads(json_path.read_text())
     return data
@@ -54,7 +57,7 @@ def test_report_structure(report: dict[str, Any]) -> None:
     assert report["machine"]["sqlite"] == _native.sqlite_version()
     within = report["truncate_full_within_10pct_of_wal_normal_at_batch"]
     assert within is None or within in report["batches"]
-    # The work folder is removed; only the (empty) chosen folder remains.
+    # The work folder is removed (asserted in the fixture); the report names the chosen one.
     assert report["machine"]["directory"].endswith("disk")
 
 

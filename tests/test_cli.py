@@ -213,6 +213,11 @@ def test_help(command: str) -> None:
     assert proc.returncode == 0 and "workspace folder" in proc.stdout
 
 
+def test_bench_is_dispatched_through_its_parser() -> None:
+    proc = memtree_cli("bench", "--help")
+    assert proc.returncode == 0 and "--quick" in proc.stdout
+
+
 HOT_JOURNAL_CHILD = """
 import os, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)

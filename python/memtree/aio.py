@@ -23,14 +23,13 @@ from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, TypeVar, Union
+from typing import Callable, Union
 
 from memtree._native import Chunk, Store
 from memtree._types import SourceKind
 
 __all__ = ["AsyncStore"]
 
-_T = TypeVar("_T")
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
 
@@ -82,9 +81,6 @@ class AsyncStore:
         """Opens the database file at ``path`` off the loop (like ``Store(path)``)."""
         return _Opening(lambda: Store(path))
 
-    async def _call(self, fn: Callable[..., _T], /, *args: object, **kwargs: object) -> _T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
     @property
     def store(self) -> Store:
         """The synchronous store underneath."""
@@ -107,7 +103,7 @@ class AsyncStore:
 
     async def close(self) -> None:
         """Releases this handle; the connection closes with the last one."""
-        await self._call(self._store.close)
+        await asyncio.to_thread(self._store.close)
 
     async def __aenter__(self) -> AsyncStore:
         return self
@@ -125,18 +121,18 @@ class AsyncStore:
 
     async def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Inserts or replaces chunks by id in one transaction; all or none."""
-        return await self._call(self._store.upsert_chunks, list(chunks))
+        return await asyncio.to_thread(self._store.upsert_chunks, list(chunks))
 
     async def get_chunk(self, id: str) -> Chunk | None:
         """The chunk with this id, or None."""
-        return await self._call(self._store.get_chunk, id)
+        return await asyncio.to_thread(self._store.get_chunk, id)
 
     async def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
         """The chunks with these ids in the order asked; missing ids skipped."""
-        if isinstance(ids, str):
-            # Let the native layer raise its TypeError for a bare str.
-            return await self._call(self._store.get_chunks, ids)
-        return await self._call(self._store.get_chunks, list(ids))
+        # A bare str goes through as is: the native layer raises its TypeError.
+        return await asyncio.to_thread(
+            self._store.get_chunks, ids if isinstance(ids, str) else list(ids)
+        )
 
     async def list_chunks(
         self,
@@ -149,7 +145,7 @@ class AsyncStore:
         limit: int = 100,
     ) -> list[Chunk]:
         """Newest-first chunks matching every filter given."""
-        return await self._call(
+        return await asyncio.to_thread(
             self._store.list_chunks,
             source_kind=source_kind,
             source_id=source_id,
@@ -169,7 +165,7 @@ class AsyncStore:
         until: datetime | None = None,
     ) -> list[str]:
         """SQLite's query plan for :meth:`list_chunks` with these filters."""
-        return await self._call(
+        return await asyncio.to_thread(
             self._store.explain_list_chunks,
             source_kind=source_kind,
             source_id=source_id,
@@ -180,50 +176,50 @@ class AsyncStore:
 
     async def count_chunks(self) -> int:
         """Number of chunks stored."""
-        return await self._call(self._store.count_chunks)
+        return await asyncio.to_thread(self._store.count_chunks)
 
     async def get_lifecycle_status(self, id: str) -> str | None:
         """A chunk's lifecycle status, or None if it does not exist."""
-        return await self._call(self._store.get_lifecycle_status, id)
+        return await asyncio.to_thread(self._store.get_lifecycle_status, id)
 
     async def set_lifecycle_status(self, ids: Iterable[str], status: str) -> int:
         """Sets the status of existing chunks in one transaction; returns how many."""
-        if isinstance(ids, str):
-            return await self._call(self._store.set_lifecycle_status, ids, status)
-        return await self._call(self._store.set_lifecycle_status, list(ids), status)
+        return await asyncio.to_thread(
+            self._store.set_lifecycle_status, ids if isinstance(ids, str) else list(ids), status
+        )
 
     async def count_by_lifecycle_status(self) -> dict[str, int]:
         """Chunk counts per lifecycle status."""
-        return await self._call(self._store.count_by_lifecycle_status)
+        return await asyncio.to_thread(self._store.count_by_lifecycle_status)
 
     async def is_source_ingested(self, source_kind: _Kind, source_id: str) -> bool:
         """True when the source has been claimed."""
-        return await self._call(self._store.is_source_ingested, source_kind, source_id)
+        return await asyncio.to_thread(self._store.is_source_ingested, source_kind, source_id)
 
     async def claim_source(self, source_kind: _Kind, source_id: str) -> bool:
         """The ingest gate: True for the one caller that claims the source."""
-        return await self._call(self._store.claim_source, source_kind, source_id)
+        return await asyncio.to_thread(self._store.claim_source, source_kind, source_id)
 
     async def delete_source(self, source_kind: _Kind, source_id: str) -> int:
         """Deletes a source's chunks (cascading) and its ingest claim."""
-        return await self._call(self._store.delete_source, source_kind, source_id)
+        return await asyncio.to_thread(self._store.delete_source, source_kind, source_id)
 
     async def delete_owner(self, owner: str) -> int:
         """Deletes an owner's chunks with their score and entity-index rows."""
-        return await self._call(self._store.delete_owner, owner)
+        return await asyncio.to_thread(self._store.delete_owner, owner)
 
     async def replace_source_chunks(
         self, source_kind: _Kind, source_id: str, chunks: Sequence[Chunk]
     ) -> tuple[int, int]:
         """Makes ``chunks`` the whole content of the source; ``(upserted, removed)``."""
-        return await self._call(
+        return await asyncio.to_thread(
             self._store.replace_source_chunks, source_kind, source_id, list(chunks)
         )
 
     async def connection_settings(self) -> dict[str, str]:
         """The pragmas in force on the shared connection."""
-        return await self._call(self._store.connection_settings)
+        return await asyncio.to_thread(self._store.connection_settings)
 
     async def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``)."""
-        return await self._call(self._store.check, full=full)
+        return await asyncio.to_thread(self._store.check, full=full)

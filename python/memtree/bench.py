@@ -10,6 +10,7 @@ path is timed too, so the Python-to-Rust cost shows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -127,12 +128,11 @@ def _store_samples(path: Path, batch: int, commits: int) -> list[tuple[int, ...]
         batches = [_native.bench_chunks(i * batch, batch) for i in range(commits + 1)]
         store.upsert_chunks(batches[0])  # warm-up: statement cache, first journal
         for chunks in batches[1:]:
-            before = _native.io_stats(path)
+            _native.reset_io_stats(path)  # outside the clock
             started = time.perf_counter_ns()
             store.upsert_chunks(chunks)
             elapsed = time.perf_counter_ns() - started
-            after = _native.io_stats(path)
-            d = {k: after[k] - before[k] for k in after}
+            d = _native.io_stats(path)
             samples.append(
                 (
                     elapsed,
@@ -268,22 +268,20 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
         for batch in batches:
             per_round = max(1, config.commits[batch] // config.rounds)
             samples: dict[str, list[tuple[int, ...]]] = {c[0]: [] for c in contenders}
-            reported: dict[str, str] = {}
             for r in range(config.rounds):
                 for label, journal, sync in contenders:
                     db = work / f"{journal}-{sync}-{batch}-{r}-{label == STORE_LABEL}.db"
                     if label == STORE_LABEL:
                         samples[label] += _store_samples(db, batch, per_round)
                         continue
-                    mode, timed = _native.bench_commits(db, journal, sync, batch, per_round, 1)
-                    reported[label] = mode
+                    # The native side fails if SQLite kept another journal mode.
+                    _mode, timed = _native.bench_commits(db, journal, sync, batch, per_round, 1)
                     samples[label] += timed
                 if bar:
                     bar.step(f"batch {batch}, round {r + 1}/{config.rounds}")
             for label, journal, sync in contenders:
                 path = "store" if label == STORE_LABEL else "core"
-                mode = reported.get(label, journal)
-                cells.append(_cell(label, mode, sync, path, batch, samples[label]))
+                cells.append(_cell(label, journal, sync, path, batch, samples[label]))
         info = machine(config.directory)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -436,10 +434,14 @@ def run(args: Any) -> int:
             print("memtree bench: --commits must be >= 1", file=sys.stderr)
             return 2
         commits = dict.fromkeys(commits, args.commits)
-    with tempfile.TemporaryDirectory(prefix="memtree-bench-") as tmp:
-        directory = args.dir if args.dir is not None else Path(tmp)
+    folder: contextlib.AbstractContextManager[str | Path] = (
+        contextlib.nullcontext(args.dir)
+        if args.dir is not None
+        else tempfile.TemporaryDirectory(prefix="memtree-bench-")
+    )
+    with folder as directory:
         config = BenchConfig(
-            directory,
+            Path(directory),
             commits,
             fsync_samples=20 if args.quick else 200,
             quick=args.quick,

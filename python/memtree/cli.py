@@ -93,13 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workspace", type=Path, default=None, help="workspace folder (default: temporary)"
     )
     _commands.register(commands)
-    bench.add_arguments(commands.add_parser("bench", help="WAL vs TRUNCATE on this disk"))
+    bench_parser = commands.add_parser("bench", help="WAL vs TRUNCATE on this disk")
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(run=bench.run)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is not None:
         return int(args.run(args))
     if args.command == "demo":
         return demo(args.workspace)
-    if args.command == "bench":
-        return bench.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
