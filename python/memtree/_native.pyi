@@ -35,6 +35,7 @@ __all__ = [
     "disarm_crash",
     "faults_fired",
     "inject_fault",
+    "inject_faults",
     "io_stats",
     "job_signal",
     "method_calls",
@@ -454,6 +455,13 @@ def inject_fault(
     file_role: str | None = None,
 ) -> None:
     """Arms a fault: the ``nth`` call of ``method_name`` fails with ``code``."""
+
+def inject_faults(
+    path: _PathLike,
+    faults: list[tuple[str, int, int, bool, str | None]],
+) -> None:
+    """Arms a chain of ``(method, nth, code, persistent, file_role)`` faults:
+    each next one counts from the call after its predecessor fired."""
 
 def clear_fault(path: _PathLike) -> int:
     """Disarms the fault; returns how many calls it failed."""

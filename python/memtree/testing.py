@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal, Union
 
 from memtree import _native
 
 __all__ = [
+    "Fault",
     "VfsMethod",
     "arm_crash",
     "circuit_status",
@@ -22,8 +24,10 @@ __all__ = [
     "crash_state",
     "disarm_crash",
     "fault",
+    "fault_chain",
     "faults_fired",
     "inject_fault",
+    "inject_faults",
     "io_stats",
     "method_calls",
     "open_counters",
@@ -77,6 +81,44 @@ def inject_fault(
     files of ``file_role``) return ``code``; with ``persistent`` every later
     call fails too, until :func:`clear_fault`."""
     _native.inject_fault(path, method, nth, int(code), persistent, file_role)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One link of a fault chain (see :func:`inject_faults`): the ``nth`` call
+    of ``method`` (optionally only on files of ``file_role``) returns
+    ``code``; with ``persistent``, every later call too."""
+
+    method: VfsMethod
+    nth: int
+    code: int
+    persistent: bool = False
+    file_role: FileRole | None = None
+
+
+def inject_faults(path: PathLike, *faults: Fault) -> None:
+    """Arms faults in sequence on ``path``: the first now, each next one when
+    its predecessor fires, counting its ``nth`` from the call after that. For
+    example an open that fails once, then call 3 of the recovery it triggers::
+
+        inject_faults(db, Fault("xOpen", 1, ResultCode.CANTOPEN),
+                      Fault("xWrite", 3, ResultCode.FULL))
+
+    Only the last fault may be persistent. :func:`faults_fired` sums the
+    whole chain; :func:`clear_fault` disarms all of it."""
+    _native.inject_faults(
+        path, [(f.method, f.nth, int(f.code), f.persistent, f.file_role) for f in faults]
+    )
+
+
+@contextmanager
+def fault_chain(path: PathLike, *faults: Fault) -> Iterator[None]:
+    """Context manager form of :func:`inject_faults`; always disarms on exit."""
+    inject_faults(path, *faults)
+    try:
+        yield
+    finally:
+        clear_fault(path)
 
 
 def clear_fault(path: PathLike) -> int:

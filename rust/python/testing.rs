@@ -88,6 +88,46 @@ pub fn inject_fault(
     Ok(())
 }
 
+/// One link of a fault chain as Python passes it:
+/// `(method, nth, code, persistent, file_role)`.
+type FaultTuple = (String, u64, i32, bool, Option<String>);
+
+/// Arms a chain of faults: the first now, each next one once its predecessor
+/// fired, counting from the call after that. Every link but the last must be
+/// one-shot (a persistent link never hands over, so what follows could never
+/// fire); the chain must not be empty.
+#[pyfunction]
+pub fn inject_faults(path: PathBuf, faults: Vec<FaultTuple>) -> PyResult<()> {
+    if faults.is_empty() {
+        return Err(PyValueError::new_err(
+            "faults: must name at least one fault",
+        ));
+    }
+    let last = faults.len() - 1;
+    let mut chain = Vec::with_capacity(faults.len());
+    for (i, (method_name, nth, code, persistent, file_role)) in faults.into_iter().enumerate() {
+        if nth == 0 {
+            return Err(PyValueError::new_err(format!(
+                "faults[{i}].nth: must be >= 1"
+            )));
+        }
+        if persistent && i != last {
+            return Err(PyValueError::new_err(format!(
+                "faults[{i}].persistent: only the last fault of a chain may be persistent"
+            )));
+        }
+        chain.push(Fault {
+            method: method(&method_name)?,
+            nth,
+            code,
+            persistent,
+            role: file_role.as_deref().map(role).transpose()?,
+        });
+    }
+    vfs::inject_faults(&key(path)?, chain);
+    Ok(())
+}
+
 /// Disarms the fault; returns how many calls it failed.
 #[pyfunction]
 pub fn clear_fault(path: PathBuf) -> PyResult<u64> {
@@ -187,6 +227,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(inject_fault, m)?)?;
+    m.add_function(wrap_pyfunction!(inject_faults, m)?)?;
     m.add_function(wrap_pyfunction!(clear_fault, m)?)?;
     m.add_function(wrap_pyfunction!(faults_fired, m)?)?;
     m.add_function(wrap_pyfunction!(method_calls, m)?)?;

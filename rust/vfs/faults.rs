@@ -1,6 +1,10 @@
 //! Fault injection: which VFS method to fail, on which call, with which code.
 //!
-//! A database has at most one armed [`Fault`]. The hot path checks one
+//! A database has at most one armed [`Fault`] at a time, optionally followed by
+//! a queue of faults armed one after another: when a one-shot fault fires, the
+//! next one in the queue is armed and starts counting from the following call
+//! (this is how a test fails an open once and then call N of the recovery that
+//! open triggers). A persistent fault never hands over. The hot path checks one
 //! [`AtomicBool`] per call and takes the fault mutex only when a fault is armed
 //! for that database, so the cost with no fault armed is one relaxed load.
 //!
@@ -16,6 +20,7 @@
 //! - an `xOpen` fault returns the code without opening anything and leaves
 //!   `pMethods` null, as SQLite requires of a failed open.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,37 +179,57 @@ struct Armed {
     matched: u64,
 }
 
+/// The armed fault and the ones queued behind it.
+#[derive(Debug, Default)]
+struct Chain {
+    current: Option<Armed>,
+    /// Armed in order, each once its predecessor (a one-shot fault) fired.
+    queued: VecDeque<Fault>,
+}
+
 /// The fault slot of one database.
 #[derive(Debug, Default)]
 pub(crate) struct FaultSlot {
     armed: AtomicBool,
     fired: AtomicU64,
-    slot: Mutex<Option<Armed>>,
+    slot: Mutex<Chain>,
 }
 
 impl FaultSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Armed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Chain> {
         // A panic while holding this short lock cannot leave it inconsistent.
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Arms `fault`, replacing any previous one and zeroing the fired count.
+    /// Arms `fault`, replacing any previous one (and its queue) and zeroing
+    /// the fired count.
     pub(crate) fn arm(&self, fault: Fault) {
-        let mut g = self.lock();
-        *g = Some(Armed { fault, matched: 0 });
-        self.fired.store(0, Ordering::Relaxed);
-        self.armed.store(true, Ordering::Release);
+        self.arm_chain(vec![fault]);
     }
 
-    /// Disarms; returns how many times the fault fired.
+    /// Arms the first of `faults` now and queues the rest: each is armed when
+    /// its predecessor, a one-shot fault, fires (a persistent one never hands
+    /// over). Replaces anything armed before and zeroes the fired count, which
+    /// from then on sums the firings of the whole chain. An empty list disarms.
+    pub(crate) fn arm_chain(&self, faults: Vec<Fault>) {
+        let mut g = self.lock();
+        let mut queued: VecDeque<Fault> = faults.into();
+        let current = queued.pop_front().map(|fault| Armed { fault, matched: 0 });
+        let armed = current.is_some();
+        *g = Chain { current, queued };
+        self.fired.store(0, Ordering::Relaxed);
+        self.armed.store(armed, Ordering::Release);
+    }
+
+    /// Disarms (the queue too); returns how many times the chain fired.
     pub(crate) fn disarm(&self) -> u64 {
         let mut g = self.lock();
-        *g = None;
+        *g = Chain::default();
         self.armed.store(false, Ordering::Release);
         self.fired.load(Ordering::Relaxed)
     }
 
-    /// How many times the current (or last cleared) fault fired.
+    /// How many times the current (or last cleared) fault chain fired.
     pub(crate) fn fired(&self) -> u64 {
         self.fired.load(Ordering::Relaxed)
     }
@@ -221,7 +246,7 @@ impl FaultSlot {
     #[cold]
     fn check_slow(&self, method: VfsMethod, role: FileRole) -> Option<i32> {
         let mut g = self.lock();
-        let armed = g.as_mut()?;
+        let armed = g.current.as_mut()?;
         if armed.fault.method != method || armed.fault.role.is_some_and(|r| r != role) {
             return None;
         }
@@ -229,9 +254,84 @@ impl FaultSlot {
         let nth = armed.fault.nth.max(1);
         if armed.matched == nth || (armed.fault.persistent && armed.matched > nth) {
             self.fired.fetch_add(1, Ordering::Relaxed);
-            Some(armed.fault.code)
+            let code = armed.fault.code;
+            if !armed.fault.persistent {
+                // The firing call is this fault's; the next counts from the
+                // call after it.
+                let next = g.queued.pop_front();
+                let any = next.is_some();
+                g.current = next.map(|fault| Armed { fault, matched: 0 });
+                if !any {
+                    // Spent: keep the hot path's one relaxed load.
+                    self.armed.store(false, Ordering::Release);
+                }
+            }
+            Some(code)
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn once(method: VfsMethod, nth: u64, code: i32) -> Fault {
+        Fault {
+            method,
+            nth,
+            code,
+            persistent: false,
+            role: None,
+        }
+    }
+
+    /// Which of `calls` fail, and with which code.
+    fn run(slot: &FaultSlot, calls: &[VfsMethod]) -> Vec<Option<i32>> {
+        calls
+            .iter()
+            .map(|&m| slot.check(m, FileRole::MainDb))
+            .collect()
+    }
+
+    #[test]
+    fn a_chained_fault_counts_from_the_call_after_its_predecessor_fired() {
+        use VfsMethod::{Open, Write};
+        let slot = FaultSlot::default();
+        slot.arm_chain(vec![once(Open, 1, 14), once(Write, 2, 13)]);
+        // A write before the first fault fired does not count for the second.
+        let got = run(&slot, &[Write, Open, Open, Write, Write, Write]);
+        assert_eq!(got, [None, Some(14), None, None, Some(13), None]);
+        assert_eq!(slot.fired(), 2);
+        assert!(!slot.armed.load(Ordering::Acquire), "a spent chain disarms");
+        assert_eq!(slot.disarm(), 2);
+    }
+
+    #[test]
+    fn a_persistent_link_never_hands_over_and_a_persistent_tail_keeps_failing() {
+        use VfsMethod::{Open, Sync};
+        let slot = FaultSlot::default();
+        let mut stuck = once(Open, 1, 14);
+        stuck.persistent = true;
+        slot.arm_chain(vec![stuck.clone(), once(Sync, 1, 1034)]);
+        assert_eq!(run(&slot, &[Open, Sync, Open]), [Some(14), None, Some(14)]);
+        let mut tail = once(Sync, 2, 1034);
+        tail.persistent = true;
+        slot.arm_chain(vec![once(Open, 1, 14), tail]);
+        assert_eq!(slot.fired(), 0, "re-arming zeroes the count");
+        let got = run(&slot, &[Open, Sync, Sync, Sync, Open]);
+        assert_eq!(got, [Some(14), None, Some(1034), Some(1034), None]);
+        assert_eq!(slot.disarm(), 3);
+        assert_eq!(run(&slot, &[Sync, Open]), [None, None], "disarmed");
+    }
+
+    #[test]
+    fn a_single_one_shot_fault_fires_once() {
+        let slot = FaultSlot::default();
+        slot.arm(once(VfsMethod::Read, 2, 266));
+        let got = run(&slot, &[VfsMethod::Read; 4]);
+        assert_eq!(got, [None, Some(266), None, None]);
+        assert_eq!(slot.fired(), 1);
     }
 }

@@ -14,7 +14,8 @@
 //!   files count towards their main database; unnamed temp files count nowhere.
 //! - **Fault injection** ([`inject_fault`], [`clear_fault`], [`faults_fired`],
 //!   [`method_calls`]): fail the nth call of one method for one database, once
-//!   or from then on, with a chosen extended result code.
+//!   or from then on, with a chosen extended result code; [`inject_faults`]
+//!   chains several, each counting from the call after its predecessor fired.
 //! - **Power-loss simulation** ([`arm_crash`], [`crash_state`],
 //!   [`sync_count_since_arm`], [`disarm_crash`]): keep a database's writes
 //!   pending until its files are synced and, at the nth sync (or write), lose
@@ -107,6 +108,16 @@ pub fn inject_fault(db_path: &Path, fault: Fault) {
     let s = state::state_for(db_path);
     s.reset_calls();
     s.faults.arm(fault);
+}
+
+/// Arms a chain of faults for `db_path`: the first now, each next one when its
+/// predecessor (which must then be one-shot) fires, counting from the call
+/// after that. Replaces any armed fault and resets the fired count (summed
+/// over the chain) and [`method_calls`]. An empty chain disarms.
+pub fn inject_faults(db_path: &Path, faults: Vec<Fault>) {
+    let s = state::state_for(db_path);
+    s.reset_calls();
+    s.faults.arm_chain(faults);
 }
 
 /// Disarms the fault of `db_path`; returns how many calls it failed.
