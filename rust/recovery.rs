@@ -196,7 +196,14 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
     if !is_wal_era(db) && fs::symlink_metadata(&shm).is_err() {
         return Ok(report);
     }
-    let Some(conn) = owning_connection(db)? else {
+    let wal_existed = fs::symlink_metadata(&wal).is_ok();
+    let owner = owning_connection(db);
+    if owner.is_err() && !wal_existed {
+        // Reading a WAL-mode header opened (created) an empty -wal that the
+        // guard kept; a refused or failed file is left as it was found.
+        let _ = remove_if_empty_file(&wal);
+    }
+    let Some(conn) = owner? else {
         // Someone else holds the file: their -wal/-shm are live; leave them.
         report.held_elsewhere = true;
         return Ok(report);
