@@ -291,11 +291,23 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 }
 
 /// Opens a connection through the memtree VFS, applies the journal setup and
-/// the schema migrations.
+/// the schema migrations. A WAL-era file first leaves WAL through a
+/// connection that owns it (see [`recovery`]'s protocol), so memtree's
+/// connection never needs the `-shm`; a file that must be refused is refused
+/// from reads before anything writes.
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
+    let left_wal = if recovery::is_wal_era(path) {
+        recovery::recover_side_files(path)?.checkpointed_wal
+    } else {
+        false
+    };
     let mut conn = open_through_vfs(path)?;
     bump(path, |c| c.connections_opened += 1);
-    let setup = journal::configure(&conn, path)?;
+    recovery::guard(&conn, true, path)?;
+    recovery::refuse_unless_ours(&conn, path)?;
+    recovery::guard(&conn, false, path)?;
+    let mut setup = journal::configure(&conn, path)?;
+    setup.migrated_from_wal |= left_wal;
     note_journal_setup(path, &setup);
     let report = migrate_schema(&mut conn, path)?;
     if report.steps_applied > 0 {

@@ -50,6 +50,14 @@ pub enum Error {
         /// The newest version this build understands.
         supported: i64,
     },
+    /// The file is not a memtree database (it has tables, but none of
+    /// memtree's); nothing was changed.
+    NotMemtree {
+        /// The database file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
     /// The database was corrupt: it was moved aside (with its side files) to
     /// `quarantined` and a fresh, empty database now stands at `path`.
     Quarantined {
@@ -116,6 +124,7 @@ impl Error {
     pub fn sqlite_code(&self) -> Option<i32> {
         match self {
             Error::CircuitOpen { last_code, .. } => *last_code,
+            Error::Io { source, .. } => Some(io_error_code(source)),
             _ => classify::sqlite_code_in_chain(self),
         }
     }
@@ -128,7 +137,9 @@ impl Error {
             Error::InvalidInput { .. }
             | Error::Closed
             | Error::SchemaTooNew { .. }
+            | Error::NotMemtree { .. }
             | Error::LeaseLost { .. } => ErrorClass::Permanent,
+            Error::Io { source, .. } => classify::classify_code(io_error_code(source)),
             _ => classify::classify_error(self),
         }
     }
@@ -175,6 +186,11 @@ impl fmt::Display for Error {
                  upgrade memtree [{}]",
                 path.display()
             ),
+            Error::NotMemtree { path, reason } => write!(
+                f,
+                "not a memtree database: {reason}; nothing was changed [{}]",
+                path.display()
+            ),
             Error::CircuitOpen { path, retry_in, .. } => write!(
                 f,
                 "circuit open after repeated open failures; retry in {:.1}s [{}]",
@@ -186,6 +202,22 @@ impl fmt::Display for Error {
                 "lease lost on job {job_id}: it was recovered, re-claimed or already settled"
             ),
         }
+    }
+}
+
+/// The SQLite result code that stands for an operating-system failure
+/// outside SQLite, so it is classified and reported like SQLite's own:
+/// no space is `SQLITE_FULL`, a missing or forbidden file `SQLITE_CANTOPEN`,
+/// a read-only file system `SQLITE_READONLY`, anything else `SQLITE_IOERR`.
+pub fn io_error_code(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => codes::FULL,
+        ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::AlreadyExists => {
+            codes::CANTOPEN
+        }
+        ErrorKind::ReadOnlyFilesystem => codes::READONLY,
+        _ => codes::IOERR,
     }
 }
 

@@ -1,179 +1,287 @@
-//! Recovery that never loses committed data: side-file recovery after an I/O
-//! error at open, and quarantine of a corrupt database.
+//! Leaving WAL, recovering side files after an I/O error at open, refusing
+//! files that are not ours, and quarantining a corrupt database — without
+//! ever losing a committed row.
 //!
-//! The reference deleted `chunks.db-wal` on any I/O open error; for a database
-//! still in WAL mode that discards committed, un-checkpointed transactions.
-//! Here a `-wal` holding frames is checkpointed first — through a connection
-//! in EXCLUSIVE locking mode, which keeps the WAL index in heap memory and so
-//! never touches the `-shm` that may be what failed — and only if that
-//! checkpoint fails on I/O is the `-wal` moved aside (kept, never unlinked),
-//! after the database is put back exactly as it was before the checkpoint
-//! (a copy is taken first: a half-done checkpoint is only consistent while
-//! its WAL stays beside it).
-//! `-shm` is removed only while this process holds the exclusive lock, i.e.
-//! when no connection anywhere can be using it. A `-journal` is never touched:
-//! a hot journal is what SQLite needs to roll an interrupted commit back.
+//! # The protocol
+//!
+//! 1. **Decide from a read.** Whether a file is refused (schema too new, not
+//!    a memtree database) is decided by reads on a *guarded* connection,
+//!    before anything writes. A guarded connection has
+//!    `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` and `SQLITE_FCNTL_PERSIST_WAL` set,
+//!    so closing it can neither checkpoint nor delete a `-wal` behind our
+//!    back; a refused file is left byte for byte as it was.
+//! 2. **Own the file.** A WAL-era database (header in WAL mode, or a `-wal`
+//!    beside it) is handled by a guarded connection in
+//!    `locking_mode=EXCLUSIVE`, set before its first read: the WAL index then
+//!    lives in heap memory, so no `-shm` is created, mapped or needed — an
+//!    unwritable or unmappable `-shm` cannot block it. If another process
+//!    holds the file (it is live there), nothing is touched.
+//! 3. **Frames reach a synced database before the `-wal` changes.**
+//!    `wal_checkpoint(TRUNCATE)` copies every frame into the database, syncs
+//!    it, and only then truncates the `-wal`. Then the switch to the TRUNCATE
+//!    journal rewrites the header through a synced rollback journal. After
+//!    both succeed the `-wal` is empty; only an *empty* `-wal` is removed, and
+//!    `-shm` only while the exclusive lock is held.
+//! 4. **A failure leaves the pair.** If any step fails, the connection is
+//!    closed (guarded: no checkpoint, no delete) and the database with its
+//!    `-wal` is left exactly where SQLite left it. A checkpoint interrupted
+//!    half-way is consistent while the `-wal` stays beside the database
+//!    (SQLite relies on this after every crash), so nothing is copied,
+//!    restored or moved aside: the files are as they were or strictly
+//!    further along, and the next open simply tries again.
+//! 5. **A `-journal` is never touched**: a hot journal is what rolls an
+//!    interrupted commit back, and the next reader does so.
+//! 6. **Moves never replace.** Quarantine moves a corrupt database and its
+//!    side files together (so the moved set still opens as a database) to
+//!    fresh names, by link-then-unlink, never onto an existing name or
+//!    through a link.
+//!
+//! Side bundles written by earlier releases (a `-wal` moved aside as
+//! `<db>-wal.unrecovered-<ms>`) are brought home by [`crate::salvage`].
 
+use std::ffi::{c_int, c_void, CStr};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::config::DbConfig;
+use rusqlite::{ffi, Connection, OpenFlags};
 
-use crate::classify::{classify_error, ErrorClass};
+use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
+use crate::files::{aside_path, move_no_replace, remove_if_empty_file};
 use crate::journal::sync_parent_dir;
-use crate::store::now_ms;
+use crate::schema;
 pub use crate::vfs::side_file;
 
-/// What [`recover_side_files`] did.
+/// How long an owning connection waits for another connection's lock
+/// before concluding the file is live elsewhere.
+const OWNER_BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// What [`recover_side_files`] (or the WAL migration) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// WAL frames were checkpointed into the database and the `-wal` removed.
+    /// WAL frames were checkpointed into the database and the file left WAL.
     pub checkpointed_wal: bool,
-    /// Where an unreadable `-wal` was moved (kept for manual recovery).
-    pub wal_moved_to: Option<PathBuf>,
+    /// Another connection holds the file; nothing was touched.
+    pub held_elsewhere: bool,
     /// A stale `-shm` was removed under the exclusive lock.
     pub removed_shm: bool,
 }
 
-/// A path beside `original` that does not exist yet: `<original><tag>-<ms>`.
-fn aside_path(original: &Path, tag: &str) -> PathBuf {
-    let stamp = now_ms();
-    (0..)
-        .map(|n| {
-            let suffix = if n == 0 {
-                format!("{tag}-{stamp}")
-            } else {
-                format!("{tag}-{stamp}.{n}")
-            };
-            side_file(original, &suffix)
-        })
-        .find(|p| !p.exists())
-        .expect("an unused name exists")
+/// True when `db` must leave WAL before memtree's connection opens it: its
+/// header says WAL (bytes 18–19 are 2), or a `-wal` lies beside it (SQLite
+/// then opens it in WAL mode whatever the header says).
+pub fn is_wal_era(db: &Path) -> bool {
+    if fs::symlink_metadata(side_file(db, "-wal")).is_ok() {
+        return true;
+    }
+    let mut header = [0u8; 20];
+    fs::File::open(db)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 || header[19] == 2)
 }
 
-/// Opens a recovery connection holding the database's EXCLUSIVE lock, or
-/// `None` when another connection holds the file (then nothing is touched).
-fn exclusive_connection(db: &Path) -> Result<Option<Connection>> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite("recovery: open", db, e))?;
-    conn.busy_timeout(Duration::from_secs(1))
-        .map_err(|e| Error::sqlite("recovery: busy timeout", db, e))?;
-    // Set before the first read: the WAL index then lives in heap memory.
-    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
-        .map_err(|e| Error::sqlite("recovery: exclusive locking", db, e))?;
-    // A write transaction takes the EXCLUSIVE lock, kept until close in this
-    // locking mode.
-    match conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;") {
-        Ok(()) => Ok(Some(conn)),
-        Err(e) if classify_error(&e) == ErrorClass::Busy => Ok(None),
-        Err(e) => Err(Error::sqlite("recovery: take the exclusive lock", db, e)),
+/// Sets or clears `SQLITE_FCNTL_PERSIST_WAL` on `conn`'s main database file:
+/// while set, closing the last connection or leaving WAL keeps the `-wal`.
+fn persist_wal(conn: &Connection, on: bool, path: &Path) -> Result<()> {
+    let mut flag: c_int = c_int::from(on);
+    const MAIN: &CStr = c"main";
+    // SAFETY: the handle is valid for the life of `conn`, "main" is a
+    // NUL-terminated schema name, and PERSIST_WAL reads/writes one int.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            MAIN.as_ptr(),
+            ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut flag as *mut c_int).cast::<c_void>(),
+        )
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(Error::sqlite(
+            "set the -wal to persist",
+            path,
+            rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
+        ))
     }
 }
 
-/// Recovers the side files of `db` after an I/O error at open, without ever
-/// discarding a committed transaction. Returns what was done.
+/// Guards (or unguards) `conn`: while guarded, closing it can neither
+/// checkpoint nor delete the `-wal`.
+pub fn guard(conn: &Connection, on: bool, path: &Path) -> Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on)
+        .map_err(|e| Error::sqlite("set no-checkpoint-on-close", path, e))?;
+    persist_wal(conn, on, path)
+}
+
+/// Refuses, from reads alone, a file memtree must not change: a schema newer
+/// than this build, or a database that is not memtree's (tables, but no
+/// `mem_tree_chunks`). An empty database is ours to initialise.
+pub fn refuse_unless_ours(conn: &Connection, path: &Path) -> Result<()> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err("read the schema version"))?;
+    let (tables, has_chunks): (i64, bool) = conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(name = 'mem_tree_chunks'), 0) > 0 FROM sqlite_master
+             WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(err("read the schema"))?;
+    if tables > 0 && !has_chunks {
+        return Err(Error::NotMemtree {
+            path: path.to_owned(),
+            reason: format!("{tables} table(s) but no mem_tree_chunks (user_version {version})"),
+        });
+    }
+    if version > schema::CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: schema::CURRENT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Opens a guarded connection owning `db` in EXCLUSIVE locking mode, after
+/// the refusal checks; `None` when another connection holds the file.
+fn owning_connection(db: &Path) -> Result<Option<Connection>> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, db, e);
+    crate::vfs::register().map_err(|code| {
+        Error::sqlite(
+            "register the memtree VFS",
+            db,
+            rusqlite::Error::SqliteFailure(ffi::Error::new(code), None),
+        )
+    })?;
+    // No CREATE: recovery never brings a database into existence.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
+        .map_err(err("recovery: open"))?;
+    guard(&conn, true, db)?;
+    conn.busy_timeout(OWNER_BUSY_TIMEOUT)
+        .map_err(err("recovery: busy timeout"))?;
+    // Before the first read: the WAL index then lives in heap memory. The
+    // first read below needs the file's EXCLUSIVE lock for that.
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
+        .map_err(err("recovery: exclusive locking"))?;
+    let owned = refuse_unless_ours(&conn, db).and_then(|()| {
+        // A write transaction takes the EXCLUSIVE lock, kept until close in
+        // this locking mode; it writes nothing.
+        conn.execute_batch("PRAGMA synchronous = FULL; BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(err("recovery: take the exclusive lock"))
+    });
+    match owned {
+        Ok(()) => Ok(Some(conn)),
+        // Another connection holds the file: it is live there.
+        Err(e) if e.class() == ErrorClass::Busy => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves a WAL-era database to the TRUNCATE journal (protocol steps 2–4),
+/// or, for a database already on a rollback journal, removes a stale `-shm`
+/// under the exclusive lock. Used by the first open of a WAL-era file and by
+/// the recovery after an I/O error at open.
 pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let wal = side_file(db, "-wal");
     let shm = side_file(db, "-shm");
-    let wal_has_frames = fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
-    if !wal_has_frames && !shm.exists() {
+    if !is_wal_era(db) && fs::symlink_metadata(&shm).is_err() {
         return Ok(report);
     }
-    let conn = match exclusive_connection(db) {
-        Ok(Some(conn)) => conn,
-        // Someone else holds the file: their -wal/-shm are live; leave them.
-        Ok(None) => return Ok(report),
-        // The database itself cannot be opened or locked: nothing can be
-        // checkpointed, so nothing is moved either; the caller's retry fails
-        // and the circuit breaker counts it.
-        Err(e) => return Err(e),
-    };
-    if wal_has_frames {
-        // A checkpoint that fails half-way leaves the database with some of
-        // the WAL's pages and not others; that is only consistent while the
-        // WAL stays beside it. So the pre-checkpoint file is copied first and
-        // put back before the WAL is moved aside.
-        let backup = aside_path(db, ".pre-recovery");
-        fs::copy(db, &backup).map_err(|e| Error::io("recovery: copy the database", db, e))?;
-        let checkpoint = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .and_then(|busy| {
-                let mode: String =
-                    conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
-                Ok(busy == 0 && mode.eq_ignore_ascii_case("delete"))
-            });
-        match checkpoint {
-            Ok(done) => {
-                // Our own copy, superseded: the WAL is either fully in the
-                // database or still beside it.
-                remove_copy(&backup)?;
-                if !done {
-                    return Ok(report);
-                }
-                report.checkpointed_wal = true;
-            }
-            Err(e) if is_io_failure(&e) => {
-                drop(conn);
-                fs::rename(&backup, db)
-                    .map_err(|e| Error::io("recovery: restore the database", db, e))?;
-                report.wal_moved_to = Some(move_aside(&wal, db)?);
-                return Ok(report);
-            }
-            Err(e) => {
-                remove_copy(&backup)?;
-                return Err(Error::sqlite("recovery: checkpoint the WAL", db, e));
-            }
-        }
+    let wal_existed = fs::symlink_metadata(&wal).is_ok();
+    let owner = owning_connection(db);
+    if owner.is_err() && !wal_existed {
+        // Reading a WAL-mode header opened (created) an empty -wal that the
+        // guard kept; a refused or failed file is left as it was found.
+        let _ = remove_if_empty_file(&wal);
     }
-    if shm.exists() && !wal.exists() {
+    let Some(conn) = owner? else {
+        // Someone else holds the file: their -wal/-shm are live; leave them.
+        report.held_elsewhere = true;
+        return Ok(report);
+    };
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("recovery: read the journal mode", db, e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("recovery: checkpoint the WAL", db, e))?;
+        if busy != 0 {
+            // Cannot happen while we hold the exclusive lock; if it does,
+            // the -wal stays and nothing is claimed.
+            report.held_elsewhere = true;
+            return Ok(report);
+        }
+        let now: String = conn
+            .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("recovery: leave WAL", db, e))?;
+        if !now.eq_ignore_ascii_case("truncate") {
+            return Err(Error::sqlite(
+                "recovery: SQLite kept WAL",
+                db,
+                rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), Some(now)),
+            ));
+        }
+        report.checkpointed_wal = true;
+    }
+    // The -wal persisted (guarded) but is empty now: every frame is in the
+    // synced database. A non-empty one is left for SQLite to replay.
+    remove_if_empty_file(&wal)?;
+    if !wal.exists() && fs::symlink_metadata(&shm).is_ok_and(|m| m.is_file()) {
         // Safe: we hold the EXCLUSIVE lock, so no connection maps this index.
-        fs::remove_file(&shm).map_err(|e| Error::io("recovery: remove stale -shm", &shm, e))?;
-        report.removed_shm = true;
+        // A -shm we may not remove (another owner's) is harmless on a
+        // rollback journal, which never opens it.
+        report.removed_shm = fs::remove_file(&shm).is_ok();
     }
     drop(conn);
     sync_parent_dir(db)?;
     Ok(report)
 }
 
-/// A checkpoint failure worth moving the `-wal` aside for: anything but
-/// another connection's lock (which means the WAL is in use, not broken).
-fn is_io_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    classify_error(e) != ErrorClass::Busy
-}
-
-fn remove_copy(copy: &Path) -> Result<()> {
-    fs::remove_file(copy).map_err(|e| Error::io("recovery: remove the pre-recovery copy", copy, e))
-}
-
-fn move_aside(wal: &Path, db: &Path) -> Result<PathBuf> {
-    let dest = aside_path(wal, ".unrecovered");
-    fs::rename(wal, &dest).map_err(|e| Error::io("recovery: move the -wal aside", wal, e))?;
-    sync_parent_dir(db)?;
-    Ok(dest)
-}
-
-/// Renames a corrupt database and its side files to
-/// `<name>.corrupt-<ms>` (side files keep their suffix after it, so SQLite
-/// can still open the quarantined copy as a whole). Returns the new name.
-/// The caller holds the init lock and has closed every connection to it.
+/// Moves a corrupt database and its side files to `<name>.corrupt-<ms>`
+/// (side files keep their suffix after it, so SQLite can still open the
+/// quarantined set as a whole). Returns the new name. The caller holds the
+/// init lock and has closed every connection to it.
 pub fn quarantine(db: &Path) -> Result<PathBuf> {
     let dest = aside_path(db, ".corrupt");
+    // Side files first, so the database never stands without its -wal or
+    // hot -journal (an empty database beside a stray -wal makes SQLite
+    // delete that -wal). If the database cannot move, they move back.
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
     for suffix in ["-journal", "-wal", "-shm"] {
         let side = side_file(db, suffix);
-        if side.exists() {
+        if fs::symlink_metadata(&side).is_ok() {
             let to = side_file(&dest, suffix);
-            fs::rename(&side, &to).map_err(|e| Error::io("quarantine a side file", &side, e))?;
+            if let Err(e) = move_no_replace(&side, &to) {
+                undo_moves(&moved);
+                return Err(e);
+            }
+            moved.push((side, to));
         }
     }
-    fs::rename(db, &dest).map_err(|e| Error::io("quarantine the database", db, e))?;
+    if let Err(e) = move_no_replace(db, &dest) {
+        undo_moves(&moved);
+        return Err(e);
+    }
     sync_parent_dir(db)?;
     Ok(dest)
+}
+
+/// Puts back side files a failed quarantine had moved (best effort: a file
+/// that cannot move back stays, under its quarantine name, never deleted).
+fn undo_moves(moved: &[(PathBuf, PathBuf)]) {
+    for (from, to) in moved.iter().rev() {
+        let _ = move_no_replace(to, from);
+    }
 }
 
 #[cfg(test)]
@@ -188,8 +296,8 @@ mod tests {
         let writer = Connection::open(&origin)?;
         writer.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (x INTEGER);
-             INSERT INTO t VALUES (1), (2), (3);",
+             CREATE TABLE mem_tree_chunks (x INTEGER);
+             INSERT INTO mem_tree_chunks VALUES (1), (2), (3);",
         )?;
         let copy = fs::canonicalize(dir)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
@@ -204,66 +312,82 @@ mod tests {
 
     fn rows(db: &Path) -> rusqlite::Result<i64> {
         let conn = Connection::open(db)?;
-        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        conn.query_row("SELECT count(*) FROM mem_tree_chunks", [], |r| r.get(0))
     }
 
     #[test]
     fn checkpoint_keeps_every_wal_row() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let db = wal_database_with_frames(dir.path())?;
+        assert!(is_wal_era(&db));
         vfs::register().map_err(|c| format!("register: {c}"))?;
         let report = recover_side_files(&db)?;
-        assert!(report.checkpointed_wal && report.wal_moved_to.is_none());
+        assert!(report.checkpointed_wal && !report.held_elsewhere);
         assert!(!side_file(&db, "-wal").exists());
+        assert!(!is_wal_era(&db));
         assert_eq!(rows(&db)?, 3);
         let names: Vec<String> = fs::read_dir(dir.path())?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(
-            !names.iter().any(|n| n.contains("pre-recovery")),
-            "the pre-recovery copy is removed once superseded: {names:?}"
+            names.iter().all(|n| !n.contains(".pre-recovery") && !n.contains(".unrecovered")),
+            "recovery creates no copies: {names:?}"
         );
         Ok(())
     }
 
     #[test]
-    fn failed_checkpoint_moves_the_wal_aside_byte_for_byte(
+    fn failed_checkpoint_leaves_the_pair_and_loses_nothing(
     ) -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let db = wal_database_with_frames(dir.path())?;
         let wal_bytes = fs::read(side_file(&db, "-wal"))?;
-        let db_bytes = fs::read(&db)?;
         vfs::register().map_err(|c| format!("register: {c}"))?;
-        // Copying frames into the database fails: the lock was taken and the
-        // WAL read, so this is the checkpoint itself failing on I/O.
+        // Copying frames into the database fails part-way.
         vfs::inject_fault(
             &db,
             Fault {
                 method: VfsMethod::Write,
                 nth: 1,
-                code: rusqlite::ffi::SQLITE_IOERR_WRITE,
+                code: ffi::SQLITE_IOERR_WRITE,
                 persistent: true,
                 role: Some(FileRole::MainDb),
             },
         );
-        let report = recover_side_files(&db);
+        let outcome = recover_side_files(&db);
         let fired = vfs::clear_fault(&db);
-        let report = report?;
         assert!(fired >= 1, "the fault fired");
-        let moved = report.wal_moved_to.ok_or("the -wal was moved aside")?;
-        assert_eq!(fs::read(&moved)?, wal_bytes, "kept byte for byte");
+        assert!(outcome.is_err(), "the failure is reported: {outcome:?}");
         assert_eq!(
-            fs::read(&db)?,
-            db_bytes,
-            "the database is as before the checkpoint"
+            fs::read(side_file(&db, "-wal"))?,
+            wal_bytes,
+            "the -wal is untouched: closing the guarded connection neither \
+             checkpointed nor deleted it"
         );
-        assert!(!side_file(&db, "-wal").exists());
-        let leftovers: Vec<_> = fs::read_dir(dir.path())?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains("pre-recovery"))
-            .collect();
-        assert!(leftovers.is_empty(), "the copy was consumed by the restore");
+        // The next attempt, without the fault, brings every row in.
+        let report = recover_side_files(&db)?;
+        assert!(report.checkpointed_wal);
+        assert_eq!(rows(&db)?, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_foreign_database_is_refused_unchanged(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("users.db");
+        {
+            let c = Connection::open(&db)?;
+            c.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+        }
+        let before = fs::read(&db)?;
+        vfs::register().map_err(|c| format!("register: {c}"))?;
+        let conn = Connection::open(&db)?;
+        let refused = refuse_unless_ours(&conn, &db);
+        assert!(matches!(refused, Err(Error::NotMemtree { .. })), "{refused:?}");
+        drop(conn);
+        assert_eq!(fs::read(&db)?, before);
         Ok(())
     }
 }

@@ -20,8 +20,11 @@ def test_open_workspace_creates_folders_and_reports_path(tmp_path: Path) -> None
 
 
 def test_explicit_path_requires_existing_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    # A memtree error with SQLite's code for it, never a bare OSError.
+    with pytest.raises(memtree.MemtreeError) as info:
         memtree.Store(tmp_path / "missing" / "chunks.db")
+    assert info.value.name == "SQLITE_CANTOPEN"
+    assert info.value.path == str(tmp_path / "missing")
     assert not (tmp_path / "missing").exists()
 
 

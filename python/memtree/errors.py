@@ -22,6 +22,7 @@ __all__ = [
     "JournalModeWarning",
     "LeaseLostError",
     "MemtreeError",
+    "NotMemtreeDatabaseError",
     "PermanentError",
     "SchemaVersionError",
     "StoreClosedError",
@@ -123,6 +124,11 @@ class SchemaVersionError(MemtreeError):
     """The file was written by a newer memtree; it was not changed."""
 
 
+class NotMemtreeDatabaseError(PermanentError):
+    """The file holds tables, but none of memtree's (no ``mem_tree_chunks``):
+    it belongs to something else. It was not changed."""
+
+
 class LeaseLostError(MemtreeError):
     """A job settle or heartbeat came from a worker that no longer holds the
     job's lease (it expired and was recovered or re-claimed, or the job was
@@ -154,6 +160,7 @@ _CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
     "circuit_open": CircuitOpenError,
     "closed": StoreClosedError,
     "schema_too_new": SchemaVersionError,
+    "not_memtree": NotMemtreeDatabaseError,
     "lease_lost": LeaseLostError,
 }
 

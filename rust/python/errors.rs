@@ -4,7 +4,7 @@
 //! class for a SQLite failure is picked by the core's classifier and built by
 //! `memtree.errors._from_native`, so Python and Rust cannot disagree.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
@@ -46,16 +46,6 @@ impl From<Error> for PyErr {
         let message = err.to_string();
         match err {
             Error::InvalidInput { .. } => PyValueError::new_err(message),
-            Error::Io {
-                ref path,
-                ref source,
-                ..
-            } => match source.raw_os_error() {
-                // OSError(errno, strerror, filename) picks the subclass
-                // (FileNotFoundError, PermissionError, …) from the errno.
-                Some(errno) => PyOSError::new_err((errno, message, path.display().to_string())),
-                None => PyOSError::new_err(message),
-            },
             other => Python::attach(|py| {
                 let (kind, code, path, quarantined) = match &other {
                     Error::Closed => ("closed", codes::MISUSE, None, None),
@@ -78,7 +68,13 @@ impl From<Error> for PyErr {
                         Some(path),
                         Some(quarantined),
                     ),
-                    Error::Sqlite { path, .. } => (
+                    Error::NotMemtree { path, .. } => {
+                        ("not_memtree", codes::ERROR, Some(path), None)
+                    }
+                    // An operating-system failure outside SQLite is reported
+                    // like SQLite's own: its class and the code it stands for
+                    // (ENOSPC is SQLITE_FULL, ...), never as a bare OSError.
+                    Error::Sqlite { path, .. } | Error::Io { path, .. } => (
                         other.class().as_str(),
                         // A failure without a code (a value SQLite returned
                         // that memtree could not convert) is SQLITE_ERROR.
@@ -87,7 +83,7 @@ impl From<Error> for PyErr {
                         None,
                     ),
                     Error::LeaseLost { .. } => ("lease_lost", codes::ERROR, None, None),
-                    Error::InvalidInput { .. } | Error::Io { .. } => unreachable!("handled above"),
+                    Error::InvalidInput { .. } => unreachable!("handled above"),
                 };
                 let path = path.map(|p| p.display().to_string());
                 let quarantined = quarantined.map(|p| p.display().to_string());

@@ -1,0 +1,187 @@
+"""Issue 9's cases 1–5 as regression tests: faults during leaving WAL or
+recovery lose nothing, an unwritable ``-shm`` does not block, a refused file
+is left byte for byte, and nothing memtree creates goes through a link."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import memtree
+import pytest
+from faults_support import side_files
+from memtree import ResultCode, testing
+from reference_db import create_reference_db
+
+SUFFIXES = ("", "-wal", "-journal")
+
+
+def rows_in_live_pair(db: Path, scratch: Path) -> set[str]:
+    """Chunk ids readable from ``db`` with its ``-wal``/``-journal``, read on
+    a copy so the check itself never checkpoints or rolls anything back."""
+    scratch.mkdir(exist_ok=True)
+    copy = scratch / db.name
+    for suffix in SUFFIXES:
+        side = Path(str(db) + suffix)
+        target = Path(str(copy) + suffix)
+        if target.exists():
+            target.unlink()
+        if side.exists():
+            shutil.copyfile(side, target)
+    conn = sqlite3.connect(copy)
+    try:
+        assert [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
+        return {r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")}
+    finally:
+        conn.close()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.name: (p.read_bytes() if p.is_file() else b"<dir>")
+        for p in sorted(folder.iterdir())
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "code", "role"),
+    [
+        ("xWrite", ResultCode.FULL, "main_db"),
+        ("xWrite", ResultCode.IOERR_WRITE, "main_db"),
+        ("xSync", ResultCode.IOERR_FSYNC, "main_db"),
+        ("xTruncate", ResultCode.IOERR_TRUNCATE, "wal"),
+    ],
+)
+@pytest.mark.parametrize("persistent", [False, True])
+def test_one_fault_while_leaving_wal_loses_no_row(
+    tmp_path: Path, method: testing.VfsMethod, code: int, role: testing.FileRole, persistent: bool
+) -> None:
+    # Case 1: the reference's close-then-restore lost the WAL-only rows here.
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=6, wal_frames_only=3))
+    with testing.fault(db, method, 1, code, persistent=persistent, file_role=role):
+        try:
+            memtree.Store(db).close()
+            opened = True
+        except memtree.MemtreeError as e:
+            opened = False
+            assert e.path is not None and e.name.startswith("SQLITE_")
+        assert testing.faults_fired(db) >= 1, "the fault really fired"
+    assert opened or persistent or code != ResultCode.IOERR_TRUNCATE
+    assert rows_in_live_pair(db, tmp_path / "scratch") == ids
+    memtree.Store.invalidate(db)
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+        assert store.journal_mode == "truncate"
+        assert store.check(full=True) == ["ok"]
+    assert not side_files(db) & {"-wal", "-shm"}
+    assert not [p for p in tmp_path.iterdir() if ".unrecovered" in p.name]
+
+
+def test_full_disk_while_leaving_wal_strands_nothing(tmp_path: Path) -> None:
+    # Case 2: the disk stays full for several opens, then space is freed.
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=5, wal_frames_only=2))
+    testing.inject_fault(db, "xWrite", 1, ResultCode.FULL, persistent=True, file_role="main_db")
+    try:
+        for _ in range(3):
+            memtree.Store.invalidate(db)
+            with pytest.raises(memtree.DiskFullError):
+                memtree.Store(db)
+    finally:
+        assert testing.clear_fault(db) >= 3
+    assert rows_in_live_pair(db, tmp_path / "scratch") == ids
+    memtree.Store.invalidate(db)
+    with memtree.Store(db) as store:
+        assert store.count_chunks() == len(ids)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("chunks.db")) == [
+        "chunks.db",
+        "chunks.db-journal",
+    ] or sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("chunks.db")) == [
+        "chunks.db"
+    ]
+
+
+def test_shm_that_is_a_directory_does_not_block(tmp_path: Path) -> None:
+    # Case 3: a -shm memtree cannot write (here a directory of that name).
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=4, wal_frames_only=2))
+    shm = Path(str(db) + "-shm")
+    shm.unlink()
+    shm.mkdir()
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+        assert store.journal_mode == "truncate"
+    assert shm.is_dir(), "not ours to remove"
+    assert not Path(str(db) + "-wal").exists()
+
+
+TOO_NEW = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("CREATE TABLE mem_tree_chunks (id TEXT PRIMARY KEY)")
+conn.execute("PRAGMA wal_autocheckpoint=0")
+conn.execute("INSERT INTO mem_tree_chunks VALUES ('a')")
+conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+conn.execute("PRAGMA user_version = 9999")
+conn.execute("INSERT INTO mem_tree_chunks VALUES ('b')")
+os._exit(0)
+"""
+
+
+def test_too_new_wal_file_is_left_byte_for_byte(tmp_path: Path) -> None:
+    # Case 4: the refusal is decided before anything writes.
+    db = tmp_path / "chunks.db"
+    subprocess.run([sys.executable, "-c", TOO_NEW, str(db)], check=True)
+    assert Path(str(db) + "-wal").stat().st_size > 0
+    before = snapshot(tmp_path)
+    with pytest.raises(memtree.SchemaVersionError):
+        memtree.Store(db)
+    assert snapshot(tmp_path) == before
+
+
+def test_foreign_database_is_refused_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "chunks.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(memtree.NotMemtreeDatabaseError) as info:
+        memtree.Store(db)
+    assert "mem_tree_chunks" in str(info.value)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges")
+def test_quarantine_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    # Case 5: names beside the database are predictable; links planted at
+    # every name memtree could pick in the next seconds must be left alone.
+    workspace = tmp_path / "ws"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    workspace.mkdir()
+    db = workspace / "chunks.db"
+    with memtree.Store(db) as store:
+        store.upsert_chunks([])
+    db.write_bytes(b"this is not a database" * 500)
+    now = int(time.time() * 1000)
+    planted = []
+    for ms in range(now - 50, now + 5000):
+        link = workspace / f"chunks.db.corrupt-{ms}"
+        os.symlink(outside / f"copy-{ms}", link)
+        planted.append(link)
+    with pytest.raises(memtree.CorruptDatabaseError) as info:
+        memtree.Store(db)
+    assert info.value.quarantined_path is not None
+    moved = Path(info.value.quarantined_path)
+    assert not moved.is_symlink() and moved.read_bytes().startswith(b"this is not")
+    assert list(outside.iterdir()) == [], "nothing was written outside the workspace"
+    assert all(link.is_symlink() for link in planted)
