@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import memtree
 import pytest
 from faults_support import (
     SOAK_SCALE,
@@ -200,3 +201,53 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
         pytest.skip("the first open maps no -shm any more: nothing to fail there")
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
     fault_loop(template, tmp_path, method, persistent, trigger=first)
+
+
+# --- the fault chain the recovery loop relies on --------------------------------
+
+
+def test_fault_chain_counts_from_the_call_after_the_first_fault(tmp_path: Path) -> None:
+    db = tmp_path / "chain.db"
+    with memtree.Store(db):
+        pass
+    # The open fails once; the 1st xRead after that (the retried open reading
+    # the header) fails with IOERR_READ: two firings, and the second's code.
+    testing.inject_faults(
+        db,
+        testing.Fault("xOpen", 1, ResultCode.CANTOPEN, file_role="main_db"),
+        testing.Fault("xRead", 1, ResultCode.IOERR_READ),
+    )
+    try:
+        with pytest.raises(memtree.MemtreeError) as info:
+            memtree.Store(db)
+    finally:
+        fired = testing.clear_fault(db)
+    assert fired == 2
+    assert info.value.extended_code == ResultCode.IOERR_READ
+    assert testing.open_counters(db)["recoveries"] == 1
+    with memtree.Store(db) as store:
+        assert store.check() == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        ((), "at least one fault"),
+        ((testing.Fault("xRead", 0, ResultCode.IOERR),), "nth"),
+        (
+            (
+                testing.Fault("xRead", 1, ResultCode.IOERR, persistent=True),
+                testing.Fault("xSync", 1, ResultCode.IOERR),
+            ),
+            "only the last",
+        ),
+    ],
+)
+def test_fault_chain_rejects_what_could_never_fire(
+    tmp_path: Path, faults: tuple[testing.Fault, ...], message: str
+) -> None:
+    db = tmp_path / "chain.db"
+    with pytest.raises(ValueError, match=message):
+        testing.inject_faults(db, *faults)
+    assert testing.faults_fired(db) == 0
+    assert not db.exists(), "nothing was opened or created"
