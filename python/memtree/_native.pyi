@@ -428,7 +428,8 @@ def sqlite_version() -> str:
 
 def open_counters(path: _PathLike) -> dict[str, int]:
     """Per-path counters in this process: ``connections_opened``,
-    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``."""
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
+    ``stranded_merged``."""
 
 def set_circuit_cooldown(seconds: float) -> None:
     """How long a tripped circuit breaker stays open (all paths)."""

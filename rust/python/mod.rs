@@ -55,6 +55,7 @@ fn open_counters(
         ("wal_migrations", c.wal_migrations),
         ("recoveries", c.recoveries),
         ("quarantines", c.quarantines),
+        ("stranded_merged", c.stranded_merged),
     ]))
 }
 
