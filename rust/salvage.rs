@@ -285,3 +285,40 @@ fn remove_bundle(bundle: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every stranded file beside `db` with the chunk rows it holds (`None`
+/// when that cannot be read yet) and what the next open will do with it.
+/// Read-only: nothing is paired, checkpointed or moved.
+pub fn describe_stranded(db: &Path) -> Vec<(PathBuf, Option<u64>, String)> {
+    find_stranded(db)
+        .into_iter()
+        .map(|s| {
+            if s.legacy {
+                let note = "a -wal moved aside by an earlier release; the next open pairs it \
+                            with the database and merges its rows";
+                return (s.path, None, note.to_owned());
+            }
+            match count_bundle_chunks(&s.path) {
+                Ok(n) => (s.path, Some(n), "the next open merges its rows".to_owned()),
+                Err(e) => (s.path, None, format!("cannot be read yet: {e}")),
+            }
+        })
+        .collect()
+}
+
+/// Chunk rows in a bundle, read through a guarded read-only connection
+/// whose WAL index lives in heap memory (no `-shm`, no checkpoint).
+fn count_bundle_chunks(bundle: &Path) -> Result<u64> {
+    let err = |e| Error::sqlite("salvage: count a bundle's rows", bundle, e);
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(bundle, flags).map_err(err)?;
+    guard(&conn, true, bundle)?;
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
+        .map_err(err)?;
+    conn.query_row("SELECT count(*) FROM mem_tree_chunks", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n.max(0) as u64)
+    .map_err(err)
+}

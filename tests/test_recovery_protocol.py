@@ -1,4 +1,4 @@
-"""Issue 9's cases 1–5 as regression tests: faults during leaving WAL or
+"""Issue 9's cases 1 to 5 as regression tests: faults during leaving WAL or
 recovery lose nothing, an unwritable ``-shm`` does not block, a refused file
 is left byte for byte, and nothing memtree creates goes through a link."""
 
@@ -42,10 +42,7 @@ def rows_in_live_pair(db: Path, scratch: Path) -> set[str]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.name: (p.read_bytes() if p.is_file() else b"<dir>")
-        for p in sorted(folder.iterdir())
-    }
+    return {p.name: (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.iterdir())}
 
 
 @pytest.mark.parametrize(
@@ -229,3 +226,22 @@ def test_unreadable_stranded_wal_is_kept_and_reported_every_open(
     assert len(warnings) == 2, "every open says so"
     kept = [p for p in tmp_path.iterdir() if "unrecovered" in p.name and p.name.endswith("-wal")]
     assert [p.read_bytes() for p in kept] == [garbage], "kept byte for byte"
+
+
+def test_recover_command_lists_and_merges_stranded_rows(tmp_path: Path) -> None:
+    db = tmp_path / "memory_tree" / "chunks.db"
+    ids = set(create_reference_db(db, chunks=4, wal_frames_only=2))
+    strand_a_wal_as_the_last_release_did(db)
+    listed = memtree._native.stranded_files(db)
+    assert len(listed) == 1 and listed[0][1] is None and "earlier release" in listed[0][2]
+    done = subprocess.run(
+        [sys.executable, "-m", "memtree", "recover", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"chunk_rows": 4' in done.stdout
+    assert memtree._native.stranded_files(db) == []
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
