@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::recovery;
+use crate::salvage;
 use crate::schema::{self, MigrateError};
 
 /// The shared state of one open database file.
@@ -109,6 +110,8 @@ pub struct OpenCounters {
     pub recoveries: u64,
     /// Corrupt files moved aside.
     pub quarantines: u64,
+    /// Stranded side files whose rows were merged back.
+    pub stranded_merged: u64,
 }
 
 #[derive(Default)]
@@ -296,6 +299,7 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 /// connection never needs the `-shm`; a file that must be refused is refused
 /// from reads before anything writes.
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
+    salvage::adopt_legacy_bundles(path);
     let left_wal = if recovery::is_wal_era(path) {
         recovery::recover_side_files(path)?.checkpointed_wal
     } else {
@@ -313,6 +317,8 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
+    let merged = salvage::merge_stranded(&conn, path);
+    bump(path, |c| c.stranded_merged += merged.merged.len() as u64);
     Ok((conn, setup))
 }
 

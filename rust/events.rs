@@ -68,3 +68,28 @@ pub fn circuit_tripped(path: &Path, failures: u32, sqlite_code: Option<i32>) {
         codes::name_or_primary(code)
     );
 }
+
+/// Rows stranded beside the database (a `-wal` an earlier release moved
+/// aside) were merged back into it and the side files removed.
+pub fn stranded_merged(path: &Path, bundle: &Path, chunks: u64) {
+    log::warn!(
+        target: "memtree::recovery",
+        db_path:% = path.display(), bundle:% = bundle.display();
+        "merged stranded rows from {} back into {} ({chunks} chunk rows brought back)",
+        bundle.display(),
+        path.display()
+    );
+}
+
+/// Rows stranded beside the database could not be merged yet; the file is
+/// kept and the next open tries again.
+pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
+    log::warn!(
+        target: "memtree::recovery",
+        db_path:% = path.display(), bundle:% = stranded.display();
+        "{} holds committed rows not in {}; kept for the next open or `memtree recover` \
+         ({reason})",
+        stranded.display(),
+        path.display()
+    );
+}

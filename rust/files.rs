@@ -53,8 +53,7 @@ pub fn create_exclusive(path: &Path) -> io::Result<File> {
 /// and syncs it. On failure the partial copy is removed (it is ours and holds
 /// nothing that is not still in `from`).
 pub fn copy_exclusive(from: &Path, to: &Path) -> Result<()> {
-    let mut source =
-        File::open(from).map_err(|e| Error::io("open the file to copy", from, e))?;
+    let mut source = File::open(from).map_err(|e| Error::io("open the file to copy", from, e))?;
     let mut dest = create_exclusive(to).map_err(|e| Error::io("create the copy", to, e))?;
     let copied = io::copy(&mut source, &mut dest).and_then(|_| dest.sync_all());
     if let Err(e) = copied {
@@ -70,9 +69,8 @@ pub fn copy_exclusive(from: &Path, to: &Path) -> Result<()> {
 /// file system has no hard links, a checked rename is the fallback.
 pub fn move_no_replace(from: &Path, to: &Path) -> Result<()> {
     match fs::hard_link(from, to) {
-        Ok(()) => {
-            fs::remove_file(from).map_err(|e| Error::io("remove the moved file's old name", from, e))
-        }
+        Ok(()) => fs::remove_file(from)
+            .map_err(|e| Error::io("remove the moved file's old name", from, e)),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             Err(Error::io("move a file beside the database", to, e))
         }
@@ -107,8 +105,8 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn exclusive_create_refuses_a_dangling_link() -> std::result::Result<(), Box<dyn std::error::Error>>
-    {
+    fn exclusive_create_refuses_a_dangling_link(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let outside = dir.path().join("outside");
         let link = dir.path().join("link");

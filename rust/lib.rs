@@ -16,6 +16,7 @@ pub mod files;
 pub mod jobs;
 pub mod journal;
 pub mod recovery;
+pub mod salvage;
 pub mod schema;
 pub mod store;
 pub mod vfs;

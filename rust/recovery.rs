@@ -331,7 +331,9 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(
-            names.iter().all(|n| !n.contains(".pre-recovery") && !n.contains(".unrecovered")),
+            names
+                .iter()
+                .all(|n| !n.contains(".pre-recovery") && !n.contains(".unrecovered")),
             "recovery creates no copies: {names:?}"
         );
         Ok(())
@@ -385,7 +387,10 @@ mod tests {
         vfs::register().map_err(|c| format!("register: {c}"))?;
         let conn = Connection::open(&db)?;
         let refused = refuse_unless_ours(&conn, &db);
-        assert!(matches!(refused, Err(Error::NotMemtree { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::NotMemtree { .. })),
+            "{refused:?}"
+        );
         drop(conn);
         assert_eq!(fs::read(&db)?, before);
         Ok(())

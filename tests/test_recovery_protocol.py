@@ -1,4 +1,4 @@
-"""Issue 9's cases 1–5 as regression tests: faults during leaving WAL or
+"""Issue 9's cases 1 to 5 as regression tests: faults during leaving WAL or
 recovery lose nothing, an unwritable ``-shm`` does not block, a refused file
 is left byte for byte, and nothing memtree creates goes through a link."""
 
@@ -42,10 +42,7 @@ def rows_in_live_pair(db: Path, scratch: Path) -> set[str]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.name: (p.read_bytes() if p.is_file() else b"<dir>")
-        for p in sorted(folder.iterdir())
-    }
+    return {p.name: (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.iterdir())}
 
 
 @pytest.mark.parametrize(
@@ -185,3 +182,66 @@ def test_quarantine_never_writes_through_a_planted_link(tmp_path: Path) -> None:
     assert not moved.is_symlink() and moved.read_bytes().startswith(b"this is not")
     assert list(outside.iterdir()) == [], "nothing was written outside the workspace"
     assert all(link.is_symlink() for link in planted)
+
+
+def strand_a_wal_as_the_last_release_did(db: Path) -> Path:
+    """The release before this one moved a ``-wal`` it could not checkpoint
+    aside as ``<db>-wal.unrecovered-<ms>`` after restoring the database it
+    belonged to: recreate that state."""
+    wal = Path(str(db) + "-wal")
+    stranded = db.with_name(f"{db.name}-wal.unrecovered-{int(time.time() * 1000)}")
+    wal.rename(stranded)
+    Path(str(db) + "-shm").unlink(missing_ok=True)
+    return stranded
+
+
+def test_stranded_rows_come_home_on_the_next_open(tmp_path: Path) -> None:
+    # Case 2, as earlier releases left it: rows only in a moved-aside -wal.
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=6, wal_frames_only=3))
+    stranded = strand_a_wal_as_the_last_release_did(db)
+    assert len(rows_in_live_pair(db, tmp_path / "scratch")) == 3
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+        assert store.check(full=True) == ["ok"]
+    assert testing.open_counters(db)["stranded_merged"] == 1
+    assert not stranded.exists()
+    assert not [p for p in tmp_path.iterdir() if "unrecovered" in p.name]
+
+
+def test_unreadable_stranded_wal_is_kept_and_reported_every_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "chunks.db"
+    create_reference_db(db, chunks=3)
+    stranded = db.with_name(f"{db.name}-wal.unrecovered-1700000000000")
+    garbage = b"not a wal header" * 300
+    stranded.write_bytes(garbage)
+    caplog.set_level("WARNING", logger="memtree")
+    for _ in range(2):
+        memtree.Store.invalidate(db)
+        with memtree.Store(db) as store:
+            assert store.count_chunks() == 3
+    warnings = [r for r in caplog.records if "holds committed rows" in r.getMessage()]
+    assert len(warnings) == 2, "every open says so"
+    kept = [p for p in tmp_path.iterdir() if "unrecovered" in p.name and p.name.endswith("-wal")]
+    assert [p.read_bytes() for p in kept] == [garbage], "kept byte for byte"
+
+
+def test_recover_command_lists_and_merges_stranded_rows(tmp_path: Path) -> None:
+    db = tmp_path / "memory_tree" / "chunks.db"
+    ids = set(create_reference_db(db, chunks=4, wal_frames_only=2))
+    strand_a_wal_as_the_last_release_did(db)
+    listed = memtree._native.stranded_files(db)
+    assert len(listed) == 1 and listed[0][1] is None and "earlier release" in listed[0][2]
+    done = subprocess.run(
+        [sys.executable, "-m", "memtree", "recover", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"chunk_rows": 4' in done.stdout
+    assert memtree._native.stranded_files(db) == []
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids

@@ -32,6 +32,12 @@ def _migrate(args: argparse.Namespace) -> int:
     )
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from memtree import recover
+
+    return recover.run(args.path, as_json=args.json)
+
+
 def _stats(args: argparse.Namespace) -> int:
     from memtree import stats
 
@@ -76,3 +82,12 @@ def register(commands: Any) -> None:
     st.add_argument("path", type=Path, help=path_help)
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(run=_stats)
+
+    rec = commands.add_parser(
+        "recover",
+        help="merge stranded rows (a -wal moved aside by an earlier release) back now "
+        "(exit 0 none left, 1 some left, 2 cannot open)",
+    )
+    rec.add_argument("path", type=Path, help=path_help)
+    rec.add_argument("--json", action="store_true", help="machine-readable output")
+    rec.set_defaults(run=_recover)

@@ -46,6 +46,7 @@ __all__ = [
     "schema_version",
     "set_circuit_cooldown",
     "sqlite_version",
+    "stranded_files",
     "wait_job_signal",
 ]
 
@@ -429,7 +430,8 @@ def sqlite_version() -> str:
 
 def open_counters(path: _PathLike) -> dict[str, int]:
     """Per-path counters in this process: ``connections_opened``,
-    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``."""
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
+    ``stranded_merged``."""
 
 def set_circuit_cooldown(seconds: float) -> None:
     """How long a tripped circuit breaker stays open (all paths)."""
@@ -439,6 +441,11 @@ def circuit_status(path: _PathLike) -> tuple[int, bool]:
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""
+
+def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
+    """Stranded side files beside the database file ``path``: ``(file, chunk
+    rows or None when not readable yet, what the next open does with it)``.
+    Read-only: nothing is paired, checkpointed or moved."""
 
 def io_stats(path: _PathLike) -> dict[str, int]:
     """The VFS's I/O counters for a database (see ``memtree.testing``)."""

@@ -138,7 +138,8 @@ def method_calls(path: PathLike, method: VfsMethod) -> int:
 
 def open_counters(path: PathLike) -> dict[str, int]:
     """Per-path counters in this process: ``connections_opened``,
-    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``."""
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
+    ``stranded_merged``."""
     return _native.open_counters(path)
 
 

@@ -55,7 +55,19 @@ fn open_counters(
         ("wal_migrations", c.wal_migrations),
         ("recoveries", c.recoveries),
         ("quarantines", c.quarantines),
+        ("stranded_merged", c.stranded_merged),
     ]))
+}
+
+/// Stranded side files beside a database file: `(path, chunk rows or None,
+/// what the next open does with it)`. Read-only.
+#[pyfunction]
+fn stranded_files(path: std::path::PathBuf) -> PyResult<Vec<(String, Option<u64>, String)>> {
+    let db = connection::canonical_db_path(&path)?;
+    Ok(crate::salvage::describe_stranded(&db)
+        .into_iter()
+        .map(|(p, rows, note)| (p.display().to_string(), rows, note))
+        .collect())
 }
 
 /// The schema version a fully migrated database carries.
@@ -76,6 +88,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
+    m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
     testing::register(m)?;
     bench::register(m)?;
     jobs::register(m)?;

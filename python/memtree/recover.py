@@ -1,0 +1,56 @@
+"""``memtree recover PATH``: bring stranded rows home now.
+
+Rows are stranded when an earlier release moved a ``-wal`` it could not
+checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). Every open of the
+store merges such files back on its own and warns while it cannot; this
+command does the same on demand and says what happened. Exit codes: 0 when
+nothing is left stranded, 1 when something could not be merged yet, 2 when
+the database cannot be opened.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import memtree
+from memtree import _native
+
+__all__ = ["run"]
+
+
+def _database(path: Path) -> Path:
+    """``PATH`` may be the database file, ``<ws>/memory_tree`` or ``<ws>``."""
+    for candidate in (path / "memory_tree" / "chunks.db", path / "chunks.db"):
+        if path.is_dir() and candidate.exists():
+            return candidate
+    return path
+
+
+def run(path: Path, *, as_json: bool = False) -> int:
+    db = _database(path)
+    before = _native.stranded_files(db)
+    try:
+        with memtree.Store(db) as store:
+            chunks = store.count_chunks()
+    except memtree.MemtreeError as e:
+        failure = {"database": str(db), "error": str(e), "code": e.name}
+        print(json.dumps(failure) if as_json else f"memtree recover: {e}")
+        return 2
+    left = _native.stranded_files(db)
+    report: dict[str, str | int | list[dict[str, str | int | None]]] = {
+        "database": str(db),
+        "stranded_before": [{"file": f, "chunk_rows": n, "note": why} for f, n, why in before],
+        "stranded_left": [{"file": f, "chunk_rows": n, "note": why} for f, n, why in left],
+        "chunk_rows": chunks,
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"database:      {db}")
+        print(f"stranded:      {len(before)} file(s) before, {len(left)} left")
+        for f, n, why in left:
+            rows = "?" if n is None else str(n)
+            print(f"  {f}: {rows} chunk rows; {why}")
+        print(f"chunk rows:    {chunks}")
+    return 1 if left else 0
