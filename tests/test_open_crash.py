@@ -35,6 +35,7 @@ from faults_support import (
     check_after_clean_reopen,
     check_after_fault,
     open_outcome,
+    ram_folder,
     wal_only_template,
 )
 
@@ -93,12 +94,15 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Rows]:
 @pytest.mark.skipif(sys.platform == "win32", reason="fork")
 @pytest.mark.parametrize("mode", ["migration", "recovery"])
 def test_power_loss_at_every_open_time_sync_keeps_every_row(
-    template: tuple[Path, Rows], tmp_path: Path, mode: str
+    template: tuple[Path, Rows], mode: str
 ) -> None:
     folder, committed = template
     seeds = 2 * SOAK_SCALE
-    work = tmp_path / "work"
-    work.mkdir()
+    with ram_folder("memtree-open-crash-") as work:
+        check_crash_points(folder, committed, work, mode, seeds)
+
+
+def check_crash_points(folder: Path, committed: Rows, work: Path, mode: str, seeds: int) -> None:
     driver = subprocess.run(
         [sys.executable, "-c", DRIVER, str(folder), str(work), mode, str(seeds)],
         capture_output=True,

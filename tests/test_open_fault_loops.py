@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from faults_support import (
     check_after_clean_reopen,
     check_after_fault,
     open_outcome,
+    ram_folder,
     wal_only_template,
 )
 from memtree import ResultCode, testing
@@ -94,6 +96,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     return Template(folder, committed)
 
 
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the cases run (RAM-backed where possible, see ``ram_folder``)."""
+    with ram_folder("memtree-open-faults-") as folder:
+        yield folder
+
+
 def codes_at(method: testing.VfsMethod, n: int, persistent: bool) -> list[int]:
     """Every code in the soak; otherwise one per N, rotating so each method
     meets every code across neighbouring N, once and persistent differently."""
@@ -135,7 +144,7 @@ def run_point(
 
 def fault_loop(
     template: Template,
-    tmp_path: Path,
+    work: Path,
     method: testing.VfsMethod,
     persistent: bool,
     trigger: testing.Fault | None,
@@ -149,7 +158,7 @@ def fault_loop(
             fault = testing.Fault(method, n, code, persistent=persistent)
             chain = [trigger, fault] if trigger is not None else [fault]
             fired, problems = run_point(
-                template, tmp_path / f"n{n}-{code}", chain, persistent=persistent
+                template, work / f"n{n}-{code}", chain, persistent=persistent
             )
             fired_here.append(fired)
             if fired:
@@ -173,9 +182,9 @@ def fault_loop(
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
 @pytest.mark.parametrize("method", METHODS)
 def test_fault_during_wal_migration_keeps_every_row(
-    template: Template, tmp_path: Path, method: testing.VfsMethod, persistent: bool
+    template: Template, work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
-    fault_loop(template, tmp_path, method, persistent, trigger=None)
+    fault_loop(template, work, method, persistent, trigger=None)
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
@@ -183,7 +192,7 @@ def test_fault_during_wal_migration_keeps_every_row(
 @pytest.mark.parametrize("trigger", ["cantopen", *(["shmmap"] if SOAK_SCALE > 1 else [])])
 def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
     template: Template,
-    tmp_path: Path,
+    work: Path,
     trigger: str,
     method: testing.VfsMethod,
     persistent: bool,
@@ -191,7 +200,7 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
     first = TRIGGERS[trigger]
     # The trigger alone must make the open fail once and recover; otherwise
     # this loop would not be testing the recovery path at all.
-    probe = tmp_path / "probe"
+    probe = work / "probe"
     shutil.copytree(template.folder, probe)
     with testing.fault_chain(probe / "chunks.db", first):
         outcome, problems = open_outcome(probe / "chunks.db")
@@ -200,7 +209,7 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
     if trigger == "shmmap" and trigger_fired == 0:
         pytest.skip("the first open maps no -shm any more: nothing to fail there")
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
-    fault_loop(template, tmp_path, method, persistent, trigger=first)
+    fault_loop(template, work, method, persistent, trigger=first)
 
 
 # --- the fault chain the recovery loop relies on --------------------------------
