@@ -232,11 +232,29 @@ def open_outcome(db: Path) -> tuple[str, list[str]]:
     return "opened", problems
 
 
-def check_after_fault(db: Path, committed: Rows, scratch: Path, *, persistent: bool) -> list[str]:
+def legacy_stranded_wals(db: Path) -> list[Path]:
+    """``-wal`` files an earlier release moved aside: ``<db>-wal.unrecovered-<ms>``."""
+    return sorted(db.parent.glob(db.name + "-wal.unrecovered-*"))
+
+
+def legacy_rows(db: Path, wal: Path, scratch: Path) -> Rows:
+    """The rows of a legacy stranded ``-wal`` read against (a copy of) the
+    live database it was moved away from."""
+    scratch.mkdir(parents=True)
+    shutil.copyfile(db, scratch / db.name)
+    shutil.copyfile(wal, scratch / (db.name + "-wal"))
+    return reference_rows(scratch / db.name)
+
+
+def check_after_fault(
+    db: Path, committed: Rows, scratch: Path, *, persistent: bool, stranded_before: bool = False
+) -> list[str]:
     """The contract after a fault point, every handle closed: every committed
     row is in the live database read with its ``-wal`` (integrity ok); only
     after a persistent fault may rows be missing there, and then they are in
-    a ``<db>.unrecovered-<ms>`` bundle."""
+    a ``<db>.unrecovered-<ms>`` bundle. With ``stranded_before`` (rows that
+    started in a ``-wal`` an earlier release moved aside) they may also still
+    be there, readable against the live database."""
     try:
         live = rows_via_copy(db, scratch / "live")
     except (AssertionError, sqlite3.Error) as e:
@@ -244,16 +262,22 @@ def check_after_fault(db: Path, committed: Rows, scratch: Path, *, persistent: b
     missing = committed - live
     if not missing:
         return []
-    if not persistent:
+    if not (persistent or stranded_before):
         return [f"after a one-shot fault the live database lacks {describe_rows(missing)}"]
     for i, bundle in enumerate(unrecovered_bundles(db)):
         try:
             missing -= bundle_rows(bundle, scratch / f"bundle-{i}")
         except (AssertionError, sqlite3.Error) as e:
             return [f"side bundle {bundle.name} unreadable: {e}"]
+    if stranded_before:
+        for i, wal in enumerate(legacy_stranded_wals(db)):
+            try:
+                missing -= legacy_rows(db, wal, scratch / f"legacy-{i}")
+            except (AssertionError, sqlite3.Error) as e:
+                return [f"stranded {wal.name} unreadable against the live database: {e}"]
     if missing:
         names = sorted(p.name for p in db.parent.iterdir())
-        return [f"rows neither live nor in a side bundle: {describe_rows(missing)}; files {names}"]
+        return [f"rows neither live nor in a side file: {describe_rows(missing)}; files {names}"]
     return []
 
 

@@ -8,12 +8,15 @@ and the process exits at once. N runs over every sync of
   only as frames in its ``-wal``;
 * **recovery**: the same open made to fail once (CANTOPEN at its first
   ``xOpen``), so the sync counts run through the side-file recovery and the
-  retried open.
+  retried open;
+* **stranded rows**: the open of a database whose newest rows sit in a
+  ``-wal`` an earlier release moved aside, which the open merges back.
 
 After each crash the contract of ``faults_support`` holds (checked on
 copies): every committed row is readable from the live database with its
 ``-wal`` and integrity is ok — no fault is persistent here, so no row may
-have gone to a side bundle; then a fault-free open in this process leaves
+have gone to a side bundle (rows that started stranded may still be in
+theirs); then a fault-free open in this process leaves
 every row live, no ``-wal`` and no unmerged bundle.
 
 Speed: one driver process imports memtree once and forks one child per crash
@@ -24,6 +27,7 @@ database, so nothing it holds can leak into a child.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +38,10 @@ from faults_support import (
     Rows,
     check_after_clean_reopen,
     check_after_fault,
+    legacy_stranded_wals,
     open_outcome,
     ram_folder,
+    unrecovered_bundles,
     wal_only_template,
 )
 
@@ -85,18 +91,33 @@ for seed in range(seeds):
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Rows]:
+def templates(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Rows]:
+    """The WAL template (migration, recovery) and the stranded one: the same
+    database with its -wal moved aside the way releases before the recovery
+    protocol did (``<db>-wal.unrecovered-<ms>``)."""
     folder = tmp_path_factory.mktemp("template")
     committed = wal_only_template(folder / "chunks.db", tmp_path_factory.mktemp("template-checks"))
-    return folder, committed
+    stranded = tmp_path_factory.mktemp("stranded")
+    shutil.copyfile(folder / "chunks.db", stranded / "chunks.db")
+    shutil.copyfile(folder / "chunks.db-wal", stranded / "chunks.db-wal.unrecovered-1700000000000")
+    return {"migration": folder, "recovery": folder, "stranded": stranded}, committed
+
+
+def rows_outside_the_database(db: Path) -> bool:
+    """Some rows are still only in a side file: a -wal with frames, a
+    stranded -wal, or a bundle."""
+    wal = db.with_name(db.name + "-wal")
+    has_frames = wal.exists() and wal.stat().st_size > 0
+    return has_frames or bool(legacy_stranded_wals(db) or unrecovered_bundles(db))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork")
-@pytest.mark.parametrize("mode", ["migration", "recovery"])
+@pytest.mark.parametrize("mode", ["migration", "recovery", "stranded"])
 def test_power_loss_at_every_open_time_sync_keeps_every_row(
-    template: tuple[Path, Rows], mode: str
+    templates: tuple[dict[str, Path], Rows], mode: str
 ) -> None:
-    folder, committed = template
+    folders, committed = templates
+    folder = folders[mode]
     seeds = 2 * SOAK_SCALE
     with ram_folder("memtree-open-crash-") as work:
         check_crash_points(folder, committed, work, mode, seeds)
@@ -113,19 +134,20 @@ def check_crash_points(folder: Path, committed: Rows, work: Path, mode: str, see
     lines = [json.loads(line) for line in driver.stdout.splitlines() if line.startswith("{")]
     points = [p for p in lines if "exit" in p]
     finals = [p["child"] for p in lines if "child" in p]
-    crashes = wal_left = 0
+    crashes = in_window = 0
     failures: list[str] = []
     for point in points:
         db = Path(point["db"])
         where = f"seed {point['seed']}, sync {point['n']}"
         if point["exit"] == CRASH_EXIT:
             crashes += 1
-            wal = db.with_name(db.name + "-wal")
-            wal_left += wal.exists() and wal.stat().st_size > 0
+            in_window += rows_outside_the_database(db)
         elif point["exit"] != 0:
             failures.append(f"{where}: the child died with {point['exit']}, not by power loss")
         scratch = db.parent.parent / (db.parent.name + "-check")
-        problems = check_after_fault(db, committed, scratch, persistent=False)
+        problems = check_after_fault(
+            db, committed, scratch, persistent=False, stranded_before=mode == "stranded"
+        )
         reopened, reopen_problems = open_outcome(db)
         if reopened != "opened":
             problems.append(f"the fault-free reopen raised {reopened}")
@@ -139,11 +161,11 @@ def check_crash_points(folder: Path, committed: Rows, work: Path, mode: str, see
     syncs = finals[0]["syncs"]
     assert syncs >= 3, f"the {mode} path synced only {syncs} times"
     assert crashes == sum(f["syncs"] for f in finals), "a power loss at every sync, every seed"
-    # Some crashes must land before the frames are out of the -wal, or the
-    # loop never tested the window where rows exist only there.
-    assert wal_left > 0, "no power loss left a -wal with frames behind"
+    # Some crashes must land while rows are still only in a side file, or the
+    # loop never tested the window where a loss could happen.
+    assert in_window > 0, "no power loss left rows outside the database file"
     print(
         f"{mode}: {crashes} crash points ({seeds} seeds, {syncs} syncs; "
-        f"{wal_left} left a -wal with frames), {len(failures)} violations"
+        f"{in_window} left rows in a side file), {len(failures)} violations"
     )
     assert not failures, f"{len(failures)} contract violations:\n" + "\n".join(failures[:25])

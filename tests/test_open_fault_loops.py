@@ -7,14 +7,18 @@ or from then on — during
   only as frames in its ``-wal`` (the reference layout after a crash);
 * **recovery**: the same open, made to fail once at its first step (so the
   side-file recovery runs), with call N counted from the call after that
-  first failure — i.e. call N of the recovery and the retry it leads to.
+  first failure — i.e. call N of the recovery and the retry it leads to;
+* **stranded rows**: the open of a database whose newest rows sit in a
+  ``-wal`` an earlier release moved aside (``<db>-wal.unrecovered-<ms>``),
+  which the open pairs with a copy of the database and merges back.
 
 After each fault point (every handle closed) the contract of the recovery
 protocol is checked on copies of the files (see ``faults_support``): the open
 either succeeded or raised a ``MemtreeError`` with a code and a name; every
 committed row is readable from the live database with its ``-wal`` — or, for
-a persistent fault only, from a ``<db>.unrecovered-<ms>`` bundle; then a
-fault-free open leaves every row live, no ``-wal`` and no unmerged bundle.
+a persistent fault only (or rows that started stranded), from a side file;
+then a fault-free open leaves every row live, no ``-wal`` and no unmerged
+side file.
 Reading every row back at every point is also what proves that no ``-wal``
 holding frames was deleted.
 
@@ -80,6 +84,8 @@ class Template:
 
     folder: Path
     committed: Rows
+    # The rows start in a -wal an earlier release moved aside.
+    stranded: bool = False
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +100,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         wal_frames_only=3 * scale,
     )
     return Template(folder, committed)
+
+
+# What a release before the recovery protocol left after a failed checkpoint:
+# the database restored, its -wal moved aside under this name.
+LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
+
+
+@pytest.fixture(scope="module")
+def stranded_template(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    folder = tmp_path_factory.mktemp("stranded")
+    shutil.copyfile(template.folder / "chunks.db", folder / "chunks.db")
+    shutil.copyfile(template.folder / "chunks.db-wal", folder / LEGACY_WAL)
+    return Template(folder, template.committed, stranded=True)
 
 
 @pytest.fixture
@@ -129,7 +148,9 @@ def run_point(
     assert fired >= len(chain) - 1, f"the first open did not fail as arranged (fired {fired})"
     fault_fired = fired >= len(chain)
     scratch = work.parent / (work.name + "-check")
-    problems += check_after_fault(db, template.committed, scratch, persistent=persistent)
+    problems += check_after_fault(
+        db, template.committed, scratch, persistent=persistent, stranded_before=template.stranded
+    )
     reopened, reopen_problems = open_outcome(db)
     if reopened != "opened":
         problems.append(f"the fault-free reopen raised {reopened}")
@@ -210,6 +231,22 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
         pytest.skip("the first open maps no -shm any more: nothing to fail there")
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
     fault_loop(template, work, method, persistent, trigger=first)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_while_bringing_stranded_rows_home_keeps_every_row(
+    stranded_template: Template, work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    # A clean open must merge this layout, or the loop tests no merge at all.
+    probe = work / "probe"
+    shutil.copytree(stranded_template.folder, probe)
+    outcome, problems = open_outcome(probe / "chunks.db")
+    merged = testing.open_counters(probe / "chunks.db")["stranded_merged"]
+    assert (outcome, problems, merged) == ("opened", [], 1)
+    # Faults reach the live database's files only: the shim keys by path, and
+    # the bundle the merge reads is a file of another name.
+    fault_loop(stranded_template, work, method, persistent, trigger=None)
 
 
 # --- the fault chain the recovery loop relies on --------------------------------
