@@ -228,6 +228,12 @@ fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connecti
     bump(key, |c| c.quarantines += 1);
     events::quarantined(key, cause.sqlite_code(), &quarantined);
     let (conn, setup) = open_connection(key)?;
+    // A file moved aside is not kept until its rows are back: whatever the
+    // damaged file still yields is copied into the fresh one now.
+    match salvage::salvage_quarantined(&conn, key, &quarantined) {
+        Ok(report) => events::salvaged(key, &quarantined, &report),
+        Err(e) => events::stranded_left(key, &quarantined, &e.to_string()),
+    }
     Ok((quarantined, conn, setup))
 }
 

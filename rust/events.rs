@@ -93,3 +93,22 @@ pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
         path.display()
     );
 }
+
+/// Rows still readable in a quarantined file were copied into the fresh one.
+pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::salvage::SalvageReport) {
+    let complete = if report.incomplete.is_empty() {
+        "every table read to the end".to_owned()
+    } else {
+        format!("damage stopped reading {}", report.incomplete.join(", "))
+    };
+    log::warn!(
+        target: "memtree::recovery",
+        db_path:% = path.display(), quarantined:% = quarantined.display();
+        "salvaged {} rows ({} chunks) from the quarantined {} into {} ({complete}); \
+         the quarantined file is kept",
+        report.rows,
+        report.chunks,
+        quarantined.display(),
+        path.display()
+    );
+}

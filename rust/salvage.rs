@@ -322,3 +322,133 @@ fn count_bundle_chunks(bundle: &Path) -> Result<u64> {
     .map(|n| n.max(0) as u64)
     .map_err(err)
 }
+
+/// What [`salvage_quarantined`] brought back from a quarantined file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Rows copied into the fresh database, over every memtree table.
+    pub rows: u64,
+    /// Chunk rows among them.
+    pub chunks: u64,
+    /// Tables whose reading stopped at damage (some rows may be missing).
+    pub incomplete: Vec<String>,
+}
+
+/// Copies every row still readable from the quarantined (corrupt) database
+/// `quarantined` into the fresh live database behind `conn`, in one
+/// transaction. The quarantined file is only read, never written, and is
+/// kept: what could not be read is still in it.
+pub fn salvage_quarantined(
+    conn: &Connection,
+    live: &Path,
+    quarantined: &Path,
+) -> Result<SalvageReport> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, quarantined, e);
+    let name = quarantined
+        .to_str()
+        .ok_or_else(|| Error::invalid("path", "a quarantine path that is not UTF-8"))?;
+    guard(conn, true, live)?;
+    let attached = conn
+        .execute("ATTACH DATABASE ?1 AS side", [name])
+        .map_err(err("salvage: attach the quarantined file"));
+    let report = attached.and_then(|_| {
+        conn.execute_batch("PRAGMA side.locking_mode = EXCLUSIVE;")
+            .map_err(err("salvage: exclusive locking"))?;
+        let tables = shared_tables(conn, live)?;
+        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
+            .map_err(err("salvage: begin"))?;
+        let mut report = SalvageReport::default();
+        let copied = (|| -> rusqlite::Result<()> {
+            for (table, columns) in &tables {
+                let (n, complete) = copy_readable_rows(conn, table, columns)?;
+                report.rows += n;
+                if table == "mem_tree_chunks" {
+                    report.chunks = n;
+                }
+                if !complete {
+                    report.incomplete.push(table.clone());
+                }
+            }
+            // Rows a damaged file holds may break the fresh file's foreign
+            // keys (a summary whose tree was unreadable): those are dropped
+            // from the copy rather than failing the whole salvage.
+            let orphans: Vec<(String, i64)> = conn
+                .prepare("PRAGMA main.foreign_key_check")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (table, rowid) in orphans {
+                conn.execute(
+                    &format!("DELETE FROM main.{} WHERE rowid = ?1", quoted(&table)),
+                    [rowid],
+                )?;
+            }
+            conn.execute_batch("COMMIT;")
+        })();
+        if copied.is_err() {
+            let _ = conn.execute_batch("ROLLBACK;");
+        }
+        copied.map_err(err("salvage: copy the readable rows"))?;
+        Ok(report)
+    });
+    let _ = conn.execute_batch("DETACH DATABASE side;");
+    let _ = guard(conn, false, live);
+    report
+}
+
+/// Copies `table`'s rows from `side` into `main`: all at once, or, where the
+/// damaged file stops a full scan, row by row in rowid order, stepping over
+/// what cannot be read. Returns the rows copied and whether the scan was
+/// complete.
+fn copy_readable_rows(
+    conn: &Connection,
+    table: &str,
+    columns: &[String],
+) -> rusqlite::Result<(u64, bool)> {
+    let cols = columns
+        .iter()
+        .map(|c| quoted(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let t = quoted(table);
+    conn.execute_batch("SAVEPOINT salvage_table;")?;
+    let bulk = conn.execute(
+        &format!("INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t}"),
+        [],
+    );
+    match bulk {
+        Ok(n) => {
+            conn.execute_batch("RELEASE salvage_table;")?;
+            Ok((n as u64, true))
+        }
+        Err(_) => {
+            conn.execute_batch("ROLLBACK TO salvage_table; RELEASE salvage_table;")?;
+            let one = format!(
+                "INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t} WHERE rowid = ?1"
+            );
+            let next = format!("SELECT min(rowid) FROM side.{t} WHERE rowid > ?1");
+            let (mut copied, mut last) = (0u64, i64::MIN);
+            let mut step_over_damage = 0;
+            loop {
+                let found: rusqlite::Result<Option<i64>> =
+                    conn.query_row(&next, [last], |r| r.get(0));
+                let rowid = match found {
+                    Ok(Some(rowid)) => rowid,
+                    Ok(None) => break,
+                    // The index of rowids is damaged past `last`: probe a
+                    // little further, then give up on this table.
+                    Err(_) if step_over_damage < 64 => {
+                        step_over_damage += 1;
+                        last = last.saturating_add(1);
+                        continue;
+                    }
+                    Err(_) => return Ok((copied, false)),
+                };
+                if let Ok(n) = conn.execute(&one, [rowid]) {
+                    copied += n as u64;
+                }
+                last = rowid;
+            }
+            Ok((copied, false))
+        }
+    }
+}

@@ -245,3 +245,58 @@ def test_recover_command_lists_and_merges_stranded_rows(tmp_path: Path) -> None:
     assert memtree._native.stranded_files(db) == []
     with memtree.Store(db) as store:
         assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+
+
+def test_quarantine_brings_readable_rows_back(tmp_path: Path) -> None:
+    # A file moved aside is not kept until the next open has its rows back.
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=40))
+    with memtree.Store(db) as store:
+        assert store.count_chunks() == 40
+    # Damage the header's page-size field: the whole file no longer opens.
+    data = bytearray(db.read_bytes())
+    original = bytes(data)
+    data[16:18] = (3).to_bytes(2, "big")
+    db.write_bytes(bytes(data))
+    with pytest.raises(memtree.CorruptDatabaseError) as info:
+        memtree.Store(db)
+    moved = Path(str(info.value.quarantined_path))
+    assert moved.read_bytes() == bytes(data), "the quarantined file is kept as it was"
+    # Nothing readable without its header: the fresh file starts empty, and
+    # once the damage is mended by hand the rows are there to be read.
+    moved.write_bytes(original)
+    assert len(rows_in_live_pair(moved, tmp_path / "scratch")) == len(ids)
+
+
+def test_quarantine_of_a_damaged_index_salvages_every_row(tmp_path: Path) -> None:
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=60))
+    with memtree.Store(db) as store:
+        assert store.count_chunks() == 60
+    corrupt_last_index_page(db)
+    with memtree.Store(db) as store:
+        with pytest.raises(memtree.CorruptDatabaseError) as info:
+            store.check(full=True)
+        assert info.value.quarantined_path is not None
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+        assert store.check(full=True) == ["ok"]
+    assert Path(str(info.value.quarantined_path)).exists(), "kept"
+
+
+def corrupt_last_index_page(db: Path) -> None:
+    """Overwrites the last page that belongs to an index of mem_tree_chunks."""
+    conn = sqlite3.connect(db)
+    pages = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name LIKE 'idx_mem_tree_chunks%' ORDER BY pageno"
+        )
+    ]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    assert pages, "the fixture has chunk indexes"
+    data = bytearray(db.read_bytes())
+    target = pages[-1] - 1
+    data[target * page_size : (target + 1) * page_size] = b"\xa5" * page_size
+    data[24:28] = (int.from_bytes(data[24:28], "big") + 1).to_bytes(4, "big")
+    db.write_bytes(bytes(data))
