@@ -12,6 +12,7 @@ pub mod codes;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod fork;
 pub mod jobs;
 pub mod journal;
 pub mod recovery;

@@ -29,7 +29,9 @@ use rusqlite::ffi;
 
 use super::backend;
 use super::faults::{FileRole, VfsMethod};
-use super::state::{classify_name, existing, key_for_open, state_for, DbState};
+use super::state::{
+    classify_name, existing, key_for_open, note_main_close, note_main_open, state_for, DbState,
+};
 use super::stats::{add, bump, SyncKind};
 
 /// The name the shim is registered under.
@@ -125,6 +127,9 @@ unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls xClose once on a file our xOpen opened.
     let (h, inner) = unsafe { parts(f) };
     let fault = h.enter(VfsMethod::Close);
+    if h.role == FileRole::MainDb {
+        note_main_close(inner);
+    }
     // Always close the real file, even when failing the call: nothing leaks.
     // SAFETY: `inner` is the live inner file of `h`; SQLite's arguments are passed on.
     let rc = unsafe { backend::close(h, inner) };
@@ -536,6 +541,9 @@ unsafe extern "C" fn x_open(
     }
     if let Some(s) = h.db() {
         bump(&s.counters.opens);
+    }
+    if role == FileRole::MainDb {
+        note_main_open(inner);
     }
     let journal_like = matches!(
         role,
