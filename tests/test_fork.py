@@ -14,6 +14,7 @@ EXCLUSIVE at commit (holding the file locks too).
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -161,6 +162,10 @@ def _child_checks(workspace: Path, inherited: memtree.Store, new_row: int) -> in
     return 0
 
 
+def _upsert_into(store: memtree.Store, chunks: list[memtree.Chunk], out: list[object]) -> None:
+    out.append(store.upsert_chunks(chunks))
+
+
 @pytest.mark.parametrize("waits_at", sorted(HOLD_SQL))
 def test_child_of_a_fork_during_a_transaction_gets_a_working_store(
     tmp_path: Path, make_chunk: ChunkFactory, waits_at: str
@@ -174,7 +179,7 @@ def test_child_of_a_fork_during_a_transaction_gets_a_working_store(
             locks_before = method_calls(db, "xLock")
             outcome: list[object] = []
             writer = threading.Thread(
-                target=lambda: outcome.append(store.upsert_chunks(batch)), daemon=True
+                target=_upsert_into, args=(store, batch, outcome), daemon=True
             )
             writer.start()
             # The writer retries its lock under the busy handler: it is
@@ -184,7 +189,7 @@ def test_child_of_a_fork_during_a_transaction_gets_a_working_store(
                 assert time.monotonic() < deadline, "the writer never reached the lock"
                 time.sleep(0.005)
             assert writer.is_alive()
-            pid = _start_child(lambda: _child_checks(tmp_path, store, 1000 + fork_no))
+            pid = _start_child(functools.partial(_child_checks, tmp_path, store, 1000 + fork_no))
             # Let go only now: the child's open then waits for the parent's
             # commit like any other process would.
             release()

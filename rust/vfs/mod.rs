@@ -66,6 +66,7 @@ use std::path::Path;
 
 pub use crash::{CrashAction, CrashPlan, CrashReport, CrashState};
 pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
+#[cfg(unix)]
 pub(crate) use state::{fork_prepare, fork_release};
 pub use stats::IoStats;
 

@@ -127,12 +127,14 @@ unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls xClose once on a file our xOpen opened.
     let (h, inner) = unsafe { parts(f) };
     let fault = h.enter(VfsMethod::Close);
-    if h.role == FileRole::MainDb {
-        note_main_close(inner);
-    }
     // Always close the real file, even when failing the call: nothing leaks.
     // SAFETY: `inner` is the live inner file of `h`; SQLite's arguments are passed on.
     let rc = unsafe { backend::close(h, inner) };
+    if h.role == FileRole::MainDb {
+        // After the close, which releases the file's locks: a fork in
+        // between leaves the child a listed file that holds none.
+        note_main_close(inner);
+    }
     // SAFETY: the file is dead after xClose; release our Arc exactly once and
     // clear pMethods so a stray second close is a no-op on SQLite's side.
     unsafe {

@@ -149,6 +149,12 @@ fn release_inherited_locks() {
     OPEN_MAIN_FILES.with(|files| {
         for (file, opened_in) in files.iter_mut().filter(|(_, g)| *g != generation) {
             let inner = *file as *mut ffi::sqlite3_file;
+            // SAFETY: a listed file's memory outlives its listing (it is
+            // unlisted inside its xClose, before SQLite frees it). A file
+            // closed just before the fork has a cleared method table.
+            if unsafe { (*inner).pMethods.is_null() } {
+                continue;
+            }
             // NONE from any level skips the downgrade to SHARED (which
             // would take a POSIX read lock) and clears the inode record once
             // no inherited file holds a share. A failure leaves the record
@@ -160,12 +166,14 @@ fn release_inherited_locks() {
     });
 }
 
+#[cfg(unix)]
 /// `pthread_atfork` prepare handler: holds the open-file list across the
 /// fork. Only flips an atomic flag (waiting, at most, for one list update).
 pub(crate) fn fork_prepare() {
     OPEN_MAIN_FILES.acquire();
 }
 
+#[cfg(unix)]
 /// `pthread_atfork` parent and child handler: releases the list again.
 pub(crate) fn fork_release() {
     OPEN_MAIN_FILES.release();
