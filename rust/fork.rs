@@ -25,20 +25,62 @@ use std::sync::Once;
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// SQLite's process-wide mutexes a store call can hold, in the order
+/// SQLite itself nests them (sqlite3.c 3.50): the unix VFS's big lock
+/// (VFS1, also the temp-directory lock) is held while drawing random names
+/// (PRNG), PRNG while finding a VFS (MAIN); the page-cache locks (LRU,
+/// PMEM) take nothing of these, and the allocator's MEM is a leaf (it would
+/// call back into the page cache only under a soft heap limit, which
+/// memtree never sets). A thread of the parent holding one at the fork (a
+/// slow write allocates constantly) would leave it locked for ever in the
+/// child, whose first allocation inside SQLite would hang: with two threads
+/// writing, 20 of 100 forks did so before the handlers took them.
+#[cfg(unix)]
+const SQLITE_STATIC_MUTEXES: [std::ffi::c_int; 6] = [
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_VFS1,
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_PRNG,
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_MAIN,
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_LRU,
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_PMEM,
+    rusqlite::ffi::SQLITE_MUTEX_STATIC_MEM,
+];
+
+/// Takes, before the fork, every lock the child would otherwise inherit
+/// half-held: memtree's open-file list first (its holders may allocate
+/// inside SQLite), then SQLite's static mutexes. Every holder of these
+/// finishes without waiting on anything else (no GIL, no I/O wait), so the
+/// forking thread waits microseconds at most.
 #[cfg(unix)]
 extern "C" fn prepare() {
     crate::vfs::fork_prepare();
+    for id in SQLITE_STATIC_MUTEXES {
+        // SAFETY: static mutexes are never freed; entering NULL (a build
+        // without mutexes) is a no-op.
+        unsafe { rusqlite::ffi::sqlite3_mutex_enter(rusqlite::ffi::sqlite3_mutex_alloc(id)) };
+    }
+}
+
+/// Releases what [`prepare`] took, in reverse order.
+#[cfg(unix)]
+fn release_prepared() {
+    for id in SQLITE_STATIC_MUTEXES.into_iter().rev() {
+        // SAFETY: this thread entered each mutex in `prepare`; in the child
+        // it is the same thread, and SQLite's static mutexes are plain
+        // (non-recursive, non-error-checking) pthread mutexes.
+        unsafe { rusqlite::ffi::sqlite3_mutex_leave(rusqlite::ffi::sqlite3_mutex_alloc(id)) };
+    }
+    crate::vfs::fork_release();
 }
 
 #[cfg(unix)]
 extern "C" fn in_parent() {
-    crate::vfs::fork_release();
+    release_prepared();
 }
 
 #[cfg(unix)]
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    crate::vfs::fork_release();
+    release_prepared();
 }
 
 /// Registers the fork handler, once per process (a child inherits the

@@ -214,3 +214,43 @@ def test_child_of_an_idle_store_reopens_and_parent_keeps_working(
     store.upsert_chunks([make_chunk(3)])
     assert store.count_chunks() == 4
     store.close()
+
+
+def test_forks_during_a_write_loop_never_hang(tmp_path: Path) -> None:
+    """Two threads write and read without pause while the main thread forks:
+    at any instant one of them may hold an allocator, page-cache or file-lock
+    mutex inside SQLite. Each child must open, write and read back."""
+    store = memtree.Store.open(tmp_path)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn(first: int) -> None:
+        try:
+            i = 0
+            while not stop.is_set():
+                start = first + i % 2000
+                store.upsert_chunks([_make_chunk(start + j) for j in range(200)])
+                store.list_chunks(limit=300)
+                i += 200
+        except BaseException as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    def child(fork_no: int) -> int:
+        with memtree.Store.open(tmp_path) as own:
+            own.upsert_chunks([_make_chunk(50_000 + fork_no)])
+            return 0 if own.get_chunk(f"chunk-{50_000 + fork_no:05d}") else 1
+
+    writers = [threading.Thread(target=churn, args=(n * 10_000,)) for n in range(2)]
+    for w in writers:
+        w.start()
+    try:
+        time.sleep(0.2)
+        codes = [_fork(functools.partial(child, fork_no)) for fork_no in range(20)]
+    finally:
+        stop.set()
+        for w in writers:
+            w.join()
+    assert errors == []
+    assert codes == [0] * 20
+    assert store.check(full=True) == ["ok"]
+    store.close()

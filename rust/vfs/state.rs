@@ -25,6 +25,7 @@
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -131,13 +132,33 @@ pub(crate) fn note_main_open(inner: *mut ffi::sqlite3_file) {
     OPEN_MAIN_FILES.with(|files| files.push((inner as usize, generation)));
 }
 
-/// Forgets a main-database file about to be closed.
-pub(crate) fn note_main_close(inner: *mut ffi::sqlite3_file) {
+/// Closes a main-database file with `close` and forgets it, in one step
+/// no fork can split: the unix VFS's close releases the file's locks under
+/// the per-inode lock-record mutex (see [`fork_gate`]).
+pub(crate) fn close_main(inner: *mut ffi::sqlite3_file, close: impl FnOnce() -> c_int) -> c_int {
     OPEN_MAIN_FILES.with(|files| {
+        let rc = close();
         if let Some(i) = files.iter().position(|&(f, _)| f == inner as usize) {
             files.swap_remove(i);
         }
-    });
+        rc
+    })
+}
+
+/// Runs a main-database file's `xLock`/`xUnlock`/`xCheckReservedLock`
+/// (`call`) so that no fork happens inside it. The unix VFS runs them under
+/// a mutex of the file's inode record; a thread of the parent holding that
+/// mutex at the fork would leave it locked for ever in the child, whose
+/// opens of the file would hang. Other files (journals, temp files) take no
+/// locks and pass straight through. Costs one uncontended flag flip per
+/// call; threads locking at the same instant take turns (microseconds: no
+/// call waits inside, SQLite's busy handler sleeps between calls).
+pub(crate) fn fork_gate(role: FileRole, call: impl FnOnce() -> c_int) -> c_int {
+    if role == FileRole::MainDb {
+        OPEN_MAIN_FILES.with(|_| call())
+    } else {
+        call()
+    }
 }
 
 /// In a forked child: releases, in the real VFS's per-inode lock records,
