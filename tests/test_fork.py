@@ -228,10 +228,10 @@ def test_forks_during_a_write_loop_never_hang(tmp_path: Path) -> None:
         try:
             i = 0
             while not stop.is_set():
-                start = first + i % 2000
-                store.upsert_chunks([_make_chunk(start + j) for j in range(200)])
-                store.list_chunks(limit=300)
-                i += 200
+                start = first + i % 5000
+                store.upsert_chunks([_make_chunk(start + j) for j in range(300)])
+                store.list_chunks(limit=500)
+                i += 300
         except BaseException as err:  # surfaced by the assertion below
             errors.append(err)
 
