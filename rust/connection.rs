@@ -153,6 +153,7 @@ impl Database {
     /// mutex: every handle sharing this database continues on the new file,
     /// and none can write into the quarantined one. Returns its new name.
     /// `cause` is the failure that revealed the corruption.
+    ///
     /// If the path no longer names this database's file (it was moved or
     /// deleted while open), nothing is moved: the file now at the path is
     /// not the one found corrupt.
