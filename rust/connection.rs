@@ -439,3 +439,54 @@ fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
     *lock(&db.journal_mode) = setup.journal_mode;
     Ok(warning)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(db: &Database) -> Result<i64> {
+        db.with_conn(|conn| {
+            conn.query_row("SELECT count(*) FROM mem_tree_ingested_sources", [], |r| {
+                r.get(0)
+            })
+            .map_err(db.err("count"))
+        })
+    }
+
+    #[test]
+    fn a_moved_file_keeps_its_handles_and_new_opens_get_the_path() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let path = dir.path().join("chunks.db");
+        let first = open_database(&path)?.db;
+        first.with_conn(|conn| {
+            conn.execute_batch(
+                "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, ingested_at_ms) \
+                 VALUES ('chat', 's', 1)",
+            )
+            .map_err(first.err("insert"))
+        })?;
+        assert!(
+            Arc::ptr_eq(&first, &open_database(&path)?.db),
+            "same file: cached"
+        );
+
+        let moved = dir.path().join("moved.db");
+        fs::rename(&path, &moved).map_err(|e| Error::io("rename", &path, e))?;
+        let second = open_database(&path)?.db;
+        assert!(!Arc::ptr_eq(&first, &second), "moved: a new connection");
+        assert_eq!((count(&first)?, count(&second)?), (1, 0));
+        assert!(Arc::ptr_eq(&second, &open_database(&path)?.db));
+
+        // The old handle finds no file of its own at the path: no quarantine.
+        let cause = Error::invalid("test", "pretend corruption");
+        match first.quarantine_and_rebuild(&cause) {
+            Err(e) => assert_eq!(
+                e.sqlite_code(),
+                Some(rusqlite::ffi::SQLITE_READONLY_DBMOVED)
+            ),
+            Ok(aside) => panic!("quarantined the file at the path to {}", aside.display()),
+        }
+        assert_eq!(count(&second)?, 0, "the file at the path is untouched");
+        Ok(())
+    }
+}
