@@ -5,14 +5,18 @@
 //! Parameters (DESIGN.md): trips after 3 consecutive failed inits, stays open
 //! 30 s, re-arms if the first attempt after the cool-down fails, resets on
 //! success. The cool-down can be changed (tests use milliseconds).
+//!
+//! The states are per fork generation: a forked child starts with every
+//! circuit closed rather than wait on a lock a parent thread held.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::fork::ForkLocal;
 
 /// Consecutive failed inits that open the circuit.
 pub const TRIP_AFTER_FAILURES: u32 = 3;
@@ -28,10 +32,10 @@ struct State {
     last_code: Option<i32>,
 }
 
-static BREAKERS: LazyLock<Mutex<HashMap<PathBuf, State>>> = LazyLock::new(Mutex::default);
+static BREAKERS: ForkLocal<Mutex<HashMap<PathBuf, State>>> = ForkLocal::new(Mutex::default);
 
 fn breakers() -> MutexGuard<'static, HashMap<PathBuf, State>> {
-    BREAKERS.lock().unwrap_or_else(|p| p.into_inner())
+    BREAKERS.get().lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Sets how long a tripped circuit stays open (for every path).

@@ -8,12 +8,26 @@
 //!
 //! Lock order: the per-path init lock, then a database's connection mutex.
 //!
+//! A cached connection is only handed out while the path still names the
+//! file it opened: each [`Database`] records the file's identity (device and
+//! inode on Unix) and a new open compares it with what is at the path now. A
+//! file renamed away or deleted with its folder keeps its connection for the
+//! handles already open (SQLite answers their writes with
+//! `SQLITE_READONLY_DBMOVED`); the new open gets the file now at the path.
+//!
+//! Fork: the registry is a [`ForkLocal`], so a child starts with an empty
+//! cache and fresh locks, and a [`Database`] inherited from the parent
+//! refuses every call with [`Error::Forked`] without touching its mutexes
+//! (a thread of the parent may have held them at the fork) and is never
+//! closed in the child (see [`fork`]).
+//!
 //! [`journal`]: crate::journal
+//! [`fork`]: crate::fork
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -21,18 +35,72 @@ use crate::breaker;
 use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
 use crate::events;
+use crate::fork::{self, ForkLocal};
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::recovery;
 use crate::salvage;
 use crate::schema::{self, MigrateError};
 
+/// What tells one file from another at the same path: device and inode
+/// on Unix. Elsewhere the creation time stands in: Windows, the one other
+/// platform memtree builds for, refuses to rename or delete a file SQLite
+/// holds open (no `FILE_SHARE_DELETE`), so a file at the path with another
+/// creation time is a replacement made after every handle closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(not(unix))]
+    created: Option<std::time::SystemTime>,
+}
+
+/// The identity of the file at `path` now, `None` if there is none.
+fn file_id(path: &Path) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Some(FileId {
+            created: meta.created().ok(),
+        })
+    }
+}
+
 /// The shared state of one open database file.
 #[derive(Debug)]
 pub struct Database {
     path: PathBuf,
+    /// The fork generation the connection was opened in; any other
+    /// generation is a child process that must not use it.
+    generation: u64,
     /// `None` only transiently, while quarantine swaps the file underneath.
     conn: Mutex<Option<Connection>>,
     journal_mode: Mutex<String>,
+    /// The file the connection opened (changed by quarantine only), `None`
+    /// if it could not be read; then no later open trusts this connection.
+    identity: Mutex<Option<FileId>>,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.generation != fork::generation() {
+            // A child dropping a handle it inherited. Closing the connection
+            // would roll back the parent's open transaction into the file
+            // they share, and its mutex may be locked by a thread that does
+            // not exist here: the whole slot is leaked instead (one file
+            // descriptor and the page cache, once per inherited database).
+            std::mem::forget(std::mem::replace(&mut self.conn, Mutex::new(None)));
+        }
+    }
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the guarded value is
@@ -47,13 +115,27 @@ impl Database {
         &self.path
     }
 
+    /// Fails with [`Error::Forked`] in a process forked after this
+    /// database was opened, before any of its mutexes is touched.
+    fn check_process(&self) -> Result<()> {
+        if self.generation == fork::generation() {
+            Ok(())
+        } else {
+            Err(Error::Forked {
+                path: self.path.clone(),
+            })
+        }
+    }
+
     /// The journal mode SQLite last reported for this connection.
-    pub fn journal_mode(&self) -> String {
-        lock(&self.journal_mode).clone()
+    pub fn journal_mode(&self) -> Result<String> {
+        self.check_process()?;
+        Ok(lock(&self.journal_mode).clone())
     }
 
     /// Runs `f` with exclusive use of the connection.
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.check_process()?;
         let mut guard = lock(&self.conn);
         match guard.as_mut() {
             Some(conn) => f(conn),
@@ -72,10 +154,25 @@ impl Database {
     /// mutex: every handle sharing this database continues on the new file,
     /// and none can write into the quarantined one. Returns its new name.
     /// `cause` is the failure that revealed the corruption.
+    ///
+    /// If the path no longer names this database's file (it was moved or
+    /// deleted while open), nothing is moved: the file now at the path is
+    /// not the one found corrupt.
     pub fn quarantine_and_rebuild(&self, cause: &Error) -> Result<PathBuf> {
+        self.check_process()?;
         let init_lock = init_lock_for(&self.path);
         let _init = lock(&init_lock);
         let mut guard = lock(&self.conn);
+        if !self.still_at_path() {
+            return Err(Error::sqlite(
+                "quarantine",
+                &self.path,
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY_DBMOVED),
+                    Some("the database file was moved or deleted while open".to_owned()),
+                ),
+            ));
+        }
         if let Some(old) = guard.take() {
             // Closing first: the old connection's handle must not outlive the
             // rename (on Unix it would keep writing into the moved inode).
@@ -83,8 +180,15 @@ impl Database {
         }
         let (quarantined, conn, setup) = quarantine_and_reopen(&self.path, cause)?;
         *lock(&self.journal_mode) = setup.journal_mode;
+        *lock(&self.identity) = file_id(&self.path);
         *guard = Some(conn);
         Ok(quarantined)
+    }
+
+    /// True while the path names the file this connection opened.
+    fn still_at_path(&self) -> bool {
+        let opened = *lock(&self.identity);
+        opened.is_some() && file_id(&self.path) == opened
     }
 }
 
@@ -121,12 +225,13 @@ struct Registry {
     counters: HashMap<PathBuf, OpenCounters>,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+/// Per fork generation: a child never sees the parent's cache or locks.
+static REGISTRY: ForkLocal<Mutex<Registry>> = ForkLocal::new(Mutex::default);
 
 /// Counters for `path` (any spelling of it).
 pub fn open_counters(path: &Path) -> Result<OpenCounters> {
     let key = canonical_db_path(path)?;
-    Ok(lock(&REGISTRY)
+    Ok(lock(REGISTRY.get())
         .counters
         .get(&key)
         .copied()
@@ -134,12 +239,15 @@ pub fn open_counters(path: &Path) -> Result<OpenCounters> {
 }
 
 fn bump(key: &Path, f: impl FnOnce(&mut OpenCounters)) {
-    f(lock(&REGISTRY).counters.entry(key.to_owned()).or_default());
+    f(lock(REGISTRY.get())
+        .counters
+        .entry(key.to_owned())
+        .or_default());
 }
 
 fn init_lock_for(key: &Path) -> Arc<Mutex<()>> {
     Arc::clone(
-        lock(&REGISTRY)
+        lock(REGISTRY.get())
             .init_locks
             .entry(key.to_owned())
             .or_default(),
@@ -182,8 +290,11 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
     breaker::admit(&key)?;
     let init_lock = init_lock_for(&key);
     let _init = lock(&init_lock);
-    let cached = lock(&REGISTRY).live.get(&key).and_then(Weak::upgrade);
-    if let Some(db) = cached {
+    let cached = lock(REGISTRY.get()).live.get(&key).and_then(Weak::upgrade);
+    // A connection whose file was moved away or deleted stays with the
+    // handles that have it; this open takes what is at the path now (the
+    // registry entry is replaced below).
+    if let Some(db) = cached.filter(|db| db.still_at_path()) {
         let journal_warning = retry_journal_switch(&db)?;
         return Ok(OpenOutcome {
             db,
@@ -241,10 +352,13 @@ fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connecti
 fn register(key: &Path, conn: Connection, setup: JournalSetup) -> Arc<Database> {
     let db = Arc::new(Database {
         path: key.to_owned(),
+        generation: fork::generation(),
         conn: Mutex::new(Some(conn)),
         journal_mode: Mutex::new(setup.journal_mode),
+        // Read after the open, under the init lock: the file SQLite has open.
+        identity: Mutex::new(file_id(key)),
     });
-    lock(&REGISTRY)
+    lock(REGISTRY.get())
         .live
         .insert(key.to_owned(), Arc::downgrade(&db));
     db
@@ -340,7 +454,7 @@ fn note_journal_setup(path: &Path, setup: &JournalSetup) {
 
 /// On a cache hit whose earlier switch was refused, tries again.
 fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
-    if db.journal_mode() == TARGET_JOURNAL_MODE {
+    if db.journal_mode()? == TARGET_JOURNAL_MODE {
         return Ok(None);
     }
     let setup = db.with_conn(|conn| journal::configure(conn, &db.path))?;
@@ -348,4 +462,55 @@ fn retry_journal_switch(db: &Database) -> Result<Option<String>> {
     let warning = journal::journal_warning(&setup.journal_mode, &db.path);
     *lock(&db.journal_mode) = setup.journal_mode;
     Ok(warning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(db: &Database) -> Result<i64> {
+        db.with_conn(|conn| {
+            conn.query_row("SELECT count(*) FROM mem_tree_ingested_sources", [], |r| {
+                r.get(0)
+            })
+            .map_err(db.err("count"))
+        })
+    }
+
+    #[test]
+    fn a_moved_file_keeps_its_handles_and_new_opens_get_the_path() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let path = dir.path().join("chunks.db");
+        let first = open_database(&path)?.db;
+        first.with_conn(|conn| {
+            conn.execute_batch(
+                "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, ingested_at_ms) \
+                 VALUES ('chat', 's', 1)",
+            )
+            .map_err(first.err("insert"))
+        })?;
+        assert!(
+            Arc::ptr_eq(&first, &open_database(&path)?.db),
+            "same file: cached"
+        );
+
+        let moved = dir.path().join("moved.db");
+        fs::rename(&path, &moved).map_err(|e| Error::io("rename", &path, e))?;
+        let second = open_database(&path)?.db;
+        assert!(!Arc::ptr_eq(&first, &second), "moved: a new connection");
+        assert_eq!((count(&first)?, count(&second)?), (1, 0));
+        assert!(Arc::ptr_eq(&second, &open_database(&path)?.db));
+
+        // The old handle finds no file of its own at the path: no quarantine.
+        let cause = Error::invalid("test", "pretend corruption");
+        match first.quarantine_and_rebuild(&cause) {
+            Err(e) => assert_eq!(
+                e.sqlite_code(),
+                Some(rusqlite::ffi::SQLITE_READONLY_DBMOVED)
+            ),
+            Ok(aside) => panic!("quarantined the file at the path to {}", aside.display()),
+        }
+        assert_eq!(count(&second)?, 0, "the file at the path is untouched");
+        Ok(())
+    }
 }

@@ -41,6 +41,14 @@ pub enum Error {
     },
     /// The store was used after `close()`.
     Closed,
+    /// The handle was opened by the parent of this process, before a
+    /// `fork()`: SQLite forbids using a connection across a fork, so the
+    /// handle refuses every call. Opening the path again in this process
+    /// gives a working store.
+    Forked {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The file's schema was written by a newer memtree; nothing was changed.
     SchemaTooNew {
         /// The database file.
@@ -136,6 +144,7 @@ impl Error {
             Error::Quarantined { .. } => ErrorClass::Corrupt,
             Error::InvalidInput { .. }
             | Error::Closed
+            | Error::Forked { .. }
             | Error::SchemaTooNew { .. }
             | Error::NotMemtree { .. }
             | Error::LeaseLost { .. } => ErrorClass::Permanent,
@@ -166,6 +175,12 @@ impl fmt::Display for Error {
                 source,
             } => write!(f, "{context}: {source} [{}]", path.display()),
             Error::Closed => f.write_str("the store is closed"),
+            Error::Forked { path } => write!(
+                f,
+                "this store was opened before fork() by the parent process; \
+                 open it again in this process [{}]",
+                path.display()
+            ),
             Error::Quarantined {
                 path,
                 quarantined,

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod fork;
 pub mod jobs;
 pub mod journal;
 pub mod recovery;

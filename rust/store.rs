@@ -141,7 +141,7 @@ impl Store {
 
     /// The journal mode SQLite reports for this database.
     pub fn journal_mode(&self) -> Result<String> {
-        Ok(self.database()?.journal_mode())
+        self.database()?.journal_mode()
     }
 
     /// Runs `f` on the connection, mapping SQLite errors with `context`.

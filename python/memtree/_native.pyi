@@ -160,6 +160,14 @@ class Store:
     context manager or call :meth:`close`; the connection closes with the
     last handle. Opening issues :class:`memtree.JournalModeWarning` when
     SQLite keeps a journal mode other than TRUNCATE.
+
+    An open joins the shared connection only while the path still names the
+    file it opened; if the file was renamed away or its folder deleted, the
+    open gets the file now at the path, and the older handles keep the moved
+    file (their writes raise :class:`memtree.PermanentError`
+    SQLITE_READONLY_DBMOVED, 1032). After ``fork()`` a handle opened by the
+    parent raises :class:`memtree.ForkedStoreError`; open the store again in
+    the child.
     """
 
     def __new__(cls, path: _PathLike) -> Store:

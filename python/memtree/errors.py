@@ -19,6 +19,7 @@ __all__ = [
     "ConstraintError",
     "CorruptDatabaseError",
     "DiskFullError",
+    "ForkedStoreError",
     "JournalModeWarning",
     "LeaseLostError",
     "MemtreeError",
@@ -120,6 +121,14 @@ class StoreClosedError(MemtreeError):
     """The store was used after ``close()`` (reported as SQLITE_MISUSE)."""
 
 
+class ForkedStoreError(StoreClosedError):
+    """The store was opened by the parent process before a ``fork()`` and is
+    used in the child (reported as SQLITE_MISUSE). SQLite forbids carrying a
+    connection across a fork, so such a handle refuses every call without
+    touching the parent's connection; ``Store.open`` in the child gives a
+    working store of its own."""
+
+
 class SchemaVersionError(MemtreeError):
     """The file was written by a newer memtree; it was not changed."""
 
@@ -159,6 +168,7 @@ _CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
     **_CLASS_BY_NAME,
     "circuit_open": CircuitOpenError,
     "closed": StoreClosedError,
+    "forked": ForkedStoreError,
     "schema_too_new": SchemaVersionError,
     "not_memtree": NotMemtreeDatabaseError,
     "lease_lost": LeaseLostError,

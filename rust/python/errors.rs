@@ -49,6 +49,7 @@ impl From<Error> for PyErr {
             other => Python::attach(|py| {
                 let (kind, code, path, quarantined) = match &other {
                     Error::Closed => ("closed", codes::MISUSE, None, None),
+                    Error::Forked { path } => ("forked", codes::MISUSE, Some(path), None),
                     Error::SchemaTooNew { path, .. } => {
                         ("schema_too_new", codes::ERROR, Some(path), None)
                     }

@@ -67,6 +67,8 @@ use std::path::Path;
 
 pub use crash::{CrashAction, CrashPlan, CrashReport, CrashState};
 pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
+#[cfg(unix)]
+pub(crate) use state::{fork_prepare, fork_release};
 pub use stats::IoStats;
 
 /// `<db><suffix>`: the path SQLite gives a database's side file, e.g.

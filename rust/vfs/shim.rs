@@ -29,7 +29,10 @@ use rusqlite::ffi;
 
 use super::backend;
 use super::faults::{FileRole, VfsMethod};
-use super::state::{classify_name, existing, key_for_open, state_for, DbState};
+use super::state::{
+    classify_name, close_main, existing, fork_gate, key_for_open, note_main_open, state_for,
+    DbState,
+};
 use super::stats::{add, bump, SyncKind};
 
 /// The name the shim is registered under.
@@ -127,7 +130,12 @@ unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
     let fault = h.enter(VfsMethod::Close);
     // Always close the real file, even when failing the call: nothing leaks.
     // SAFETY: `inner` is the live inner file of `h`; SQLite's arguments are passed on.
-    let rc = unsafe { backend::close(h, inner) };
+    let close = || unsafe { backend::close(h, inner) };
+    let rc = if h.role == FileRole::MainDb {
+        close_main(inner, close)
+    } else {
+        close()
+    };
     // SAFETY: the file is dead after xClose; release our Arc exactly once and
     // clear pMethods so a stray second close is a no-op on SQLite's side.
     unsafe {
@@ -224,7 +232,9 @@ unsafe extern "C" fn x_lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     if let Some(code) = h.enter(VfsMethod::Lock) {
         return code;
     }
-    inner_call!(inner, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
+    fork_gate(h.role, || {
+        inner_call!(inner, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
+    })
 }
 
 unsafe extern "C" fn x_unlock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
@@ -233,7 +243,9 @@ unsafe extern "C" fn x_unlock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int 
     if let Some(code) = h.enter(VfsMethod::Unlock) {
         return code;
     }
-    inner_call!(inner, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    fork_gate(h.role, || {
+        inner_call!(inner, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    })
 }
 
 unsafe extern "C" fn x_check_reserved_lock(f: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
@@ -246,13 +258,15 @@ unsafe extern "C" fn x_check_reserved_lock(f: *mut ffi::sqlite3_file, out: *mut 
         }
         return code;
     }
-    inner_call!(
-        inner,
-        1,
-        xCheckReservedLock,
-        ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
-        out
-    )
+    fork_gate(h.role, || {
+        inner_call!(
+            inner,
+            1,
+            xCheckReservedLock,
+            ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
+            out
+        )
+    })
 }
 
 unsafe extern "C" fn x_file_control(
@@ -536,6 +550,9 @@ unsafe extern "C" fn x_open(
     }
     if let Some(s) = h.db() {
         bump(&s.counters.opens);
+    }
+    if role == FileRole::MainDb {
+        note_main_open(inner);
     }
     let journal_like = matches!(
         role,

@@ -4,16 +4,40 @@
 //!
 //! Files look their state up once, in `xOpen`, and keep an `Arc` to it in the
 //! file header, so hot paths never hash a path.
+//!
+//! The registry is per fork generation: a forked child's files get fresh
+//! state (no armed fault or crash plan of the parent's) and never wait on a
+//! registry lock a parent thread held at the fork.
+//!
+//! Fork and file locks: the unix VFS keeps one lock record per inode for the
+//! whole process, shared by every connection to the file. A child inherits
+//! the record with the locks the parent's threads held at the fork (a write
+//! transaction's RESERVED or PENDING), but not the POSIX locks themselves,
+//! and no thread of the child will ever release them: every connection the
+//! child opens to that file would get `SQLITE_BUSY` for ever. So the shim
+//! lists the main-database files it has open ([`note_main_open`]) and the
+//! first file opened in a new fork generation releases, through the real
+//! VFS's `xUnlock`, what the inherited files hold
+//! ([`release_inherited_locks`]). In the child that only rewrites the
+//! record: the child owns no POSIX lock, so the unlock cannot touch the
+//! parent's. The inherited connections are never used again (their handles
+//! refuse with `Error::Forked`), so nothing relies on the locks they had.
 
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::ffi;
 
 use super::crash::CrashSlot;
 use super::faults::{FaultSlot, FileRole, VfsMethod};
+use super::shim::inner_call;
 use super::stats::Counters;
+use crate::fork::{self, ForkLocal};
 
 /// Everything the shim tracks for one main database.
 #[derive(Debug, Default)]
@@ -47,8 +71,133 @@ impl DbState {
 type Registry = Mutex<HashMap<PathBuf, Arc<DbState>>>;
 
 fn registry() -> &'static Registry {
-    static REG: OnceLock<Registry> = OnceLock::new();
-    REG.get_or_init(Default::default)
+    static REG: ForkLocal<Registry> = ForkLocal::new(|| {
+        // The first file of each generation opens through here, before the
+        // real VFS sees it.
+        release_inherited_locks();
+        Registry::default()
+    });
+    REG.get()
+}
+
+/// The real (inner) files of the main databases open through the shim,
+/// each with the fork generation that opened it or last released its locks.
+///
+/// Guarded by a spin flag rather than a `Mutex`: the fork handlers hold it
+/// across `fork()` ([`fork_prepare`]), so the child inherits a list no
+/// thread was half-way through changing, and a flag can be released by the
+/// handlers without a guard. Holders only push or remove one entry (or, in
+/// a child, unlock the inherited files), never block otherwise.
+struct OpenMainFiles {
+    busy: AtomicBool,
+    files: UnsafeCell<Vec<(usize, u64)>>,
+}
+
+// SAFETY: `files` is only reached through `with`, under the `busy` flag.
+unsafe impl Sync for OpenMainFiles {}
+
+static OPEN_MAIN_FILES: OpenMainFiles = OpenMainFiles {
+    busy: AtomicBool::new(false),
+    files: UnsafeCell::new(Vec::new()),
+};
+
+impl OpenMainFiles {
+    fn acquire(&self) {
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    fn release(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<(usize, u64)>) -> R) -> R {
+        self.acquire();
+        // SAFETY: the flag is ours until `release`.
+        let out = f(unsafe { &mut *self.files.get() });
+        self.release();
+        out
+    }
+}
+
+/// Records a main-database file the real VFS just opened (`inner` is the
+/// real file inside the shim's).
+pub(crate) fn note_main_open(inner: *mut ffi::sqlite3_file) {
+    let generation = fork::generation();
+    OPEN_MAIN_FILES.with(|files| files.push((inner as usize, generation)));
+}
+
+/// Closes a main-database file with `close` and forgets it, in one step
+/// no fork can split: the unix VFS's close releases the file's locks under
+/// the per-inode lock-record mutex (see [`fork_gate`]).
+pub(crate) fn close_main(inner: *mut ffi::sqlite3_file, close: impl FnOnce() -> c_int) -> c_int {
+    OPEN_MAIN_FILES.with(|files| {
+        let rc = close();
+        if let Some(i) = files.iter().position(|&(f, _)| f == inner as usize) {
+            files.swap_remove(i);
+        }
+        rc
+    })
+}
+
+/// Runs a main-database file's `xLock`/`xUnlock`/`xCheckReservedLock`
+/// (`call`) so that no fork happens inside it. The unix VFS runs them under
+/// a mutex of the file's inode record; a thread of the parent holding that
+/// mutex at the fork would leave it locked for ever in the child, whose
+/// opens of the file would hang. Other files (journals, temp files) take no
+/// locks and pass straight through. Costs one uncontended flag flip per
+/// call; threads locking at the same instant take turns (microseconds: no
+/// call waits inside, SQLite's busy handler sleeps between calls).
+pub(crate) fn fork_gate(role: FileRole, call: impl FnOnce() -> c_int) -> c_int {
+    if role == FileRole::MainDb {
+        OPEN_MAIN_FILES.with(|_| call())
+    } else {
+        call()
+    }
+}
+
+/// In a forked child: releases, in the real VFS's per-inode lock records,
+/// the locks held by files opened before the fork (see the module docs).
+/// Each file is released once per generation; in a process that never
+/// forked this finds nothing to do.
+fn release_inherited_locks() {
+    let generation = fork::generation();
+    OPEN_MAIN_FILES.with(|files| {
+        for (file, opened_in) in files.iter_mut().filter(|(_, g)| *g != generation) {
+            let inner = *file as *mut ffi::sqlite3_file;
+            // SAFETY: a listed file's memory outlives its listing (it is
+            // unlisted inside its xClose, before SQLite frees it). A file
+            // closed just before the fork has a cleared method table.
+            if unsafe { (*inner).pMethods.is_null() } {
+                continue;
+            }
+            // NONE from any level skips the downgrade to SHARED (which
+            // would take a POSIX read lock) and clears the inode record once
+            // no inherited file holds a share. A failure leaves the record
+            // as it was: the child's opens of that file then see BUSY, as
+            // they would without this release.
+            let _ = inner_call!(inner, 1, xUnlock, ffi::SQLITE_OK, ffi::SQLITE_LOCK_NONE);
+            *opened_in = generation;
+        }
+    });
+}
+
+#[cfg(unix)]
+/// `pthread_atfork` prepare handler: holds the open-file list across the
+/// fork. Only flips an atomic flag (waiting, at most, for one list update).
+pub(crate) fn fork_prepare() {
+    OPEN_MAIN_FILES.acquire();
+}
+
+#[cfg(unix)]
+/// `pthread_atfork` parent and child handler: releases the list again.
+pub(crate) fn fork_release() {
+    OPEN_MAIN_FILES.release();
 }
 
 fn lock() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<DbState>>> {
