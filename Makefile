@@ -58,7 +58,7 @@ bench: $(BENCH_STAMP)  ## Release build, then the pytest-benchmark suites and ta
 	$(BIN)/python -m pytest benches -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
 
 .PHONY: lint
-lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
+lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -66,6 +66,7 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
 	$(BIN)/ruff format --check python tests benches
 	$(BIN)/mypy --strict python tests/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native
+	$(BIN)/actionlint .github/workflows/*.yml
 
 WHEEL_STAMP := $(VENV)/.wheel-deps-installed
 
