@@ -134,3 +134,21 @@ def test_the_logger_table_lists_every_memtree_logger() -> None:
 def test_the_readme_names_the_bundled_sqlite() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"SQLite {memtree.sqlite_version()}**" in readme
+
+
+def test_blocks_and_fragment_markers_are_read(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "# t\n\n```python\nprint(1)\n```\n\n"
+        "<!-- docs-test: fragment: uses the app's store -->\n\n```python\nstore.close()\n```\n\n"
+        "- item\n\n  ```python\n  if True:\n      print(2)\n  ```\n\n```sh\nls\n```\n",
+        encoding="utf-8",
+    )
+    blocks = python_blocks(doc)
+    assert [(b.line, b.fragment_reason) for b in blocks] == [
+        (3, None),
+        (9, "uses the app's store"),
+        (15, None),
+    ]
+    assert blocks[2].code == "if True:\n    print(2)\n"
+    assert run_python(blocks[2].code, tmp_path).stdout == "2\n"
