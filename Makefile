@@ -1,5 +1,7 @@
 # memtree: `make help` lists the targets. Every target creates and fills its
 # own virtualenv, so a fresh clone needs only Python 3.9+ and a Rust toolchain.
+# Tool versions live in pyproject.toml's [dependency-groups], nowhere else:
+# `pip install --group` (pip >= 25.1, installed first) reads them from there.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -15,10 +17,10 @@ NATIVE_STAMP := $(VENV)/.native-built
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(DEPS_STAMP): Makefile
+$(DEPS_STAMP): Makefile pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "ruff==0.17.6" "mypy==2.4.1"
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --group dev
 	touch $@
 
 $(NATIVE_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
@@ -47,7 +49,7 @@ soak: build  ## The long fault, crash and kill runs (MEMTREE_SOAK_SCALE=20)
 BENCH_STAMP := $(VENV)/.bench-deps-installed
 
 $(BENCH_STAMP): $(DEPS_STAMP)
-	$(BIN)/python -m pip install --quiet "pytest-benchmark>=4" matplotlib
+	$(BIN)/python -m pip install --quiet --group bench
 	touch $@
 
 .PHONY: bench
@@ -57,7 +59,7 @@ bench: $(BENCH_STAMP)  ## Release build, then the pytest-benchmark suites and ta
 	$(BIN)/python -m pytest benches -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
 
 .PHONY: lint
-lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
+lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -65,16 +67,23 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest
 	$(BIN)/ruff format --check python tests benches
 	$(BIN)/mypy --strict python tests/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native
+	$(BIN)/actionlint .github/workflows/*.yml
+
+WHEEL_STAMP := $(VENV)/.wheel-deps-installed
+
+$(WHEEL_STAMP): $(DEPS_STAMP)
+	$(BIN)/python -m pip install --quiet --group wheel
+	touch $@
 
 .PHONY: wheel
-wheel: $(DEPS_STAMP)  ## Build the abi3 wheel (release profile) and the sdist into dist/
+wheel: $(WHEEL_STAMP)  ## Build the abi3 manylinux2014 wheel (release, zig links against glibc 2.17) and the sdist into dist/
 	rm -rf dist
-	$(ACTIVATE) maturin build --release --quiet --out dist
+	$(ACTIVATE) maturin build --release --quiet --zig --compatibility manylinux2014 --out dist
 	$(ACTIVATE) maturin sdist --out dist
 
 .PHONY: wheel-test
-wheel-test: wheel  ## Install the wheel in a fresh venv outside the tree and run the tests on it
-	PYTHON=$(PYTHON) tools/wheel_test.sh
+wheel-test: wheel  ## Check the wheel's tag, then test it installed in fresh venvs of every pyenv CPython >= 3.9
+	$(ACTIVATE) tools/wheel_test.sh
 
 .PHONY: clean
 clean:  ## Remove build products and the virtualenv

@@ -154,7 +154,7 @@ pub fn embedding_to_blob(values: &[f32]) -> Vec<u8> {
 
 /// Unpacks a little-endian f32 BLOB; `None` when its length is not a multiple of 4.
 pub fn embedding_from_blob(blob: &[u8]) -> Option<Vec<f32>> {
-    if blob.len() % 4 != 0 {
+    if !blob.len().is_multiple_of(4) {
         return None;
     }
     Some(

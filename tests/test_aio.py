@@ -9,7 +9,7 @@ from pathlib import Path
 import memtree
 import pytest
 from conftest import ChunkFactory
-from memtree.aio import AsyncStore
+from memtree.aio import AsyncJobBatch, AsyncJobs, AsyncStore
 
 
 def test_async_api_mirrors_the_store() -> None:
@@ -20,8 +20,57 @@ def test_async_api_mirrors_the_store() -> None:
     }
     for name in public:
         assert inspect.iscoroutinefunction(getattr(AsyncStore, name)), name
-    for prop in ("path", "journal_mode", "closed"):
+    for prop in ("path", "journal_mode", "closed", "jobs"):
         assert isinstance(inspect.getattr_static(AsyncStore, prop), property)
+
+
+def test_async_jobs_mirror_the_queue() -> None:
+    public = {
+        name
+        for name, member in inspect.getmembers(memtree.Jobs)
+        if not name.startswith("_") and callable(member)
+    }
+    assert "enqueue" in public and "claim_next" in public
+    for name in public - {"batch"}:
+        assert inspect.iscoroutinefunction(getattr(AsyncJobs, name)), name
+    batch_api = {
+        name
+        for name, member in inspect.getmembers(memtree.JobBatch)
+        if not name.startswith("_") and callable(member)
+    }
+    for name in batch_api:
+        assert hasattr(AsyncJobBatch, name), name
+    assert inspect.iscoroutinefunction(AsyncJobBatch.commit)
+
+
+def test_async_jobs_round_trip(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    async def main() -> None:
+        async with AsyncStore.open(tmp_path) as store:
+            jobs = store.jobs
+            first = await jobs.enqueue("summarise", {"source": "s1"}, dedupe_key="s1")
+            assert first is not None
+            assert await jobs.enqueue("summarise", {}, dedupe_key="s1") is None
+            async with jobs.batch() as b:
+                assert b.upsert_chunks([make_chunk(1)]) == 1
+                b.enqueue("embed", {"ids": ["chunk-00001"]})
+                with pytest.raises(RuntimeError):  # nothing written before the block ends
+                    _ = b.job_ids
+            assert len(b.job_ids) == 1 and b.job_ids[0] is not None
+            assert await store.count_chunks() == 1
+            with pytest.raises(RuntimeError):
+                async with jobs.batch() as b2:
+                    b2.enqueue("embed", {"ids": []})
+                    raise RuntimeError("discard me")
+            assert (await jobs.counts())["ready"] == 2
+            job = await jobs.claim_next(kinds=iter(["summarise"]))
+            assert job is not None and job.id == first and job.status == "running"
+            await jobs.mark_done(job)
+            got = await jobs.get(first)
+            assert got is not None and got.status == "done"
+            assert [j.kind for j in await jobs.list(status="ready")] == ["embed"]
+            assert await jobs.recover_stale_locks() == 0
+
+    asyncio.run(main())
 
 
 def test_round_trip_and_context_managers(tmp_path: Path, make_chunk: ChunkFactory) -> None:

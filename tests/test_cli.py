@@ -15,6 +15,7 @@ import memtree
 import pytest
 from conftest import ChunkFactory
 from faults_support import read_transaction_in_another_process
+from memtree import testing
 from reference_db import create_reference_db
 
 EXE = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
@@ -123,7 +124,7 @@ def test_doctor_on_damaged_files(tmp_path: Path, make_chunk: ChunkFactory) -> No
     assert file_states(db) == before
 
     missing = memtree_cli("doctor", tmp_path / "nowhere.db")
-    assert missing.returncode == 2 and "no database" in missing.stdout
+    assert missing.returncode == 3 and "no database" in missing.stdout
 
 
 # --- migrate -----------------------------------------------------------------
@@ -155,17 +156,20 @@ def test_migrate_with_backup_moves_a_wal_database_to_truncate(tmp_path: Path) ->
         assert store.journal_mode == "truncate"
 
 
-def test_migrate_json_and_refusals(tmp_path: Path, make_chunk: ChunkFactory) -> None:
-    db = memtree_db(tmp_path, make_chunk)
-    proc = memtree_cli("migrate", "--json", "--backup-to", tmp_path / "b.db", db)
+def test_migrate_json_and_refusals(tmp_path: Path) -> None:
+    db, _ids = wal_db(tmp_path)
+    (tmp_path / "b.db").write_bytes(b"")
+    before = file_states(db)
+    taken = memtree_cli("migrate", "--backup-to", tmp_path / "b.db", db)
+    assert taken.returncode == 2 and "exists" in taken.stdout
+    assert file_states(db) == before
+
+    proc = memtree_cli("migrate", "--json", "--backup-to", tmp_path / "b2.db", db)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json_of(proc)
-    assert report["outcome"] == "migrated and verified"
-    assert report["backup"]["path"] == str(tmp_path / "b.db")
+    assert report["outcome"] == "migrated and verified" and report["action"] == "migrate"
+    assert report["backup"]["path"] == str(tmp_path / "b2.db")
     assert report["after"]["tables"] == report["before"]["tables"]
-
-    again = memtree_cli("migrate", "--backup-to", tmp_path / "b.db", db)
-    assert again.returncode == 2 and "exists" in again.stdout
 
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"x" * 5000)
@@ -188,6 +192,9 @@ def test_stats_human_and_json(tmp_path: Path, make_chunk: ChunkFactory) -> None:
     }
     assert report["page_size"] == 4096
     assert report["file_size"] == report["page_size"] * report["page_count"]
+    assert report["database_size"] == report["file_size"] == db.stat().st_size
+    assert report["wal_size"] is None and report["journal_size"] == 0
+    assert report["size_on_disk"] == report["file_size"]
     human = memtree_cli("stats", tmp_path)
     assert human.returncode == 0, human.stderr
     assert "source kind" in human.stdout and "summarized" in human.stdout
@@ -257,3 +264,151 @@ def test_migrate_reports_a_refused_switch_with_exit_1(tmp_path: Path) -> None:
     with memtree.Store(db) as store:  # the holder is gone: the switch now succeeds
         assert store.journal_mode == "truncate"
         assert {c.id for c in store.get_chunks(ids)} == set(ids)
+
+
+# --- issue 12: version, pipes, JSON errors, exit codes, sizes, paths, help ----
+
+
+def test_version() -> None:
+    proc = memtree_cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        f"memtree {memtree.__version__} (SQLite {memtree.sqlite_version()})"
+    )
+
+
+@pytest.mark.parametrize("args", [["demo"], ["doctor", "--json", "WS"], ["stats", "WS"]])
+def test_a_closed_stdout_gives_no_traceback(
+    args: list[str], tmp_path: Path, make_chunk: ChunkFactory
+) -> None:
+    memtree_db(tmp_path, make_chunk)
+    argv = [str(EXE), *(str(tmp_path) if a == "WS" else a for a in args)]
+    # The reader is gone before the command writes, as with `memtree ... | head`
+    # once head has its lines: every write to stdout fails with EPIPE.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 128 + 13, stderr  # the broken pipe was met
+    assert stderr == ""
+
+
+def test_through_head_in_a_shell(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    memtree_db(tmp_path, make_chunk, n=40)
+    proc = subprocess.run(
+        ["bash", "-c", f'"{EXE}" doctor --json "$1" | head -n 2', "sh", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("{")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_errors_are_json_with_json(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"definitely not SQLite" * 300)
+    cases = [
+        (["stats", "--json", tmp_path / "nowhere.db"], "runtime"),
+        (["stats", "--json", junk], "runtime"),
+        (["stats", "--json"], "usage"),
+        (["doctor", "--json", "--no-such-option", junk], "usage"),
+        (["migrate", "--json", tmp_path / "nowhere.db"], None),
+    ]
+    for args, kind in cases:
+        proc = memtree_cli(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        report = json_of(proc)  # fails unless stdout is JSON
+        assert report["exit_code"] == 2
+        if kind is not None:
+            assert report["error_kind"] == kind and report["error"], report
+    # Without --json the same failure is a line on stderr.
+    plain = memtree_cli("stats", junk)
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr.startswith("memtree stats: ")
+
+
+def test_doctor_tells_nothing_there_from_damaged(tmp_path: Path) -> None:
+    help_text = memtree_cli("doctor", "--help").stdout
+    for line in ("0  healthy", "1  needs migration", "2  damaged", "3  nothing there"):
+        assert line in help_text, help_text
+
+    missing = memtree_cli("doctor", "--json", tmp_path / "nowhere.db")
+    assert missing.returncode == 3 and json_of(missing)["status"] == "missing"
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"x" * 50)
+    assert memtree_cli("doctor", junk).returncode == 2
+
+    empty = tmp_path / "memory_tree" / "chunks.db"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    proc = memtree_cli("doctor", "--json", tmp_path)
+    assert proc.returncode == 3, proc.stdout
+    report = json_of(proc)
+    assert report["status"] == "empty" and report["size"] == 0
+    assert any("creates the schema" in a for a in report["advice"]), report["advice"]
+    assert empty.stat().st_size == 0, "doctor changed the file"
+    # What doctor promised is what Store() does: a fresh database in the same
+    # file, nothing moved aside.
+    with memtree.Store(empty) as store:
+        assert store.count_chunks() == 0 and store.journal_mode == "truncate"
+        assert testing.open_counters(store.path)["quarantines"] == 0
+    assert empty.stat().st_size > 0
+    assert not [p for p in empty.parent.iterdir() if ".corrupt-" in p.name]
+    assert memtree_cli("doctor", empty).returncode == 0
+
+
+def test_migrate_on_a_migrated_file_has_nothing_to_do(
+    tmp_path: Path, make_chunk: ChunkFactory
+) -> None:
+    db = memtree_db(tmp_path, make_chunk)
+    before = file_states(db)
+    proc = memtree_cli("migrate", "--backup", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nothing to do" in proc.stdout and "no backup" in proc.stdout
+    assert file_states(db) == before, "a backup was written or the file was touched"
+
+    report = json_of(memtree_cli("migrate", "--json", "--backup-to", tmp_path / "b.db", db))
+    assert report["action"] == "none" and report["exit_code"] == 0
+    assert not (tmp_path / "b.db").exists()
+    assert file_states(db) == before
+
+
+def test_stats_on_a_wal_file_counts_the_wal(tmp_path: Path) -> None:
+    db, _ids = wal_db(tmp_path)
+    wal = Path(str(db) + "-wal")
+    report = json_of(memtree_cli("stats", "--json", db))
+    assert report["file_size"] == db.stat().st_size
+    assert report["wal_size"] == wal.stat().st_size > 32
+    assert report["size_on_disk"] == db.stat().st_size + wal.stat().st_size
+    assert report["database_size"] == report["page_count"] * report["page_size"]
+    human = memtree_cli("stats", db).stdout
+    assert f"+ {wal.stat().st_size} bytes -wal" in human, human
+    assert f"{report['page_count']} pages of 4096 bytes = {report['database_size']} bytes" in human
+
+
+def test_paths_a_user_may_give(tmp_path: Path) -> None:
+    db, _ids = wal_db(tmp_path)
+    for given in (tmp_path, tmp_path / "memory_tree", db):
+        report = json_of(memtree_cli("doctor", "--json", given))
+        assert report["path"] == str(db), given
+        assert report["tables"]["mem_tree_chunks"] == 8
+    # A folder holding a chunks.db under another name than memory_tree.
+    other = tmp_path / "copy"
+    other.mkdir()
+    (other / "chunks.db").write_bytes(db.read_bytes())
+    assert json_of(memtree_cli("stats", "--json", other))["path"] == str(other / "chunks.db")
+
+
+def test_help_has_no_raw_markup_and_documents_every_command() -> None:
+    top = memtree_cli("--help")
+    assert top.returncode == 0
+    for command in ("demo", "doctor", "migrate", "stats", "bench"):
+        assert command in top.stdout
+        sub = memtree_cli(command, "--help")
+        assert sub.returncode == 0 and "`" not in sub.stdout, (command, sub.stdout)
+    assert "`" not in top.stdout, top.stdout
+    assert "demo ingests" in top.stdout and "--version" in top.stdout

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import memtree
 from memtree import errors, testing
-from memtree.aio import AsyncStore
+from memtree.aio import AsyncJobs, AsyncStore
 
 
 def use_the_api(workspace: Path) -> list[str]:
@@ -30,7 +31,7 @@ def use_the_api(workspace: Path) -> list[str]:
         listed: list[memtree.Chunk] = store.list_chunks(source_kind="email", since=now, limit=5)
         counts: dict[str, int] = store.count_by_lifecycle_status()
         upserted, removed = store.replace_source_chunks("email", "thread-9", [chunk])
-        stats: dict[str, int] = testing.io_stats(store.path)
+        stats: testing.IoStats = testing.io_stats(store.path)
         mode: str = store.journal_mode
         path: Path = store.path
     try:
@@ -70,3 +71,91 @@ async def use_the_async_api(workspace: Path) -> int:
 
 def test_typed_async_usage(tmp_path: Path) -> None:
     assert asyncio.run(use_the_async_api(tmp_path)) == 1
+
+
+# Each of these returns inside a `with` block and has no return after it:
+# `mypy --strict` accepts that only if the context manager's `__exit__`
+# returns None (a `bool` may swallow the exception, and the function fall
+# through: "Missing return statement").
+def count_inside_with(workspace: Path) -> int:
+    with memtree.Store.open(workspace) as store:
+        return store.count_chunks()
+
+
+def job_ids_inside_batch(store: memtree.Store) -> int:
+    with store.jobs.batch() as b:
+        return b.enqueue("typed", {"n": 1})
+
+
+def faults_inside_fault(path: Path) -> int:
+    with testing.fault(path, "xWrite", 1_000_000, memtree.ResultCode.IOERR):
+        return testing.faults_fired(path)
+
+
+def ignore(job: memtree.Job) -> None:
+    del job
+
+
+def worker_inside_with(store: memtree.Store) -> bool:
+    with memtree.Worker(store, {"unused-kind": ignore}, concurrency=1) as worker:
+        return worker is not None
+
+
+async def count_inside_async_with(workspace: Path) -> int:
+    async with AsyncStore.open(workspace) as store:
+        async with store.jobs.batch() as b:
+            b.enqueue("typed", {"n": 2})
+            return await store.count_chunks()
+
+
+def test_returning_inside_with_blocks(tmp_path: Path) -> None:
+    assert count_inside_with(tmp_path) == 0
+    with memtree.Store.open(tmp_path) as store:
+        assert job_ids_inside_batch(store) == 0  # the enqueue's index
+        assert store.jobs.counts()["ready"] == 1
+        assert faults_inside_fault(store.path) == 0
+        assert worker_inside_with(store)
+    assert asyncio.run(count_inside_async_with(tmp_path)) == 0
+    with memtree.Store.open(tmp_path) as store:
+        assert store.jobs.counts()["ready"] == 2
+
+
+def test_exit_methods_return_none(tmp_path: Path) -> None:
+    # What the stub promises is what the native methods do (mypy, rightly,
+    # refuses to look at the result of a call typed as returning None).
+    store = memtree.Store.open(tmp_path)
+    batch_exit: Any = store.jobs.batch().__exit__
+    store_exit: Any = store.__exit__
+    assert batch_exit(None, None, None) is None
+    assert store_exit(None, None, None) is None
+    assert store.closed
+
+
+def typed_counters(path: Path) -> tuple[int, int, int]:
+    stats: testing.IoStats = testing.io_stats(path)
+    counters: testing.OpenCounters = testing.open_counters(path)
+    report: testing.CrashReport | None = testing.disarm_crash(path)
+    return (
+        stats["deletes"],
+        counters["connections_opened"],
+        -1 if report is None else report["truncates_flushed"] + report["deletes"],
+    )
+
+
+def test_counter_dicts_have_exactly_their_typed_keys(tmp_path: Path) -> None:
+    with memtree.Store.open(tmp_path) as store:
+        path = store.path
+        assert set(testing.io_stats(path)) == testing.IoStats.__required_keys__
+        assert set(testing.open_counters(path)) == testing.OpenCounters.__required_keys__
+        testing.arm_crash(path, seed=1, at_sync=1_000_000)
+        store.upsert_chunks([])
+        report = testing.disarm_crash(path)
+        assert report is not None
+        assert set(report) == testing.CrashReport.__required_keys__
+        assert report["crashed"] == 0
+    deletes, opened, _ = typed_counters(path)
+    assert deletes >= 0 and opened >= 1
+
+
+def async_jobs_of(store: AsyncStore) -> AsyncJobs:
+    return store.jobs

@@ -8,6 +8,8 @@ failure arrives as a :class:`memtree.errors.MemtreeError` subclass.
 
 from __future__ import annotations
 
+import logging
+
 from memtree import errors
 from memtree._codes import ResultCode
 from memtree._native import (
@@ -38,6 +40,24 @@ from memtree.errors import (
     TransientIOError,
 )
 from memtree.worker import Defer, LoopBackoff, Worker
+
+#: Every logger memtree emits records on: the Rust core's (see ``events.rs``)
+#: and the worker's.
+_LOGGERS = ("memtree.journal", "memtree.recovery", "memtree.breaker", "memtree.worker")
+
+
+def _default_db_path(record: logging.LogRecord) -> bool:
+    # A format such as "%(db_path)s" must work for every memtree record; the
+    # worker's records name no single database, so they carry None.
+    if not hasattr(record, "db_path"):
+        record.db_path = None
+    return True
+
+
+for _name in _LOGGERS:
+    _logger = logging.getLogger(_name)
+    if _default_db_path not in _logger.filters:
+        _logger.addFilter(_default_db_path)
 
 __all__ = [
     "BusyError",

@@ -47,9 +47,17 @@ def _stats(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     """Adds the subcommands to ``commands`` (an ``add_subparsers()`` result)."""
     path_help = "a database file, or a workspace folder (<ws>/memory_tree/chunks.db)"
+    from memtree import doctor
+
     doc = commands.add_parser(
         "doctor",
-        help="read-only health report of a database (exit 0 healthy, 1 needs migration, 2 damaged)",
+        help="read-only health report (exit 0 healthy, 1 needs migration, 2 damaged, "
+        "3 nothing there)",
+        description="A read-only health report of a memtree database: journal mode from "
+        "the file header, side files, user_version, quick_check (or integrity_check), "
+        "rows per table, and advice. The files are never changed.",
+        epilog=doctor.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doc.add_argument("path", type=Path, help=path_help)
     doc.add_argument("--full", action="store_true", help="integrity_check instead of quick_check")
@@ -57,7 +65,13 @@ def register(commands: Any) -> None:
     doc.set_defaults(run=_doctor)
 
     mig = commands.add_parser(
-        "migrate", help="move a WAL-era database to the TRUNCATE journal, verified"
+        "migrate",
+        help="move a WAL-era database to the TRUNCATE journal, verified",
+        description="Moves a database left in WAL mode to memtree's TRUNCATE journal: "
+        "integrity check, optional verified backup, migration, verification. A file "
+        "already on a rollback journal is left alone (nothing to do, no backup).",
+        epilog="exit status: 0 migrated and verified, or nothing to do; 1 SQLite kept WAL "
+        "(another process holds the file; nothing lost); 2 refused or verification failed",
     )
     mig.add_argument("path", type=Path, help=path_help)
     mig.add_argument(
@@ -78,7 +92,14 @@ def register(commands: Any) -> None:
     mig.add_argument("--json", action="store_true", help="machine-readable output")
     mig.set_defaults(run=_migrate)
 
-    st = commands.add_parser("stats", help="chunk and job counts, file and page sizes")
+    st = commands.add_parser(
+        "stats",
+        help="chunk and job counts, file and page sizes",
+        description="What a memtree database holds, read without changing it: chunks by "
+        "source kind and lifecycle status, jobs by status, and the sizes of the file, its "
+        "-wal and the database SQLite sees (-wal frames included).",
+        epilog="exit status: 0 reported; 2 no database there, or unreadable",
+    )
     st.add_argument("path", type=Path, help=path_help)
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(run=_stats)

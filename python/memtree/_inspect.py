@@ -46,10 +46,19 @@ JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "Jso
 
 
 def resolve_db_path(path: Path) -> Path:
-    """A database file as given, or ``<workspace>/memory_tree/chunks.db`` for a folder."""
-    if path.is_dir():
-        return path / "memory_tree" / "chunks.db"
-    return path
+    """A database file as given; for a folder, ``<folder>/memory_tree/chunks.db``
+    (a workspace), or ``<folder>/chunks.db`` when the folder is the
+    ``memory_tree`` folder itself or holds a ``chunks.db`` and no
+    ``memory_tree`` database."""
+    if not path.is_dir():
+        return path
+    in_workspace = path / "memory_tree" / "chunks.db"
+    direct = path / "chunks.db"
+    if in_workspace.exists():
+        return in_workspace
+    if path.name == "memory_tree" or direct.exists():
+        return direct
+    return in_workspace
 
 
 def side_path(db: Path, suffix: str) -> Path:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Literal, final
 
 from memtree._types import SourceKind
+from memtree.testing import CrashReport, IoStats, OpenCounters
 
 __all__ = [
     "Chunk",
@@ -198,7 +199,7 @@ class Store:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool: ...
+    ) -> None: ...
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Inserts or replaces chunks by id in one transaction; all or none."""
     def get_chunk(self, id: str) -> Chunk | None:
@@ -412,7 +413,7 @@ class JobBatch:
         exc_type: type[BaseException] | None,
         _exc: BaseException | None = None,
         _tb: TracebackType | None = None,
-    ) -> bool: ...
+    ) -> None: ...
 
 def job_signal() -> int:
     """The generation of the process-wide enqueue signal."""
@@ -436,7 +437,7 @@ def result_codes() -> list[tuple[int, str]]:
 def sqlite_version() -> str:
     """The version of the SQLite compiled into memtree."""
 
-def open_counters(path: _PathLike) -> dict[str, int]:
+def open_counters(path: _PathLike) -> OpenCounters:
     """Per-path counters in this process: ``connections_opened``,
     ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
     ``stranded_merged``."""
@@ -455,7 +456,7 @@ def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
     rows or None when not readable yet, what the next open does with it)``.
     Read-only: nothing is paired, checkpointed or moved."""
 
-def io_stats(path: _PathLike) -> dict[str, int]:
+def io_stats(path: _PathLike) -> IoStats:
     """The VFS's I/O counters for a database (see ``memtree.testing``)."""
 
 def reset_io_stats(path: _PathLike) -> None:
@@ -500,7 +501,7 @@ def arm_crash(
 def crash_state(path: _PathLike) -> tuple[str, int]:
     """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
 
-def disarm_crash(path: _PathLike) -> dict[str, int] | None:
+def disarm_crash(path: _PathLike) -> CrashReport | None:
     """Disarms the simulation; its report, or None if never armed."""
 
 def bench_commits(

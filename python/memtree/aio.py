@@ -10,6 +10,7 @@ a worker::
     async with memtree.aio.AsyncStore.open(workspace) as store:
         await store.upsert_chunks(chunks)
         newest = await store.list_chunks(limit=10)
+        job_id = await store.jobs.enqueue("summarise", {"source": "s1"})
 
 Calls on one store are serialised by its connection mutex, as for the
 synchronous store; concurrency helps the loop, not SQLite.
@@ -18,20 +19,22 @@ synchronous store; concurrency helps the loop, not SQLite.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 from collections.abc import Generator, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Union
+from typing import Callable, Literal, Union
 
-from memtree._native import Chunk, Store
+from memtree._native import Chunk, Job, JobBatch, Jobs, Store
 from memtree._types import SourceKind
 
-__all__ = ["AsyncStore"]
+__all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
 
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
+_JobStatus = Literal["ready", "running", "done", "failed"]
 
 
 class _Opening:
@@ -100,6 +103,11 @@ class AsyncStore:
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._store.closed
+
+    @property
+    def jobs(self) -> AsyncJobs:
+        """The job queue stored in this database, as coroutines."""
+        return AsyncJobs(self._store.jobs)
 
     async def close(self) -> None:
         """Releases this handle; the connection closes with the last one."""
@@ -223,3 +231,159 @@ class AsyncStore:
     async def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``)."""
         return await asyncio.to_thread(self._store.check, full=full)
+
+
+class AsyncJobs:
+    """An asyncio face on :class:`memtree.Jobs` (``AsyncStore.jobs``): every
+    queue call runs in a worker thread; :meth:`batch` buffers on the loop and
+    commits off it."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self._jobs = jobs
+
+    @property
+    def sync(self) -> Jobs:
+        """The synchronous queue underneath."""
+        return self._jobs
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: object,
+        dedupe_key: str | None = None,
+        available_at: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> str | None:
+        """Queues a job; its id, or None when an active job has the ``dedupe_key``."""
+        return await asyncio.to_thread(
+            self._jobs.enqueue, kind, payload, dedupe_key, available_at, max_attempts
+        )
+
+    def batch(self) -> AsyncJobBatch:
+        """Chunk writes and enqueues committed in one transaction at the end
+        of an ``async with`` block (buffering costs no I/O, so it is not a
+        coroutine)."""
+        return AsyncJobBatch(self._jobs.batch())
+
+    async def claim_next(
+        self, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+    ) -> Job | None:
+        """Claims the oldest available ready job (of ``kinds``); None if none."""
+        return await asyncio.to_thread(
+            self._jobs.claim_next, lease, None if kinds is None else _strs(kinds)
+        )
+
+    async def claim_many(
+        self, limit: int, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+    ) -> builtins.list[Job]:
+        """Claims up to ``limit`` available ready jobs in one statement."""
+        return await asyncio.to_thread(
+            self._jobs.claim_many, limit, lease, None if kinds is None else _strs(kinds)
+        )
+
+    async def mark_done(self, job: Job) -> None:
+        """Settles a claimed job as done."""
+        await asyncio.to_thread(self._jobs.mark_done, job)
+
+    async def mark_done_many(self, jobs: Iterable[Job]) -> None:
+        """Settles claimed jobs as done in one transaction, all or none."""
+        await asyncio.to_thread(self._jobs.mark_done_many, builtins.list(jobs))
+
+    async def mark_failed(self, job: Job, error: str) -> _JobStatus:
+        """Records a failed attempt; returns the job's new status."""
+        return await asyncio.to_thread(self._jobs.mark_failed, job, error)
+
+    async def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
+        """Puts a claimed job back until ``until`` without spending the attempt."""
+        await asyncio.to_thread(self._jobs.defer, job, until, reason)
+
+    async def heartbeat(self, job: Job, lease: timedelta | None = None) -> datetime:
+        """Extends a held lease; returns the new expiry."""
+        return await asyncio.to_thread(self._jobs.heartbeat, job, lease)
+
+    async def release(self, jobs: Iterable[Job]) -> int:
+        """Hands held leases back at once; returns how many were released."""
+        return await asyncio.to_thread(self._jobs.release, builtins.list(jobs))
+
+    async def release_running_locks(self) -> int:
+        """Hands EVERY running job back (sole-worker use only)."""
+        return await asyncio.to_thread(self._jobs.release_running_locks)
+
+    async def recover_stale_locks(self) -> int:
+        """Requeues running jobs whose lease expired; returns how many."""
+        return await asyncio.to_thread(self._jobs.recover_stale_locks)
+
+    async def retry(self, job_id: str) -> bool:
+        """Puts a dead-lettered job back to ready with attempts reset."""
+        return await asyncio.to_thread(self._jobs.retry, job_id)
+
+    async def get(self, id: str) -> Job | None:
+        """The job with this id, or None."""
+        return await asyncio.to_thread(self._jobs.get, id)
+
+    async def list(
+        self, *, status: _JobStatus | None = None, kind: str | None = None, limit: int = 100
+    ) -> builtins.list[Job]:
+        """Jobs oldest first, filtered in SQL."""
+        return await asyncio.to_thread(self._jobs.list, status=status, kind=kind, limit=limit)
+
+    async def counts(self) -> dict[str, int]:
+        """Job counts for every status."""
+        return await asyncio.to_thread(self._jobs.counts)
+
+
+class AsyncJobBatch:
+    """A :class:`memtree.JobBatch` for ``async with``: buffers on the loop,
+    commits everything in one transaction off it when the block ends (and
+    discards everything if the block raises)."""
+
+    def __init__(self, batch: JobBatch) -> None:
+        self._batch = batch
+
+    def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
+        """Buffers chunk upserts; returns how many."""
+        return self._batch.upsert_chunks(chunks)
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: object,
+        dedupe_key: str | None = None,
+        available_at: datetime | None = None,
+        max_attempts: int = 5,
+    ) -> int:
+        """Buffers a job; returns its index in :attr:`job_ids`."""
+        return self._batch.enqueue(kind, payload, dedupe_key, available_at, max_attempts)
+
+    async def commit(self) -> builtins.list[str | None]:
+        """Writes everything in one transaction off the loop; the job ids."""
+        return await asyncio.to_thread(self._batch.commit)
+
+    def discard(self) -> None:
+        """Drops everything buffered."""
+        self._batch.discard()
+
+    @property
+    def job_ids(self) -> builtins.list[str | None]:
+        """After the commit: one id (or None) per enqueue, in order."""
+        return self._batch.job_ids
+
+    async def __aenter__(self) -> AsyncJobBatch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.commit()
+        else:
+            self.discard()
+
+
+def _strs(items: Iterable[str]) -> builtins.list[str] | str:
+    # Materialised on the loop's thread; a bare str goes through for the
+    # native layer to reject with its TypeError.
+    return items if isinstance(items, str) else builtins.list(items)

@@ -4,8 +4,8 @@ Reports the journal mode the header records, the side files (whether the
 ``-wal`` holds frames, whether the ``-journal`` is hot), ``user_version``,
 ``quick_check`` (``--full``: ``integrity_check``), rows per table, and plain
 advice. Exit status: 0 healthy, 1 needs migration (WAL mode or a ``-wal``
-present), 2 damaged or unreadable. The inspected files are never changed (see
-:mod:`memtree._inspect`).
+present), 2 damaged or unreadable, 3 nothing there (no file, or an empty one).
+The inspected files are never changed (see :mod:`memtree._inspect`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,32 @@ from memtree._inspect import (
 )
 from memtree._native import schema_version
 
-__all__ = ["EXIT_DAMAGED", "EXIT_HEALTHY", "EXIT_NEEDS_MIGRATION", "Diagnosis", "diagnose", "run"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_DAMAGED",
+    "EXIT_HEALTHY",
+    "EXIT_NEEDS_MIGRATION",
+    "EXIT_NOTHING_THERE",
+    "Diagnosis",
+    "diagnose",
+    "run",
+]
 
 EXIT_HEALTHY = 0
 EXIT_NEEDS_MIGRATION = 1
 EXIT_DAMAGED = 2
+#: No database to inspect: the file does not exist or is empty (0 bytes).
+#: Either way memtree creates a fresh database there and nothing is lost.
+EXIT_NOTHING_THERE = 3
+
+EXIT_CODES_HELP = f"""\
+exit status:
+  {EXIT_HEALTHY}  healthy
+  {EXIT_NEEDS_MIGRATION}  needs migration: WAL mode or a -wal beside the file (memtree migrate)
+  {EXIT_DAMAGED}  damaged or unreadable: not a SQLite file, or a failed check
+     (also argparse's status for a usage error)
+  {EXIT_NOTHING_THERE}  nothing there: no file, or an empty (0-byte) one; memtree creates
+     a fresh database there on first open"""
 
 
 @dataclass
@@ -55,6 +76,8 @@ class Diagnosis:
         return {
             "healthy": EXIT_HEALTHY,
             "needs_migration": EXIT_NEEDS_MIGRATION,
+            "missing": EXIT_NOTHING_THERE,
+            "empty": EXIT_NOTHING_THERE,
         }.get(self.status, EXIT_DAMAGED)
 
     def as_json(self) -> dict[str, JsonValue]:
@@ -90,6 +113,16 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
     side = read_side_files(db)
     d.header = header.as_json()
     d.side_files = side.as_json()
+    if d.size == 0 and not side.journal_hot and side.wal_size is None:
+        # SQLite takes a 0-byte file for a new, empty database: Store() builds
+        # the schema in it, it does not quarantine it.
+        d.status = "empty"
+        d.advice.append(
+            f"{db} is an empty (0-byte) file: SQLite treats it as a new database, and "
+            "memtree.Store() creates the schema in it on first open (nothing is moved "
+            "aside, nothing is lost)"
+        )
+        return d
     if not header.valid:
         d.status = "damaged"
         d.error = "the file does not start with the SQLite header (SQLITE_NOTADB)"
@@ -153,8 +186,9 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
 
 def _human(d: Diagnosis) -> str:
     lines = [f"database:      {d.path}"]
-    if not d.exists:
-        lines.append("status:        missing")
+    if d.status in ("missing", "empty"):
+        lines.append(f"size:          {d.size} bytes" if d.exists else "size:          -")
+        lines.append(f"status:        {d.status} (nothing there)")
     else:
         lines.append(f"size:          {d.size} bytes")
         lines.append(f"journal mode:  {d.header.get('journal_mode')} (from the file header)")

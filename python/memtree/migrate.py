@@ -5,7 +5,9 @@ Steps, each of which stops the command if it fails:
 
 1. ``integrity_check`` and rows per table of the database as it stands (its
    ``-wal`` included), read without changing it (:mod:`memtree._inspect`);
-   a damaged file is refused.
+   a damaged file is refused. A file already on a rollback journal with no
+   ``-wal`` (or an empty one) has nothing to migrate: the command says so and
+   stops there, with no backup.
 2. With ``--backup``: SQLite's online backup API copies that state, page by
    page with a progress bar, into ``<db>.backup-<UTC time>`` (a single file on
    the DELETE journal); the backup is then integrity-checked and its row
@@ -92,8 +94,8 @@ def run(
     as_json: bool = False,
 ) -> int:
     """The ``memtree migrate`` command; returns the exit status (0 migrated
-    and verified, 1 SQLite kept WAL because another process holds the file,
-    2 refused or verification failed)."""
+    and verified, or nothing to do; 1 SQLite kept WAL because another process
+    holds the file; 2 refused or verification failed)."""
     report: dict[str, JsonValue] = {}
     say = (lambda _msg: None) if as_json else print
 
@@ -122,6 +124,19 @@ def run(
             f"refused: the database is damaged ({before.error or '; '.join(before.check[:3])}); "
             "run `memtree doctor` and copy the files somewhere safe first",
         )
+    if before.status == "empty" or (
+        before.header.get("journal_mode") == "rollback" and before.side_files.get("wal") is None
+    ):
+        # Already on a rollback journal with no -wal: opening it would migrate
+        # nothing, so no backup is written and the file is not opened.
+        report["action"] = "none"
+        what = (
+            "an empty file (memtree creates the schema in it on first open)"
+            if before.status == "empty"
+            else "already on the rollback journal, no -wal"
+        )
+        return finish(0, f"nothing to do: {db} is {what}; no backup written")
+    report["action"] = "migrate"
     say(f"database:  {db}")
     say(
         f"before:    journal {before.header.get('journal_mode')}, integrity ok, "

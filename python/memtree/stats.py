@@ -1,17 +1,24 @@
 """``memtree stats PATH``: what a memtree database holds, read-only.
 
 Chunk counts by source kind and by lifecycle status, job counts by status,
-and the file's size, page size and page counts. A table the file lacks (an
-older schema) is reported as absent, not as an error.
+and sizes. A table the file lacks (an older schema) is reported as absent,
+not as an error.
+
+Sizes: ``file_size`` is the main file on disk, ``wal_size`` and
+``journal_size`` its side files (None when absent), ``size_on_disk`` their
+sum. ``page_count`` and ``database_size`` (= ``page_count * page_size``) are
+the database as SQLite sees it, ``-wal`` frames included: what the main file
+holds once the ``-wal`` is checkpointed. Without a ``-wal`` the two agree.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
-from memtree._inspect import JsonValue, open_snapshot, resolve_db_path
+from memtree._inspect import JsonValue, open_snapshot, read_side_files, resolve_db_path
 
 __all__ = ["collect", "run"]
 
@@ -45,11 +52,17 @@ def collect(path: Path) -> dict[str, JsonValue]:
         "by_source_kind": dict(by_kind) if by_kind is not None else None,
         "by_lifecycle_status": dict(by_status) if by_status is not None else None,
     }
+    side = read_side_files(db)
+    file_size = db.stat().st_size
     return {
         "path": str(db),
-        "file_size": db.stat().st_size,
+        "file_size": file_size,
+        "wal_size": side.wal_size,
+        "journal_size": side.journal_size,
+        "size_on_disk": file_size + (side.wal_size or 0) + (side.journal_size or 0),
         "page_size": page_size,
         "page_count": page_count,
+        "database_size": page_size * page_count,
         "freelist_pages": freelist,
         "inspected_via": how,
         "chunks": chunks,
@@ -71,10 +84,15 @@ def _table(title: str, counts: JsonValue) -> list[str]:
 def _human(s: dict[str, JsonValue]) -> str:
     chunks = s["chunks"]
     assert isinstance(chunks, dict)
+    on_disk = f"{s['file_size']} bytes"
+    if s["wal_size"] is not None:
+        on_disk += f" + {s['wal_size']} bytes -wal = {s['size_on_disk']} bytes"
+    wal_note = " with the -wal's frames" if s["wal_size"] is not None else ""
     lines = [
         f"database:   {s['path']}",
-        f"file size:  {s['file_size']} bytes "
-        f"({s['page_count']} pages of {s['page_size']} bytes, {s['freelist_pages']} free)",
+        f"on disk:    {on_disk}",
+        f"contents:   {s['page_count']} pages of {s['page_size']} bytes = "
+        f"{s['database_size']} bytes{wal_note} ({s['freelist_pages']} pages free)",
         f"chunks:     {chunks['total'] if chunks['total'] is not None else '(table absent)'}",
         "",
     ]
@@ -89,7 +107,11 @@ def run(path: Path, *, as_json: bool) -> int:
     try:
         s = collect(path)
     except (FileNotFoundError, sqlite3.DatabaseError) as e:
-        print(f"memtree stats: {e}")
+        if as_json:
+            error = {"error": f"{type(e).__name__}: {e}", "error_kind": "runtime", "exit_code": 2}
+            print(json.dumps(error, indent=2))
+        else:
+            print(f"memtree stats: {e}", file=sys.stderr)
         return 2
     print(json.dumps(s, indent=2) if as_json else _human(s))
     return 0

@@ -11,12 +11,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, TypedDict, Union
 
 from memtree import _native
 
 __all__ = [
+    "CrashReport",
     "Fault",
+    "IoStats",
+    "OpenCounters",
     "VfsMethod",
     "arm_crash",
     "circuit_status",
@@ -56,7 +59,60 @@ VfsMethod = Literal[
 FileRole = Literal["main_db", "journal", "wal", "super_journal", "temp"]
 
 
-def io_stats(path: PathLike) -> dict[str, int]:
+class IoStats(TypedDict):
+    """What :func:`io_stats` returns: the VFS's counters of one database."""
+
+    opens: int
+    reads: int
+    bytes_read: int
+    writes: int
+    bytes_written: int
+    truncates: int
+    syncs_db: int
+    syncs_journal: int
+    syncs_wal: int
+    #: Directory syncs, counted from a new journal's first sync (see the VFS).
+    syncs_dir: int
+    syncs_other: int
+    deletes: int
+    shm_maps: int
+    #: ``xSync`` calls: every sync but the directory's.
+    sync_calls: int
+    #: Every sync, the directory's included.
+    syncs_total: int
+
+
+class OpenCounters(TypedDict):
+    """What :func:`open_counters` returns: per-path counters in this process."""
+
+    connections_opened: int
+    schema_inits: int
+    wal_migrations: int
+    recoveries: int
+    quarantines: int
+    stranded_merged: int
+
+
+class CrashReport(TypedDict):
+    """What :func:`disarm_crash` returns after a power-loss simulation."""
+
+    #: 1 if power was lost, else 0.
+    crashed: int
+    syncs_seen: int
+    writes_seen: int
+    writes_flushed: int
+    truncates_flushed: int
+    writes_kept: int
+    writes_dropped: int
+    writes_garbled: int
+    truncates_kept: int
+    truncates_dropped: int
+    deletes: int
+    #: Pending operations that could not reach the real file; 0 in a sound run.
+    io_errors: int
+
+
+def io_stats(path: PathLike) -> IoStats:
     """Counters of the database at ``path``: opens, reads, writes,
     bytes_written, truncates, syncs by file (syncs_db, syncs_journal,
     syncs_wal, syncs_dir), sync_calls and syncs_total."""
@@ -136,7 +192,7 @@ def method_calls(path: PathLike, method: VfsMethod) -> int:
     return _native.method_calls(path, method)
 
 
-def open_counters(path: PathLike) -> dict[str, int]:
+def open_counters(path: PathLike) -> OpenCounters:
     """Per-path counters in this process: ``connections_opened``,
     ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
     ``stranded_merged``."""
@@ -196,6 +252,6 @@ def crash_state(path: PathLike) -> tuple[str, int]:
     return _native.crash_state(path)
 
 
-def disarm_crash(path: PathLike) -> dict[str, int] | None:
+def disarm_crash(path: PathLike) -> CrashReport | None:
     """Ends the simulation and returns its report (None if never armed)."""
     return _native.disarm_crash(path)

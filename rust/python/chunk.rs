@@ -22,6 +22,42 @@ fn source_kind_member(py: Python<'_>, kind: SourceKind) -> PyResult<Bound<'_, Py
     enum_type.bind(py).call1((kind.as_str(),))
 }
 
+/// Extracts a constructor argument and names it in a `TypeError`'s message.
+/// Since PyO3 0.28 an argument's name reaches Python only as an exception
+/// note, which Python < 3.11 cannot hold and `str(error)` never shows.
+fn named<T>(value: &Bound<'_, PyAny>, field: &str) -> PyResult<T>
+where
+    T: for<'a, 'py> FromPyObject<'a, 'py, Error = PyErr>,
+{
+    value.extract::<T>().map_err(|e| {
+        if e.is_instance_of::<PyTypeError>(value.py()) {
+            PyTypeError::new_err(format!("{field}: {}", e.value(value.py())))
+        } else {
+            e
+        }
+    })
+}
+
+/// One extractor per argument, for `#[pyo3(from_py_with = ...)]`.
+macro_rules! named_args {
+    ($($fn_name:ident: $ty:ty = $field:literal;)*) => {$(
+        fn $fn_name(value: &Bound<'_, PyAny>) -> PyResult<$ty> {
+            named(value, $field)
+        }
+    )*};
+}
+
+named_args! {
+    id_arg: String = "id";
+    content_arg: String = "content";
+    source_id_arg: String = "source_id";
+    owner_arg: String = "owner";
+    source_ref_arg: Option<String> = "source_ref";
+    token_count_arg: i64 = "token_count";
+    seq_in_source_arg: i64 = "seq_in_source";
+    lifecycle_status_arg: Option<String> = "lifecycle_status";
+}
+
 /// A source kind from a `SourceKind` member or its string value.
 pub fn extract_source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<SourceKind> {
     // SourceKind is a str enum, so its members are str instances too.
@@ -55,19 +91,19 @@ impl PyChunk {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        id: String,
-        content: String,
+        #[pyo3(from_py_with = id_arg)] id: String,
+        #[pyo3(from_py_with = content_arg)] content: String,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
-        owner: String,
+        #[pyo3(from_py_with = source_id_arg)] source_id: String,
+        #[pyo3(from_py_with = owner_arg)] owner: String,
         timestamp: &Bound<'_, PyAny>,
-        source_ref: Option<String>,
+        #[pyo3(from_py_with = source_ref_arg)] source_ref: Option<String>,
         time_range: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
-        token_count: i64,
-        seq_in_source: i64,
+        #[pyo3(from_py_with = token_count_arg)] token_count: i64,
+        #[pyo3(from_py_with = seq_in_source_arg)] seq_in_source: i64,
         created_at: Option<&Bound<'_, PyAny>>,
-        lifecycle_status: Option<String>,
+        #[pyo3(from_py_with = lifecycle_status_arg)] lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let timestamp_ms = time::to_ms(timestamp, "timestamp")?;

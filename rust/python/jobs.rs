@@ -496,13 +496,13 @@ impl PyJobBatch {
         exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
+    ) -> PyResult<()> {
         if exc_type.is_some_and(|t| !t.is_none()) {
             self.discard();
         } else {
             self.commit(py)?;
         }
-        Ok(false)
+        Ok(())
     }
 }
 

@@ -168,10 +168,11 @@ impl PyStore {
         slf
     }
 
+    // Returns None (never swallows the exception), so type checkers know a
+    // `return` inside the `with` block cannot fall through.
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) {
         self.close(py);
-        false
     }
 
     fn __repr__(&self) -> String {

@@ -212,11 +212,13 @@ pub fn disarm_crash(path: PathBuf) -> PyResult<Option<HashMap<&'static str, u64>
             ("syncs_seen", r.syncs_seen),
             ("writes_seen", r.writes_seen),
             ("writes_flushed", r.writes_flushed),
+            ("truncates_flushed", r.truncates_flushed),
             ("writes_kept", r.writes_kept),
             ("writes_dropped", r.writes_dropped),
             ("writes_garbled", r.writes_garbled),
             ("truncates_kept", r.truncates_kept),
             ("truncates_dropped", r.truncates_dropped),
+            ("deletes", r.deletes),
             ("io_errors", r.io_errors),
         ])
     }))

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Usage: tools/test_installed.sh PYTHON WHEEL
+# Installs WHEEL into a fresh virtualenv of PYTHON, outside the source tree,
+# with the pinned `test` dependency group, and runs the whole suite against
+# the installed package from a copy of tests/ (README.md and docs/ come along
+# for tests/test_docs.py). Used by `make wheel-test` for every local CPython
+# and by .github/workflows/release.yml on each OS runner.
+set -euo pipefail
+[[ $# -eq 2 ]] || { echo "usage: $0 PYTHON WHEEL" >&2; exit 2; }
+cd "$(dirname "$0")/.."
+SRC=$PWD
+py=$1
+wheel=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/memtree-installed.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# The tests run from a copy, in a folder where no source checkout can shadow
+# the installed package; tests/test_installed.py asserts where it came from.
+cp -r "$SRC/tests" "$SRC/docs" "$SRC/README.md" "$SRC/pyproject.toml" "$work/"
+
+"$py" -m venv "$work/venv"
+bin=$work/venv/bin
+[[ -d $work/venv/Scripts ]] && bin=$work/venv/Scripts  # Windows
+"$bin/python" -m pip install --quiet --upgrade "pip>=25.1"
+# --group reads ./pyproject.toml: the copy's, which is the checkout's.
+(cd "$work" && "$bin/python" -m pip install --quiet "$wheel" --group test)
+
+if [[ $(uname -s) == Linux ]] && command -v objdump >/dev/null; then
+    so=$(echo "$work"/venv/lib/python*/site-packages/memtree/_native.abi3.so)
+    needed=$(objdump -p "$so" | awk '/NEEDED/ {print $2}')
+    echo "extension links: $(echo $needed)"
+    if grep -qi sqlite <<<"$needed"; then echo "the extension links a system SQLite" >&2; exit 1; fi
+    if nm -D "$so" | grep -q ' U sqlite3_'; then
+        echo "the extension imports sqlite3_* symbols: SQLite is not compiled in" >&2; exit 1
+    fi
+fi
+
+cd "$work"
+MEMTREE_EXPECT_INSTALLED=1 MEMTREE_SOURCE_TREE="$SRC" \
+    "$bin/python" -m pytest -q -p no:cacheprovider --rootdir "$work" tests
