@@ -18,7 +18,7 @@ help:  ## Show this help
 $(DEPS_STAMP): Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "ruff==0.17.6" "mypy==2.4.1"
+	$(BIN)/python -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "ruff==0.17.6" "mypy==2.4.1" "hypothesis>=6.100,<7"
 	touch $@
 
 $(NATIVE_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)

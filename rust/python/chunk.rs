@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use super::convert::arg;
 use super::time;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::store::now_ms;
@@ -64,8 +65,8 @@ impl PyChunk {
         source_ref: Option<String>,
         time_range: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
-        token_count: i64,
-        seq_in_source: i64,
+        #[pyo3(from_py_with = arg::token_count)] token_count: i64,
+        #[pyo3(from_py_with = arg::seq_in_source)] seq_in_source: i64,
         created_at: Option<&Bound<'_, PyAny>>,
         lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,

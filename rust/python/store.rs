@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
 use super::chunk::{extract_source_kind, PyChunk};
+use super::convert::arg;
 use super::errors::errors_module;
 use super::time;
 use crate::chunk::Chunk;
@@ -123,19 +124,23 @@ impl PyStore {
 #[pymethods]
 impl PyStore {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, #[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<Self> {
         PyStore::open_with(py, || Store::open(&path))
     }
 
     /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
     #[classmethod]
-    fn open(_cls: &Bound<'_, PyType>, py: Python<'_>, workspace: PathBuf) -> PyResult<Self> {
+    fn open(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::workspace)] workspace: PathBuf,
+    ) -> PyResult<Self> {
         PyStore::open_with(py, || Store::open_workspace(&workspace))
     }
 
     /// Clears the circuit breaker of a database path.
     #[staticmethod]
-    fn invalidate(path: PathBuf) -> PyResult<()> {
+    fn invalidate(#[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<()> {
         Ok(crate::connection::invalidate(&path)?)
     }
 
@@ -213,7 +218,7 @@ impl PyStore {
         owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        limit: i64,
+        #[pyo3(from_py_with = arg::limit)] limit: i64,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use super::convert;
 use crate::connection::canonical_db_path;
 use crate::vfs::{self, Fault, FileRole, VfsMethod};
 
@@ -106,16 +107,12 @@ pub fn method_calls(path: PathBuf, method_name: &str) -> PyResult<u64> {
     Ok(vfs::method_calls(&key(path)?, method(method_name)?))
 }
 
-/// Sets how long a tripped circuit breaker stays open (seconds, all paths).
+/// Sets how long a tripped circuit breaker stays open (seconds, all paths,
+/// at most [`crate::breaker::MAX_COOLDOWN`]).
 #[pyfunction]
-pub fn set_circuit_cooldown(seconds: f64) -> PyResult<()> {
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(PyValueError::new_err(
-            "seconds: must be a finite number >= 0",
-        ));
-    }
-    crate::breaker::set_cooldown(std::time::Duration::from_secs_f64(seconds));
-    Ok(())
+pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+    let cooldown = convert::seconds(seconds, "seconds", crate::breaker::MAX_COOLDOWN)?;
+    Ok(crate::breaker::set_cooldown(cooldown)?)
 }
 
 /// `(consecutive_failures, is_open)` of a path's circuit breaker.
