@@ -263,6 +263,8 @@ class Worker:
     def _fail(self, exc: BaseException) -> None:
         """Stops the worker because of ``exc`` (the first one is kept)."""
         with self._lock:
+            if self._fatal is exc:
+                return  # already reported where the handler raised it
             if self._fatal is None:
                 self._fatal = exc
         if not isinstance(exc, _FATAL):
@@ -291,10 +293,10 @@ class Worker:
         or None if none was available. Store errors propagate."""
         job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
         if job is not None:
-            self._run(job)
+            self._run(job, in_worker_thread=False)
         return job
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, *, in_worker_thread: bool = True) -> None:
         handler = self._handlers[job.kind]
         with self._lock:
             self._inflight[job.id] = job
@@ -304,7 +306,11 @@ class Worker:
                 outcome = handler(job)
             except Defer as raised:
                 outcome = raised
-            except _FATAL:
+            except _FATAL as e:
+                if in_worker_thread:
+                    # Stop claiming first, so no other thread picks up the
+                    # job handed back below (and runs into the same interrupt).
+                    self._fail(e)
                 # Hand the job back now (attempt refunded) rather than leave
                 # it to stop(): the caller may never get that far.
                 try:
@@ -424,6 +430,15 @@ class Worker:
                     self._recover()
                     _native.wait_job_signal(seen, self._poll_interval)
                     continue
+                if self._stopping.is_set():
+                    # Claimed while the worker was stopping: hand it back
+                    # unrun (join/stop retry it if this fails).
+                    with self._lock:
+                        self._inflight[job.id] = job
+                    self._jobs.release([job])
+                    with self._lock:
+                        self._inflight.pop(job.id, None)
+                    return
                 self._run(job)
             except Exception as e:
                 self._store_failed(e)
