@@ -227,6 +227,18 @@ mod tests {
             ("c[0].id", Box::new(|c| c.id.clear())),
             ("c[0].source_id", Box::new(|c| c.source_id.clear())),
             ("c[0].time_range", Box::new(|c| c.time_range_start_ms = 11)),
+            (
+                "c[0].timestamp",
+                Box::new(|c| c.timestamp_ms = MAX_TIME_MS + 1),
+            ),
+            (
+                "c[0].created_at",
+                Box::new(|c| c.created_at_ms = MIN_TIME_MS - 1),
+            ),
+            (
+                "c[0].time_range",
+                Box::new(|c| c.time_range_end_ms = MAX_TIME_MS + 1),
+            ),
             ("c[0].token_count", Box::new(|c| c.token_count = -1)),
             ("c[0].seq_in_source", Box::new(|c| c.seq_in_source = -5)),
             (

@@ -766,6 +766,32 @@ mod tests {
     }
 
     #[test]
+    fn unrepresentable_times_are_refused_before_any_write() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue(&job("k", None))?;
+        let held = jobs.claim_next(LEASE, None)?.expect("claim");
+        let (id, token) = lease_of(&held);
+        let forever = Duration::from_secs(u64::MAX);
+        let invalid = |r: Result<()>| matches!(r, Err(Error::InvalidInput { .. }));
+        assert!(invalid(jobs.heartbeat(&id, &token, forever).map(drop)));
+        assert!(invalid(jobs.claim_next(forever, None).map(drop)));
+        assert!(invalid(jobs.defer(&id, &token, MAX_TIME_MS + 1, "")));
+        assert!(invalid(jobs.defer(&id, &token, i64::MIN, "")));
+        let late = NewJob {
+            available_at_ms: Some(MAX_TIME_MS + 1),
+            ..job("k", None)
+        };
+        assert!(invalid(jobs.enqueue(&late).map(drop)));
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!(row.locked_until_ms, held.locked_until_ms, "lease untouched");
+        assert_eq!(jobs.counts()?.iter().map(|(_, n)| n).sum::<i64>(), 1);
+        // The edge itself is accepted.
+        jobs.defer(&id, &token, MAX_TIME_MS, "until the end of time")?;
+        Ok(())
+    }
+
+    #[test]
     fn back_off_doubles_from_a_minute_and_caps_at_an_hour() {
         let delays: Vec<i64> = (1..=9).map(retry_delay_ms).collect();
         assert_eq!(

@@ -537,3 +537,14 @@ def test_run_once_hands_the_job_back_on_keyboard_interrupt(store: memtree.Store)
         worker.run_once()
     row = store.jobs.get(job_id or "")
     assert row is not None and (row.status, row.attempts) == ("ready", 0)
+
+
+def test_worker_lease_and_poll_interval_are_checked_up_front(store: memtree.Store) -> None:
+    with pytest.raises(ValueError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=timedelta.max)
+    with pytest.raises(ValueError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=timedelta(microseconds=10))
+    with pytest.raises(TypeError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=300)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="poll_interval"):
+        memtree.Worker(store, {"k": print}, poll_interval=float("nan"))

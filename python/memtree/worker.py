@@ -33,11 +33,12 @@ error's class (:class:`LoopBackoff`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Callable, Union
 
@@ -153,10 +154,17 @@ class Worker:
             raise ValueError("handlers: at least one {kind: handler} is needed")
         if concurrency < 1:
             raise ValueError("concurrency: must be at least 1")
-        if poll_interval <= 0:
-            raise ValueError("poll_interval: must be positive")
-        if lease <= timedelta(0):
-            raise ValueError("lease: must be positive")
+        if not (poll_interval > 0 and math.isfinite(poll_interval)):
+            raise ValueError("poll_interval: must be a positive, finite number of seconds")
+        if not isinstance(lease, timedelta):
+            raise TypeError(f"lease: expected a timedelta, got {type(lease).__name__}")
+        if lease < timedelta(milliseconds=1):
+            raise ValueError("lease: must be at least 1 millisecond")
+        try:
+            datetime.now(timezone.utc) + lease
+        except OverflowError:
+            # Every claim would be refused for it; say so now, not per loop.
+            raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
