@@ -76,7 +76,9 @@ ints = st.one_of(
     st.sampled_from([0, 1, -1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**20, 10**400]),
 )
 floats = st.one_of(st.floats(), st.sampled_from([1e30, -1e30, 1e300, 0.001]))
-texts = st.one_of(st.text(max_size=12), st.sampled_from(["", "a\0b", "work", "chat"]))
+texts = st.one_of(
+    st.text(max_size=12), st.sampled_from(["", "a\0b", "work", "chat", "lone \ud800 surrogate"])
+)
 junk = st.one_of(
     st.none(),
     st.booleans(),

@@ -329,3 +329,62 @@ def test_a_path_with_a_nul_byte_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="path"):
         memtree.Store(42)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+SURROGATE = "bad \ud800 text"
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.jobs.enqueue(SURROGATE, {}), "kind"),
+        (lambda s: s.jobs.enqueue("k", {}, dedupe_key=SURROGATE), "dedupe_key"),
+        (lambda s: s.jobs.enqueue("k", {"x": SURROGATE}), "payload"),
+        (lambda s: s.jobs.claim_next(kinds=["k", SURROGATE]), r"kinds\[1\]"),
+        (lambda s: s.jobs.list(kind=SURROGATE), "kind"),
+        (lambda s: s.get_chunk(SURROGATE), "id"),
+        (lambda s: s.get_chunks(["a", SURROGATE]), r"ids\[1\]"),
+        (lambda s: s.delete_owner(SURROGATE), "owner"),
+        (lambda s: s.claim_source(SURROGATE, "x"), "source_kind"),
+        (lambda s: s.claim_source("chat", SURROGATE), "source_id"),
+        (lambda s: s.set_lifecycle_status(["a"], SURROGATE), "status"),
+        (lambda s: s.list_chunks(owner=SURROGATE), "owner"),
+    ],
+)
+def test_text_that_utf8_cannot_hold_is_a_value_error_naming_the_field(
+    store: memtree.Store, call: Any, field: str
+) -> None:
+    store.jobs.enqueue("k", {})
+    before = store.path.read_bytes()
+    with pytest.raises(ValueError, match=field) as info:
+        call(store)
+    assert not isinstance(info.value, UnicodeError)
+    assert store.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("field", ["id", "content", "owner", "source_ref", "lifecycle_status"])
+def test_chunk_text_fields_that_utf8_cannot_hold_are_named(
+    make_chunk: ChunkFactory, field: str
+) -> None:
+    with pytest.raises(ValueError, match=field) as info:
+        make_chunk(1, **{field: SURROGATE})
+    assert not isinstance(info.value, UnicodeError)
+    with pytest.raises(ValueError, match=r"tags\[0\]"):
+        make_chunk(1, tags=[SURROGATE])
+
+
+def test_a_path_the_file_system_encoding_cannot_take_is_a_value_error_not_a_panic(
+    tmp_path: Path,
+) -> None:
+    from memtree import testing
+
+    bad = str(tmp_path / "bad \ud800.db")
+    with pytest.raises(ValueError, match="path"):
+        memtree.Store(bad)
+    with pytest.raises(ValueError, match="workspace"):
+        memtree.Store.open(bad)
+    with pytest.raises(ValueError, match="path"):
+        testing.io_stats(bad)
+    with pytest.raises(TypeError, match="path"):
+        memtree.Store(bytes(tmp_path / "x.db"))  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,11 @@ a value of the right type that memtree cannot take raises ``ValueError``, and
 either message names the argument. In particular:
 
 - an ``int`` argument must fit in a signed 64-bit integer (else ``ValueError``);
-- a path must not contain a NUL byte (else ``ValueError``);
+- a ``str`` argument must be encodable as UTF-8: a lone surrogate such as
+  ``"\ud800"`` is a ``ValueError`` (an element of a list is named by index,
+  e.g. ``ids[1]``);
+- a path must not contain a NUL byte nor anything the file-system encoding
+  refuses (else ``ValueError``);
 - a ``datetime`` must be aware and lie within 0001-01-01T00:00:00Z ..
   9999-12-31T23:59:59.999Z once converted to UTC: the range that reads back
   as a ``datetime``. ``datetime.max`` at UTC-23:59 is past it (``ValueError``);

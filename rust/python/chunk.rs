@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use super::convert::arg;
+use super::convert::{self, arg};
 use super::time;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::store::now_ms;
@@ -36,7 +36,8 @@ pub fn extract_source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<So
                 .unwrap_or_default()
         ))
     })?;
-    Ok(SourceKind::parse_field(&text.to_cow()?, field)?)
+    let text = convert::text(text.as_any(), field)?;
+    Ok(SourceKind::parse_field(&text, field)?)
 }
 
 /// One ingested piece of text (see the stub for field documentation).
@@ -56,19 +57,19 @@ impl PyChunk {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        id: String,
-        content: String,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::content)] content: String,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
-        owner: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
+        #[pyo3(from_py_with = arg::owner)] owner: String,
         timestamp: &Bound<'_, PyAny>,
-        source_ref: Option<String>,
+        #[pyo3(from_py_with = arg::opt_source_ref)] source_ref: Option<String>,
         time_range: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::token_count)] token_count: i64,
         #[pyo3(from_py_with = arg::seq_in_source)] seq_in_source: i64,
         created_at: Option<&Bound<'_, PyAny>>,
-        lifecycle_status: Option<String>,
+        #[pyo3(from_py_with = arg::opt_lifecycle_status)] lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let timestamp_ms = time::to_ms(timestamp, "timestamp")?;
@@ -276,11 +277,7 @@ fn extract_tags(tags: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     tags.try_iter()
         .map_err(|_| PyTypeError::new_err("tags: expected a sequence of str"))?
         .enumerate()
-        .map(|(i, item)| {
-            item?
-                .extract::<String>()
-                .map_err(|_| PyTypeError::new_err(format!("tags[{i}]: expected str")))
-        })
+        .map(|(i, item)| convert::text(&item?, &format!("tags[{i}]")))
         .collect()
 }
 

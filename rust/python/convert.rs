@@ -16,6 +16,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
 
 use crate::chunk::{MAX_TIME_MS, MIN_TIME_MS};
 
@@ -46,22 +47,86 @@ pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
     })
 }
 
-/// A file-system path (`str` or `os.PathLike`); a NUL byte, which no file
-/// name can hold, is a `ValueError` instead of a failed open. Like
-/// [`int64`], its `TypeError` gets the name from PyO3.
+/// A file-system path (`str` or `os.PathLike[str]`); a NUL byte, which no
+/// file name can hold, or a lone surrogate the file-system encoding cannot
+/// take, is a `ValueError` instead of a failed open. Like [`int64`], its
+/// `TypeError` gets the name from PyO3.
+///
+/// The text goes through `os.fsencode` rather than PyO3's `PathBuf`
+/// extraction, which panics on a `str` the encoding refuses.
 pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
-    let path: PathBuf = value.extract().map_err(|_| {
+    let os = value.py().import("os")?;
+    let wrong_type = || {
         PyTypeError::new_err(format!(
             "expected str or os.PathLike, got {}",
             type_name(value)
         ))
-    })?;
-    if path.as_os_str().as_encoded_bytes().contains(&0) {
+    };
+    let text = os
+        .call_method1("fspath", (value,))
+        .map_err(|_| wrong_type())?;
+    if !text.is_instance_of::<PyString>() {
+        return Err(wrong_type());
+    }
+    let bytes: Vec<u8> = os
+        .call_method1("fsencode", (&text,))
+        .and_then(|b| b.extract())
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "{field}: not encodable in the file-system encoding"
+            ))
+        })?;
+    if bytes.contains(&0) {
         return Err(PyValueError::new_err(format!(
             "{field}: contains a NUL byte"
         )));
     }
-    Ok(path)
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(PathBuf::from(text.extract::<String>()?))
+    }
+}
+
+/// A `str` as Rust text: anything else is a `TypeError`; a `str` holding a
+/// lone surrogate (which UTF-8 cannot encode, so SQLite could not store it)
+/// is a `ValueError` naming the field, where PyO3 would raise an anonymous
+/// `UnicodeEncodeError`.
+pub fn text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let s = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected str, got {}", type_name(value)))
+    })?;
+    utf8(s, field)
+}
+
+/// [`text`] for an argument read through [`arg`], whose `TypeError` PyO3
+/// prefixes with the name already.
+fn text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let s = value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("expected str, got {}", type_name(value))))?;
+    utf8(s, field)
+}
+
+fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
+    s.to_cow().map(std::borrow::Cow::into_owned).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{field}: not encodable as UTF-8 (it holds a lone surrogate)"
+        ))
+    })
+}
+
+/// [`text_arg`] for an optional argument: `None` stays `None`.
+fn opt_text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        text_arg(value, field).map(Some)
+    }
 }
 
 static TIMEDELTA: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
@@ -147,20 +212,36 @@ pub mod arg {
     use pyo3::prelude::*;
 
     macro_rules! named {
-        ($($name:ident: $ty:ty = $conv:path;)*) => {$(
-            #[doc = concat!("The `", stringify!($name), "` argument.")]
+        ($($name:ident($field:literal): $ty:ty = $conv:path;)*) => {$(
+            #[doc = concat!("The `", $field, "` argument.")]
             pub fn $name(value: &Bound<'_, PyAny>) -> PyResult<$ty> {
-                $conv(value, stringify!($name))
+                $conv(value, $field)
             }
         )*};
     }
 
     named! {
-        token_count: i64 = super::int64;
-        seq_in_source: i64 = super::int64;
-        limit: i64 = super::int64;
-        max_attempts: i64 = super::int64;
-        path: PathBuf = super::path;
-        workspace: PathBuf = super::path;
+        token_count("token_count"): i64 = super::int64;
+        seq_in_source("seq_in_source"): i64 = super::int64;
+        limit("limit"): i64 = super::int64;
+        max_attempts("max_attempts"): i64 = super::int64;
+        path("path"): PathBuf = super::path;
+        workspace("workspace"): PathBuf = super::path;
+        id("id"): String = super::text_arg;
+        content("content"): String = super::text_arg;
+        source_id("source_id"): String = super::text_arg;
+        owner("owner"): String = super::text_arg;
+        status("status"): String = super::text_arg;
+        kind("kind"): String = super::text_arg;
+        error("error"): String = super::text_arg;
+        reason("reason"): String = super::text_arg;
+        job_id("job_id"): String = super::text_arg;
+        opt_source_ref("source_ref"): Option<String> = super::opt_text_arg;
+        opt_lifecycle_status("lifecycle_status"): Option<String> = super::opt_text_arg;
+        opt_source_id("source_id"): Option<String> = super::opt_text_arg;
+        opt_owner("owner"): Option<String> = super::opt_text_arg;
+        opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text_arg;
+        opt_status("status"): Option<String> = super::opt_text_arg;
+        opt_kind("kind"): Option<String> = super::opt_text_arg;
     }
 }

@@ -257,9 +257,9 @@ impl PyJobs {
     fn enqueue(
         &self,
         py: Python<'_>,
-        kind: String,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
         payload: &Bound<'_, PyAny>,
-        dedupe_key: Option<String>,
+        #[pyo3(from_py_with = arg::opt_dedupe_key)] dedupe_key: Option<String>,
         available_at: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::max_attempts)] max_attempts: i64,
     ) -> PyResult<Option<String>> {
@@ -322,7 +322,7 @@ impl PyJobs {
         &self,
         py: Python<'_>,
         job: &Bound<'_, PyAny>,
-        error: String,
+        #[pyo3(from_py_with = arg::error)] error: String,
     ) -> PyResult<&'static str> {
         let (id, token) = lease_of(job, "job")?;
         let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
@@ -338,7 +338,7 @@ impl PyJobs {
         py: Python<'_>,
         job: &Bound<'_, PyAny>,
         until: &Bound<'_, PyAny>,
-        reason: String,
+        #[pyo3(from_py_with = arg::reason)] reason: String,
     ) -> PyResult<()> {
         let (id, token) = lease_of(job, "job")?;
         let until = until_ms(until, "until")?;
@@ -371,11 +371,19 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().recover_stale_locks())?)
     }
 
-    fn retry(&self, py: Python<'_>, job_id: String) -> PyResult<bool> {
+    fn retry(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::job_id)] job_id: String,
+    ) -> PyResult<bool> {
         Ok(py.detach(|| self.core().jobs().retry(&job_id))?)
     }
 
-    fn get(&self, py: Python<'_>, id: String) -> PyResult<Option<PyJob>> {
+    fn get(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<PyJob>> {
         let job = py.detach(|| self.core().jobs().get(&id))?;
         Ok(job.map(|inner| PyJob { inner }))
     }
@@ -384,8 +392,8 @@ impl PyJobs {
     fn list(
         &self,
         py: Python<'_>,
-        status: Option<String>,
-        kind: Option<String>,
+        #[pyo3(from_py_with = arg::opt_status)] status: Option<String>,
+        #[pyo3(from_py_with = arg::opt_kind)] kind: Option<String>,
         #[pyo3(from_py_with = arg::limit)] limit: i64,
     ) -> PyResult<Vec<Py<PyJob>>> {
         let status = status.map(|s| s.parse::<JobStatus>()).transpose()?;
@@ -457,9 +465,9 @@ impl PyJobBatch {
     #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
     fn enqueue(
         &self,
-        kind: String,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
         payload: &Bound<'_, PyAny>,
-        dedupe_key: Option<String>,
+        #[pyo3(from_py_with = arg::opt_dedupe_key)] dedupe_key: Option<String>,
         available_at: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::max_attempts)] max_attempts: i64,
     ) -> PyResult<usize> {
