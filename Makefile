@@ -41,9 +41,9 @@ test: build  ## Build, then run cargo test and pytest
 	$(BIN)/python -m pytest -q
 
 .PHONY: soak
-soak: build  ## The long fault, crash and kill runs (MEMTREE_SOAK_SCALE=20)
+soak: build  ## The long fault, crash, kill and fuzz runs (MEMTREE_SOAK_SCALE=20)
 	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \
-		tests/test_fault_tolerance.py tests/test_crash.py \
+		tests/test_fault_tolerance.py tests/test_crash.py tests/test_fuzz.py \
 		tests/test_open_fault_loops.py tests/test_open_crash.py tests/test_full_disk.py
 
 BENCH_STAMP := $(VENV)/.bench-deps-installed

@@ -22,6 +22,10 @@ use crate::fork::ForkLocal;
 pub const TRIP_AFTER_FAILURES: u32 = 3;
 /// Default time the circuit stays open.
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+/// The longest cool-down [`set_cooldown`] takes: a day. A longer one is a
+/// mistake (the circuit would never half-open in practice), and an unbounded
+/// one would overflow `Instant` arithmetic when the circuit trips.
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(86_400);
 
 static COOLDOWN_MS: AtomicU64 = AtomicU64::new(DEFAULT_COOLDOWN.as_millis() as u64);
 
@@ -38,9 +42,18 @@ fn breakers() -> MutexGuard<'static, HashMap<PathBuf, State>> {
     BREAKERS.get().lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sets how long a tripped circuit stays open (for every path).
-pub fn set_cooldown(cooldown: Duration) {
+/// Sets how long a tripped circuit stays open (for every path); more than
+/// [`MAX_COOLDOWN`] is refused and changes nothing.
+pub fn set_cooldown(cooldown: Duration) -> Result<()> {
+    if cooldown > MAX_COOLDOWN {
+        return Err(Error::invalid(
+            "seconds",
+            format!("must be at most {} seconds", MAX_COOLDOWN.as_secs()),
+        ));
+    }
+    // At most 86,400,000 ms: the cast cannot truncate.
     COOLDOWN_MS.store(cooldown.as_millis() as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The current cool-down.
@@ -110,7 +123,7 @@ mod tests {
     #[test]
     fn trips_after_three_and_rearms_on_failed_half_open() {
         let path = Path::new("/breaker-test/a.db");
-        set_cooldown(Duration::from_millis(30));
+        set_cooldown(Duration::from_millis(30)).expect("in range");
         for _ in 0..2 {
             assert!(admit(path).is_ok());
             record_failure(path, Some(14));
@@ -129,6 +142,13 @@ mod tests {
         assert!(admit(path).is_ok());
         record_success(path);
         assert_eq!(status(path), (0, false));
-        set_cooldown(DEFAULT_COOLDOWN);
+        set_cooldown(DEFAULT_COOLDOWN).expect("in range");
+    }
+
+    #[test]
+    fn a_cooldown_past_the_maximum_is_refused() {
+        let err = set_cooldown(MAX_COOLDOWN + Duration::from_millis(1)).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(cooldown() <= MAX_COOLDOWN);
     }
 }

@@ -59,6 +59,25 @@ impl fmt::Display for SourceKind {
 /// The lifecycle status a chunk gets when none is given (the column default).
 pub const DEFAULT_LIFECYCLE_STATUS: &str = "admitted";
 
+/// The earliest time memtree stores: 0001-01-01T00:00:00Z in milliseconds
+/// since the epoch, the first instant a Python `datetime` can hold in UTC.
+pub const MIN_TIME_MS: i64 = -62_135_596_800_000;
+/// The latest time memtree stores: 9999-12-31T23:59:59.999Z. A later value
+/// would be written but could not be read back as a `datetime`.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Refuses a time outside [`MIN_TIME_MS`]`..=`[`MAX_TIME_MS`].
+pub fn check_time_ms(field: &str, ms: i64) -> Result<()> {
+    if (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{ms} ms is outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z"),
+        ))
+    }
+}
+
 /// One ingested piece of text. Times are milliseconds since the epoch, UTC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
@@ -108,6 +127,14 @@ impl Chunk {
                 field("lifecycle_status"),
                 "must not be empty",
             ));
+        }
+        for (name, ms) in [
+            ("timestamp", self.timestamp_ms),
+            ("time_range", self.time_range_start_ms),
+            ("time_range", self.time_range_end_ms),
+            ("created_at", self.created_at_ms),
+        ] {
+            check_time_ms(&field(name), ms)?;
         }
         if self.time_range_start_ms > self.time_range_end_ms {
             return Err(Error::invalid(field("time_range"), "start is after end"));
@@ -200,6 +227,18 @@ mod tests {
             ("c[0].id", Box::new(|c| c.id.clear())),
             ("c[0].source_id", Box::new(|c| c.source_id.clear())),
             ("c[0].time_range", Box::new(|c| c.time_range_start_ms = 11)),
+            (
+                "c[0].timestamp",
+                Box::new(|c| c.timestamp_ms = MAX_TIME_MS + 1),
+            ),
+            (
+                "c[0].created_at",
+                Box::new(|c| c.created_at_ms = MIN_TIME_MS - 1),
+            ),
+            (
+                "c[0].time_range",
+                Box::new(|c| c.time_range_end_ms = MAX_TIME_MS + 1),
+            ),
             ("c[0].token_count", Box::new(|c| c.token_count = -1)),
             ("c[0].seq_in_source", Box::new(|c| c.seq_in_source = -5)),
             (

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use crate::chunk::Chunk;
+use crate::chunk::{check_time_ms, Chunk, MAX_TIME_MS};
 use crate::error::{Error, Result};
 use crate::store::{non_empty, now_ms, upsert_in, validate_all, Store};
 
@@ -183,10 +183,18 @@ impl NewJob {
                 "must not be empty (use None for no key)",
             ));
         }
-        serde_json::from_str::<serde_json::Value>(&self.payload_json).map_err(|e| {
-            Error::invalid(format!("{prefix}payload"), format!("not valid JSON: {e}"))
-        })?;
-        Ok(())
+        if let Some(ms) = self.available_at_ms {
+            check_time_ms(&format!("{prefix}available_at"), ms)?;
+        }
+        Self::check_payload_json(&self.payload_json, &format!("{prefix}payload"))
+    }
+
+    /// Refuses payload text the queue's JSON reader cannot parse: invalid
+    /// JSON, more than 127 nested containers, or a number beyond `f64`.
+    pub fn check_payload_json(payload_json: &str, field: &str) -> Result<()> {
+        serde_json::from_str::<serde_json::Value>(payload_json)
+            .map(drop)
+            .map_err(|e| Error::invalid(field, format!("not storable JSON: {e}")))
     }
 }
 
@@ -305,12 +313,21 @@ fn validate_jobs(jobs: &[NewJob]) -> Result<()> {
         .try_for_each(|(i, j)| j.validate(&format!("jobs[{i}].")))
 }
 
-fn lease_ms(lease: Duration) -> Result<i64> {
+/// When a lease of `lease` taken at `now` ends. Checked before any
+/// transaction: a lease ending past [`MAX_TIME_MS`] (a `timedelta.max`)
+/// would be written and then fail every read of `locked_until`.
+fn lease_end(now: i64, lease: Duration) -> Result<i64> {
     let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     if ms < 1 {
         return Err(Error::invalid("lease", "must be at least 1 ms"));
     }
-    Ok(ms)
+    match now.checked_add(ms) {
+        Some(until) if until <= MAX_TIME_MS => Ok(until),
+        _ => Err(Error::invalid(
+            "lease",
+            "would end after 9999-12-31T23:59:59.999Z",
+        )),
+    }
 }
 
 fn kinds_json(kinds: Option<&[String]>) -> Result<Option<String>> {
@@ -387,7 +404,7 @@ impl Jobs<'_> {
         kinds: Option<&[String]>,
         limit: i64,
     ) -> Result<Vec<Job>> {
-        let until = now.saturating_add(lease_ms(lease)?);
+        let until = lease_end(now, lease)?;
         let kinds = kinds_json(kinds)?;
         self.store.write("claim_next", |tx| {
             let mut stmt = tx.prepare_cached(&CLAIM_SQL)?;
@@ -479,6 +496,7 @@ impl Jobs<'_> {
     /// Puts a running job back to `ready` until `until_ms`, recording
     /// `reason`; the attempt is refunded (a deferral does not count).
     pub fn defer(&self, id: &str, token: &str, until_ms: i64, reason: &str) -> Result<()> {
+        check_time_ms("until", until_ms)?;
         let note = format!("deferred: {reason}");
         self.settle("defer", |tx| {
             let changed = tx
@@ -499,7 +517,7 @@ impl Jobs<'_> {
 
     /// Extends a held lease to now + `lease`; returns the new expiry.
     pub fn heartbeat(&self, id: &str, token: &str, lease: Duration) -> Result<i64> {
-        let until = now_ms().saturating_add(lease_ms(lease)?);
+        let until = lease_end(now_ms(), lease)?;
         self.settle("heartbeat", |tx| {
             let changed = tx
                 .prepare_cached(concat!(
@@ -745,6 +763,32 @@ mod tests {
 
     fn lease_of(j: &Job) -> (String, String) {
         (j.id.clone(), j.lease_token.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn unrepresentable_times_are_refused_before_any_write() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue(&job("k", None))?;
+        let held = jobs.claim_next(LEASE, None)?.expect("claim");
+        let (id, token) = lease_of(&held);
+        let forever = Duration::from_secs(u64::MAX);
+        let invalid = |r: Result<()>| matches!(r, Err(Error::InvalidInput { .. }));
+        assert!(invalid(jobs.heartbeat(&id, &token, forever).map(drop)));
+        assert!(invalid(jobs.claim_next(forever, None).map(drop)));
+        assert!(invalid(jobs.defer(&id, &token, MAX_TIME_MS + 1, "")));
+        assert!(invalid(jobs.defer(&id, &token, i64::MIN, "")));
+        let late = NewJob {
+            available_at_ms: Some(MAX_TIME_MS + 1),
+            ..job("k", None)
+        };
+        assert!(invalid(jobs.enqueue(&late).map(drop)));
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!(row.locked_until_ms, held.locked_until_ms, "lease untouched");
+        assert_eq!(jobs.counts()?.values().sum::<i64>(), 1);
+        // The edge itself is accepted.
+        jobs.defer(&id, &token, MAX_TIME_MS, "until the end of time")?;
+        Ok(())
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -11,7 +10,7 @@ use crate::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
 
 /// How long a statement waits on a lock held by another connection.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::busy::BUSY_TIMEOUT;
 
 /// The journal mode memtree runs on.
 pub const TARGET_JOURNAL_MODE: &str = "truncate";
@@ -55,12 +54,11 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
 }
 
 /// The per-connection settings every memtree connection (and the benchmark's)
-/// carries before its journal is chosen: the busy timeout, `foreign_keys` and
-/// `fullfsync`.
+/// carries before its journal is chosen: the busy handler (see
+/// [`crate::busy`]), `foreign_keys` and `fullfsync`.
 pub fn apply_connection_pragmas(conn: &Connection, path: &Path) -> Result<()> {
     let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(err("set busy timeout"))?;
+    crate::busy::install(conn).map_err(err("set busy handler"))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
         .map_err(err("set connection pragmas"))
 }

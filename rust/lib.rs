@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod breaker;
+pub mod busy;
 pub mod chunk;
 pub mod classify;
 pub mod codes;

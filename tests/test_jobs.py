@@ -40,15 +40,60 @@ def test_enqueue_round_trips_any_json_payload(store: memtree.Store) -> None:
     assert job.payload == payload
 
 
-@pytest.mark.parametrize("payload", [object(), {1, 2}, {"x": math.nan}, b"bytes"])
+@pytest.mark.parametrize("payload", [object(), {1, 2}, {"x": object()}, b"bytes"])
 def test_unserialisable_payload_is_a_type_error_and_writes_nothing(
     store: memtree.Store, payload: object
 ) -> None:
     with pytest.raises(TypeError, match="payload"):
         store.jobs.enqueue("k", payload)
-    with store.jobs.batch() as b, pytest.raises(TypeError):
+    with store.jobs.batch() as b, pytest.raises(TypeError, match="payload"):
         b.enqueue("k", payload)
     assert store.jobs.counts() == {"ready": 0, "running": 0, "done": 0, "failed": 0}
+
+
+def _nested(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _circular() -> object:
+    loop: list[object] = []
+    loop.append(loop)
+    return loop
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"x": math.nan},
+        [math.inf],
+        10**400,  # beyond a float: the queue's JSON reader refuses it
+        -(10**400),
+        _nested(128),  # one container past the 127 the stub allows
+        _nested(100_000),  # deeper than Python's own recursion limit
+        _circular(),
+    ],
+    ids=["nan", "inf", "huge-int", "huge-negative", "depth-128", "depth-100000", "circular"],
+)
+def test_a_serialisable_but_unstorable_payload_is_a_value_error_and_writes_nothing(
+    store: memtree.Store, payload: object
+) -> None:
+    before = store.path.read_bytes()
+    with pytest.raises(ValueError, match="payload"):
+        store.jobs.enqueue("k", payload)
+    with store.jobs.batch() as b, pytest.raises(ValueError, match="payload"):
+        b.enqueue("k", payload)
+    assert store.path.read_bytes() == before
+
+
+def test_payload_at_the_limits_is_stored_and_reads_back(store: memtree.Store) -> None:
+    deepest = _nested(127)  # the deepest the stub allows
+    for payload in (deepest, 2**63, 1e308, -(2**63)):
+        job_id = store.jobs.enqueue("k", payload)
+        job = store.jobs.get(job_id or "")
+        assert job is not None and job.payload == payload
 
 
 def test_invalid_arguments(store: memtree.Store) -> None:

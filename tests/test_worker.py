@@ -3,6 +3,7 @@ killed process, exclusive execution under contention, loop back-off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -399,3 +400,151 @@ def test_worker_arguments_are_checked(store: memtree.Store) -> None:
         memtree.Worker(store, {"k": print}, concurrency=0)
     with pytest.raises(ValueError):
         memtree.Worker(store, {"k": print}, poll_interval=0)
+
+
+# -- issue 11: a worker that cannot die silently ----------------------------
+
+
+class Custom(BaseException):
+    """A BaseException that is neither an Exception nor a stop request."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [asyncio.CancelledError(), GeneratorExit(), Custom("odd")],
+    ids=["CancelledError", "GeneratorExit", "custom-BaseException"],
+)
+def test_a_handler_base_exception_fails_the_attempt_and_the_worker_goes_on(
+    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture, exc: BaseException
+) -> None:
+    raised: list[str] = []
+
+    def handler(job: memtree.Job) -> None:
+        if job.payload == "bad":
+            raised.append(job.id)
+            raise exc
+        return None
+
+    bad = store.jobs.enqueue("k", "bad", max_attempts=1)
+    with memtree.Worker(store, {"k": handler}, concurrency=2, poll_interval=0.05) as worker:
+        wait_until(lambda: store.jobs.counts()["failed"] == 1)
+        assert worker.running
+        later = [store.jobs.enqueue("k", i) for i in range(10)]
+        wait_until(lambda: store.jobs.counts()["done"] == 10)
+        assert worker.running, "every thread is still alive"
+    row = store.jobs.get(bad or "")
+    assert row is not None and row.status == "failed"
+    assert type(exc).__name__ in (row.last_error or "")
+    assert raised == [bad]
+    assert all((store.jobs.get(i or "") or row).status == "done" for i in later)
+
+
+@pytest.mark.parametrize(
+    "exc", [KeyboardInterrupt(), SystemExit(3)], ids=["KeyboardInterrupt", "SystemExit"]
+)
+@pytest.mark.parametrize("how", ["join", "stop"])
+def test_keyboard_interrupt_or_system_exit_stops_the_worker_cleanly(
+    store: memtree.Store,
+    quiet_worker_logs: pytest.LogCaptureFixture,
+    exc: BaseException,
+    how: str,
+) -> None:
+    calls: list[str] = []
+
+    def handler(job: memtree.Job) -> None:
+        calls.append(job.id)
+        raise exc
+
+    job_id = store.jobs.enqueue("k", {})
+    job0 = store.jobs.get(job_id or "")
+    assert job0 is not None
+    worker = memtree.Worker(store, {"k": handler}, concurrency=3, poll_interval=0.05)
+    worker.start()
+    wait_until(lambda: not worker.running)
+    assert worker.failure is exc
+    # Handed back by the worker itself (attempt refunded): no join/stop yet.
+    wait_until(lambda: (store.jobs.get(job_id or "") or job0).status == "ready")
+    row = store.jobs.get(job_id or "")
+    assert row is not None and (row.status, row.attempts) == ("ready", 0)
+    # Nothing more is claimed: later jobs stay ready.
+    later = store.jobs.enqueue("k", {"later": True})
+    time.sleep(0.3)
+    assert calls == [job_id]
+    with pytest.raises(type(exc)) as info:
+        worker.join(WAIT) if how == "join" else worker.stop(WAIT)
+    assert info.value is exc
+    assert not worker.running and worker.failure is None
+    assert worker.stop(WAIT) == 0, "re-raised once"
+    assert store.jobs.counts() == {"ready": 2, "running": 0, "done": 0, "failed": 0}
+    assert (store.jobs.get(later or "") or row).status == "ready"
+
+
+def test_stop_hands_back_other_threads_jobs_after_a_keyboard_interrupt(
+    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture
+) -> None:
+    slow_started, let_go = threading.Event(), threading.Event()
+
+    def handler(job: memtree.Job) -> None:
+        if job.payload == "slow":
+            slow_started.set()
+            let_go.wait(WAIT)
+            return
+        raise KeyboardInterrupt
+
+    slow = store.jobs.enqueue("k", "slow")
+    worker = memtree.Worker(store, {"k": handler}, concurrency=2, poll_interval=0.05)
+    worker.start()
+    assert slow_started.wait(WAIT)
+    store.jobs.enqueue("k", "interrupt")
+    wait_until(lambda: not worker.running)
+    # The slow handler is still running; stop() gives up waiting and hands its
+    # job back, then re-raises the interrupt.
+    with pytest.raises(KeyboardInterrupt):
+        worker.stop(timeout=0.2)
+    row = store.jobs.get(slow or "")
+    assert row is not None and row.status == "ready"
+    let_go.set()
+
+
+def test_a_dead_thread_never_looks_alive(
+    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture
+) -> None:
+    worker = memtree.Worker(store, {"k": lambda job: None}, concurrency=2, poll_interval=0.05)
+    # Not an Exception, so the loop's own error handling lets it through,
+    # as it would a bug in the worker's bookkeeping.
+    boom = Custom("bookkeeping bug")
+
+    def broken_run(job: memtree.Job) -> None:
+        raise boom
+
+    worker._run = broken_run  # type: ignore[method-assign]
+    worker.start()
+    store.jobs.enqueue("k", {})
+    wait_until(lambda: not worker.running)
+    assert worker.failure is boom
+    with pytest.raises(Custom, match="bookkeeping bug"):
+        worker.stop(WAIT)
+    assert "a worker thread failed" in quiet_worker_logs.text
+
+
+def test_run_once_hands_the_job_back_on_keyboard_interrupt(store: memtree.Store) -> None:
+    def handler(job: memtree.Job) -> None:
+        raise KeyboardInterrupt
+
+    job_id = store.jobs.enqueue("k", {})
+    worker = memtree.Worker(store, {"k": handler})
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_once()
+    row = store.jobs.get(job_id or "")
+    assert row is not None and (row.status, row.attempts) == ("ready", 0)
+
+
+def test_worker_lease_and_poll_interval_are_checked_up_front(store: memtree.Store) -> None:
+    with pytest.raises(ValueError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=timedelta.max)
+    with pytest.raises(ValueError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=timedelta(microseconds=10))
+    with pytest.raises(TypeError, match="lease"):
+        memtree.Worker(store, {"k": print}, lease=300)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="poll_interval"):
+        memtree.Worker(store, {"k": print}, poll_interval=float("nan"))

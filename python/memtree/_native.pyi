@@ -1,8 +1,27 @@
 """The Rust core of memtree (``memtree._native``), as seen from Python.
 
 Every database call releases the GIL. SQLite failures raise subclasses of
-:class:`memtree.errors.MemtreeError`; bad arguments raise ``TypeError`` or
-``ValueError`` naming the field and write nothing.
+:class:`memtree.errors.MemtreeError`.
+
+Bad arguments follow one rule, checked before any transaction starts, so a
+refused call writes nothing: a value of the wrong type raises ``TypeError``,
+a value of the right type that memtree cannot take raises ``ValueError``, and
+either message names the argument. In particular:
+
+- an ``int`` argument must fit in a signed 64-bit integer (else ``ValueError``);
+- a ``str`` argument must be encodable as UTF-8: a lone surrogate such as
+  ``"\ud800"`` is a ``ValueError`` (an element of a list is named by index,
+  e.g. ``ids[1]``);
+- a path must not contain a NUL byte nor anything the file-system encoding
+  refuses (else ``ValueError``);
+- a ``datetime`` must be aware and lie within 0001-01-01T00:00:00Z ..
+  9999-12-31T23:59:59.999Z once converted to UTC: the range that reads back
+  as a ``datetime``. ``datetime.max`` at UTC-23:59 is past it (``ValueError``);
+- a lease is a ``timedelta`` of at least 1 ms whose end (now + lease) stays
+  within that range; a ``timedelta`` from now (``defer``) likewise;
+- a job payload must be JSON-serialisable (else ``TypeError``), at most 127
+  containers deep, with no NaN or infinity, no circular reference and no
+  number beyond a float's range (else ``ValueError``).
 """
 
 import os
@@ -61,11 +80,19 @@ _JobStatus = Literal["ready", "running", "done", "failed"]
 class Chunk:
     """One ingested piece of text; immutable and valid once constructed.
 
-    ``timestamp``, ``time_range`` and ``created_at`` must be aware datetimes;
-    they are stored as integer milliseconds since the epoch (UTC) and read
-    back as UTC datetimes. ``time_range`` defaults to ``(timestamp,
-    timestamp)`` and ``created_at`` to now. ``embedding`` is stored as a
-    float32 vector and must be finite and non-empty.
+    ``timestamp``, ``time_range`` and ``created_at`` must be aware datetimes
+    within 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z in UTC; they are
+    stored as integer milliseconds since the epoch (UTC) and read back as UTC
+    datetimes. ``time_range`` defaults to ``(timestamp, timestamp)`` and
+    ``created_at`` to now. ``embedding`` is stored as a float32 vector and
+    must be finite and non-empty.
+
+    Raises ``TypeError`` for a field of the wrong type and ``ValueError`` for
+    a bad value (an empty ``id``/``source_id``/``lifecycle_status``, an
+    unknown ``source_kind``, a naive or out-of-range datetime, a
+    ``time_range`` that ends before it starts, a negative ``token_count`` or
+    ``seq_in_source`` or one past 64 bits, a non-finite or empty
+    ``embedding``), each naming the field.
     """
 
     def __new__(
@@ -172,10 +199,13 @@ class Store:
     """
 
     def __new__(cls, path: _PathLike) -> Store:
-        """Opens the database file at ``path`` (its folder must exist)."""
+        """Opens the database file at ``path`` (its folder must exist).
+        ``TypeError`` if ``path`` is not a str or path-like, ``ValueError`` if
+        it contains a NUL byte."""
     @classmethod
     def open(cls, workspace: _PathLike) -> Store:
-        """Opens ``<workspace>/memory_tree/chunks.db``, creating the folders."""
+        """Opens ``<workspace>/memory_tree/chunks.db``, creating the folders
+        (``TypeError``/``ValueError`` for a bad ``workspace`` as for ``path``)."""
     @staticmethod
     def invalidate(path: _PathLike) -> None:
         """Clears the circuit breaker of ``path`` so the next open tries at once."""
@@ -217,7 +247,8 @@ class Store:
         limit: int = 100,
     ) -> list[Chunk]:
         """Newest-first chunks matching every filter given (``since`` inclusive,
-        ``until`` exclusive); ``limit`` is clamped to 1..10000."""
+        ``until`` exclusive); ``limit`` is clamped to 1..10000 (an ``int``
+        past 64 bits is a ``ValueError``)."""
     def explain_list_chunks(
         self,
         *,
@@ -331,8 +362,13 @@ class Jobs:
         max_attempts: int = 5,
     ) -> str | None:
         """Queues a job; returns its id, or None when a ready or running job
-        has the same ``dedupe_key`` (nothing is written). ``payload`` must be
-        JSON-serialisable (else ``TypeError``)."""
+        has the same ``dedupe_key`` (nothing is written).
+
+        ``TypeError``: ``payload`` is not JSON-serialisable, or another
+        argument has the wrong type. ``ValueError``: an empty ``kind`` or
+        ``dedupe_key``; a payload more than 127 containers deep, circular, or
+        holding NaN, an infinity or a number beyond a float's range; ``max_attempts`` below
+        1 or past 64 bits; a naive or out-of-range ``available_at``."""
     def batch(self) -> JobBatch:
         """A buffer of chunk writes and enqueues committed in one transaction."""
     def claim_next(
@@ -340,11 +376,17 @@ class Jobs:
     ) -> Job | None:
         """Claims the oldest available ready job (of ``kinds``) for ``lease``
         (default 5 minutes), in one statement; None when there is none. The
-        claim counts as an attempt."""
+        claim counts as an attempt.
+
+        ``TypeError``: ``lease`` is not a ``timedelta`` or ``kinds`` not an
+        iterable of str. ``ValueError``: ``lease`` under 1 ms, or ending past
+        9999-12-31T23:59:59.999Z."""
     def claim_many(
         self, limit: int, lease: timedelta | None = None, kinds: Iterable[str] | None = None
     ) -> list[Job]:
-        """Claims up to ``limit`` available ready jobs in one statement."""
+        """Claims up to ``limit`` available ready jobs in one statement
+        (``limit`` clamped to 1..10000; past 64 bits a ``ValueError``; ``lease``
+        and ``kinds`` as for :meth:`claim_next`)."""
     def mark_done(self, job: Job) -> None:
         """Settles a claimed job as done."""
     def mark_done_many(self, jobs: Iterable[Job]) -> None:
@@ -355,9 +397,13 @@ class Jobs:
         Returns the new status."""
     def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
         """Puts a claimed job back until ``until`` (a time, or a delay from
-        now); the attempt does not count."""
+        now); the attempt does not count. ``TypeError`` if ``until`` is neither
+        an aware ``datetime`` nor a ``timedelta``; ``ValueError`` if it is
+        naive or lands outside 0001-01-01 .. 9999-12-31T23:59:59.999Z (UTC)."""
     def heartbeat(self, job: Job, lease: timedelta | None = None) -> datetime:
-        """Extends a held lease to now + ``lease``; returns the new expiry."""
+        """Extends a held lease to now + ``lease``; returns the new expiry.
+        ``lease`` is checked before anything is written, as for
+        :meth:`claim_next`."""
     def release(self, jobs: Iterable[Job]) -> int:
         """Hands held leases back at once (ready now, attempt refunded);
         lost leases are skipped. Returns how many were released."""
@@ -375,7 +421,8 @@ class Jobs:
     def list(
         self, *, status: _JobStatus | None = None, kind: str | None = None, limit: int = 100
     ) -> list[Job]:
-        """Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000."""
+        """Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000
+        (past 64 bits a ``ValueError``); an unknown ``status`` is a ``ValueError``."""
     def counts(self) -> dict[str, int]:
         """Job counts for every status."""
 
@@ -397,8 +444,8 @@ class JobBatch:
         available_at: datetime | None = None,
         max_attempts: int = 5,
     ) -> int:
-        """Buffers a job (validated and serialised now); returns its index in
-        :attr:`job_ids`."""
+        """Buffers a job (validated and serialised now, with the errors of
+        :meth:`Jobs.enqueue`); returns its index in :attr:`job_ids`."""
     def commit(self) -> list[str | None]:
         """Writes everything in one transaction; returns the job ids (None for
         a dedupe collision). A batch commits once."""
@@ -443,7 +490,9 @@ def open_counters(path: _PathLike) -> OpenCounters:
     ``stranded_merged``."""
 
 def set_circuit_cooldown(seconds: float) -> None:
-    """How long a tripped circuit breaker stays open (all paths)."""
+    """How long a tripped circuit breaker stays open (all paths).
+    ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
+    86400."""
 
 def circuit_status(path: _PathLike) -> tuple[int, bool]:
     """``(consecutive_failures, is_open)`` of a path's circuit breaker."""

@@ -200,7 +200,9 @@ def open_counters(path: PathLike) -> OpenCounters:
 
 
 def set_circuit_cooldown(seconds: float) -> None:
-    """How long a tripped circuit breaker stays open (default 30 s)."""
+    """How long a tripped circuit breaker stays open (default 30 s; at most a
+    day). ``TypeError`` for a non-number, ``ValueError`` for a negative,
+    non-finite or too long cool-down (nothing changes then)."""
     _native.set_circuit_cooldown(seconds)
 
 

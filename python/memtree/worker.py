@@ -9,6 +9,15 @@
 - it returns or raises :class:`Defer` → back to ``ready`` at ``until``
   without spending an attempt.
 
+A handler's ``BaseException`` that is not an ``Exception`` (for instance
+``asyncio.CancelledError`` or ``GeneratorExit``) fails that attempt like any
+other exception. ``KeyboardInterrupt`` and ``SystemExit`` instead stop the
+worker: the job is handed back to the queue (attempt refunded), no thread
+claims anything more, :attr:`Worker.running` turns False, and the exception
+is re-raised from the next :meth:`Worker.join` or :meth:`Worker.stop` (once).
+Any other error that would end a worker thread stops the worker the same
+way, so a worker never looks alive with dead threads.
+
 Delivery is at least once: a worker that dies mid-job leaves a lease that
 :meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
 recovers expired leases at start and whenever it is idle). Handlers must be
@@ -24,11 +33,12 @@ error's class (:class:`LoopBackoff`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Callable, Union
 
@@ -47,6 +57,9 @@ logger = logging.getLogger("memtree.worker")
 
 #: The most characters of an error chain kept in ``last_error``.
 MAX_ERROR_CHARS = 8_000
+
+#: Handler exceptions that stop the whole worker instead of failing the job.
+_FATAL = (KeyboardInterrupt, SystemExit)
 
 #: Store errors that pass by themselves: a settle retries through them, the
 #: loop logs them and backs off without calling ``on_error``.
@@ -141,10 +154,17 @@ class Worker:
             raise ValueError("handlers: at least one {kind: handler} is needed")
         if concurrency < 1:
             raise ValueError("concurrency: must be at least 1")
-        if poll_interval <= 0:
-            raise ValueError("poll_interval: must be positive")
-        if lease <= timedelta(0):
-            raise ValueError("lease: must be positive")
+        if not (poll_interval > 0 and math.isfinite(poll_interval)):
+            raise ValueError("poll_interval: must be a positive, finite number of seconds")
+        if not isinstance(lease, timedelta):
+            raise TypeError(f"lease: expected a timedelta, got {type(lease).__name__}")
+        if lease < timedelta(milliseconds=1):
+            raise ValueError("lease: must be at least 1 millisecond")
+        try:
+            datetime.now(timezone.utc) + lease
+        except OverflowError:
+            # Every claim would be refused for it; say so now, not per loop.
+            raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
@@ -158,27 +178,48 @@ class Worker:
         self._inflight: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._last_recovery = float("-inf")
+        self._fatal: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return bool(self._threads) and not self._stopping.is_set()
+        """True between :meth:`start` and :meth:`stop` while every thread is
+        alive; False as soon as a ``KeyboardInterrupt``/``SystemExit`` (or any
+        error that ends a thread) stopped the worker."""
+        return (
+            bool(self._threads)
+            and not self._stopping.is_set()
+            and all(t.is_alive() for t in self._threads)
+        )
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that stopped the worker by itself, until
+        :meth:`join` or :meth:`stop` re-raises it; None otherwise."""
+        return self._fatal
 
     def start(self) -> None:
         """Recovers expired leases, then starts the threads."""
         if self._threads:
             raise RuntimeError("the worker is already started")
         self._stopping.clear()
+        self._fatal = None
         # Never waits out a back-off here: a failed recovery is reported and
         # the loop retries it.
         self._recover(wait=False)
         for i in range(self._concurrency):
-            t = threading.Thread(target=self._loop, name=f"memtree-worker-{i}", daemon=True)
+            t = threading.Thread(
+                target=self._guarded, args=(self._loop,), name=f"memtree-worker-{i}", daemon=True
+            )
             self._threads.append(t)
         self._threads.append(
-            threading.Thread(target=self._heartbeat_loop, name="memtree-heartbeat", daemon=True)
+            threading.Thread(
+                target=self._guarded,
+                args=(self._heartbeat_loop,),
+                name="memtree-heartbeat",
+                daemon=True,
+            )
         )
         for t in self._threads:
             t.start()
@@ -187,20 +228,59 @@ class Worker:
         """Stops claiming, waits up to ``timeout`` seconds (None: forever) for
         running handlers, then hands the leases of jobs still running back to
         the queue at once. Returns how many were handed back; a handler still
-        running after that cannot settle its job (its lease is gone)."""
+        running after that cannot settle its job (its lease is gone).
+
+        Raises the ``KeyboardInterrupt``/``SystemExit`` (or thread-ending
+        error) that stopped the worker by itself, if any, after the hand-back.
+        """
         self._stopping.set()
         _native.notify_job_signal()
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> int:
+        """Waits up to ``timeout`` seconds (None: forever) for the worker to
+        stop (by :meth:`stop` from another thread, or by itself after a
+        ``KeyboardInterrupt``/``SystemExit`` in a handler), then hands back
+        the jobs still in flight. Returns how many were handed back, or
+        re-raises the exception that stopped the worker (once; the hand-back
+        happens first)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not self._stopping.is_set():
+            return 0  # timed out while the worker still runs
         self._threads = []
         with self._lock:
             left = list(self._inflight.values())
-        if not left:
-            return 0
-        released = self._jobs.release(left)
-        logger.warning("memtree worker: handed %d running job(s) back at stop", released)
+        released = self._jobs.release(left) if left else 0
+        if released:
+            logger.warning("memtree worker: handed %d running job(s) back at stop", released)
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            raise fatal
         return released
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """Runs a thread's loop; anything that ends it early stops the whole
+        worker and is kept for :meth:`join` to re-raise."""
+        try:
+            loop()
+        except BaseException as e:  # the thread would die unseen otherwise
+            self._fail(e)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stops the worker because of ``exc`` (the first one is kept)."""
+        with self._lock:
+            if self._fatal is exc:
+                return  # already reported where the handler raised it
+            if self._fatal is None:
+                self._fatal = exc
+        if not isinstance(exc, _FATAL):
+            logger.error("memtree worker: a worker thread failed; stopping", exc_info=exc)
+        else:
+            logger.warning("memtree worker: %s in a handler; stopping", type(exc).__name__)
+        self._stopping.set()
+        _native.notify_job_signal()
 
     def __enter__(self) -> Worker:
         self.start()
@@ -221,10 +301,10 @@ class Worker:
         or None if none was available. Store errors propagate."""
         job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
         if job is not None:
-            self._run(job)
+            self._run(job, in_worker_thread=False)
         return job
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, *, in_worker_thread: bool = True) -> None:
         handler = self._handlers[job.kind]
         with self._lock:
             self._inflight[job.id] = job
@@ -234,7 +314,21 @@ class Worker:
                 outcome = handler(job)
             except Defer as raised:
                 outcome = raised
-            except Exception as e:
+            except _FATAL as e:
+                if in_worker_thread:
+                    # Stop claiming first, so no other thread picks up the
+                    # job handed back below (and runs into the same interrupt).
+                    self._fail(e)
+                # Hand the job back now (attempt refunded) rather than leave
+                # it to stop(): the caller may never get that far.
+                try:
+                    self._jobs.release([job])
+                except Exception:
+                    # Still in flight, so join()/stop() retry the hand-back.
+                    finished = False
+                    logger.exception("memtree worker: handing job %s back failed", job.id)
+                raise
+            except BaseException as e:  # CancelledError and kin fail the attempt
                 logger.warning(
                     "memtree worker: job %s (%s) attempt %d/%d failed",
                     job.id,
@@ -344,6 +438,15 @@ class Worker:
                     self._recover()
                     _native.wait_job_signal(seen, self._poll_interval)
                     continue
+                if self._stopping.is_set():
+                    # Claimed while the worker was stopping: hand it back
+                    # unrun (join/stop retry it if this fails).
+                    with self._lock:
+                        self._inflight[job.id] = job
+                    self._jobs.release([job])
+                    with self._lock:
+                        self._inflight.pop(job.id, None)
+                    return
                 self._run(job)
             except Exception as e:
                 self._store_failed(e)

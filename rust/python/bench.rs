@@ -22,7 +22,7 @@ type Sample = (u64, u64, u64, u64, u64, u64, u64);
 #[pyo3(signature = (path, journal_mode, synchronous, batch, commits, warmup=1))]
 fn bench_commits(
     py: Python<'_>,
-    path: PathBuf,
+    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
     journal_mode: String,
     synchronous: String,
     batch: usize,
@@ -54,7 +54,12 @@ fn bench_commits(
 /// Nanoseconds SQLite alone takes to insert generated chunks `start..start +
 /// count` with one `INSERT … SELECT` transaction (TRUNCATE + FULL).
 #[pyfunction]
-fn bench_insert_select(py: Python<'_>, path: PathBuf, start: u64, count: usize) -> PyResult<u64> {
+fn bench_insert_select(
+    py: Python<'_>,
+    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    start: u64,
+    count: usize,
+) -> PyResult<u64> {
     let elapsed = py.detach(|| bench::insert_select(&path, start, count))?;
     Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }

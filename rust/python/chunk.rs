@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use super::convert::{self, arg};
 use super::time;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::store::now_ms;
@@ -20,42 +21,6 @@ fn source_kind_member(py: Python<'_>, kind: SourceKind) -> PyResult<Bound<'_, Py
         Ok::<_, PyErr>(py.import("memtree._types")?.getattr("SourceKind")?.unbind())
     })?;
     enum_type.bind(py).call1((kind.as_str(),))
-}
-
-/// Extracts a constructor argument and names it in a `TypeError`'s message.
-/// Since PyO3 0.28 an argument's name reaches Python only as an exception
-/// note, which Python < 3.11 cannot hold and `str(error)` never shows.
-fn named<T>(value: &Bound<'_, PyAny>, field: &str) -> PyResult<T>
-where
-    T: for<'a, 'py> FromPyObject<'a, 'py, Error = PyErr>,
-{
-    value.extract::<T>().map_err(|e| {
-        if e.is_instance_of::<PyTypeError>(value.py()) {
-            PyTypeError::new_err(format!("{field}: {}", e.value(value.py())))
-        } else {
-            e
-        }
-    })
-}
-
-/// One extractor per argument, for `#[pyo3(from_py_with = ...)]`.
-macro_rules! named_args {
-    ($($fn_name:ident: $ty:ty = $field:literal;)*) => {$(
-        fn $fn_name(value: &Bound<'_, PyAny>) -> PyResult<$ty> {
-            named(value, $field)
-        }
-    )*};
-}
-
-named_args! {
-    id_arg: String = "id";
-    content_arg: String = "content";
-    source_id_arg: String = "source_id";
-    owner_arg: String = "owner";
-    source_ref_arg: Option<String> = "source_ref";
-    token_count_arg: i64 = "token_count";
-    seq_in_source_arg: i64 = "seq_in_source";
-    lifecycle_status_arg: Option<String> = "lifecycle_status";
 }
 
 /// A source kind from a `SourceKind` member or its string value.
@@ -71,7 +36,8 @@ pub fn extract_source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<So
                 .unwrap_or_default()
         ))
     })?;
-    Ok(SourceKind::parse_field(&text.to_cow()?, field)?)
+    let text = convert::text(text.as_any(), field)?;
+    Ok(SourceKind::parse_field(&text, field)?)
 }
 
 /// One ingested piece of text (see the stub for field documentation).
@@ -91,19 +57,19 @@ impl PyChunk {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        #[pyo3(from_py_with = id_arg)] id: String,
-        #[pyo3(from_py_with = content_arg)] content: String,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::content)] content: String,
         source_kind: &Bound<'_, PyAny>,
-        #[pyo3(from_py_with = source_id_arg)] source_id: String,
-        #[pyo3(from_py_with = owner_arg)] owner: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
+        #[pyo3(from_py_with = arg::owner)] owner: String,
         timestamp: &Bound<'_, PyAny>,
-        #[pyo3(from_py_with = source_ref_arg)] source_ref: Option<String>,
+        #[pyo3(from_py_with = arg::opt_source_ref)] source_ref: Option<String>,
         time_range: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = token_count_arg)] token_count: i64,
-        #[pyo3(from_py_with = seq_in_source_arg)] seq_in_source: i64,
+        #[pyo3(from_py_with = arg::token_count)] token_count: i64,
+        #[pyo3(from_py_with = arg::seq_in_source)] seq_in_source: i64,
         created_at: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = lifecycle_status_arg)] lifecycle_status: Option<String>,
+        #[pyo3(from_py_with = arg::opt_lifecycle_status)] lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let timestamp_ms = time::to_ms(timestamp, "timestamp")?;
@@ -311,11 +277,7 @@ fn extract_tags(tags: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     tags.try_iter()
         .map_err(|_| PyTypeError::new_err("tags: expected a sequence of str"))?
         .enumerate()
-        .map(|(i, item)| {
-            item?
-                .extract::<String>()
-                .map_err(|_| PyTypeError::new_err(format!("tags[{i}]: expected str")))
-        })
+        .map(|(i, item)| convert::text(&item?, &format!("tags[{i}]")))
         .collect()
 }
 

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use super::chunk::PyChunk;
+use super::convert::{self, arg};
 use super::store::{chunk_refs, extract_chunks, extract_strs, PyStore};
 use super::time;
 use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS};
@@ -33,47 +34,68 @@ fn json(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
     })
 }
 
-/// Strict JSON text for `payload`; NaN and infinities are refused because
-/// other JSON readers (the reference's serde) reject them.
+/// Strict JSON text for `payload`, checked with the GIL held before any
+/// database work. A value `json` cannot encode at all is a `TypeError`; one
+/// of an encodable type that memtree refuses is a `ValueError`: NaN or an
+/// infinity (other JSON readers reject them), a circular or too deep
+/// structure, a number beyond a float's range.
 fn dump_payload(payload: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = payload.py();
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("allow_nan", false)?;
     kwargs.set_item("ensure_ascii", false)?;
-    json(py)?
+    let text: String = json(py)?
         .0
         .bind(py)
         .call((payload,), Some(&kwargs))
         .and_then(|s| s.extract())
-        .map_err(|e| PyTypeError::new_err(format!("payload: not JSON-serialisable: {e}")))
+        .map_err(|e| {
+            // RecursionError (too deep) is a RuntimeError; ValueError covers
+            // NaN, circular references and Python's int-to-str digit limit.
+            if e.is_instance_of::<PyTypeError>(py) {
+                PyTypeError::new_err(format!("payload: not JSON-serialisable: {e}"))
+            } else {
+                PyValueError::new_err(format!("payload: cannot be stored as JSON: {e}"))
+            }
+        })?;
+    // The core's reader (serde_json, recursion limit 128) takes at most 127
+    // nested containers and numbers within f64; refusing here keeps that a
+    // ValueError naming the payload.
+    NewJob::check_payload_json(&text, "payload")?;
+    Ok(text)
 }
 
-/// A `timedelta` as a `Duration` (`field` names it in errors).
+/// A lease `timedelta` as a `Duration` (`field` names it in errors).
 fn duration(
     value: Option<&Bound<'_, PyAny>>,
     field: &str,
     default: Duration,
 ) -> PyResult<Duration> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    let seconds: f64 = value
-        .call_method0("total_seconds")
-        .and_then(|s| s.extract())
-        .map_err(|_| PyTypeError::new_err(format!("{field}: expected a timedelta")))?;
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(PyValueError::new_err(format!("{field}: must be positive")));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    value.map_or(Ok(default), |v| convert::positive_duration(v, field))
 }
 
-/// Milliseconds for `until`: an aware datetime, or a timedelta from now.
+/// Milliseconds for `until`: an aware datetime, or a timedelta from now
+/// (which may be negative: a time already past). Either must land within
+/// the range a `datetime` reads back.
 fn until_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
-    if value.hasattr("total_seconds")? {
-        let seconds: f64 = value.call_method0("total_seconds")?.extract()?;
-        return Ok(now_ms().saturating_add((seconds * 1000.0) as i64));
+    if value.is_instance(&py_timedelta(value.py())?)? {
+        let delay = convert::timedelta_ms(value, field)?;
+        // |delay| < 10^17 and now < 10^14, so the sum cannot overflow.
+        return convert::check_time_ms(now_ms() + delay, field);
     }
-    time::to_ms(value, field)
+    time::to_ms(value, field).map_err(|e| {
+        if e.is_instance_of::<PyTypeError>(value.py()) {
+            PyTypeError::new_err(format!(
+                "{field}: expected an aware datetime or a timedelta"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+fn py_timedelta(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("datetime")?.getattr("timedelta")
 }
 
 /// A list of kinds (not a bare `str`).
@@ -235,11 +257,11 @@ impl PyJobs {
     fn enqueue(
         &self,
         py: Python<'_>,
-        kind: String,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
         payload: &Bound<'_, PyAny>,
-        dedupe_key: Option<String>,
+        #[pyo3(from_py_with = arg::opt_dedupe_key)] dedupe_key: Option<String>,
         available_at: Option<&Bound<'_, PyAny>>,
-        max_attempts: i64,
+        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: i64,
     ) -> PyResult<Option<String>> {
         let job = new_job(kind, payload, dedupe_key, available_at, max_attempts)?;
         Ok(py.detach(|| self.core().jobs().enqueue(&job))?)
@@ -272,7 +294,7 @@ impl PyJobs {
     fn claim_many(
         &self,
         py: Python<'_>,
-        limit: i64,
+        #[pyo3(from_py_with = arg::limit)] limit: i64,
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<PyJob>>> {
@@ -300,7 +322,7 @@ impl PyJobs {
         &self,
         py: Python<'_>,
         job: &Bound<'_, PyAny>,
-        error: String,
+        #[pyo3(from_py_with = arg::error)] error: String,
     ) -> PyResult<&'static str> {
         let (id, token) = lease_of(job, "job")?;
         let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
@@ -316,7 +338,7 @@ impl PyJobs {
         py: Python<'_>,
         job: &Bound<'_, PyAny>,
         until: &Bound<'_, PyAny>,
-        reason: String,
+        #[pyo3(from_py_with = arg::reason)] reason: String,
     ) -> PyResult<()> {
         let (id, token) = lease_of(job, "job")?;
         let until = until_ms(until, "until")?;
@@ -349,11 +371,19 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().recover_stale_locks())?)
     }
 
-    fn retry(&self, py: Python<'_>, job_id: String) -> PyResult<bool> {
+    fn retry(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::job_id)] job_id: String,
+    ) -> PyResult<bool> {
         Ok(py.detach(|| self.core().jobs().retry(&job_id))?)
     }
 
-    fn get(&self, py: Python<'_>, id: String) -> PyResult<Option<PyJob>> {
+    fn get(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<PyJob>> {
         let job = py.detach(|| self.core().jobs().get(&id))?;
         Ok(job.map(|inner| PyJob { inner }))
     }
@@ -362,9 +392,9 @@ impl PyJobs {
     fn list(
         &self,
         py: Python<'_>,
-        status: Option<String>,
-        kind: Option<String>,
-        limit: i64,
+        #[pyo3(from_py_with = arg::opt_status)] status: Option<String>,
+        #[pyo3(from_py_with = arg::opt_kind)] kind: Option<String>,
+        #[pyo3(from_py_with = arg::limit)] limit: i64,
     ) -> PyResult<Vec<Py<PyJob>>> {
         let status = status.map(|s| s.parse::<JobStatus>()).transpose()?;
         let jobs = py.detach(|| self.core().jobs().list(status, kind.as_deref(), limit))?;
@@ -435,11 +465,11 @@ impl PyJobBatch {
     #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
     fn enqueue(
         &self,
-        kind: String,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
         payload: &Bound<'_, PyAny>,
-        dedupe_key: Option<String>,
+        #[pyo3(from_py_with = arg::opt_dedupe_key)] dedupe_key: Option<String>,
         available_at: Option<&Bound<'_, PyAny>>,
-        max_attempts: i64,
+        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: i64,
     ) -> PyResult<usize> {
         let job = new_job(kind, payload, dedupe_key, available_at, max_attempts)?;
         job.validate("")?;

@@ -7,6 +7,7 @@
 
 mod bench;
 mod chunk;
+mod convert;
 mod errors;
 mod jobs;
 mod logging;
@@ -46,7 +47,7 @@ fn sqlite_version() -> &'static str {
 /// migrations, side-file recoveries and quarantines in this process.
 #[pyfunction]
 fn open_counters(
-    path: std::path::PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
 ) -> PyResult<std::collections::HashMap<&'static str, u64>> {
     let c = connection::open_counters(&path)?;
     Ok(std::collections::HashMap::from([

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
 use super::chunk::{extract_source_kind, PyChunk};
+use super::convert::{self, arg};
 use super::errors::errors_module;
 use super::time;
 use crate::chunk::Chunk;
@@ -70,11 +71,7 @@ pub(super) fn extract_strs(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<
     obj.try_iter()
         .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?
         .enumerate()
-        .map(|(i, item)| {
-            item?
-                .extract::<String>()
-                .map_err(|_| PyTypeError::new_err(format!("{field}[{i}]: expected str")))
-        })
+        .map(|(i, item)| convert::text(&item?, &format!("{field}[{i}]")))
         .collect()
 }
 
@@ -123,19 +120,23 @@ impl PyStore {
 #[pymethods]
 impl PyStore {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, #[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<Self> {
         PyStore::open_with(py, || Store::open(&path))
     }
 
     /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
     #[classmethod]
-    fn open(_cls: &Bound<'_, PyType>, py: Python<'_>, workspace: PathBuf) -> PyResult<Self> {
+    fn open(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::workspace)] workspace: PathBuf,
+    ) -> PyResult<Self> {
         PyStore::open_with(py, || Store::open_workspace(&workspace))
     }
 
     /// Clears the circuit breaker of a database path.
     #[staticmethod]
-    fn invalidate(path: PathBuf) -> PyResult<()> {
+    fn invalidate(#[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<()> {
         Ok(crate::connection::invalidate(&path)?)
     }
 
@@ -192,8 +193,11 @@ impl PyStore {
         Ok(py.detach(|| self.inner.upsert_chunks(&chunk_refs(&chunks)))?)
     }
 
-    fn get_chunk(&self, py: Python<'_>, id: &str) -> PyResult<Option<PyChunk>> {
-        let id = id.to_owned();
+    fn get_chunk(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<PyChunk>> {
         let found = py.detach(|| self.inner.get_chunk(&id))?;
         Ok(found.map(|inner| PyChunk { inner }))
     }
@@ -210,11 +214,11 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: Option<&Bound<'_, PyAny>>,
-        source_id: Option<String>,
-        owner: Option<String>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        limit: i64,
+        #[pyo3(from_py_with = arg::limit)] limit: i64,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
@@ -227,8 +231,8 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: Option<&Bound<'_, PyAny>>,
-        source_id: Option<String>,
-        owner: Option<String>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<String>> {
@@ -240,8 +244,11 @@ impl PyStore {
         Ok(py.detach(|| self.inner.count_chunks())?)
     }
 
-    fn get_lifecycle_status(&self, py: Python<'_>, id: &str) -> PyResult<Option<String>> {
-        let id = id.to_owned();
+    fn get_lifecycle_status(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<String>> {
         Ok(py.detach(|| self.inner.lifecycle_status(&id))?)
     }
 
@@ -249,7 +256,7 @@ impl PyStore {
         &self,
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
-        status: String,
+        #[pyo3(from_py_with = arg::status)] status: String,
     ) -> PyResult<usize> {
         let ids = extract_ids(ids)?;
         Ok(py.detach(|| self.inner.set_lifecycle_status(&ids, &status))?)
@@ -263,7 +270,7 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<bool> {
         let kind = extract_source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.is_source_ingested(kind, &source_id))?)
@@ -273,7 +280,7 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<bool> {
         let kind = extract_source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.claim_source(kind, &source_id))?)
@@ -283,13 +290,17 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<usize> {
         let kind = extract_source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
-    fn delete_owner(&self, py: Python<'_>, owner: String) -> PyResult<usize> {
+    fn delete_owner(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::owner)] owner: String,
+    ) -> PyResult<usize> {
         Ok(py.detach(|| self.inner.delete_owner(&owner))?)
     }
 
@@ -297,7 +308,7 @@ impl PyStore {
         &self,
         py: Python<'_>,
         source_kind: &Bound<'_, PyAny>,
-        source_id: String,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
         chunks: &Bound<'_, PyAny>,
     ) -> PyResult<(usize, usize)> {
         let kind = extract_source_kind(source_kind, "source_kind")?;

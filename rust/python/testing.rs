@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use super::convert;
 use crate::connection::canonical_db_path;
 use crate::vfs::{self, Fault, FileRole, VfsMethod};
 
@@ -35,7 +36,9 @@ fn role(name: &str) -> PyResult<FileRole> {
 
 /// The I/O counters of a database as a dict.
 #[pyfunction]
-pub fn io_stats(path: PathBuf) -> PyResult<HashMap<&'static str, u64>> {
+pub fn io_stats(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<HashMap<&'static str, u64>> {
     let s = vfs::io_stats(&key(path)?);
     Ok(HashMap::from([
         ("opens", s.opens),
@@ -58,7 +61,7 @@ pub fn io_stats(path: PathBuf) -> PyResult<HashMap<&'static str, u64>> {
 
 /// Zeroes a database's I/O counters.
 #[pyfunction]
-pub fn reset_io_stats(path: PathBuf) -> PyResult<()> {
+pub fn reset_io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<()> {
     vfs::reset_io_stats(&key(path)?);
     Ok(())
 }
@@ -67,7 +70,7 @@ pub fn reset_io_stats(path: PathBuf) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (path, method_name, nth, code, persistent=false, file_role=None))]
 pub fn inject_fault(
-    path: PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
     method_name: &str,
     nth: u64,
     code: i32,
@@ -130,37 +133,38 @@ pub fn inject_faults(path: PathBuf, faults: Vec<FaultTuple>) -> PyResult<()> {
 
 /// Disarms the fault; returns how many calls it failed.
 #[pyfunction]
-pub fn clear_fault(path: PathBuf) -> PyResult<u64> {
+pub fn clear_fault(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<u64> {
     Ok(vfs::clear_fault(&key(path)?))
 }
 
 /// How many calls the current (or last cleared) fault failed.
 #[pyfunction]
-pub fn faults_fired(path: PathBuf) -> PyResult<u64> {
+pub fn faults_fired(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<u64> {
     Ok(vfs::faults_fired(&key(path)?))
 }
 
 /// Calls of a VFS method since the fault was armed or the counters reset.
 #[pyfunction]
-pub fn method_calls(path: PathBuf, method_name: &str) -> PyResult<u64> {
+pub fn method_calls(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+    method_name: &str,
+) -> PyResult<u64> {
     Ok(vfs::method_calls(&key(path)?, method(method_name)?))
 }
 
-/// Sets how long a tripped circuit breaker stays open (seconds, all paths).
+/// Sets how long a tripped circuit breaker stays open (seconds, all paths,
+/// at most [`crate::breaker::MAX_COOLDOWN`]).
 #[pyfunction]
-pub fn set_circuit_cooldown(seconds: f64) -> PyResult<()> {
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(PyValueError::new_err(
-            "seconds: must be a finite number >= 0",
-        ));
-    }
-    crate::breaker::set_cooldown(std::time::Duration::from_secs_f64(seconds));
-    Ok(())
+pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+    let cooldown = convert::seconds(seconds, "seconds", crate::breaker::MAX_COOLDOWN)?;
+    Ok(crate::breaker::set_cooldown(cooldown)?)
 }
 
 /// `(consecutive_failures, is_open)` of a path's circuit breaker.
 #[pyfunction]
-pub fn circuit_status(path: PathBuf) -> PyResult<(u32, bool)> {
+pub fn circuit_status(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<(u32, bool)> {
     Ok(crate::breaker::status(&key(path)?))
 }
 
@@ -172,7 +176,7 @@ pub fn circuit_status(path: PathBuf) -> PyResult<(u32, bool)> {
 #[pyfunction]
 #[pyo3(signature = (path, seed, at_sync=0, at_write=None, exit_code=None, sector_size=4096))]
 pub fn arm_crash(
-    path: PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
     seed: u64,
     at_sync: u64,
     at_write: Option<u64>,
@@ -192,7 +196,9 @@ pub fn arm_crash(
 
 /// `"disarmed"`, `"armed"` or `"crashed"`, plus the syncs seen since arming.
 #[pyfunction]
-pub fn crash_state(path: PathBuf) -> PyResult<(&'static str, u64)> {
+pub fn crash_state(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<(&'static str, u64)> {
     let state = vfs::crash_state(&key(path)?);
     let name = match state {
         vfs::CrashState::Disarmed => "disarmed",
@@ -205,7 +211,9 @@ pub fn crash_state(path: PathBuf) -> PyResult<(&'static str, u64)> {
 /// Disarms the simulation; returns `{crashed, syncs_seen, writes_kept, …}`
 /// or `None` if it was never armed.
 #[pyfunction]
-pub fn disarm_crash(path: PathBuf) -> PyResult<Option<HashMap<&'static str, u64>>> {
+pub fn disarm_crash(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<Option<HashMap<&'static str, u64>>> {
     Ok(vfs::disarm_crash(&key(path)?).map(|r| {
         HashMap::from([
             ("crashed", u64::from(r.crashed)),

@@ -9,6 +9,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 
+use super::convert::check_time_ms;
+
 struct DatetimeApi {
     datetime_type: Py<PyAny>,
     timedelta_type: Py<PyAny>,
@@ -37,6 +39,10 @@ fn api(py: Python<'_>) -> PyResult<&DatetimeApi> {
 
 /// Milliseconds since the epoch of an aware `datetime`; `field` names the
 /// argument in the `TypeError` / `ValueError` raised for anything else.
+///
+/// Only times that read back are accepted: `datetime.max` at UTC-23:59 is
+/// past 9999-12-31 in UTC, and [`from_ms`] could not build it again, so it
+/// is a `ValueError` here rather than a stored value nobody can read.
 pub fn to_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
     let py = value.py();
     let api = api(py)?;
@@ -51,11 +57,12 @@ pub fn to_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
             "{field}: naive datetime; give it a timezone (e.g. tzinfo=timezone.utc)"
         )));
     }
-    value
+    // Exact and always within i64: any two datetimes are < 2^49 ms apart.
+    let ms: i64 = value
         .sub(api.epoch.bind(py))?
         .floor_div(api.one_ms.bind(py))?
-        .extract()
-        .map_err(|_| PyValueError::new_err(format!("{field}: out of range")))
+        .extract()?;
+    check_time_ms(ms, field)
 }
 
 /// Optional variant of [`to_ms`].

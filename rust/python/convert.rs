@@ -1,0 +1,247 @@
+//! Argument conversions that name the argument in every error.
+//!
+//! One rule for every public call: a value of the wrong type is a
+//! `TypeError`, a value of the right type that memtree cannot take (out of
+//! range, a NUL in a path) is a `ValueError`, and either message starts with
+//! the argument's name. PyO3's own extraction names the argument only in a
+//! `TypeError`; an `int` past 64 bits would surface as an anonymous
+//! `OverflowError`, so integer arguments come through here
+//! (`#[pyo3(from_py_with = convert::arg::…)]`).
+//!
+//! Nothing here can panic on any input: every numeric conversion is checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+
+use crate::chunk::{MAX_TIME_MS, MIN_TIME_MS};
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+/// A Python `int` that fits in an `i64`; a bool counts as an int (as in
+/// Python), anything else is a `TypeError`, an int past 64 bits a `ValueError`.
+///
+/// Used through [`arg`], so the `TypeError` leaves the name out: PyO3
+/// prefixes every argument's `TypeError` with `argument '<name>': `.
+pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    value.extract::<i64>().map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(value.py()) {
+            // The value itself is not quoted: a huge int may not even be
+            // convertible to text (Python's int-to-str digit limit).
+            PyValueError::new_err(format!(
+                "{field}: out of range (must fit in a signed 64-bit integer)"
+            ))
+        } else {
+            PyTypeError::new_err(format!("expected int, got {}", type_name(value)))
+        }
+    })
+}
+
+/// A file-system path (`str` or `os.PathLike[str]`); a NUL byte, which no
+/// file name can hold, or a lone surrogate the file-system encoding cannot
+/// take, is a `ValueError` instead of a failed open. Like [`int64`], its
+/// `TypeError` gets the name from PyO3.
+///
+/// The text goes through `os.fsencode` rather than PyO3's `PathBuf`
+/// extraction, which panics on a `str` the encoding refuses.
+pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
+    let os = value.py().import("os")?;
+    let wrong_type = || {
+        PyTypeError::new_err(format!(
+            "expected str or os.PathLike, got {}",
+            type_name(value)
+        ))
+    };
+    let text = os
+        .call_method1("fspath", (value,))
+        .map_err(|_| wrong_type())?;
+    if !text.is_instance_of::<PyString>() {
+        return Err(wrong_type());
+    }
+    let bytes: Vec<u8> = os
+        .call_method1("fsencode", (&text,))
+        .and_then(|b| b.extract())
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "{field}: not encodable in the file-system encoding"
+            ))
+        })?;
+    if bytes.contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "{field}: contains a NUL byte"
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(PathBuf::from(text.extract::<String>()?))
+    }
+}
+
+/// A `str` as Rust text: anything else is a `TypeError`; a `str` holding a
+/// lone surrogate (which UTF-8 cannot encode, so SQLite could not store it)
+/// is a `ValueError` naming the field, where PyO3 would raise an anonymous
+/// `UnicodeEncodeError`.
+pub fn text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let s = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected str, got {}", type_name(value)))
+    })?;
+    utf8(s, field)
+}
+
+/// [`text`] for an argument read through [`arg`], whose `TypeError` PyO3
+/// prefixes with the name already.
+fn text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let s = value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("expected str, got {}", type_name(value))))?;
+    utf8(s, field)
+}
+
+fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
+    s.to_cow().map(std::borrow::Cow::into_owned).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{field}: not encodable as UTF-8 (it holds a lone surrogate)"
+        ))
+    })
+}
+
+/// [`text_arg`] for an optional argument: `None` stays `None`.
+fn opt_text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        text_arg(value, field).map(Some)
+    }
+}
+
+static TIMEDELTA: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+/// `(datetime.timedelta, timedelta(milliseconds=1))`, imported once.
+fn timedelta(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
+    TIMEDELTA.get_or_try_init(py, || {
+        let t = py.import("datetime")?.getattr("timedelta")?;
+        let one_ms = t.call((0, 0, 1000), None)?;
+        Ok((t.unbind(), one_ms.unbind()))
+    })
+}
+
+/// A `timedelta` as whole milliseconds (rounded toward minus infinity),
+/// computed exactly by `datetime`'s integer arithmetic rather than through a
+/// float. Every timedelta fits: its range is under ±10^17 ms.
+pub fn timedelta_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    let py = value.py();
+    let (timedelta_type, one_ms) = timedelta(py)?;
+    if !value.is_instance(timedelta_type.bind(py))? {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a timedelta, got {}",
+            type_name(value)
+        )));
+    }
+    value.floor_div(one_ms.bind(py))?.extract()
+}
+
+/// A positive `timedelta` of at least 1 ms (a lease or a pause). Whether the
+/// lease's end is representable is the core's check, which knows "now".
+pub fn positive_duration(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Duration> {
+    let ms = timedelta_ms(value, field)?;
+    match u64::try_from(ms) {
+        Ok(ms) if ms >= 1 => Ok(Duration::from_millis(ms)),
+        _ => Err(PyValueError::new_err(format!(
+            "{field}: must be at least 1 millisecond"
+        ))),
+    }
+}
+
+/// The error for a time in milliseconds outside what reads back as a
+/// `datetime` (years 1 to 9999, UTC).
+pub fn check_time_ms(ms: i64, field: &str) -> PyResult<i64> {
+    if (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{field}: out of range: must lie within 0001-01-01T00:00:00Z .. \
+             9999-12-31T23:59:59.999Z once converted to UTC"
+        )))
+    }
+}
+
+/// Seconds as a `Duration`, for settings given as a float: finite, at least
+/// zero and at most `max`; a non-number is a `TypeError`.
+pub fn seconds(value: &Bound<'_, PyAny>, field: &str, max: Duration) -> PyResult<Duration> {
+    let seconds: f64 = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a number of seconds, got {}",
+            type_name(value)
+        ))
+    })?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "{field}: must be a finite number >= 0"
+        )));
+    }
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d <= max => Ok(d),
+        _ => Err(PyValueError::new_err(format!(
+            "{field}: must be at most {} seconds",
+            max.as_secs()
+        ))),
+    }
+}
+
+/// `from_py_with` adapters, one per integer or path argument name, so that
+/// PyO3 keeps the Python signature (and its defaults) while the errors
+/// follow the rule above.
+pub mod arg {
+    use std::path::PathBuf;
+
+    use pyo3::prelude::*;
+
+    macro_rules! named {
+        ($($name:ident($field:literal): $ty:ty = $conv:path;)*) => {$(
+            #[doc = concat!("The `", $field, "` argument.")]
+            pub fn $name(value: &Bound<'_, PyAny>) -> PyResult<$ty> {
+                $conv(value, $field)
+            }
+        )*};
+    }
+
+    named! {
+        token_count("token_count"): i64 = super::int64;
+        seq_in_source("seq_in_source"): i64 = super::int64;
+        limit("limit"): i64 = super::int64;
+        max_attempts("max_attempts"): i64 = super::int64;
+        path("path"): PathBuf = super::path;
+        workspace("workspace"): PathBuf = super::path;
+        id("id"): String = super::text_arg;
+        content("content"): String = super::text_arg;
+        source_id("source_id"): String = super::text_arg;
+        owner("owner"): String = super::text_arg;
+        status("status"): String = super::text_arg;
+        kind("kind"): String = super::text_arg;
+        error("error"): String = super::text_arg;
+        reason("reason"): String = super::text_arg;
+        job_id("job_id"): String = super::text_arg;
+        opt_source_ref("source_ref"): Option<String> = super::opt_text_arg;
+        opt_lifecycle_status("lifecycle_status"): Option<String> = super::opt_text_arg;
+        opt_source_id("source_id"): Option<String> = super::opt_text_arg;
+        opt_owner("owner"): Option<String> = super::opt_text_arg;
+        opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text_arg;
+        opt_status("status"): Option<String> = super::opt_text_arg;
+        opt_kind("kind"): Option<String> = super::opt_text_arg;
+    }
+}
