@@ -40,6 +40,10 @@ test: build  ## Build, then run cargo test and pytest
 	cargo test --quiet
 	$(BIN)/python -m pytest -q
 
+.PHONY: codes
+codes: build  ## Regenerate python/memtree/_codes.py from the native result-code table
+	$(BIN)/python tools/gen_codes.py python/memtree/_codes.py
+
 .PHONY: soak
 soak: build  ## The long fault, crash, kill and fuzz runs (MEMTREE_SOAK_SCALE=20)
 	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \

@@ -5,15 +5,16 @@
 //! VFS through exactly one function here, and so does the crash simulator's
 //! view of `xDelete`. When the file belongs to a database with an active crash
 //! plan and is one of its simulated files (main db, journal, WAL), the call is
-//! handed to [`super::crash`]; otherwise it is forwarded unchanged.
+//! handed to [`super::crash`], with the real file behind it as a `RealFile`
+//! (the simulator's `Disk`); otherwise it is forwarded unchanged.
 
 use std::os::raw::{c_int, c_void};
 
 use rusqlite::ffi;
 
-use super::crash::{file_index, CrashSlot, RealFile};
+use super::crash::{file_index, CrashSlot};
 use super::faults::FileRole;
-use super::shim::{inner_call, ShimFile};
+use super::file::{inner_call, RealFile, ShimFile};
 use super::state::DbState;
 
 /// The crash slot and simulated-file index of `h`, if a plan is active for it.

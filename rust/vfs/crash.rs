@@ -56,10 +56,14 @@
 //! SQLite rebuilds); while a crash plan is active the shim refuses memory maps
 //! (`xFetch` returns no mapping) and ignores `SQLITE_FCNTL_SIZE_HINT`, which
 //! would otherwise bypass the overlay.
+//!
+//! The simulator reaches a real file only through the [`Disk`] trait (the VFS's
+//! `RealFile` implements it), so this module imports nothing that forwards
+//! calls and can sit below the file layer.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::os::raw::{c_int, c_void};
+use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -67,7 +71,6 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::ffi;
 
 use super::faults::FileRole;
-use super::shim::inner_call;
 
 /// What happens once power is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,53 +274,22 @@ impl Rng {
     }
 }
 
-/// The real (inner) file of a shim file, for the calls the simulator makes.
-pub(crate) struct RealFile(*mut ffi::sqlite3_file);
-
-impl RealFile {
-    /// Wraps the inner file.
-    ///
-    /// # Safety
-    /// `inner` must be the live, open inner file of a shim file for as long as
-    /// the wrapper is used, on the thread SQLite called us on.
-    pub(crate) unsafe fn new(inner: *mut ffi::sqlite3_file) -> Self {
-        RealFile(inner)
-    }
-
-    fn read(&self, buf: &mut [u8], off: u64) -> c_int {
-        let p = buf.as_mut_ptr() as *mut c_void;
-        let n = buf.len() as c_int;
-        inner_call!(self.0, 1, xRead, ffi::SQLITE_IOERR_READ, p, n, off as i64)
-    }
-
-    fn write(&self, data: &[u8], off: u64) -> c_int {
-        let p = data.as_ptr() as *const c_void;
-        let n = data.len() as c_int;
-        inner_call!(self.0, 1, xWrite, ffi::SQLITE_IOERR_WRITE, p, n, off as i64)
-    }
-
-    fn truncate(&self, size: u64) -> c_int {
-        inner_call!(
-            self.0,
-            1,
-            xTruncate,
-            ffi::SQLITE_IOERR_TRUNCATE,
-            size as i64
-        )
-    }
-
-    fn sync(&self, flags: c_int) -> c_int {
-        inner_call!(self.0, 1, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
-    }
-
-    fn size(&self) -> Result<u64, c_int> {
-        let mut out: ffi::sqlite3_int64 = 0;
-        let p: *mut ffi::sqlite3_int64 = &mut out;
-        match inner_call!(self.0, 1, xFileSize, ffi::SQLITE_IOERR_FSTAT, p) {
-            ffi::SQLITE_OK => Ok(out.max(0) as u64),
-            rc => Err(rc),
-        }
-    }
+/// The real file behind a simulated one: what the simulator reads, writes,
+/// truncates, syncs and sizes when it lets an operation reach the disk. Each
+/// method returns SQLite's result code for the call (`SQLITE_IOERR_SHORT_READ`
+/// included). Implemented by the VFS's `RealFile`; kept as a trait so this
+/// module stays below the layer that forwards calls.
+pub(crate) trait Disk {
+    /// `xRead` of `buf.len()` bytes at `off`.
+    fn read(&self, buf: &mut [u8], off: u64) -> c_int;
+    /// `xWrite` of `data` at `off`.
+    fn write(&self, data: &[u8], off: u64) -> c_int;
+    /// `xTruncate` to `size` bytes.
+    fn truncate(&self, size: u64) -> c_int;
+    /// `xSync` with `flags`.
+    fn sync(&self, flags: c_int) -> c_int;
+    /// `xFileSize`.
+    fn size(&self) -> Result<u64, c_int>;
 }
 
 /// Ends the process now: no destructors, no `atexit` handlers.
@@ -550,7 +522,7 @@ impl CrashSlot {
 
     /// `xRead` of simulated file `file`: the real bytes with pending
     /// operations overlaid.
-    pub(crate) fn read(&self, file: usize, real: &RealFile, buf: &mut [u8], off: u64) -> c_int {
+    pub(crate) fn read(&self, file: usize, real: &impl Disk, buf: &mut [u8], off: u64) -> c_int {
         let g = self.lock();
         let Phase::Armed(a) = &*g else {
             return real.read(buf, off);
@@ -596,7 +568,7 @@ impl CrashSlot {
     }
 
     /// `xFileSize` of simulated file `file`, pending operations included.
-    pub(crate) fn file_size(&self, file: usize, real: &RealFile) -> Result<u64, c_int> {
+    pub(crate) fn file_size(&self, file: usize, real: &impl Disk) -> Result<u64, c_int> {
         let g = self.lock();
         let mut size = real.size()?;
         if let Phase::Armed(a) = &*g {
@@ -611,7 +583,7 @@ impl CrashSlot {
     }
 
     /// `xWrite` of simulated file `file`: kept pending (or the crash trigger).
-    pub(crate) fn write(&self, file: usize, real: &RealFile, data: &[u8], off: u64) -> c_int {
+    pub(crate) fn write(&self, file: usize, real: &impl Disk, data: &[u8], off: u64) -> c_int {
         let mut g = self.lock();
         match &mut *g {
             Phase::Disarmed => return real.write(data, off),
@@ -635,7 +607,7 @@ impl CrashSlot {
     }
 
     /// `xTruncate` of simulated file `file`: kept pending.
-    pub(crate) fn truncate(&self, file: usize, real: &RealFile, size: u64) -> c_int {
+    pub(crate) fn truncate(&self, file: usize, real: &impl Disk, size: u64) -> c_int {
         let mut g = self.lock();
         match &mut *g {
             Phase::Disarmed => real.truncate(size),
@@ -652,7 +624,7 @@ impl CrashSlot {
 
     /// `xSync` of simulated file `file`: flushes that file's pending
     /// operations and syncs, or loses power if this is the crash sync.
-    pub(crate) fn sync(&self, file: usize, real: &RealFile, flags: c_int) -> c_int {
+    pub(crate) fn sync(&self, file: usize, real: &impl Disk, flags: c_int) -> c_int {
         let mut g = self.lock();
         let a = match &mut *g {
             Phase::Disarmed => return real.sync(flags),

@@ -22,11 +22,14 @@
 //!   power: each pending write is written, dropped or torn at random. See the
 //!   `crash` module for the exact rules.
 //!
-//! Layout: `stats` (counters), `faults` (method names, roles, fault slot),
-//! `state` (per-database state and the path registry), `shim` (raw FFI: VFS and
-//! io-method tables), `backend` (the one place where reads, writes, truncates,
-//! syncs, file sizes and closes reach the real files — it hands simulated files
-//! to `crash`), `crash` (pending writes, the overlay, the power loss).
+//! Layout, top to bottom (each module imports only from those below it):
+//! `shim` (raw FFI: VFS and io-method tables, registration), `backend` (the
+//! one place where reads, writes, truncates, syncs, file sizes and closes
+//! reach the real files — it hands simulated files to `crash`), `file` (the
+//! shim's file header, the forwarding to the real file, and the real file as
+//! the simulator's `Disk`), `state` (per-database state and the path
+//! registry), `crash` (pending writes, the overlay, the power loss, over any
+//! `Disk`), `stats` (counters) and `faults` (method names, roles, fault slot).
 //!
 //! Measured sync counts per commit (SQLite 3.50, Linux, see the tests):
 //! TRUNCATE journal + `synchronous=FULL`: 4 `xSync` (journal ×3, db ×1) plus
@@ -56,6 +59,7 @@
 mod backend;
 mod crash;
 mod faults;
+mod file;
 mod shim;
 mod state;
 mod stats;
@@ -79,8 +83,7 @@ pub fn side_file(db: &Path, suffix: &str) -> std::path::PathBuf {
     name.into()
 }
 
-/// The name under which the shim is registered: `"memtree"`.
-pub const VFS_NAME: &str = "memtree";
+pub use shim::VFS_NAME;
 
 /// Registers the `memtree` VFS (not as the default). Idempotent and
 /// thread-safe; returns SQLite's error code if registration fails (a later call

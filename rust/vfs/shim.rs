@@ -4,8 +4,9 @@
 //!
 //! Shape: the registered `sqlite3_vfs` is a copy of the default one with
 //! `szOsFile` grown by [`HDR_SIZE`]. Each file SQLite allocates for us is a
-//! [`ShimFile`] header (whose first field is the `sqlite3_file` base, so
-//! `pMethods` comes first) immediately followed by the real VFS's file. `xOpen`
+//! [`ShimFile`] header (defined, with the forwarding macro, in the `file`
+//! module below; its first field is the `sqlite3_file` base, so `pMethods`
+//! comes first) immediately followed by the real VFS's file. `xOpen`
 //! opens the real file into the inner part and only then points the outer
 //! `pMethods` at one of our method tables, chosen to match the inner table's
 //! `iVersion` (1, 2 or 3).
@@ -19,7 +20,6 @@
 //! `SQLITE_FCNTL_SIZE_HINT` is ignored, so neither bypasses it.
 
 use std::ffi::CStr;
-use std::mem::size_of;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,94 +35,25 @@ use super::state::{
 };
 use super::stats::{add, bump, SyncKind};
 
-/// The name the shim is registered under.
-pub(crate) const VFS_NAME: &CStr = c"memtree";
+use super::file::{inner_call, inner_of, parts, ShimFile, HDR_SIZE};
 
-/// The header placed in front of the real VFS's file.
-#[repr(C)]
-pub(crate) struct ShimFile {
-    /// Must stay first: SQLite sees this as the `sqlite3_file`.
-    base: ffi::sqlite3_file,
-    /// The database this file belongs to; `None` for unnamed temp files.
-    pub(crate) state: Option<Arc<DbState>>,
-    /// What the file is, from the `xOpen` flags.
-    pub(crate) role: FileRole,
-    /// The `xOpen` flags.
-    pub(crate) open_flags: c_int,
-    /// True until the first successful `xSync` of a journal/WAL/super-journal
-    /// opened with `SQLITE_OPEN_CREATE` (where the unix VFS also fsyncs the
-    /// directory).
-    pub(crate) dir_sync_pending: AtomicBool,
-}
-
-/// Size of [`ShimFile`], which is a multiple of its (pointer) alignment, so the
-/// inner file that follows it is pointer-aligned too.
-pub(crate) const HDR_SIZE: usize = size_of::<ShimFile>();
-const _: () = assert!(std::mem::align_of::<ShimFile>() >= std::mem::align_of::<*const u8>());
-
-impl ShimFile {
-    /// The database state, if the file has one.
-    #[inline]
-    pub(crate) fn db(&self) -> Option<&DbState> {
-        self.state.as_deref()
-    }
-
-    /// Counts a call of `method`; `Some(code)` if an injected fault fails it.
-    #[inline]
-    fn enter(&self, method: VfsMethod) -> Option<i32> {
-        self.db().and_then(|s| s.enter(method, self.role))
-    }
-
-    /// Which sync counter this file's `xSync` goes to.
-    pub(crate) fn sync_kind(&self) -> SyncKind {
-        match self.role {
-            FileRole::MainDb => SyncKind::Db,
-            FileRole::MainJournal => SyncKind::Journal,
-            FileRole::Wal => SyncKind::Wal,
-            _ => SyncKind::Other,
-        }
-    }
-}
-
-/// Splits an outer file into its header and the inner (real) file.
-///
-/// # Safety
-/// `f` must be a file opened by [`x_open`] and not yet closed; SQLite only
-/// calls io methods on such files, one call at a time per file.
-#[inline]
-unsafe fn parts<'a>(f: *mut ffi::sqlite3_file) -> (&'a ShimFile, *mut ffi::sqlite3_file) {
-    // SAFETY: per the contract, `f` points at a live, initialised ShimFile of
-    // szOsFile bytes; the inner file starts HDR_SIZE bytes in.
-    unsafe { (&*(f as *const ShimFile), inner_of(f)) }
-}
-
-/// The inner file of an outer file (pointer arithmetic only).
-#[inline]
-fn inner_of(f: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
-    (f as *mut u8).wrapping_add(HDR_SIZE) as *mut ffi::sqlite3_file
-}
-
-/// Calls a method of the inner file's table, or evaluates `$missing` when the
-/// inner table is older than `$ver` or has a null pointer there.
-macro_rules! inner_call {
-    ($inner:expr, $ver:expr, $m:ident, $missing:expr $(, $arg:expr)*) => {{
-        let inner: *mut ffi::sqlite3_file = $inner;
-        // SAFETY: `inner` is an open file of the real VFS: its pMethods was
-        // checked non-null in xOpen and stays valid until its xClose.
-        let methods = unsafe { &*(*inner).pMethods };
-        match methods.$m {
-            // SAFETY: forwards the call SQLite made on the outer file, with the
-            // same arguments (valid per SQLite's VFS contract), to the inner file.
-            Some(x) if methods.iVersion >= $ver => unsafe { x(inner $(, $arg)*) },
-            _ => $missing,
-        }
-    }};
-}
-pub(crate) use inner_call;
+/// The name under which the shim is registered: `"memtree"`. A `&CStr`, as
+/// SQLite needs it; rusqlite's `open_with_flags_and_vfs` takes it as it is.
+pub const VFS_NAME: &CStr = c"memtree";
 
 // ---------------------------------------------------------------------------
 // io methods
 // ---------------------------------------------------------------------------
+
+/// Which sync counter an `xSync` of a file with `role` goes to.
+fn sync_kind(role: FileRole) -> SyncKind {
+    match role {
+        FileRole::MainDb => SyncKind::Db,
+        FileRole::MainJournal => SyncKind::Journal,
+        FileRole::Wal => SyncKind::Wal,
+        _ => SyncKind::Other,
+    }
+}
 
 unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls xClose once on a file our xOpen opened.
@@ -206,7 +137,7 @@ unsafe extern "C" fn x_sync(f: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: `inner` is the live inner file of `h`; SQLite's arguments are passed on.
     let rc = unsafe { backend::sync(h, inner, flags) };
     if let Some(s) = h.db() {
-        bump(s.counters.sync_counter(h.sync_kind()));
+        bump(s.counters.sync_counter(sync_kind(h.role)));
         // The unix VFS fsyncs the directory after the first successful fsync
         // of a newly created journal/WAL/super-journal, then clears its flag.
         if rc == ffi::SQLITE_OK && h.dir_sync_pending.swap(false, Ordering::Relaxed) {

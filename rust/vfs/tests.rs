@@ -3,40 +3,32 @@
 //! per-database counters of tests running in parallel never mix.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::*;
 
-/// A temporary directory removed on drop (std only).
-struct TempDir(PathBuf);
+/// A throw-away directory (`tempfile`, removed on drop) with its canonical
+/// path: the shim keys a database by the absolute path SQLite opened, and the
+/// temp dir may sit behind a symlink (`/var` -> `/private/var` on macOS).
+struct TempDir {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl TempDir {
     fn new() -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "memtree-vfs-{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir.canonicalize().unwrap())
+        let dir = tempfile::Builder::new()
+            .prefix("memtree-vfs-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().canonicalize().unwrap();
+        TempDir { _dir: dir, path }
     }
 
     /// Absolute canonical path of a (possibly not yet existing) file in here.
     fn db(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.path.join(name)
     }
 }
 
