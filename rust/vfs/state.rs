@@ -35,7 +35,7 @@ use rusqlite::ffi;
 
 use super::crash::CrashSlot;
 use super::faults::{FaultSlot, FileRole, VfsMethod};
-use super::shim::inner_call;
+use super::file::inner_call;
 use super::stats::Counters;
 use crate::fork::{self, ForkLocal};
 
