@@ -105,7 +105,6 @@ def test_the_logging_format_works_for_every_memtree_record(tmp_path: Path) -> No
         # A WAL-era file: memtree's core logs its migration (memtree.journal).
         conn = sqlite3.connect("wal.db")
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t(x)")
         conn.commit()
         conn.close()
         memtree.Store("wal.db").close()
