@@ -4,6 +4,7 @@ is left byte for byte, and nothing memtree creates goes through a link."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -300,3 +301,22 @@ def corrupt_last_index_page(db: Path) -> None:
     data[target * page_size : (target + 1) * page_size] = b"\xa5" * page_size
     data[24:28] = (int.from_bytes(data[24:28], "big") + 1).to_bytes(4, "big")
     db.write_bytes(bytes(data))
+
+
+def test_doctor_lists_stranded_files_read_only(tmp_path: Path) -> None:
+    db = tmp_path / "chunks.db"
+    create_reference_db(db, chunks=4, wal_frames_only=2)
+    strand_a_wal_as_the_last_release_did(db)
+    before = snapshot(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "memtree", "doctor", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert snapshot(tmp_path) == before, "doctor changed nothing"
+    report = json.loads(done.stdout)
+    assert [
+        Path(s["file"]).name.startswith("chunks.db-wal.unrecovered-") for s in report["stranded"]
+    ] == [True]
+    assert any("memtree recover" in a for a in report["advice"])

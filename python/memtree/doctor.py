@@ -23,7 +23,7 @@ from memtree._inspect import (
     resolve_db_path,
     table_counts,
 )
-from memtree._native import schema_version
+from memtree._native import schema_version, stranded_files
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -63,6 +63,7 @@ class Diagnosis:
     size: int = 0
     header: dict[str, JsonValue] = field(default_factory=dict)
     side_files: dict[str, JsonValue] = field(default_factory=dict)
+    stranded: list[dict[str, JsonValue]] = field(default_factory=list)
     user_version: int | None = None
     check_kind: str = "quick_check"
     check: list[str] = field(default_factory=list)
@@ -89,6 +90,7 @@ class Diagnosis:
             "size": self.size,
             "header": self.header,
             "side_files": self.side_files,
+            "stranded": list(self.stranded),
             "user_version": self.user_version,
             "supported_schema_version": schema_version(),
             "check": {"kind": self.check_kind, "result": list(self.check)},
@@ -113,6 +115,7 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
     side = read_side_files(db)
     d.header = header.as_json()
     d.side_files = side.as_json()
+    _note_stranded(d, db)
     if d.size == 0 and not side.journal_hot and side.wal_size is None:
         # SQLite takes a 0-byte file for a new, empty database: Store() builds
         # the schema in it, it does not quarantine it.
@@ -184,6 +187,17 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
     return d
 
 
+def _note_stranded(d: Diagnosis, db: Path) -> None:
+    """Side files holding committed rows that are not in the live file yet."""
+    for file, rows, note in stranded_files(db):
+        d.stranded.append({"file": file, "chunk_rows": rows, "note": note})
+    if d.stranded:
+        d.advice.append(
+            f"{len(d.stranded)} stranded side file(s) hold committed rows not in the database: "
+            "every open merges them back; `memtree recover PATH` does it now. Never delete them"
+        )
+
+
 def _human(d: Diagnosis) -> str:
     lines = [f"database:      {d.path}"]
     if d.status in ("missing", "empty"):
@@ -194,6 +208,9 @@ def _human(d: Diagnosis) -> str:
         lines.append(f"journal mode:  {d.header.get('journal_mode')} (from the file header)")
         for name, info in d.side_files.items():
             lines.append(f"-{name + ':':<13} {_side_text(info)}")
+        for item in d.stranded:
+            rows = "?" if item["chunk_rows"] is None else item["chunk_rows"]
+            lines.append(f"stranded:      {item['file']} ({rows} chunk rows)")
         lines.append(f"user_version:  {d.user_version}")
         if d.check:
             lines.append(f"{d.check_kind + ':':<14} {'; '.join(d.check[:5])}")
