@@ -402,7 +402,9 @@ impl Store {
 
     /// The settings in force on the shared connection, as SQLite reports them:
     /// `journal_mode`, `synchronous` (2 = FULL), `fullfsync`, `foreign_keys`,
-    /// `busy_timeout` (ms) and `user_version`.
+    /// `busy_timeout` (ms) and `user_version`. SQLite reports a busy timeout
+    /// of 0 once a custom busy handler is installed, so `busy_timeout` is the
+    /// limit of memtree's own handler ([`crate::busy::BUSY_TIMEOUT`]).
     pub fn connection_settings(&self) -> Result<Vec<(String, String)>> {
         self.read("connection_settings", |conn| {
             [
@@ -415,6 +417,10 @@ impl Store {
             ]
             .into_iter()
             .map(|name| {
+                if name == "busy_timeout" {
+                    let ms = crate::busy::BUSY_TIMEOUT.as_millis();
+                    return Ok((name.to_owned(), ms.to_string()));
+                }
                 let value: rusqlite::types::Value =
                     conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
                 let text = match value {
