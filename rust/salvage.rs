@@ -154,6 +154,19 @@ fn quoted(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// `INSERT OR IGNORE` of `table`'s shared `columns` from the attached
+/// `side` into `main`, with an optional `WHERE` clause (`filter`): a row the
+/// live database already holds keeps the live, newer version.
+fn copy_sql(table: &str, columns: &[String], filter: &str) -> String {
+    let cols = columns
+        .iter()
+        .map(|c| quoted(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let t = quoted(table);
+    format!("INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t} {filter}")
+}
+
 /// Copies the rows of the bundle at `bundle` the live database lacks into
 /// it, in one transaction. Returns the chunk rows brought back.
 fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
@@ -204,16 +217,7 @@ fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
         let copied = (|| -> rusqlite::Result<u64> {
             let mut chunks = 0;
             for (table, columns) in &tables {
-                let cols = columns
-                    .iter()
-                    .map(|c| quoted(c))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let t = quoted(table);
-                let n = conn.execute(
-                    &format!("INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t}"),
-                    [],
-                )?;
+                let n = conn.execute(&copy_sql(table, columns, ""), [])?;
                 if table == "mem_tree_chunks" {
                     chunks = n as u64;
                 }
@@ -404,17 +408,9 @@ fn copy_readable_rows(
     table: &str,
     columns: &[String],
 ) -> rusqlite::Result<(u64, bool)> {
-    let cols = columns
-        .iter()
-        .map(|c| quoted(c))
-        .collect::<Vec<_>>()
-        .join(", ");
     let t = quoted(table);
     conn.execute_batch("SAVEPOINT salvage_table;")?;
-    let bulk = conn.execute(
-        &format!("INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t}"),
-        [],
-    );
+    let bulk = conn.execute(&copy_sql(table, columns, ""), []);
     match bulk {
         Ok(n) => {
             conn.execute_batch("RELEASE salvage_table;")?;
@@ -422,9 +418,7 @@ fn copy_readable_rows(
         }
         Err(_) => {
             conn.execute_batch("ROLLBACK TO salvage_table; RELEASE salvage_table;")?;
-            let one = format!(
-                "INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t} WHERE rowid = ?1"
-            );
+            let one = copy_sql(table, columns, "WHERE rowid = ?1");
             let next = format!("SELECT min(rowid) FROM side.{t} WHERE rowid > ?1");
             let (mut copied, mut last) = (0u64, i64::MIN);
             let mut step_over_damage = 0;
