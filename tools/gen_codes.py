@@ -75,7 +75,9 @@ def main(argv: list[str]) -> int:
         print(f"usage: {argv[0]} [OUTPUT]", file=sys.stderr)
         return 2
     output = Path(argv[1]) if len(argv) == 2 else DEFAULT_OUTPUT
-    output.write_text(render(_native.result_codes()), encoding="utf-8", newline="\n")
+    # open() rather than Path.write_text(newline=...), which needs 3.10.
+    with open(output, "w", encoding="utf-8", newline="\n") as f:
+        f.write(render(_native.result_codes()))
     print(f"wrote {len(_native.result_codes())} result codes to {output}")
     return 0
 

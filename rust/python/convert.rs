@@ -31,8 +31,8 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// A Python `int` that fits in an `i64`; a bool counts as an int (as in
 /// Python), anything else is a `TypeError`, an int past 64 bits a `ValueError`.
 ///
-/// Used through [`arg`], so the `TypeError` leaves the name out: PyO3
-/// prefixes every argument's `TypeError` with `argument '<name>': `.
+/// Every message names the field itself: since PyO3 0.28 an argument's name
+/// reaches Python only as an exception note, which Python < 3.11 cannot hold.
 pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
     value.extract::<i64>().map_err(|e| {
         if e.is_instance_of::<PyOverflowError>(value.py()) {
@@ -42,15 +42,15 @@ pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
                 "{field}: out of range (must fit in a signed 64-bit integer)"
             ))
         } else {
-            PyTypeError::new_err(format!("expected int, got {}", type_name(value)))
+            PyTypeError::new_err(format!("{field}: expected int, got {}", type_name(value)))
         }
     })
 }
 
 /// A file-system path (`str` or `os.PathLike[str]`); a NUL byte, which no
 /// file name can hold, or a lone surrogate the file-system encoding cannot
-/// take, is a `ValueError` instead of a failed open. Like [`int64`], its
-/// `TypeError` gets the name from PyO3.
+/// take, is a `ValueError` instead of a failed open. Like [`int64`], every
+/// message names the field.
 ///
 /// The text goes through `os.fsencode` rather than PyO3's `PathBuf`
 /// extraction, which panics on a `str` the encoding refuses.
@@ -58,7 +58,7 @@ pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
     let os = value.py().import("os")?;
     let wrong_type = || {
         PyTypeError::new_err(format!(
-            "expected str or os.PathLike, got {}",
+            "{field}: expected str or os.PathLike, got {}",
             type_name(value)
         ))
     };
@@ -103,13 +103,9 @@ pub fn text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
     utf8(s, field)
 }
 
-/// [`text`] for an argument read through [`arg`], whose `TypeError` PyO3
-/// prefixes with the name already.
+/// [`text`] for an argument read through [`arg`].
 fn text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
-    let s = value
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("expected str, got {}", type_name(value))))?;
-    utf8(s, field)
+    text(value, field)
 }
 
 fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
