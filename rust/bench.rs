@@ -269,10 +269,7 @@ mod tests {
     fn all_rows(path: &Path) -> Vec<Row> {
         let conn = Connection::open(path).unwrap();
         let mut stmt = conn
-            .prepare(&format!(
-                "{} ORDER BY id",
-                crate::chunks::select_chunks_sql()
-            ))
+            .prepare(&format!("{} ORDER BY id", *crate::chunks::SELECT_SQL))
             .unwrap();
         let rows = stmt
             .query_map([], |r| {

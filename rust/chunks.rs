@@ -101,15 +101,13 @@ pub static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One chunk by id.
-static GET_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM mem_tree_chunks WHERE id = ?1", *COLUMN_LIST));
+/// `SELECT <the chunk columns> FROM mem_tree_chunks`, for statements that
+/// add their own clauses (`list_chunks`, the benchmark's row comparison).
+pub static SELECT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM mem_tree_chunks", *COLUMN_LIST));
 
-/// `SELECT <the chunk columns> FROM mem_tree_chunks`, for callers that add
-/// their own clauses (the benchmark's row comparison).
-pub fn select_chunks_sql() -> String {
-    format!("SELECT {} FROM mem_tree_chunks", *COLUMN_LIST)
-}
+/// One chunk by id.
+static GET_SQL: LazyLock<String> = LazyLock::new(|| format!("{} WHERE id = ?1", *SELECT_SQL));
 
 /// One chunk's values in [`CHUNK_COLUMNS`] order, as bound to the insert
 /// and upsert (tags as their JSON text, the embedding as a little-endian
@@ -184,6 +182,9 @@ pub struct ReplaceOutcome {
 impl Store {
     /// Inserts or replaces `chunks` in one transaction; returns how many.
     /// Takes owned chunks or references, so callers need not copy them.
+    /// Every chunk is validated first: `Chunk`'s fields are public and
+    /// nothing checks them when a Rust caller builds one, so this is the
+    /// guard that keeps an unreadable row out of the file.
     pub fn upsert_chunks<C: Borrow<Chunk>>(&self, chunks: &[C]) -> Result<usize> {
         validate_all(chunks)?;
         self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
@@ -497,7 +498,7 @@ fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
     values.push(Value::Integer(limit.clamp(1, MAX_LIST_LIMIT)));
     let sql = format!(
         "{}{where_clause} ORDER BY timestamp_ms DESC, rowid DESC LIMIT ?{}",
-        select_chunks_sql(),
+        *SELECT_SQL,
         values.len()
     );
     (sql, values)
