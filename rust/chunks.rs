@@ -4,7 +4,7 @@
 //!
 //! [`CHUNK_COLUMNS`] is the one list of `mem_tree_chunks` columns a chunk
 //! occupies. The INSERT, UPSERT and SELECT statements are built from it once,
-//! and binding ([`chunk_values`]) and row mapping (`chunk_from_row`) find each
+//! and binding ([`each_value`]) and row mapping (`chunk_from_row`) find each
 //! column's position in it by name at compile time, so adding a column is an
 //! edit here (plus the field on [`Chunk`]), and a misspelt name fails the build.
 
@@ -12,7 +12,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, params_from_iter, Row, ToSql, Transaction};
 
 use crate::chunk::{embedding_from_blob, embedding_to_blob, non_empty, Chunk, SourceKind};
@@ -24,7 +24,7 @@ use crate::store::Store;
 pub const MAX_LIST_LIMIT: i64 = 10_000;
 
 /// The `mem_tree_chunks` columns of one chunk, in the order every chunk
-/// statement names them and [`chunk_values`] returns them.
+/// statement names them and [`chunk_row`] returns them.
 pub const CHUNK_COLUMNS: [&str; 15] = [
     "id",
     "content",
@@ -88,7 +88,7 @@ static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The store's upsert of one chunk: every column but the key is replaced.
-pub static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     let updates: Vec<String> = CHUNK_COLUMNS
         .iter()
         .filter(|&&c| c != "id")
@@ -103,55 +103,63 @@ pub static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// `SELECT <the chunk columns> FROM mem_tree_chunks`, for statements that
 /// add their own clauses (`list_chunks`, the benchmark's row comparison).
-pub static SELECT_SQL: LazyLock<String> =
+pub(crate) static SELECT_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM mem_tree_chunks", *COLUMN_LIST));
 
 /// One chunk by id.
 static GET_SQL: LazyLock<String> = LazyLock::new(|| format!("{} WHERE id = ?1", *SELECT_SQL));
 
-/// One chunk's values in [`CHUNK_COLUMNS`] order, as bound to the insert
-/// and upsert (tags as their JSON text, the embedding as a little-endian
-/// f32 blob). Text borrows from `c`; nothing else is copied.
-pub fn chunk_values(c: &Chunk) -> rusqlite::Result<[ToSqlOutput<'_>; N]> {
+/// Hands each of one chunk's values to `put` with its position in
+/// [`CHUNK_COLUMNS`] (tags as their JSON text, the embedding as a
+/// little-endian f32 blob): the one place a field meets its column on the
+/// way in. Text is lent, not copied, so binding costs what binding field by
+/// field did.
+pub(crate) fn each_value(
+    c: &Chunk,
+    mut put: impl FnMut(usize, &dyn ToSql) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
     let tags = serde_json::to_string(&c.tags)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let mut v: [ToSqlOutput<'_>; N] =
-        std::array::from_fn(|_| ToSqlOutput::Borrowed(ValueRef::Null));
-    v[col!("id")] = c.id.to_sql()?;
-    v[col!("content")] = c.content.to_sql()?;
-    v[col!("source_kind")] = c.source_kind.as_str().to_sql()?;
-    v[col!("source_id")] = c.source_id.to_sql()?;
-    v[col!("source_ref")] = c.source_ref.to_sql()?;
-    v[col!("owner")] = c.owner.to_sql()?;
-    v[col!("timestamp_ms")] = c.timestamp_ms.to_sql()?;
-    v[col!("time_range_start_ms")] = c.time_range_start_ms.to_sql()?;
-    v[col!("time_range_end_ms")] = c.time_range_end_ms.to_sql()?;
-    v[col!("tags_json")] = ToSqlOutput::Owned(Value::Text(tags));
-    v[col!("token_count")] = c.token_count.to_sql()?;
-    v[col!("seq_in_source")] = c.seq_in_source.to_sql()?;
-    v[col!("created_at_ms")] = c.created_at_ms.to_sql()?;
-    v[col!("lifecycle_status")] = c.lifecycle_status.to_sql()?;
-    v[col!("embedding")] = match c.embedding.as_deref() {
-        Some(e) => ToSqlOutput::Owned(Value::Blob(embedding_to_blob(e))),
-        None => ToSqlOutput::Borrowed(ValueRef::Null),
-    };
-    Ok(v)
+    put(col!("id"), &c.id)?;
+    put(col!("content"), &c.content)?;
+    put(col!("source_kind"), &c.source_kind.as_str())?;
+    put(col!("source_id"), &c.source_id)?;
+    put(col!("source_ref"), &c.source_ref)?;
+    put(col!("owner"), &c.owner)?;
+    put(col!("timestamp_ms"), &c.timestamp_ms)?;
+    put(col!("time_range_start_ms"), &c.time_range_start_ms)?;
+    put(col!("time_range_end_ms"), &c.time_range_end_ms)?;
+    put(col!("tags_json"), &tags)?;
+    put(col!("token_count"), &c.token_count)?;
+    put(col!("seq_in_source"), &c.seq_in_source)?;
+    put(col!("created_at_ms"), &c.created_at_ms)?;
+    put(col!("lifecycle_status"), &c.lifecycle_status)?;
+    put(
+        col!("embedding"),
+        &c.embedding.as_deref().map(embedding_to_blob),
+    )?;
+    Ok(())
 }
 
-/// [`chunk_values`] as owned values (for the benchmark's stdlib rows).
+/// One chunk's values in [`CHUNK_COLUMNS`] order, owned: the row the
+/// upsert binds (for the benchmark's stdlib baseline).
 pub fn chunk_row(c: &Chunk) -> rusqlite::Result<Vec<Value>> {
-    chunk_values(c)?
-        .into_iter()
-        .map(|v| match v {
+    let mut row = vec![Value::Null; N];
+    each_value(c, |i, v| {
+        row[i] = match v.to_sql()? {
             ToSqlOutput::Borrowed(r) => {
-                Value::try_from(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+                Value::try_from(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
             }
-            ToSqlOutput::Owned(v) => Ok(v),
-            other => Err(rusqlite::Error::ToSqlConversionFailure(
-                format!("unexpected chunk value {other:?}").into(),
-            )),
-        })
-        .collect()
+            ToSqlOutput::Owned(v) => v,
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("unexpected chunk value {other:?}").into(),
+                ))
+            }
+        };
+        Ok(())
+    })?;
+    Ok(row)
 }
 
 /// Filters for [`Store::list_chunks`]; `None` means "any".
@@ -439,10 +447,7 @@ fn is_primary_key_conflict(e: &rusqlite::Error) -> bool {
 
 /// Binds one chunk's values to the upsert's (or insert's) parameters.
 fn bind_chunk(stmt: &mut rusqlite::CachedStatement<'_>, c: &Chunk) -> rusqlite::Result<()> {
-    for (i, value) in chunk_values(c)?.iter().enumerate() {
-        stmt.raw_bind_parameter(i + 1, value)?;
-    }
-    Ok(())
+    each_value(c, |i, value| stmt.raw_bind_parameter(i + 1, value))
 }
 
 /// Deletes score and entity-index rows of the chunks `selector` returns.
