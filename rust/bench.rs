@@ -10,11 +10,13 @@
 //! the pure-SQL baseline ([`insert_select`]) reproduces column for column.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
+use crate::chunks::CHUNK_COLUMNS;
 use crate::connection::{self, canonical_db_path};
 use crate::error::{Error, Result};
 use crate::journal;
@@ -77,20 +79,39 @@ pub fn bench_chunks(start: u64, count: usize) -> Vec<Chunk> {
     (start..start + count as u64).map(bench_chunk).collect()
 }
 
+/// The value of each chunk column for row number `i`, in
+/// [`CHUNK_COLUMNS`] order: [`bench_chunk`] written as SQL. `?3` is the
+/// filler, `?4` [`BASE_TIME_MS`]. The array's length is the column count, so
+/// a new column does not build until it is generated here too.
+const GENERATED_VALUES: [&str; CHUNK_COLUMNS.len()] = [
+    "printf('bench-%08d', i)",
+    "printf('chunk %08d ', i) || ?3",
+    "CASE i % 3 WHEN 0 THEN 'chat' WHEN 1 THEN 'email' ELSE 'document' END",
+    "printf('source-%05d', i / 100)",
+    "'msg-' || i",
+    "'owner-' || (i % 8)",
+    "?4 + i * 1000",
+    "?4 + i * 1000 - 60000",
+    "?4 + i * 1000",
+    "'[\"bench\",\"topic-' || (i % 7) || '\"]'",
+    "125",
+    "i % 100",
+    "?4 + i * 1000 + 500",
+    "'admitted'",
+    "NULL",
+];
+
 /// The same rows as [`bench_chunks`], produced by SQLite alone. `?1` is the
 /// first row number, `?2` the count, `?3` the filler, `?4` [`BASE_TIME_MS`].
-const INSERT_SELECT_SQL: &str = "WITH RECURSIVE n(i) AS ( \
-       SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1 + ?2) \
-     INSERT INTO mem_tree_chunks (id, content, source_kind, source_id, source_ref, owner, \
-       timestamp_ms, time_range_start_ms, time_range_end_ms, tags_json, token_count, \
-       seq_in_source, created_at_ms, lifecycle_status, embedding) \
-     SELECT printf('bench-%08d', i), printf('chunk %08d ', i) || ?3, \
-       CASE i % 3 WHEN 0 THEN 'chat' WHEN 1 THEN 'email' ELSE 'document' END, \
-       printf('source-%05d', i / 100), 'msg-' || i, 'owner-' || (i % 8), \
-       ?4 + i * 1000, ?4 + i * 1000 - 60000, ?4 + i * 1000, \
-       '[\"bench\",\"topic-' || (i % 7) || '\"]', 125, i % 100, ?4 + i * 1000 + 500, \
-       'admitted', NULL \
-     FROM n";
+static INSERT_SELECT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE n(i) AS ( \
+           SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1 + ?2) \
+         INSERT INTO mem_tree_chunks ({}) SELECT {} FROM n",
+        CHUNK_COLUMNS.join(", "),
+        GENERATED_VALUES.join(", ")
+    )
+});
 
 /// One timed commit: wall time and the I/O it caused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +181,7 @@ pub fn open_bench_connection(
 
 fn commit_batch(conn: &mut Connection, chunks: &[Chunk]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    crate::store::upsert_in(&tx, chunks)?;
+    crate::chunks::upsert_in(&tx, chunks)?;
     tx.commit()
 }
 
@@ -210,7 +231,7 @@ pub fn insert_select(path: &Path, start: u64, count: usize) -> Result<Duration> 
         let started = Instant::now();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            INSERT_SELECT_SQL,
+            INSERT_SELECT_SQL.as_str(),
             rusqlite::params![start as i64, count as i64, filler(), BASE_TIME_MS],
         )?;
         tx.commit()?;
@@ -248,15 +269,13 @@ mod tests {
     fn all_rows(path: &Path) -> Vec<Row> {
         let conn = Connection::open(path).unwrap();
         let mut stmt = conn
-            .prepare(
-                "SELECT id, content, source_kind, source_id, source_ref, owner, timestamp_ms, \
-                 time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, \
-                 created_at_ms, lifecycle_status, embedding FROM mem_tree_chunks ORDER BY id",
-            )
+            .prepare(&format!("{} ORDER BY id", *crate::chunks::SELECT_SQL))
             .unwrap();
         let rows = stmt
             .query_map([], |r| {
-                (0..15).map(|i| r.get(i)).collect::<rusqlite::Result<Row>>()
+                (0..CHUNK_COLUMNS.len())
+                    .map(|i| r.get(i))
+                    .collect::<rusqlite::Result<Row>>()
             })
             .unwrap();
         rows.collect::<rusqlite::Result<Vec<Row>>>().unwrap()

@@ -2,7 +2,7 @@
 //! the disk for a while instead of hammering a file antivirus or a sandbox is
 //! holding.
 //!
-//! Parameters (DESIGN.md): trips after 3 consecutive failed inits, stays open
+//! Parameters (from the design brief, kept outside this repository): trips after 3 consecutive failed inits, stays open
 //! 30 s, re-arms if the first attempt after the cool-down fails, resets on
 //! success. The cool-down can be changed (tests use milliseconds).
 //!

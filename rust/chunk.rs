@@ -78,6 +78,14 @@ pub fn check_time_ms(field: &str, ms: i64) -> Result<()> {
     }
 }
 
+/// Refuses an empty `value`, naming `field`.
+pub(crate) fn non_empty(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
 /// One ingested piece of text. Times are milliseconds since the epoch, UTC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {

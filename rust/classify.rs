@@ -1,7 +1,8 @@
 //! Error classes: what kind of failure an error is, so callers know whether to
 //! retry, back off, recover or surface it.
 //!
-//! Classification follows DESIGN.md ("Result codes and their classes"):
+//! Classification, in two paths (the result-code table of the design brief,
+//! which is kept outside this repository):
 //!
 //! 1. **Numeric path.** Walk the error and every `source()` (outermost first) for
 //!    a SQLite result code ([`rusqlite::Error`] or [`rusqlite::ffi::Error`]). If
@@ -101,51 +102,6 @@ pub fn classify_code(code: i32) -> ErrorClass {
         codes::CONSTRAINT => ErrorClass::Constraint,
         _ => ErrorClass::Permanent,
     }
-}
-
-/// Whether `code` is a transient cold-start / I/O code ([`ErrorClass::TransientIo`]).
-pub fn is_transient_io_code(code: i32) -> bool {
-    classify_code(code) == ErrorClass::TransientIo
-}
-
-/// Whether `code` means "could not open or map the database's files", the
-/// failures a cold start can hit before any statement runs and that stale
-/// side-file recovery (then one retried open) may cure: the CANTOPEN family,
-/// IOERR_SHMOPEN, IOERR_SHMSIZE, IOERR_SHMMAP (the `-shm` index), IOERR_FSTAT
-/// and IOERR_TRUNCATE (the `-wal` truncated at open/checkpoint).
-///
-/// IOERR_IN_PAGE is transient but not listed: it is a fault while reading a
-/// memory-mapped page of an already open database, not an open failure.
-pub fn is_io_open_code(code: i32) -> bool {
-    codes::primary(code) == codes::CANTOPEN
-        || matches!(
-            code,
-            codes::IOERR_SHMOPEN
-                | codes::IOERR_SHMSIZE
-                | codes::IOERR_SHMMAP
-                | codes::IOERR_FSTAT
-                | codes::IOERR_TRUNCATE
-        )
-}
-
-/// Whether `code` is BUSY or LOCKED, primary or extended ([`ErrorClass::Busy`]).
-pub fn is_busy_code(code: i32) -> bool {
-    classify_code(code) == ErrorClass::Busy
-}
-
-/// Whether `code` is FULL ([`ErrorClass::DiskFull`]).
-pub fn is_disk_full_code(code: i32) -> bool {
-    classify_code(code) == ErrorClass::DiskFull
-}
-
-/// Whether `code` is CORRUPT (primary or extended) or NOTADB ([`ErrorClass::Corrupt`]).
-pub fn is_corrupt_code(code: i32) -> bool {
-    classify_code(code) == ErrorClass::Corrupt
-}
-
-/// Whether `code` is CONSTRAINT, primary or extended ([`ErrorClass::Constraint`]).
-pub fn is_constraint_code(code: i32) -> bool {
-    classify_code(code) == ErrorClass::Constraint
 }
 
 /// The SQLite code carried by this one link of a chain, if any.
@@ -338,7 +294,8 @@ mod tests {
         let transient: Vec<&str> = codes::ALL
             .iter()
             .filter(|&&(code, _)| {
-                codes::primary(code) == codes::IOERR && is_transient_io_code(code)
+                codes::primary(code) == codes::IOERR
+                    && classify_code(code) == ErrorClass::TransientIo
             })
             .map(|&(_, name)| name)
             .collect();
@@ -375,24 +332,6 @@ mod tests {
         assert_eq!(classify_code(266), ErrorClass::Permanent);
         assert_eq!(classify_code(21), ErrorClass::Permanent);
         assert_eq!(classify_code(1), ErrorClass::Permanent);
-    }
-
-    #[test]
-    fn predicates() {
-        assert!(is_transient_io_code(4618));
-        assert!(!is_transient_io_code(10));
-        for code in [14, 526, 1550, 4618, 4874, 5386, 1802, 1546] {
-            assert!(is_io_open_code(code), "code {code}");
-        }
-        for code in [8714, 10, 266, 5, 13] {
-            assert!(!is_io_open_code(code), "code {code}");
-        }
-        assert!(is_busy_code(5) && is_busy_code(773) && is_busy_code(262));
-        assert!(!is_busy_code(14));
-        assert!(is_disk_full_code(13) && !is_disk_full_code(10));
-        assert!(is_corrupt_code(11) && is_corrupt_code(779) && is_corrupt_code(26));
-        assert!(!is_corrupt_code(8458));
-        assert!(is_constraint_code(2067) && !is_constraint_code(11));
     }
 
     #[test]

@@ -38,9 +38,11 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use crate::chunk::{check_time_ms, Chunk, MAX_TIME_MS};
+use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
+use crate::chunks::{upsert_in, validate_all};
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::store::{non_empty, now_ms, upsert_in, validate_all, Store};
+use crate::store::Store;
 
 /// The lease a claim takes when none is given (the reference's 5 minutes).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
@@ -52,7 +54,7 @@ pub const RETRY_BASE_MS: i64 = 60_000;
 pub const RETRY_CAP_MS: i64 = 3_600_000;
 /// The most rows one [`Jobs::list`] or [`Jobs::claim_many`] call returns
 /// (the store's own listing limit).
-pub use crate::store::MAX_LIST_LIMIT;
+pub use crate::chunks::MAX_LIST_LIMIT;
 
 /// Where a job is in its life; stored as the lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -746,7 +748,7 @@ mod tests {
 
     fn open() -> Result<(tempfile::TempDir, Store)> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
-        let (store, _) = Store::open(&dir.path().join("chunks.db"))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
         Ok((dir, store))
     }
 

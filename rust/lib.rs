@@ -8,7 +8,9 @@ pub mod bench;
 pub mod breaker;
 pub mod busy;
 pub mod chunk;
+pub mod chunks;
 pub mod classify;
+pub mod clock;
 pub mod codes;
 pub mod connection;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod vfs;
 mod python;
 
 pub use chunk::{Chunk, SourceKind};
+pub use chunks::{ChunkFilter, ReplaceOutcome};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
-pub use store::{ChunkFilter, Store};
+pub use store::Store;

@@ -18,25 +18,23 @@ pub const CURRENT_VERSION: i64 = FIRST_MEMTREE_VERSION + MIGRATIONS.len() as i64
 struct Migration {
     /// The `user_version` the database carries after this step.
     version: i64,
-    /// What the step is for, for logs and tests.
-    description: &'static str,
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
 const MIGRATIONS: &[Migration] = &[
+    // Reference layout: tables, indexes and later-added columns.
     Migration {
         version: FIRST_MEMTREE_VERSION,
-        description: "reference layout: tables, indexes and later-added columns",
         apply: apply_reference_layout,
     },
+    // memtree query indexes: every list filter ordered by time.
     Migration {
         version: FIRST_MEMTREE_VERSION + 1,
-        description: "memtree query indexes: every list filter ordered by time",
         apply: apply_query_indexes,
     },
+    // Job lease tokens: mem_tree_jobs.lease_token.
     Migration {
         version: FIRST_MEMTREE_VERSION + 2,
-        description: "job lease tokens: mem_tree_jobs.lease_token",
         apply: apply_job_lease_token,
     },
 ];
@@ -322,14 +320,6 @@ pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
         to_version: user_version(conn)?,
         steps_applied,
     })
-}
-
-/// Descriptions of every step, in order, for diagnostics.
-pub fn describe_migrations() -> Vec<(i64, &'static str)> {
-    MIGRATIONS
-        .iter()
-        .map(|m| (m.version, m.description))
-        .collect()
 }
 
 #[cfg(test)]

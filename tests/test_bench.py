@@ -74,7 +74,7 @@ def _syncs(report: dict[str, Any], mode: str, batch: int, path: str = "core") ->
 
 @pytest.mark.parametrize("batch", [1, 10])
 def test_sync_counts_are_the_designed_integers(report: dict[str, Any], batch: int) -> None:
-    # DESIGN.md: TRUNCATE+FULL = 4 xSync (journal x3, db x1) + 1 directory
+    # As designed: TRUNCATE+FULL = 4 xSync (journal x3, db x1) + 1 directory
     # fsync; WAL+FULL = 1 per commit in steady state; WAL+NORMAL = 0.
     truncate_full = {"db": 1, "journal": 3, "wal": 0, "dir": 1, "other": 0, "total": 5}
     assert _syncs(report, "TRUNCATE+FULL", batch) == truncate_full
@@ -122,6 +122,10 @@ def test_plot_without_matplotlib_says_how_to_get_it(
 def test_generated_rows_match_generated_chunks() -> None:
     (row,) = _native.bench_rows(7, 1)
     (chunk,) = _native.bench_chunks(7, 1)
+    columns = _native.bench_chunk_columns()
+    assert len(row) == len(columns)
+    by_name = dict(zip(columns, row))
+    assert by_name["owner"] == chunk.owner and by_name["seq_in_source"] == chunk.seq_in_source
     assert row[0] == chunk.id
     assert row[1] == chunk.content
     assert len(chunk.content.encode()) == 500

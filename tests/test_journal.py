@@ -98,6 +98,6 @@ def test_commit_costs_exactly_sqlites_syncs(store: memtree.Store, make_chunk: Ch
     store.upsert_chunks([make_chunk(1)])
     stats = testing.io_stats(store.path)
     # TRUNCATE + FULL on unix: journal x3, database x1 and the directory
-    # fsync of the re-created journal (DESIGN.md: 5 fsyncs per commit).
+    # fsync of the re-created journal: 5 fsyncs per commit, as designed.
     assert (stats["syncs_journal"], stats["syncs_db"], stats["syncs_dir"]) == (3, 1, 1)
     assert stats["syncs_wal"] == 0

@@ -42,6 +42,7 @@ __all__ = [
     "Store",
     "__version__",
     "arm_crash",
+    "bench_chunk_columns",
     "bench_chunks",
     "bench_commits",
     "bench_insert_select",
@@ -596,6 +597,10 @@ def bench_rows(
     ]
 ]:
     """The generated chunks as tuples in the upsert statement's parameter order."""
+
+def bench_chunk_columns() -> list[str]:
+    """The chunk columns, in the order of :func:`bench_rows` and of the
+    upsert statement's parameters."""
 
 def bench_upsert_sql() -> str:
     """The store's upsert statement."""

@@ -69,14 +69,14 @@ class BenchConfig:
     rounds: int = 1
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = (len(ordered) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+def _p90(values: Sequence[float]) -> float:
+    """The 90th percentile, interpolated between the two closest ranks
+    (``statistics.quantiles``' inclusive method: the samples' own minimum and
+    maximum bound it)."""
+    if len(values) == 1:
+        # quantiles() wants two points before Python 3.13; one is its own p90.
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
 def _cell(
@@ -101,7 +101,7 @@ def _cell(
         "path": path,
         "batch": batch,
         "commits": len(samples),
-        "latency_ms": {"median": median_ms, "p90": _percentile(latencies, 0.9)},
+        "latency_ms": {"median": median_ms, "p90": _p90(latencies)},
         # Amortised: every commit's time (WAL checkpoints included) per chunk.
         "per_chunk_us": sum(latencies) * 1e3 / (batch * len(samples)),
         "chunks_per_s": batch * len(samples) / total_s if total_s > 0 else 0.0,
@@ -163,7 +163,7 @@ def fsync_floor(directory: Path, samples: int) -> dict[str, float]:
     finally:
         os.close(fd)
         path.unlink()
-    return {"median": statistics.median(times), "p90": _percentile(times, 0.9), "samples": samples}
+    return {"median": statistics.median(times), "p90": _p90(times), "samples": samples}
 
 
 def _filesystem(directory: Path) -> str:

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
+use rusqlite::types::Value;
 
 use super::chunk::PyChunk;
-use crate::bench;
+use crate::{bench, chunks};
 
 /// One timed commit: `(nanoseconds, syncs_db, syncs_journal, syncs_wal,
 /// syncs_dir, syncs_other, bytes_written)`.
@@ -78,41 +79,35 @@ fn bench_chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyC
 #[pyfunction]
 fn bench_rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_, PyTuple>>> {
     bench::bench_chunks(start, count)
-        .into_iter()
+        .iter()
         .map(|c| {
-            let tags =
-                serde_json::to_string(&c.tags).map_err(|e| PyValueError::new_err(e.to_string()))?;
-            let embedding = c
-                .embedding
-                .as_deref()
-                .map(|v| PyBytes::new(py, &crate::chunk::embedding_to_blob(v)));
-            // PyO3 converts tuples of at most 12 items; a row has 15.
-            let items: [Bound<'_, PyAny>; 15] = [
-                c.id.into_pyobject(py)?.into_any(),
-                c.content.into_pyobject(py)?.into_any(),
-                c.source_kind.as_str().into_pyobject(py)?.into_any(),
-                c.source_id.into_pyobject(py)?.into_any(),
-                c.source_ref.into_pyobject(py)?.into_any(),
-                c.owner.into_pyobject(py)?.into_any(),
-                c.timestamp_ms.into_pyobject(py)?.into_any(),
-                c.time_range_start_ms.into_pyobject(py)?.into_any(),
-                c.time_range_end_ms.into_pyobject(py)?.into_any(),
-                tags.into_pyobject(py)?.into_any(),
-                c.token_count.into_pyobject(py)?.into_any(),
-                c.seq_in_source.into_pyobject(py)?.into_any(),
-                c.created_at_ms.into_pyobject(py)?.into_any(),
-                c.lifecycle_status.into_pyobject(py)?.into_any(),
-                embedding.into_pyobject(py)?.into_any(),
-            ];
+            let values = chunks::chunk_row(c).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let items = values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Null => Ok(py.None().into_bound(py)),
+                    Value::Integer(i) => Ok(i.into_pyobject(py)?.into_any()),
+                    Value::Real(f) => Ok(f.into_pyobject(py)?.into_any()),
+                    Value::Text(t) => Ok(t.into_pyobject(py)?.into_any()),
+                    Value::Blob(b) => Ok(PyBytes::new(py, &b).into_any()),
+                })
+                .collect::<PyResult<Vec<_>>>()?;
             PyTuple::new(py, items)
         })
         .collect()
 }
 
+/// The chunk columns, in the order of [`bench_rows`] and of the upsert's
+/// parameters (so a baseline can build its SELECT and map rows by name).
+#[pyfunction]
+fn bench_chunk_columns() -> Vec<&'static str> {
+    chunks::CHUNK_COLUMNS.to_vec()
+}
+
 /// The store's upsert statement (for baselines that must run the same SQL).
 #[pyfunction]
 fn bench_upsert_sql() -> &'static str {
-    crate::store::UPSERT_SQL
+    &chunks::UPSERT_SQL
 }
 
 /// Adds the functions to the native module.
@@ -121,6 +116,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bench_insert_select, m)?)?;
     m.add_function(wrap_pyfunction!(bench_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(bench_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(bench_chunk_columns, m)?)?;
     m.add_function(wrap_pyfunction!(bench_upsert_sql, m)?)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::convert::{self, arg};
 use super::time;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 static SOURCE_KIND_ENUM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 

@@ -22,7 +22,8 @@ use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEM
 // The Python signatures spell the default out (`max_attempts=5`) so that
 // stubtest sees a literal; keep them in step with the core.
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
-use crate::store::{now_ms, Store};
+use crate::clock::now_ms;
+use crate::store::Store;
 
 static JSON: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
 

@@ -13,7 +13,8 @@ use super::convert::{self, arg};
 use super::errors::errors_module;
 use super::time;
 use crate::chunk::Chunk;
-use crate::store::{ChunkFilter, Store};
+use crate::chunks::ChunkFilter;
+use crate::store::Store;
 
 /// A handle on one memtree database (see the stub for documentation).
 #[pyclass(frozen, name = "Store", module = "memtree")]
@@ -121,7 +122,7 @@ impl PyStore {
 impl PyStore {
     #[new]
     fn new(py: Python<'_>, #[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<Self> {
-        PyStore::open_with(py, || Store::open(&path))
+        PyStore::open_with(py, || Store::open_file(&path))
     }
 
     /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
@@ -329,6 +330,6 @@ impl PyStore {
 
     #[pyo3(signature = (*, full=false))]
     fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
-        Ok(py.detach(|| self.inner.check(!full))?)
+        Ok(py.detach(|| self.inner.check(full))?)
     }
 }

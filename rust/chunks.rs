@@ -1,0 +1,634 @@
+//! The chunk row and the chunk operations on an open [`Store`]: upsert,
+//! reads, filtered listing, lifecycle status, the ingest gate and set-based
+//! deletion.
+//!
+//! [`CHUNK_COLUMNS`] is the one list of `mem_tree_chunks` columns a chunk
+//! occupies. The INSERT, UPSERT and SELECT statements are built from it once,
+//! and binding ([`each_value`]) and row mapping (`chunk_from_row`) find each
+//! column's position in it by name at compile time, so adding a column is an
+//! edit here (plus the field on [`Chunk`]), and a misspelt name fails the build.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use rusqlite::types::{ToSqlOutput, Value};
+use rusqlite::{params, params_from_iter, Row, ToSql, Transaction};
+
+use crate::chunk::{embedding_from_blob, embedding_to_blob, non_empty, Chunk, SourceKind};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// The most rows one `list_chunks` (or jobs `list` / `claim_many`) call returns.
+pub const MAX_LIST_LIMIT: i64 = 10_000;
+
+/// The `mem_tree_chunks` columns of one chunk, in the order every chunk
+/// statement names them and [`chunk_row`] returns them.
+pub const CHUNK_COLUMNS: [&str; 15] = [
+    "id",
+    "content",
+    "source_kind",
+    "source_id",
+    "source_ref",
+    "owner",
+    "timestamp_ms",
+    "time_range_start_ms",
+    "time_range_end_ms",
+    "tags_json",
+    "token_count",
+    "seq_in_source",
+    "created_at_ms",
+    "lifecycle_status",
+    "embedding",
+];
+
+/// The number of chunk columns.
+const N: usize = CHUNK_COLUMNS.len();
+
+/// The position of `name` in [`CHUNK_COLUMNS`]. Called through [`col!`] in a
+/// `const` block, so a name that is not a column stops the build.
+const fn position(name: &str) -> usize {
+    let mut i = 0;
+    while i < N {
+        let column = CHUNK_COLUMNS[i].as_bytes();
+        let wanted = name.as_bytes();
+        if column.len() == wanted.len() {
+            let mut j = 0;
+            while j < column.len() && column[j] == wanted[j] {
+                j += 1;
+            }
+            if j == column.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a chunk column")
+}
+
+/// The compile-time position of a chunk column.
+macro_rules! col {
+    ($name:literal) => {
+        const { position($name) }
+    };
+}
+
+/// `a, b, c`: the column list every chunk statement uses.
+static COLUMN_LIST: LazyLock<String> = LazyLock::new(|| CHUNK_COLUMNS.join(", "));
+
+/// The fast path for new ids: [`UPSERT_SQL`] without its conflict clause.
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=N).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO mem_tree_chunks ({}) VALUES ({})",
+        *COLUMN_LIST,
+        placeholders.join(", ")
+    )
+});
+
+/// The store's upsert of one chunk: every column but the key is replaced.
+pub(crate) static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let updates: Vec<String> = CHUNK_COLUMNS
+        .iter()
+        .filter(|&&c| c != "id")
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "{} ON CONFLICT(id) DO UPDATE SET {}",
+        *INSERT_SQL,
+        updates.join(", ")
+    )
+});
+
+/// `SELECT <the chunk columns> FROM mem_tree_chunks`, for statements that
+/// add their own clauses (`list_chunks`, the benchmark's row comparison).
+pub(crate) static SELECT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM mem_tree_chunks", *COLUMN_LIST));
+
+/// One chunk by id.
+static GET_SQL: LazyLock<String> = LazyLock::new(|| format!("{} WHERE id = ?1", *SELECT_SQL));
+
+/// Hands each of one chunk's values to `put` with its position in
+/// [`CHUNK_COLUMNS`] (tags as their JSON text, the embedding as a
+/// little-endian f32 blob): the one place a field meets its column on the
+/// way in. Text is lent, not copied, so binding costs what binding field by
+/// field did.
+pub(crate) fn each_value(
+    c: &Chunk,
+    mut put: impl FnMut(usize, &dyn ToSql) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let tags = serde_json::to_string(&c.tags)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    put(col!("id"), &c.id)?;
+    put(col!("content"), &c.content)?;
+    put(col!("source_kind"), &c.source_kind.as_str())?;
+    put(col!("source_id"), &c.source_id)?;
+    put(col!("source_ref"), &c.source_ref)?;
+    put(col!("owner"), &c.owner)?;
+    put(col!("timestamp_ms"), &c.timestamp_ms)?;
+    put(col!("time_range_start_ms"), &c.time_range_start_ms)?;
+    put(col!("time_range_end_ms"), &c.time_range_end_ms)?;
+    put(col!("tags_json"), &tags)?;
+    put(col!("token_count"), &c.token_count)?;
+    put(col!("seq_in_source"), &c.seq_in_source)?;
+    put(col!("created_at_ms"), &c.created_at_ms)?;
+    put(col!("lifecycle_status"), &c.lifecycle_status)?;
+    put(
+        col!("embedding"),
+        &c.embedding.as_deref().map(embedding_to_blob),
+    )?;
+    Ok(())
+}
+
+/// One chunk's values in [`CHUNK_COLUMNS`] order, owned: the row the
+/// upsert binds (for the benchmark's stdlib baseline).
+pub fn chunk_row(c: &Chunk) -> rusqlite::Result<Vec<Value>> {
+    let mut row = vec![Value::Null; N];
+    each_value(c, |i, v| {
+        row[i] = match v.to_sql()? {
+            ToSqlOutput::Borrowed(r) => {
+                Value::try_from(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
+            }
+            ToSqlOutput::Owned(v) => v,
+            other => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("unexpected chunk value {other:?}").into(),
+                ))
+            }
+        };
+        Ok(())
+    })?;
+    Ok(row)
+}
+
+/// Filters for [`Store::list_chunks`]; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkFilter {
+    /// Only this source kind.
+    pub source_kind: Option<SourceKind>,
+    /// Only this source id.
+    pub source_id: Option<String>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only chunks with `timestamp_ms >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// Only chunks with `timestamp_ms < until_ms`.
+    pub until_ms: Option<i64>,
+}
+
+/// Counts returned by [`Store::replace_source_chunks`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplaceOutcome {
+    /// Chunks inserted or updated.
+    pub upserted: usize,
+    /// Stale chunks of the source removed (with their score and entity rows).
+    pub removed: usize,
+}
+
+/// The chunk operations (the handle itself lives in [`crate::store`]).
+impl Store {
+    /// Inserts or replaces `chunks` in one transaction; returns how many.
+    /// Takes owned chunks or references, so callers need not copy them.
+    /// Every chunk is validated first: `Chunk`'s fields are public and
+    /// nothing checks them when a Rust caller builds one, so this is the
+    /// guard that keeps an unreadable row out of the file.
+    pub fn upsert_chunks<C: Borrow<Chunk>>(&self, chunks: &[C]) -> Result<usize> {
+        validate_all(chunks)?;
+        self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
+    }
+
+    /// One chunk by id.
+    pub fn get_chunk(&self, id: &str) -> Result<Option<Chunk>> {
+        self.read("get_chunk", |conn| {
+            let mut stmt = conn.prepare_cached(&GET_SQL)?;
+            let mut rows = stmt.query([id])?;
+            rows.next()?.map(chunk_from_row).transpose()
+        })
+    }
+
+    /// The chunks with these ids, in the order asked; missing ids are skipped.
+    pub fn get_chunks(&self, ids: &[String]) -> Result<Vec<Chunk>> {
+        self.read("get_chunks", |conn| {
+            let mut stmt = conn.prepare_cached(&GET_SQL)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut rows = stmt.query([id])?;
+                if let Some(row) = rows.next()? {
+                    out.push(chunk_from_row(row)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Newest-first chunks matching `filter`; `limit` is clamped to
+    /// 1..=[`MAX_LIST_LIMIT`]. Every filter runs in SQL before the limit.
+    pub fn list_chunks(&self, filter: &ChunkFilter, limit: i64) -> Result<Vec<Chunk>> {
+        let (sql, values) = list_query(filter, limit);
+        self.read("list_chunks", |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values), chunk_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// The plan SQLite picks for `list_chunks(filter)`, one line per step.
+    pub fn explain_list_chunks(&self, filter: &ChunkFilter) -> Result<Vec<String>> {
+        let (sql, values) = list_query(filter, 100);
+        self.read("explain list_chunks", |conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, String>(3))?;
+            rows.collect()
+        })
+    }
+
+    /// Number of chunks stored.
+    pub fn count_chunks(&self) -> Result<i64> {
+        self.read("count_chunks", |conn| {
+            conn.query_row("SELECT count(*) FROM mem_tree_chunks", [], |r| r.get(0))
+        })
+    }
+
+    /// A chunk's lifecycle status, or `None` if the chunk does not exist.
+    pub fn lifecycle_status(&self, id: &str) -> Result<Option<String>> {
+        self.read("lifecycle_status", |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT lifecycle_status FROM mem_tree_chunks WHERE id = ?1")?;
+            let mut rows = stmt.query([id])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+    }
+
+    /// Sets the lifecycle status of `ids` in one transaction; returns how
+    /// many rows exist and were updated.
+    pub fn set_lifecycle_status(&self, ids: &[String], status: &str) -> Result<usize> {
+        if status.is_empty() {
+            return Err(Error::invalid("status", "must not be empty"));
+        }
+        self.write("set_lifecycle_status", |tx| {
+            let mut stmt = tx
+                .prepare_cached("UPDATE mem_tree_chunks SET lifecycle_status = ?1 WHERE id = ?2")?;
+            let mut changed = 0;
+            for id in ids {
+                changed += stmt.execute(params![status, id])?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Chunk counts per lifecycle status.
+    pub fn count_by_lifecycle_status(&self) -> Result<HashMap<String, i64>> {
+        self.read("count_by_lifecycle_status", |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT lifecycle_status, count(*) FROM mem_tree_chunks GROUP BY lifecycle_status",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// True when the source was claimed by [`Store::claim_source`].
+    pub fn is_source_ingested(&self, kind: SourceKind, source_id: &str) -> Result<bool> {
+        self.read("is_source_ingested", |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT 1 FROM mem_tree_ingested_sources WHERE source_kind = ?1 AND source_id = ?2",
+            )?;
+            stmt.exists(params![kind.as_str(), source_id])
+        })
+    }
+
+    /// The ingest gate: records the source as ingested and returns true, or
+    /// returns false if it already was (so exactly one caller ingests it).
+    pub fn claim_source(&self, kind: SourceKind, source_id: &str) -> Result<bool> {
+        non_empty("source_id", source_id)?;
+        self.write("claim_source", |tx| {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO mem_tree_ingested_sources \
+                 (source_kind, source_id, ingested_at_ms) VALUES (?1, ?2, ?3)",
+                params![kind.as_str(), source_id, now_ms()],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Deletes a source's chunks, their score and entity-index rows, and its
+    /// ingest-gate row, in one transaction; returns the chunks deleted.
+    pub fn delete_source(&self, kind: SourceKind, source_id: &str) -> Result<usize> {
+        self.write("delete_source", |tx| {
+            let selector =
+                "SELECT id FROM mem_tree_chunks WHERE source_kind = ?1 AND source_id = ?2";
+            delete_dependents(tx, selector, params![kind.as_str(), source_id])?;
+            tx.execute(
+                "DELETE FROM mem_tree_ingested_sources WHERE source_kind = ?1 AND source_id = ?2",
+                params![kind.as_str(), source_id],
+            )?;
+            tx.execute(
+                "DELETE FROM mem_tree_chunks WHERE source_kind = ?1 AND source_id = ?2",
+                params![kind.as_str(), source_id],
+            )
+        })
+    }
+
+    /// Deletes every chunk of `owner` with its score and entity-index rows.
+    pub fn delete_owner(&self, owner: &str) -> Result<usize> {
+        self.write("delete_owner", |tx| {
+            delete_dependents(
+                tx,
+                "SELECT id FROM mem_tree_chunks WHERE owner = ?1",
+                params![owner],
+            )?;
+            tx.execute(
+                "DELETE FROM mem_tree_chunks WHERE owner = ?1",
+                params![owner],
+            )
+        })
+    }
+
+    /// Makes `chunks` the whole content of one source, in one transaction:
+    /// upserts them and removes the source's rows whose ids are not among them.
+    pub fn replace_source_chunks<C: Borrow<Chunk>>(
+        &self,
+        kind: SourceKind,
+        source_id: &str,
+        chunks: &[C],
+    ) -> Result<ReplaceOutcome> {
+        non_empty("source_id", source_id)?;
+        validate_all(chunks)?;
+        for (i, c) in chunks.iter().enumerate() {
+            let c = c.borrow();
+            if c.source_kind != kind || c.source_id != source_id {
+                return Err(Error::invalid(
+                    format!("chunks[{i}]"),
+                    format!(
+                        "belongs to {}:{}, not to the source being replaced ({kind}:{source_id})",
+                        c.source_kind, c.source_id
+                    ),
+                ));
+            }
+        }
+        self.write("replace_source_chunks", |tx| {
+            let upserted = upsert_in(tx, chunks)?;
+            // The new id set goes into a temp table so the stale rows are found
+            // by one set-based statement, whatever the batch size.
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS memtree_keep_ids (id TEXT PRIMARY KEY);
+                 DELETE FROM temp.memtree_keep_ids;",
+            )?;
+            {
+                let mut keep =
+                    tx.prepare_cached("INSERT OR IGNORE INTO temp.memtree_keep_ids VALUES (?1)")?;
+                for c in chunks {
+                    keep.execute([&c.borrow().id])?;
+                }
+            }
+            let selector =
+                "SELECT id FROM mem_tree_chunks WHERE source_kind = ?1 AND source_id = ?2 \
+                            AND id NOT IN (SELECT id FROM temp.memtree_keep_ids)";
+            delete_dependents(tx, selector, params![kind.as_str(), source_id])?;
+            let removed = tx.execute(
+                "DELETE FROM mem_tree_chunks WHERE source_kind = ?1 AND source_id = ?2 \
+                 AND id NOT IN (SELECT id FROM temp.memtree_keep_ids)",
+                params![kind.as_str(), source_id],
+            )?;
+            tx.execute_batch("DELETE FROM temp.memtree_keep_ids;")?;
+            Ok(ReplaceOutcome { upserted, removed })
+        })
+    }
+}
+
+/// Binds and runs memtree's upsert for every chunk inside `tx` (shared with
+/// the benchmark loop, which times exactly this write path).
+///
+/// Chunks first try a plain `INSERT`: on memtree's schema SQLite spends about
+/// a third less CPU per row on it than on `INSERT … ON CONFLICT DO UPDATE`
+/// (stdlib `executemany` of 10,000 new rows: 124 vs 179 ms), and ingest is
+/// mostly new ids. A plain insert that hits the primary key fails in its
+/// constraint check, before any b-tree is written, and SQLite rolls back only
+/// that statement; that chunk and every later one in the batch then take the
+/// upsert, so a re-ingest pays for one failed insert at most and the result
+/// is always exactly the upsert's.
+pub(crate) fn upsert_in<C: Borrow<Chunk>>(
+    tx: &Transaction<'_>,
+    chunks: &[C],
+) -> rusqlite::Result<usize> {
+    let mut rest = chunks;
+    {
+        let mut insert = tx.prepare_cached(&INSERT_SQL)?;
+        while let Some((c, tail)) = rest.split_first() {
+            bind_chunk(&mut insert, c.borrow())?;
+            match insert.raw_execute() {
+                Ok(_) => rest = tail,
+                Err(e) if is_primary_key_conflict(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if !rest.is_empty() {
+        let mut upsert = tx.prepare_cached(&UPSERT_SQL)?;
+        for c in rest {
+            bind_chunk(&mut upsert, c.borrow())?;
+            upsert.raw_execute()?;
+        }
+    }
+    Ok(chunks.len())
+}
+
+/// SQLITE_CONSTRAINT_PRIMARYKEY (1555), or SQLITE_CONSTRAINT_UNIQUE (2067)
+/// which older releases report for the implicit index of a `TEXT PRIMARY KEY`.
+fn is_primary_key_conflict(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == crate::codes::CONSTRAINT_PRIMARYKEY
+                || f.extended_code == crate::codes::CONSTRAINT_UNIQUE
+    )
+}
+
+/// Binds one chunk's values to the upsert's (or insert's) parameters.
+fn bind_chunk(stmt: &mut rusqlite::CachedStatement<'_>, c: &Chunk) -> rusqlite::Result<()> {
+    each_value(c, |i, value| stmt.raw_bind_parameter(i + 1, value))
+}
+
+/// Deletes score and entity-index rows of the chunks `selector` returns.
+/// The reference links them by chunk id (`mem_tree_score.chunk_id`,
+/// `mem_tree_entity_index.node_id`) without foreign keys, so the cascade is
+/// done here, set-based.
+fn delete_dependents(
+    tx: &Transaction<'_>,
+    selector: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("DELETE FROM mem_tree_score WHERE chunk_id IN ({selector})"),
+        params,
+    )?;
+    tx.execute(
+        &format!("DELETE FROM mem_tree_entity_index WHERE node_id IN ({selector})"),
+        params,
+    )?;
+    Ok(())
+}
+
+/// Builds the `list_chunks` statement: only the filters given, all in SQL,
+/// ordered so one of the `(key, timestamp_ms)` indexes serves it without a
+/// temporary sort (ties by rowid, which every index carries).
+fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    let mut add = |clause: &str, value: Value| {
+        values.push(value);
+        clauses.push(format!("{clause} ?{}", values.len()));
+    };
+    if let Some(kind) = filter.source_kind {
+        add("source_kind =", Value::Text(kind.as_str().to_owned()));
+    }
+    if let Some(id) = &filter.source_id {
+        add("source_id =", Value::Text(id.clone()));
+    }
+    if let Some(owner) = &filter.owner {
+        add("owner =", Value::Text(owner.clone()));
+    }
+    if let Some(since) = filter.since_ms {
+        add("timestamp_ms >=", Value::Integer(since));
+    }
+    if let Some(until) = filter.until_ms {
+        add("timestamp_ms <", Value::Integer(until));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    values.push(Value::Integer(limit.clamp(1, MAX_LIST_LIMIT)));
+    let sql = format!(
+        "{}{where_clause} ORDER BY timestamp_ms DESC, rowid DESC LIMIT ?{}",
+        *SELECT_SQL,
+        values.len()
+    );
+    (sql, values)
+}
+
+/// The [`Chunk`] in a row selected with the [`CHUNK_COLUMNS`] list.
+fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
+    let kind: String = row.get(col!("source_kind"))?;
+    let source_kind = kind.parse().map_err(|()| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col!("source_kind"),
+            rusqlite::types::Type::Text,
+            format!("unknown source_kind {kind:?}").into(),
+        )
+    })?;
+    let tags_json: String = row.get(col!("tags_json"))?;
+    let tags = serde_json::from_str(&tags_json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col!("tags_json"),
+            rusqlite::types::Type::Text,
+            e.into(),
+        )
+    })?;
+    let embedding = match row.get_ref(col!("embedding"))?.as_blob_or_null()? {
+        None => None,
+        Some(blob) => Some(embedding_from_blob(blob).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                col!("embedding"),
+                rusqlite::types::Type::Blob,
+                format!(
+                    "embedding blob of {} bytes is not a float32 vector",
+                    blob.len()
+                )
+                .into(),
+            )
+        })?),
+    };
+    Ok(Chunk {
+        id: row.get(col!("id"))?,
+        content: row.get(col!("content"))?,
+        source_kind,
+        source_id: row.get(col!("source_id"))?,
+        source_ref: row.get(col!("source_ref"))?,
+        owner: row.get(col!("owner"))?,
+        timestamp_ms: row.get(col!("timestamp_ms"))?,
+        time_range_start_ms: row.get(col!("time_range_start_ms"))?,
+        time_range_end_ms: row.get(col!("time_range_end_ms"))?,
+        tags,
+        token_count: row.get(col!("token_count"))?,
+        seq_in_source: row.get(col!("seq_in_source"))?,
+        created_at_ms: row.get(col!("created_at_ms"))?,
+        lifecycle_status: row.get(col!("lifecycle_status"))?,
+        embedding,
+    })
+}
+
+/// Checks every chunk of a batch, naming the bad one (`chunks[3].id`).
+pub(crate) fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
+    chunks
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, c)| c.borrow().validate(&format!("chunks[{i}].")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk with every optional field set, so no column may bind NULL.
+    fn full_chunk() -> Chunk {
+        Chunk {
+            id: "c1".into(),
+            content: "hello".into(),
+            source_kind: SourceKind::Email,
+            source_id: "s1".into(),
+            source_ref: Some("msg-1".into()),
+            owner: "alice".into(),
+            timestamp_ms: 20,
+            time_range_start_ms: 10,
+            time_range_end_ms: 30,
+            tags: vec!["a".into(), "b".into()],
+            token_count: 2,
+            seq_in_source: 3,
+            created_at_ms: 40,
+            lifecycle_status: "sealed".into(),
+            embedding: Some(vec![0.5, -1.0]),
+        }
+    }
+
+    #[test]
+    fn every_column_is_bound_and_named_in_every_statement() -> Result<()> {
+        let row = chunk_row(&full_chunk()).map_err(|e| Error::invalid("row", e.to_string()))?;
+        for (name, value) in CHUNK_COLUMNS.iter().zip(&row) {
+            assert_ne!(*value, Value::Null, "{name} is not bound");
+        }
+        assert_eq!(row[col!("tags_json")], Value::Text(r#"["a","b"]"#.into()));
+        for name in CHUNK_COLUMNS {
+            assert!(
+                INSERT_SQL.contains(name) && GET_SQL.contains(name),
+                "{name}"
+            );
+            if name != "id" {
+                assert!(UPSERT_SQL.contains(&format!("{name} = excluded.{name}")));
+            }
+        }
+        assert!(INSERT_SQL.ends_with(&format!("?{N})")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_chunk_round_trips_through_insert_upsert_and_select() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        let mut chunk = full_chunk();
+        store.upsert_chunks(&[&chunk])?;
+        assert_eq!(store.get_chunk("c1")?.as_ref(), Some(&chunk));
+        // The same id again takes the upsert path; every column is replaced.
+        chunk.content = "changed".into();
+        chunk.source_ref = None;
+        chunk.embedding = None;
+        chunk.tags.clear();
+        store.upsert_chunks(&[&chunk])?;
+        assert_eq!(store.get_chunks(&["c1".into()])?, vec![chunk.clone()]);
+        assert_eq!(store.list_chunks(&ChunkFilter::default(), 10)?, vec![chunk]);
+        Ok(())
+    }
+}
