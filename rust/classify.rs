@@ -49,6 +49,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in declaration order: what the Python glue must map to
+    /// an exception class (its coverage test walks this list).
+    pub const ALL: [ErrorClass; 6] = [
+        Self::TransientIo,
+        Self::Busy,
+        Self::DiskFull,
+        Self::Corrupt,
+        Self::Constraint,
+        Self::Permanent,
+    ];
+
     /// A stable snake_case label: `"transient_io"`, `"busy"`, `"disk_full"`,
     /// `"corrupt"`, `"constraint"` or `"permanent"`.
     pub fn as_str(self) -> &'static str {

@@ -31,7 +31,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
 
+from memtree._native import testing as testing
 from memtree._types import SourceKind
+from memtree.errors import MemtreeError
 from memtree.testing import CrashReport, IoStats, OpenCounters
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "code_name",
     "crash_state",
     "disarm_crash",
+    "error_from_code",
     "faults_fired",
     "inject_fault",
     "inject_faults",
@@ -67,6 +70,7 @@ __all__ = [
     "set_circuit_cooldown",
     "sqlite_version",
     "stranded_files",
+    "testing",
     "wait_job_signal",
 ]
 
@@ -477,6 +481,10 @@ def classify_code(code: int) -> str:
 
 def code_name(code: int) -> str | None:
     """SQLite's name for a result code, e.g. ``SQLITE_IOERR_SHMOPEN``."""
+
+def error_from_code(extended_code: int, message: str = "") -> MemtreeError:
+    """The exception memtree raises for ``extended_code``, as an instance
+    (``memtree.errors.from_code``); an empty message becomes the code's name."""
 
 def result_codes() -> list[tuple[int, str]]:
     """Every result code memtree knows, as ``(value, name)`` sorted by value."""

@@ -77,6 +77,26 @@ fn schema_version() -> i64 {
     crate::schema::CURRENT_VERSION
 }
 
+/// Adds `memtree._native.<name>`, filled by `fill`, importable as such.
+///
+/// The functions see the full dotted `__name__` (set before they are added),
+/// and the module goes into `sys.modules`: an import statement looks there,
+/// not at the attributes of an extension module, which is no package.
+fn add_submodule(
+    parent: &Bound<'_, PyModule>,
+    name: &str,
+    fill: impl FnOnce(&Bound<'_, PyModule>) -> PyResult<()>,
+) -> PyResult<()> {
+    let py = parent.py();
+    let full = format!("{}.{name}", parent.name()?);
+    let sub = PyModule::new(py, name)?;
+    sub.setattr("__name__", &full)?;
+    fill(&sub)?;
+    parent.add(name, &sub)?;
+    py.import("sys")?.getattr("modules")?.set_item(full, &sub)?;
+    Ok(())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
@@ -85,12 +105,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_function(wrap_pyfunction!(classify_code, m)?)?;
     m.add_function(wrap_pyfunction!(code_name, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_from_code, m)?)?;
     m.add_function(wrap_pyfunction!(result_codes, m)?)?;
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
     testing::register(m)?;
+    add_submodule(m, "testing", testing::register_submodule)?;
     bench::register(m)?;
     jobs::register(m)?;
     Ok(())

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
+use pyo3::PyTypeInfo;
 
 use super::chunk::{extract_source_kind, PyChunk};
 use super::convert::{self, arg};
-use super::errors::errors_module;
+use super::errors::JournalModeWarning;
 use super::time;
 use crate::chunk::Chunk;
 use crate::store::{ChunkFilter, Store};
@@ -24,7 +25,7 @@ pub struct PyStore {
 /// Issues `memtree.JournalModeWarning` when SQLite kept another journal mode.
 fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
     if let Some(message) = warning {
-        let category = errors_module(py)?.getattr("JournalModeWarning")?;
+        let category = JournalModeWarning::type_object(py);
         let message = CString::new(message.replace('\0', " "))?;
         PyErr::warn(py, &category, &message, 2)?;
     }

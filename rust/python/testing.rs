@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBaseException, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 
 use super::convert;
 use crate::connection::canonical_db_path;
@@ -230,6 +231,27 @@ pub fn disarm_crash(
             ("io_errors", r.io_errors),
         ])
     }))
+}
+
+/// `(label, exception class)` for every class the core's classifier can
+/// return (for the test that every class maps to a Python class and back).
+#[pyfunction]
+fn error_classes(py: Python<'_>) -> Vec<(&'static str, Bound<'_, PyType>)> {
+    super::errors::classes(py)
+}
+
+/// `(variant name, exception)` for a sample of every core `Error` variant,
+/// converted as a failing call would raise it.
+#[pyfunction]
+fn error_variants(py: Python<'_>) -> Vec<(&'static str, Py<PyBaseException>)> {
+    super::errors::variants(py)
+}
+
+/// Fills `memtree._native.testing`.
+pub fn register_submodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(error_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(error_variants, m)?)?;
+    Ok(())
 }
 
 /// Adds the functions to the native module.
