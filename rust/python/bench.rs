@@ -67,10 +67,7 @@ fn bench_insert_select(
 /// Generated chunks `start..start + count` as `Chunk` objects.
 #[pyfunction]
 fn bench_chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
-    bench::bench_chunks(start, count)
-        .into_iter()
-        .map(|inner| Py::new(py, PyChunk { inner }))
-        .collect()
+    PyChunk::wrap_all(py, bench::bench_chunks(start, count))
 }
 
 /// Generated chunks as tuples in the upsert statement's parameter order

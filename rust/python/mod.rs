@@ -9,11 +9,11 @@ mod bench;
 mod chunk;
 mod convert;
 mod errors;
+mod imports;
 mod jobs;
 mod logging;
 mod store;
 mod testing;
-mod time;
 
 use pyo3::prelude::*;
 
