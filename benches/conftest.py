@@ -33,7 +33,7 @@ BASE_MS = 1_767_225_600_000
 
 TARGETS: list[dict[str, Any]] = []
 
-UPSERT_SQL = _native.bench_upsert_sql()
+UPSERT_SQL = _native.bench.upsert_sql()
 SELECT_SQL = (
     "SELECT id, content, source_kind, source_id, source_ref, owner, timestamp_ms, "
     "time_range_start_ms, time_range_end_ms, tags_json, token_count, seq_in_source, "
@@ -141,7 +141,7 @@ def chunk_from_row(row: tuple[Any, ...]) -> memtree.Chunk:
 def read_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 100,000-chunk database (written by SQLite alone, memtree's schema)."""
     path = tmp_path_factory.mktemp("read") / "chunks.db"
-    _native.bench_insert_select(path, 0, READ_ROWS)
+    _native.bench.insert_select(path, 0, READ_ROWS)
     return path
 
 
@@ -164,7 +164,7 @@ def make_wal_database(path: Path, rows: int) -> None:
         assert conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute("BEGIN")
-        conn.executemany({UPSERT_SQL!r}, _native.bench_rows(0, {rows}))
+        conn.executemany({UPSERT_SQL!r}, _native.bench.rows(0, {rows}))
         conn.execute("COMMIT")
         os._exit(0)
         """

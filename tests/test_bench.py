@@ -120,12 +120,12 @@ def test_plot_without_matplotlib_says_how_to_get_it(
 
 
 def test_generated_rows_match_generated_chunks() -> None:
-    (row,) = _native.bench_rows(7, 1)
-    (chunk,) = _native.bench_chunks(7, 1)
+    (row,) = _native.bench.rows(7, 1)
+    (chunk,) = _native.bench.chunks(7, 1)
     assert row[0] == chunk.id
     assert row[1] == chunk.content
     assert len(chunk.content.encode()) == 500
     assert row[2] == chunk.source_kind.value
     assert row[6] == chunk.timestamp_ms
     assert json.loads(row[9]) == list(chunk.tags)
-    assert "ON CONFLICT(id)" in _native.bench_upsert_sql()
+    assert "ON CONFLICT(id)" in _native.bench.upsert_sql()
