@@ -62,21 +62,26 @@ pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
 /// The text goes through `os.fsencode` rather than PyO3's `PathBuf`
 /// extraction, which panics on a `str` the encoding refuses.
 pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
-    let os = value.py().import("os")?;
+    let py = value.py();
+    let api = imports::get(py)?;
     let wrong_type = || {
         PyTypeError::new_err(format!(
             "expected str or os.PathLike, got {}",
             type_name(value)
         ))
     };
-    let text = os
-        .call_method1("fspath", (value,))
+    let text = api
+        .fspath
+        .bind(py)
+        .call1((value,))
         .map_err(|_| wrong_type())?;
     if !text.is_instance_of::<PyString>() {
         return Err(wrong_type());
     }
-    let bytes: Vec<u8> = os
-        .call_method1("fsencode", (&text,))
+    let bytes: Vec<u8> = api
+        .fsencode
+        .bind(py)
+        .call1((&text,))
         .and_then(|b| b.extract())
         .map_err(|_| {
             PyValueError::new_err(format!(

@@ -26,6 +26,12 @@ pub struct Imports {
     pub source_kind: Py<PyAny>,
     /// `functools.partial`.
     pub partial: Py<PyAny>,
+    /// `os.fspath`.
+    pub fspath: Py<PyAny>,
+    /// `os.fsencode`.
+    pub fsencode: Py<PyAny>,
+    /// `logging.getLogger`.
+    pub get_logger: Py<PyAny>,
 }
 
 static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
@@ -40,6 +46,7 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
         let epoch = datetime.call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
         let one_ms = timedelta.call((0, 0, 1000), None)?;
         let json = py.import("json")?;
+        let os = py.import("os")?;
         Ok(Imports {
             datetime: datetime.unbind(),
             timedelta: timedelta.unbind(),
@@ -49,6 +56,9 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             json_loads: json.getattr("loads")?.unbind(),
             source_kind: py.import("memtree._types")?.getattr("SourceKind")?.unbind(),
             partial: py.import("functools")?.getattr("partial")?.unbind(),
+            fspath: os.getattr("fspath")?.unbind(),
+            fsencode: os.getattr("fsencode")?.unbind(),
+            get_logger: py.import("logging")?.getattr("getLogger")?.unbind(),
         })
     })
 }
