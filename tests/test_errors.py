@@ -181,26 +181,30 @@ def test_every_core_error_variant_maps_to_a_python_class() -> None:
         assert type(exc) is cls, name
         if not isinstance(exc, memtree.MemtreeError):
             continue
+        assert code is not None, name
         assert (exc.extended_code, exc.code) == (code, code & 0xFF), name
         assert exc.name == ResultCode(code).sqlite_name, name
         assert exc.path == (None if name in WITHOUT_PATH else SAMPLE_PATH), name
         assert str(exc) == exc.message and exc.message, name
         back = pickle.loads(pickle.dumps(exc))
-        assert type(back) is cls
+        assert type(back) is cls and isinstance(back, memtree.MemtreeError)
         assert (back.extended_code, back.name, back.path, str(back)) == (
             exc.extended_code,
             exc.name,
             exc.path,
             str(exc),
         )
-    assert variants["Quarantined"].quarantined_path == "/nonexistent/memtree-sample.corrupt"
-    assert variants["Io"].transient
+    quarantined = variants["Quarantined"]
+    assert isinstance(quarantined, memtree.CorruptDatabaseError)
+    assert quarantined.quarantined_path == "/nonexistent/memtree-sample.corrupt"
+    io = variants["Io"]
+    assert isinstance(io, memtree.MemtreeError) and io.transient
 
 
 def test_every_python_error_class_is_raised_by_the_core() -> None:
     from memtree._native import testing as hooks
 
-    reached = {cls for _, cls in hooks.error_classes()}
+    reached: set[type[BaseException]] = {cls for _, cls in hooks.error_classes()}
     reached |= {type(exc) for _, exc in hooks.error_variants()}
     defined = {
         obj
