@@ -578,4 +578,17 @@ mod tests {
         assert_eq!(sqlite_code_in_chain(&err), Some(codes::ERROR));
         assert_eq!(classify_error(&err), ErrorClass::Permanent);
     }
+
+    #[test]
+    fn all_lists_every_class_the_classifier_returns_once() {
+        for &(code, name) in codes::ALL {
+            assert!(
+                ErrorClass::ALL.contains(&classify_code(code)),
+                "{name} is classified outside ErrorClass::ALL"
+            );
+        }
+        let labels: std::collections::HashSet<&str> =
+            ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(labels.len(), ErrorClass::ALL.len());
+    }
 }
