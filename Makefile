@@ -70,7 +70,7 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionl
 	$(BIN)/ruff check python tests benches
 	$(BIN)/ruff format --check python tests benches
 	$(BIN)/mypy --strict python tests/test_typing.py
-	$(ACTIVATE) python -m mypy.stubtest memtree._native
+	$(ACTIVATE) python -m mypy.stubtest memtree._native memtree._native.testing memtree._native.bench
 	$(BIN)/actionlint .github/workflows/*.yml
 
 WHEEL_STAMP := $(VENV)/.wheel-deps-installed

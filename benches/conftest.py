@@ -33,9 +33,9 @@ BASE_MS = 1_767_225_600_000
 
 TARGETS: list[dict[str, Any]] = []
 
-UPSERT_SQL = _native.bench_upsert_sql()
+UPSERT_SQL = _native.bench.upsert_sql()
 #: The chunk columns, from the core's one list.
-CHUNK_COLUMNS = _native.bench_chunk_columns()
+CHUNK_COLUMNS = _native.bench.chunk_columns()
 SELECT_SQL = f"SELECT {', '.join(CHUNK_COLUMNS)} FROM mem_tree_chunks WHERE id = ?"
 #: Where ``chunk_from_row`` finds each column, looked up once so the timed
 #: stdlib baseline indexes its tuples as a hand-written one would.
@@ -160,7 +160,7 @@ def chunk_from_row(
 def read_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 100,000-chunk database (written by SQLite alone, memtree's schema)."""
     path = tmp_path_factory.mktemp("read") / "chunks.db"
-    _native.bench_insert_select(path, 0, READ_ROWS)
+    _native.bench.insert_select(path, 0, READ_ROWS)
     return path
 
 
@@ -183,7 +183,7 @@ def make_wal_database(path: Path, rows: int) -> None:
         assert conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute("BEGIN")
-        conn.executemany({UPSERT_SQL!r}, _native.bench_rows(0, {rows}))
+        conn.executemany({UPSERT_SQL!r}, _native.bench.rows(0, {rows}))
         conn.execute("COMMIT")
         os._exit(0)
         """

@@ -37,8 +37,8 @@ REPEATS = 9
 
 
 def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
-    chunks = _native.bench_chunks(0, INGEST_ROWS)
-    rows = _native.bench_rows(0, INGEST_ROWS)
+    chunks = _native.bench.chunks(0, INGEST_ROWS)
+    rows = _native.bench.rows(0, INGEST_ROWS)
     counter = iter(range(10**6))
 
     def fresh(tag: str) -> Path:
@@ -55,7 +55,7 @@ def test_ingest_10k_vs_sql_and_stdlib(tmp_path: Path) -> None:
             memtree_s.append(time.perf_counter() - started)
             memtree_cpu.append(time.thread_time() - cpu)
         cpu = time.thread_time()
-        sql_s.append(_native.bench_insert_select(fresh("sql"), 0, INGEST_ROWS) / 1e9)
+        sql_s.append(_native.bench.insert_select(fresh("sql"), 0, INGEST_ROWS) / 1e9)
         sql_cpu.append(time.thread_time() - cpu)
         conn = stdlib_connect(memtree_schema(fresh("stdlib")))
         started = time.perf_counter()
@@ -165,8 +165,8 @@ def test_get_vs_stdlib(read_db: Path) -> None:
 
 def test_single_chunk_durable_commit(tmp_path: Path) -> None:
     commits = 60
-    chunks = _native.bench_chunks(0, commits + 1)
-    rows = _native.bench_rows(0, commits + 1)
+    chunks = _native.bench.chunks(0, commits + 1)
+    rows = _native.bench.rows(0, commits + 1)
     store_path = memtree_schema(tmp_path / "memtree.db")
     conn = stdlib_connect(memtree_schema(tmp_path / "stdlib.db"))
     mt, sl, syncs = [], [], []
@@ -188,7 +188,7 @@ def test_single_chunk_durable_commit(tmp_path: Path) -> None:
             sl.append(time.perf_counter() - started)
     conn.close()
     # SQLite's own commit (same library, no memtree layer) through the VFS.
-    _, samples = _native.bench_commits(tmp_path / "core.db", "truncate", "full", 1, 10)
+    _, samples = _native.bench.commits(tmp_path / "core.db", "truncate", "full", 1, 10)
     core_syncs = {sum(s[1:6]) for s in samples}
     assert set(syncs) == core_syncs == {5}, (syncs, core_syncs)
     m, s = statistics.median(mt), statistics.median(sl)
@@ -206,7 +206,7 @@ def test_python_thread_keeps_its_rate(tmp_path: Path) -> None:
     """A pure-Python thread's rate alone, during a 10k ``upsert_chunks``, and
     during the same rows inserted by SQLite alone (GIL released throughout):
     the last is the control that separates the GIL from CPU contention."""
-    chunks = _native.bench_chunks(0, INGEST_ROWS)
+    chunks = _native.bench.chunks(0, INGEST_ROWS)
     files = iter(range(10**6))
 
     def rate(work: Callable[[], object]) -> float:
@@ -233,7 +233,7 @@ def test_python_thread_keeps_its_rate(tmp_path: Path) -> None:
             store.upsert_chunks(chunks)
 
     def control() -> None:
-        _native.bench_insert_select(tmp_path / f"c{next(files)}.db", 0, INGEST_ROWS)
+        _native.bench.insert_select(tmp_path / f"c{next(files)}.db", 0, INGEST_ROWS)
 
     solo, during, native = [], [], []
     for _ in range(5):

@@ -30,7 +30,7 @@ def test_commit_matrix(
 
     def one_round() -> None:
         path = tmp_path / f"{next(rounds)}.db"
-        _, samples = _native.bench_commits(path, journal, sync, batch, COMMITS_PER_ROUND)
+        _, samples = _native.bench.commits(path, journal, sync, batch, COMMITS_PER_ROUND)
         latencies.extend(s[0] / 1e6 for s in samples)
         syncs.extend(sum(s[1:6]) for s in samples)
 
@@ -49,10 +49,10 @@ def test_store_upsert_commit(benchmark: Any, tmp_path: Path, batch: int) -> None
     """memtree's own path: ``Store.upsert_chunks`` of ``batch`` prebuilt chunks."""
     counter = itertools.count(1)
     with memtree.Store(tmp_path / "store.db") as store:
-        store.upsert_chunks(_native.bench_chunks(0, batch))
+        store.upsert_chunks(_native.bench.chunks(0, batch))
 
         def setup() -> tuple[tuple[list[memtree.Chunk]], dict[str, Any]]:
-            return (_native.bench_chunks(next(counter) * batch, batch),), {}
+            return (_native.bench.chunks(next(counter) * batch, batch),), {}
 
         benchmark.pedantic(store.upsert_chunks, setup=setup, rounds=30 if batch < 1000 else 8)
     benchmark.extra_info.update(batch=batch)

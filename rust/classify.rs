@@ -50,6 +50,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in declaration order: what the Python glue must map to
+    /// an exception class (its coverage test walks this list).
+    pub const ALL: [ErrorClass; 6] = [
+        Self::TransientIo,
+        Self::Busy,
+        Self::DiskFull,
+        Self::Corrupt,
+        Self::Constraint,
+        Self::Permanent,
+    ];
+
     /// A stable snake_case label: `"transient_io"`, `"busy"`, `"disk_full"`,
     /// `"corrupt"`, `"constraint"` or `"permanent"`.
     pub fn as_str(self) -> &'static str {
@@ -505,5 +516,18 @@ mod tests {
         );
         assert_eq!(sqlite_code_in_chain(&err), Some(codes::ERROR));
         assert_eq!(classify_error(&err), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn all_lists_every_class_the_classifier_returns_once() {
+        for &(code, name) in codes::ALL {
+            assert!(
+                ErrorClass::ALL.contains(&classify_code(code)),
+                "{name} is classified outside ErrorClass::ALL"
+            );
+        }
+        let labels: std::collections::HashSet<&str> =
+            ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(labels.len(), ErrorClass::ALL.len());
     }
 }

@@ -120,9 +120,9 @@ def test_plot_without_matplotlib_says_how_to_get_it(
 
 
 def test_generated_rows_match_generated_chunks() -> None:
-    (row,) = _native.bench_rows(7, 1)
-    (chunk,) = _native.bench_chunks(7, 1)
-    columns = _native.bench_chunk_columns()
+    (row,) = _native.bench.rows(7, 1)
+    (chunk,) = _native.bench.chunks(7, 1)
+    columns = _native.bench.chunk_columns()
     assert len(row) == len(columns)
     by_name = dict(zip(columns, row))
     assert by_name["owner"] == chunk.owner and by_name["seq_in_source"] == chunk.seq_in_source
@@ -132,4 +132,4 @@ def test_generated_rows_match_generated_chunks() -> None:
     assert row[2] == chunk.source_kind.value
     assert row[6] == chunk.timestamp_ms
     assert json.loads(row[9]) == list(chunk.tags)
-    assert "ON CONFLICT(id)" in _native.bench_upsert_sql()
+    assert "ON CONFLICT(id)" in _native.bench.upsert_sql()

@@ -133,3 +133,90 @@ def test_constraint_violation_from_sqlite(store: memtree.Store, make_chunk: Chun
         store.delete_owner("alice")
     assert info.value.extended_code == ResultCode.CONSTRAINT_TRIGGER
     assert store.count_chunks() == 1
+
+
+# What each core `Error` variant's sample (`_native.testing.error_variants`)
+# must arrive as: its class and extended code. A new variant fails here until
+# it is listed, as pydantic-core's `test_all_errors_covered` does for its types.
+VARIANT_TABLE: dict[str, tuple[type[Exception], int | None]] = {
+    "Sqlite": (memtree.BusyError, ResultCode.BUSY),
+    "InvalidInput": (ValueError, None),
+    "Io": (memtree.TransientIOError, ResultCode.CANTOPEN),  # ENOENT stands for CANTOPEN
+    "Closed": (memtree.StoreClosedError, ResultCode.MISUSE),
+    "Forked": (memtree.ForkedStoreError, ResultCode.MISUSE),
+    "SchemaTooNew": (memtree.SchemaVersionError, ResultCode.ERROR),
+    "NotMemtree": (memtree.NotMemtreeDatabaseError, ResultCode.ERROR),
+    "Quarantined": (memtree.CorruptDatabaseError, ResultCode.CORRUPT),
+    "CircuitOpen": (memtree.CircuitOpenError, ResultCode.IOERR_SHMOPEN),
+    "LeaseLost": (memtree.LeaseLostError, ResultCode.ERROR),
+}
+SAMPLE_PATH = "/nonexistent/memtree-sample.db"
+WITHOUT_PATH = {"Closed", "LeaseLost"}
+
+
+def test_every_classifier_class_maps_to_a_python_class_and_back() -> None:
+    from memtree._native import testing as hooks
+
+    classes = dict(hooks.error_classes())
+    # Every class the classifier gives any known code has a Python class ...
+    given = {_native.classify_code(code) for code, _ in _native.result_codes()}
+    assert given <= set(classes), given - set(classes)
+    for label, cls in classes.items():
+        assert issubclass(cls, memtree.MemtreeError), label
+        assert cls.transient == (label in ("transient_io", "busy")), label
+        # ... and back: a code of that class arrives as exactly that class.
+        codes = [c for c, _ in _native.result_codes() if _native.classify_code(c) == label]
+        assert codes, f"no known code is classified {label!r}"
+        assert all(type(errors.from_code(c)) is cls for c in codes), label
+    assert len(set(classes.values())) == len(classes), "two classes share an exception"
+
+
+def test_every_core_error_variant_maps_to_a_python_class() -> None:
+    from memtree._native import testing as hooks
+
+    variants = dict(hooks.error_variants())
+    assert set(variants) == set(VARIANT_TABLE), "list the new variant in VARIANT_TABLE"
+    for name, exc in variants.items():
+        cls, code = VARIANT_TABLE[name]
+        assert type(exc) is cls, name
+        if not isinstance(exc, memtree.MemtreeError):
+            continue
+        assert code is not None, name
+        assert (exc.extended_code, exc.code) == (code, code & 0xFF), name
+        assert exc.name == ResultCode(code).sqlite_name, name
+        assert exc.path == (None if name in WITHOUT_PATH else SAMPLE_PATH), name
+        assert str(exc) == exc.message and exc.message, name
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is cls and isinstance(back, memtree.MemtreeError)
+        assert (back.extended_code, back.name, back.path, str(back)) == (
+            exc.extended_code,
+            exc.name,
+            exc.path,
+            str(exc),
+        )
+    quarantined = variants["Quarantined"]
+    assert isinstance(quarantined, memtree.CorruptDatabaseError)
+    assert quarantined.quarantined_path == "/nonexistent/memtree-sample.corrupt"
+    io = variants["Io"]
+    assert isinstance(io, memtree.MemtreeError) and io.transient
+
+
+def test_every_python_error_class_is_raised_by_the_core() -> None:
+    from memtree._native import testing as hooks
+
+    reached: set[type[BaseException]] = {cls for _, cls in hooks.error_classes()}
+    reached |= {type(exc) for _, exc in hooks.error_variants()}
+    defined = {
+        obj
+        for name in errors.__all__
+        if isinstance(obj := getattr(errors, name), type)
+        and issubclass(obj, memtree.MemtreeError)
+        and obj is not memtree.MemtreeError
+    }
+    assert defined - reached == set(), "a Python error class no core error reaches"
+
+
+def test_from_code_leaves_unknown_codes_permanent_and_named() -> None:
+    err = errors.from_code(123456)
+    assert type(err) is memtree.PermanentError
+    assert (err.extended_code, err.name, str(err)) == (123456, "SQLITE_UNKNOWN(123456)", "")

@@ -18,6 +18,8 @@ PACKAGE_DIR = Path(memtree.__file__).resolve().parent
 def test_typing_files_and_console_script_are_installed() -> None:
     assert (PACKAGE_DIR / "py.typed").is_file()
     assert (PACKAGE_DIR / "_native.pyi").is_file()
+    for submodule in ("testing", "bench"):
+        assert (PACKAGE_DIR / "_native" / f"{submodule}.pyi").is_file()
     script = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
     assert script.is_file()
 

@@ -24,7 +24,7 @@ wheel=$SRC/${wheels[0]}
 echo "wheel: ${wheels[0]}"
 
 listing=$(unzip -l "$wheel")
-for member in memtree/py.typed memtree/_native.pyi memtree/__init__.py memtree/doctor.py memtree/aio.py \
+for member in memtree/py.typed memtree/_native.pyi memtree/_native/testing.pyi memtree/_native/bench.pyi memtree/__init__.py memtree/doctor.py memtree/aio.py \
     'memtree/_native.abi3.so' '.dist-info/licenses/LICENSE'; do
     grep -qF -- "$member" <<<"$listing" || { echo "wheel lacks $member" >&2; exit 1; }
 done

@@ -31,8 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
 
+from memtree._native import bench as bench
+from memtree._native import testing as testing
 from memtree._types import SourceKind
-from memtree.testing import CrashReport, IoStats, OpenCounters
+from memtree.errors import MemtreeError
 
 __all__ = [
     "Chunk",
@@ -41,33 +43,17 @@ __all__ = [
     "Jobs",
     "Store",
     "__version__",
-    "arm_crash",
-    "bench_chunk_columns",
-    "bench_chunks",
-    "bench_commits",
-    "bench_insert_select",
-    "bench_rows",
-    "bench_upsert_sql",
-    "circuit_status",
+    "bench",
     "classify_code",
-    "clear_fault",
     "code_name",
-    "crash_state",
-    "disarm_crash",
-    "faults_fired",
-    "inject_fault",
-    "inject_faults",
-    "io_stats",
+    "error_from_code",
     "job_signal",
-    "method_calls",
     "notify_job_signal",
-    "open_counters",
-    "reset_io_stats",
     "result_codes",
     "schema_version",
-    "set_circuit_cooldown",
     "sqlite_version",
     "stranded_files",
+    "testing",
     "wait_job_signal",
 ]
 
@@ -479,24 +465,15 @@ def classify_code(code: int) -> str:
 def code_name(code: int) -> str | None:
     """SQLite's name for a result code, e.g. ``SQLITE_IOERR_SHMOPEN``."""
 
+def error_from_code(extended_code: int, message: str = "") -> MemtreeError:
+    """The exception memtree raises for ``extended_code``, as an instance
+    (``memtree.errors.from_code``); an empty message becomes the code's name."""
+
 def result_codes() -> list[tuple[int, str]]:
     """Every result code memtree knows, as ``(value, name)`` sorted by value."""
 
 def sqlite_version() -> str:
     """The version of the SQLite compiled into memtree."""
-
-def open_counters(path: _PathLike) -> OpenCounters:
-    """Per-path counters in this process: ``connections_opened``,
-    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
-    ``stranded_merged``."""
-
-def set_circuit_cooldown(seconds: float) -> None:
-    """How long a tripped circuit breaker stays open (all paths).
-    ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
-    86400."""
-
-def circuit_status(path: _PathLike) -> tuple[int, bool]:
-    """``(consecutive_failures, is_open)`` of a path's circuit breaker."""
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""
@@ -505,102 +482,3 @@ def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
     """Stranded side files beside the database file ``path``: ``(file, chunk
     rows or None when not readable yet, what the next open does with it)``.
     Read-only: nothing is paired, checkpointed or moved."""
-
-def io_stats(path: _PathLike) -> IoStats:
-    """The VFS's I/O counters for a database (see ``memtree.testing``)."""
-
-def reset_io_stats(path: _PathLike) -> None:
-    """Zeroes a database's I/O counters."""
-
-def inject_fault(
-    path: _PathLike,
-    method_name: str,
-    nth: int,
-    code: int,
-    persistent: bool = False,
-    file_role: str | None = None,
-) -> None:
-    """Arms a fault: the ``nth`` call of ``method_name`` fails with ``code``."""
-
-def inject_faults(
-    path: _PathLike,
-    faults: list[tuple[str, int, int, bool, str | None]],
-) -> None:
-    """Arms a chain of ``(method, nth, code, persistent, file_role)`` faults:
-    each next one counts from the call after its predecessor fired."""
-
-def clear_fault(path: _PathLike) -> int:
-    """Disarms the fault; returns how many calls it failed."""
-
-def faults_fired(path: _PathLike) -> int:
-    """How many calls the current (or last cleared) fault failed."""
-
-def method_calls(path: _PathLike, method_name: str) -> int:
-    """Calls of a VFS method since the fault was armed or counters reset."""
-
-def arm_crash(
-    path: _PathLike,
-    seed: int,
-    at_sync: int = 0,
-    at_write: int | None = None,
-    exit_code: int | None = None,
-    sector_size: int = 4096,
-) -> None:
-    """Arms a power-loss simulation for a database (see ``memtree.testing``)."""
-
-def crash_state(path: _PathLike) -> tuple[str, int]:
-    """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
-
-def disarm_crash(path: _PathLike) -> CrashReport | None:
-    """Disarms the simulation; its report, or None if never armed."""
-
-def bench_commits(
-    path: _PathLike,
-    journal_mode: str,
-    synchronous: str,
-    batch: int,
-    commits: int,
-    warmup: int = 1,
-) -> tuple[str, list[tuple[int, int, int, int, int, int, int]]]:
-    """Times ``commits`` commits of ``batch`` generated chunks (after ``warmup``
-    untimed ones) on a fresh connection through memtree's VFS with memtree's
-    schema and upsert, in the given journal mode and synchronous level.
-    Returns the journal mode SQLite reported and per commit ``(ns, syncs_db,
-    syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written)``."""
-
-def bench_insert_select(path: _PathLike, start: int, count: int) -> int:
-    """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
-    start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL)."""
-
-def bench_chunks(start: int, count: int) -> list[Chunk]:
-    """Generated chunks ``start .. start + count`` (~500-byte content)."""
-
-def bench_rows(
-    start: int, count: int
-) -> list[
-    tuple[
-        str,
-        str,
-        str,
-        str,
-        str | None,
-        str,
-        int,
-        int,
-        int,
-        str,
-        int,
-        int,
-        int,
-        str,
-        bytes | None,
-    ]
-]:
-    """The generated chunks as tuples in the upsert statement's parameter order."""
-
-def bench_chunk_columns() -> list[str]:
-    """The chunk columns, in the order of :func:`bench_rows` and of the
-    upsert statement's parameters."""
-
-def bench_upsert_sql() -> str:
-    """The store's upsert statement."""

@@ -125,14 +125,14 @@ def _store_samples(path: Path, batch: int, commits: int) -> list[tuple[int, ...]
     """Times ``Store.upsert_chunks`` itself on a fresh file, with prebuilt chunks."""
     samples: list[tuple[int, ...]] = []
     with _native.Store(path) as store:
-        batches = [_native.bench_chunks(i * batch, batch) for i in range(commits + 1)]
+        batches = [_native.bench.chunks(i * batch, batch) for i in range(commits + 1)]
         store.upsert_chunks(batches[0])  # warm-up: statement cache, first journal
         for chunks in batches[1:]:
-            _native.reset_io_stats(path)  # outside the clock
+            _native.testing.reset_io_stats(path)  # outside the clock
             started = time.perf_counter_ns()
             store.upsert_chunks(chunks)
             elapsed = time.perf_counter_ns() - started
-            d = _native.io_stats(path)
+            d = _native.testing.io_stats(path)
             samples.append(
                 (
                     elapsed,
@@ -275,7 +275,7 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
                         samples[label] += _store_samples(db, batch, per_round)
                         continue
                     # The native side fails if SQLite kept another journal mode.
-                    _mode, timed = _native.bench_commits(db, journal, sync, batch, per_round, 1)
+                    _mode, timed = _native.bench.commits(db, journal, sync, batch, per_round, 1)
                     samples[label] += timed
                 if bar:
                     bar.step(f"batch {batch}, round {r + 1}/{config.rounds}")

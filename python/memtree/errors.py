@@ -2,8 +2,10 @@
 
 Each carries the SQLite result code that caused it (``extended_code``, its
 primary ``code`` and its ``name``, e.g. ``"SQLITE_IOERR_SHMOPEN"``) and whether
-it is worth retrying (``transient``). The class is chosen by the Rust core's
-classifier, so :func:`from_code` and the native layer always agree.
+it is worth retrying (``transient``). The classes are defined here and raised
+by the native layer, which chooses the class in one Rust match (the core's
+classifier for SQLite failures), so :func:`from_code` and the errors the
+store raises always agree.
 """
 
 from __future__ import annotations
@@ -61,13 +63,19 @@ class MemtreeError(Exception):
         self.message: Final = message
         self.extended_code: Final = int(extended_code)
         self.code: Final = self.extended_code & 0xFF
-        self.name: Final = _native.code_name(self.extended_code) or (
-            f"SQLITE_UNKNOWN({self.extended_code})"
-        )
+        self.name: Final = _code_name(self.extended_code)
         self.path: Final = path
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), self.message, self.extended_code, self.path))
+
+
+def _code_name(extended_code: int) -> str:
+    """SQLite's name for a code, from the generated table (no native call)."""
+    try:
+        return ResultCode(extended_code).sqlite_name
+    except ValueError:
+        return f"SQLITE_UNKNOWN({extended_code})"
 
 
 def _rebuild(
@@ -144,47 +152,13 @@ class LeaseLostError(MemtreeError):
     already settled). Nothing was changed; the current holder owns the job."""
 
 
-_CLASS_BY_NAME: Final[dict[str, type[MemtreeError]]] = {
-    "transient_io": TransientIOError,
-    "busy": BusyError,
-    "disk_full": DiskFullError,
-    "corrupt": CorruptDatabaseError,
-    "constraint": ConstraintError,
-    "permanent": PermanentError,
-}
-
-
 def from_code(extended_code: int, message: str = "") -> MemtreeError:
     """The exception memtree raises for ``extended_code``, as an instance.
+
+    The native layer picks the class with the same classifier (and the same
+    match) it uses for the errors it raises.
 
     >>> type(from_code(4618)).__name__
     'TransientIOError'
     """
-    cls = _CLASS_BY_NAME[_native.classify_code(int(extended_code))]
-    return cls(message or (_native.code_name(int(extended_code)) or ""), extended_code)
-
-
-_CLASS_BY_NATIVE_KIND: Final[dict[str, type[MemtreeError]]] = {
-    **_CLASS_BY_NAME,
-    "circuit_open": CircuitOpenError,
-    "closed": StoreClosedError,
-    "forked": ForkedStoreError,
-    "schema_too_new": SchemaVersionError,
-    "not_memtree": NotMemtreeDatabaseError,
-    "lease_lost": LeaseLostError,
-}
-
-
-def _from_native(
-    kind: str,
-    extended_code: int,
-    message: str,
-    path: str | None,
-    quarantined_path: str | None = None,
-) -> MemtreeError:
-    """Called by the native layer only: builds the exception for a core error
-    whose ``kind`` the core's classifier chose."""
-    err = _CLASS_BY_NATIVE_KIND[kind](message, extended_code, path=path)
-    if isinstance(err, CorruptDatabaseError):
-        err.quarantined_path = quarantined_path
-    return err
+    return _native.error_from_code(int(extended_code), message)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, TypedDict, Union
 
-from memtree import _native
+from memtree._native import testing as _hooks
 
 __all__ = [
     "CrashReport",
@@ -116,12 +116,12 @@ def io_stats(path: PathLike) -> IoStats:
     """Counters of the database at ``path``: opens, reads, writes,
     bytes_written, truncates, syncs by file (syncs_db, syncs_journal,
     syncs_wal, syncs_dir), sync_calls and syncs_total."""
-    return _native.io_stats(path)
+    return _hooks.io_stats(path)
 
 
 def reset_io_stats(path: PathLike) -> None:
     """Sets the counters of ``path`` to zero."""
-    _native.reset_io_stats(path)
+    _hooks.reset_io_stats(path)
 
 
 def inject_fault(
@@ -136,7 +136,7 @@ def inject_fault(
     """Makes the ``nth`` call of ``method`` on ``path``'s files (optionally only
     files of ``file_role``) return ``code``; with ``persistent`` every later
     call fails too, until :func:`clear_fault`."""
-    _native.inject_fault(path, method, nth, int(code), persistent, file_role)
+    _hooks.inject_fault(path, method, nth, int(code), persistent, file_role)
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def inject_faults(path: PathLike, *faults: Fault) -> None:
 
     Only the last fault may be persistent. :func:`faults_fired` sums the
     whole chain; :func:`clear_fault` disarms all of it."""
-    _native.inject_faults(
+    _hooks.inject_faults(
         path, [(f.method, f.nth, int(f.code), f.persistent, f.file_role) for f in faults]
     )
 
@@ -179,36 +179,36 @@ def fault_chain(path: PathLike, *faults: Fault) -> Iterator[None]:
 
 def clear_fault(path: PathLike) -> int:
     """Disarms the fault of ``path``; returns how many calls it failed."""
-    return _native.clear_fault(path)
+    return _hooks.clear_fault(path)
 
 
 def faults_fired(path: PathLike) -> int:
     """How many calls the current (or last cleared) fault failed."""
-    return _native.faults_fired(path)
+    return _hooks.faults_fired(path)
 
 
 def method_calls(path: PathLike, method: VfsMethod) -> int:
     """Calls of ``method`` on ``path``'s files since the fault was armed."""
-    return _native.method_calls(path, method)
+    return _hooks.method_calls(path, method)
 
 
 def open_counters(path: PathLike) -> OpenCounters:
     """Per-path counters in this process: ``connections_opened``,
     ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
     ``stranded_merged``."""
-    return _native.open_counters(path)
+    return _hooks.open_counters(path)
 
 
 def set_circuit_cooldown(seconds: float) -> None:
     """How long a tripped circuit breaker stays open (default 30 s; at most a
     day). ``TypeError`` for a non-number, ``ValueError`` for a negative,
     non-finite or too long cool-down (nothing changes then)."""
-    _native.set_circuit_cooldown(seconds)
+    _hooks.set_circuit_cooldown(seconds)
 
 
 def circuit_status(path: PathLike) -> tuple[int, bool]:
     """``(consecutive_failures, is_open)`` of the circuit breaker of ``path``."""
-    return _native.circuit_status(path)
+    return _hooks.circuit_status(path)
 
 
 @contextmanager
@@ -246,14 +246,14 @@ def arm_crash(
     or, if it is None, the files freeze (every later write fails) so an
     in-process test can close the store and reopen what the disk holds.
     """
-    _native.arm_crash(path, seed, at_sync, at_write, exit_code)
+    _hooks.arm_crash(path, seed, at_sync, at_write, exit_code)
 
 
 def crash_state(path: PathLike) -> tuple[str, int]:
     """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
-    return _native.crash_state(path)
+    return _hooks.crash_state(path)
 
 
 def disarm_crash(path: PathLike) -> CrashReport | None:
     """Ends the simulation and returns its report (None if never armed)."""
-    return _native.disarm_crash(path)
+    return _hooks.disarm_crash(path)

@@ -1,6 +1,6 @@
-//! Glue for `memtree.bench`: the core's measured commit loop, the pure-SQL
-//! baseline and the generated rows, with the GIL released for every
-//! database call.
+//! `memtree._native.bench`: the core's measured commit loop, the pure-SQL
+//! baseline and the generated rows (for `memtree.bench` and `benches/`), with
+//! the GIL released for every database call; out of the product namespace.
 
 use std::path::PathBuf;
 
@@ -10,7 +10,9 @@ use pyo3::types::{PyBytes, PyTuple};
 use rusqlite::types::Value;
 
 use super::chunk::PyChunk;
-use crate::{bench, chunks};
+use crate::bench;
+// Aliased: `chunks` is also the name of the Python function below.
+use crate::chunks as chunk_sql;
 
 /// One timed commit: `(nanoseconds, syncs_db, syncs_journal, syncs_wal,
 /// syncs_dir, syncs_other, bytes_written)`.
@@ -21,7 +23,7 @@ type Sample = (u64, u64, u64, u64, u64, u64, u64);
 /// mode SQLite reported and one sample per commit.
 #[pyfunction]
 #[pyo3(signature = (path, journal_mode, synchronous, batch, commits, warmup=1))]
-fn bench_commits(
+fn commits(
     py: Python<'_>,
     #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
     journal_mode: String,
@@ -55,7 +57,7 @@ fn bench_commits(
 /// Nanoseconds SQLite alone takes to insert generated chunks `start..start +
 /// count` with one `INSERT … SELECT` transaction (TRUNCATE + FULL).
 #[pyfunction]
-fn bench_insert_select(
+fn insert_select(
     py: Python<'_>,
     #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
     start: u64,
@@ -67,21 +69,19 @@ fn bench_insert_select(
 
 /// Generated chunks `start..start + count` as `Chunk` objects.
 #[pyfunction]
-fn bench_chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
-    bench::bench_chunks(start, count)
-        .into_iter()
-        .map(|inner| Py::new(py, PyChunk { inner }))
-        .collect()
+fn chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
+    PyChunk::wrap_all(py, bench::bench_chunks(start, count))
 }
 
 /// Generated chunks as tuples in the upsert statement's parameter order
 /// (tags as their JSON text, the embedding as a little-endian blob).
 #[pyfunction]
-fn bench_rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_, PyTuple>>> {
+fn rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_, PyTuple>>> {
     bench::bench_chunks(start, count)
         .iter()
         .map(|c| {
-            let values = chunks::chunk_row(c).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let values =
+                chunk_sql::chunk_row(c).map_err(|e| PyValueError::new_err(e.to_string()))?;
             let items = values
                 .into_iter()
                 .map(|v| match v {
@@ -97,26 +97,26 @@ fn bench_rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_
         .collect()
 }
 
-/// The chunk columns, in the order of [`bench_rows`] and of the upsert's
+/// The chunk columns, in the order of [`rows`] and of the upsert's
 /// parameters (so a baseline can build its SELECT and map rows by name).
 #[pyfunction]
-fn bench_chunk_columns() -> Vec<&'static str> {
-    chunks::CHUNK_COLUMNS.to_vec()
+fn chunk_columns() -> Vec<&'static str> {
+    chunk_sql::CHUNK_COLUMNS.to_vec()
 }
 
 /// The store's upsert statement (for baselines that must run the same SQL).
 #[pyfunction]
-fn bench_upsert_sql() -> &'static str {
-    &chunks::UPSERT_SQL
+fn upsert_sql() -> &'static str {
+    &chunk_sql::UPSERT_SQL
 }
 
-/// Adds the functions to the native module.
+/// Fills `memtree._native.bench`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(bench_commits, m)?)?;
-    m.add_function(wrap_pyfunction!(bench_insert_select, m)?)?;
-    m.add_function(wrap_pyfunction!(bench_chunks, m)?)?;
-    m.add_function(wrap_pyfunction!(bench_rows, m)?)?;
-    m.add_function(wrap_pyfunction!(bench_chunk_columns, m)?)?;
-    m.add_function(wrap_pyfunction!(bench_upsert_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(commits, m)?)?;
+    m.add_function(wrap_pyfunction!(insert_select, m)?)?;
+    m.add_function(wrap_pyfunction!(chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(rows, m)?)?;
+    m.add_function(wrap_pyfunction!(chunk_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(upsert_sql, m)?)?;
     Ok(())
 }

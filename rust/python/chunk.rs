@@ -3,42 +3,14 @@
 //! A `Chunk` that exists is valid: the constructor converts and checks every
 //! field, so a batch fails before the database is touched.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{self, arg};
-use super::time;
-use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
+use super::imports;
+use crate::chunk::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::clock::now_ms;
-
-static SOURCE_KIND_ENUM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `memtree.SourceKind(kind)`, the Python enum member for a kind.
-fn source_kind_member(py: Python<'_>, kind: SourceKind) -> PyResult<Bound<'_, PyAny>> {
-    let enum_type = SOURCE_KIND_ENUM.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("memtree._types")?.getattr("SourceKind")?.unbind())
-    })?;
-    enum_type.bind(py).call1((kind.as_str(),))
-}
-
-/// A source kind from a `SourceKind` member or its string value.
-pub fn extract_source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<SourceKind> {
-    // SourceKind is a str enum, so its members are str instances too.
-    let text = value.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{field}: expected a SourceKind or str, got {}",
-            value
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    let text = convert::text(text.as_any(), field)?;
-    Ok(SourceKind::parse_field(&text, field)?)
-}
 
 /// One ingested piece of text (see the stub for field documentation).
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
@@ -72,7 +44,7 @@ impl PyChunk {
         #[pyo3(from_py_with = arg::opt_lifecycle_status)] lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let timestamp_ms = time::to_ms(timestamp, "timestamp")?;
+        let timestamp_ms = convert::to_ms(timestamp, "timestamp")?;
         let (start, end) = match time_range {
             None => (timestamp_ms, timestamp_ms),
             Some(range) => {
@@ -86,27 +58,27 @@ impl PyChunk {
                         )
                     })?;
                 (
-                    time::to_ms(&pair.get_item(0)?, "time_range[0]")?,
-                    time::to_ms(&pair.get_item(1)?, "time_range[1]")?,
+                    convert::to_ms(&pair.get_item(0)?, "time_range[0]")?,
+                    convert::to_ms(&pair.get_item(1)?, "time_range[1]")?,
                 )
             }
         };
         let inner = Chunk {
             id,
             content,
-            source_kind: extract_source_kind(source_kind, "source_kind")?,
+            source_kind: convert::source_kind(source_kind, "source_kind")?,
             source_id,
             source_ref,
             owner,
             timestamp_ms,
             time_range_start_ms: start,
             time_range_end_ms: end,
-            tags: extract_tags(tags)?,
+            tags: tags.map_or(Ok(Vec::new()), |t| convert::strs(t, "tags"))?,
             token_count,
             seq_in_source,
-            created_at_ms: time::opt_to_ms(created_at, "created_at")?.unwrap_or_else(now_ms),
+            created_at_ms: convert::opt_to_ms(created_at, "created_at")?.unwrap_or_else(now_ms),
             lifecycle_status: lifecycle_status.unwrap_or_else(|| DEFAULT_LIFECYCLE_STATUS.into()),
-            embedding: extract_embedding(embedding)?,
+            embedding: convert::embedding(embedding)?,
         };
         inner.validate("")?;
         Ok(PyChunk { inner })
@@ -122,7 +94,7 @@ impl PyChunk {
     }
     #[getter]
     fn source_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        source_kind_member(py, self.inner.source_kind)
+        convert::source_kind_to_py(py, self.inner.source_kind)
     }
     #[getter]
     fn source_id(&self) -> &str {
@@ -138,15 +110,15 @@ impl PyChunk {
     }
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        time::from_ms(py, self.inner.timestamp_ms)
+        convert::from_ms(py, self.inner.timestamp_ms)
     }
     #[getter]
     fn time_range<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(
             py,
             [
-                time::from_ms(py, self.inner.time_range_start_ms)?,
-                time::from_ms(py, self.inner.time_range_end_ms)?,
+                convert::from_ms(py, self.inner.time_range_start_ms)?,
+                convert::from_ms(py, self.inner.time_range_end_ms)?,
             ],
         )
     }
@@ -164,7 +136,7 @@ impl PyChunk {
     }
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        time::from_ms(py, self.inner.created_at_ms)
+        convert::from_ms(py, self.inner.created_at_ms)
     }
     #[getter]
     fn lifecycle_status(&self) -> &str {
@@ -210,9 +182,9 @@ impl PyChunk {
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let partial = py
-            .import("functools")?
-            .getattr("partial")?
+        let partial = imports::get(py)?
+            .partial
+            .bind(py)
             .call((slf.get_type(),), Some(&slf.get().constructor_kwargs(py)?))?;
         Ok((partial, PyTuple::empty(py)))
     }
@@ -234,22 +206,62 @@ impl PyChunk {
 }
 
 impl PyChunk {
+    /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL
+    /// held. `Chunk` is frozen, so the core reads the records through them with
+    /// the GIL released ([`PyChunk::refs`]) and nothing is copied.
+    pub fn extract_all(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
+        let iter = chunks
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("chunks: expected an iterable of Chunk"))?;
+        let mut out = Vec::with_capacity(chunks.len().unwrap_or(0));
+        for (i, item) in iter.enumerate() {
+            let item = item?;
+            let chunk = item.cast::<PyChunk>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "chunks[{i}]: expected memtree.Chunk, got {}",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?;
+            out.push(chunk.clone().unbind());
+        }
+        Ok(out)
+    }
+
+    /// The core records behind extracted chunks; needs no GIL (frozen class).
+    pub fn refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
+        chunks.iter().map(|c| &c.get().inner).collect()
+    }
+
+    /// Core records as new `Chunk` objects.
+    pub fn wrap_all(py: Python<'_>, chunks: Vec<Chunk>) -> PyResult<Vec<Py<PyChunk>>> {
+        chunks
+            .into_iter()
+            .map(|inner| Py::new(py, PyChunk { inner }))
+            .collect()
+    }
+
     /// The keyword arguments that rebuild this chunk through the constructor.
     fn constructor_kwargs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.inner;
         let d = PyDict::new(py);
         d.set_item("id", &c.id)?;
         d.set_item("content", &c.content)?;
-        d.set_item("source_kind", source_kind_member(py, c.source_kind)?)?;
+        d.set_item(
+            "source_kind",
+            convert::source_kind_to_py(py, c.source_kind)?,
+        )?;
         d.set_item("source_id", &c.source_id)?;
         d.set_item("owner", &c.owner)?;
-        d.set_item("timestamp", time::from_ms(py, c.timestamp_ms)?)?;
+        d.set_item("timestamp", convert::from_ms(py, c.timestamp_ms)?)?;
         d.set_item("source_ref", c.source_ref.as_deref())?;
         d.set_item("time_range", self.time_range(py)?)?;
         d.set_item("tags", self.tags(py)?)?;
         d.set_item("token_count", c.token_count)?;
         d.set_item("seq_in_source", c.seq_in_source)?;
-        d.set_item("created_at", time::from_ms(py, c.created_at_ms)?)?;
+        d.set_item("created_at", convert::from_ms(py, c.created_at_ms)?)?;
         d.set_item("lifecycle_status", &c.lifecycle_status)?;
         d.set_item("embedding", self.embedding(py)?)?;
         Ok(d)
@@ -262,44 +274,4 @@ fn preview(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
-}
-
-fn extract_tags(tags: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
-    let Some(tags) = tags else {
-        return Ok(Vec::new());
-    };
-    // A bare string is a sequence of characters: almost surely a mistake.
-    if tags.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "tags: expected a sequence of str, got a single str",
-        ));
-    }
-    tags.try_iter()
-        .map_err(|_| PyTypeError::new_err("tags: expected a sequence of str"))?
-        .enumerate()
-        .map(|(i, item)| convert::text(&item?, &format!("tags[{i}]")))
-        .collect()
-}
-
-fn extract_embedding(embedding: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f32>>> {
-    let Some(values) = embedding else {
-        return Ok(None);
-    };
-    let iter = values
-        .try_iter()
-        .map_err(|_| PyTypeError::new_err("embedding: expected a sequence of floats"))?;
-    let mut out = Vec::new();
-    for (i, item) in iter.enumerate() {
-        let x: f64 = item?
-            .extract()
-            .map_err(|_| PyTypeError::new_err(format!("embedding[{i}]: expected a float")))?;
-        // Values beyond f32's range become ±inf and are rejected as non-finite.
-        out.push(x as f32);
-    }
-    if out.is_empty() {
-        return Err(PyValueError::new_err(
-            "embedding: must not be empty (use None for no embedding)",
-        ));
-    }
-    Ok(Some(out))
 }

@@ -1,4 +1,5 @@
-//! Argument conversions that name the argument in every error.
+//! Every conversion between Python values and the core's: arguments (ints,
+//! paths, text, string sequences, chunks), durations and times.
 //!
 //! One rule for every public call: a value of the wrong type is a
 //! `TypeError`, a value of the right type that memtree cannot take (out of
@@ -8,6 +9,11 @@
 //! `OverflowError`, so integer arguments come through here
 //! (`#[pyo3(from_py_with = convert::arg::…)]`).
 //!
+//! Times: PyO3's datetime types are unavailable under the stable ABI (abi3),
+//! so an aware `datetime` becomes integer milliseconds since the epoch (UTC)
+//! through `datetime`'s own arithmetic, which is exact:
+//! `(dt - EPOCH) // timedelta(milliseconds=1)`.
+//!
 //! Nothing here can panic on any input: every numeric conversion is checked.
 
 use std::path::PathBuf;
@@ -15,10 +21,11 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
+use pyo3::types::{PyString, PyTuple};
 
-use crate::chunk::{MAX_TIME_MS, MIN_TIME_MS};
+use super::imports;
+use crate::chunk::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
+use crate::clock::now_ms;
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
     value
@@ -55,21 +62,26 @@ pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
 /// The text goes through `os.fsencode` rather than PyO3's `PathBuf`
 /// extraction, which panics on a `str` the encoding refuses.
 pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
-    let os = value.py().import("os")?;
+    let py = value.py();
+    let api = imports::get(py)?;
     let wrong_type = || {
         PyTypeError::new_err(format!(
             "{field}: expected str or os.PathLike, got {}",
             type_name(value)
         ))
     };
-    let text = os
-        .call_method1("fspath", (value,))
+    let text = api
+        .fspath
+        .bind(py)
+        .call1((value,))
         .map_err(|_| wrong_type())?;
     if !text.is_instance_of::<PyString>() {
         return Err(wrong_type());
     }
-    let bytes: Vec<u8> = os
-        .call_method1("fsencode", (&text,))
+    let bytes: Vec<u8> = api
+        .fsencode
+        .bind(py)
+        .call1((&text,))
         .and_then(|b| b.extract())
         .map_err(|_| {
             PyValueError::new_err(format!(
@@ -125,30 +137,19 @@ fn opt_text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String
     }
 }
 
-static TIMEDELTA: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
-
-/// `(datetime.timedelta, timedelta(milliseconds=1))`, imported once.
-fn timedelta(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
-    TIMEDELTA.get_or_try_init(py, || {
-        let t = py.import("datetime")?.getattr("timedelta")?;
-        let one_ms = t.call((0, 0, 1000), None)?;
-        Ok((t.unbind(), one_ms.unbind()))
-    })
-}
-
 /// A `timedelta` as whole milliseconds (rounded toward minus infinity),
 /// computed exactly by `datetime`'s integer arithmetic rather than through a
 /// float. Every timedelta fits: its range is under ±10^17 ms.
 pub fn timedelta_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
     let py = value.py();
-    let (timedelta_type, one_ms) = timedelta(py)?;
-    if !value.is_instance(timedelta_type.bind(py))? {
+    let api = imports::get(py)?;
+    if !value.is_instance(api.timedelta.bind(py))? {
         return Err(PyTypeError::new_err(format!(
             "{field}: expected a timedelta, got {}",
             type_name(value)
         )));
     }
-    value.floor_div(one_ms.bind(py))?.extract()
+    value.floor_div(api.one_ms.bind(py))?.extract()
 }
 
 /// A positive `timedelta` of at least 1 ms (a lease or a pause). Whether the
@@ -197,6 +198,146 @@ pub fn seconds(value: &Bound<'_, PyAny>, field: &str, max: Duration) -> PyResult
             max.as_secs()
         ))),
     }
+}
+
+/// An optional positive `timedelta` (a lease), `default` when `None`.
+pub fn opt_positive_duration(
+    value: Option<&Bound<'_, PyAny>>,
+    field: &str,
+    default: Duration,
+) -> PyResult<Duration> {
+    value.map_or(Ok(default), |v| positive_duration(v, field))
+}
+
+/// Milliseconds since the epoch of an aware `datetime`; `field` names the
+/// argument in the `TypeError` / `ValueError` raised for anything else.
+///
+/// Only times that read back are accepted: `datetime.max` at UTC-23:59 is
+/// past 9999-12-31 in UTC, and [`from_ms`] could not build it again, so it
+/// is a `ValueError` here rather than a stored value nobody can read.
+pub fn to_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    let py = value.py();
+    let api = imports::get(py)?;
+    if !value.is_instance(api.datetime.bind(py))? {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected an aware datetime, got {}",
+            value.get_type().name()?
+        )));
+    }
+    if value.call_method0("utcoffset")?.is_none() {
+        return Err(PyValueError::new_err(format!(
+            "{field}: naive datetime; give it a timezone (e.g. tzinfo=timezone.utc)"
+        )));
+    }
+    // Exact and always within i64: any two datetimes are < 2^49 ms apart.
+    let ms: i64 = value
+        .sub(api.epoch.bind(py))?
+        .floor_div(api.one_ms.bind(py))?
+        .extract()?;
+    check_time_ms(ms, field)
+}
+
+/// Optional variant of [`to_ms`].
+pub fn opt_to_ms(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<i64>> {
+    value.map(|v| to_ms(v, field)).transpose()
+}
+
+/// Milliseconds for a point in time given as an aware `datetime` or as a
+/// `timedelta` from now (which may be negative: a time already past). Either
+/// must land within the range a `datetime` reads back.
+pub fn datetime_or_delay_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    let py = value.py();
+    if value.is_instance(imports::get(py)?.timedelta.bind(py))? {
+        let delay = timedelta_ms(value, field)?;
+        // |delay| < 10^17 and now < 10^14, so the sum cannot overflow.
+        return check_time_ms(now_ms() + delay, field);
+    }
+    to_ms(value, field).map_err(|e| {
+        if e.is_instance_of::<PyTypeError>(py) {
+            PyTypeError::new_err(format!(
+                "{field}: expected an aware datetime or a timedelta"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+/// An aware UTC `datetime` for `ms` milliseconds since the epoch.
+pub fn from_ms(py: Python<'_>, ms: i64) -> PyResult<Bound<'_, PyAny>> {
+    let api = imports::get(py)?;
+    let delta = api.timedelta.bind(py).call1(PyTuple::new(
+        py,
+        [0, ms.div_euclid(1000), ms.rem_euclid(1000) * 1000],
+    )?)?;
+    api.epoch.bind(py).add(delta)
+}
+
+/// Optional variant of [`from_ms`].
+pub fn opt_from_ms(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    ms.map(|ms| from_ms(py, ms)).transpose()
+}
+
+/// Strings from a list, tuple or other iterable of `str` (not a bare `str`,
+/// which would iterate as characters: almost surely a mistake); `field`
+/// names the argument in the errors, and an element by its index.
+pub fn strs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a sequence of str, got a single str"
+        )));
+    }
+    value
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?
+        .enumerate()
+        .map(|(i, item)| text(&item?, &format!("{field}[{i}]")))
+        .collect()
+}
+
+/// `memtree.SourceKind(kind)`, the Python enum member for a kind.
+pub fn source_kind_to_py(py: Python<'_>, kind: SourceKind) -> PyResult<Bound<'_, PyAny>> {
+    imports::get(py)?
+        .source_kind
+        .bind(py)
+        .call1((kind.as_str(),))
+}
+
+/// A source kind from a `SourceKind` member or its string value.
+pub fn source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<SourceKind> {
+    // SourceKind is a str enum, so its members are str instances too.
+    let s = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a SourceKind or str, got {}",
+            type_name(value)
+        ))
+    })?;
+    let text = utf8(s, field)?;
+    Ok(SourceKind::parse_field(&text, field)?)
+}
+
+/// An optional embedding: a non-empty sequence of floats, stored as `f32`.
+pub fn embedding(embedding: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f32>>> {
+    let Some(values) = embedding else {
+        return Ok(None);
+    };
+    let iter = values
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("embedding: expected a sequence of floats"))?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        let x: f64 = item?
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("embedding[{i}]: expected a float")))?;
+        // Values beyond f32's range become ±inf and are rejected as non-finite.
+        out.push(x as f32);
+    }
+    if out.is_empty() {
+        return Err(PyValueError::new_err(
+            "embedding: must not be empty (use None for no embedding)",
+        ));
+    }
+    Ok(Some(out))
 }
 
 /// `from_py_with` adapters, one per integer or path argument name, so that

@@ -11,29 +11,17 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
-use super::store::{chunk_refs, extract_chunks, extract_strs, PyStore};
-use super::time;
+use super::imports;
+use super::store::PyStore;
 use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS};
 
 // The Python signatures spell the default out (`max_attempts=5`) so that
 // stubtest sees a literal; keep them in step with the core.
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
-use crate::clock::now_ms;
 use crate::store::Store;
-
-static JSON: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
-
-/// `(json.dumps, json.loads)`, imported once.
-fn json(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
-    JSON.get_or_try_init(py, || {
-        let m = py.import("json")?;
-        Ok((m.getattr("dumps")?.unbind(), m.getattr("loads")?.unbind()))
-    })
-}
 
 /// Strict JSON text for `payload`, checked with the GIL held before any
 /// database work. A value `json` cannot encode at all is a `TypeError`; one
@@ -45,8 +33,8 @@ fn dump_payload(payload: &Bound<'_, PyAny>) -> PyResult<String> {
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("allow_nan", false)?;
     kwargs.set_item("ensure_ascii", false)?;
-    let text: String = json(py)?
-        .0
+    let text: String = imports::get(py)?
+        .json_dumps
         .bind(py)
         .call((payload,), Some(&kwargs))
         .and_then(|s| s.extract())
@@ -64,44 +52,6 @@ fn dump_payload(payload: &Bound<'_, PyAny>) -> PyResult<String> {
     // ValueError naming the payload.
     NewJob::check_payload_json(&text, "payload")?;
     Ok(text)
-}
-
-/// A lease `timedelta` as a `Duration` (`field` names it in errors).
-fn duration(
-    value: Option<&Bound<'_, PyAny>>,
-    field: &str,
-    default: Duration,
-) -> PyResult<Duration> {
-    value.map_or(Ok(default), |v| convert::positive_duration(v, field))
-}
-
-/// Milliseconds for `until`: an aware datetime, or a timedelta from now
-/// (which may be negative: a time already past). Either must land within
-/// the range a `datetime` reads back.
-fn until_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
-    if value.is_instance(&py_timedelta(value.py())?)? {
-        let delay = convert::timedelta_ms(value, field)?;
-        // |delay| < 10^17 and now < 10^14, so the sum cannot overflow.
-        return convert::check_time_ms(now_ms() + delay, field);
-    }
-    time::to_ms(value, field).map_err(|e| {
-        if e.is_instance_of::<PyTypeError>(value.py()) {
-            PyTypeError::new_err(format!(
-                "{field}: expected an aware datetime or a timedelta"
-            ))
-        } else {
-            e
-        }
-    })
-}
-
-fn py_timedelta(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("datetime")?.getattr("timedelta")
-}
-
-/// A list of kinds (not a bare `str`).
-fn extract_kinds(kinds: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
-    kinds.map(|k| extract_strs(k, "kinds")).transpose()
 }
 
 /// `(id, token)` of a claimed `Job`; a job without a token can hold no lease.
@@ -137,7 +87,7 @@ fn new_job(
         kind,
         payload_json: dump_payload(payload)?,
         dedupe_key,
-        available_at_ms: time::opt_to_ms(available_at, "available_at")?,
+        available_at_ms: convert::opt_to_ms(available_at, "available_at")?,
         max_attempts,
     })
 }
@@ -162,7 +112,10 @@ impl PyJob {
     /// A fresh copy of the payload on every access (the job stays immutable).
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json(py)?.1.bind(py).call1((&self.inner.payload_json,))
+        imports::get(py)?
+            .json_loads
+            .bind(py)
+            .call1((&self.inner.payload_json,))
     }
     #[getter]
     fn payload_json(&self) -> &str {
@@ -186,11 +139,11 @@ impl PyJob {
     }
     #[getter]
     fn available_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        time::from_ms(py, self.inner.available_at_ms)
+        convert::from_ms(py, self.inner.available_at_ms)
     }
     #[getter]
     fn locked_until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        time::opt_from_ms(py, self.inner.locked_until_ms)
+        convert::opt_from_ms(py, self.inner.locked_until_ms)
     }
     #[getter]
     fn last_error(&self) -> Option<&str> {
@@ -198,15 +151,15 @@ impl PyJob {
     }
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        time::from_ms(py, self.inner.created_at_ms)
+        convert::from_ms(py, self.inner.created_at_ms)
     }
     #[getter]
     fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        time::opt_from_ms(py, self.inner.started_at_ms)
+        convert::opt_from_ms(py, self.inner.started_at_ms)
     }
     #[getter]
     fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        time::opt_from_ms(py, self.inner.completed_at_ms)
+        convert::opt_from_ms(py, self.inner.completed_at_ms)
     }
     #[getter]
     fn lease_token(&self) -> Option<&str> {
@@ -285,8 +238,8 @@ impl PyJobs {
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<PyJob>> {
-        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
-        let kinds = extract_kinds(kinds)?;
+        let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
         let job = py.detach(|| self.core().jobs().claim_next(lease, kinds.as_deref()))?;
         Ok(job.map(|inner| PyJob { inner }))
     }
@@ -299,8 +252,8 @@ impl PyJobs {
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<PyJob>>> {
-        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
-        let kinds = extract_kinds(kinds)?;
+        let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
         let jobs = py.detach(|| {
             self.core()
                 .jobs()
@@ -342,7 +295,7 @@ impl PyJobs {
         #[pyo3(from_py_with = arg::reason)] reason: String,
     ) -> PyResult<()> {
         let (id, token) = lease_of(job, "job")?;
-        let until = until_ms(until, "until")?;
+        let until = convert::datetime_or_delay_ms(until, "until")?;
         Ok(py.detach(|| self.core().jobs().defer(&id, &token, until, &reason))?)
     }
 
@@ -354,9 +307,9 @@ impl PyJobs {
         lease: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (id, token) = lease_of(job, "job")?;
-        let lease = duration(lease, "lease", DEFAULT_LEASE)?;
+        let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let until = py.detach(|| self.core().jobs().heartbeat(&id, &token, lease))?;
-        time::from_ms(py, until)
+        convert::from_ms(py, until)
     }
 
     fn release(&self, py: Python<'_>, jobs: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -456,7 +409,7 @@ impl PyJobBatch {
 #[pymethods]
 impl PyJobBatch {
     fn upsert_chunks(&self, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let chunks = extract_chunks(chunks)?;
+        let chunks = PyChunk::extract_all(chunks)?;
         let n = chunks.len();
         // Chunks are frozen, so holding the objects is as safe as a copy.
         self.with_open(|pending, _| pending.extend(chunks))?;
@@ -495,7 +448,7 @@ impl PyJobBatch {
         let (chunks, jobs) = taken;
         let store = &self.store.get().inner;
         // References into the frozen chunks; no GIL is needed to read them.
-        let refs = chunk_refs(&chunks);
+        let refs = PyChunk::refs(&chunks);
         let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&refs, &jobs))?;
         *self.state() = BatchState::Committed(ids.clone());
         Ok(ids)

@@ -54,7 +54,10 @@ impl<'kvs> VisitSource<'kvs> for ExtraFields<'_, '_> {
 
 fn emit(py: Python<'_>, record: &Record<'_>) -> PyResult<()> {
     let name = record.target().replace("::", ".");
-    let logger = py.import("logging")?.getattr("getLogger")?.call1((name,))?;
+    let logger = super::imports::get(py)?
+        .get_logger
+        .bind(py)
+        .call1((name,))?;
     let level = py_level(record.level());
     if !logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
         return Ok(());

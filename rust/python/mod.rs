@@ -1,7 +1,9 @@
 //! The PyO3 glue: the `memtree._native` extension module.
 //!
 //! Only argument conversion, GIL release and error mapping live here; every
-//! database operation is the pure core's. Arguments are converted to owned
+//! database operation is the pure core's. The product API is this module;
+//! the hooks of tests and benchmarks live in the submodules
+//! `memtree._native.testing` and `memtree._native.bench`. Arguments are converted to owned
 //! Rust values first, then the GIL is released (`py.detach`) and the core
 //! takes its connection mutex inside the detached closure.
 
@@ -9,11 +11,11 @@ mod bench;
 mod chunk;
 mod convert;
 mod errors;
+mod imports;
 mod jobs;
 mod logging;
 mod store;
 mod testing;
-mod time;
 
 use pyo3::prelude::*;
 
@@ -43,23 +45,6 @@ fn sqlite_version() -> &'static str {
     rusqlite::version()
 }
 
-/// Per-path open counters: connections opened, schema inits, WAL
-/// migrations, side-file recoveries and quarantines in this process.
-#[pyfunction]
-fn open_counters(
-    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
-) -> PyResult<std::collections::HashMap<&'static str, u64>> {
-    let c = connection::open_counters(&path)?;
-    Ok(std::collections::HashMap::from([
-        ("connections_opened", c.connections_opened),
-        ("schema_inits", c.schema_inits),
-        ("wal_migrations", c.wal_migrations),
-        ("recoveries", c.recoveries),
-        ("quarantines", c.quarantines),
-        ("stranded_merged", c.stranded_merged),
-    ]))
-}
-
 /// Stranded side files beside a database file: `(path, chunk rows or None,
 /// what the next open does with it)`. Read-only.
 #[pyfunction]
@@ -77,6 +62,26 @@ fn schema_version() -> i64 {
     crate::schema::CURRENT_VERSION
 }
 
+/// Adds `memtree._native.<name>`, filled by `fill`, importable as such.
+///
+/// The functions see the full dotted `__name__` (set before they are added),
+/// and the module goes into `sys.modules`: an import statement looks there,
+/// not at the attributes of an extension module, which is no package.
+fn add_submodule(
+    parent: &Bound<'_, PyModule>,
+    name: &str,
+    fill: impl FnOnce(&Bound<'_, PyModule>) -> PyResult<()>,
+) -> PyResult<()> {
+    let py = parent.py();
+    let full = format!("{}.{name}", parent.name()?);
+    let sub = PyModule::new(py, name)?;
+    sub.setattr("__name__", &full)?;
+    fill(&sub)?;
+    parent.add(name, &sub)?;
+    py.import("sys")?.getattr("modules")?.set_item(full, &sub)?;
+    Ok(())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
@@ -85,13 +90,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_function(wrap_pyfunction!(classify_code, m)?)?;
     m.add_function(wrap_pyfunction!(code_name, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_from_code, m)?)?;
     m.add_function(wrap_pyfunction!(result_codes, m)?)?;
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
-    m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
-    testing::register(m)?;
-    bench::register(m)?;
+    add_submodule(m, "testing", testing::register)?;
+    add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
     Ok(())
 }

@@ -4,15 +4,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyType};
+use pyo3::types::PyType;
+use pyo3::PyTypeInfo;
 
-use super::chunk::{extract_source_kind, PyChunk};
+use super::chunk::PyChunk;
 use super::convert::{self, arg};
-use super::errors::errors_module;
-use super::time;
-use crate::chunk::Chunk;
+use super::errors::JournalModeWarning;
 use crate::chunks::ChunkFilter;
 use crate::store::Store;
 
@@ -25,60 +23,11 @@ pub struct PyStore {
 /// Issues `memtree.JournalModeWarning` when SQLite kept another journal mode.
 fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
     if let Some(message) = warning {
-        let category = errors_module(py)?.getattr("JournalModeWarning")?;
+        let category = JournalModeWarning::type_object(py);
         let message = CString::new(message.replace('\0', " "))?;
         PyErr::warn(py, &category, &message, 2)?;
     }
     Ok(())
-}
-
-/// New references to `chunks` (any iterable of `Chunk`), taken with the GIL
-/// held. `Chunk` is frozen, so the core reads the records through them with
-/// the GIL released ([`chunk_refs`]) and nothing is copied.
-pub(super) fn extract_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
-    let iter = chunks
-        .try_iter()
-        .map_err(|_| PyTypeError::new_err("chunks: expected an iterable of Chunk"))?;
-    let mut out = Vec::with_capacity(chunks.len().unwrap_or(0));
-    for (i, item) in iter.enumerate() {
-        let item = item?;
-        let chunk = item.cast::<PyChunk>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "chunks[{i}]: expected memtree.Chunk, got {}",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        out.push(chunk.clone().unbind());
-    }
-    Ok(out)
-}
-
-/// The core records behind extracted chunks; needs no GIL (frozen class).
-pub(super) fn chunk_refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
-    chunks.iter().map(|c| &c.get().inner).collect()
-}
-
-/// Strings from a list, tuple or other iterable of `str` (not a bare `str`);
-/// `field` names the argument in the `TypeError`s.
-pub(super) fn extract_strs(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
-    if obj.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(format!(
-            "{field}: expected a sequence of str, got a single str"
-        )));
-    }
-    obj.try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?
-        .enumerate()
-        .map(|(i, item)| convert::text(&item?, &format!("{field}[{i}]")))
-        .collect()
-}
-
-/// Ids from a list, tuple or other iterable of `str` (not a bare `str`).
-fn extract_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    extract_strs(ids, "ids")
 }
 
 /// The `list_chunks` keyword arguments as a core filter.
@@ -91,20 +40,13 @@ fn chunk_filter(
 ) -> PyResult<ChunkFilter> {
     Ok(ChunkFilter {
         source_kind: source_kind
-            .map(|k| extract_source_kind(k, "source_kind"))
+            .map(|k| convert::source_kind(k, "source_kind"))
             .transpose()?,
         source_id,
         owner,
-        since_ms: time::opt_to_ms(since, "since")?,
-        until_ms: time::opt_to_ms(until, "until")?,
+        since_ms: convert::opt_to_ms(since, "since")?,
+        until_ms: convert::opt_to_ms(until, "until")?,
     })
-}
-
-fn to_py_chunks(py: Python<'_>, chunks: Vec<Chunk>) -> PyResult<Vec<Py<PyChunk>>> {
-    chunks
-        .into_iter()
-        .map(|inner| Py::new(py, PyChunk { inner }))
-        .collect()
 }
 
 impl PyStore {
@@ -190,8 +132,8 @@ impl PyStore {
     }
 
     fn upsert_chunks(&self, py: Python<'_>, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let chunks = extract_chunks(chunks)?;
-        Ok(py.detach(|| self.inner.upsert_chunks(&chunk_refs(&chunks)))?)
+        let chunks = PyChunk::extract_all(chunks)?;
+        Ok(py.detach(|| self.inner.upsert_chunks(&PyChunk::refs(&chunks)))?)
     }
 
     fn get_chunk(
@@ -204,9 +146,9 @@ impl PyStore {
     }
 
     fn get_chunks(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
-        let ids = extract_ids(ids)?;
+        let ids = convert::strs(ids, "ids")?;
         let found = py.detach(|| self.inner.get_chunks(&ids))?;
-        to_py_chunks(py, found)
+        PyChunk::wrap_all(py, found)
     }
 
     #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100))]
@@ -223,7 +165,7 @@ impl PyStore {
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
-        to_py_chunks(py, found)
+        PyChunk::wrap_all(py, found)
     }
 
     /// The query plan of `list_chunks` for these filters (for tests and tuning).
@@ -259,7 +201,7 @@ impl PyStore {
         ids: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::status)] status: String,
     ) -> PyResult<usize> {
-        let ids = extract_ids(ids)?;
+        let ids = convert::strs(ids, "ids")?;
         Ok(py.detach(|| self.inner.set_lifecycle_status(&ids, &status))?)
     }
 
@@ -273,7 +215,7 @@ impl PyStore {
         source_kind: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<bool> {
-        let kind = extract_source_kind(source_kind, "source_kind")?;
+        let kind = convert::source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.is_source_ingested(kind, &source_id))?)
     }
 
@@ -283,7 +225,7 @@ impl PyStore {
         source_kind: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<bool> {
-        let kind = extract_source_kind(source_kind, "source_kind")?;
+        let kind = convert::source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.claim_source(kind, &source_id))?)
     }
 
@@ -293,7 +235,7 @@ impl PyStore {
         source_kind: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::source_id)] source_id: String,
     ) -> PyResult<usize> {
-        let kind = extract_source_kind(source_kind, "source_kind")?;
+        let kind = convert::source_kind(source_kind, "source_kind")?;
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
@@ -312,11 +254,11 @@ impl PyStore {
         #[pyo3(from_py_with = arg::source_id)] source_id: String,
         chunks: &Bound<'_, PyAny>,
     ) -> PyResult<(usize, usize)> {
-        let kind = extract_source_kind(source_kind, "source_kind")?;
-        let chunks = extract_chunks(chunks)?;
+        let kind = convert::source_kind(source_kind, "source_kind")?;
+        let chunks = PyChunk::extract_all(chunks)?;
         let outcome = py.detach(|| {
             self.inner
-                .replace_source_chunks(kind, &source_id, &chunk_refs(&chunks))
+                .replace_source_chunks(kind, &source_id, &PyChunk::refs(&chunks))
         })?;
         Ok((outcome.upserted, outcome.removed))
     }

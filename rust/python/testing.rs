@@ -1,10 +1,13 @@
-//! Glue for `memtree.testing`: the VFS's I/O accounting and fault injection.
+//! `memtree._native.testing`: the hooks behind `memtree.testing` (the VFS's
+//! I/O accounting, fault injection and crash simulation, the open counters,
+//! the circuit breaker's knobs, the error-mapping samples), kept out of the
+//! product namespace `memtree._native`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBaseException, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 
 use super::convert;
 use crate::connection::canonical_db_path;
@@ -34,29 +37,76 @@ fn role(name: &str) -> PyResult<FileRole> {
     })
 }
 
-/// The I/O counters of a database as a dict.
+/// A database's I/O counters; a dict in Python (`memtree.testing.IoStats`).
+#[derive(IntoPyObject)]
+pub struct IoStats {
+    opens: u64,
+    reads: u64,
+    bytes_read: u64,
+    writes: u64,
+    bytes_written: u64,
+    truncates: u64,
+    syncs_db: u64,
+    syncs_journal: u64,
+    syncs_wal: u64,
+    syncs_dir: u64,
+    syncs_other: u64,
+    deletes: u64,
+    shm_maps: u64,
+    sync_calls: u64,
+    syncs_total: u64,
+}
+
+/// The I/O counters of a database.
 #[pyfunction]
-pub fn io_stats(
-    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
-) -> PyResult<HashMap<&'static str, u64>> {
+pub fn io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<IoStats> {
     let s = vfs::io_stats(&key(path)?);
-    Ok(HashMap::from([
-        ("opens", s.opens),
-        ("reads", s.reads),
-        ("bytes_read", s.bytes_read),
-        ("writes", s.writes),
-        ("bytes_written", s.bytes_written),
-        ("truncates", s.truncates),
-        ("syncs_db", s.syncs_db),
-        ("syncs_journal", s.syncs_journal),
-        ("syncs_wal", s.syncs_wal),
-        ("syncs_dir", s.syncs_dir),
-        ("syncs_other", s.syncs_other),
-        ("deletes", s.deletes),
-        ("shm_maps", s.shm_maps),
-        ("sync_calls", s.sync_calls()),
-        ("syncs_total", s.syncs_total()),
-    ]))
+    Ok(IoStats {
+        opens: s.opens,
+        reads: s.reads,
+        bytes_read: s.bytes_read,
+        writes: s.writes,
+        bytes_written: s.bytes_written,
+        truncates: s.truncates,
+        syncs_db: s.syncs_db,
+        syncs_journal: s.syncs_journal,
+        syncs_wal: s.syncs_wal,
+        syncs_dir: s.syncs_dir,
+        syncs_other: s.syncs_other,
+        deletes: s.deletes,
+        shm_maps: s.shm_maps,
+        sync_calls: s.sync_calls(),
+        syncs_total: s.syncs_total(),
+    })
+}
+
+/// Per-path open counters; a dict in Python (`memtree.testing.OpenCounters`).
+#[derive(IntoPyObject)]
+pub struct OpenCounters {
+    connections_opened: u64,
+    schema_inits: u64,
+    wal_migrations: u64,
+    recoveries: u64,
+    quarantines: u64,
+    stranded_merged: u64,
+}
+
+/// Per-path open counters: connections opened, schema inits, WAL
+/// migrations, side-file recoveries, quarantines and stranded files merged
+/// in this process.
+#[pyfunction]
+pub fn open_counters(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<OpenCounters> {
+    let c = crate::connection::open_counters(&path)?;
+    Ok(OpenCounters {
+        connections_opened: c.connections_opened,
+        schema_inits: c.schema_inits,
+        wal_migrations: c.wal_migrations,
+        recoveries: c.recoveries,
+        quarantines: c.quarantines,
+        stranded_merged: c.stranded_merged,
+    })
 }
 
 /// Zeroes a database's I/O counters.
@@ -208,31 +258,62 @@ pub fn crash_state(
     Ok((name, state.syncs_seen()))
 }
 
-/// Disarms the simulation; returns `{crashed, syncs_seen, writes_kept, …}`
-/// or `None` if it was never armed.
+/// What a power-loss simulation did; a dict in Python
+/// (`memtree.testing.CrashReport`).
+#[derive(IntoPyObject)]
+pub struct CrashReport {
+    /// 1 if power was lost, else 0 (an int, as `memtree.testing` documents).
+    crashed: u64,
+    syncs_seen: u64,
+    writes_seen: u64,
+    writes_flushed: u64,
+    truncates_flushed: u64,
+    writes_kept: u64,
+    writes_dropped: u64,
+    writes_garbled: u64,
+    truncates_kept: u64,
+    truncates_dropped: u64,
+    deletes: u64,
+    io_errors: u64,
+}
+
+/// Disarms the simulation; returns its report, or `None` if it was never
+/// armed.
 #[pyfunction]
 pub fn disarm_crash(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
-) -> PyResult<Option<HashMap<&'static str, u64>>> {
-    Ok(vfs::disarm_crash(&key(path)?).map(|r| {
-        HashMap::from([
-            ("crashed", u64::from(r.crashed)),
-            ("syncs_seen", r.syncs_seen),
-            ("writes_seen", r.writes_seen),
-            ("writes_flushed", r.writes_flushed),
-            ("truncates_flushed", r.truncates_flushed),
-            ("writes_kept", r.writes_kept),
-            ("writes_dropped", r.writes_dropped),
-            ("writes_garbled", r.writes_garbled),
-            ("truncates_kept", r.truncates_kept),
-            ("truncates_dropped", r.truncates_dropped),
-            ("deletes", r.deletes),
-            ("io_errors", r.io_errors),
-        ])
+) -> PyResult<Option<CrashReport>> {
+    Ok(vfs::disarm_crash(&key(path)?).map(|r| CrashReport {
+        crashed: u64::from(r.crashed),
+        syncs_seen: r.syncs_seen,
+        writes_seen: r.writes_seen,
+        writes_flushed: r.writes_flushed,
+        truncates_flushed: r.truncates_flushed,
+        writes_kept: r.writes_kept,
+        writes_dropped: r.writes_dropped,
+        writes_garbled: r.writes_garbled,
+        truncates_kept: r.truncates_kept,
+        truncates_dropped: r.truncates_dropped,
+        deletes: r.deletes,
+        io_errors: r.io_errors,
     }))
 }
 
-/// Adds the functions to the native module.
+/// `(label, exception class)` for every class the core's classifier can
+/// return (for the test that every class maps to a Python class and back).
+#[pyfunction]
+fn error_classes(py: Python<'_>) -> Vec<(&'static str, Bound<'_, PyType>)> {
+    super::errors::classes(py)
+}
+
+/// `(variant name, exception)` for a sample of every core `Error` variant,
+/// converted as a failing call would raise it.
+#[pyfunction]
+fn error_variants(py: Python<'_>) -> Vec<(&'static str, Py<PyBaseException>)> {
+    super::errors::variants(py)
+}
+
+/// Fills `memtree._native.testing`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_io_stats, m)?)?;
@@ -241,10 +322,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clear_fault, m)?)?;
     m.add_function(wrap_pyfunction!(faults_fired, m)?)?;
     m.add_function(wrap_pyfunction!(method_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(set_circuit_cooldown, m)?)?;
     m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
     m.add_function(wrap_pyfunction!(arm_crash, m)?)?;
     m.add_function(wrap_pyfunction!(crash_state, m)?)?;
     m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;
+    m.add_function(wrap_pyfunction!(error_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(error_variants, m)?)?;
     Ok(())
 }

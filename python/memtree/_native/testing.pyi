@@ -1,0 +1,96 @@
+"""Test hooks of the native core (``memtree._native.testing``), kept out of
+the product namespace. ``memtree.testing`` is the typed face tests use."""
+
+import os
+
+from memtree.errors import MemtreeError
+from memtree.testing import CrashReport, IoStats, OpenCounters
+
+__all__ = [
+    "arm_crash",
+    "circuit_status",
+    "clear_fault",
+    "crash_state",
+    "disarm_crash",
+    "error_classes",
+    "error_variants",
+    "faults_fired",
+    "inject_fault",
+    "inject_faults",
+    "io_stats",
+    "method_calls",
+    "open_counters",
+    "reset_io_stats",
+    "set_circuit_cooldown",
+]
+
+_PathLike = str | os.PathLike[str]
+
+def error_classes() -> list[tuple[str, type[MemtreeError]]]:
+    """``(label, exception class)`` for every class the core's classifier can
+    return (``"transient_io"``, ``"busy"``, …)."""
+
+def error_variants() -> list[tuple[str, BaseException]]:
+    """``(variant name, exception)`` for a sample of every core error variant,
+    converted as a failing call raises it."""
+
+def open_counters(path: _PathLike) -> OpenCounters:
+    """Per-path counters in this process: ``connections_opened``,
+    ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
+    ``stranded_merged``."""
+
+def set_circuit_cooldown(seconds: float) -> None:
+    """How long a tripped circuit breaker stays open (all paths).
+    ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
+    86400."""
+
+def circuit_status(path: _PathLike) -> tuple[int, bool]:
+    """``(consecutive_failures, is_open)`` of a path's circuit breaker."""
+
+def io_stats(path: _PathLike) -> IoStats:
+    """The VFS's I/O counters for a database (see ``memtree.testing``)."""
+
+def reset_io_stats(path: _PathLike) -> None:
+    """Zeroes a database's I/O counters."""
+
+def inject_fault(
+    path: _PathLike,
+    method_name: str,
+    nth: int,
+    code: int,
+    persistent: bool = False,
+    file_role: str | None = None,
+) -> None:
+    """Arms a fault: the ``nth`` call of ``method_name`` fails with ``code``."""
+
+def inject_faults(
+    path: _PathLike,
+    faults: list[tuple[str, int, int, bool, str | None]],
+) -> None:
+    """Arms a chain of ``(method, nth, code, persistent, file_role)`` faults:
+    each next one counts from the call after its predecessor fired."""
+
+def clear_fault(path: _PathLike) -> int:
+    """Disarms the fault; returns how many calls it failed."""
+
+def faults_fired(path: _PathLike) -> int:
+    """How many calls the current (or last cleared) fault failed."""
+
+def method_calls(path: _PathLike, method_name: str) -> int:
+    """Calls of a VFS method since the fault was armed or counters reset."""
+
+def arm_crash(
+    path: _PathLike,
+    seed: int,
+    at_sync: int = 0,
+    at_write: int | None = None,
+    exit_code: int | None = None,
+    sector_size: int = 4096,
+) -> None:
+    """Arms a power-loss simulation for a database (see ``memtree.testing``)."""
+
+def crash_state(path: _PathLike) -> tuple[str, int]:
+    """``("disarmed" | "armed" | "crashed", syncs seen since arming)``."""
+
+def disarm_crash(path: _PathLike) -> CrashReport | None:
+    """Disarms the simulation; its report, or None if never armed."""

@@ -1,0 +1,64 @@
+//! The Python objects the glue needs, imported once per interpreter.
+//!
+//! One `PyOnceLock` holds them all: the first conversion pays for the
+//! imports, every later one reads a field. (The exception classes are
+//! imported by `pyo3::import_exception!` in `errors.rs`, which caches them
+//! the same way.)
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+/// The cached objects; see [`get`].
+pub struct Imports {
+    /// `datetime.datetime`.
+    pub datetime: Py<PyAny>,
+    /// `datetime.timedelta`.
+    pub timedelta: Py<PyAny>,
+    /// `datetime(1970, 1, 1, tzinfo=timezone.utc)`.
+    pub epoch: Py<PyAny>,
+    /// `timedelta(milliseconds=1)`.
+    pub one_ms: Py<PyAny>,
+    /// `json.dumps`.
+    pub json_dumps: Py<PyAny>,
+    /// `json.loads`.
+    pub json_loads: Py<PyAny>,
+    /// `memtree.SourceKind` (defined in `memtree._types`).
+    pub source_kind: Py<PyAny>,
+    /// `functools.partial`.
+    pub partial: Py<PyAny>,
+    /// `os.fspath`.
+    pub fspath: Py<PyAny>,
+    /// `os.fsencode`.
+    pub fsencode: Py<PyAny>,
+    /// `logging.getLogger`.
+    pub get_logger: Py<PyAny>,
+}
+
+static IMPORTS: PyOnceLock<Imports> = PyOnceLock::new();
+
+/// The cached objects, imported on first use.
+pub fn get(py: Python<'_>) -> PyResult<&Imports> {
+    IMPORTS.get_or_try_init(py, || {
+        let datetime_module = py.import("datetime")?;
+        let datetime = datetime_module.getattr("datetime")?;
+        let timedelta = datetime_module.getattr("timedelta")?;
+        let utc = datetime_module.getattr("timezone")?.getattr("utc")?;
+        let epoch = datetime.call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
+        let one_ms = timedelta.call((0, 0, 1000), None)?;
+        let json = py.import("json")?;
+        let os = py.import("os")?;
+        Ok(Imports {
+            datetime: datetime.unbind(),
+            timedelta: timedelta.unbind(),
+            epoch: epoch.unbind(),
+            one_ms: one_ms.unbind(),
+            json_dumps: json.getattr("dumps")?.unbind(),
+            json_loads: json.getattr("loads")?.unbind(),
+            source_kind: py.import("memtree._types")?.getattr("SourceKind")?.unbind(),
+            partial: py.import("functools")?.getattr("partial")?.unbind(),
+            fspath: os.getattr("fspath")?.unbind(),
+            fsencode: os.getattr("fsencode")?.unbind(),
+            get_logger: py.import("logging")?.getattr("getLogger")?.unbind(),
+        })
+    })
+}
