@@ -186,14 +186,51 @@ pub struct ReplaceOutcome {
     pub removed: usize,
 }
 
+/// What the chunk operations take: an owned chunk, a reference, or a
+/// [`Prevalidated`] reference. Validation runs once per call: the store
+/// checks every chunk unless its type says it was checked already.
+pub trait ChunkInput: Borrow<Chunk> {
+    /// True when every value of this type already passed [`Chunk::validate`].
+    const PREVALIDATED: bool = false;
+}
+
+impl ChunkInput for Chunk {}
+impl ChunkInput for &Chunk {}
+
+/// A chunk that already passed [`Chunk::validate`]: the Python `Chunk` is
+/// validated when built (constructor, `replace`, unpickling) or read back
+/// from a database, and is immutable, so the glue vouches for it and the
+/// store does not check it a second time. Only this crate can vouch.
+#[derive(Debug, Clone, Copy)]
+pub struct Prevalidated<'a>(&'a Chunk);
+
+impl<'a> Prevalidated<'a> {
+    /// Vouches that `chunk` passed [`Chunk::validate`]. Only the Python glue
+    /// (and tests) vouch, so a build without it does not use this.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn vouch(chunk: &'a Chunk) -> Self {
+        Prevalidated(chunk)
+    }
+}
+
+impl Borrow<Chunk> for Prevalidated<'_> {
+    fn borrow(&self) -> &Chunk {
+        self.0
+    }
+}
+
+impl ChunkInput for Prevalidated<'_> {
+    const PREVALIDATED: bool = true;
+}
+
 /// The chunk operations (the handle itself lives in [`crate::store`]).
 impl Store {
     /// Inserts or replaces `chunks` in one transaction; returns how many.
     /// Takes owned chunks or references, so callers need not copy them.
-    /// Every chunk is validated first: `Chunk`'s fields are public and
-    /// nothing checks them when a Rust caller builds one, so this is the
-    /// guard that keeps an unreadable row out of the file.
-    pub fn upsert_chunks<C: Borrow<Chunk>>(&self, chunks: &[C]) -> Result<usize> {
+    /// Every chunk is validated first (unless [`Prevalidated`]): `Chunk`'s
+    /// fields are public and nothing checks them when a Rust caller builds
+    /// one, so this is the guard that keeps an unreadable row out of the file.
+    pub fn upsert_chunks<C: ChunkInput>(&self, chunks: &[C]) -> Result<usize> {
         validate_all(chunks)?;
         self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
     }
@@ -347,7 +384,7 @@ impl Store {
 
     /// Makes `chunks` the whole content of one source, in one transaction:
     /// upserts them and removes the source's rows whose ids are not among them.
-    pub fn replace_source_chunks<C: Borrow<Chunk>>(
+    pub fn replace_source_chunks<C: ChunkInput>(
         &self,
         kind: SourceKind,
         source_id: &str,
@@ -560,8 +597,12 @@ fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
     })
 }
 
-/// Checks every chunk of a batch, naming the bad one (`chunks[3].id`).
-pub(crate) fn validate_all<C: Borrow<Chunk>>(chunks: &[C]) -> Result<()> {
+/// Checks every chunk of a batch, naming the bad one (`chunks[3].id`);
+/// nothing to do for chunks checked when they were built.
+pub(crate) fn validate_all<C: ChunkInput>(chunks: &[C]) -> Result<()> {
+    if C::PREVALIDATED {
+        return Ok(());
+    }
     chunks
         .iter()
         .enumerate()
@@ -629,6 +670,25 @@ mod tests {
         store.upsert_chunks(&[&chunk])?;
         assert_eq!(store.get_chunks(&["c1".into()])?, vec![chunk.clone()]);
         assert_eq!(store.list_chunks(&ChunkFilter::default(), 10)?, vec![chunk]);
+        Ok(())
+    }
+
+    #[test]
+    fn validation_runs_once_per_call() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        // A token count SQLite would store but memtree refuses: a plain
+        // reference is checked by the store ...
+        let mut odd = full_chunk();
+        odd.token_count = -1;
+        assert!(matches!(
+            store.upsert_chunks(&[&odd]),
+            Err(Error::InvalidInput { .. })
+        ));
+        // ... a vouched one is not checked again (the glue vouches only for
+        // chunks its constructor validated), which the write proves.
+        assert_eq!(store.upsert_chunks(&[Prevalidated::vouch(&odd)])?, 1);
         Ok(())
     }
 }

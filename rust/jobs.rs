@@ -29,7 +29,6 @@
 //!   and `running` rows only; an enqueue that collides writes nothing and
 //!   returns `None`, and a finished job's key is free again.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -39,7 +38,7 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
-use crate::chunks::{upsert_in, validate_all};
+use crate::chunks::{upsert_in, validate_all, ChunkInput};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -360,7 +359,7 @@ impl Jobs<'_> {
     /// Upserts `chunks` and enqueues `jobs` in ONE transaction: an ingest and
     /// its follow-up jobs commit together or not at all. Takes owned chunks
     /// or references, so callers need not copy them.
-    pub fn upsert_chunks_and_enqueue<C: Borrow<Chunk>>(
+    pub fn upsert_chunks_and_enqueue<C: ChunkInput>(
         &self,
         chunks: &[C],
         jobs: &[NewJob],

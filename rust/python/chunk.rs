@@ -10,6 +10,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::convert::{self, arg};
 use super::imports;
 use crate::chunk::{Chunk, DEFAULT_LIFECYCLE_STATUS};
+use crate::chunks::Prevalidated;
 use crate::clock::now_ms;
 
 /// One ingested piece of text (see the stub for field documentation).
@@ -231,8 +232,14 @@ impl PyChunk {
     }
 
     /// The core records behind extracted chunks; needs no GIL (frozen class).
-    pub fn refs(chunks: &[Py<PyChunk>]) -> Vec<&Chunk> {
-        chunks.iter().map(|c| &c.get().inner).collect()
+    /// Every `Chunk` passed validation when it was built (or was read back
+    /// from a database) and cannot change, so the store need not check it
+    /// again: validation runs once per call.
+    pub fn refs(chunks: &[Py<PyChunk>]) -> Vec<Prevalidated<'_>> {
+        chunks
+            .iter()
+            .map(|c| Prevalidated::vouch(&c.get().inner))
+            .collect()
     }
 
     /// Core records as new `Chunk` objects.
