@@ -23,6 +23,12 @@ use rusqlite::Connection;
 /// before it fails with `SQLITE_BUSY` (`memtree.BusyError`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a read keeps trying, in turns of [`BUSY_TIMEOUT`], before it
+/// fails with `SQLITE_BUSY`. A read changes nothing and holds no lock between
+/// tries, so on a loaded machine (a starved process, a steady stream of
+/// writers from other processes) it waits longer than a write may.
+pub const READ_BUSY_BUDGET: Duration = Duration::from_secs(30);
+
 /// A call that has waited this long polls at [`URGENT_NAP`] instead of
 /// [`NAP`]: age buys priority over calls that have only just met the lock.
 const URGENT_AFTER: Duration = Duration::from_millis(250);

@@ -265,7 +265,7 @@ impl Store {
         let (sql, values) = list_query(filter, limit);
         self.read("list_chunks", |conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values), chunk_from_row)?;
+            let rows = stmt.query_map(params_from_iter(&values), chunk_from_row)?;
             rows.collect()
         })
     }
@@ -275,7 +275,7 @@ impl Store {
         let (sql, values) = list_query(filter, 100);
         self.read("explain list_chunks", |conn| {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, String>(3))?;
+            let rows = stmt.query_map(params_from_iter(&values), |r| r.get::<_, String>(3))?;
             rows.collect()
         })
     }

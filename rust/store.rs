@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use crate::busy::READ_BUSY_BUDGET;
 use crate::classify::ErrorClass;
 use crate::connection::{self, Database, OpenOutcome};
 use crate::error::{Error, Result};
@@ -80,10 +82,21 @@ impl Store {
     pub(crate) fn read<T>(
         &self,
         context: &str,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        f: impl Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let db = self.database()?;
-        db.with_conn(|conn| f(conn).map_err(db.err(context)))
+        let started = Instant::now();
+        loop {
+            // The connection mutex is released between attempts.
+            match db.with_conn(|conn| f(conn).map_err(db.err(context))) {
+                // A read changes nothing and holds nothing between tries, so
+                // it keeps waiting for writers (each try waits up to the busy
+                // handler's 5 s) where a write would give up.
+                Err(e) if e.class() == ErrorClass::Busy && started.elapsed() < READ_BUSY_BUDGET => {
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: all of it commits or

@@ -70,3 +70,33 @@ def test_processes_and_threads_claiming_and_a_polling_reader_meet_no_busy_error(
     report = contention.run(tmp_path / "chunks.db", processes=2, threads=2, seconds=3)
     assert report.writers[0] > 0 and report.readers[0] > 0, report.lines()
     assert report.busy_total == 0, report.lines()
+
+
+HOLD_ONCE = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN EXCLUSIVE")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def test_a_read_waits_out_a_writer_longer_than_the_write_timeout(store: memtree.Store) -> None:
+    # A read holds nothing between tries, so it keeps waiting past the 5 s a
+    # write may wait (README, "Many processes on one file").
+    store.jobs.enqueue("k", {})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD_ONCE), str(store.path), "6.5"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+        start = time.perf_counter()
+        assert store.jobs.counts()["ready"] == 1
+        waited = time.perf_counter() - start
+        assert waited > 5.0, f"the lock was held past the write timeout ({waited:.1f} s)"
+    finally:
+        holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
