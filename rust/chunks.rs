@@ -2,8 +2,10 @@
 //! reads, filtered listing, lifecycle status, the ingest gate and set-based
 //! deletion.
 //!
-//! [`CHUNK_COLUMNS`] is the one list of `mem_tree_chunks` columns a chunk
-//! occupies. The INSERT, UPSERT and SELECT statements are built from it once,
+//! [`CHUNK_COLUMN_ROLES`] is the one list of `mem_tree_chunks` columns a
+//! chunk occupies, each marked key, ingest field or derived state. The
+//! INSERT, UPSERT (which re-ingest only the ingest fields) and SELECT
+//! statements are built from it once,
 //! and binding ([`each_value`]) and row mapping (`chunk_from_row`) find each
 //! column's position in it by name at compile time, so adding a column is an
 //! edit here (plus the field on [`Chunk`]), and a misspelt name fails the build.
@@ -23,25 +25,52 @@ use crate::store::Store;
 /// The most rows one `list_chunks` (or jobs `list` / `claim_many`) call returns.
 pub const MAX_LIST_LIMIT: i64 = 10_000;
 
-/// The `mem_tree_chunks` columns of one chunk, in the order every chunk
-/// statement names them and [`chunk_row`] returns them.
-pub const CHUNK_COLUMNS: [&str; 15] = [
-    "id",
-    "content",
-    "source_kind",
-    "source_id",
-    "source_ref",
-    "owner",
-    "timestamp_ms",
-    "time_range_start_ms",
-    "time_range_end_ms",
-    "tags_json",
-    "token_count",
-    "seq_in_source",
-    "created_at_ms",
-    "lifecycle_status",
-    "embedding",
+/// Who writes a chunk column once the row exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The key: never updated.
+    Key,
+    /// An ingest field: a re-ingest (the upsert of an existing id) replaces it.
+    Ingest,
+    /// Derived state (embedding, lifecycle status): written when the row is
+    /// inserted and kept by a re-ingest, as the reference's upsert keeps it;
+    /// only its own setter changes it afterwards.
+    Derived,
+}
+
+/// The `mem_tree_chunks` columns of one chunk with their [`Role`], in the
+/// order every chunk statement names them and [`chunk_row`] returns them.
+/// The reference's other derived columns (`raw_refs_json`, `content_path`,
+/// `content_sha256`, `parent_summary_id`) are not chunk fields, so no chunk
+/// statement writes them and a re-ingest keeps them too.
+pub const CHUNK_COLUMN_ROLES: [(&str, Role); 15] = [
+    ("id", Role::Key),
+    ("content", Role::Ingest),
+    ("source_kind", Role::Ingest),
+    ("source_id", Role::Ingest),
+    ("source_ref", Role::Ingest),
+    ("owner", Role::Ingest),
+    ("timestamp_ms", Role::Ingest),
+    ("time_range_start_ms", Role::Ingest),
+    ("time_range_end_ms", Role::Ingest),
+    ("tags_json", Role::Ingest),
+    ("token_count", Role::Ingest),
+    ("seq_in_source", Role::Ingest),
+    ("created_at_ms", Role::Ingest),
+    ("lifecycle_status", Role::Derived),
+    ("embedding", Role::Derived),
 ];
+
+/// The names of [`CHUNK_COLUMN_ROLES`], in its order.
+pub const CHUNK_COLUMNS: [&str; CHUNK_COLUMN_ROLES.len()] = {
+    let mut names = [""; CHUNK_COLUMN_ROLES.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = CHUNK_COLUMN_ROLES[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// The number of chunk columns.
 const N: usize = CHUNK_COLUMNS.len();
@@ -87,12 +116,15 @@ static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The store's upsert of one chunk: every column but the key is replaced.
+/// The store's upsert of one chunk: a new id is inserted whole; an existing
+/// one has only its [`Role::Ingest`] columns replaced, so a re-ingest keeps
+/// the chunk's embedding, lifecycle status and the reference's other derived
+/// columns (its "re-ingest preserves the existing embedding").
 pub(crate) static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let updates: Vec<String> = CHUNK_COLUMNS
+    let updates: Vec<String> = CHUNK_COLUMN_ROLES
         .iter()
-        .filter(|&&c| c != "id")
-        .map(|c| format!("{c} = excluded.{c}"))
+        .filter(|(_, role)| *role == Role::Ingest)
+        .map(|(c, _)| format!("{c} = excluded.{c}"))
         .collect();
     format!(
         "{} ON CONFLICT(id) DO UPDATE SET {}",
@@ -225,8 +257,11 @@ impl ChunkInput for Prevalidated<'_> {
 
 /// The chunk operations (the handle itself lives in [`crate::store`]).
 impl Store {
-    /// Inserts or replaces `chunks` in one transaction; returns how many.
-    /// Takes owned chunks or references, so callers need not copy them.
+    /// Inserts `chunks` in one transaction; returns how many. An id already
+    /// stored is re-ingested: its ingest fields are replaced and its derived
+    /// state ([`Role::Derived`] columns, raw refs, content pointers, parent
+    /// summary) is kept. Takes owned chunks or references, so callers need
+    /// not copy them.
     /// Every chunk is validated first (unless [`Prevalidated`]): `Chunk`'s
     /// fields are public and nothing checks them when a Rust caller builds
     /// one, so this is the guard that keeps an unreadable row out of the file.
@@ -259,8 +294,10 @@ impl Store {
         })
     }
 
-    /// Newest-first chunks matching `filter`; `limit` is clamped to
-    /// 1..=[`MAX_LIST_LIMIT`]. Every filter runs in SQL before the limit.
+    /// Newest-first chunks matching `filter`, a source's chunks of one
+    /// timestamp in reading order (`seq_in_source` ascending); `limit` is
+    /// clamped to 1..=[`MAX_LIST_LIMIT`]. Every filter runs in SQL before the
+    /// limit.
     pub fn list_chunks(&self, filter: &ChunkFilter, limit: i64) -> Result<Vec<Chunk>> {
         let (sql, values) = list_query(filter, limit);
         self.read("list_chunks", |conn| {
@@ -508,8 +545,11 @@ fn delete_dependents(
 }
 
 /// Builds the `list_chunks` statement: only the filters given, all in SQL,
-/// ordered so one of the `(key, timestamp_ms)` indexes serves it without a
-/// temporary sort (ties by rowid, which every index carries).
+/// ordered `timestamp_ms DESC, seq_in_source ASC` (the reference's order: a
+/// document's chunks share a timestamp and read in sequence). Each indexed
+/// equality filter set has a `(key…, timestamp_ms, seq_in_source DESC)`
+/// index that SQLite walks backwards, so the order costs no temporary sort
+/// (see `schema::apply_list_order_indexes`).
 fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
@@ -517,14 +557,22 @@ fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
         values.push(value);
         clauses.push(format!("{clause} ?{}", values.len()));
     };
+    // A source id pins a handful of rows, so with one the planner must walk
+    // the source_id index: a unary `+` keeps the kind and owner terms off
+    // every index (without statistics SQLite would rather take the owner's
+    // index, which can hold every row), and they are checked per row.
+    let pinned = if filter.source_id.is_some() { "+" } else { "" };
     if let Some(kind) = filter.source_kind {
-        add("source_kind =", Value::Text(kind.as_str().to_owned()));
+        add(
+            &format!("{pinned}source_kind ="),
+            Value::Text(kind.as_str().to_owned()),
+        );
     }
     if let Some(id) = &filter.source_id {
         add("source_id =", Value::Text(id.clone()));
     }
     if let Some(owner) = &filter.owner {
-        add("owner =", Value::Text(owner.clone()));
+        add(&format!("{pinned}owner ="), Value::Text(owner.clone()));
     }
     if let Some(since) = filter.since_ms {
         add("timestamp_ms >=", Value::Integer(since));
@@ -539,7 +587,7 @@ fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
     };
     values.push(Value::Integer(limit.clamp(1, MAX_LIST_LIMIT)));
     let sql = format!(
-        "{}{where_clause} ORDER BY timestamp_ms DESC, rowid DESC LIMIT ?{}",
+        "{}{where_clause} ORDER BY timestamp_ms DESC, seq_in_source ASC LIMIT ?{}",
         *SELECT_SQL,
         values.len()
     );
@@ -646,9 +694,10 @@ mod tests {
                 INSERT_SQL.contains(name) && GET_SQL.contains(name),
                 "{name}"
             );
-            if name != "id" {
-                assert!(UPSERT_SQL.contains(&format!("{name} = excluded.{name}")));
-            }
+        }
+        for (name, role) in CHUNK_COLUMN_ROLES {
+            let updated = UPSERT_SQL.contains(&format!("{name} = excluded.{name}"));
+            assert_eq!(updated, role == Role::Ingest, "{name}");
         }
         assert!(INSERT_SQL.ends_with(&format!("?{N})")));
         Ok(())
@@ -662,12 +711,17 @@ mod tests {
         let mut chunk = full_chunk();
         store.upsert_chunks(&[&chunk])?;
         assert_eq!(store.get_chunk("c1")?.as_ref(), Some(&chunk));
-        // The same id again takes the upsert path; every column is replaced.
+        // The same id again takes the upsert path: every ingest field is
+        // replaced, the derived state (embedding, lifecycle status) is kept.
+        let stored = chunk.clone();
         chunk.content = "changed".into();
         chunk.source_ref = None;
-        chunk.embedding = None;
         chunk.tags.clear();
+        chunk.embedding = None;
+        chunk.lifecycle_status = "admitted".into();
         store.upsert_chunks(&[&chunk])?;
+        chunk.embedding = stored.embedding;
+        chunk.lifecycle_status = stored.lifecycle_status;
         assert_eq!(store.get_chunks(&["c1".into()])?, vec![chunk.clone()]);
         assert_eq!(store.list_chunks(&ChunkFilter::default(), 10)?, vec![chunk]);
         Ok(())

@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 2,
         apply: apply_job_lease_token,
     },
+    // list_chunks in reading order, every equality filter served by an index.
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 3,
+        apply: apply_list_order_indexes,
+    },
 ];
 
 /// The reference's base tables and indexes, as its `chunks.db` has them.
@@ -252,6 +257,39 @@ fn apply_job_lease_token(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC`. An index
+/// declared `(…, timestamp_ms, seq_in_source DESC)` and walked backwards
+/// yields exactly that order, so no temporary sort is needed; the `(key,
+/// timestamp_ms)` indexes of version 102 cannot order the ties and are
+/// replaced, as is the reference's `(timestamp_ms)` index, a prefix of the
+/// new one (a reference binary reopening the file recreates it harmlessly).
+///
+/// One index per equality filter set whose residual filtering could walk
+/// many rows: none, `source_kind`, `owner`, `source_kind + owner`, and
+/// `source_id`. A source id pins a handful of rows, so every set holding
+/// one walks the `source_id` index and checks kind and owner per row
+/// (`list_query` keeps them off the other indexes) instead of paying three
+/// more indexes on every insert; the reference's `(source_kind, source_id,
+/// seq_in_source)` index stays for its own reads and `delete_source`.
+fn apply_list_order_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_memtree_chunks_time_seq
+             ON mem_tree_chunks(timestamp_ms, seq_in_source DESC);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_kind_time_seq
+             ON mem_tree_chunks(source_kind, timestamp_ms, seq_in_source DESC);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_source_id_time_seq
+             ON mem_tree_chunks(source_id, timestamp_ms, seq_in_source DESC);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_owner_time_seq
+             ON mem_tree_chunks(owner, timestamp_ms, seq_in_source DESC);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_kind_owner_time_seq
+             ON mem_tree_chunks(source_kind, owner, timestamp_ms, seq_in_source DESC);
+         DROP INDEX IF EXISTS idx_memtree_chunks_kind_time;
+         DROP INDEX IF EXISTS idx_memtree_chunks_source_time;
+         DROP INDEX IF EXISTS idx_memtree_chunks_owner_time;
+         DROP INDEX IF EXISTS idx_mem_tree_chunks_timestamp;",
+    )
+}
+
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?;
     stmt.exists((table, column))
@@ -336,6 +374,46 @@ mod tests {
         let again = migrate(&mut conn)?;
         assert_eq!(again.steps_applied, 0);
         assert!(has_column(&conn, "mem_tree_chunks", "raw_refs_json")?);
+        Ok(())
+    }
+
+    #[test]
+    fn list_order_step_replaces_the_time_indexes() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let indexes = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
+            let mut stmt = conn.prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name = 'mem_tree_chunks' AND sql IS NOT NULL ORDER BY name",
+            )?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            names.collect()
+        };
+        assert_eq!(
+            indexes(&conn)?,
+            [
+                "idx_mem_tree_chunks_lifecycle",
+                "idx_mem_tree_chunks_source_seq",
+                "idx_memtree_chunks_kind_owner_time_seq",
+                "idx_memtree_chunks_kind_time_seq",
+                "idx_memtree_chunks_owner_time_seq",
+                "idx_memtree_chunks_source_id_time_seq",
+                "idx_memtree_chunks_time_seq",
+            ]
+        );
+        // A file at the previous version (its indexes put back) gets the
+        // step alone, committed with its version.
+        conn.execute_batch(
+            "CREATE INDEX idx_mem_tree_chunks_timestamp ON mem_tree_chunks(timestamp_ms);
+             CREATE INDEX idx_memtree_chunks_owner_time ON mem_tree_chunks(owner, timestamp_ms);",
+        )?;
+        conn.pragma_update(None, "user_version", CURRENT_VERSION - 1)?;
+        let report = migrate(&mut conn)?;
+        assert_eq!(report.steps_applied, 1);
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION);
+        assert!(!indexes(&conn)?
+            .iter()
+            .any(|n| n.ends_with("_time") || n.ends_with("_timestamp")));
         Ok(())
     }
 

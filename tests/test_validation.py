@@ -281,7 +281,6 @@ def test_enqueue_available_at_that_would_not_read_back_is_refused(store: memtree
         (lambda s: s.jobs.claim_many(10**20), "limit"),
         (lambda s: s.jobs.claim_many(-(2**63) - 1), "limit"),
         (lambda s: s.jobs.list(limit=2**64), "limit"),
-        (lambda s: s.list_chunks(limit=2**63), "limit"),
         (lambda s: s.jobs.enqueue("k", {}, max_attempts=2**63), "max_attempts"),
         (lambda s: s.jobs.batch().enqueue("k", {}, max_attempts=10**400), "max_attempts"),
     ],

@@ -218,7 +218,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None: ...
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
-        """Inserts or replaces chunks by id in one transaction; all or none."""
+        """Inserts chunks by id in one transaction; all or none. An id already
+        stored is re-ingested: its ingest fields are replaced, its embedding,
+        lifecycle status, raw refs, content pointers and parent summary id are
+        kept (so are they by :meth:`replace_source_chunks` and a job batch)."""
     def get_chunk(self, id: str) -> Chunk | None:
         """The chunk with this id, or None."""
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
@@ -234,8 +237,10 @@ class Store:
         limit: int = 100,
     ) -> list[Chunk]:
         """Newest-first chunks matching every filter given (``since`` inclusive,
-        ``until`` exclusive); ``limit`` is clamped to 1..10000 (an ``int``
-        past 64 bits is a ``ValueError``)."""
+        ``until`` exclusive); chunks of one timestamp come in reading order
+        (``seq_in_source`` ascending). ``limit`` is any ``int``, clamped to
+        1..10000 however large or negative; a ``bool``, ``float`` or ``str``
+        raises ``TypeError`` naming ``limit``."""
     def explain_list_chunks(
         self,
         *,
@@ -245,7 +250,10 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[str]:
-        """SQLite's query plan for :meth:`list_chunks` with these filters."""
+        """SQLite's query plan for :meth:`list_chunks` with these filters, one
+        line per step: every combination of filters is one ``SEARCH`` on an
+        index (no filter at all: a ``SCAN`` of the time index that ``limit``
+        stops), never a ``TEMP B-TREE``."""
     def count_chunks(self) -> int:
         """Number of chunks stored."""
     def get_lifecycle_status(self, id: str) -> str | None:

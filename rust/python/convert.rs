@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyBool, PyInt, PyString, PyTuple};
 
 use super::imports;
 use crate::chunk::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
+use crate::chunks::MAX_LIST_LIMIT;
 use crate::clock::now_ms;
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -52,6 +53,26 @@ pub fn int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
             PyTypeError::new_err(format!("{field}: expected int, got {}", type_name(value)))
         }
     })
+}
+
+/// A row limit: any `int`, clamped to 1..=[`MAX_LIST_LIMIT`] whatever its
+/// size (the reference clamps `usize::MAX`), so `2**64 - 1` means "as many
+/// as allowed" rather than an error; a `bool`, which is an `int` to Python
+/// but never a count, or any other type is a `TypeError` naming the field.
+pub fn clamped_limit(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected int, got {}",
+            type_name(value)
+        )));
+    }
+    let n = match value.extract::<i64>() {
+        Ok(n) => n,
+        // Past 64 bits: only the sign matters once clamped.
+        Err(_) if value.gt(0)? => MAX_LIST_LIMIT,
+        Err(_) => 1,
+    };
+    Ok(n.clamp(1, MAX_LIST_LIMIT))
 }
 
 /// A file-system path (`str` or `os.PathLike[str]`); a NUL byte, which no
@@ -361,6 +382,7 @@ pub mod arg {
         token_count("token_count"): i64 = super::int64;
         seq_in_source("seq_in_source"): i64 = super::int64;
         limit("limit"): i64 = super::int64;
+        clamped_limit("limit"): i64 = super::clamped_limit;
         max_attempts("max_attempts"): i64 = super::int64;
         path("path"): PathBuf = super::path;
         workspace("workspace"): PathBuf = super::path;

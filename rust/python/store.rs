@@ -161,7 +161,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = arg::limit)] limit: i64,
+        #[pyo3(from_py_with = arg::clamped_limit)] limit: i64,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
