@@ -187,7 +187,9 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
+            // An empty string reads as no refs, as the reference reads it.
             json.flatten()
+                .filter(|text| !text.is_empty())
                 .map(|text| {
                     raw_refs_from_json(&text)
                         .map_err(|m| malformed(0, rusqlite::types::Type::Text, m))
