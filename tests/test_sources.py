@@ -190,3 +190,28 @@ def test_list_sources_plan_on_a_reference_database(tmp_path: Path) -> None:
             for s in sources
         ]
         assert got == expected
+
+
+def test_async_store_carries_the_new_calls(tmp_path: Path, make_chunk: ChunkFactory) -> None:
+    import asyncio
+
+    from memtree.aio import AsyncStore
+
+    async def run() -> None:
+        async with AsyncStore.connect(tmp_path / "a.db") as store:
+            await store.upsert_chunks([make_chunk(0), make_chunk(1)])
+            cid = make_chunk(0).id
+            assert await store.set_chunk_embedding(cid, [1.0, 2.0]) is True
+            assert await store.get_chunk_embedding(cid) == [1.0, 2.0]
+            assert await store.set_chunk_raw_refs(cid, [memtree.RawRef("p", 1, 2)]) is True
+            assert await store.get_chunk_raw_refs(cid) == [memtree.RawRef("p", 1, 2)]
+            assert await store.get_chunk_content_pointers(cid) is None
+            assert await store.get_chunk_content_path(cid) is None
+            assert await store.get_summary_content_pointers("s") is None
+            assert await store.list_summaries_with_content_path() == []
+            assert [s.chunk_count for s in await store.list_sources()] == [1, 1]
+            assert "TEMP B-TREE" not in "".join(await store.explain_list_sources())
+            assert await store.delete_chunk(cid) is True
+            assert await store.delete_chunk(cid) is False
+
+    asyncio.run(run())
