@@ -13,6 +13,7 @@ pub mod classify;
 pub mod clock;
 pub mod codes;
 pub mod connection;
+pub mod derived;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -22,6 +23,7 @@ pub mod journal;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
+pub mod sources;
 pub mod store;
 pub mod vfs;
 
@@ -30,6 +32,8 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use chunks::{ChunkFilter, ReplaceOutcome};
+pub use derived::RawRef;
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
+pub use sources::SourceInfo;
 pub use store::Store;

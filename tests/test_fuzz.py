@@ -14,6 +14,7 @@ times more.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 import pickle
@@ -174,6 +175,8 @@ def _good_chunk(i: int) -> memtree.Chunk:
     return memtree.Chunk(f"c{i}", "text", "chat", "s", "o", BASE)
 
 
+chunk_ids = st.one_of(st.just("c0"), texts)
+
 # Each entry: (store, a freshly claimed job, draw) -> the call to make.
 Call = Callable[[memtree.Store, memtree.Job, st.DrawFn], Callable[[], object]]
 
@@ -209,6 +212,54 @@ ENTRIES: dict[str, Call] = {
             d(maybe(st.lists(st.integers(0, 3).map(_good_chunk), max_size=2))),
         )
     ),
+    "Store.set_chunk_embedding": lambda s, j, d: _with_chunk(
+        s,
+        lambda: s.set_chunk_embedding(
+            d(maybe(chunk_ids)),
+            d(
+                st.one_of(
+                    st.none(),
+                    maybe(st.lists(floats, max_size=3)),
+                    st.lists(floats, max_size=3).map(lambda v: array.array("d", v)),
+                    st.lists(floats, max_size=3).map(lambda v: array.array("f", v)),
+                )
+            ),
+        ),
+    ),
+    "Store.set_chunk_raw_refs": lambda s, j, d: _with_chunk(
+        s,
+        lambda: s.set_chunk_raw_refs(
+            d(maybe(chunk_ids)),
+            d(
+                st.one_of(
+                    st.none(),
+                    maybe(
+                        st.lists(
+                            st.builds(
+                                memtree.RawRef,
+                                maybe(texts),
+                                maybe(ints),
+                                st.one_of(st.none(), maybe(ints)),
+                            ),
+                            max_size=2,
+                        )
+                    ),
+                )
+            ),
+        ),
+    ),
+    "Store.get_chunk_raw_refs": lambda s, j, d: lambda: s.get_chunk_raw_refs(d(maybe(chunk_ids))),
+    "Store.get_chunk_embedding": lambda s, j, d: lambda: s.get_chunk_embedding(d(maybe(chunk_ids))),
+    "Store.get_chunk_content_pointers": lambda s, j, d: (
+        lambda: s.get_chunk_content_pointers(d(maybe(chunk_ids)))
+    ),
+    "Store.get_summary_content_pointers": lambda s, j, d: (
+        lambda: s.get_summary_content_pointers(d(maybe(texts)))
+    ),
+    "Store.delete_chunk": lambda s, j, d: _with_chunk(
+        s, lambda: s.delete_chunk(d(maybe(chunk_ids)))
+    ),
+    "Store.list_sources": lambda s, j, d: s.list_sources,
     "Jobs.enqueue": lambda s, j, d: (
         lambda: s.jobs.enqueue(
             d(maybe(texts)),
@@ -249,6 +300,13 @@ ENTRIES: dict[str, Call] = {
         )
     ),
 }
+
+
+def _with_chunk(store: memtree.Store, call: Callable[[], object]) -> Callable[[], object]:
+    """`call`, with chunk c0 present (written before the digest is taken)."""
+    if store.get_chunk("c0") is None:
+        store.upsert_chunks([_good_chunk(0)])
+    return call
 
 
 def _batch_call(store: memtree.Store, draw: st.DrawFn) -> Callable[[], object]:

@@ -159,3 +159,52 @@ def test_counter_dicts_have_exactly_their_typed_keys(tmp_path: Path) -> None:
 
 def async_jobs_of(store: AsyncStore) -> AsyncJobs:
     return store.jobs
+
+
+def use_the_derived_data_api(workspace: Path) -> list[str]:
+    import array
+
+    now = datetime.now(timezone.utc)
+    chunk = memtree.Chunk("typed-d", "hello", "chat", "s-1", "alice", now, token_count=4)
+    with memtree.Store.open(workspace) as store:
+        store.upsert_chunks([chunk])
+        existed: bool = store.set_chunk_embedding("typed-d", array.array("f", [0.5, 1.5]))
+        store.set_chunk_embedding("typed-d", memoryview(array.array("d", [0.5])))
+        store.set_chunk_embedding("typed-d", (x / 2 for x in range(1, 3)))
+        vector: list[float] | None = store.get_chunk_embedding("typed-d")
+        store.set_chunk_raw_refs("typed-d", [memtree.RawRef("raw/a.md", end=10)])
+        refs: list[memtree.RawRef] | None = store.get_chunk_raw_refs("typed-d")
+        pointers: tuple[str, str] | None = store.get_chunk_content_pointers("typed-d")
+        listed: list[tuple[str, str, str]] = store.list_summaries_with_content_path()
+        sources: list[memtree.SourceInfo] = store.list_sources()
+        newest: datetime = sources[0].newest
+        deleted: bool = store.delete_chunk("typed-d")
+        store.set_chunk_embedding("typed-d", None)
+    assert refs is not None
+    return [
+        str(existed),
+        str(vector),
+        refs[0].path,
+        str(refs[0].end),
+        str(pointers),
+        str(len(listed)),
+        sources[0].source_kind.value,
+        str(sources[0].token_total),
+        str(newest == chunk.timestamp),
+        str(deleted),
+    ]
+
+
+def test_typed_derived_data_usage(tmp_path: Path) -> None:
+    assert use_the_derived_data_api(tmp_path) == [
+        "True",
+        "[0.5, 1.0]",
+        "raw/a.md",
+        "10",
+        "None",
+        "0",
+        "chat",
+        "4",
+        "True",
+        "True",
+    ]

@@ -22,7 +22,7 @@ from memtree._native import (
     schema_version,
     sqlite_version,
 )
-from memtree._types import SourceKind
+from memtree._types import RawRef, SourceInfo, SourceKind
 from memtree.errors import (
     BusyError,
     CircuitOpenError,
@@ -77,8 +77,10 @@ __all__ = [
     "MemtreeError",
     "NotMemtreeDatabaseError",
     "PermanentError",
+    "RawRef",
     "ResultCode",
     "SchemaVersionError",
+    "SourceInfo",
     "SourceKind",
     "Store",
     "StoreClosedError",

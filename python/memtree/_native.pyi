@@ -31,9 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
 
+from typing_extensions import Buffer
+
 from memtree._native import bench as bench
 from memtree._native import testing as testing
-from memtree._types import SourceKind
+from memtree._types import RawRef, SourceInfo, SourceKind
 from memtree.errors import MemtreeError
 
 __all__ = [
@@ -280,6 +282,46 @@ class Store:
         """The pragmas in force on the shared connection, as SQLite reports them."""
     def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy."""
+    def set_chunk_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
+        """Sets a chunk's embedding without rewriting the chunk, in one
+        transaction; returns whether the chunk exists (a missing id writes
+        nothing). ``None`` clears it (re-ingest keeps an embedding, so this is
+        how a caller drops one). ``vector`` is any iterable of floats or an
+        object with the buffer protocol holding 1-D float32 or float64 values
+        (``array.array('f')``, ``memoryview``, a numpy ``float32`` array: read
+        as raw bytes, not element by element). Stored as the reference's BLOB:
+        little-endian ``f32``, 4 bytes per value, no header. An empty vector,
+        NaN or infinity (also a float64 beyond float32's range) is a
+        ``ValueError``, a non-float element or buffer format a ``TypeError``."""
+    def get_chunk_embedding(self, id: str) -> list[float] | None:
+        """A chunk's embedding, or None if it has none or does not exist."""
+    def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
+        """Sets a chunk's raw-archive references (``raw_refs_json``, the
+        reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
+        transaction; ``None`` clears them, ``[]`` stores an empty list. Returns
+        whether the chunk exists. An empty path, ``start < 0`` or
+        ``end < start`` is a ``ValueError`` naming the ref (``refs[1].end``)."""
+    def get_chunk_raw_refs(self, id: str) -> list[RawRef] | None:
+        """A chunk's raw refs, or None if it has none or does not exist."""
+    def get_chunk_content_pointers(self, id: str) -> tuple[str, str] | None:
+        """A chunk's ``(content_path, content_sha256)`` when both are set, else None."""
+    def get_chunk_content_path(self, id: str) -> str | None:
+        """A chunk's ``content_path`` (whether or not its hash is set), else None."""
+    def get_summary_content_pointers(self, id: str) -> tuple[str, str] | None:
+        """A summary's ``(content_path, content_sha256)`` when both are set, else None."""
+    def list_summaries_with_content_path(self) -> list[tuple[str, str, str]]:
+        """``(id, content_path, content_sha256)`` of every summary with both
+        set and ``deleted = 0``, by id."""
+    def delete_chunk(self, id: str) -> bool:
+        """Deletes one chunk with its score and entity-index rows in one
+        transaction; returns whether it existed (idempotent: a second call
+        returns False and changes nothing)."""
+    def list_sources(self) -> list[SourceInfo]:
+        """One :class:`memtree.SourceInfo` per source with chunks, ordered by
+        kind then id, aggregated along the ``(source_kind, source_id,
+        seq_in_source)`` index (no sort of the chunk table)."""
+    def explain_list_sources(self) -> list[str]:
+        """SQLite's query plan for :meth:`list_sources`."""
 
 @final
 class Job:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
+from typing import NamedTuple
 
-__all__ = ["SourceKind"]
+__all__ = ["RawRef", "SourceInfo", "SourceKind"]
 
 
 class SourceKind(str, enum.Enum):
@@ -17,3 +19,27 @@ class SourceKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class RawRef(NamedTuple):
+    """A chunk's reference into the raw archive: bytes ``start`` to ``end``
+    of the file at ``path`` (``end=None``: to the end of the file). Stored in
+    ``raw_refs_json`` as the reference's ``{"path", "start", "end"}`` object;
+    see :meth:`memtree.Store.set_chunk_raw_refs`."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+
+
+class SourceInfo(NamedTuple):
+    """One source's aggregate over its chunks, as :meth:`memtree.Store.list_sources`
+    returns it: the chunk count, the sum of their token counts and the
+    oldest and newest chunk ``timestamp`` (aware UTC datetimes)."""
+
+    source_kind: SourceKind
+    source_id: str
+    chunk_count: int
+    token_total: int
+    oldest: datetime
+    newest: datetime

@@ -25,10 +25,14 @@ from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Literal, Union
+from typing import TYPE_CHECKING, Callable, Literal, Union
 
 from memtree._native import Chunk, Job, JobBatch, Jobs, Store
-from memtree._types import SourceKind
+from memtree._types import RawRef, SourceInfo, SourceKind
+
+if TYPE_CHECKING:
+    # Only for annotations: typing_extensions is not a runtime dependency.
+    from typing_extensions import Buffer
 
 __all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
 
@@ -231,6 +235,50 @@ class AsyncStore:
     async def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``)."""
         return await asyncio.to_thread(self._store.check, full=full)
+
+    async def set_chunk_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
+        """Sets (or with None clears) a chunk's embedding; whether it exists."""
+        return await asyncio.to_thread(self._store.set_chunk_embedding, id, vector)
+
+    async def get_chunk_embedding(self, id: str) -> list[float] | None:
+        """A chunk's embedding, or None."""
+        return await asyncio.to_thread(self._store.get_chunk_embedding, id)
+
+    async def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
+        """Sets (or with None clears) a chunk's raw refs; whether it exists."""
+        return await asyncio.to_thread(self._store.set_chunk_raw_refs, id, refs)
+
+    async def get_chunk_raw_refs(self, id: str) -> list[RawRef] | None:
+        """A chunk's raw refs, or None."""
+        return await asyncio.to_thread(self._store.get_chunk_raw_refs, id)
+
+    async def get_chunk_content_pointers(self, id: str) -> tuple[str, str] | None:
+        """A chunk's ``(content_path, content_sha256)`` when both are set."""
+        return await asyncio.to_thread(self._store.get_chunk_content_pointers, id)
+
+    async def get_chunk_content_path(self, id: str) -> str | None:
+        """A chunk's ``content_path``, or None."""
+        return await asyncio.to_thread(self._store.get_chunk_content_path, id)
+
+    async def get_summary_content_pointers(self, id: str) -> tuple[str, str] | None:
+        """A summary's ``(content_path, content_sha256)`` when both are set."""
+        return await asyncio.to_thread(self._store.get_summary_content_pointers, id)
+
+    async def list_summaries_with_content_path(self) -> list[tuple[str, str, str]]:
+        """``(id, path, sha)`` of live summaries with both pointers set."""
+        return await asyncio.to_thread(self._store.list_summaries_with_content_path)
+
+    async def delete_chunk(self, id: str) -> bool:
+        """Deletes one chunk with its score and entity rows; whether it existed."""
+        return await asyncio.to_thread(self._store.delete_chunk, id)
+
+    async def list_sources(self) -> list[SourceInfo]:
+        """Per-source aggregates (:class:`memtree.SourceInfo`), by kind and id."""
+        return await asyncio.to_thread(self._store.list_sources)
+
+    async def explain_list_sources(self) -> list[str]:
+        """SQLite's query plan for :meth:`list_sources`."""
+        return await asyncio.to_thread(self._store.explain_list_sources)
 
 
 class AsyncJobs:

@@ -404,3 +404,191 @@ pub mod arg {
         opt_kind("kind"): Option<String> = super::opt_text_arg;
     }
 }
+
+/// `memtree.RawRef` and `memtree.SourceInfo` (defined in `memtree._types`),
+/// imported once: the value types of the derived-data and sources calls.
+struct ValueTypes {
+    raw_ref: Py<PyAny>,
+    source_info: Py<PyAny>,
+}
+
+static VALUE_TYPES: pyo3::sync::PyOnceLock<ValueTypes> = pyo3::sync::PyOnceLock::new();
+
+fn value_types(py: Python<'_>) -> PyResult<&ValueTypes> {
+    VALUE_TYPES.get_or_try_init(py, || {
+        let types = py.import("memtree._types")?;
+        Ok(ValueTypes {
+            raw_ref: types.getattr("RawRef")?.unbind(),
+            source_info: types.getattr("SourceInfo")?.unbind(),
+        })
+    })
+}
+
+/// A float vector for `set_chunk_embedding`: `None` (clear), an object with
+/// the buffer protocol holding 1-D float32 or float64 values (`array('f')`,
+/// a `memoryview`, a numpy array), or any other iterable of floats.
+///
+/// A buffer is read as raw bytes in one piece (`memoryview.tobytes()`: the
+/// stable ABI for Python 3.9 has no direct buffer access), never one Python
+/// float per element. Emptiness and finiteness are the core's check
+/// ([`crate::chunk::validate_embedding`]), which runs before any write.
+pub fn vector(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<f32>>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a sequence of floats or a float buffer, got str"
+        )));
+    }
+    if let Ok(view) = pyo3::types::PyMemoryView::from(value) {
+        return buffer_floats(&view, field).map(Some);
+    }
+    let iter = value.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a sequence of floats or a float buffer, got {}",
+            type_name(value)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        let item = item?;
+        let x: f64 = item.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{field}[{i}]: expected a float, got {}",
+                type_name(&item)
+            ))
+        })?;
+        // Beyond f32's range becomes ±inf, which the core rejects.
+        out.push(x as f32);
+    }
+    Ok(Some(out))
+}
+
+/// The values of a 1-D buffer of `f` (float32) or `d` (float64) items in
+/// any byte order the struct-module format names.
+fn buffer_floats(view: &Bound<'_, pyo3::types::PyMemoryView>, field: &str) -> PyResult<Vec<f32>> {
+    let format: String = view.getattr("format")?.extract()?;
+    let ndim: i64 = view.getattr("ndim")?.extract()?;
+    let (order, code) = match format.as_bytes() {
+        [code] => (b'@', *code),
+        [order, code] => (*order, *code),
+        _ => (0, 0),
+    };
+    let little = match order {
+        b'<' => true,
+        b'>' | b'!' => false,
+        b'@' | b'=' => cfg!(target_endian = "little"),
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "{field}: expected a buffer of float32 or float64, got format {format:?}"
+            )))
+        }
+    };
+    if code != b'f' && code != b'd' {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a buffer of float32 or float64, got format {format:?}"
+        )));
+    }
+    if ndim != 1 {
+        return Err(PyValueError::new_err(format!(
+            "{field}: expected a 1-dimensional buffer, got {ndim} dimensions"
+        )));
+    }
+    let raw = view.call_method0("tobytes")?;
+    let bytes = raw.cast::<pyo3::types::PyBytes>()?.as_bytes();
+    Ok(if code == b'f' {
+        bytes
+            .chunks_exact(4)
+            .map(|b| {
+                let b = [b[0], b[1], b[2], b[3]];
+                if little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                }
+            })
+            .collect()
+    } else {
+        bytes
+            .chunks_exact(8)
+            .map(|b| {
+                let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+                // Beyond f32's range becomes ±inf, which the core rejects.
+                (if little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                }) as f32
+            })
+            .collect()
+    })
+}
+
+/// Raw refs for `set_chunk_raw_refs`: `None` (clear) or an iterable of
+/// `memtree.RawRef` (not a bare `str`); each field is converted under its
+/// own name (`refs[2].start`). Values are checked by the core
+/// ([`crate::derived::RawRef::validate`]).
+pub fn raw_refs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<crate::RawRef>>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected a sequence of RawRef, got a single str"
+        )));
+    }
+    let py = value.py();
+    let raw_ref = value_types(py)?.raw_ref.bind(py);
+    let iter = value.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a sequence of RawRef, got {}",
+            type_name(value)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        let item = item?;
+        let at = format!("{field}[{i}]");
+        if !item.is_instance(raw_ref)? {
+            return Err(PyTypeError::new_err(format!(
+                "{at}: expected RawRef, got {}",
+                type_name(&item)
+            )));
+        }
+        let end = item.getattr("end")?;
+        out.push(crate::RawRef {
+            path: text(&item.getattr("path")?, &format!("{at}.path"))?,
+            start: int64(&item.getattr("start")?, &format!("{at}.start"))?,
+            end: if end.is_none() {
+                None
+            } else {
+                Some(int64(&end, &format!("{at}.end"))?)
+            },
+        });
+    }
+    Ok(Some(out))
+}
+
+/// `memtree.RawRef(path, start, end)` for a stored ref.
+pub fn raw_ref_to_py<'py>(py: Python<'py>, r: &crate::RawRef) -> PyResult<Bound<'py, PyAny>> {
+    value_types(py)?
+        .raw_ref
+        .bind(py)
+        .call1((r.path.as_str(), r.start, r.end))
+}
+
+/// `memtree.SourceInfo` for one row of `list_sources`.
+pub fn source_info_to_py<'py>(
+    py: Python<'py>,
+    s: &crate::SourceInfo,
+) -> PyResult<Bound<'py, PyAny>> {
+    value_types(py)?.source_info.bind(py).call1((
+        source_kind_to_py(py, s.source_kind)?,
+        s.source_id.as_str(),
+        s.chunk_count,
+        s.token_total,
+        from_ms(py, s.oldest_ms)?,
+        from_ms(py, s.newest_ms)?,
+    ))
+}

@@ -274,4 +274,94 @@ impl PyStore {
     fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
         Ok(py.detach(|| self.inner.check(full))?)
     }
+
+    fn set_chunk_embedding(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        vector: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let vector = convert::vector(vector, "vector")?;
+        Ok(py.detach(|| self.inner.set_chunk_embedding(&id, vector.as_deref()))?)
+    }
+
+    fn get_chunk_embedding(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<Vec<f32>>> {
+        Ok(py.detach(|| self.inner.get_chunk_embedding(&id))?)
+    }
+
+    fn set_chunk_raw_refs(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        refs: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let refs = convert::raw_refs(refs, "refs")?;
+        Ok(py.detach(|| self.inner.set_chunk_raw_refs(&id, refs.as_deref()))?)
+    }
+
+    fn get_chunk_raw_refs<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+        let refs = py.detach(|| self.inner.get_chunk_raw_refs(&id))?;
+        refs.map(|refs| refs.iter().map(|r| convert::raw_ref_to_py(py, r)).collect())
+            .transpose()
+    }
+
+    fn get_chunk_content_pointers(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<(String, String)>> {
+        Ok(py.detach(|| self.inner.get_chunk_content_pointers(&id))?)
+    }
+
+    fn get_chunk_content_path(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<String>> {
+        Ok(py.detach(|| self.inner.get_chunk_content_path(&id))?)
+    }
+
+    fn get_summary_content_pointers(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<(String, String)>> {
+        Ok(py.detach(|| self.inner.get_summary_content_pointers(&id))?)
+    }
+
+    fn list_summaries_with_content_path(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<Vec<(String, String, String)>> {
+        Ok(py.detach(|| self.inner.list_summaries_with_content_path())?)
+    }
+
+    fn delete_chunk(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<bool> {
+        Ok(py.detach(|| self.inner.delete_chunk(&id))?)
+    }
+
+    fn list_sources<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let sources = py.detach(|| self.inner.list_sources())?;
+        sources
+            .iter()
+            .map(|s| convert::source_info_to_py(py, s))
+            .collect()
+    }
+
+    /// The query plan of `list_sources` (for tests and tuning).
+    fn explain_list_sources(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(py.detach(|| self.inner.explain_list_sources())?)
+    }
 }
