@@ -37,7 +37,25 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 2,
         apply: apply_job_lease_token,
     },
+    // Claim indexes: a prioritised claim reads each kind's ready rows, and
+    // the rest, in FIFO order without sorting (rust/jobs.rs).
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 3,
+        apply: apply_job_claim_indexes,
+    },
 ];
+
+/// The claim's indexes: per kind `(status, kind, available_at_ms,
+/// created_at_ms)` and across kinds `(status, available_at_ms,
+/// created_at_ms)`; rowid, the last FIFO key, is in every index.
+fn apply_job_claim_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_claim \
+             ON mem_tree_jobs(status, kind, available_at_ms, created_at_ms); \
+         CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_fifo \
+             ON mem_tree_jobs(status, available_at_ms, created_at_ms);",
+    )
+}
 
 /// The reference's base tables and indexes, as its `chunks.db` has them.
 /// `IF NOT EXISTS` everywhere: a database the reference wrote already has them.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["SourceKind"]
+__all__ = ["JobStatus", "SourceKind"]
 
 
 class SourceKind(str, enum.Enum):
@@ -14,6 +14,27 @@ class SourceKind(str, enum.Enum):
     CHAT = "chat"
     EMAIL = "email"
     DOCUMENT = "document"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life (``Job.status``). Members compare equal to
+    their strings, and every API that takes a status also accepts the plain
+    string."""
+
+    READY = "ready"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """No worker will claim the job again: ``done``, ``failed`` (only
+        :meth:`memtree.Jobs.retry` revives it) or ``cancelled``."""
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
     def __str__(self) -> str:
         return self.value

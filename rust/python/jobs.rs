@@ -126,8 +126,8 @@ impl PyJob {
         self.inner.dedupe_key.as_deref()
     }
     #[getter]
-    fn status(&self) -> &'static str {
-        self.inner.status.as_str()
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py_status(py, self.inner.status)
     }
     #[getter]
     fn attempts(&self) -> i64 {
@@ -186,6 +186,41 @@ fn to_py_jobs(py: Python<'_>, jobs: Vec<Job>) -> PyResult<Vec<Py<PyJob>>> {
         .collect()
 }
 
+/// `status` as a `memtree.JobStatus` member.
+fn py_status(py: Python<'_>, status: JobStatus) -> PyResult<Bound<'_, PyAny>> {
+    imports::get(py)?
+        .job_status
+        .bind(py)
+        .call1((status.as_str(),))
+}
+
+/// A `{kind: priority}` mapping (None: no priorities) as pairs; a kind
+/// that is not a str or a priority that is not an int (bool included) is a
+/// `TypeError` naming `priorities`. Values are checked by the core.
+fn priorities_of(priorities: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, i64)>> {
+    let Some(mapping) = priorities.filter(|p| !p.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let type_error =
+        || PyTypeError::new_err("priorities must be a mapping of str kind to int priority");
+    let items = mapping.call_method0("items").map_err(|_| type_error())?;
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (kind, priority): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        if priority.is_instance_of::<pyo3::types::PyBool>()
+            || !priority.is_instance_of::<pyo3::types::PyInt>()
+        {
+            return Err(type_error());
+        }
+        let kind: String = kind.extract().map_err(|_| type_error())?;
+        let priority: i64 = priority
+            .extract()
+            .map_err(|_| PyValueError::new_err("priorities: a priority is past 64 bits"))?;
+        out.push((kind, priority));
+    }
+    Ok(out)
+}
+
 /// The job queue of one store (see the stub for documentation).
 #[pyclass(frozen, name = "Jobs", module = "memtree")]
 pub struct PyJobs {
@@ -231,35 +266,51 @@ impl PyJobs {
         }
     }
 
-    #[pyo3(signature = (lease=None, kinds=None))]
+    #[pyo3(signature = (lease=None, kinds=None, priorities=None))]
     fn claim_next(
         &self,
         py: Python<'_>,
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<PyJob>> {
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
-        let job = py.detach(|| self.core().jobs().claim_next(lease, kinds.as_deref()))?;
-        Ok(job.map(|inner| PyJob { inner }))
+        let priorities = priorities_of(priorities)?;
+        let jobs = py.detach(|| {
+            self.core()
+                .jobs()
+                .claim_prioritized(1, lease, kinds.as_deref(), &priorities)
+        })?;
+        Ok(jobs.into_iter().next().map(|inner| PyJob { inner }))
     }
 
-    #[pyo3(signature = (limit, lease=None, kinds=None))]
+    #[pyo3(signature = (limit, lease=None, kinds=None, priorities=None))]
     fn claim_many(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::limit)] limit: i64,
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<PyJob>>> {
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
+        let priorities = priorities_of(priorities)?;
         let jobs = py.detach(|| {
             self.core()
                 .jobs()
-                .claim_many(limit, lease, kinds.as_deref())
+                .claim_prioritized(limit, lease, kinds.as_deref(), &priorities)
         })?;
         to_py_jobs(py, jobs)
+    }
+
+    fn cancel(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::job_id)] job_id: String,
+    ) -> PyResult<bool> {
+        Ok(py.detach(|| self.core().jobs().cancel(&job_id))?)
     }
 
     fn mark_done(&self, py: Python<'_>, job: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -272,15 +323,15 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().mark_done_many(&leases))?)
     }
 
-    fn mark_failed(
+    fn mark_failed<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         job: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::error)] error: String,
-    ) -> PyResult<&'static str> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (id, token) = lease_of(job, "job")?;
         let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
-        Ok(status.as_str())
+        py_status(py, status)
     }
 
     #[pyo3(
