@@ -442,6 +442,14 @@ class JobBatch:
     held while the block's Python code runs.
     """
 
+    def claim_source(self, source_kind: _Kind, source_id: str) -> None:
+        """The ingest gate inside the write: the commit claims the source in
+        ``mem_tree_ingested_sources`` in the same transaction as the chunks
+        and jobs, so a crash never leaves a claimed source without them. If
+        another ingest already claimed it (any of the batch's sources),
+        NOTHING in the batch is written and :attr:`claimed` is False.
+        ``ValueError``/``TypeError`` for a bad kind or an empty ``source_id``,
+        before anything is buffered."""
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Buffers chunk upserts; returns how many."""
     def enqueue(
@@ -456,7 +464,13 @@ class JobBatch:
         :meth:`Jobs.enqueue`); returns its index in :attr:`job_ids`."""
     def commit(self) -> list[str | None]:
         """Writes everything in one transaction; returns the job ids (None for
-        a dedupe collision). A batch commits once."""
+        a dedupe collision, and every one None when the claim lost). A batch
+        commits once."""
+    @property
+    def claimed(self) -> bool | None:
+        """After the commit: True if the batch's :meth:`claim_source` won (and
+        everything was written), False if it lost (nothing was written), None
+        when the batch claimed no source."""
     def discard(self) -> None:
         """Drops everything buffered."""
     @property

@@ -360,6 +360,11 @@ class AsyncJobBatch:
     def __init__(self, batch: JobBatch) -> None:
         self._batch = batch
 
+    def claim_source(self, source_kind: SourceKind | str, source_id: str) -> None:
+        """The ingest gate, committed with the chunks and jobs (see
+        :meth:`memtree.JobBatch.claim_source`)."""
+        self._batch.claim_source(source_kind, source_id)
+
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Buffers chunk upserts; returns how many."""
         return self._batch.upsert_chunks(chunks)
@@ -387,6 +392,11 @@ class AsyncJobBatch:
     def job_ids(self) -> builtins.list[str | None]:
         """After the commit: one id (or None) per enqueue, in order."""
         return self._batch.job_ids
+
+    @property
+    def claimed(self) -> bool | None:
+        """After the commit: whether the batch's claim won (None: no claim)."""
+        return self._batch.claimed
 
     async def __aenter__(self) -> AsyncJobBatch:
         return self

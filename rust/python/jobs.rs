@@ -22,6 +22,7 @@ use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEM
 // stubtest sees a literal; keep them in step with the core.
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
 use crate::store::Store;
+use crate::SourceKind;
 
 /// Strict JSON text for `payload`, checked with the GIL held before any
 /// database work. A value `json` cannot encode at all is a `TypeError`; one
@@ -260,6 +261,7 @@ impl PyJobs {
         PyJobBatch {
             store: self.store.clone_ref(py),
             state: Mutex::new(BatchState::Open {
+                gates: Vec::new(),
                 chunks: Vec::new(),
                 jobs: Vec::new(),
             }),
@@ -421,11 +423,13 @@ impl PyJobs {
 enum BatchState {
     /// Buffering; the chunks are the caller's own (frozen) objects, not copies.
     Open {
+        gates: Vec<(SourceKind, String)>,
         chunks: Vec<Py<PyChunk>>,
         jobs: Vec<NewJob>,
     },
-    /// Committed; one id (or `None` for a dedupe collision) per job.
-    Committed(Vec<Option<String>>),
+    /// Committed; one id (or `None` for a dedupe collision or a lost claim)
+    /// per job, and whether the claim won (`None`: no `claim_source`).
+    Committed(Vec<Option<String>>, Option<bool>),
     /// Discarded, being committed, or failed to commit.
     Closed,
 }
@@ -451,7 +455,7 @@ impl PyJobBatch {
         f: impl FnOnce(&mut Vec<Py<PyChunk>>, &mut Vec<NewJob>) -> T,
     ) -> PyResult<T> {
         match &mut *self.state() {
-            BatchState::Open { chunks, jobs } => Ok(f(chunks, jobs)),
+            BatchState::Open { chunks, jobs, .. } => Ok(f(chunks, jobs)),
             _ => Err(PyRuntimeError::new_err(ALREADY_DONE)),
         }
     }
@@ -484,25 +488,48 @@ impl PyJobBatch {
         })
     }
 
+    fn claim_source(
+        &self,
+        source_kind: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
+    ) -> PyResult<()> {
+        let kind = convert::source_kind(source_kind, "source_kind")?;
+        if source_id.is_empty() {
+            return Err(PyValueError::new_err("source_id: must not be empty"));
+        }
+        match &mut *self.state() {
+            BatchState::Open { gates, .. } => {
+                gates.push((kind, source_id));
+                Ok(())
+            }
+            _ => Err(PyRuntimeError::new_err(ALREADY_DONE)),
+        }
+    }
+
     fn commit(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
         // Taken out first: a batch commits (or fails) once, never twice.
         let taken = {
             let mut state = self.state();
             match std::mem::replace(&mut *state, BatchState::Closed) {
-                BatchState::Open { chunks, jobs } => (chunks, jobs),
+                BatchState::Open {
+                    gates,
+                    chunks,
+                    jobs,
+                } => (gates, chunks, jobs),
                 other => {
                     *state = other;
                     return Err(PyRuntimeError::new_err(ALREADY_DONE));
                 }
             }
         };
-        let (chunks, jobs) = taken;
+        let (gates, chunks, jobs) = taken;
         let store = &self.store.get().inner;
         // References into the frozen chunks; no GIL is needed to read them.
         let refs = PyChunk::refs(&chunks);
-        let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&refs, &jobs))?;
-        *self.state() = BatchState::Committed(ids.clone());
-        Ok(ids)
+        let done = py.detach(|| store.jobs().ingest(&gates, &refs, &jobs))?;
+        let claimed = (!gates.is_empty()).then_some(done.claimed);
+        *self.state() = BatchState::Committed(done.job_ids.clone(), claimed);
+        Ok(done.job_ids)
     }
 
     fn discard(&self) {
@@ -515,7 +542,18 @@ impl PyJobBatch {
     #[getter]
     fn job_ids(&self) -> PyResult<Vec<Option<String>>> {
         match &*self.state() {
-            BatchState::Committed(ids) => Ok(ids.clone()),
+            BatchState::Committed(ids, _) => Ok(ids.clone()),
+            _ => Err(PyRuntimeError::new_err("the batch is not committed")),
+        }
+    }
+
+    /// After the commit: whether the batch's `claim_source` won (True: the
+    /// gate, chunks and jobs were written; False: another ingest had the
+    /// source and nothing was written); None when it claimed nothing.
+    #[getter]
+    fn claimed(&self) -> PyResult<Option<bool>> {
+        match &*self.state() {
+            BatchState::Committed(_, claimed) => Ok(*claimed),
             _ => Err(PyRuntimeError::new_err("the batch is not committed")),
         }
     }
