@@ -3,11 +3,12 @@
 //! A job is `ready` until a worker claims it, `running` while a lease is held,
 //! then `done`, back to `ready` (a failure with attempts left, a deferral, a
 //! released or expired lease) or `failed` (the dead-letter state, retryable
-//! by hand with [`Jobs::retry`]).
+//! by hand with [`Jobs::retry`]). [`Jobs::cancel`] ends a `ready` or `failed`
+//! job as `cancelled`; a running job is left to its worker.
 //!
 //! Decisions, all enforced in SQL so any process sharing the file agrees:
 //!
-//! - **Claims** are one `UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING`
+//! - **Claims** are one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING`
 //!   inside `BEGIN IMMEDIATE`, so two claimers (threads or processes) never
 //!   get the same row. The write lock is taken up front because a rollback
 //!   journal cannot upgrade a read lock while another connection writes
@@ -25,6 +26,15 @@
 //! - **Failure back-off**: [`retry_delay_ms`]: 60 s after the first failed
 //!   attempt, doubling, capped at 1 h; the failure that spends the last
 //!   attempt moves the job to `failed`.
+//! - **Priorities** ([`Priorities`]): a claim takes the highest-priority
+//!   kind first (the reference claims digest and seal work before
+//!   extraction), FIFO (`available_at_ms`, `created_at_ms`, rowid) within a
+//!   priority. The claim's SELECT is one `UNION ALL` per priority, highest
+//!   first, each a merge of one index SEARCH per kind on
+//!   `idx_mem_tree_jobs_claim (status, kind, available_at_ms, created_at_ms)`
+//!   (kinds without a priority: one SEARCH on `idx_mem_tree_jobs_fifo`), so
+//!   no claim sorts in a temp B-tree. Priorities live in the caller (the
+//!   worker), not in the table: the reference's layout is unchanged.
 //! - **Dedupe**: `idx_mem_tree_jobs_dedupe_active` is unique among `ready`
 //!   and `running` rows only; an enqueue that collides writes nothing and
 //!   returns `None`, and a finished job's key is free again.
@@ -42,6 +52,7 @@ use crate::chunks::{upsert_in, validate_all, ChunkInput};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::SourceKind;
 
 /// The lease a claim takes when none is given (the reference's 5 minutes).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
@@ -66,15 +77,18 @@ pub enum JobStatus {
     Done,
     /// Out of attempts: the dead-letter state.
     Failed,
+    /// Ended by [`Jobs::cancel`] before it ran (or after it failed).
+    Cancelled,
 }
 
 impl JobStatus {
     /// Every status, in life order.
-    pub const ALL: [JobStatus; 4] = [
+    pub const ALL: [JobStatus; 5] = [
         JobStatus::Ready,
         JobStatus::Running,
         JobStatus::Done,
         JobStatus::Failed,
+        JobStatus::Cancelled,
     ];
 
     /// The stored name.
@@ -84,7 +98,17 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Done => "done",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// No worker will claim the job again: `done`, `failed` (only a hand
+    /// [`Jobs::retry`] revives it) or `cancelled`.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -97,7 +121,10 @@ impl FromStr for JobStatus {
             .ok_or_else(|| {
                 Error::invalid(
                     "status",
-                    format!("unknown job status {s:?} (expected ready, running, done or failed)"),
+                    format!(
+                        "unknown job status {s:?} \
+                         (expected ready, running, done, failed or cancelled)"
+                    ),
                 )
             })
     }
@@ -199,6 +226,18 @@ impl NewJob {
     }
 }
 
+/// What [`Jobs::ingest`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingest {
+    /// Every gate was claimed and the batch written; false: a gate was
+    /// already taken and nothing was written.
+    pub claimed: bool,
+    /// Chunks upserted (0 when the claim lost).
+    pub upserted: usize,
+    /// One id per job (`None`: a dedupe collision, or the claim lost).
+    pub job_ids: Vec<Option<String>>,
+}
+
 /// The delay before the next attempt after failed attempt number `attempts`
 /// (1-based): 60 s, 120 s, 240 s, … capped at 1 h.
 pub fn retry_delay_ms(attempts: i64) -> i64 {
@@ -232,20 +271,121 @@ const JOB_COLUMNS: &str = "id, kind, payload_json, dedupe_key, status, attempts,
      available_at_ms, locked_until_ms, last_error, created_at_ms, started_at_ms, \
      completed_at_ms, lease_token";
 
-/// The claim: the oldest available ready rows (of the given kinds, a JSON
-/// array or NULL for any) become running under a fresh token, one statement.
-/// `?1` now, `?2` lease end, `?3` kinds, `?4` how many. Built once.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+/// The most kinds one claim names (its own `kinds` plus the kinds given a
+/// priority): each is one arm of the claim's compound SELECT, and SQLite
+/// allows 500 arms.
+pub const MAX_CLAIM_KINDS: usize = 256;
+
+/// Claim priorities by kind: higher is claimed first; a kind not listed has
+/// priority 0. Within a priority, jobs are claimed oldest first.
+pub type Priorities = [(String, i64)];
+
+/// The UPDATE of every claim; `{select}` is the id SELECT from
+/// [`claim_select`]. `?1` now, `?2` lease end, `?3` how many.
+fn claim_sql(select: &str) -> String {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
          locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
-         WHERE id IN (SELECT id FROM mem_tree_jobs \
-             WHERE status = 'ready' AND available_at_ms <= ?1 \
-             AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3))) \
-             ORDER BY available_at_ms, created_at_ms, rowid LIMIT ?4) \
-         RETURNING {JOB_COLUMNS}"
+         WHERE id IN ({select}) RETURNING {JOB_COLUMNS}"
     )
-});
+}
+
+/// One arm: the available ready rows of one kind (`?n`), or of every kind
+/// but the listed ones, or of any kind, with the FIFO keys.
+fn claim_arm(kind_filter: &str) -> String {
+    format!(
+        "SELECT available_at_ms AS a, created_at_ms AS c, rowid AS r, id FROM mem_tree_jobs \
+         WHERE status = 'ready' AND available_at_ms <= ?1{kind_filter}"
+    )
+}
+
+/// The id SELECT of a claim and the kinds bound from `?4` on. Tiers (one per
+/// priority, highest first) are concatenated by `UNION ALL`, which SQLite
+/// runs left to right and stops at the LIMIT; inside a tier the arms are
+/// merged in FIFO order (each arm is read in index order, so the merge sorts
+/// nothing). `None` when `kinds` is empty: there is nothing to claim.
+fn claim_select(
+    kinds: Option<&[String]>,
+    priorities: &Priorities,
+) -> Result<Option<(String, Vec<String>)>> {
+    let mut prio: HashMap<&str, i64> = HashMap::new();
+    for (i, (kind, p)) in priorities.iter().enumerate() {
+        non_empty(&format!("priorities[{i}].kind"), kind)?;
+        if prio.insert(kind.as_str(), *p).is_some() {
+            return Err(Error::invalid(
+                "priorities",
+                format!("kind {kind:?} is given twice"),
+            ));
+        }
+    }
+    let mut bound: Vec<String> = Vec::new();
+    // (priority, arms); an arm is a kind filter.
+    let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
+    let add = |p: i64, filter: String, tiers: &mut Vec<(i64, Vec<String>)>| match tiers
+        .iter_mut()
+        .find(|(tp, _)| *tp == p)
+    {
+        Some((_, arms)) => arms.push(filter),
+        None => tiers.push((p, vec![filter])),
+    };
+    match kinds {
+        Some(kinds) => {
+            let mut seen = std::collections::HashSet::new();
+            for kind in kinds {
+                if !seen.insert(kind.as_str()) {
+                    continue;
+                }
+                bound.push(kind.clone());
+                let p = prio.get(kind.as_str()).copied().unwrap_or(0);
+                add(p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
+            }
+            if bound.is_empty() {
+                return Ok(None);
+            }
+        }
+        None => {
+            let ranked: Vec<(&String, i64)> = priorities
+                .iter()
+                .filter(|(_, p)| *p != 0)
+                .map(|(k, p)| (k, *p))
+                .collect();
+            for (kind, p) in &ranked {
+                bound.push((*kind).clone());
+                add(*p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
+            }
+            let rest = if ranked.is_empty() {
+                String::new()
+            } else {
+                let listed: Vec<String> = (4..4 + ranked.len()).map(|n| format!("?{n}")).collect();
+                format!(" AND kind NOT IN ({})", listed.join(", "))
+            };
+            add(0, rest, &mut tiers);
+        }
+    }
+    if bound.len() > MAX_CLAIM_KINDS {
+        return Err(Error::invalid(
+            "kinds",
+            format!(
+                "a claim names at most {MAX_CLAIM_KINDS} kinds (kinds and priorities), got {}",
+                bound.len()
+            ),
+        ));
+    }
+    tiers.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+    let select = tiers
+        .iter()
+        .map(|(_, arms)| {
+            let merged: Vec<String> = arms.iter().map(|f| claim_arm(f)).collect();
+            format!(
+                "SELECT id FROM ({} ORDER BY a, c, r LIMIT ?3)",
+                merged.join(" UNION ALL ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+        + " LIMIT ?3";
+    Ok(Some((select, bound)))
+}
 
 /// The insert behind every enqueue; `?1`..`?6` kind, payload, dedupe key,
 /// max attempts, available at, now. Built once.
@@ -331,12 +471,6 @@ fn lease_end(now: i64, lease: Duration) -> Result<i64> {
     }
 }
 
-fn kinds_json(kinds: Option<&[String]>) -> Result<Option<String>> {
-    kinds
-        .map(|k| serde_json::to_string(k).map_err(|e| Error::invalid("kinds", e.to_string())))
-        .transpose()
-}
-
 impl Jobs<'_> {
     /// Enqueues one job; returns its id, or `None` when a `ready`/`running`
     /// job already has the same dedupe key (nothing is written then).
@@ -379,6 +513,67 @@ impl Jobs<'_> {
         Ok(out)
     }
 
+    /// The ingest gate inside the write: claims every `(kind, source_id)` in
+    /// `gates` in `mem_tree_ingested_sources`, then upserts `chunks` and
+    /// enqueues `jobs`, all in ONE transaction. If any gate was already
+    /// claimed, the transaction rolls back and nothing is written
+    /// ([`Ingest::claimed`] is false): a crash can no longer leave a claimed
+    /// source without its chunks. Every argument is checked first.
+    pub fn ingest<C: ChunkInput>(
+        &self,
+        gates: &[(SourceKind, String)],
+        chunks: &[C],
+        jobs: &[NewJob],
+    ) -> Result<Ingest> {
+        for (i, (_, source_id)) in gates.iter().enumerate() {
+            non_empty(&format!("claim_source[{i}].source_id"), source_id)?;
+        }
+        validate_all(chunks)?;
+        validate_jobs(jobs)?;
+        // A gate named twice in one batch is one claim, not a lost one.
+        let mut seen = std::collections::HashSet::new();
+        let gates: Vec<&(SourceKind, String)> = gates.iter().filter(|g| seen.insert(*g)).collect();
+        if gates.is_empty() && chunks.is_empty() && jobs.is_empty() {
+            return Ok(Ingest {
+                claimed: true,
+                upserted: 0,
+                job_ids: Vec::new(),
+            });
+        }
+        let written = self.store.write_checked("ingest", |tx| {
+            let now = now_ms();
+            let mut gate = tx.prepare_cached(
+                "INSERT OR IGNORE INTO mem_tree_ingested_sources \
+                 (source_kind, source_id, ingested_at_ms) VALUES (?1, ?2, ?3)",
+            )?;
+            for (kind, source_id) in &gates {
+                if gate.execute(params![kind.as_str(), source_id, now])? == 0 {
+                    // Lost: roll back the gates already taken too.
+                    return Ok(Err(()));
+                }
+            }
+            let upserted = upsert_in(tx, chunks)?;
+            Ok(Ok((upserted, enqueue_in(tx, jobs, now)?)))
+        })?;
+        Ok(match written {
+            Ok((upserted, job_ids)) => {
+                if !jobs.is_empty() {
+                    notify_enqueued();
+                }
+                Ingest {
+                    claimed: true,
+                    upserted,
+                    job_ids,
+                }
+            }
+            Err(()) => Ingest {
+                claimed: false,
+                upserted: 0,
+                job_ids: vec![None; jobs.len()],
+            },
+        })
+    }
+
     /// Claims the oldest available ready job (of `kinds`, if given) for
     /// `lease`; `None` when there is none.
     pub fn claim_next(&self, lease: Duration, kinds: Option<&[String]>) -> Result<Option<Job>> {
@@ -405,16 +600,79 @@ impl Jobs<'_> {
         kinds: Option<&[String]>,
         limit: i64,
     ) -> Result<Vec<Job>> {
+        self.claim_prioritized_at(now, lease, kinds, limit, &[])
+    }
+
+    /// Claims up to `limit` available ready jobs, highest [`Priorities`]
+    /// first and oldest first within a priority, in one statement.
+    pub fn claim_prioritized(
+        &self,
+        limit: i64,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        priorities: &Priorities,
+    ) -> Result<Vec<Job>> {
+        self.claim_prioritized_at(
+            now_ms(),
+            lease,
+            kinds,
+            limit.clamp(1, MAX_LIST_LIMIT),
+            priorities,
+        )
+    }
+
+    /// [`Jobs::claim_prioritized`] at an explicit `now`. Every argument is
+    /// checked before the transaction begins.
+    pub fn claim_prioritized_at(
+        &self,
+        now: i64,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        limit: i64,
+        priorities: &Priorities,
+    ) -> Result<Vec<Job>> {
         let until = lease_end(now, lease)?;
-        let kinds = kinds_json(kinds)?;
+        let Some((select, bound)) = claim_select(kinds, priorities)? else {
+            return Ok(Vec::new());
+        };
+        let sql = claim_sql(&select);
+        let rank: HashMap<&str, i64> = priorities.iter().map(|(k, p)| (k.as_str(), *p)).collect();
         self.store.write("claim_next", |tx| {
-            let mut stmt = tx.prepare_cached(&CLAIM_SQL)?;
-            let rows = stmt.query_map(params![now, until, kinds, limit], job_from_row)?;
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut values: Vec<rusqlite::types::Value> =
+                vec![now.into(), until.into(), limit.into()];
+            values.extend(bound.iter().cloned().map(rusqlite::types::Value::from));
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), job_from_row)?;
             let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            // RETURNING yields rows in no promised order.
-            jobs.sort_by_key(|j| (j.available_at_ms, j.created_at_ms));
+            // RETURNING yields rows in no promised order: hand them out in
+            // claim order.
+            jobs.sort_by_key(|j| {
+                (
+                    std::cmp::Reverse(rank.get(j.kind.as_str()).copied().unwrap_or(0)),
+                    j.available_at_ms,
+                    j.created_at_ms,
+                )
+            });
             Ok(jobs)
         })
+    }
+
+    /// Ends a `ready` or `failed` job as `cancelled` (its dedupe key is free
+    /// again); true if it was cancelled. False, changing nothing, for a job
+    /// that is `running` (its worker holds the lease and settles it as
+    /// usual; cancel it after if it is retried), already `done` or
+    /// `cancelled`, or unknown.
+    pub fn cancel(&self, id: &str) -> Result<bool> {
+        let now = now_ms();
+        let changed = self.store.write("cancel", |tx| {
+            tx.prepare_cached(
+                "UPDATE mem_tree_jobs SET status = 'cancelled', completed_at_ms = ?2, \
+                 locked_until_ms = NULL, lease_token = NULL \
+                 WHERE id = ?1 AND status IN ('ready', 'failed')",
+            )?
+            .execute(params![id, now])
+        })?;
+        Ok(changed == 1)
     }
 
     /// Settles a running job as done. [`Error::LeaseLost`] if `token` is not
@@ -1060,19 +1318,218 @@ mod tests {
         Ok(())
     }
 
+    /// A claim's kinds filter and priorities.
+    type ClaimShape = (Option<Vec<String>>, Vec<(String, i64)>);
+
     #[test]
-    fn claim_uses_the_ready_index() -> Result<()> {
+    fn every_claim_shape_searches_an_index_and_sorts_nothing() -> Result<()> {
         let (_dir, store) = open()?;
-        let plan: Vec<String> = store.read("plan", |conn| {
-            let sql = format!("EXPLAIN QUERY PLAN {}", *CLAIM_SQL);
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![0, 1, None::<String>, 1], |r| r.get(3))?;
-            rows.collect()
-        })?;
+        let s = |v: &[&str]| v.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        let p = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|(k, p)| ((*k).to_owned(), *p))
+                .collect::<Vec<_>>()
+        };
+        let shapes: Vec<ClaimShape> = vec![
+            (None, vec![]),
+            (Some(s(&["a"])), vec![]),
+            (Some(s(&["a", "b", "c"])), vec![]),
+            (None, p(&[("digest", 10), ("seal", 10), ("extract", -1)])),
+            (Some(s(&["digest", "extract", "x"])), p(&[("digest", 5)])),
+        ];
+        for (kinds, prio) in shapes {
+            let (select, bound) = claim_select(kinds.as_deref(), &prio)?.expect("a claim");
+            let sql = format!("EXPLAIN QUERY PLAN {}", claim_sql(&select));
+            let plan: Vec<String> = store.read("plan", |conn| {
+                let mut stmt = conn.prepare(&sql)?;
+                let mut values: Vec<rusqlite::types::Value> = vec![0.into(), 1.into(), 1.into()];
+                values.extend(bound.iter().cloned().map(rusqlite::types::Value::from));
+                let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(3))?;
+                rows.collect()
+            })?;
+            let searches = plan
+                .iter()
+                .filter(|l| l.starts_with("SEARCH mem_tree_jobs USING INDEX idx_mem_tree_jobs_"));
+            assert!(searches.count() >= 1, "{kinds:?} {prio:?}: {plan:?}");
+            assert!(
+                !plan
+                    .iter()
+                    .any(|l| l.contains("TEMP B-TREE") || l.starts_with("SCAN mem_tree_jobs")),
+                "{kinds:?} {prio:?}: {plan:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn priorities_claim_higher_kinds_first_fifo_within() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        let at = |kind: &str, ms: i64| NewJob {
+            available_at_ms: Some(ms),
+            ..job(kind, None)
+        };
+        // Oldest first in the table: extraction, then digest and seal.
+        jobs.enqueue_many(&[
+            at("extract", now - 50),
+            at("other", now - 45),
+            at("digest", now - 40),
+            at("seal", now - 30),
+            at("digest", now - 20),
+            at("extract", now - 10),
+        ])?;
+        let prio = [
+            ("digest".to_owned(), 10),
+            ("seal".to_owned(), 10),
+            ("extract".to_owned(), -1),
+        ];
+        let order: Vec<(String, i64)> = (0..6)
+            .map(|_| {
+                let j = jobs.claim_prioritized_at(now, LEASE, None, 1, &prio)?;
+                Ok(j.into_iter()
+                    .map(|j| (j.kind, j.available_at_ms))
+                    .next()
+                    .expect("a job"))
+            })
+            .collect::<Result<_>>()?;
+        let want = [
+            ("digest", now - 40),
+            ("seal", now - 30),
+            ("digest", now - 20),
+            ("other", now - 45),
+            ("extract", now - 50),
+            ("extract", now - 10),
+        ];
+        assert_eq!(order, want.map(|(k, t)| (k.to_owned(), t)));
+        // claim_many returns the same order in one statement.
+        let (_dir2, store2) = open()?;
+        store2.jobs().enqueue_many(&[
+            at("extract", now - 5),
+            at("seal", now - 1),
+            at("digest", now - 2),
+        ])?;
+        let kinds = ["extract".to_owned(), "seal".to_owned(), "digest".to_owned()];
+        let many = store2
+            .jobs()
+            .claim_prioritized_at(now, LEASE, Some(&kinds), 10, &prio)?;
+        let got: Vec<&str> = many.iter().map(|j| j.kind.as_str()).collect();
+        assert_eq!(got, ["digest", "seal", "extract"]);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_priorities_are_refused_before_any_write() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue(&job("k", None))?;
+        let twice = [("k".to_owned(), 1), ("k".to_owned(), 2)];
+        let empty = [(String::new(), 1)];
+        let many: Vec<(String, i64)> = (0..=MAX_CLAIM_KINDS)
+            .map(|i| (format!("k{i}"), 1))
+            .collect();
+        for prio in [&twice[..], &empty[..], &many[..]] {
+            let err = jobs.claim_prioritized(1, LEASE, None, prio).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        }
+        assert_eq!(jobs.counts()?[&JobStatus::Ready], 1, "nothing claimed");
+        Ok(())
+    }
+
+    #[test]
+    fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let ready = jobs.enqueue(&job("k", Some("dk")))?.expect("id");
+        assert!(jobs.cancel(&ready)?);
+        let row = jobs.get(&ready)?.expect("row");
+        assert_eq!(row.status, JobStatus::Cancelled);
+        assert!(row.status.is_terminal() && row.completed_at_ms.is_some());
+        assert!(!jobs.cancel(&ready)?, "already cancelled");
         assert!(
-            plan.iter().any(|l| l.contains("idx_mem_tree_jobs_ready")),
-            "{plan:?}"
+            jobs.enqueue(&job("k", Some("dk")))?.is_some(),
+            "the key is free"
         );
+        let running = jobs.claim_next(LEASE, None)?.expect("claim");
+        let before = jobs.get(&running.id)?;
+        assert!(!jobs.cancel(&running.id)?, "a running job is its worker's");
+        assert_eq!(jobs.get(&running.id)?, before, "unchanged");
+        let (id, token) = lease_of(&running);
+        jobs.mark_done(&id, &token)?;
+        assert!(!jobs.cancel(&id)?, "done stays done");
+        let failing = jobs
+            .enqueue(&NewJob {
+                max_attempts: 1,
+                ..job("k", None)
+            })?
+            .expect("id");
+        let j = jobs.claim_next(LEASE, None)?.expect("claim");
+        assert_eq!(j.id, failing);
+        let (id, token) = lease_of(&j);
+        assert_eq!(jobs.mark_failed(&id, &token, "boom")?, JobStatus::Failed);
+        assert!(jobs.cancel(&failing)?);
+        assert!(!jobs.retry(&failing)?, "a cancelled job is not retried");
+        assert!(!jobs.cancel("job:unknown")?);
+        assert_eq!(jobs.counts()?[&JobStatus::Cancelled], 2);
+        assert!(!JobStatus::Ready.is_terminal() && !JobStatus::Running.is_terminal());
+        assert!(JobStatus::Done.is_terminal() && JobStatus::Failed.is_terminal());
+        Ok(())
+    }
+
+    #[test]
+    fn the_gate_commits_with_the_chunks_or_nothing_is_written() -> Result<()> {
+        let (_dir, store) = open()?;
+        let chunk = |id: &str| Chunk {
+            id: id.into(),
+            content: "hello".into(),
+            source_kind: crate::SourceKind::Chat,
+            source_id: "s".into(),
+            source_ref: None,
+            owner: "o".into(),
+            timestamp_ms: 1,
+            time_range_start_ms: 1,
+            time_range_end_ms: 1,
+            tags: vec![],
+            token_count: 1,
+            seq_in_source: 0,
+            created_at_ms: 1,
+            lifecycle_status: "admitted".into(),
+            embedding: None,
+        };
+        let gate = [(crate::SourceKind::Chat, "s".to_owned())];
+        let jobs = store.jobs();
+        // Bad input anywhere: nothing written, the gate still free.
+        let bad = jobs.ingest(&gate, &[chunk("c1")], &[NewJob::new("", "{}")]);
+        assert!(matches!(bad, Err(Error::InvalidInput { .. })));
+        let empty_id = [(crate::SourceKind::Chat, String::new())];
+        assert!(jobs.ingest::<Chunk>(&empty_id, &[], &[]).is_err());
+        assert!(store
+            .is_source_ingested(crate::SourceKind::Chat, "s")
+            .map(|b| !b)?);
+        let won = jobs.ingest(
+            &[gate[0].clone(), gate[0].clone()],
+            &[chunk("c1")],
+            &[job("embed", None)],
+        )?;
+        assert!(won.claimed && won.upserted == 1 && won.job_ids[0].is_some());
+        let lost = jobs.ingest(&gate, &[chunk("c2")], &[job("embed", None)])?;
+        assert_eq!(
+            lost,
+            Ingest {
+                claimed: false,
+                upserted: 0,
+                job_ids: vec![None]
+            }
+        );
+        assert_eq!(store.count_chunks()?, 1, "the loser wrote no chunk");
+        assert_eq!(jobs.counts()?[&JobStatus::Ready], 1, "nor a job");
+        // A lost second gate rolls back the first one too.
+        let two = [
+            (crate::SourceKind::Email, "new".to_owned()),
+            gate[0].clone(),
+        ];
+        assert!(!jobs.ingest::<Chunk>(&two, &[], &[])?.claimed);
+        assert!(!store.is_source_ingested(crate::SourceKind::Email, "new")?);
         Ok(())
     }
 

@@ -42,7 +42,25 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 3,
         apply: apply_list_order_indexes,
     },
+    // Claim indexes: a prioritised claim reads each kind's ready rows, and
+    // the rest, in FIFO order without sorting (rust/jobs.rs).
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 4,
+        apply: apply_job_claim_indexes,
+    },
 ];
+
+/// The claim's indexes: per kind `(status, kind, available_at_ms,
+/// created_at_ms)` and across kinds `(status, available_at_ms,
+/// created_at_ms)`; rowid, the last FIFO key, is in every index.
+fn apply_job_claim_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_claim \
+             ON mem_tree_jobs(status, kind, available_at_ms, created_at_ms); \
+         CREATE INDEX IF NOT EXISTS idx_mem_tree_jobs_fifo \
+             ON mem_tree_jobs(status, available_at_ms, created_at_ms);",
+    )
+}
 
 /// The reference's base tables and indexes, as its `chunks.db` has them.
 /// `IF NOT EXISTS` everywhere: a database the reference wrote already has them.
@@ -401,15 +419,17 @@ mod tests {
                 "idx_memtree_chunks_time_seq",
             ]
         );
-        // A file at the previous version (its indexes put back) gets the
-        // step alone, committed with its version.
+        // A file at the version before this step (its indexes put back)
+        // gets this step and the ones after it, each committed with its
+        // version.
         conn.execute_batch(
             "CREATE INDEX idx_mem_tree_chunks_timestamp ON mem_tree_chunks(timestamp_ms);
              CREATE INDEX idx_memtree_chunks_owner_time ON mem_tree_chunks(owner, timestamp_ms);",
         )?;
-        conn.pragma_update(None, "user_version", CURRENT_VERSION - 1)?;
+        let before_step = FIRST_MEMTREE_VERSION + 2;
+        conn.pragma_update(None, "user_version", before_step)?;
         let report = migrate(&mut conn)?;
-        assert_eq!(report.steps_applied, 1);
+        assert_eq!(report.steps_applied as i64, CURRENT_VERSION - before_step);
         assert_eq!(user_version(&conn)?, CURRENT_VERSION);
         assert!(!indexes(&conn)?
             .iter()

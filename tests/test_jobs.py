@@ -48,7 +48,7 @@ def test_unserialisable_payload_is_a_type_error_and_writes_nothing(
         store.jobs.enqueue("k", payload)
     with store.jobs.batch() as b, pytest.raises(TypeError, match="payload"):
         b.enqueue("k", payload)
-    assert store.jobs.counts() == {"ready": 0, "running": 0, "done": 0, "failed": 0}
+    assert store.jobs.counts() == {"ready": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
 
 
 def _nested(depth: int) -> object:
@@ -127,7 +127,7 @@ def test_dedupe_among_active_jobs_and_reuse_after_finish(store: memtree.Store) -
     second = jobs.enqueue("embed", {}, dedupe_key="embed:1")
     assert second is not None and second != first
     assert jobs.enqueue("embed", {}, dedupe_key="embed:2") is not None
-    assert jobs.counts() == {"ready": 2, "running": 0, "done": 1, "failed": 0}
+    assert jobs.counts() == {"ready": 2, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
 
 
 def test_claim_is_oldest_available_first_and_filters_kinds(store: memtree.Store) -> None:

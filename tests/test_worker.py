@@ -282,7 +282,7 @@ def test_no_job_runs_twice_at_once_under_threads_and_processes(
         by_job.setdefault(job_id, []).append((start, end))
     assert set(by_job) == ids
     assert all(len(runs) == 1 for runs in by_job.values()), "each job ran exactly once"
-    assert store.jobs.counts() == {"ready": 0, "running": 0, "done": n, "failed": 0}
+    assert store.jobs.counts() == {"ready": 0, "running": 0, "done": n, "failed": 0, "cancelled": 0}
     assert all(j.attempts == 1 for j in store.jobs.list(status="done", limit=n))
 
 
@@ -475,7 +475,7 @@ def test_keyboard_interrupt_or_system_exit_stops_the_worker_cleanly(
     assert info.value is exc
     assert not worker.running and worker.failure is None
     assert worker.stop(WAIT) == 0, "re-raised once"
-    assert store.jobs.counts() == {"ready": 2, "running": 0, "done": 0, "failed": 0}
+    assert store.jobs.counts() == {"ready": 2, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
     assert (store.jobs.get(later or "") or row).status == "ready"
 
 

@@ -22,7 +22,7 @@ from memtree._native import (
     schema_version,
     sqlite_version,
 )
-from memtree._types import RawRef, SourceInfo, SourceKind
+from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 from memtree.errors import (
     BusyError,
     CircuitOpenError,
@@ -70,6 +70,7 @@ __all__ = [
     "ForkedStoreError",
     "Job",
     "JobBatch",
+    "JobStatus",
     "Jobs",
     "JournalModeWarning",
     "LeaseLostError",

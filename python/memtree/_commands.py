@@ -52,7 +52,7 @@ def register(commands: Any) -> None:
     doc = commands.add_parser(
         "doctor",
         help="read-only health report (exit 0 healthy, 1 needs migration, 2 damaged, "
-        "3 nothing there)",
+        "3 nothing there, 4 not a memtree database)",
         description="A read-only health report of a memtree database: journal mode from "
         "the file header, side files, user_version, quick_check (or integrity_check), "
         "rows per table, and advice. The files are never changed.",
@@ -71,7 +71,8 @@ def register(commands: Any) -> None:
         "integrity check, optional verified backup, migration, verification. A file "
         "already on a rollback journal is left alone (nothing to do, no backup).",
         epilog="exit status: 0 migrated and verified, or nothing to do; 1 SQLite kept WAL "
-        "(another process holds the file; nothing lost); 2 refused or verification failed",
+        "(another process holds the file; nothing lost); 2 refused or verification failed; "
+        "4 not a memtree database (tables of its own, no mem_tree_chunks; nothing changed)",
     )
     mig.add_argument("path", type=Path, help=path_help)
     mig.add_argument(

@@ -30,6 +30,7 @@ from typing import Final, Union
 __all__ = [
     "Header",
     "SideFiles",
+    "not_memtree_reason",
     "open_snapshot",
     "read_header",
     "read_side_files",
@@ -208,3 +209,21 @@ def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
         quoted = '"' + name.replace('"', '""') + '"'
         counts[name] = int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
     return counts
+
+
+def not_memtree_reason(conn: sqlite3.Connection) -> str | None:
+    """Why the database on ``conn`` is not memtree's, or ``None`` when it is (or
+    may become so). The same rule as ``memtree.Store()`` (``refuse_unless_ours``
+    in rust/recovery.rs): a file holding tables of its own but no
+    ``mem_tree_chunks`` belongs to another application. A file with no tables at
+    all (new, or 0 bytes) may be initialised."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    # ESCAPE as in the Rust statement: only the names SQLite reserves
+    # (``sqlite_`` with a literal underscore) are left out.
+    tables, has_chunks = conn.execute(
+        "SELECT count(*), coalesce(sum(name = 'mem_tree_chunks'), 0) > 0 FROM sqlite_master "
+        "WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ).fetchone()
+    if int(tables) > 0 and not has_chunks:
+        return f"{int(tables)} table(s) but no mem_tree_chunks (user_version {version})"
+    return None

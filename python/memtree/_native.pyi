@@ -25,7 +25,7 @@ either message names the argument. In particular:
 """
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +35,7 @@ from typing_extensions import Buffer
 
 from memtree._native import bench as bench
 from memtree._native import testing as testing
-from memtree._types import RawRef, SourceInfo, SourceKind
+from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 from memtree.errors import MemtreeError
 
 __all__ = [
@@ -63,7 +63,7 @@ __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
-_JobStatus = Literal["ready", "running", "done", "failed"]
+_JobStatus = JobStatus | Literal["ready", "running", "done", "failed", "cancelled"]
 
 @final
 class Chunk:
@@ -348,8 +348,10 @@ class Job:
     def dedupe_key(self) -> str | None:
         """At most one ready or running job carries a given key."""
     @property
-    def status(self) -> _JobStatus:
-        """``ready``, ``running``, ``done`` or ``failed`` (dead letter)."""
+    def status(self) -> JobStatus:
+        """``ready``, ``running``, ``done``, ``failed`` (dead letter) or
+        ``cancelled``; :attr:`JobStatus.is_terminal` says whether a worker
+        can still claim it."""
     @property
     def attempts(self) -> int:
         """Claims that counted (deferrals and graceful releases do not)."""
@@ -409,26 +411,45 @@ class Jobs:
     def batch(self) -> JobBatch:
         """A buffer of chunk writes and enqueues committed in one transaction."""
     def claim_next(
-        self, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+        self,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
     ) -> Job | None:
-        """Claims the oldest available ready job (of ``kinds``) for ``lease``
-        (default 5 minutes), in one statement; None when there is none. The
-        claim counts as an attempt.
+        """Claims an available ready job (of ``kinds``) for ``lease`` (default
+        5 minutes), in one statement; None when there is none. The claim
+        counts as an attempt. ``priorities`` (``{kind: priority}``, kinds not
+        listed: 0): the highest priority first; oldest first within a
+        priority (and across all kinds without ``priorities``). No claim
+        sorts in a temp B-tree: each kind is an index SEARCH.
 
-        ``TypeError``: ``lease`` is not a ``timedelta`` or ``kinds`` not an
-        iterable of str. ``ValueError``: ``lease`` under 1 ms, or ending past
-        9999-12-31T23:59:59.999Z."""
+        ``TypeError``: ``lease`` is not a ``timedelta``, ``kinds`` not an
+        iterable of str, ``priorities`` not a mapping of str to int.
+        ``ValueError``: ``lease`` under 1 ms, or ending past
+        9999-12-31T23:59:59.999Z; an empty kind in ``priorities``; more than
+        256 kinds named by ``kinds`` and ``priorities``."""
     def claim_many(
-        self, limit: int, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+        self,
+        limit: int,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
     ) -> list[Job]:
-        """Claims up to ``limit`` available ready jobs in one statement
-        (``limit`` clamped to 1..10000; past 64 bits a ``ValueError``; ``lease``
-        and ``kinds`` as for :meth:`claim_next`)."""
+        """Claims up to ``limit`` available ready jobs in one statement, in
+        claim order (``limit`` clamped to 1..10000; past 64 bits a
+        ``ValueError``; ``lease``, ``kinds`` and ``priorities`` as for
+        :meth:`claim_next`)."""
+    def cancel(self, job_id: str) -> bool:
+        """Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
+        is free again); True if it was. False, changing nothing, for a job
+        that is ``running`` (the worker holding its lease settles it as
+        usual: done, failed or back to ready, and a ready job can then be
+        cancelled), ``done``, already ``cancelled``, or unknown."""
     def mark_done(self, job: Job) -> None:
         """Settles a claimed job as done."""
     def mark_done_many(self, jobs: Iterable[Job]) -> None:
         """Settles claimed jobs as done in one transaction, all or none."""
-    def mark_failed(self, job: Job, error: str) -> _JobStatus:
+    def mark_failed(self, job: Job, error: str) -> JobStatus:
         """Records a failed attempt: ``ready`` again after 60 s doubling per
         attempt (capped at 1 h), or ``failed`` after the last attempt.
         Returns the new status."""
@@ -471,6 +492,14 @@ class JobBatch:
     held while the block's Python code runs.
     """
 
+    def claim_source(self, source_kind: _Kind, source_id: str) -> None:
+        """The ingest gate inside the write: the commit claims the source in
+        ``mem_tree_ingested_sources`` in the same transaction as the chunks
+        and jobs, so a crash never leaves a claimed source without them. If
+        another ingest already claimed it (any of the batch's sources),
+        NOTHING in the batch is written and :attr:`claimed` is False.
+        ``ValueError``/``TypeError`` for a bad kind or an empty ``source_id``,
+        before anything is buffered."""
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Buffers chunk upserts; returns how many."""
     def enqueue(
@@ -485,7 +514,13 @@ class JobBatch:
         :meth:`Jobs.enqueue`); returns its index in :attr:`job_ids`."""
     def commit(self) -> list[str | None]:
         """Writes everything in one transaction; returns the job ids (None for
-        a dedupe collision). A batch commits once."""
+        a dedupe collision, and every one None when the claim lost). A batch
+        commits once."""
+    @property
+    def claimed(self) -> bool | None:
+        """After the commit: True if the batch's :meth:`claim_source` won (and
+        everything was written), False if it lost (nothing was written), None
+        when the batch claimed no source."""
     def discard(self) -> None:
         """Drops everything buffered."""
     @property

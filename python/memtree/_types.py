@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import NamedTuple
 
-__all__ = ["RawRef", "SourceInfo", "SourceKind"]
+__all__ = ["JobStatus", "RawRef", "SourceInfo", "SourceKind"]
 
 
 class SourceKind(str, enum.Enum):
@@ -43,3 +43,24 @@ class SourceInfo(NamedTuple):
     token_total: int
     oldest: datetime
     newest: datetime
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life (``Job.status``). Members compare equal to
+    their strings, and every API that takes a status also accepts the plain
+    string."""
+
+    READY = "ready"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """No worker will claim the job again: ``done``, ``failed`` (only
+        :meth:`memtree.Jobs.retry` revives it) or ``cancelled``."""
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Callable, Literal, Union
 
 from memtree._native import Chunk, Job, JobBatch, Jobs, Store
-from memtree._types import RawRef, SourceInfo, SourceKind
+from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
 if TYPE_CHECKING:
     # Only for annotations: typing_extensions is not a runtime dependency.
@@ -38,7 +38,7 @@ __all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
 
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
-_JobStatus = Literal["ready", "running", "done", "failed"]
+_JobStatusArg = Union[JobStatus, Literal["ready", "running", "done", "failed", "cancelled"]]
 
 
 class _Opening:
@@ -314,20 +314,40 @@ class AsyncJobs:
         return AsyncJobBatch(self._jobs.batch())
 
     async def claim_next(
-        self, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+        self,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
     ) -> Job | None:
-        """Claims the oldest available ready job (of ``kinds``); None if none."""
+        """Claims the available ready job (of ``kinds``) with the highest
+        priority, oldest first; None if none."""
         return await asyncio.to_thread(
-            self._jobs.claim_next, lease, None if kinds is None else _strs(kinds)
+            self._jobs.claim_next,
+            lease,
+            None if kinds is None else _strs(kinds),
+            None if priorities is None else dict(priorities),
         )
 
     async def claim_many(
-        self, limit: int, lease: timedelta | None = None, kinds: Iterable[str] | None = None
+        self,
+        limit: int,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
     ) -> builtins.list[Job]:
         """Claims up to ``limit`` available ready jobs in one statement."""
         return await asyncio.to_thread(
-            self._jobs.claim_many, limit, lease, None if kinds is None else _strs(kinds)
+            self._jobs.claim_many,
+            limit,
+            lease,
+            None if kinds is None else _strs(kinds),
+            None if priorities is None else dict(priorities),
         )
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ends a ready or failed job as cancelled; False for a running,
+        done, cancelled or unknown job (nothing changes)."""
+        return await asyncio.to_thread(self._jobs.cancel, job_id)
 
     async def mark_done(self, job: Job) -> None:
         """Settles a claimed job as done."""
@@ -337,7 +357,7 @@ class AsyncJobs:
         """Settles claimed jobs as done in one transaction, all or none."""
         await asyncio.to_thread(self._jobs.mark_done_many, builtins.list(jobs))
 
-    async def mark_failed(self, job: Job, error: str) -> _JobStatus:
+    async def mark_failed(self, job: Job, error: str) -> JobStatus:
         """Records a failed attempt; returns the job's new status."""
         return await asyncio.to_thread(self._jobs.mark_failed, job, error)
 
@@ -370,7 +390,7 @@ class AsyncJobs:
         return await asyncio.to_thread(self._jobs.get, id)
 
     async def list(
-        self, *, status: _JobStatus | None = None, kind: str | None = None, limit: int = 100
+        self, *, status: _JobStatusArg | None = None, kind: str | None = None, limit: int = 100
     ) -> builtins.list[Job]:
         """Jobs oldest first, filtered in SQL."""
         return await asyncio.to_thread(self._jobs.list, status=status, kind=kind, limit=limit)
@@ -387,6 +407,11 @@ class AsyncJobBatch:
 
     def __init__(self, batch: JobBatch) -> None:
         self._batch = batch
+
+    def claim_source(self, source_kind: SourceKind | str, source_id: str) -> None:
+        """The ingest gate, committed with the chunks and jobs (see
+        :meth:`memtree.JobBatch.claim_source`)."""
+        self._batch.claim_source(source_kind, source_id)
 
     def upsert_chunks(self, chunks: Iterable[Chunk]) -> int:
         """Buffers chunk upserts; returns how many."""
@@ -415,6 +440,11 @@ class AsyncJobBatch:
     def job_ids(self) -> builtins.list[str | None]:
         """After the commit: one id (or None) per enqueue, in order."""
         return self._batch.job_ids
+
+    @property
+    def claimed(self) -> bool | None:
+        """After the commit: whether the batch's claim won (None: no claim)."""
+        return self._batch.claimed
 
     async def __aenter__(self) -> AsyncJobBatch:
         return self

@@ -4,7 +4,8 @@ Reports the journal mode the header records, the side files (whether the
 ``-wal`` holds frames, whether the ``-journal`` is hot), ``user_version``,
 ``quick_check`` (``--full``: ``integrity_check``), rows per table, and plain
 advice. Exit status: 0 healthy, 1 needs migration (WAL mode or a ``-wal``
-present), 2 damaged or unreadable, 3 nothing there (no file, or an empty one).
+present), 2 damaged or unreadable, 3 nothing there (no file, or an empty one),
+4 not a memtree database (tables of its own, no ``mem_tree_chunks``).
 The inspected files are never changed (see :mod:`memtree._inspect`).
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from memtree._inspect import (
     JsonValue,
+    not_memtree_reason,
     open_snapshot,
     read_header,
     read_side_files,
@@ -31,6 +33,7 @@ __all__ = [
     "EXIT_HEALTHY",
     "EXIT_NEEDS_MIGRATION",
     "EXIT_NOTHING_THERE",
+    "EXIT_NOT_MEMTREE",
     "Diagnosis",
     "diagnose",
     "run",
@@ -42,6 +45,9 @@ EXIT_DAMAGED = 2
 #: No database to inspect: the file does not exist or is empty (0 bytes).
 #: Either way memtree creates a fresh database there and nothing is lost.
 EXIT_NOTHING_THERE = 3
+#: Another application's SQLite database: tables of its own and no
+#: ``mem_tree_chunks`` (``memtree.Store()`` raises ``NotMemtreeDatabaseError``).
+EXIT_NOT_MEMTREE = 4
 
 EXIT_CODES_HELP = f"""\
 exit status:
@@ -50,7 +56,9 @@ exit status:
   {EXIT_DAMAGED}  damaged or unreadable: not a SQLite file, or a failed check
      (also argparse's status for a usage error)
   {EXIT_NOTHING_THERE}  nothing there: no file, or an empty (0-byte) one; memtree creates
-     a fresh database there on first open"""
+     a fresh database there on first open
+  {EXIT_NOT_MEMTREE}  not a memtree database: tables of its own and no mem_tree_chunks;
+     memtree refuses it and changes nothing"""
 
 
 @dataclass
@@ -79,6 +87,7 @@ class Diagnosis:
             "needs_migration": EXIT_NEEDS_MIGRATION,
             "missing": EXIT_NOTHING_THERE,
             "empty": EXIT_NOTHING_THERE,
+            "not_memtree": EXIT_NOT_MEMTREE,
         }.get(self.status, EXIT_DAMAGED)
 
     def as_json(self) -> dict[str, JsonValue]:
@@ -134,12 +143,14 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
             "chunks.db.corrupt-<ms> and start a fresh one: restore a backup first if you have one"
         )
         return d
+    not_ours: str | None = None
     try:
         with open_snapshot(db) as (conn, how):
             d.inspected_via = how
             d.user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             d.check = [str(row[0]) for row in conn.execute(f"PRAGMA {d.check_kind}")]
             d.tables = table_counts(conn)
+            not_ours = not_memtree_reason(conn)
     except sqlite3.DatabaseError as e:
         d.status = "damaged"
         d.error = f"{type(e).__name__}: {e}"
@@ -150,6 +161,15 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
             "the database is damaged: copy it and its side files somewhere safe before "
             "anything opens it; memtree would quarantine it (move it aside, keep it) and "
             "start a fresh database"
+        )
+        return d
+    if not_ours is not None:
+        d.status = "not_memtree"
+        d.error = f"not a memtree database: {not_ours}"
+        d.advice.append(
+            f"{db} belongs to another application: memtree.Store() refuses it "
+            "(NotMemtreeDatabaseError) and `memtree migrate` leaves it alone; "
+            "point memtree at its own file"
         )
         return d
     if header.wal_mode or side.wal_size is not None:

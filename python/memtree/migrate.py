@@ -5,9 +5,10 @@ Steps, each of which stops the command if it fails:
 
 1. ``integrity_check`` and rows per table of the database as it stands (its
    ``-wal`` included), read without changing it (:mod:`memtree._inspect`);
-   a damaged file is refused. A file already on a rollback journal with no
-   ``-wal`` (or an empty one) has nothing to migrate: the command says so and
-   stops there, with no backup.
+   a damaged file is refused, and so is another application's database
+   (tables of its own, no ``mem_tree_chunks``: exit 4, nothing opened). A
+   file already on a rollback journal with no ``-wal`` (or an empty one) has
+   nothing to migrate: the command says so and stops there, with no backup.
 2. With ``--backup``: SQLite's online backup API copies that state, page by
    page with a progress bar, into ``<db>.backup-<UTC time>`` (a single file on
    the DELETE journal); the backup is then integrity-checked and its row
@@ -36,7 +37,7 @@ from typing import TextIO
 
 from memtree._inspect import JsonValue, open_snapshot, read_header, table_counts
 from memtree._native import Store
-from memtree.doctor import diagnose
+from memtree.doctor import EXIT_NOT_MEMTREE, diagnose
 from memtree.errors import JournalModeWarning, MemtreeError
 
 __all__ = ["ProgressBar", "backup_database", "run"]
@@ -95,7 +96,8 @@ def run(
 ) -> int:
     """The ``memtree migrate`` command; returns the exit status (0 migrated
     and verified, or nothing to do; 1 SQLite kept WAL because another process
-    holds the file; 2 refused or verification failed)."""
+    holds the file; 2 refused or verification failed; 4 not a memtree
+    database, left as it was)."""
     report: dict[str, JsonValue] = {}
     say = (lambda _msg: None) if as_json else print
 
@@ -123,6 +125,14 @@ def run(
             2,
             f"refused: the database is damaged ({before.error or '; '.join(before.check[:3])}); "
             "run `memtree doctor` and copy the files somewhere safe first",
+        )
+    if before.status == "not_memtree":
+        # The same rule as Store(): migrating would add memtree's tables to
+        # another application's file and change its journal mode.
+        report["action"] = "none"
+        return finish(
+            EXIT_NOT_MEMTREE,
+            f"refused: {before.error}; nothing was changed at {db}",
         )
     if before.status == "empty" or (
         before.header.get("journal_mode") == "rollback" and before.side_files.get("wal") is None

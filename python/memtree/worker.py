@@ -120,6 +120,29 @@ def _log_error(exc: BaseException) -> None:
     logger.error("memtree worker: unexpected error", exc_info=exc)
 
 
+def _check_priorities(priorities: Mapping[str, int] | None) -> dict[str, int]:
+    """A copy of ``priorities``, refused now (not at every claim) when a kind
+    is not a non-empty str or a priority not an int within 64 bits."""
+    if priorities is None:
+        return {}
+    if not isinstance(priorities, Mapping):
+        raise TypeError(
+            f"priorities: expected a mapping of kind to int, got {type(priorities).__name__}"
+        )
+    out: dict[str, int] = {}
+    for kind, priority in priorities.items():
+        if not isinstance(kind, str):
+            raise TypeError(f"priorities: a kind must be a str, got {type(kind).__name__}")
+        if not kind:
+            raise ValueError("priorities: a kind must not be empty")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priorities[{kind!r}]: expected an int, got {type(priority).__name__}")
+        if not -(2**63) <= priority < 2**63:
+            raise ValueError(f"priorities[{kind!r}]: past 64 bits")
+        out[str(kind)] = priority
+    return out
+
+
 class Worker:
     """Runs jobs of the handled kinds on ``concurrency`` threads.
 
@@ -134,6 +157,10 @@ class Worker:
         poll_interval: seconds between looks for work enqueued by other
             processes (work enqueued in this process wakes the worker at once).
         lease: the lease each claim takes; extended while the handler runs.
+        priorities: ``{kind: priority}``; a claim takes the highest priority
+            first (e.g. digest and seal work before extraction), oldest first
+            within a priority; kinds not listed have priority 0. Default: FIFO
+            across every handled kind.
         backoff: loop pauses by error class.
         on_error: called with any store error that is not busy, transient
             I/O or disk full (default: logged with its traceback).
@@ -147,6 +174,7 @@ class Worker:
         concurrency: int = 4,
         poll_interval: float = 1.0,
         lease: timedelta = timedelta(minutes=5),
+        priorities: Mapping[str, int] | None = None,
         backoff: LoopBackoff | None = None,
         on_error: ErrorHook | None = None,
     ) -> None:
@@ -165,6 +193,7 @@ class Worker:
         except OverflowError:
             # Every claim would be refused for it; say so now, not per loop.
             raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
+        self._priorities = _check_priorities(priorities)
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
@@ -299,7 +328,9 @@ class Worker:
     def run_once(self) -> Job | None:
         """Claims and runs one job in this thread; returns the job as claimed,
         or None if none was available. Store errors propagate."""
-        job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
+        job = self._jobs.claim_next(
+            lease=self._lease, kinds=self._kinds, priorities=self._priorities
+        )
         if job is not None:
             self._run(job, in_worker_thread=False)
         return job
@@ -433,7 +464,9 @@ class Worker:
         while not self._stopping.is_set():
             seen = _native.job_signal()
             try:
-                job = self._jobs.claim_next(lease=self._lease, kinds=self._kinds)
+                job = self._jobs.claim_next(
+                    lease=self._lease, kinds=self._kinds, priorities=self._priorities
+                )
                 if job is None:
                     self._recover()
                     _native.wait_job_signal(seen, self._poll_interval)

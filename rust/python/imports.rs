@@ -24,6 +24,8 @@ pub struct Imports {
     pub json_loads: Py<PyAny>,
     /// `memtree.SourceKind` (defined in `memtree._types`).
     pub source_kind: Py<PyAny>,
+    /// `memtree.JobStatus` (defined in `memtree._types`).
+    pub job_status: Py<PyAny>,
     /// `functools.partial`.
     pub partial: Py<PyAny>,
     /// `os.fspath`.
@@ -55,6 +57,7 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             json_dumps: json.getattr("dumps")?.unbind(),
             json_loads: json.getattr("loads")?.unbind(),
             source_kind: py.import("memtree._types")?.getattr("SourceKind")?.unbind(),
+            job_status: py.import("memtree._types")?.getattr("JobStatus")?.unbind(),
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             fspath: os.getattr("fspath")?.unbind(),
             fsencode: os.getattr("fsencode")?.unbind(),

@@ -22,6 +22,7 @@ use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEM
 // stubtest sees a literal; keep them in step with the core.
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
 use crate::store::Store;
+use crate::SourceKind;
 
 /// Strict JSON text for `payload`, checked with the GIL held before any
 /// database work. A value `json` cannot encode at all is a `TypeError`; one
@@ -126,8 +127,8 @@ impl PyJob {
         self.inner.dedupe_key.as_deref()
     }
     #[getter]
-    fn status(&self) -> &'static str {
-        self.inner.status.as_str()
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py_status(py, self.inner.status)
     }
     #[getter]
     fn attempts(&self) -> i64 {
@@ -186,6 +187,41 @@ fn to_py_jobs(py: Python<'_>, jobs: Vec<Job>) -> PyResult<Vec<Py<PyJob>>> {
         .collect()
 }
 
+/// `status` as a `memtree.JobStatus` member.
+fn py_status(py: Python<'_>, status: JobStatus) -> PyResult<Bound<'_, PyAny>> {
+    imports::get(py)?
+        .job_status
+        .bind(py)
+        .call1((status.as_str(),))
+}
+
+/// A `{kind: priority}` mapping (None: no priorities) as pairs; a kind
+/// that is not a str or a priority that is not an int (bool included) is a
+/// `TypeError` naming `priorities`. Values are checked by the core.
+fn priorities_of(priorities: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, i64)>> {
+    let Some(mapping) = priorities.filter(|p| !p.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let type_error =
+        || PyTypeError::new_err("priorities must be a mapping of str kind to int priority");
+    let items = mapping.call_method0("items").map_err(|_| type_error())?;
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (kind, priority): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        if priority.is_instance_of::<pyo3::types::PyBool>()
+            || !priority.is_instance_of::<pyo3::types::PyInt>()
+        {
+            return Err(type_error());
+        }
+        let kind: String = kind.extract().map_err(|_| type_error())?;
+        let priority: i64 = priority
+            .extract()
+            .map_err(|_| PyValueError::new_err("priorities: a priority is past 64 bits"))?;
+        out.push((kind, priority));
+    }
+    Ok(out)
+}
+
 /// The job queue of one store (see the stub for documentation).
 #[pyclass(frozen, name = "Jobs", module = "memtree")]
 pub struct PyJobs {
@@ -225,41 +261,58 @@ impl PyJobs {
         PyJobBatch {
             store: self.store.clone_ref(py),
             state: Mutex::new(BatchState::Open {
+                gates: Vec::new(),
                 chunks: Vec::new(),
                 jobs: Vec::new(),
             }),
         }
     }
 
-    #[pyo3(signature = (lease=None, kinds=None))]
+    #[pyo3(signature = (lease=None, kinds=None, priorities=None))]
     fn claim_next(
         &self,
         py: Python<'_>,
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<PyJob>> {
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
-        let job = py.detach(|| self.core().jobs().claim_next(lease, kinds.as_deref()))?;
-        Ok(job.map(|inner| PyJob { inner }))
+        let priorities = priorities_of(priorities)?;
+        let jobs = py.detach(|| {
+            self.core()
+                .jobs()
+                .claim_prioritized(1, lease, kinds.as_deref(), &priorities)
+        })?;
+        Ok(jobs.into_iter().next().map(|inner| PyJob { inner }))
     }
 
-    #[pyo3(signature = (limit, lease=None, kinds=None))]
+    #[pyo3(signature = (limit, lease=None, kinds=None, priorities=None))]
     fn claim_many(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::limit)] limit: i64,
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<PyJob>>> {
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
+        let priorities = priorities_of(priorities)?;
         let jobs = py.detach(|| {
             self.core()
                 .jobs()
-                .claim_many(limit, lease, kinds.as_deref())
+                .claim_prioritized(limit, lease, kinds.as_deref(), &priorities)
         })?;
         to_py_jobs(py, jobs)
+    }
+
+    fn cancel(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::job_id)] job_id: String,
+    ) -> PyResult<bool> {
+        Ok(py.detach(|| self.core().jobs().cancel(&job_id))?)
     }
 
     fn mark_done(&self, py: Python<'_>, job: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -272,15 +325,15 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().mark_done_many(&leases))?)
     }
 
-    fn mark_failed(
+    fn mark_failed<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         job: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::error)] error: String,
-    ) -> PyResult<&'static str> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (id, token) = lease_of(job, "job")?;
         let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
-        Ok(status.as_str())
+        py_status(py, status)
     }
 
     #[pyo3(
@@ -370,11 +423,13 @@ impl PyJobs {
 enum BatchState {
     /// Buffering; the chunks are the caller's own (frozen) objects, not copies.
     Open {
+        gates: Vec<(SourceKind, String)>,
         chunks: Vec<Py<PyChunk>>,
         jobs: Vec<NewJob>,
     },
-    /// Committed; one id (or `None` for a dedupe collision) per job.
-    Committed(Vec<Option<String>>),
+    /// Committed; one id (or `None` for a dedupe collision or a lost claim)
+    /// per job, and whether the claim won (`None`: no `claim_source`).
+    Committed(Vec<Option<String>>, Option<bool>),
     /// Discarded, being committed, or failed to commit.
     Closed,
 }
@@ -400,7 +455,7 @@ impl PyJobBatch {
         f: impl FnOnce(&mut Vec<Py<PyChunk>>, &mut Vec<NewJob>) -> T,
     ) -> PyResult<T> {
         match &mut *self.state() {
-            BatchState::Open { chunks, jobs } => Ok(f(chunks, jobs)),
+            BatchState::Open { chunks, jobs, .. } => Ok(f(chunks, jobs)),
             _ => Err(PyRuntimeError::new_err(ALREADY_DONE)),
         }
     }
@@ -433,25 +488,48 @@ impl PyJobBatch {
         })
     }
 
+    fn claim_source(
+        &self,
+        source_kind: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::source_id)] source_id: String,
+    ) -> PyResult<()> {
+        let kind = convert::source_kind(source_kind, "source_kind")?;
+        if source_id.is_empty() {
+            return Err(PyValueError::new_err("source_id: must not be empty"));
+        }
+        match &mut *self.state() {
+            BatchState::Open { gates, .. } => {
+                gates.push((kind, source_id));
+                Ok(())
+            }
+            _ => Err(PyRuntimeError::new_err(ALREADY_DONE)),
+        }
+    }
+
     fn commit(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
         // Taken out first: a batch commits (or fails) once, never twice.
         let taken = {
             let mut state = self.state();
             match std::mem::replace(&mut *state, BatchState::Closed) {
-                BatchState::Open { chunks, jobs } => (chunks, jobs),
+                BatchState::Open {
+                    gates,
+                    chunks,
+                    jobs,
+                } => (gates, chunks, jobs),
                 other => {
                     *state = other;
                     return Err(PyRuntimeError::new_err(ALREADY_DONE));
                 }
             }
         };
-        let (chunks, jobs) = taken;
+        let (gates, chunks, jobs) = taken;
         let store = &self.store.get().inner;
         // References into the frozen chunks; no GIL is needed to read them.
         let refs = PyChunk::refs(&chunks);
-        let (_, ids) = py.detach(|| store.jobs().upsert_chunks_and_enqueue(&refs, &jobs))?;
-        *self.state() = BatchState::Committed(ids.clone());
-        Ok(ids)
+        let done = py.detach(|| store.jobs().ingest(&gates, &refs, &jobs))?;
+        let claimed = (!gates.is_empty()).then_some(done.claimed);
+        *self.state() = BatchState::Committed(done.job_ids.clone(), claimed);
+        Ok(done.job_ids)
     }
 
     fn discard(&self) {
@@ -464,7 +542,18 @@ impl PyJobBatch {
     #[getter]
     fn job_ids(&self) -> PyResult<Vec<Option<String>>> {
         match &*self.state() {
-            BatchState::Committed(ids) => Ok(ids.clone()),
+            BatchState::Committed(ids, _) => Ok(ids.clone()),
+            _ => Err(PyRuntimeError::new_err("the batch is not committed")),
+        }
+    }
+
+    /// After the commit: whether the batch's `claim_source` won (True: the
+    /// gate, chunks and jobs were written; False: another ingest had the
+    /// source and nothing was written); None when it claimed nothing.
+    #[getter]
+    fn claimed(&self) -> PyResult<Option<bool>> {
+        match &*self.state() {
+            BatchState::Committed(_, claimed) => Ok(*claimed),
             _ => Err(PyRuntimeError::new_err("the batch is not committed")),
         }
     }
