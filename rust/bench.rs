@@ -71,6 +71,8 @@ pub fn bench_chunk(i: u64) -> Chunk {
         created_at_ms: t + 500,
         lifecycle_status: DEFAULT_LIFECYCLE_STATUS.to_owned(),
         embedding: None,
+        content_path: None,
+        content_sha256: None,
     }
 }
 
@@ -98,6 +100,8 @@ const GENERATED_VALUES: [&str; CHUNK_COLUMNS.len()] = [
     "i % 100",
     "?4 + i * 1000 + 500",
     "'admitted'",
+    "NULL",
+    "NULL",
     "NULL",
 ];
 

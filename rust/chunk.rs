@@ -119,6 +119,11 @@ pub struct Chunk {
     pub lifecycle_status: String,
     /// Optional float32 embedding, stored little-endian.
     pub embedding: Option<Vec<f32>>,
+    /// Where the full body lives on disk, when `content` holds a preview
+    /// (the reference's staged upsert); set together with `content_sha256`.
+    pub content_path: Option<String>,
+    /// The SHA-256 of the body at `content_path`, 64 lowercase hex digits.
+    pub content_sha256: Option<String>,
 }
 
 impl Chunk {
@@ -161,7 +166,44 @@ impl Chunk {
         if let Some(embedding) = &self.embedding {
             validate_embedding(embedding, &field("embedding"))?;
         }
-        Ok(())
+        validate_content_pointers(
+            self.content_path.as_deref(),
+            self.content_sha256.as_deref(),
+            at,
+        )
+    }
+}
+
+/// Content pointers come as a pair, as the reference reads them: both set
+/// (a non-empty path and a SHA-256 of 64 lowercase hex digits) or neither.
+pub fn validate_content_pointers(path: Option<&str>, sha256: Option<&str>, at: &str) -> Result<()> {
+    match (path, sha256) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(Error::invalid(
+            format!("{at}content_sha256"),
+            "must be set together with content_path",
+        )),
+        (None, Some(_)) => Err(Error::invalid(
+            format!("{at}content_path"),
+            "must be set together with content_sha256",
+        )),
+        (Some(path), Some(sha)) => {
+            if path.is_empty() {
+                return Err(Error::invalid(
+                    format!("{at}content_path"),
+                    "must not be empty",
+                ));
+            }
+            let hex =
+                sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !hex {
+                return Err(Error::invalid(
+                    format!("{at}content_sha256"),
+                    "must be 64 lowercase hex digits (a SHA-256)",
+                ));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -220,6 +262,8 @@ mod tests {
             created_at_ms: 10,
             lifecycle_status: DEFAULT_LIFECYCLE_STATUS.into(),
             embedding: Some(vec![0.5, -1.0]),
+            content_path: None,
+            content_sha256: None,
         }
     }
 

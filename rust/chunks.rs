@@ -43,7 +43,7 @@ pub enum Role {
 /// The reference's other derived columns (`raw_refs_json`, `content_path`,
 /// `content_sha256`, `parent_summary_id`) are not chunk fields, so no chunk
 /// statement writes them and a re-ingest keeps them too.
-pub const CHUNK_COLUMN_ROLES: [(&str, Role); 15] = [
+pub const CHUNK_COLUMN_ROLES: [(&str, Role); 17] = [
     ("id", Role::Key),
     ("content", Role::Ingest),
     ("source_kind", Role::Ingest),
@@ -59,6 +59,8 @@ pub const CHUNK_COLUMN_ROLES: [(&str, Role); 15] = [
     ("created_at_ms", Role::Ingest),
     ("lifecycle_status", Role::Derived),
     ("embedding", Role::Derived),
+    ("content_path", Role::Derived),
+    ("content_sha256", Role::Derived),
 ];
 
 /// The names of [`CHUNK_COLUMN_ROLES`], in its order.
@@ -170,6 +172,8 @@ pub(crate) fn each_value(
         col!("embedding"),
         &c.embedding.as_deref().map(embedding_to_blob),
     )?;
+    put(col!("content_path"), &c.content_path)?;
+    put(col!("content_sha256"), &c.content_sha256)?;
     Ok(())
 }
 
@@ -642,6 +646,8 @@ fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
         created_at_ms: row.get(col!("created_at_ms"))?,
         lifecycle_status: row.get(col!("lifecycle_status"))?,
         embedding,
+        content_path: row.get(col!("content_path"))?,
+        content_sha256: row.get(col!("content_sha256"))?,
     })
 }
 
@@ -679,6 +685,8 @@ mod tests {
             created_at_ms: 40,
             lifecycle_status: "sealed".into(),
             embedding: Some(vec![0.5, -1.0]),
+            content_path: Some("bodies/c1.txt".into()),
+            content_sha256: Some("ab".repeat(32)),
         }
     }
 

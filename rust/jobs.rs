@@ -1303,6 +1303,8 @@ mod tests {
             created_at_ms: 1,
             lifecycle_status: "admitted".into(),
             embedding: None,
+            content_path: None,
+            content_sha256: None,
         };
         let bad = NewJob::new("", "{}");
         assert!(store
@@ -1495,6 +1497,8 @@ mod tests {
             created_at_ms: 1,
             lifecycle_status: "admitted".into(),
             embedding: None,
+            content_path: None,
+            content_sha256: None,
         };
         let gate = [(crate::SourceKind::Chat, "s".to_owned())];
         let jobs = store.jobs();

@@ -95,8 +95,15 @@ def test_reingest_preserves_the_existing_embedding(
     assert back.lifecycle_status == "sealed"
     assert store.get_lifecycle_status(first.id) == "sealed"
     assert _reference_derived(db_path, first.id) == derived
+    # The content pointers kept are readable on the chunk too.
+    assert (back.content_path, back.content_sha256) == (derived[1], derived[2])
     # Every ingest field is the new one.
-    assert back.replace(embedding=None, lifecycle_status="admitted") == again
+    assert (
+        back.replace(
+            embedding=None, lifecycle_status="admitted", content_path=None, content_sha256=None
+        )
+        == again
+    )
     assert store.count_chunks() == 1
 
 

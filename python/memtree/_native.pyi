@@ -74,14 +74,19 @@ class Chunk:
     stored as integer milliseconds since the epoch (UTC) and read back as UTC
     datetimes. ``time_range`` defaults to ``(timestamp, timestamp)`` and
     ``created_at`` to now. ``embedding`` is stored as a float32 vector and
-    must be finite and non-empty.
+    must be finite and non-empty. ``content_path`` and ``content_sha256``
+    point at the full body on disk when ``content`` holds a preview (the
+    reference's staged upsert); they are set together or not at all, the
+    SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle
+    status, they are written when the id is new and kept by a re-ingest.
 
     Raises ``TypeError`` for a field of the wrong type and ``ValueError`` for
     a bad value (an empty ``id``/``source_id``/``lifecycle_status``, an
     unknown ``source_kind``, a naive or out-of-range datetime, a
     ``time_range`` that ends before it starts, a negative ``token_count`` or
     ``seq_in_source`` or one past 64 bits, a non-finite or empty
-    ``embedding``), each naming the field.
+    ``embedding``, a content pointer without its pair or a malformed
+    SHA-256), each naming the field.
     """
 
     def __new__(
@@ -101,6 +106,8 @@ class Chunk:
         created_at: datetime | None = None,
         lifecycle_status: str | None = None,
         embedding: Iterable[float] | None = None,
+        content_path: str | None = None,
+        content_sha256: str | None = None,
     ) -> Chunk: ...
     @property
     def id(self) -> str:
@@ -126,6 +133,12 @@ class Chunk:
     @property
     def timestamp_ms(self) -> int:
         """``timestamp`` as stored: milliseconds since the epoch."""
+    @property
+    def content_path(self) -> str | None:
+        """Where the full body lives on disk, or None."""
+    @property
+    def content_sha256(self) -> str | None:
+        """The SHA-256 of the body at ``content_path`` (hex), or None."""
     @property
     def time_range(self) -> tuple[datetime, datetime]:
         """The period the chunk covers (UTC)."""

@@ -26,7 +26,8 @@ impl PyChunk {
     #[pyo3(signature = (
         id, content, source_kind, source_id, owner, timestamp, *,
         source_ref=None, time_range=None, tags=None, token_count=0, seq_in_source=0,
-        created_at=None, lifecycle_status=None, embedding=None
+        created_at=None, lifecycle_status=None, embedding=None, content_path=None,
+        content_sha256=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -44,6 +45,8 @@ impl PyChunk {
         created_at: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::opt_lifecycle_status)] lifecycle_status: Option<String>,
         embedding: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_content_path)] content_path: Option<String>,
+        #[pyo3(from_py_with = arg::opt_content_sha256)] content_sha256: Option<String>,
     ) -> PyResult<Self> {
         let timestamp_ms = convert::to_ms(timestamp, "timestamp")?;
         let (start, end) = match time_range {
@@ -80,6 +83,8 @@ impl PyChunk {
             created_at_ms: convert::opt_to_ms(created_at, "created_at")?.unwrap_or_else(now_ms),
             lifecycle_status: lifecycle_status.unwrap_or_else(|| DEFAULT_LIFECYCLE_STATUS.into()),
             embedding: convert::embedding(embedding)?,
+            content_path,
+            content_sha256,
         };
         inner.validate("")?;
         Ok(PyChunk { inner })
@@ -150,6 +155,14 @@ impl PyChunk {
             .as_ref()
             .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
             .transpose()
+    }
+    #[getter]
+    fn content_path(&self) -> Option<&str> {
+        self.inner.content_path.as_deref()
+    }
+    #[getter]
+    fn content_sha256(&self) -> Option<&str> {
+        self.inner.content_sha256.as_deref()
     }
     /// Milliseconds since the epoch of `timestamp` (what is stored).
     #[getter]
@@ -271,6 +284,8 @@ impl PyChunk {
         d.set_item("created_at", convert::from_ms(py, c.created_at_ms)?)?;
         d.set_item("lifecycle_status", &c.lifecycle_status)?;
         d.set_item("embedding", self.embedding(py)?)?;
+        d.set_item("content_path", c.content_path.as_deref())?;
+        d.set_item("content_sha256", c.content_sha256.as_deref())?;
         Ok(d)
     }
 }

@@ -397,6 +397,8 @@ pub mod arg {
         job_id("job_id"): String = super::text_arg;
         opt_source_ref("source_ref"): Option<String> = super::opt_text_arg;
         opt_lifecycle_status("lifecycle_status"): Option<String> = super::opt_text_arg;
+        opt_content_path("content_path"): Option<String> = super::opt_text_arg;
+        opt_content_sha256("content_sha256"): Option<String> = super::opt_text_arg;
         opt_source_id("source_id"): Option<String> = super::opt_text_arg;
         opt_owner("owner"): Option<String> = super::opt_text_arg;
         opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text_arg;
