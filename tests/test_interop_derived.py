@@ -34,9 +34,13 @@ REF_LIST_SUMMARIES_WITH_PATH = (
 
 
 def ref_query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    # The reference's statements number their parameters (?1, ?2, ...), as
+    # rusqlite binds them; Python 3.12+'s sqlite3 takes those for named
+    # parameters, bound from a mapping keyed "1", "2", ...
+    params: Any = {str(i): a for i, a in enumerate(args, start=1)} if "?1" in sql else args
     conn = sqlite3.connect(db)
     try:
-        return [tuple(r) for r in conn.execute(sql, args)]
+        return [tuple(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
 
