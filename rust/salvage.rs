@@ -167,19 +167,50 @@ fn copy_sql(table: &str, columns: &[String], filter: &str) -> String {
     format!("INSERT OR IGNORE INTO main.{t} ({cols}) SELECT {cols} FROM side.{t} {filter}")
 }
 
+/// Runs `f` with the database file `path` attached as `side`, its WAL index
+/// in heap memory (no `-shm` is created beside it), and detaches it after,
+/// whatever `f` returned. The caller has guarded `conn`, so the detach
+/// neither checkpoints into nor deletes anything of `side`.
+fn with_side<T>(conn: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    let name = path
+        .to_str()
+        .ok_or_else(|| Error::invalid("path", "a side-file path that is not UTF-8"))?;
+    conn.execute("ATTACH DATABASE ?1 AS side", [name])
+        .map_err(err("salvage: attach"))?;
+    let outcome = conn
+        .execute_batch("PRAGMA side.locking_mode = EXCLUSIVE;")
+        .map_err(err("salvage: exclusive locking"))
+        .and_then(|()| f());
+    let detached = conn.execute_batch("DETACH DATABASE side;");
+    let value = outcome?;
+    detached.map_err(err("salvage: detach"))?;
+    Ok(value)
+}
+
+/// Runs the copy `f` in one write transaction with foreign keys checked at
+/// commit (tables are copied by name, so a summary may arrive before its
+/// tree); rolls back if `f` or the commit fails.
+fn copy_in_transaction<T>(
+    conn: &Connection,
+    path: &Path,
+    f: impl FnOnce() -> rusqlite::Result<T>,
+) -> Result<T> {
+    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
+        .map_err(err("salvage: begin"))?;
+    let copied = f().and_then(|value| conn.execute_batch("COMMIT;").map(|()| value));
+    if copied.is_err() {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    copied.map_err(err("salvage: copy the rows"))
+}
+
 /// Copies the rows of the bundle at `bundle` the live database lacks into
 /// it, in one transaction. Returns the chunk rows brought back.
 fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
     let err = |ctx: &'static str| move |e| Error::sqlite(ctx, bundle, e);
-    let name = bundle
-        .to_str()
-        .ok_or_else(|| Error::invalid("path", "a bundle path that is not UTF-8"))?;
-    conn.execute("ATTACH DATABASE ?1 AS side", [name])
-        .map_err(err("salvage: attach the bundle"))?;
-    let merged = (|| -> Result<u64> {
-        // Heap WAL index for the bundle: no -shm is created beside it.
-        conn.execute_batch("PRAGMA side.locking_mode = EXCLUSIVE;")
-            .map_err(err("salvage: exclusive locking"))?;
+    with_side(conn, bundle, || {
         let integrity: String = conn
             .query_row("PRAGMA side.quick_check", [], |r| r.get(0))
             .map_err(err("salvage: check the bundle"))?;
@@ -210,11 +241,7 @@ fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
             ));
         }
         let tables = shared_tables(conn, live)?;
-        // Foreign keys are checked at commit: tables are copied by name, so
-        // a summary may arrive before its tree.
-        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
-            .map_err(err("salvage: begin"))?;
-        let copied = (|| -> rusqlite::Result<u64> {
+        copy_in_transaction(conn, bundle, || {
             let mut chunks = 0;
             for (table, columns) in &tables {
                 let n = conn.execute(&copy_sql(table, columns, ""), [])?;
@@ -222,18 +249,9 @@ fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
                     chunks = n as u64;
                 }
             }
-            conn.execute_batch("COMMIT;")?;
             Ok(chunks)
-        })();
-        if copied.is_err() {
-            let _ = conn.execute_batch("ROLLBACK;");
-        }
-        copied.map_err(err("salvage: copy the rows"))
-    })();
-    let detached = conn.execute_batch("DETACH DATABASE side;");
-    let chunks = merged?;
-    detached.map_err(err("salvage: detach the bundle"))?;
-    Ok(chunks)
+        })
+    })
 }
 
 /// Merges every stranded file beside `db` into the live connection `conn`.
@@ -347,22 +365,11 @@ pub fn salvage_quarantined(
     live: &Path,
     quarantined: &Path,
 ) -> Result<SalvageReport> {
-    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, quarantined, e);
-    let name = quarantined
-        .to_str()
-        .ok_or_else(|| Error::invalid("path", "a quarantine path that is not UTF-8"))?;
     guard(conn, true, live)?;
-    let attached = conn
-        .execute("ATTACH DATABASE ?1 AS side", [name])
-        .map_err(err("salvage: attach the quarantined file"));
-    let report = attached.and_then(|_| {
-        conn.execute_batch("PRAGMA side.locking_mode = EXCLUSIVE;")
-            .map_err(err("salvage: exclusive locking"))?;
+    let report = with_side(conn, quarantined, || {
         let tables = shared_tables(conn, live)?;
-        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
-            .map_err(err("salvage: begin"))?;
-        let mut report = SalvageReport::default();
-        let copied = (|| -> rusqlite::Result<()> {
+        copy_in_transaction(conn, quarantined, || {
+            let mut report = SalvageReport::default();
             for (table, columns) in &tables {
                 let (n, complete) = copy_readable_rows(conn, table, columns)?;
                 report.rows += n;
@@ -386,15 +393,9 @@ pub fn salvage_quarantined(
                     [rowid],
                 )?;
             }
-            conn.execute_batch("COMMIT;")
-        })();
-        if copied.is_err() {
-            let _ = conn.execute_batch("ROLLBACK;");
-        }
-        copied.map_err(err("salvage: copy the readable rows"))?;
-        Ok(report)
+            Ok(report)
+        })
     });
-    let _ = conn.execute_batch("DETACH DATABASE side;");
     let _ = guard(conn, false, live);
     report
 }
