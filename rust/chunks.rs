@@ -381,12 +381,7 @@ impl Store {
     pub fn claim_source(&self, kind: SourceKind, source_id: &str) -> Result<bool> {
         non_empty("source_id", source_id)?;
         self.write("claim_source", |tx| {
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO mem_tree_ingested_sources \
-                 (source_kind, source_id, ingested_at_ms) VALUES (?1, ?2, ?3)",
-                params![kind.as_str(), source_id, now_ms()],
-            )?;
-            Ok(inserted == 1)
+            claim_source_in(tx, kind, source_id, now_ms())
         })
     }
 
@@ -528,11 +523,26 @@ fn bind_chunk(stmt: &mut rusqlite::CachedStatement<'_>, c: &Chunk) -> rusqlite::
     each_value(c, |i, value| stmt.raw_bind_parameter(i + 1, value))
 }
 
+/// Takes the ingest gate of one source inside `tx`: true when this call
+/// recorded it, false when it was already taken.
+pub(crate) fn claim_source_in(
+    tx: &Transaction<'_>,
+    kind: SourceKind,
+    source_id: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let mut gate = tx.prepare_cached(
+        "INSERT OR IGNORE INTO mem_tree_ingested_sources \
+         (source_kind, source_id, ingested_at_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    Ok(gate.execute(params![kind.as_str(), source_id, now])? == 1)
+}
+
 /// Deletes score and entity-index rows of the chunks `selector` returns.
 /// The reference links them by chunk id (`mem_tree_score.chunk_id`,
 /// `mem_tree_entity_index.node_id`) without foreign keys, so the cascade is
 /// done here, set-based.
-fn delete_dependents(
+pub(crate) fn delete_dependents(
     tx: &Transaction<'_>,
     selector: &str,
     params: &[&dyn rusqlite::ToSql],

@@ -48,7 +48,7 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
-use crate::chunks::{upsert_in, validate_all, ChunkInput};
+use crate::chunks::{claim_source_in, upsert_in, validate_all, ChunkInput};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -542,12 +542,8 @@ impl Jobs<'_> {
         }
         let written = self.store.write_checked("ingest", |tx| {
             let now = now_ms();
-            let mut gate = tx.prepare_cached(
-                "INSERT OR IGNORE INTO mem_tree_ingested_sources \
-                 (source_kind, source_id, ingested_at_ms) VALUES (?1, ?2, ?3)",
-            )?;
             for (kind, source_id) in &gates {
-                if gate.execute(params![kind.as_str(), source_id, now])? == 0 {
+                if !claim_source_in(tx, *kind, source_id, now)? {
                     // Lost: roll back the gates already taken too.
                     return Ok(Err(()));
                 }

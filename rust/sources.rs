@@ -4,6 +4,7 @@
 use rusqlite::params;
 
 use crate::chunk::{non_empty, SourceKind};
+use crate::chunks::delete_dependents;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -42,16 +43,8 @@ impl Store {
     pub fn delete_chunk(&self, id: &str) -> Result<bool> {
         non_empty("id", id)?;
         self.write("delete_chunk", |tx| {
-            // The reference links these by chunk id without foreign keys,
-            // as `delete_source` cascades them.
-            tx.execute(
-                "DELETE FROM mem_tree_score WHERE chunk_id = ?1",
-                params![id],
-            )?;
-            tx.execute(
-                "DELETE FROM mem_tree_entity_index WHERE node_id = ?1",
-                params![id],
-            )?;
+            // The same cascade as `delete_source`, for one id.
+            delete_dependents(tx, "SELECT ?1", params![id])?;
             let deleted = tx.execute("DELETE FROM mem_tree_chunks WHERE id = ?1", params![id])?;
             Ok(deleted == 1)
         })
