@@ -136,11 +136,6 @@ pub fn text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
     utf8(s, field)
 }
 
-/// [`text`] for an argument read through [`arg`].
-fn text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
-    text(value, field)
-}
-
 fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
     s.to_cow().map(std::borrow::Cow::into_owned).map_err(|_| {
         PyValueError::new_err(format!(
@@ -149,12 +144,12 @@ fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
     })
 }
 
-/// [`text_arg`] for an optional argument: `None` stays `None`.
-fn opt_text_arg(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String>> {
+/// [`text`] for an optional argument: `None` stays `None`.
+fn opt_text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String>> {
     if value.is_none() {
         Ok(None)
     } else {
-        text_arg(value, field).map(Some)
+        text(value, field).map(Some)
     }
 }
 
@@ -386,44 +381,25 @@ pub mod arg {
         max_attempts("max_attempts"): i64 = super::int64;
         path("path"): PathBuf = super::path;
         workspace("workspace"): PathBuf = super::path;
-        id("id"): String = super::text_arg;
-        content("content"): String = super::text_arg;
-        source_id("source_id"): String = super::text_arg;
-        owner("owner"): String = super::text_arg;
-        status("status"): String = super::text_arg;
-        kind("kind"): String = super::text_arg;
-        error("error"): String = super::text_arg;
-        reason("reason"): String = super::text_arg;
-        job_id("job_id"): String = super::text_arg;
-        opt_source_ref("source_ref"): Option<String> = super::opt_text_arg;
-        opt_lifecycle_status("lifecycle_status"): Option<String> = super::opt_text_arg;
-        opt_content_path("content_path"): Option<String> = super::opt_text_arg;
-        opt_content_sha256("content_sha256"): Option<String> = super::opt_text_arg;
-        opt_source_id("source_id"): Option<String> = super::opt_text_arg;
-        opt_owner("owner"): Option<String> = super::opt_text_arg;
-        opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text_arg;
-        opt_status("status"): Option<String> = super::opt_text_arg;
-        opt_kind("kind"): Option<String> = super::opt_text_arg;
+        id("id"): String = super::text;
+        content("content"): String = super::text;
+        source_id("source_id"): String = super::text;
+        owner("owner"): String = super::text;
+        status("status"): String = super::text;
+        kind("kind"): String = super::text;
+        error("error"): String = super::text;
+        reason("reason"): String = super::text;
+        job_id("job_id"): String = super::text;
+        opt_source_ref("source_ref"): Option<String> = super::opt_text;
+        opt_lifecycle_status("lifecycle_status"): Option<String> = super::opt_text;
+        opt_content_path("content_path"): Option<String> = super::opt_text;
+        opt_content_sha256("content_sha256"): Option<String> = super::opt_text;
+        opt_source_id("source_id"): Option<String> = super::opt_text;
+        opt_owner("owner"): Option<String> = super::opt_text;
+        opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text;
+        opt_status("status"): Option<String> = super::opt_text;
+        opt_kind("kind"): Option<String> = super::opt_text;
     }
-}
-
-/// `memtree.RawRef` and `memtree.SourceInfo` (defined in `memtree._types`),
-/// imported once: the value types of the derived-data and sources calls.
-struct ValueTypes {
-    raw_ref: Py<PyAny>,
-    source_info: Py<PyAny>,
-}
-
-static VALUE_TYPES: pyo3::sync::PyOnceLock<ValueTypes> = pyo3::sync::PyOnceLock::new();
-
-fn value_types(py: Python<'_>) -> PyResult<&ValueTypes> {
-    VALUE_TYPES.get_or_try_init(py, || {
-        let types = py.import("memtree._types")?;
-        Ok(ValueTypes {
-            raw_ref: types.getattr("RawRef")?.unbind(),
-            source_info: types.getattr("SourceInfo")?.unbind(),
-        })
-    })
 }
 
 /// A float vector for `set_chunk_embedding`: `None` (clear), an object with
@@ -541,7 +517,7 @@ pub fn raw_refs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<cr
         )));
     }
     let py = value.py();
-    let raw_ref = value_types(py)?.raw_ref.bind(py);
+    let raw_ref = super::imports::get(py)?.raw_ref.bind(py);
     let iter = value.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
             "{field}: expected a sequence of RawRef, got {}",
@@ -574,7 +550,7 @@ pub fn raw_refs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<cr
 
 /// `memtree.RawRef(path, start, end)` for a stored ref.
 pub fn raw_ref_to_py<'py>(py: Python<'py>, r: &crate::RawRef) -> PyResult<Bound<'py, PyAny>> {
-    value_types(py)?
+    super::imports::get(py)?
         .raw_ref
         .bind(py)
         .call1((r.path.as_str(), r.start, r.end))
@@ -585,7 +561,7 @@ pub fn source_info_to_py<'py>(
     py: Python<'py>,
     s: &crate::SourceInfo,
 ) -> PyResult<Bound<'py, PyAny>> {
-    value_types(py)?.source_info.bind(py).call1((
+    super::imports::get(py)?.source_info.bind(py).call1((
         source_kind_to_py(py, s.source_kind)?,
         s.source_id.as_str(),
         s.chunk_count,

@@ -26,6 +26,10 @@ pub struct Imports {
     pub source_kind: Py<PyAny>,
     /// `memtree.JobStatus` (defined in `memtree._types`).
     pub job_status: Py<PyAny>,
+    /// `memtree.RawRef` (defined in `memtree._types`).
+    pub raw_ref: Py<PyAny>,
+    /// `memtree.SourceInfo` (defined in `memtree._types`).
+    pub source_info: Py<PyAny>,
     /// `functools.partial`.
     pub partial: Py<PyAny>,
     /// `os.fspath`.
@@ -49,6 +53,7 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
         let one_ms = timedelta.call((0, 0, 1000), None)?;
         let json = py.import("json")?;
         let os = py.import("os")?;
+        let types = py.import("memtree._types")?;
         Ok(Imports {
             datetime: datetime.unbind(),
             timedelta: timedelta.unbind(),
@@ -56,8 +61,10 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             one_ms: one_ms.unbind(),
             json_dumps: json.getattr("dumps")?.unbind(),
             json_loads: json.getattr("loads")?.unbind(),
-            source_kind: py.import("memtree._types")?.getattr("SourceKind")?.unbind(),
-            job_status: py.import("memtree._types")?.getattr("JobStatus")?.unbind(),
+            source_kind: types.getattr("SourceKind")?.unbind(),
+            job_status: types.getattr("JobStatus")?.unbind(),
+            raw_ref: types.getattr("RawRef")?.unbind(),
+            source_info: types.getattr("SourceInfo")?.unbind(),
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             fspath: os.getattr("fspath")?.unbind(),
             fsencode: os.getattr("fsencode")?.unbind(),

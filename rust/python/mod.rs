@@ -48,7 +48,9 @@ fn sqlite_version() -> &'static str {
 /// Stranded side files beside a database file: `(path, chunk rows or None,
 /// what the next open does with it)`. Read-only.
 #[pyfunction]
-fn stranded_files(path: std::path::PathBuf) -> PyResult<Vec<(String, Option<u64>, String)>> {
+fn stranded_files(
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
+) -> PyResult<Vec<(String, Option<u64>, String)>> {
     let db = connection::canonical_db_path(&path)?;
     Ok(crate::salvage::describe_stranded(&db)
         .into_iter()

@@ -150,7 +150,10 @@ type FaultTuple = (String, u64, i32, bool, Option<String>);
 /// one-shot (a persistent link never hands over, so what follows could never
 /// fire); the chain must not be empty.
 #[pyfunction]
-pub fn inject_faults(path: PathBuf, faults: Vec<FaultTuple>) -> PyResult<()> {
+pub fn inject_faults(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+    faults: Vec<FaultTuple>,
+) -> PyResult<()> {
     if faults.is_empty() {
         return Err(PyValueError::new_err(
             "faults: must name at least one fault",
