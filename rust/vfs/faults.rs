@@ -201,12 +201,6 @@ impl FaultSlot {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Arms `fault`, replacing any previous one (and its queue) and zeroing
-    /// the fired count.
-    pub(crate) fn arm(&self, fault: Fault) {
-        self.arm_chain(vec![fault]);
-    }
-
     /// Arms the first of `faults` now and queues the rest: each is armed when
     /// its predecessor, a one-shot fault, fires (a persistent one never hands
     /// over). Replaces anything armed before and zeroes the fired count, which
@@ -329,7 +323,7 @@ mod tests {
     #[test]
     fn a_single_one_shot_fault_fires_once() {
         let slot = FaultSlot::default();
-        slot.arm(once(VfsMethod::Read, 2, 266));
+        slot.arm_chain(vec![once(VfsMethod::Read, 2, 266)]);
         let got = run(&slot, &[VfsMethod::Read; 4]);
         assert_eq!(got, [None, Some(266), None, None]);
         assert_eq!(slot.fired(), 1);

@@ -110,9 +110,7 @@ pub fn reset_io_stats(db_path: &Path) {
 /// Arms `fault` for the database at `db_path`, replacing any armed fault and
 /// resetting the fault's call counter, its fired count and [`method_calls`].
 pub fn inject_fault(db_path: &Path, fault: Fault) {
-    let s = state::state_for(db_path);
-    s.reset_calls();
-    s.faults.arm(fault);
+    inject_faults(db_path, vec![fault]);
 }
 
 /// Arms a chain of faults for `db_path`: the first now, each next one when its
