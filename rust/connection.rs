@@ -419,7 +419,7 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 /// connection never needs the `-shm`; a file that must be refused is refused
 /// from reads before anything writes.
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
-    salvage::adopt_legacy_bundles(path);
+    let stranded = salvage::adopt_legacy_bundles(path);
     let left_wal = if recovery::is_wal_era(path) {
         recovery::recover_side_files(path)?.checkpointed_wal
     } else {
@@ -437,7 +437,7 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
-    let merged = salvage::merge_stranded(&conn, path);
+    let merged = salvage::merge_stranded(&conn, path, stranded);
     bump(path, |c| c.stranded_merged += merged.merged.len() as u64);
     Ok((conn, setup))
 }

@@ -94,12 +94,27 @@ pub fn find_stranded(db: &Path) -> Vec<Stranded> {
 /// database, before anything of this open writes to it (the live file is
 /// then as close as it can be to the base the `-wal` was written against).
 /// Never fails the caller: a `-wal` that cannot be paired stays as it is.
-pub fn adopt_legacy_bundles(db: &Path) {
-    for s in find_stranded(db).into_iter().filter(|s| s.legacy) {
-        if let Err(e) = adopt_legacy(db, &s.path) {
-            events::stranded_left(db, &s.path, &e.to_string());
-        }
-    }
+/// Returns every stranded file, adopted ones as their bundles, for
+/// [`merge_stranded`] (one scan of the folder per open).
+pub fn adopt_legacy_bundles(db: &Path) -> Vec<Stranded> {
+    find_stranded(db)
+        .into_iter()
+        .map(|s| {
+            if !s.legacy {
+                return s;
+            }
+            match adopt_legacy(db, &s.path) {
+                Ok(bundle) => Stranded {
+                    path: bundle,
+                    legacy: false,
+                },
+                Err(e) => {
+                    events::stranded_left(db, &s.path, &e.to_string());
+                    s
+                }
+            }
+        })
+        .collect()
 }
 
 /// Pairs a legacy stranded `-wal` with a copy of the live database, making
@@ -256,9 +271,8 @@ fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
 
 /// Merges every stranded file beside `db` into the live connection `conn`.
 /// Never fails the caller: what cannot be merged is reported and kept.
-pub fn merge_stranded(conn: &Connection, db: &Path) -> MergeReport {
+pub fn merge_stranded(conn: &Connection, db: &Path, stranded: Vec<Stranded>) -> MergeReport {
     let mut report = MergeReport::default();
-    let stranded = find_stranded(db);
     if stranded.is_empty() {
         return report;
     }
