@@ -304,10 +304,14 @@ fn claim_arm(kind_filter: &str) -> String {
 /// runs left to right and stops at the LIMIT; inside a tier the arms are
 /// merged in FIFO order (each arm is read in index order, so the merge sorts
 /// nothing). `None` when `kinds` is empty: there is nothing to claim.
-fn claim_select(
+/// Also returns the priority of each listed kind, which orders what the
+/// claim hands out.
+type ClaimSelect<'a> = (String, Vec<String>, HashMap<&'a str, i64>);
+
+fn claim_select<'a>(
     kinds: Option<&[String]>,
-    priorities: &Priorities,
-) -> Result<Option<(String, Vec<String>)>> {
+    priorities: &'a Priorities,
+) -> Result<Option<ClaimSelect<'a>>> {
     let mut prio: HashMap<&str, i64> = HashMap::new();
     for (i, (kind, p)) in priorities.iter().enumerate() {
         non_empty(&format!("priorities[{i}].kind"), kind)?;
@@ -384,7 +388,7 @@ fn claim_select(
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
         + " LIMIT ?3";
-    Ok(Some((select, bound)))
+    Ok(Some((select, bound, prio)))
 }
 
 /// The insert behind every enqueue; `?1`..`?6` kind, payload, dedupe key,
@@ -628,11 +632,10 @@ impl Jobs<'_> {
         priorities: &Priorities,
     ) -> Result<Vec<Job>> {
         let until = lease_end(now, lease)?;
-        let Some((select, bound)) = claim_select(kinds, priorities)? else {
+        let Some((select, bound, rank)) = claim_select(kinds, priorities)? else {
             return Ok(Vec::new());
         };
         let sql = claim_sql(&select);
-        let rank: HashMap<&str, i64> = priorities.iter().map(|(k, p)| (k.as_str(), *p)).collect();
         self.store.write("claim_next", |tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
             let mut values: Vec<rusqlite::types::Value> =
@@ -999,6 +1002,29 @@ pub fn wait_for_signal(seen: u64, timeout: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    /// A minimal valid chunk of source `chat:s`.
+    fn small_chunk(id: &str) -> Chunk {
+        Chunk {
+            id: id.into(),
+            content: "hello".into(),
+            source_kind: crate::SourceKind::Chat,
+            source_id: "s".into(),
+            source_ref: None,
+            owner: "o".into(),
+            timestamp_ms: 1,
+            time_range_start_ms: 1,
+            time_range_end_ms: 1,
+            tags: vec![],
+            token_count: 1,
+            seq_in_source: 0,
+            created_at_ms: 1,
+            lifecycle_status: "admitted".into(),
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+        }
+    }
+
     fn open() -> Result<(tempfile::TempDir, Store)> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
@@ -1283,25 +1309,7 @@ mod tests {
     #[test]
     fn chunks_and_jobs_commit_together() -> Result<()> {
         let (_dir, store) = open()?;
-        let chunk = Chunk {
-            id: "c1".into(),
-            content: "hello".into(),
-            source_kind: crate::SourceKind::Chat,
-            source_id: "s".into(),
-            source_ref: None,
-            owner: "o".into(),
-            timestamp_ms: 1,
-            time_range_start_ms: 1,
-            time_range_end_ms: 1,
-            tags: vec![],
-            token_count: 1,
-            seq_in_source: 0,
-            created_at_ms: 1,
-            lifecycle_status: "admitted".into(),
-            embedding: None,
-            content_path: None,
-            content_sha256: None,
-        };
+        let chunk = small_chunk("c1");
         let bad = NewJob::new("", "{}");
         assert!(store
             .jobs()
@@ -1336,7 +1344,7 @@ mod tests {
             (Some(s(&["digest", "extract", "x"])), p(&[("digest", 5)])),
         ];
         for (kinds, prio) in shapes {
-            let (select, bound) = claim_select(kinds.as_deref(), &prio)?.expect("a claim");
+            let (select, bound, _) = claim_select(kinds.as_deref(), &prio)?.expect("a claim");
             let sql = format!("EXPLAIN QUERY PLAN {}", claim_sql(&select));
             let plan: Vec<String> = store.read("plan", |conn| {
                 let mut stmt = conn.prepare(&sql)?;
@@ -1477,25 +1485,7 @@ mod tests {
     #[test]
     fn the_gate_commits_with_the_chunks_or_nothing_is_written() -> Result<()> {
         let (_dir, store) = open()?;
-        let chunk = |id: &str| Chunk {
-            id: id.into(),
-            content: "hello".into(),
-            source_kind: crate::SourceKind::Chat,
-            source_id: "s".into(),
-            source_ref: None,
-            owner: "o".into(),
-            timestamp_ms: 1,
-            time_range_start_ms: 1,
-            time_range_end_ms: 1,
-            tags: vec![],
-            token_count: 1,
-            seq_in_source: 0,
-            created_at_ms: 1,
-            lifecycle_status: "admitted".into(),
-            embedding: None,
-            content_path: None,
-            content_sha256: None,
-        };
+        let chunk = small_chunk;
         let gate = [(crate::SourceKind::Chat, "s".to_owned())];
         let jobs = store.jobs();
         // Bad input anywhere: nothing written, the gate still free.
