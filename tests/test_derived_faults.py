@@ -77,5 +77,7 @@ def test_fault_at_every_io_leaves_before_or_after(
         if fired == 0:
             break
         fired_points += 1
+    else:
+        pytest.fail(f"{method}: still firing at call 499; the loop never got past the path")
     assert fired_points >= 1, "the loop must have injected at least one fault"
     assert rolled_back >= 1, "at least one fault must have hit inside the transaction"

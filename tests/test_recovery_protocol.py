@@ -92,12 +92,13 @@ def test_full_disk_while_leaving_wal_strands_nothing(tmp_path: Path) -> None:
             with pytest.raises(memtree.DiskFullError):
                 memtree.Store(db)
     finally:
-        assert testing.clear_fault(db) >= 3
+        fired = testing.clear_fault(db)
+    assert fired >= 3
     assert rows_in_live_pair(db, tmp_path / "scratch") == ids
     memtree.Store.invalidate(db)
     with memtree.Store(db) as store:
         assert store.count_chunks() == len(ids)
-    # Nothing stranded beside it: the database and at most an empty journal.
+    # Nothing stranded beside it: the database and at most its journal.
     left = {p.name for p in tmp_path.iterdir() if p.name.startswith("chunks.db")}
     assert "chunks.db" in left and left <= {"chunks.db", "chunks.db-journal"}, left
 
@@ -317,3 +318,13 @@ def test_doctor_lists_stranded_files_read_only(tmp_path: Path) -> None:
         Path(s["file"]).name.startswith("chunks.db-wal.unrecovered-") for s in report["stranded"]
     ] == [True]
     assert any("memtree recover" in a for a in report["advice"])
+
+
+def test_side_file_calls_refuse_an_unencodable_path(tmp_path: Path) -> None:
+    # PyO3's own path extraction panics on a lone surrogate; these go through
+    # the same converter as every other path argument.
+    bad = str(tmp_path / "bad \ud800.db")
+    with pytest.raises(ValueError, match="path"):
+        memtree._native.stranded_files(bad)
+    with pytest.raises(ValueError, match="path"):
+        testing.inject_faults(bad, testing.Fault("xWrite", 1, ResultCode.IOERR_WRITE))
