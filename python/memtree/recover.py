@@ -15,16 +15,17 @@ from pathlib import Path
 
 import memtree
 from memtree import _native
+from memtree._inspect import resolve_db_path
 
 __all__ = ["run"]
 
 
 def _database(path: Path) -> Path:
-    """``PATH`` may be the database file, ``<ws>/memory_tree`` or ``<ws>``."""
-    for candidate in (path / "memory_tree" / "chunks.db", path / "chunks.db"):
-        if path.is_dir() and candidate.exists():
-            return candidate
-    return path
+    """``PATH`` may be the database file, ``<ws>/memory_tree`` or ``<ws>``
+    (the rule every command uses); a folder holding no database is passed on
+    as it is, so the open fails instead of creating one."""
+    db = resolve_db_path(path)
+    return path if path.is_dir() and not db.exists() else db
 
 
 def run(path: Path, *, as_json: bool = False) -> int:
