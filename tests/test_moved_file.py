@@ -7,7 +7,6 @@ memtree error, and the moved file is never deleted or rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,13 +14,10 @@ from pathlib import Path
 import memtree
 import pytest
 from conftest import ChunkFactory
+from faults_support import file_digest
 from memtree.testing import open_counters
 
 DBMOVED = 1032  # SQLITE_READONLY_DBMOVED
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _assert_old_handle_refuses_writes(old: memtree.Store, make_chunk: ChunkFactory) -> None:
@@ -42,7 +38,7 @@ def test_renamed_database_new_open_gets_the_file_at_the_path(
     db = old.path
     moved = db.with_name("chunks.db.moved")
     os.rename(db, moved)
-    moved_digest = _digest(moved)
+    moved_digest = file_digest(moved)
     opened_before = open_counters(db)["connections_opened"]
 
     with memtree.Store.open(tmp_path) as new:
@@ -60,7 +56,7 @@ def test_renamed_database_new_open_gets_the_file_at_the_path(
     _assert_old_handle_refuses_writes(old, make_chunk)
     old.close()
     # The moved file is neither deleted nor rewritten, and keeps its rows.
-    assert _digest(moved) == moved_digest
+    assert file_digest(moved) == moved_digest
     with memtree.Store(moved) as s:
         assert s.count_chunks() == 2
 
@@ -93,7 +89,7 @@ def test_deleted_folder_new_open_creates_a_fresh_database(
     folder = old.path.parent
     kept = tmp_path / "kept"
     shutil.move(str(folder), str(kept))
-    kept_digest = _digest(kept / "chunks.db")
+    kept_digest = file_digest(kept / "chunks.db")
 
     with memtree.Store.open(tmp_path) as new:
         assert new.path == old.path
@@ -103,7 +99,7 @@ def test_deleted_folder_new_open_creates_a_fresh_database(
 
     _assert_old_handle_refuses_writes(old, make_chunk)
     old.close()
-    assert _digest(kept / "chunks.db") == kept_digest
+    assert file_digest(kept / "chunks.db") == kept_digest
 
 
 def test_deleted_folder_really_removed(tmp_path: Path, make_chunk: ChunkFactory) -> None:
