@@ -360,12 +360,22 @@ mod tests {
     #[test]
     fn sync_counts_per_commit_match_the_design() -> Result<()> {
         let dir = TempDir::new("syncs");
-        let cases: [(&str, &str, u64, u64, u64); 3] = [
-            ("truncate", "full", 3, 1, 0),
-            ("wal", "full", 0, 0, 1),
-            ("wal", "normal", 0, 0, 0),
+        // (journal, sync, journal xSync, db xSync, wal xSync, xTruncate, xDelete)
+        let cases: [(&str, &str, u64, u64, u64, u64, u64); 7] = [
+            ("truncate", "full", 3, 1, 0, 1, 0),
+            // PERSIST zeroes the journal header (a write, then its sync)
+            // where TRUNCATE truncates: the same syncs, no xTruncate.
+            ("persist", "full", 3, 1, 0, 0, 0),
+            // NORMAL drops the sync before the commit record, but SQLite
+            // syncs a zeroed header whatever the level (it syncs a truncated
+            // journal only under FULL): one more than TRUNCATE+NORMAL.
+            ("persist", "normal", 2, 1, 0, 0, 0),
+            ("truncate", "normal", 1, 1, 0, 1, 0),
+            ("delete", "full", 2, 1, 0, 0, 1),
+            ("wal", "full", 0, 0, 1, 0, 0),
+            ("wal", "normal", 0, 0, 0, 0, 0),
         ];
-        for (journal, sync, journal_syncs, db_syncs, wal_syncs) in cases {
+        for (journal, sync, journal_syncs, db_syncs, wal_syncs, truncates, deletes) in cases {
             let path = dir.0.join(format!("{journal}-{sync}.db"));
             let run = run_commits(&path, journal, sync, 1, 3, 1)?;
             assert_eq!(run.journal_mode, journal);
@@ -376,7 +386,14 @@ mod tests {
                     (journal_syncs, db_syncs, wal_syncs),
                     "{journal}+{sync}: {io:?}"
                 );
-                let dir_syncs = u64::from(cfg!(unix) && journal == "truncate");
+                assert_eq!(
+                    (io.truncates, io.deletes),
+                    (truncates, deletes),
+                    "{journal}+{sync}: {io:?}"
+                );
+                // Every rollback mode reopens its journal with O_CREAT per
+                // transaction, so its first sync carries a directory fsync.
+                let dir_syncs = u64::from(cfg!(unix) && journal != "wal");
                 assert_eq!(io.syncs_dir, dir_syncs, "{journal}+{sync}: {io:?}");
                 assert!(io.bytes_written > 0);
             }

@@ -21,6 +21,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "--quick",
             "--commits",
             "2",
+            "--rounds",
+            "2",
             "--dir",
             str(out / "disk"),
             "--json",
@@ -33,20 +35,44 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # The work folder made inside --dir is removed; the chosen folder stays, empty.
     assert (out / "disk").is_dir()
     assert list((out / "disk").iterdir()) == []
-    assert "| mode | batch |" in md_path.read_text()
+    assert "| mode | on power loss | batch |" in md_path.read_text()
     data: dict[str, Any] = json.loads(json_path.read_text())
     return data
 
 
 def test_report_structure(report: dict[str, Any]) -> None:
-    assert report["format"] == 1
+    assert report["format"] == 2
+    assert report["quick"] is True and report["rounds"] == 2
     assert report["batches"] == [1, 10, 100, 1000]
     labels = [m["mode"] for m in report["modes"]]
-    assert labels == ["WAL+NORMAL", "WAL+FULL", "TRUNCATE+FULL", "DELETE+FULL", "TRUNCATE+NORMAL"]
+    assert labels == [
+        "WAL+NORMAL",
+        "WAL+FULL",
+        "TRUNCATE+FULL",
+        "DELETE+FULL",
+        "PERSIST+FULL",
+        "TRUNCATE+NORMAL",
+        "PERSIST+NORMAL",
+    ]
+    assert {m["mode"]: m["durability"] for m in report["modes"]} == {
+        "WAL+NORMAL": "loses-last",
+        "WAL+FULL": "durable",
+        "TRUNCATE+FULL": "durable",
+        "DELETE+FULL": "durable",
+        "PERSIST+FULL": "durable",
+        "TRUNCATE+NORMAL": "may-corrupt",
+        "PERSIST+NORMAL": "may-corrupt",
+    }
     cells = report["cells"]
     assert len(cells) == 4 * (len(labels) + 1)
     for c in cells:
-        assert c["commits"] == 2
+        # --commits is per round: 2 rounds of 2.
+        assert c["commits"] == 4
+        assert len(c["per_chunk_us_rounds"]) == 2 and len(c["latency_ms"]["rounds"]) == 2
+        # The amortised mean of equal rounds lies within their spread.
+        spread = c["per_chunk_us_rounds"]
+        assert min(spread) <= c["per_chunk_us"] * (1 + 1e-9)
+        assert c["per_chunk_us"] <= max(spread) * (1 + 1e-9)
         assert c["latency_ms"]["median"] > 0
         assert c["latency_ms"]["p90"] >= c["latency_ms"]["median"]
         assert c["chunks_per_s"] > 0
@@ -55,8 +81,12 @@ def test_report_structure(report: dict[str, Any]) -> None:
         assert all(isinstance(v, int) for v in c["syncs_per_commit"].values())
     assert report["fsync_floor_ms"]["median"] > 0
     assert report["machine"]["sqlite"] == _native.sqlite_version()
-    within = report["truncate_full_within_10pct_of_wal_normal_at_batch"]
-    assert within is None or within in report["batches"]
+    for v in report["verdicts"]:
+        assert v["mode"] == "TRUNCATE+FULL"
+        assert set(v["per_batch"]) == {"1", "10", "100", "1000"}
+        assert v["from_batch"] is None or v["from_batch"] in report["batches"]
+        assert v["headline"].startswith("TRUNCATE+FULL")
+    assert [v["baseline"] for v in report["verdicts"]] == ["WAL+NORMAL", "WAL+FULL"]
     # The work folder is removed (asserted in the fixture); the report names the chosen one.
     assert report["machine"]["directory"].endswith("disk")
 
@@ -84,22 +114,154 @@ def test_sync_counts_are_the_designed_integers(report: dict[str, Any], batch: in
     assert _syncs(report, "WAL+FULL", batch)["wal"] == 1
     assert _syncs(report, "WAL+NORMAL", batch)["total"] == 0
     assert _syncs(report, "DELETE+FULL", batch)["journal"] == 2
+    # PERSIST zeroes the journal header where TRUNCATE truncates: the same
+    # syncs, and the VFS sees no xTruncate at all.
+    assert _syncs(report, "PERSIST+FULL", batch) == truncate_full
 
 
-def test_first_batch_within_picks_the_smallest(report: dict[str, Any]) -> None:
-    def cell(mode: str, batch: int, us: float) -> dict[str, Any]:
-        return {"mode": mode, "batch": batch, "per_chunk_us": us, "path": "core"}
+def _cell(report: dict[str, Any], mode: str, batch: int) -> dict[str, Any]:
+    (cell,) = [c for c in report["cells"] if c["mode"] == mode and c["batch"] == batch]
+    return cell
 
-    cells = [
-        cell("WAL+NORMAL", 1, 10.0),
-        cell("TRUNCATE+FULL", 1, 100.0),
-        cell("WAL+NORMAL", 10, 5.0),
-        cell("TRUNCATE+FULL", 10, 5.4),
-        cell("WAL+NORMAL", 100, 4.0),
-        cell("TRUNCATE+FULL", 100, 4.1),
-    ]
-    assert bench.first_batch_within(cells) == 10
-    assert bench.first_batch_within(cells[:2]) is None
+
+@pytest.mark.parametrize("batch", [1, 10, 100, 1000])
+def test_truncate_counts_tell_the_rollback_modes_apart(report: dict[str, Any], batch: int) -> None:
+    truncates = {
+        mode: _cell(report, mode, batch)["truncates_per_commit"]
+        for mode in ("TRUNCATE+FULL", "TRUNCATE+NORMAL", bench.STORE_LABEL)
+    }
+    assert truncates == dict.fromkeys(truncates, 1)
+    for mode in ("PERSIST+FULL", "PERSIST+NORMAL", "DELETE+FULL"):
+        assert _cell(report, mode, batch)["truncates_per_commit"] == 0
+    assert _cell(report, "DELETE+FULL", batch)["deletes_per_commit"] == 1
+    assert _cell(report, "PERSIST+FULL", batch)["deletes_per_commit"] == 0
+
+
+def test_text_output_marks_power_loss_and_syncs(report: dict[str, Any]) -> None:
+    text = bench.format_table(report)
+    lines = {line.split("  ")[0]: line for line in text.splitlines() if "  " in line}
+    assert "may lose last commits" in lines["WAL+NORMAL"]
+    assert "may corrupt" in lines["TRUNCATE+NORMAL"]
+    assert "may corrupt" in lines["PERSIST+NORMAL"]
+    assert "durable" in lines["PERSIST+FULL"]
+    assert "xTruncate/commit" in text and "syncs/commit" in text
+    assert "--quick run" in text
+    assert "a cost per commit, not per chunk" in text
+
+
+@pytest.mark.parametrize(
+    ("mode", "baseline", "kind"),
+    [
+        # Overlapping spreads: no verdict beyond "indistinguishable", whatever
+        # the medians (here 1.5x apart) say.
+        ([10.0, 12.0, 30.0], [9.0, 11.0, 20.0], "indistinguishable"),
+        # Touching spreads count as overlapping.
+        ([10.0, 11.0], [9.0, 10.0], "indistinguishable"),
+        # Identical samples.
+        ([5.0, 5.0, 5.0], [5.0, 5.0, 5.0], "indistinguishable"),
+        # Apart, and within 10% even at the spreads' far ends (10.4 / 9.6).
+        ([10.2, 10.3, 10.4], [9.6, 9.7, 9.8], "within"),
+        # Apart, more than 10% even at the near ends (12 / 10.5).
+        ([12.0, 12.5, 13.0], [10.0, 10.2, 10.5], "slower"),
+        # Apart, but the ratio's range (10.6/10.0 .. 11.6/9.6) straddles 1.10.
+        ([10.6, 11.0, 11.6], [9.6, 9.8, 10.0], "near-line"),
+        # Apart, the mode below the baseline.
+        ([5.0, 5.5], [6.0, 7.0], "faster"),
+        # One round on either side: no spread, so no noise estimate.
+        ([10.0], [5.0, 6.0], "unmeasured"),
+        ([10.0, 11.0], [5.0], "unmeasured"),
+    ],
+)
+def test_compare_rounds(mode: list[float], baseline: list[float], kind: str) -> None:
+    c = bench.compare_rounds(mode, baseline)
+    assert c.kind == kind, c
+    assert c.ratio_low <= c.ratio <= c.ratio_high
+    if kind == "indistinguishable":
+        assert "indistinguishable within noise" in c.text()
+    assert c.close == (kind in ("indistinguishable", "within", "faster"))
+
+
+def test_compare_rounds_line_edges() -> None:
+    # Exactly on the line at the far end counts as within; a hair over is not.
+    assert bench.compare_rounds([10.5, 11.0], [10.0, 10.4], within=1.10).kind == "within"
+    assert bench.compare_rounds([10.5, 11.01], [10.0, 10.4], within=1.10).kind == "near-line"
+    # The line is a parameter.
+    assert bench.compare_rounds([12.0, 12.5], [10.0, 10.4], within=1.30).kind == "within"
+
+
+@pytest.mark.parametrize(
+    ("mode", "baseline"),
+    [([], [1.0]), ([1.0], []), ([0.0, 1.0], [1.0, 2.0]), ([1.0, float("nan")], [1.0, 2.0])],
+)
+def test_compare_rounds_rejects_bad_samples(mode: list[float], baseline: list[float]) -> None:
+    with pytest.raises(ValueError):
+        bench.compare_rounds(mode, baseline)
+
+
+def _cells(per_batch: dict[int, tuple[list[float], list[float]]]) -> list[dict[str, Any]]:
+    out = []
+    for batch, (tf, wn) in per_batch.items():
+        for mode, rounds in (("TRUNCATE+FULL", tf), ("WAL+NORMAL", wn)):
+            out.append(
+                {"mode": mode, "batch": batch, "path": "core", "per_chunk_us_rounds": rounds}
+            )
+    # A store row must not be mistaken for the core TRUNCATE+FULL row.
+    out.append(
+        {"mode": "TRUNCATE+FULL", "batch": 1, "path": "store", "per_chunk_us_rounds": [1.0, 1.0]}
+    )
+    return out
+
+
+def test_verdict_overlap_says_indistinguishable_not_within() -> None:
+    # The flip seen in --quick runs: at batch 1000 the medians are 5% apart
+    # in one run and 15% in the next, but the spreads overlap both times.
+    for tf in ([10.5, 9.8, 11.9], [11.5, 9.9, 12.0]):
+        v = bench.verdicts(_cells({1: ([100.0, 101.0], [5.0, 5.1]), 1000: (tf, [9.7, 10.0, 11.0])}))
+        assert v["from_batch"] == 1000
+        assert v["per_batch"]["1000"]["kind"] == "indistinguishable"
+        assert v["per_batch"]["1"]["kind"] == "slower"
+        assert "indistinguishable within noise from WAL+NORMAL from batch 1000" in v["headline"]
+
+
+def test_verdict_separated_picks_the_smallest_batch_from_which_all_are_close() -> None:
+    v = bench.verdicts(
+        _cells(
+            {
+                1: ([100.0, 101.0], [5.0, 5.1]),
+                10: ([5.3, 5.35], [5.0, 5.05]),  # within 10%, apart
+                100: ([7.0, 7.2], [5.0, 5.1]),  # slower again: breaks the run
+                1000: ([4.1, 4.15], [4.0, 4.05]),  # within
+            }
+        )
+    )
+    assert {b: x["kind"] for b, x in v["per_batch"].items()} == {
+        "1": "slower",
+        "10": "within",
+        "100": "slower",
+        "1000": "within",
+    }
+    assert v["from_batch"] == 1000
+    assert "within 10% of (or faster than) WAL+NORMAL from batch 1000 on" in v["headline"]
+
+
+def test_verdict_never_and_near_line_and_one_round() -> None:
+    never = bench.verdicts(_cells({1: ([100.0, 101.0], [5.0, 5.1]), 10: ([9, 9.5], [5, 5.1])}))
+    assert never["from_batch"] is None
+    assert never["headline"].startswith("TRUNCATE+FULL never comes within 10% of WAL+NORMAL")
+    near = bench.verdicts(_cells({1000: ([10.6, 11.0, 11.6], [9.6, 9.8, 10.0])}))
+    assert near["from_batch"] is None and "line lies within the noise" in near["headline"]
+    single = bench.verdicts(_cells({1000: ([10.0], [10.0])}))
+    assert single["from_batch"] is None
+    assert "no verdict is given" in single["headline"]
+    missing = bench.verdicts(_cells({1: ([1.0, 2.0], [1.0, 2.0])}), baseline="WAL+FULL")
+    assert missing["per_batch"] == {} and "not measured" in missing["headline"]
+
+
+def test_plot_writes_a_png(report: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "chart.png"
+    bench.plot(report, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_without_matplotlib_says_how_to_get_it(
@@ -133,3 +295,13 @@ def test_generated_rows_match_generated_chunks() -> None:
     assert row[6] == chunk.timestamp_ms
     assert json.loads(row[9]) == list(chunk.tags)
     assert "ON CONFLICT(id)" in _native.bench.upsert_sql()
+
+
+@pytest.mark.parametrize("option", ["--rounds", "--commits"])
+def test_bench_refuses_fewer_than_one(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--quick", option, "0", "--dir", str(tmp_path)]) == 2
+    assert f"{option} must be >= 1" in capsys.readouterr().err
+    # Refused before anything ran: nothing was created in the chosen folder.
+    assert list(tmp_path.iterdir()) == []

@@ -15,8 +15,11 @@ use crate::bench;
 use crate::chunks as chunk_sql;
 
 /// One timed commit: `(nanoseconds, syncs_db, syncs_journal, syncs_wal,
-/// syncs_dir, syncs_other, bytes_written)`.
-type Sample = (u64, u64, u64, u64, u64, u64, u64);
+/// syncs_dir, syncs_other, bytes_written, truncates, deletes)`. The last two
+/// tell the rollback modes apart: TRUNCATE calls `xTruncate` on the journal
+/// every commit (the call an antivirus-held handle fails on Windows), DELETE
+/// calls `xDelete`, PERSIST neither.
+type Sample = (u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
 /// Times `commits` commits of `batch` generated chunks on a fresh connection
 /// with the given journal mode and synchronous level; returns the journal
@@ -48,6 +51,8 @@ fn commits(
                 io.syncs_dir,
                 io.syncs_other,
                 io.bytes_written,
+                io.truncates,
+                io.deletes,
             )
         })
         .collect();

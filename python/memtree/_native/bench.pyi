@@ -24,12 +24,15 @@ def commits(
     batch: int,
     commits: int,
     warmup: int = 1,
-) -> tuple[str, list[tuple[int, int, int, int, int, int, int]]]:
+) -> tuple[str, list[tuple[int, int, int, int, int, int, int, int, int]]]:
     """Times ``commits`` commits of ``batch`` generated chunks (after ``warmup``
     untimed ones) on a fresh connection through memtree's VFS with memtree's
     schema and upsert, in the given journal mode and synchronous level.
     Returns the journal mode SQLite reported and per commit ``(ns, syncs_db,
-    syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written)``."""
+    syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written,
+    truncates, deletes)``: ``truncates`` counts ``xTruncate`` calls (TRUNCATE
+    truncates its journal each commit, PERSIST zeroes the header instead),
+    ``deletes`` ``xDelete`` calls (DELETE removes the journal)."""
 
 def insert_select(path: _PathLike, start: int, count: int) -> int:
     """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
