@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -192,14 +193,31 @@ def make_wal_database(path: Path, rows: int) -> None:
     assert Path(str(path) + "-wal").stat().st_size > 0
 
 
+#: The 1-minute load average when the session started: the figures of a run
+#: on a shared machine mean little without it.
+_LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not TARGETS:
         return
+    if _LOAD_AT_START is not None:
+        record(
+            "load average (1 min)",
+            os.getloadavg()[0],
+            note="(machine)",
+            at_start=_LOAD_AT_START,
+            cpus=os.cpu_count(),
+        )
     tr = terminalreporter
     tr.section("memtree targets (ratios measured in this run)")
+    width = max(len(t["name"]) for t in TARGETS)
     for t in TARGETS:
         verdict = "met" if t["met"] else "MISSED"
-        tr.write_line(f"{t['name']:<58} {t['value']:>10.3f}  target {t['target']:<12} {verdict}")
+        tr.write_line(
+            f"{t['name']:<{width}} {t['value']:>10.3f}  target {t['target']:<12} {verdict}"
+        )
     out = Path(".benchmarks")
     out.mkdir(exist_ok=True)
     (out / "targets.json").write_text(json.dumps(TARGETS, indent=2) + "\n")
+    tr.write_line("README rows: python benches/readme_table.py .benchmarks/targets.json")
