@@ -240,7 +240,9 @@ class Store:
     def get_chunk(self, id: str) -> Chunk | None:
         """The chunk with this id, or None."""
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
-        """The chunks with these ids in the order asked; missing ids skipped."""
+        """The chunks with these ids in the order asked; missing ids skipped,
+        an id asked twice returned twice. One SQL statement (one read lock)
+        for any number of ids."""
     def list_chunks(
         self,
         *,
