@@ -143,6 +143,24 @@ pub(crate) static SELECT_SQL: LazyLock<String> =
 /// One chunk by id.
 static GET_SQL: LazyLock<String> = LazyLock::new(|| format!("{} WHERE id = ?1", *SELECT_SQL));
 
+/// Many chunks by id in ONE statement: the ids arrive as one JSON array
+/// (`?1`), so any number of them binds one variable (no 32,766-variable
+/// limit, one cached statement for every size), and the statement runs in
+/// one read lock where a point query per id took and dropped the rollback
+/// journal's shared lock once per id. `json_each` is the outer loop, so each
+/// element, a repeated id included, finds its row with one index search;
+/// `j.key` (the element's index, the last column) puts the rows back in the
+/// order asked whatever order SQLite returns them in. The chunk columns are
+/// qualified: `json_each` has an `id` column too.
+static GET_MANY_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = CHUNK_COLUMNS.iter().map(|c| format!("c.{c}")).collect();
+    format!(
+        "SELECT {}, j.key FROM json_each(?1) AS j \
+         JOIN mem_tree_chunks AS c ON c.id = j.value",
+        columns.join(", ")
+    )
+});
+
 /// Hands each of one chunk's values to `put` with its position in
 /// [`CHUNK_COLUMNS`] (tags as their JSON text, the embedding as a
 /// little-endian f32 blob): the one place a field meets its column on the
@@ -283,18 +301,27 @@ impl Store {
         })
     }
 
-    /// The chunks with these ids, in the order asked; missing ids are skipped.
+    /// The chunks with these ids, in the order asked; missing ids are
+    /// skipped and an id asked twice is returned twice. One statement, so one
+    /// read lock, whatever the number of ids ([`GET_MANY_SQL`]).
     pub fn get_chunks(&self, ids: &[String]) -> Result<Vec<Chunk>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Serialising strings cannot fail; the error path keeps it panic-free.
+        let ids_json =
+            serde_json::to_string(ids).map_err(|e| Error::invalid("ids", e.to_string()))?;
         self.read("get_chunks", |conn| {
-            let mut stmt = conn.prepare_cached(&GET_SQL)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let mut rows = stmt.query([id])?;
-                if let Some(row) = rows.next()? {
-                    out.push(chunk_from_row(row)?);
-                }
+            let mut stmt = conn.prepare_cached(&GET_MANY_SQL)?;
+            let mut rows = stmt.query([&ids_json])?;
+            let mut found: Vec<(i64, Chunk)> = Vec::with_capacity(ids.len());
+            while let Some(row) = rows.next()? {
+                found.push((row.get(N)?, chunk_from_row(row)?));
             }
-            Ok(out)
+            // Already in order with the plan SQLite picks (json_each outer);
+            // the sort is the guarantee, and cheap on sorted input.
+            found.sort_by_key(|(at, _)| *at);
+            Ok(found.into_iter().map(|(_, chunk)| chunk).collect())
         })
     }
 
@@ -742,6 +769,73 @@ mod tests {
         chunk.lifecycle_status = stored.lifecycle_status;
         assert_eq!(store.get_chunks(&["c1".into()])?, vec![chunk.clone()]);
         assert_eq!(store.list_chunks(&ChunkFilter::default(), 10)?, vec![chunk]);
+        Ok(())
+    }
+
+    #[test]
+    fn get_chunks_is_one_statement_in_the_order_asked() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        // Ids JSON must escape (quote, backslash, NUL, non-ASCII) and one
+        // that looks like a number: each must come back as itself.
+        let odd = ["a\"b", "back\\slash", "nul\0byte", "ünï", "12"];
+        let chunks: Vec<Chunk> = odd
+            .iter()
+            .map(|id| Chunk {
+                id: (*id).into(),
+                ..full_chunk()
+            })
+            .collect();
+        store.upsert_chunks(&chunks)?;
+        let ask: Vec<String> = ["12", "missing", "nul\0byte", "a\"b", "12", "ünï"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect();
+        let got: Vec<String> = store.get_chunks(&ask)?.into_iter().map(|c| c.id).collect();
+        assert_eq!(got, ["12", "nul\0byte", "a\"b", "12", "ünï"]);
+        assert_eq!(store.get_chunks(&[])?, Vec::<Chunk>::new());
+        assert_eq!(store.get_chunks(&["nope".into()])?, Vec::<Chunk>::new());
+        // Each element is one index search: the chunks table is never scanned.
+        let plan: Vec<String> = store.read("plan", |conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", *GET_MANY_SQL))?;
+            let rows = stmt.query_map(["[]"], |r| r.get::<_, String>(3))?;
+            rows.collect()
+        })?;
+        assert!(
+            plan.iter().any(|p| p.starts_with("SEARCH c USING INDEX")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("SCAN c")), "{plan:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn get_chunks_takes_more_ids_than_sqlite_has_variables() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        let chunks: Vec<Chunk> = (0..50)
+            .map(|i| Chunk {
+                id: format!("c{i}"),
+                ..full_chunk()
+            })
+            .collect();
+        store.upsert_chunks(&chunks)?;
+        // 40,000 ids (past SQLite's 32,766 variables), reversed, each stored
+        // id asked twice among misses.
+        let ask: Vec<String> = (0..40_000)
+            .rev()
+            .map(|i| format!("c{}", i % 20_000))
+            .collect();
+        let got: Vec<String> = store.get_chunks(&ask)?.into_iter().map(|c| c.id).collect();
+        let want: Vec<String> = ask
+            .iter()
+            .filter(|id| id[1..].parse::<u32>().is_ok_and(|n| n < 50))
+            .cloned()
+            .collect();
+        assert_eq!(want.len(), 100);
+        assert_eq!(got, want);
         Ok(())
     }
 

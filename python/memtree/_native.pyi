@@ -69,10 +69,12 @@ _JobStatus = JobStatus | Literal["ready", "running", "done", "failed", "cancelle
 class Chunk:
     """One ingested piece of text; immutable and valid once constructed.
 
-    ``timestamp``, ``time_range`` and ``created_at`` must be aware datetimes
-    within 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z in UTC; they are
-    stored as integer milliseconds since the epoch (UTC) and read back as UTC
-    datetimes. ``time_range`` defaults to ``(timestamp, timestamp)`` and
+    ``timestamp``, ``time_range`` and ``created_at`` are aware datetimes or
+    integer milliseconds since the epoch (an ``int``, not a ``bool``), within
+    0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z in UTC; they are stored
+    as integer milliseconds since the epoch (UTC; sub-millisecond digits of a
+    datetime rounded down) and read back as UTC datetimes.
+    ``time_range`` defaults to ``(timestamp, timestamp)`` and
     ``created_at`` to now. ``embedding`` is stored as a float32 vector and
     must be finite and non-empty. ``content_path`` and ``content_sha256``
     point at the full body on disk when ``content`` holds a preview (the
@@ -82,7 +84,7 @@ class Chunk:
 
     Raises ``TypeError`` for a field of the wrong type and ``ValueError`` for
     a bad value (an empty ``id``/``source_id``/``lifecycle_status``, an
-    unknown ``source_kind``, a naive or out-of-range datetime, a
+    unknown ``source_kind``, a naive or out-of-range time, a
     ``time_range`` that ends before it starts, a negative ``token_count`` or
     ``seq_in_source`` or one past 64 bits, a non-finite or empty
     ``embedding``, a content pointer without its pair or a malformed
@@ -96,14 +98,14 @@ class Chunk:
         source_kind: _Kind,
         source_id: str,
         owner: str,
-        timestamp: datetime,
+        timestamp: datetime | int,
         *,
         source_ref: str | None = None,
-        time_range: tuple[datetime, datetime] | None = None,
+        time_range: tuple[datetime | int, datetime | int] | None = None,
         tags: Iterable[str] | None = None,
         token_count: int = 0,
         seq_in_source: int = 0,
-        created_at: datetime | None = None,
+        created_at: datetime | int | None = None,
         lifecycle_status: str | None = None,
         embedding: Iterable[float] | None = None,
         content_path: str | None = None,
@@ -168,13 +170,13 @@ class Chunk:
         source_kind: _Kind = ...,
         source_id: str = ...,
         owner: str = ...,
-        timestamp: datetime = ...,
+        timestamp: datetime | int = ...,
         source_ref: str | None = ...,
-        time_range: tuple[datetime, datetime] | None = ...,
+        time_range: tuple[datetime | int, datetime | int] | None = ...,
         tags: Iterable[str] | None = ...,
         token_count: int = ...,
         seq_in_source: int = ...,
-        created_at: datetime | None = ...,
+        created_at: datetime | int | None = ...,
         lifecycle_status: str | None = ...,
         embedding: Iterable[float] | None = ...,
     ) -> Chunk:
@@ -240,7 +242,9 @@ class Store:
     def get_chunk(self, id: str) -> Chunk | None:
         """The chunk with this id, or None."""
     def get_chunks(self, ids: Iterable[str]) -> list[Chunk]:
-        """The chunks with these ids in the order asked; missing ids skipped."""
+        """The chunks with these ids in the order asked; missing ids skipped,
+        an id asked twice returned twice. One SQL statement (one read lock)
+        for any number of ids."""
     def list_chunks(
         self,
         *,

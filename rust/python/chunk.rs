@@ -48,7 +48,7 @@ impl PyChunk {
         #[pyo3(from_py_with = arg::opt_content_path)] content_path: Option<String>,
         #[pyo3(from_py_with = arg::opt_content_sha256)] content_sha256: Option<String>,
     ) -> PyResult<Self> {
-        let timestamp_ms = convert::to_ms(timestamp, "timestamp")?;
+        let timestamp_ms = convert::time_or_ms(timestamp, "timestamp")?;
         let (start, end) = match time_range {
             None => (timestamp_ms, timestamp_ms),
             Some(range) => {
@@ -58,12 +58,12 @@ impl PyChunk {
                     .filter(|t| t.len() == 2)
                     .ok_or_else(|| {
                         PyTypeError::new_err(
-                            "time_range: expected a (start, end) tuple of datetimes",
+                            "time_range: expected a (start, end) tuple of datetimes or int milliseconds",
                         )
                     })?;
                 (
-                    convert::to_ms(&pair.get_item(0)?, "time_range[0]")?,
-                    convert::to_ms(&pair.get_item(1)?, "time_range[1]")?,
+                    convert::time_or_ms(&pair.get_item(0)?, "time_range[0]")?,
+                    convert::time_or_ms(&pair.get_item(1)?, "time_range[1]")?,
                 )
             }
         };
@@ -80,7 +80,8 @@ impl PyChunk {
             tags: tags.map_or(Ok(Vec::new()), |t| convert::strs(t, "tags"))?,
             token_count,
             seq_in_source,
-            created_at_ms: convert::opt_to_ms(created_at, "created_at")?.unwrap_or_else(now_ms),
+            created_at_ms: convert::opt_time_or_ms(created_at, "created_at")?
+                .unwrap_or_else(now_ms),
             lifecycle_status: lifecycle_status.unwrap_or_else(|| DEFAULT_LIFECYCLE_STATUS.into()),
             embedding: convert::embedding(embedding)?,
             content_path,

@@ -9,10 +9,15 @@
 //! `OverflowError`, so integer arguments come through here
 //! (`#[pyo3(from_py_with = convert::arg::…)]`).
 //!
-//! Times: PyO3's datetime types are unavailable under the stable ABI (abi3),
-//! so an aware `datetime` becomes integer milliseconds since the epoch (UTC)
-//! through `datetime`'s own arithmetic, which is exact:
-//! `(dt - EPOCH) // timedelta(milliseconds=1)`.
+//! Times: PyO3's datetime types (the `datetime` C API) are unavailable under
+//! the stable ABI (abi3). An aware `datetime` of the exact type becomes
+//! integer milliseconds since the epoch (UTC) from ONE C-level call,
+//! `datetime.__reduce__`, whose pickle state holds the wall-clock fields as
+//! bytes; the calendar arithmetic is integer Rust (plus `utcoffset()` when
+//! the zone is not `timezone.utc`). Anything else that is a `datetime` (a
+//! subclass, which may override `__reduce__`) takes `datetime`'s own
+//! arithmetic, `(dt - EPOCH) // timedelta(milliseconds=1)`. Both are exact
+//! and round toward minus infinity; a test holds them equal.
 //!
 //! Nothing here can panic on any input: every numeric conversion is checked.
 
@@ -21,7 +26,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple};
 
 use super::imports;
 use crate::chunk::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
@@ -130,10 +135,26 @@ pub fn path(value: &Bound<'_, PyAny>, field: &str) -> PyResult<PathBuf> {
 /// is a `ValueError` naming the field, where PyO3 would raise an anonymous
 /// `UnicodeEncodeError`.
 pub fn text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
-    let s = value.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!("{field}: expected str, got {}", type_name(value)))
-    })?;
-    utf8(s, field)
+    text_or_none(value).ok_or_else(|| text_error(value, field))
+}
+
+/// The text of a `str` that UTF-8 can encode; None for anything else.
+fn text_or_none(value: &Bound<'_, PyAny>) -> Option<String> {
+    let s = value.cast::<PyString>().ok()?;
+    s.to_cow().map(std::borrow::Cow::into_owned).ok()
+}
+
+/// Why [`text_or_none`] gave None for `value`.
+#[cold]
+fn text_error(value: &Bound<'_, PyAny>, field: &str) -> PyErr {
+    match value.cast::<PyString>() {
+        Ok(s) => match utf8(s, field) {
+            Err(e) => e,
+            // Unreachable: text_or_none refused it; keep the message right anyway.
+            Ok(_) => PyValueError::new_err(format!("{field}: not valid text")),
+        },
+        Err(_) => PyTypeError::new_err(format!("{field}: expected str, got {}", type_name(value))),
+    }
 }
 
 fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
@@ -232,25 +253,176 @@ pub fn opt_positive_duration(
 /// past 9999-12-31 in UTC, and [`from_ms`] could not build it again, so it
 /// is a `ValueError` here rather than a stored value nobody can read.
 pub fn to_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    datetime_ms(value, field, "an aware datetime")
+}
+
+/// A time argument of `Chunk(...)`: an aware `datetime` ([`to_ms`]) or
+/// integer milliseconds since the epoch (an `int`, not a `bool`), each held
+/// to the range that reads back.
+pub fn time_or_ms(value: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+    if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        return check_time_ms(int64(value, field)?, field);
+    }
+    datetime_ms(value, field, "an aware datetime or int milliseconds")
+}
+
+/// [`time_or_ms`] for an optional argument.
+pub fn opt_time_or_ms(value: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<i64>> {
+    value.map(|v| time_or_ms(v, field)).transpose()
+}
+
+/// [`to_ms`], naming what was `expected` in the `TypeError`.
+fn datetime_ms(value: &Bound<'_, PyAny>, field: &str, expected: &str) -> PyResult<i64> {
     let py = value.py();
     let api = imports::get(py)?;
-    if !value.is_instance(api.datetime.bind(py))? {
+    let ms = if value.get_type().is(api.datetime.bind(py)) {
+        match exact_datetime_ms(value, api)? {
+            Utc::Ms(ms) => ms,
+            Utc::Naive => return Err(naive(field)),
+            Utc::Unusual => datetime_arithmetic_ms(value, api, field)?,
+        }
+    } else if value.is_instance(api.datetime.bind(py))? {
+        datetime_arithmetic_ms(value, api, field)?
+    } else {
         return Err(PyTypeError::new_err(format!(
-            "{field}: expected an aware datetime, got {}",
-            value.get_type().name()?
+            "{field}: expected {expected}, got {}",
+            type_name(value)
         )));
+    };
+    check_time_ms(ms, field)
+}
+
+fn naive(field: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{field}: naive datetime; give it a timezone (e.g. tzinfo=timezone.utc)"
+    ))
+}
+
+/// What [`exact_datetime_ms`] made of a `datetime`.
+enum Utc {
+    /// Milliseconds since the epoch, not yet range-checked.
+    Ms(i64),
+    /// No tzinfo, or one whose `utcoffset()` is None.
+    Naive,
+    /// A shape the fast path does not vouch for: use the arithmetic.
+    Unusual,
+}
+
+/// The fast path of [`to_ms`] for a `datetime` of the exact type: the C
+/// method `__reduce__` returns `(datetime, (state, tzinfo))`, where `state`
+/// is the 10-byte pickle form of the wall-clock fields (year as 2 bytes
+/// big-endian, month, day, hour, minute, second, microsecond as 3 bytes
+/// big-endian) and the tzinfo is absent for a naive datetime. The offset is
+/// 0 for `timezone.utc` (`timezone` cannot be subclassed, so identity is
+/// enough); any other zone answers `utcoffset()`, which applies `fold` and
+/// the ±24 h check exactly as the arithmetic does.
+fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResult<Utc> {
+    let py = value.py();
+    let reduced = value.call_method0(pyo3::intern!(py, "__reduce__"))?;
+    let Some(args) = reduced
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .and_then(|t| t.get_item(1).ok())
+        .and_then(|a| a.cast_into::<PyTuple>().ok())
+    else {
+        return Ok(Utc::Unusual);
+    };
+    let Some(state) = args.get_item(0).ok() else {
+        return Ok(Utc::Unusual);
+    };
+    let fields = match state.cast::<PyBytes>() {
+        Ok(bytes) => <[u8; 10]>::try_from(bytes.as_bytes()).ok(),
+        Err(_) => None,
+    };
+    // Later pickle protocols add 128 to the month for fold = 1; protocol 2
+    // (what `__reduce__` uses) does not, but only a real month is trusted.
+    let Some([yh, yl, month @ 1..=12, day, hour, minute, second, u2, u1, u0]) = fields else {
+        return Ok(Utc::Unusual);
+    };
+    let days = days_from_civil(
+        i64::from(u16::from_be_bytes([yh, yl])),
+        i64::from(month),
+        i64::from(day),
+    );
+    let seconds = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60;
+    let local_us =
+        (seconds + i64::from(second)) * 1_000_000 + i64::from(u32::from_be_bytes([0, u2, u1, u0]));
+    let offset_us = match args.len() {
+        1 => return Ok(Utc::Naive),
+        2 => {
+            let tz = args.get_item(1)?;
+            if tz.is(api.utc.bind(py)) {
+                0
+            } else if tz.is_none() {
+                return Ok(Utc::Naive);
+            } else {
+                let offset = value.call_method0(pyo3::intern!(py, "utcoffset"))?;
+                if offset.is_none() {
+                    return Ok(Utc::Naive);
+                }
+                match exact_timedelta_us(&offset, api)? {
+                    Some(us) => us,
+                    None => return Ok(Utc::Unusual),
+                }
+            }
+        }
+        _ => return Ok(Utc::Unusual),
+    };
+    // Years 1..=9999 and |offset| < 1 day: |local_us - offset_us| < 2^59.
+    Ok(Utc::Ms((local_us - offset_us).div_euclid(1_000)))
+}
+
+/// Microseconds of a `timedelta` of the exact type, from its C `__reduce__`
+/// (`(timedelta, (days, seconds, microseconds))`); None for anything else.
+fn exact_timedelta_us(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResult<Option<i64>> {
+    let py = value.py();
+    if !value.get_type().is(api.timedelta.bind(py)) {
+        return Ok(None);
     }
-    if value.call_method0("utcoffset")?.is_none() {
-        return Err(PyValueError::new_err(format!(
-            "{field}: naive datetime; give it a timezone (e.g. tzinfo=timezone.utc)"
-        )));
+    let reduced = value.call_method0(pyo3::intern!(py, "__reduce__"))?;
+    let fields = reduced
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .and_then(|t| t.get_item(1).ok())
+        .and_then(|a| a.extract::<(i64, i64, i64)>().ok());
+    // Only called for a utcoffset (validated by `datetime` to lie within
+    // ±24 h), so the products cannot overflow.
+    Ok(fields.map(|(days, seconds, us)| (days * 86_400 + seconds) * 1_000_000 + us))
+}
+
+/// Days from 1970-01-01 to year-month-day in the proleptic Gregorian
+/// calendar `datetime` uses (H. Hinnant's `days_from_civil`): exact for
+/// every date, negative before the epoch.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The slow, general path of [`to_ms`]: `datetime`'s own arithmetic, for
+/// any `datetime` (subclasses included, whatever they override).
+fn datetime_arithmetic_ms(
+    value: &Bound<'_, PyAny>,
+    api: &imports::Imports,
+    field: &str,
+) -> PyResult<i64> {
+    let py = value.py();
+    if value
+        .call_method0(pyo3::intern!(py, "utcoffset"))?
+        .is_none()
+    {
+        return Err(naive(field));
     }
     // Exact and always within i64: any two datetimes are < 2^49 ms apart.
-    let ms: i64 = value
+    value
         .sub(api.epoch.bind(py))?
         .floor_div(api.one_ms.bind(py))?
-        .extract()?;
-    check_time_ms(ms, field)
+        .extract()
 }
 
 /// Optional variant of [`to_ms`].
@@ -303,12 +475,20 @@ pub fn strs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
             "{field}: expected a sequence of str, got a single str"
         )));
     }
-    value
+    let iter = value
         .try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?
-        .enumerate()
-        .map(|(i, item)| text(&item?, &format!("{field}[{i}]")))
-        .collect()
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected an iterable of str")))?;
+    let mut out = Vec::with_capacity(value.len().unwrap_or(0));
+    for (i, item) in iter.enumerate() {
+        let item = item?;
+        // The element's name (`ids[7]`) is formatted only for an error: per
+        // element it cost more than the conversion (100 ids, 100 strings).
+        match text_or_none(&item) {
+            Some(s) => out.push(s),
+            None => return Err(text_error(&item, &format!("{field}[{i}]"))),
+        }
+    }
+    Ok(out)
 }
 
 /// `memtree.SourceKind(kind)`, the Python enum member for a kind.

@@ -16,6 +16,9 @@ pub struct Imports {
     pub timedelta: Py<PyAny>,
     /// `datetime(1970, 1, 1, tzinfo=timezone.utc)`.
     pub epoch: Py<PyAny>,
+    /// `datetime.timezone.utc` (a singleton: the time conversion compares
+    /// identity).
+    pub utc: Py<PyAny>,
     /// `timedelta(milliseconds=1)`.
     pub one_ms: Py<PyAny>,
     /// `json.dumps`.
@@ -49,7 +52,7 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
         let datetime = datetime_module.getattr("datetime")?;
         let timedelta = datetime_module.getattr("timedelta")?;
         let utc = datetime_module.getattr("timezone")?.getattr("utc")?;
-        let epoch = datetime.call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
+        let epoch = datetime.call((1970, 1, 1, 0, 0, 0, 0, &utc), None)?;
         let one_ms = timedelta.call((0, 0, 1000), None)?;
         let json = py.import("json")?;
         let os = py.import("os")?;
@@ -58,6 +61,7 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             datetime: datetime.unbind(),
             timedelta: timedelta.unbind(),
             epoch: epoch.unbind(),
+            utc: utc.unbind(),
             one_ms: one_ms.unbind(),
             json_dumps: json.getattr("dumps")?.unbind(),
             json_loads: json.getattr("loads")?.unbind(),
