@@ -314,7 +314,9 @@ impl Store {
         self.read("get_chunks", |conn| {
             let mut stmt = conn.prepare_cached(&GET_MANY_SQL)?;
             let mut rows = stmt.query([&ids_json])?;
-            let mut found: Vec<(i64, Chunk)> = Vec::with_capacity(ids.len());
+            // Sized for the common case; a long list of mostly missing ids
+            // must not reserve a chunk per id.
+            let mut found: Vec<(i64, Chunk)> = Vec::with_capacity(ids.len().min(1024));
             while let Some(row) = rows.next()? {
                 found.push((row.get(N)?, chunk_from_row(row)?));
             }

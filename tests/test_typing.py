@@ -208,3 +208,21 @@ def test_typed_derived_data_usage(tmp_path: Path) -> None:
         "True",
         "True",
     ]
+
+
+def test_chunk_times_as_int_milliseconds() -> None:
+    # The stub takes `datetime | int` for every time of Chunk(...) and replace().
+    now = datetime.now(timezone.utc)
+    chunk = memtree.Chunk(
+        "typed-ms",
+        "hello",
+        "chat",
+        "s-1",
+        "alice",
+        1_767_225_600_000,
+        time_range=(0, now),
+        created_at=5,
+    )
+    ms: int = chunk.timestamp_ms
+    later = chunk.replace(timestamp=ms + 1, created_at=now)
+    assert ms == 1_767_225_600_000 and later.timestamp_ms == ms + 1

@@ -6,12 +6,16 @@ database operation runs in the Rust core with the GIL released; every SQLite
 failure arrives as a :class:`memtree.errors.MemtreeError` subclass.
 """
 
-from __future__ import annotations
+# `import memtree` loads only the native module: the store, chunks and jobs
+# live there. Everything else (the errors and their result-code enum, the
+# small value types, the worker with logging, threading and dataclasses) is
+# imported by the first access to one of its names (PEP 562 `__getattr__`),
+# which keeps the import near what `import sqlite3` costs. Type checkers read
+# the imports under TYPE_CHECKING (mypy treats the bare name as
+# `typing.TYPE_CHECKING`; importing `typing` would cost more than the rest).
 
-import logging
+import sys
 
-from memtree import errors
-from memtree._codes import ResultCode
 from memtree._native import (
     Chunk,
     Job,
@@ -22,42 +26,31 @@ from memtree._native import (
     schema_version,
     sqlite_version,
 )
-from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
-from memtree.errors import (
-    BusyError,
-    CircuitOpenError,
-    ConstraintError,
-    CorruptDatabaseError,
-    DiskFullError,
-    ForkedStoreError,
-    JournalModeWarning,
-    LeaseLostError,
-    MemtreeError,
-    NotMemtreeDatabaseError,
-    PermanentError,
-    SchemaVersionError,
-    StoreClosedError,
-    TransientIOError,
-)
-from memtree.worker import Defer, LoopBackoff, Worker
 
-#: Every logger memtree emits records on: the Rust core's (see ``events.rs``)
-#: and the worker's.
-_LOGGERS = ("memtree.journal", "memtree.recovery", "memtree.breaker", "memtree.worker")
-
-
-def _default_db_path(record: logging.LogRecord) -> bool:
-    # A format such as "%(db_path)s" must work for every memtree record; the
-    # worker's records name no single database, so they carry None.
-    if not hasattr(record, "db_path"):
-        record.db_path = None
-    return True
-
-
-for _name in _LOGGERS:
-    _logger = logging.getLogger(_name)
-    if _default_db_path not in _logger.filters:
-        _logger.addFilter(_default_db_path)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from memtree import errors
+    from memtree import worker as worker
+    from memtree._codes import ResultCode
+    from memtree._logging import LOGGERS as _LOGGERS  # noqa: F401 (lazy, private)
+    from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
+    from memtree.errors import (
+        BusyError,
+        CircuitOpenError,
+        ConstraintError,
+        CorruptDatabaseError,
+        DiskFullError,
+        ForkedStoreError,
+        JournalModeWarning,
+        LeaseLostError,
+        MemtreeError,
+        NotMemtreeDatabaseError,
+        PermanentError,
+        SchemaVersionError,
+        StoreClosedError,
+        TransientIOError,
+    )
+    from memtree.worker import Defer, LoopBackoff, Worker
 
 __all__ = [
     "BusyError",
@@ -92,3 +85,68 @@ __all__ = [
     "schema_version",
     "sqlite_version",
 ]
+
+_ERRORS = "memtree.errors"
+_TYPES = "memtree._types"
+_WORKER = "memtree.worker"
+
+#: Each lazily loaded name -> (module, attribute; None for the module itself).
+_LAZY: dict[str, tuple[str, "str | None"]] = {
+    "errors": (_ERRORS, None),
+    "worker": (_WORKER, None),
+    "ResultCode": ("memtree._codes", "ResultCode"),
+    "_LOGGERS": ("memtree._logging", "LOGGERS"),
+    **{name: (_TYPES, name) for name in ("JobStatus", "RawRef", "SourceInfo", "SourceKind")},
+    **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
+    **{
+        name: (_ERRORS, name)
+        for name in (
+            "BusyError",
+            "CircuitOpenError",
+            "ConstraintError",
+            "CorruptDatabaseError",
+            "DiskFullError",
+            "ForkedStoreError",
+            "JournalModeWarning",
+            "LeaseLostError",
+            "MemtreeError",
+            "NotMemtreeDatabaseError",
+            "PermanentError",
+            "SchemaVersionError",
+            "StoreClosedError",
+            "TransientIOError",
+        )
+    },
+}
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which would otherwise accept any attribute
+    # of the package (typed as this function's result) instead of the names
+    # imported above.
+    def __getattr__(name: str) -> object:
+        return _load(name)
+
+
+def _load(name: str) -> object:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        # An AttributeError (not an import) is also what lets
+        # `from memtree import doctor` go on to import the submodule.
+        raise AttributeError(f"module 'memtree' has no attribute {name!r}") from None
+    __import__(module_name)
+    module = sys.modules[module_name]
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if "logging" in sys.modules:
+    # Free when the application has loaded logging already (and configured
+    # it, perhaps with a "%(db_path)s" format): the filters go on now.
+    __import__("memtree._logging")

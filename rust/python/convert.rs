@@ -277,9 +277,9 @@ fn datetime_ms(value: &Bound<'_, PyAny>, field: &str, expected: &str) -> PyResul
     let api = imports::get(py)?;
     let ms = if value.get_type().is(api.datetime.bind(py)) {
         match exact_datetime_ms(value, api)? {
-            Utc::Ms(ms) => ms,
-            Utc::Naive => return Err(naive(field)),
-            Utc::Unusual => datetime_arithmetic_ms(value, api, field)?,
+            Converted::Ms(ms) => ms,
+            Converted::Naive => return Err(naive(field)),
+            Converted::Unusual => datetime_arithmetic_ms(value, api, field)?,
         }
     } else if value.is_instance(api.datetime.bind(py))? {
         datetime_arithmetic_ms(value, api, field)?
@@ -299,7 +299,7 @@ fn naive(field: &str) -> PyErr {
 }
 
 /// What [`exact_datetime_ms`] made of a `datetime`.
-enum Utc {
+enum Converted {
     /// Milliseconds since the epoch, not yet range-checked.
     Ms(i64),
     /// No tzinfo, or one whose `utcoffset()` is None.
@@ -316,7 +316,7 @@ enum Utc {
 /// 0 for `timezone.utc` (`timezone` cannot be subclassed, so identity is
 /// enough); any other zone answers `utcoffset()`, which applies `fold` and
 /// the ±24 h check exactly as the arithmetic does.
-fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResult<Utc> {
+fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResult<Converted> {
     let py = value.py();
     let reduced = value.call_method0(pyo3::intern!(py, "__reduce__"))?;
     let Some(args) = reduced
@@ -326,10 +326,10 @@ fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResu
         .and_then(|t| t.get_item(1).ok())
         .and_then(|a| a.cast_into::<PyTuple>().ok())
     else {
-        return Ok(Utc::Unusual);
+        return Ok(Converted::Unusual);
     };
     let Some(state) = args.get_item(0).ok() else {
-        return Ok(Utc::Unusual);
+        return Ok(Converted::Unusual);
     };
     let fields = match state.cast::<PyBytes>() {
         Ok(bytes) => <[u8; 10]>::try_from(bytes.as_bytes()).ok(),
@@ -338,7 +338,7 @@ fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResu
     // Later pickle protocols add 128 to the month for fold = 1; protocol 2
     // (what `__reduce__` uses) does not, but only a real month is trusted.
     let Some([yh, yl, month @ 1..=12, day, hour, minute, second, u2, u1, u0]) = fields else {
-        return Ok(Utc::Unusual);
+        return Ok(Converted::Unusual);
     };
     let days = days_from_civil(
         i64::from(u16::from_be_bytes([yh, yl])),
@@ -349,28 +349,28 @@ fn exact_datetime_ms(value: &Bound<'_, PyAny>, api: &imports::Imports) -> PyResu
     let local_us =
         (seconds + i64::from(second)) * 1_000_000 + i64::from(u32::from_be_bytes([0, u2, u1, u0]));
     let offset_us = match args.len() {
-        1 => return Ok(Utc::Naive),
+        1 => return Ok(Converted::Naive),
         2 => {
             let tz = args.get_item(1)?;
             if tz.is(api.utc.bind(py)) {
                 0
             } else if tz.is_none() {
-                return Ok(Utc::Naive);
+                return Ok(Converted::Naive);
             } else {
                 let offset = value.call_method0(pyo3::intern!(py, "utcoffset"))?;
                 if offset.is_none() {
-                    return Ok(Utc::Naive);
+                    return Ok(Converted::Naive);
                 }
                 match exact_timedelta_us(&offset, api)? {
                     Some(us) => us,
-                    None => return Ok(Utc::Unusual),
+                    None => return Ok(Converted::Unusual),
                 }
             }
         }
-        _ => return Ok(Utc::Unusual),
+        _ => return Ok(Converted::Unusual),
     };
     // Years 1..=9999 and |offset| < 1 day: |local_us - offset_us| < 2^59.
-    Ok(Utc::Ms((local_us - offset_us).div_euclid(1_000)))
+    Ok(Converted::Ms((local_us - offset_us).div_euclid(1_000)))
 }
 
 /// Microseconds of a `timedelta` of the exact type, from its C `__reduce__`

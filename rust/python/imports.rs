@@ -39,7 +39,9 @@ pub struct Imports {
     pub fspath: Py<PyAny>,
     /// `os.fsencode`.
     pub fsencode: Py<PyAny>,
-    /// `logging.getLogger`.
+    /// `logging.getLogger`, taken from `memtree._logging`: importing that
+    /// module gives every memtree logger its `db_path` filter before the
+    /// first record (`import memtree` itself does not import `logging`).
     pub get_logger: Py<PyAny>,
 }
 
@@ -72,7 +74,10 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             fspath: os.getattr("fspath")?.unbind(),
             fsencode: os.getattr("fsencode")?.unbind(),
-            get_logger: py.import("logging")?.getattr("getLogger")?.unbind(),
+            get_logger: py
+                .import("memtree._logging")?
+                .getattr("get_logger")?
+                .unbind(),
         })
     })
 }
