@@ -198,8 +198,9 @@ def _store_samples(path: Path, batch: int, commits: int) -> list[tuple[int, ...]
     return samples
 
 
-def fsync_floor(directory: Path, samples: int) -> dict[str, float]:
-    """The disk's raw ``fsync`` latency after a 512-byte overwrite, in ms."""
+def probe_fsync(directory: Path, samples: int) -> list[float]:
+    """The disk's raw ``fsync`` latency after a 512-byte overwrite, in ms,
+    ``samples`` times on a fresh probe file."""
     path = directory / "fsync-probe"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -214,7 +215,12 @@ def fsync_floor(directory: Path, samples: int) -> dict[str, float]:
     finally:
         os.close(fd)
         path.unlink()
-    return {"median": statistics.median(times), "p90": _p90(times), "samples": samples}
+    return times
+
+
+def fsync_floor(times: Sequence[float]) -> dict[str, float]:
+    """Median and p90 of raw ``fsync`` samples (ms)."""
+    return {"median": statistics.median(times), "p90": _p90(times), "samples": len(times)}
 
 
 def _filesystem(directory: Path) -> str:
@@ -449,18 +455,22 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
     config.directory.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="memtree-bench-", dir=config.directory))
     batches = sorted(config.commits)
-    steps = 1 + len(batches) * config.rounds
+    steps = len(batches) * config.rounds
     bar = _Progress(steps, progress) if progress is not None else None
+    # The floor is sampled a little before every round, not once up front:
+    # a shared disk's latency drifts (a neighbour's burst made one up-front
+    # probe read 3 ms against commits of 1 ms), and the floor must see the
+    # same disk the commits saw.
+    per_step = max(1, -(-config.fsync_samples // steps))
+    floor_times: list[float] = []
     try:
-        floor = fsync_floor(work, config.fsync_samples)
-        if bar:
-            bar.step("raw fsync floor")
         cells: list[dict[str, Any]] = []
         contenders = [*MODES, (STORE_LABEL, "truncate", "full")]
         for batch in batches:
             per_round = config.commits[batch]
             rounds: dict[str, list[list[tuple[int, ...]]]] = {c[0]: [] for c in contenders}
             for r in range(config.rounds):
+                floor_times += probe_fsync(work, per_step)
                 for label, journal, sync in contenders:
                     db = work / f"{journal}-{sync}-{batch}-{r}-{label == STORE_LABEL}.db"
                     if label == STORE_LABEL:
@@ -483,7 +493,7 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
         "rounds": config.rounds,
         "commits_per_round": {str(b): config.commits[b] for b in batches},
         "machine": info,
-        "fsync_floor_ms": floor,
+        "fsync_floor_ms": fsync_floor(floor_times),
         "modes": [
             {"mode": m, "journal_mode": j, "synchronous": s, "durability": DURABILITY[m]}
             for m, j, s in MODES
@@ -552,7 +562,8 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     )
     lines = [
         f"raw fsync floor (a cost per commit, not per chunk): median {floor['median']:.3f} ms, "
-        f"p90 {floor['p90']:.3f} ms ({floor['samples']} samples); a TRUNCATE+FULL commit's "
+        f"p90 {floor['p90']:.3f} ms ({floor['samples']} samples, taken before every round); "
+        "a TRUNCATE+FULL commit's "
         f"{tf_syncs} syncs ~ {tf_syncs * floor['median']:.2f} ms at that rate, whatever the batch",
         *(v["headline"] for v in report["verdicts"]),
         f"machine: {m['cpu']} x{m['cpus']}, {m['platform']}; disk: {m['filesystem']}; "
