@@ -85,6 +85,8 @@ FULL_ROUNDS = 5
 QUICK_ROUNDS = 3
 SYNC_ROLES = ("db", "journal", "wal", "dir", "other")
 WITHIN = 1.10
+#: The ``--json`` report's layout version (2: rounds, durability, verdicts).
+REPORT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -488,7 +490,7 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "format": 2,
+        "format": REPORT_FORMAT,
         "quick": config.quick,
         "rounds": config.rounds,
         "commits_per_round": {str(b): config.commits[b] for b in batches},
@@ -719,6 +721,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         )
     lines.set_xscale("log")
     lines.set_yscale("log")
+    lines.set_xticks(report["batches"], [str(b) for b in report["batches"]])
     lines.set_xlabel("chunks per commit")
     lines.set_ylabel("commit time per chunk, amortised (µs)")
     lines.set_title("Per chunk: batching closes the gap", fontsize=10)
@@ -778,6 +781,13 @@ def add_arguments(parser: Any) -> None:
         help="timed commits per round and cell (overrides the default)",
     )
     parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="measure nothing: print, --markdown and --plot a report saved with --json",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=None,
@@ -797,20 +807,34 @@ def run(args: Any) -> int:
     if args.commits is not None:
         commits = dict.fromkeys(commits, args.commits)
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
-    folder: contextlib.AbstractContextManager[str | Path] = (
-        contextlib.nullcontext(args.dir)
-        if args.dir is not None
-        else tempfile.TemporaryDirectory(prefix="memtree-bench-")
-    )
-    with folder as directory:
-        config = BenchConfig(
-            Path(directory),
-            commits,
-            fsync_samples=20 if args.quick else 200,
-            quick=args.quick,
-            rounds=rounds,
+    if args.from_json is not None:
+        try:
+            report = json.loads(args.from_json.read_text())
+        except (OSError, ValueError) as e:
+            print(f"memtree bench: cannot read {args.from_json}: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
+            print(
+                f"memtree bench: {args.from_json} is not a format-{REPORT_FORMAT} "
+                "report of memtree bench --json",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        folder: contextlib.AbstractContextManager[str | Path] = (
+            contextlib.nullcontext(args.dir)
+            if args.dir is not None
+            else tempfile.TemporaryDirectory(prefix="memtree-bench-")
         )
-        report = run_matrix(config)
+        with folder as directory:
+            config = BenchConfig(
+                Path(directory),
+                commits,
+                fsync_samples=20 if args.quick else 200,
+                quick=args.quick,
+                rounds=rounds,
+            )
+            report = run_matrix(config)
     print(format_table(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
