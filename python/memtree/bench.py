@@ -1,11 +1,15 @@
 """``memtree bench``: WAL or TRUNCATE, measured on your own disk.
 
-Runs a matrix of journal modes and ``synchronous`` levels against batch sizes
-on the chosen folder. Every commit writes memtree's real rows (ids, ~500-byte
-content, the full index set) through memtree's schema and upsert statement,
-timed in the Rust core; the VFS shim counts every sync call and written byte
-of each commit exactly. For TRUNCATE+FULL the real ``Store.upsert_chunks``
-path is timed too, so the Python-to-Rust cost shows.
+Runs a matrix of journal modes (WAL, TRUNCATE, DELETE, PERSIST) and
+``synchronous`` levels against batch sizes on the chosen folder, in rounds on
+fresh files with the modes taking turns. Every commit writes memtree's real
+rows (ids, ~500-byte content, the full index set) through memtree's schema
+and upsert statement, timed in the Rust core; the VFS shim counts every sync
+call, truncation and written byte of each commit exactly. For TRUNCATE+FULL
+the real ``Store.upsert_chunks`` path is timed too, so the Python-to-Rust
+cost shows. Each mode carries what it keeps through a power loss
+(:data:`DURABILITY`), and the verdicts compare modes against the spread of
+their rounds (:func:`compare_rounds`), so noise reads as noise.
 """
 
 from __future__ import annotations
