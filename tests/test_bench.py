@@ -37,7 +37,36 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert list((out / "disk").iterdir()) == []
     assert "| mode | on power loss | batch |" in md_path.read_text()
     data: dict[str, Any] = json.loads(json_path.read_text())
+    data["_md"] = md_path.read_text()
     return data
+
+
+def test_from_json_redraws_without_measuring(report: dict[str, Any], tmp_path: Path) -> None:
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps({k: v for k, v in report.items() if k != "_md"}))
+    md = tmp_path / "again.md"
+    # --dir points nowhere that exists: nothing is measured, nothing created.
+    missing = tmp_path / "not-created"
+    assert (
+        main(["bench", "--from-json", str(saved), "--markdown", str(md), "--dir", str(missing)])
+        == 0
+    )
+    assert md.read_text() == report["_md"]
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", json.dumps({"format": 1, "cells": []}), json.dumps([1, 2])]
+)
+def test_from_json_refuses_what_is_not_a_report(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "saved.json"
+    saved.write_text(content)
+    plot = tmp_path / "x.png"
+    assert main(["bench", "--from-json", str(saved), "--plot", str(plot)]) == 2
+    assert "memtree bench:" in capsys.readouterr().err
+    assert not plot.exists()
 
 
 def test_report_structure(report: dict[str, Any]) -> None:

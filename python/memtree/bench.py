@@ -1,11 +1,15 @@
 """``memtree bench``: WAL or TRUNCATE, measured on your own disk.
 
-Runs a matrix of journal modes and ``synchronous`` levels against batch sizes
-on the chosen folder. Every commit writes memtree's real rows (ids, ~500-byte
-content, the full index set) through memtree's schema and upsert statement,
-timed in the Rust core; the VFS shim counts every sync call and written byte
-of each commit exactly. For TRUNCATE+FULL the real ``Store.upsert_chunks``
-path is timed too, so the Python-to-Rust cost shows.
+Runs a matrix of journal modes (WAL, TRUNCATE, DELETE, PERSIST) and
+``synchronous`` levels against batch sizes on the chosen folder, in rounds on
+fresh files with the modes taking turns. Every commit writes memtree's real
+rows (ids, ~500-byte content, the full index set) through memtree's schema
+and upsert statement, timed in the Rust core; the VFS shim counts every sync
+call, truncation and written byte of each commit exactly. For TRUNCATE+FULL
+the real ``Store.upsert_chunks`` path is timed too, so the Python-to-Rust
+cost shows. Each mode carries what it keeps through a power loss
+(:data:`DURABILITY`), and the verdicts compare modes against the spread of
+their rounds (:func:`compare_rounds`), so noise reads as noise.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ FULL_ROUNDS = 5
 QUICK_ROUNDS = 3
 SYNC_ROLES = ("db", "journal", "wal", "dir", "other")
 WITHIN = 1.10
+#: The ``--json`` report's layout version (2: rounds, durability, verdicts).
+REPORT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -198,8 +204,9 @@ def _store_samples(path: Path, batch: int, commits: int) -> list[tuple[int, ...]
     return samples
 
 
-def fsync_floor(directory: Path, samples: int) -> dict[str, float]:
-    """The disk's raw ``fsync`` latency after a 512-byte overwrite, in ms."""
+def probe_fsync(directory: Path, samples: int) -> list[float]:
+    """The disk's raw ``fsync`` latency after a 512-byte overwrite, in ms,
+    ``samples`` times on a fresh probe file."""
     path = directory / "fsync-probe"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -214,7 +221,12 @@ def fsync_floor(directory: Path, samples: int) -> dict[str, float]:
     finally:
         os.close(fd)
         path.unlink()
-    return {"median": statistics.median(times), "p90": _p90(times), "samples": samples}
+    return times
+
+
+def fsync_floor(times: Sequence[float]) -> dict[str, float]:
+    """Median and p90 of raw ``fsync`` samples (ms)."""
+    return {"median": statistics.median(times), "p90": _p90(times), "samples": len(times)}
 
 
 def _filesystem(directory: Path) -> str:
@@ -449,18 +461,22 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
     config.directory.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="memtree-bench-", dir=config.directory))
     batches = sorted(config.commits)
-    steps = 1 + len(batches) * config.rounds
+    steps = len(batches) * config.rounds
     bar = _Progress(steps, progress) if progress is not None else None
+    # The floor is sampled a little before every round, not once up front:
+    # a shared disk's latency drifts (a neighbour's burst made one up-front
+    # probe read 3 ms against commits of 1 ms), and the floor must see the
+    # same disk the commits saw.
+    per_step = max(1, -(-config.fsync_samples // steps))
+    floor_times: list[float] = []
     try:
-        floor = fsync_floor(work, config.fsync_samples)
-        if bar:
-            bar.step("raw fsync floor")
         cells: list[dict[str, Any]] = []
         contenders = [*MODES, (STORE_LABEL, "truncate", "full")]
         for batch in batches:
             per_round = config.commits[batch]
             rounds: dict[str, list[list[tuple[int, ...]]]] = {c[0]: [] for c in contenders}
             for r in range(config.rounds):
+                floor_times += probe_fsync(work, per_step)
                 for label, journal, sync in contenders:
                     db = work / f"{journal}-{sync}-{batch}-{r}-{label == STORE_LABEL}.db"
                     if label == STORE_LABEL:
@@ -478,12 +494,12 @@ def run_matrix(config: BenchConfig, progress: TextIO | None = sys.stderr) -> dic
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "format": 2,
+        "format": REPORT_FORMAT,
         "quick": config.quick,
         "rounds": config.rounds,
         "commits_per_round": {str(b): config.commits[b] for b in batches},
         "machine": info,
-        "fsync_floor_ms": floor,
+        "fsync_floor_ms": fsync_floor(floor_times),
         "modes": [
             {"mode": m, "journal_mode": j, "synchronous": s, "durability": DURABILITY[m]}
             for m, j, s in MODES
@@ -552,7 +568,8 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     )
     lines = [
         f"raw fsync floor (a cost per commit, not per chunk): median {floor['median']:.3f} ms, "
-        f"p90 {floor['p90']:.3f} ms ({floor['samples']} samples); a TRUNCATE+FULL commit's "
+        f"p90 {floor['p90']:.3f} ms ({floor['samples']} samples, taken before every round); "
+        "a TRUNCATE+FULL commit's "
         f"{tf_syncs} syncs ~ {tf_syncs * floor['median']:.2f} ms at that rate, whatever the batch",
         *(v["headline"] for v in report["verdicts"]),
         f"machine: {m['cpu']} x{m['cpus']}, {m['platform']}; disk: {m['filesystem']}; "
@@ -708,6 +725,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         )
     lines.set_xscale("log")
     lines.set_yscale("log")
+    lines.set_xticks(report["batches"], [str(b) for b in report["batches"]])
     lines.set_xlabel("chunks per commit")
     lines.set_ylabel("commit time per chunk, amortised (µs)")
     lines.set_title("Per chunk: batching closes the gap", fontsize=10)
@@ -767,6 +785,13 @@ def add_arguments(parser: Any) -> None:
         help="timed commits per round and cell (overrides the default)",
     )
     parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="measure nothing: print, --markdown and --plot a report saved with --json",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=None,
@@ -786,20 +811,34 @@ def run(args: Any) -> int:
     if args.commits is not None:
         commits = dict.fromkeys(commits, args.commits)
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
-    folder: contextlib.AbstractContextManager[str | Path] = (
-        contextlib.nullcontext(args.dir)
-        if args.dir is not None
-        else tempfile.TemporaryDirectory(prefix="memtree-bench-")
-    )
-    with folder as directory:
-        config = BenchConfig(
-            Path(directory),
-            commits,
-            fsync_samples=20 if args.quick else 200,
-            quick=args.quick,
-            rounds=rounds,
+    if args.from_json is not None:
+        try:
+            report = json.loads(args.from_json.read_text())
+        except (OSError, ValueError) as e:
+            print(f"memtree bench: cannot read {args.from_json}: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
+            print(
+                f"memtree bench: {args.from_json} is not a format-{REPORT_FORMAT} "
+                "report of memtree bench --json",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        folder: contextlib.AbstractContextManager[str | Path] = (
+            contextlib.nullcontext(args.dir)
+            if args.dir is not None
+            else tempfile.TemporaryDirectory(prefix="memtree-bench-")
         )
-        report = run_matrix(config)
+        with folder as directory:
+            config = BenchConfig(
+                Path(directory),
+                commits,
+                fsync_samples=20 if args.quick else 200,
+                quick=args.quick,
+                rounds=rounds,
+            )
+            report = run_matrix(config)
     print(format_table(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
