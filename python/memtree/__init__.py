@@ -14,7 +14,7 @@ failure arrives as a :class:`memtree.errors.MemtreeError` subclass.
 # the imports under TYPE_CHECKING (mypy treats the bare name as
 # `typing.TYPE_CHECKING`; importing `typing` would cost more than the rest).
 
-import sys
+import sys as _sys
 
 from memtree._native import (
     Chunk,
@@ -136,7 +136,7 @@ def _load(name: str) -> object:
         # `from memtree import doctor` go on to import the submodule.
         raise AttributeError(f"module 'memtree' has no attribute {name!r}") from None
     __import__(module_name)
-    module = sys.modules[module_name]
+    module = _sys.modules[module_name]
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
@@ -146,7 +146,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if "logging" in sys.modules:
+if "logging" in _sys.modules:
     # Free when the application has loaded logging already (and configured
     # it, perhaps with a "%(db_path)s" format): the filters go on now.
     __import__("memtree._logging")
