@@ -148,15 +148,24 @@ enum Order {
     Go(*const ()),
 }
 
-/// How a follower's turn ended, as it reports back to its leader.
-enum TurnEnd<E> {
-    Kept,
-    Alone,
-    Broken(E),
+/// The group whose turns are running, kept in the state so that each turn,
+/// once done, hands the transaction straight to the next queued call (one
+/// wake-up per turn); the leader sleeps until the last turn is done.
+struct Run<E> {
+    /// The leader's transaction (type-erased `*const Ctx`).
+    lent: *const (),
+    /// Turns this group may still take, the leader's own counted.
+    limit: usize,
+    served: usize,
+    /// Followers whose writes the transaction holds, in order.
+    kept: Vec<u64>,
+    alone: u64,
+    broken: Option<E>,
+    done: bool,
 }
 
 /// A thread parked on the state: the follower with that ticket, or the
-/// leader waiting for a turn to end. Wake-ups are addressed, not broadcast:
+/// leader waiting for its group's turns to end. Wake-ups are addressed, not broadcast:
 /// on a machine with few cores a herd of woken writers would cost more than
 /// the turns themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,16 +182,17 @@ struct State<E> {
     /// Followers waiting for the active leader, in arrival order.
     queue: VecDeque<u64>,
     orders: HashMap<u64, Order>,
-    /// The one turn in progress reports here (one connection: one turn).
-    turn_end: Option<TurnEnd<E>>,
+    /// The group running turns (one connection: at most one).
+    run: Option<Run<E>>,
     /// Outcomes of the kept followers of finished groups.
     outcomes: HashMap<u64, Result<(), E>>,
 }
 
-// SAFETY: the only field that is not `Send` is the pointer inside
-// `Order::Go`, a lent transaction; it is dereferenced by the one follower it
-// is addressed to, under the contract of `Lend`, while the leader that lent
-// it is parked in `GroupCommit::lead` (so the pointee is alive).
+// SAFETY: the only fields that are not `Send` are the lent transaction's
+// pointers (`Run::lent`, `Order::Go`); one is dereferenced only by the one
+// follower it is addressed to, under the contract of `Lend`, while the
+// leader that lent it is parked in `GroupCommit::lead` (so the pointee is
+// alive) until the group's last turn is done.
 unsafe impl<E: Send> Send for State<E> {}
 
 #[derive(Default)]
@@ -232,7 +242,7 @@ impl<F: Lend, E> Default for GroupCommit<F, E> {
                 leader_active: false,
                 queue: VecDeque::new(),
                 orders: HashMap::new(),
-                turn_end: None,
+                run: None,
                 outcomes: HashMap::new(),
             }),
             counters: Counters::default(),
@@ -283,6 +293,26 @@ impl<F: Lend, E: Clone + From<Abandoned>> Drop for Leader<'_, F, E> {
             self.publish(&Err(E::from(Abandoned)));
         }
     }
+}
+
+/// After a turn: hands the lent transaction to the next queued call, or, if
+/// the group is done (broken, at its limit, or nobody queued), wakes its
+/// leader. Called under the state lock by whoever just finished a turn.
+fn advance<E>(s: &mut State<E>) {
+    let State {
+        run, queue, orders, ..
+    } = &mut *s;
+    let Some(run) = run.as_mut() else { return };
+    if run.broken.is_none() && run.served < run.limit {
+        if let Some(next) = queue.pop_front() {
+            run.served += 1;
+            orders.insert(next, Order::Go(run.lent));
+            wake(s, Who::Follower(next));
+            return;
+        }
+    }
+    run.done = true;
+    wake(s, Who::Leader);
 }
 
 /// Unparks `who` if it is parked.
@@ -413,15 +443,16 @@ impl<F: Lend, E: Clone + Send + From<Abandoned>> GroupCommit<F, E> {
         // this thread is sound by the contract of `Lend`.
         let ctx = unsafe { &*lent.cast::<F::Ctx<'_>>() };
         let ran = panic::catch_unwind(AssertUnwindSafe(|| turn(ctx)));
-        let end = match &ran {
-            Ok(Turn::Keep(_)) => TurnEnd::Kept,
-            Ok(Turn::Alone(_)) => TurnEnd::Alone,
-            Ok(Turn::Broken(_, e)) => TurnEnd::Broken(e.clone()),
-            Err(_) => TurnEnd::Broken(E::from(Abandoned)),
-        };
         let mut s = self.lock();
-        s.turn_end = Some(end);
-        wake(&mut s, Who::Leader);
+        if let Some(run) = s.run.as_mut() {
+            match &ran {
+                Ok(Turn::Keep(_)) => run.kept.push(ticket),
+                Ok(Turn::Alone(_)) => run.alone += 1,
+                Ok(Turn::Broken(_, e)) => run.broken = Some(e.clone()),
+                Err(_) => run.broken = Some(E::from(Abandoned)),
+            }
+        }
+        advance(&mut s);
         drop(s);
         match ran {
             Ok(Turn::Keep(t)) => {
@@ -472,24 +503,28 @@ impl<F: Lend, E: Clone + Send + From<Abandoned>> GroupCommit<F, E> {
                     }
                 }
             }
-            let limit = GROUP_LIMIT.load(Ordering::Relaxed);
-            let mut served = 1;
-            while broken.is_none() && served < limit {
-                let mut s = self.lock();
-                let Some(next) = s.queue.pop_front() else {
-                    break;
-                };
-                let lent: *const F::Ctx<'_> = ctx;
-                s.orders.insert(next, Order::Go(lent.cast()));
-                wake(&mut s, Who::Follower(next));
-                let end = self.park_until(s, Who::Leader, |s| s.turn_end.take());
-                served += 1;
-                match end {
-                    TurnEnd::Kept => leader.kept.push(next),
-                    TurnEnd::Alone => alone += 1,
-                    TurnEnd::Broken(e) => broken = Some(e),
+            let lent: *const F::Ctx<'_> = ctx;
+            let mut s = self.lock();
+            s.run = Some(Run {
+                lent: lent.cast(),
+                limit: GROUP_LIMIT.load(Ordering::Relaxed),
+                served: 1,
+                kept: Vec::new(),
+                alone: 0,
+                broken: broken.take(),
+                done: false,
+            });
+            advance(&mut s);
+            let run = self.park_until(s, Who::Leader, |s| {
+                if s.run.as_ref().is_some_and(|run| run.done) {
+                    s.run.take()
+                } else {
+                    None
                 }
-            }
+            });
+            leader.kept = run.kept;
+            alone += run.alone;
+            broken = run.broken;
             // Closing before the commit lets the next group form (and its
             // leader queue for the connection) while this one syncs.
             leader.close();

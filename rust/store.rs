@@ -132,10 +132,16 @@ enum Call<T> {
 }
 
 /// One savepoint per call: the name is reused, since a group runs one call's
-/// savepoint at a time.
+/// savepoint at a time. Each is a cached statement, prepared once per
+/// connection (every turn runs two of them).
 const SAVEPOINT: &str = "SAVEPOINT memtree_call";
 const RELEASE: &str = "RELEASE memtree_call";
-const ROLLBACK_TO: &str = "ROLLBACK TO memtree_call; RELEASE memtree_call";
+const ROLLBACK_TO: &str = "ROLLBACK TO memtree_call";
+
+/// Runs one of the savepoint statements above.
+fn savepoint_step(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(drop)
+}
 
 /// One call's turn in its group: `f` inside a savepoint on the group's open
 /// transaction.
@@ -145,7 +151,7 @@ fn turn<T, E>(
     db: &Database,
     context: &str,
 ) -> Turn<Call<std::result::Result<T, E>>, SharedError> {
-    if let Err(e) = tx.execute_batch(SAVEPOINT) {
+    if let Err(e) = savepoint_step(tx, SAVEPOINT) {
         let e = db.err(context)(e);
         // Nothing of this call ran; the others are unharmed unless SQLite
         // ended the transaction.
@@ -157,7 +163,7 @@ fn turn<T, E>(
         };
     }
     match panic::catch_unwind(AssertUnwindSafe(|| f(tx))) {
-        Ok(Ok(Ok(value))) => match tx.execute_batch(RELEASE) {
+        Ok(Ok(Ok(value))) => match savepoint_step(tx, RELEASE) {
             Ok(()) => Turn::Keep(Call::Done(Ok(Ok(value)))),
             Err(e) => {
                 let e = db.err(context)(e);
@@ -190,7 +196,7 @@ fn roll_back_alone<T>(
             _ => SharedError::Abandoned,
         }
     } else {
-        match tx.execute_batch(ROLLBACK_TO) {
+        match savepoint_step(tx, ROLLBACK_TO).and_then(|()| savepoint_step(tx, RELEASE)) {
             Ok(()) => return Turn::Alone(result),
             Err(e) => SharedError::copy_of(&db.err(context)(e), context, db.path()),
         }
