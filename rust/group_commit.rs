@@ -17,13 +17,15 @@
 //!    can use the connection meanwhile, so a reader never sees a write of a
 //!    group that has not committed (and may still roll back). It opens the
 //!    transaction (`BEGIN IMMEDIATE`) and runs its own *turn*.
-//! 3. **Turns.** The leader then serves the queue in order: it lends the open
-//!    transaction to the follower at the head and parks until that follower
-//!    reports back. The follower runs its own turn *on its own thread* —
-//!    the call's closure borrows that thread's stack, so it cannot be moved
-//!    to the leader — and parks again. Exactly one thread touches the
-//!    connection at any moment; every handoff goes through this module's
-//!    state mutex, which orders one thread's use before the next one's.
+//! 3. **Turns.** The queue is then served in order: the leader lends the
+//!    open transaction to the follower at the head and parks. The follower
+//!    runs its own turn *on its own thread* — the call's closure borrows
+//!    that thread's stack, so it cannot be moved to the leader — then hands
+//!    the lent transaction to the next queued follower itself (one wake-up
+//!    per turn) and parks again; the last turn wakes the leader. Exactly one
+//!    thread touches the connection at any moment; every handoff goes
+//!    through this module's state mutex, which orders one thread's use
+//!    before the next one's.
 //! 4. **A turn** (written by the caller, see `Store::write_checked`) is
 //!    `SAVEPOINT`, the call's closure, then `RELEASE` — [`Turn::Keep`]: the
 //!    writes stay in the group's transaction; or `ROLLBACK TO` + `RELEASE` —
@@ -32,8 +34,12 @@
 //!    the transaction itself can no longer commit (SQLite rolled it back
 //!    after an I/O error, a savepoint statement failed, a closure panicked)
 //!    — [`Turn::Broken`].
-//! 5. **Close.** When the queue is empty, after [`MAX_GROUP`] turns, or after
-//!    a broken turn, the leader closes its group: the head of the queue, if
+//! 5. **Close.** When the queue is empty, after the limit of turns
+//!    ([`MAX_GROUP`], see [`set_group_limit`]), or after a broken turn, the
+//!    leader closes its group. (An empty queue in a group smaller than the
+//!    previous one first waits up to [`GATHER`] for that group's callers to
+//!    come back, so they do not straggle into a commit of their own; a lone
+//!    writer never waits.) The head of the queue, if
 //!    any, becomes the next leader (it waits for the connection; later
 //!    arrivals queue behind it). The leader commits — or rolls back a broken
 //!    group, or one in which no turn kept anything — and hands every kept
@@ -60,6 +66,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 /// At most this many turns share one commit (the default limit); the rest
 /// of the queue then forms the next group, so the first call of a long
@@ -161,8 +168,20 @@ struct Run<E> {
     kept: Vec<u64>,
     alone: u64,
     broken: Option<E>,
+    /// The group's queue ran dry before it reached the size of the previous
+    /// group: since when it has waited for the callers of that group to
+    /// come back (see [`GATHER`]).
+    gathering: Option<Instant>,
     done: bool,
 }
+
+/// How long a group whose queue runs dry keeps its transaction open for more
+/// calls, when the previous group was larger. The callers a commit releases
+/// come back one by one (in Python, one at a time through the GIL); a group
+/// that closed on the first empty queue would leave the stragglers a commit
+/// of their own. Bounded well below one commit's syncs (~1 ms and more), and
+/// never paid by a lone writer, whose previous group was itself.
+pub const GATHER: Duration = Duration::from_micros(150);
 
 /// A thread parked on the state: the follower with that ticket, or the
 /// leader waiting for its group's turns to end. Wake-ups are addressed, not broadcast:
@@ -184,6 +203,8 @@ struct State<E> {
     orders: HashMap<u64, Order>,
     /// The group running turns (one connection: at most one).
     run: Option<Run<E>>,
+    /// Calls the last group served (its turns, kept or not).
+    last_group: usize,
     /// Outcomes of the kept followers of finished groups.
     outcomes: HashMap<u64, Result<(), E>>,
 }
@@ -243,6 +264,7 @@ impl<F: Lend, E> Default for GroupCommit<F, E> {
                 queue: VecDeque::new(),
                 orders: HashMap::new(),
                 run: None,
+                last_group: 1,
                 outcomes: HashMap::new(),
             }),
             counters: Counters::default(),
@@ -300,14 +322,25 @@ impl<F: Lend, E: Clone + From<Abandoned>> Drop for Leader<'_, F, E> {
 /// leader. Called under the state lock by whoever just finished a turn.
 fn advance<E>(s: &mut State<E>) {
     let State {
-        run, queue, orders, ..
+        run,
+        queue,
+        orders,
+        last_group,
+        ..
     } = &mut *s;
     let Some(run) = run.as_mut() else { return };
     if run.broken.is_none() && run.served < run.limit {
         if let Some(next) = queue.pop_front() {
             run.served += 1;
+            run.gathering = None;
             orders.insert(next, Order::Go(run.lent));
             wake(s, Who::Follower(next));
+            return;
+        }
+        if run.served < *last_group && run.gathering.is_none() {
+            // The leader times the wait; an arrival calls this again.
+            run.gathering = Some(Instant::now());
+            wake(s, Who::Leader);
             return;
         }
     }
@@ -422,10 +455,52 @@ impl<F: Lend, E: Clone + Send + From<Abandoned>> GroupCommit<F, E> {
         let ticket = s.next_ticket;
         s.next_ticket += 1;
         s.queue.push_back(ticket);
+        if s.run.as_ref().is_some_and(|run| run.gathering.is_some()) {
+            advance(&mut s);
+        }
         let order = self.park_until(s, Who::Follower(ticket), |s| s.orders.remove(&ticket));
         match order {
             Order::Lead => self.lead(lead, turn, failed),
             Order::Go(lent) => self.follow(ticket, lent, turn, failed),
+        }
+    }
+
+    /// The leader's wait for its group's turns to end, ending a gathering
+    /// wait that found no one within [`GATHER`]. `None` only if the run is
+    /// gone, which nothing but its leader does.
+    fn await_turns<'a>(&'a self, mut s: MutexGuard<'a, State<E>>) -> Option<Run<E>> {
+        loop {
+            let wait = match s.run.as_mut() {
+                None => return None,
+                Some(run) if run.done => None,
+                Some(run) => match run.gathering {
+                    Some(since) => {
+                        let left = GATHER.saturating_sub(since.elapsed());
+                        if left.is_zero() {
+                            run.done = true;
+                            None
+                        } else {
+                            Some(Some(left))
+                        }
+                    }
+                    None => Some(None),
+                },
+            };
+            let Some(wait) = wait else {
+                s.parked.remove(&Who::Leader);
+                let run = s.run.take();
+                if let Some(run) = &run {
+                    s.last_group = run.served.max(1);
+                }
+                return run;
+            };
+            s.parked.insert(Who::Leader, thread::current());
+            drop(s);
+            match wait {
+                Some(left) => thread::park_timeout(left),
+                None => thread::park(),
+            }
+            s = self.lock();
         }
     }
 
@@ -512,19 +587,18 @@ impl<F: Lend, E: Clone + Send + From<Abandoned>> GroupCommit<F, E> {
                 kept: Vec::new(),
                 alone: 0,
                 broken: broken.take(),
+                gathering: None,
                 done: false,
             });
             advance(&mut s);
-            let run = self.park_until(s, Who::Leader, |s| {
-                if s.run.as_ref().is_some_and(|run| run.done) {
-                    s.run.take()
-                } else {
-                    None
+            match self.await_turns(s) {
+                Some(run) => {
+                    leader.kept = run.kept;
+                    alone += run.alone;
+                    broken = run.broken;
                 }
-            });
-            leader.kept = run.kept;
-            alone += run.alone;
-            broken = run.broken;
+                None => broken = Some(E::from(Abandoned)),
+            }
             // Closing before the commit lets the next group form (and its
             // leader queue for the connection) while this one syncs.
             leader.close();
