@@ -8,6 +8,7 @@
 //! savepoint inside its group's transaction.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -52,13 +53,6 @@ impl From<Abandoned> for SharedError {
     #[cold]
     fn from(_: Abandoned) -> Self {
         SharedError::Abandoned
-    }
-}
-
-impl From<Error> for SharedError {
-    #[cold]
-    fn from(e: Error) -> Self {
-        SharedError::Failed(Arc::new(e))
     }
 }
 
@@ -320,6 +314,10 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, E>>,
     ) -> Result<std::result::Result<T, E>> {
         let db = self.database()?;
+        // A leader whose BEGIN or COMMIT fails gets that very error back (a
+        // lone writer sees exactly what it saw before group commit); the
+        // calls it carried get copies with their own context.
+        let original: Cell<Option<Error>> = Cell::new(None);
         let call = db.write_group()?.submit(
             |drive| {
                 db.with_conn(|conn| {
@@ -339,10 +337,19 @@ impl Store {
                         Verdict::RollBack => Ok(0),
                     }
                 })
-                .map_err(SharedError::from)
+                .map_err(|e| {
+                    let shared = SharedError::copy_of(&e, context, db.path());
+                    original.set(Some(e));
+                    shared
+                })
             },
             |tx| turn(tx, f, &db, context),
-            |shared| Call::Done(Err(shared.for_call(context, db.path()))),
+            |shared| {
+                let e = original
+                    .take()
+                    .unwrap_or_else(|| shared.for_call(context, db.path()));
+                Call::Done(Err(e))
+            },
         );
         match call {
             Call::Done(result) => result,
@@ -521,6 +528,32 @@ mod tests {
             (1, 2, 2)
         );
         assert_eq!(stats.rolled_back_calls, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_lone_writer_whose_begin_fails_gets_that_very_error() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let path = store.path().to_owned();
+        // BEGIN IMMEDIATE takes the RESERVED lock first: fail that once.
+        vfs::inject_fault(
+            &path,
+            Fault {
+                method: VfsMethod::Lock,
+                nth: 1,
+                code: rusqlite::ffi::SQLITE_IOERR_LOCK,
+                persistent: false,
+                role: None,
+            },
+        );
+        let failed = store.write("lone", |tx| insert(tx, "x"));
+        assert_eq!(vfs::clear_fault(&path), 1);
+        match failed {
+            Err(Error::Sqlite { context, .. }) => assert_eq!(context, "lone"),
+            other => panic!("expected the BEGIN's own error, got {other:?}"),
+        }
+        store.write("lone", |tx| insert(tx, "y"))?;
+        assert_eq!(sources(&store)?, ["y"]);
         Ok(())
     }
 
