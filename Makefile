@@ -48,7 +48,8 @@ codes: build  ## Regenerate python/memtree/_codes.py from the native result-code
 soak: build  ## The long fault, crash, kill and fuzz runs (MEMTREE_SOAK_SCALE=20)
 	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \
 		tests/test_fault_tolerance.py tests/test_crash.py tests/test_fuzz.py \
-		tests/test_open_fault_loops.py tests/test_open_crash.py tests/test_full_disk.py
+		tests/test_open_fault_loops.py tests/test_open_crash.py tests/test_full_disk.py \
+		tests/test_group_commit.py
 
 BENCH_STAMP := $(VENV)/.bench-deps-installed
 

@@ -7,6 +7,10 @@
 //! connection and runs it on the rollback journal instead (see [`journal`]).
 //!
 //! Lock order: the per-path init lock, then a database's connection mutex.
+//! Write calls reach the connection mutex through the database's
+//! [`WriteGroup`] (see [`group_commit`]): a group's leader holds the mutex
+//! from its `BEGIN` to the end of its `COMMIT`, so every other user of the
+//! connection (a read, a quarantine) waits for the whole group.
 //!
 //! A cached connection is only handed out while the path still names the
 //! file it opened: each [`Database`] records the file's identity (device and
@@ -23,6 +27,7 @@
 //!
 //! [`journal`]: crate::journal
 //! [`fork`]: crate::fork
+//! [`group_commit`]: crate::group_commit
 
 use std::collections::HashMap;
 use std::fs;
@@ -36,10 +41,15 @@ use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::fork::{self, ForkLocal};
+use crate::group_commit::{GroupCommit, GroupStats};
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::recovery;
 use crate::salvage;
 use crate::schema::{self, MigrateError};
+use crate::store::{SharedError, SqliteTx};
+
+/// The group-commit coordinator of a database's write calls.
+pub(crate) type WriteGroup = GroupCommit<SqliteTx, SharedError>;
 
 /// What tells one file from another at the same path: device and inode
 /// on Unix. Elsewhere the creation time stands in: Windows, the one other
@@ -88,6 +98,9 @@ pub struct Database {
     /// The file the connection opened (changed by quarantine only), `None`
     /// if it could not be read; then no later open trusts this connection.
     identity: Mutex<Option<FileId>>,
+    /// Concurrent write calls share commits through it (see
+    /// [`crate::group_commit`]).
+    group: WriteGroup,
 }
 
 impl Drop for Database {
@@ -131,6 +144,12 @@ impl Database {
     pub fn journal_mode(&self) -> Result<String> {
         self.check_process()?;
         Ok(lock(&self.journal_mode).clone())
+    }
+
+    /// The group-commit coordinator every write call goes through.
+    pub(crate) fn write_group(&self) -> Result<&WriteGroup> {
+        self.check_process()?;
+        Ok(&self.group)
     }
 
     /// Runs `f` with exclusive use of the connection.
@@ -272,6 +291,24 @@ pub fn canonical_db_path(path: &Path) -> Result<PathBuf> {
     Ok(dir.join(name))
 }
 
+/// What the group commits of the database open at `path` did (all zero if
+/// it is not open in this process).
+pub fn group_stats(path: &Path) -> Result<GroupStats> {
+    let key = canonical_db_path(path)?;
+    let db = lock(REGISTRY.get()).live.get(&key).and_then(Weak::upgrade);
+    Ok(db.map_or_else(GroupStats::default, |db| db.group.stats()))
+}
+
+/// Zeroes the group-commit counters of the database open at `path`.
+pub fn reset_group_stats(path: &Path) -> Result<()> {
+    let key = canonical_db_path(path)?;
+    let db = lock(REGISTRY.get()).live.get(&key).and_then(Weak::upgrade);
+    if let Some(db) = db {
+        db.group.reset_stats();
+    }
+    Ok(())
+}
+
 /// Forgets the circuit-breaker state of `path`.
 pub fn invalidate(path: &Path) -> Result<()> {
     breaker::reset(&canonical_db_path(path)?);
@@ -357,6 +394,7 @@ fn register(key: &Path, conn: Connection, setup: JournalSetup) -> Arc<Database> 
         journal_mode: Mutex::new(setup.journal_mode),
         // Read after the open, under the init lock: the file SQLite has open.
         identity: Mutex::new(file_id(key)),
+        group: WriteGroup::new(),
     });
     lock(REGISTRY.get())
         .live

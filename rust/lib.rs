@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod fork;
+pub mod group_commit;
 pub mod jobs;
 pub mod journal;
 pub mod recovery;

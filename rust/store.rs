@@ -2,7 +2,14 @@
 //! closing, the read and write helpers every operation runs through, the
 //! connection settings and the integrity check. The chunk operations are in
 //! [`crate::chunks`], the job queue in [`crate::jobs`].
+//!
+//! Every write runs through [`Store::write_checked`], which makes concurrent
+//! write calls share commits ([`crate::group_commit`]): each call is one
+//! savepoint inside its group's transaction.
 
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -11,9 +18,188 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::busy::READ_BUSY_BUDGET;
-use crate::classify::ErrorClass;
+use crate::classify::{self, ErrorClass};
 use crate::connection::{self, Database, OpenOutcome};
 use crate::error::{Error, Result};
+use crate::group_commit::{Abandoned, Lend, Turn, Verdict};
+
+/// The transaction a group's leader lends to its followers: a rusqlite
+/// [`Transaction`] on the shared connection.
+#[derive(Debug)]
+pub struct SqliteTx;
+
+// SAFETY: a `Transaction` is a borrow of a `Connection`. A `Connection` is
+// `Send`; it is not `Sync` only because two threads must not use it at the
+// same time (its statement cache is a `RefCell`, and SQLite runs in
+// multi-thread mode, `SQLITE_OPEN_NO_MUTEX`). The group-commit protocol lets
+// one thread at a time use the lent transaction, each handoff ordered by its
+// state mutex — the guarantee `Mutex<Connection>` gives every other caller.
+unsafe impl Lend for SqliteTx {
+    type Ctx<'a> = Transaction<'a>;
+}
+
+/// Why a group's transaction failed, handed to every call the group kept;
+/// each call gets its own copy as an [`Error`] ([`SharedError::for_call`]).
+#[derive(Debug, Clone)]
+pub enum SharedError {
+    /// Opening or committing the transaction failed, or a call's statement
+    /// broke it: the SQLite error, classified as usual.
+    Failed(Arc<Error>),
+    /// A call of the group panicked inside its savepoint.
+    Abandoned,
+}
+
+impl From<Abandoned> for SharedError {
+    #[cold]
+    fn from(_: Abandoned) -> Self {
+        SharedError::Abandoned
+    }
+}
+
+impl SharedError {
+    /// This failure as the error of the call doing `context` on `path`:
+    /// same class, code and message, with the call's own context.
+    #[cold]
+    pub fn for_call(&self, context: &str, path: &Path) -> Error {
+        let context = format!("{context} (group commit)");
+        match self {
+            SharedError::Failed(e) => copy_error(e, &context, path),
+            SharedError::Abandoned => Error::sqlite(
+                &context,
+                path,
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some(
+                        "another call of this group commit panicked; nothing was committed".into(),
+                    ),
+                ),
+            ),
+        }
+    }
+
+    #[cold]
+    fn copy_of(e: &Error, context: &str, path: &Path) -> Self {
+        SharedError::Failed(Arc::new(copy_error(e, context, path)))
+    }
+}
+
+/// A copy of `e` for another call (errors are not `Clone`): the class is
+/// decided by the code, which the copy keeps, so it classifies alike.
+#[cold]
+fn copy_error(e: &Error, context: &str, path: &Path) -> Error {
+    match e {
+        Error::Closed => Error::Closed,
+        Error::Forked { path } => Error::Forked { path: path.clone() },
+        Error::Sqlite { source, path, .. } => {
+            let copy = match source {
+                rusqlite::Error::SqliteFailure(code, message) => {
+                    rusqlite::Error::SqliteFailure(*code, message.clone())
+                }
+                other => rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(
+                        classify::sqlite_code_in_chain(other)
+                            .unwrap_or(rusqlite::ffi::SQLITE_ERROR),
+                    ),
+                    Some(other.to_string()),
+                ),
+            };
+            Error::sqlite(context, path, copy)
+        }
+        other => Error::sqlite(
+            context,
+            path,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(
+                    other.sqlite_code().unwrap_or(rusqlite::ffi::SQLITE_ERROR),
+                ),
+                Some(other.to_string()),
+            ),
+        ),
+    }
+}
+
+/// A write call's result inside the group protocol: a panic of the call's
+/// closure is carried back to the caller's thread and resumed there.
+enum Call<T> {
+    Done(Result<T>),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// One savepoint per call: the name is reused, since a group runs one call's
+/// savepoint at a time. Each is a cached statement, prepared once per
+/// connection (every turn runs two of them).
+const SAVEPOINT: &str = "SAVEPOINT memtree_call";
+const RELEASE: &str = "RELEASE memtree_call";
+const ROLLBACK_TO: &str = "ROLLBACK TO memtree_call";
+
+/// Runs one of the savepoint statements above.
+fn savepoint_step(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// One call's turn in its group: `f` inside a savepoint on the group's open
+/// transaction.
+fn turn<T, E>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, E>>,
+    db: &Database,
+    context: &str,
+) -> Turn<Call<std::result::Result<T, E>>, SharedError> {
+    if let Err(e) = savepoint_step(tx, SAVEPOINT) {
+        let e = db.err(context)(e);
+        // Nothing of this call ran; the others are unharmed unless SQLite
+        // ended the transaction.
+        return if tx.is_autocommit() {
+            let shared = SharedError::copy_of(&e, context, db.path());
+            Turn::Broken(Call::Done(Err(e)), shared)
+        } else {
+            Turn::Alone(Call::Done(Err(e)))
+        };
+    }
+    match panic::catch_unwind(AssertUnwindSafe(|| f(tx))) {
+        Ok(Ok(Ok(value))) => match savepoint_step(tx, RELEASE) {
+            Ok(()) => Turn::Keep(Call::Done(Ok(Ok(value)))),
+            Err(e) => {
+                let e = db.err(context)(e);
+                let shared = SharedError::copy_of(&e, context, db.path());
+                Turn::Broken(Call::Done(Err(e)), shared)
+            }
+        },
+        Ok(Ok(Err(refused))) => roll_back_alone(tx, db, context, Call::Done(Ok(Err(refused)))),
+        Ok(Err(e)) => {
+            let e = db.err(context)(e);
+            roll_back_alone(tx, db, context, Call::Done(Err(e)))
+        }
+        Err(payload) => roll_back_alone(tx, db, context, Call::Panicked(payload)),
+    }
+}
+
+/// Undoes one call's writes (to its savepoint), leaving the group's other
+/// writes in place — unless SQLite already rolled the whole transaction back
+/// (it may after an I/O error, `SQLITE_FULL` or `SQLITE_NOMEM`) or the
+/// rollback itself fails: then the group's transaction is broken.
+fn roll_back_alone<T>(
+    tx: &Transaction<'_>,
+    db: &Database,
+    context: &str,
+    result: Call<T>,
+) -> Turn<Call<T>, SharedError> {
+    let failure = if tx.is_autocommit() {
+        match &result {
+            Call::Done(Err(e)) => SharedError::copy_of(e, context, db.path()),
+            _ => SharedError::Abandoned,
+        }
+    } else {
+        match savepoint_step(tx, ROLLBACK_TO).and_then(|()| savepoint_step(tx, RELEASE)) {
+            Ok(()) => return Turn::Alone(result),
+            Err(e) => SharedError::copy_of(&db.err(context)(e), context, db.path()),
+        }
+    };
+    if let (Call::Panicked(_), SharedError::Failed(_)) = (&result, &failure) {
+        return Turn::Broken(result, SharedError::Abandoned);
+    }
+    Turn::Broken(result, failure)
+}
 
 /// A handle on one database file. Handles on the same file share one
 /// connection; closing a handle releases it, and the connection closes with
@@ -116,24 +302,59 @@ impl Store {
     /// [`Store::write`] for a change that can refuse itself: `f` returning
     /// `Ok(Err(e))` rolls the transaction back and hands `e` to the caller;
     /// only `Ok(Ok(_))` commits.
+    ///
+    /// Concurrent calls share commits ([`crate::group_commit`]): `f` runs on
+    /// this thread inside a savepoint of its group's transaction; a call that
+    /// fails or refuses rolls back alone, one that succeeds returns once the
+    /// commit that made it durable returned, and a failed commit fails every
+    /// call it carried with its error.
     pub(crate) fn write_checked<T, E>(
         &self,
         context: &str,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, E>>,
     ) -> Result<std::result::Result<T, E>> {
         let db = self.database()?;
-        db.with_conn(|conn| {
-            let run = |conn: &mut Connection| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let checked = f(&tx)?;
-                if checked.is_ok() {
-                    tx.commit()?;
-                }
-                // Otherwise dropping the transaction rolls back what `f` did.
-                Ok(checked)
-            };
-            run(conn).map_err(db.err(context))
-        })
+        // A leader whose BEGIN or COMMIT fails gets that very error back (a
+        // lone writer sees exactly what it saw before group commit); the
+        // calls it carried get copies with their own context.
+        let original: Cell<Option<Error>> = Cell::new(None);
+        let call = db.write_group()?.submit(
+            |drive| {
+                db.with_conn(|conn| {
+                    let syncs_before = crate::vfs::io_stats(db.path()).syncs_total();
+                    let tx = conn
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(db.err(context))?;
+                    match drive(&tx) {
+                        Verdict::Commit => {
+                            // A failed COMMIT drops `tx`, which rolls back:
+                            // nothing of the group is durable.
+                            tx.commit().map_err(db.err(context))?;
+                            let syncs = crate::vfs::io_stats(db.path()).syncs_total();
+                            Ok(syncs.saturating_sub(syncs_before))
+                        }
+                        // Dropping `tx` rolls back what is left of it.
+                        Verdict::RollBack => Ok(0),
+                    }
+                })
+                .map_err(|e| {
+                    let shared = SharedError::copy_of(&e, context, db.path());
+                    original.set(Some(e));
+                    shared
+                })
+            },
+            |tx| turn(tx, f, &db, context),
+            |shared| {
+                let e = original
+                    .take()
+                    .unwrap_or_else(|| shared.for_call(context, db.path()));
+                Call::Done(Err(e))
+            },
+        );
+        match call {
+            Call::Done(result) => result,
+            Call::Panicked(payload) => panic::resume_unwind(payload),
+        }
     }
 
     /// The settings in force on the shared connection, as SQLite reports them:
@@ -209,5 +430,218 @@ impl Store {
             quarantined,
             source: Box::new(failure),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::vfs::{self, Fault, VfsMethod};
+
+    fn temp_store() -> Result<(tempfile::TempDir, Store)> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        Ok((dir, store))
+    }
+
+    fn insert(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<usize> {
+        tx.execute(
+            "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, ingested_at_ms) \
+             VALUES ('chat', ?1, 1)",
+            [id],
+        )
+    }
+
+    fn sources(store: &Store) -> Result<Vec<String>> {
+        store.read("sources", |conn| {
+            let mut stmt =
+                conn.prepare("SELECT source_id FROM mem_tree_ingested_sources ORDER BY source_id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Calls waiting for the active leader of `store`'s database.
+    fn queued(store: &Store) -> usize {
+        store
+            .database()
+            .and_then(|db| Ok(db.write_group()?.queued()))
+            .unwrap_or(0)
+    }
+
+    fn wait_for(mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready() {
+            assert!(Instant::now() < deadline, "timed out waiting");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_failing_call_inside_a_group_does_not_take_the_others_down() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let leading = AtomicBool::new(false);
+        let (a, b, c) = thread::scope(|s| {
+            // `a` leads and holds its turn until `b` and `c` queue behind it,
+            // so all three are in one group.
+            let a = s.spawn(|| {
+                store.write("a", |tx| {
+                    insert(tx, "a1")?;
+                    leading.store(true, Ordering::SeqCst);
+                    wait_for(|| queued(&store) >= 2);
+                    insert(tx, "a2")
+                })
+            });
+            wait_for(|| leading.load(Ordering::SeqCst));
+            // `b` writes a row, then fails on a duplicate key: its savepoint
+            // must take its first row back with it.
+            let b = s.spawn(|| {
+                store.write("b", |tx| {
+                    insert(tx, "b1")?;
+                    insert(tx, "b1")
+                })
+            });
+            wait_for(|| queued(&store) >= 1);
+            let c = s.spawn(|| store.write("c", |tx| insert(tx, "c1")));
+            (a.join(), b.join(), c.join())
+        });
+        let (a, b, c) = (
+            a.expect("a did not panic"),
+            b.expect("b did not panic"),
+            c.expect("c did not panic"),
+        );
+        assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+        let b = b.expect_err("b's duplicate key fails b");
+        assert_eq!(b.class(), ErrorClass::Constraint);
+        assert_eq!(
+            b.sqlite_code(),
+            Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+        );
+        assert_eq!(sources(&store)?, ["a1", "a2", "c1"]);
+        let stats = store.database()?.write_group()?.stats();
+        assert_eq!(
+            (stats.commits, stats.committed_calls, stats.largest_group),
+            (1, 2, 2)
+        );
+        assert_eq!(stats.rolled_back_calls, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_lone_writer_whose_begin_fails_gets_that_very_error() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let path = store.path().to_owned();
+        // BEGIN IMMEDIATE takes the RESERVED lock first: fail that once.
+        vfs::inject_fault(
+            &path,
+            Fault {
+                method: VfsMethod::Lock,
+                nth: 1,
+                code: rusqlite::ffi::SQLITE_IOERR_LOCK,
+                persistent: false,
+                role: None,
+            },
+        );
+        let failed = store.write("lone", |tx| insert(tx, "x"));
+        assert_eq!(vfs::clear_fault(&path), 1);
+        match failed {
+            Err(Error::Sqlite { context, .. }) => assert_eq!(context, "lone"),
+            other => panic!("expected the BEGIN's own error, got {other:?}"),
+        }
+        store.write("lone", |tx| insert(tx, "y"))?;
+        assert_eq!(sources(&store)?, ["y"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_panicking_call_rolls_back_alone_and_unwinds_its_own_thread() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let leading = AtomicBool::new(false);
+        let (a, b) = thread::scope(|s| {
+            let a = s.spawn(|| {
+                store.write("a", |tx| {
+                    leading.store(true, Ordering::SeqCst);
+                    wait_for(|| queued(&store) >= 1);
+                    insert(tx, "a1")
+                })
+            });
+            wait_for(|| leading.load(Ordering::SeqCst));
+            let b = s.spawn(|| {
+                store.write("b", |tx| -> rusqlite::Result<()> {
+                    insert(tx, "b1")?;
+                    panic!("b's closure panics after writing")
+                })
+            });
+            (a.join(), b.join())
+        });
+        assert!(matches!(a, Ok(Ok(_))), "{a:?}");
+        assert!(b.is_err(), "b's panic reaches b's own thread");
+        assert_eq!(sources(&store)?, ["a1"]);
+        Ok(())
+    }
+
+    #[test]
+    fn readers_wait_for_the_group_and_never_see_a_write_that_rolls_back() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let path = store.path().to_owned();
+        let leading = AtomicBool::new(false);
+        let b_wrote = AtomicBool::new(false);
+        let (a, b, seen) = thread::scope(|s| {
+            let a = s.spawn(|| {
+                store.write("a", |tx| {
+                    insert(tx, "a1")?;
+                    leading.store(true, Ordering::SeqCst);
+                    wait_for(|| queued(&store) >= 1);
+                    Ok(())
+                })
+            });
+            wait_for(|| leading.load(Ordering::SeqCst));
+            let b = s.spawn(|| {
+                store.write("b", |tx| {
+                    insert(tx, "b1")?;
+                    // The group's commit will fail at its first sync: both
+                    // rows are uncommitted now and will never be durable.
+                    vfs::inject_fault(
+                        &path,
+                        Fault {
+                            method: VfsMethod::Sync,
+                            nth: 1,
+                            code: rusqlite::ffi::SQLITE_IOERR_FSYNC,
+                            persistent: false,
+                            role: None,
+                        },
+                    );
+                    b_wrote.store(true, Ordering::SeqCst);
+                    // Time for a reader to (wrongly) get in between turns.
+                    thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                })
+            });
+            let reader = s.spawn(|| {
+                wait_for(|| b_wrote.load(Ordering::SeqCst));
+                sources(&store)
+            });
+            (a.join(), b.join(), reader.join())
+        });
+        let seen = seen.expect("reader did not panic")?;
+        assert!(seen.is_empty(), "a reader saw uncommitted rows: {seen:?}");
+        assert_eq!(vfs::faults_fired(&path), 1, "the commit's sync failed");
+        for call in [a, b] {
+            let e = call
+                .expect("no panic")
+                .expect_err("a failed commit fails every call it carried");
+            assert_eq!(e.sqlite_code(), Some(rusqlite::ffi::SQLITE_IOERR_FSYNC));
+        }
+        vfs::clear_fault(&path);
+        assert!(sources(&store)?.is_empty());
+        store.write("after", |tx| insert(tx, "z1"))?;
+        assert_eq!(sources(&store)?, ["z1"]);
+        let stats = store.database()?.write_group()?.stats();
+        assert_eq!((stats.failed_groups, stats.commits), (1, 1));
+        Ok(())
     }
 }

@@ -29,6 +29,7 @@ HOOKS = {
         "open_counters",
         "reset_io_stats",
         "set_circuit_cooldown",
+        "set_group_commit_limit",
     },
     "bench": {"chunk_columns", "chunks", "commits", "insert_select", "rows", "upsert_sql"},
 }

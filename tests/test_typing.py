@@ -142,6 +142,19 @@ def typed_counters(path: Path) -> tuple[int, int, int]:
     )
 
 
+def test_group_commit_counters_and_limit_are_typed(tmp_path: Path) -> None:
+    with memtree.Store.open(tmp_path) as store:
+        store.upsert_chunks([])
+        stats: testing.IoStats = testing.io_stats(store.path)
+        calls: int = stats["committed_calls"]
+        syncs: int = stats["commit_syncs"]
+        # An empty upsert is a call whose (empty) transaction commits with
+        # no page to write, so no sync.
+        assert (calls, syncs) == (1, 0)
+    previous: int = testing.set_group_commit_limit(64)
+    assert previous == 64
+
+
 def test_counter_dicts_have_exactly_their_typed_keys(tmp_path: Path) -> None:
     with memtree.Store.open(tmp_path) as store:
         path = store.path

@@ -36,6 +36,7 @@ __all__ = [
     "open_counters",
     "reset_io_stats",
     "set_circuit_cooldown",
+    "set_group_commit_limit",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -80,6 +81,21 @@ class IoStats(TypedDict):
     sync_calls: int
     #: Every sync, the directory's included.
     syncs_total: int
+    #: Group commits (while the store is open in this process; see the
+    #: README's "Concurrent writers"): commits that made write calls durable,
+    #: the calls they carried, the most one commit carried, and the syncs
+    #: those commits cost (from ``BEGIN`` to the end of ``COMMIT``).
+    commits: int
+    committed_calls: int
+    largest_group: int
+    #: Syncs per write call are ``commit_syncs / committed_calls``: 5 for
+    #: calls that commit one by one, less when concurrent calls share commits.
+    commit_syncs: int
+    #: Group transactions whose commit (or a call's I/O error) failed: every
+    #: call they carried raised.
+    failed_groups: int
+    #: Calls that failed or refused inside a group and rolled back alone.
+    rolled_back_calls: int
 
 
 class OpenCounters(TypedDict):
@@ -115,12 +131,14 @@ class CrashReport(TypedDict):
 def io_stats(path: PathLike) -> IoStats:
     """Counters of the database at ``path``: opens, reads, writes,
     bytes_written, truncates, syncs by file (syncs_db, syncs_journal,
-    syncs_wal, syncs_dir), sync_calls and syncs_total."""
+    syncs_wal, syncs_dir), sync_calls and syncs_total; and what its group
+    commits did: commits, committed_calls, largest_group, commit_syncs,
+    failed_groups, rolled_back_calls."""
     return _hooks.io_stats(path)
 
 
 def reset_io_stats(path: PathLike) -> None:
-    """Sets the counters of ``path`` to zero."""
+    """Sets the counters of ``path`` (group commits' included) to zero."""
     _hooks.reset_io_stats(path)
 
 
@@ -204,6 +222,15 @@ def set_circuit_cooldown(seconds: float) -> None:
     day). ``TypeError`` for a non-number, ``ValueError`` for a negative,
     non-finite or too long cool-down (nothing changes then)."""
     _hooks.set_circuit_cooldown(seconds)
+
+
+def set_group_commit_limit(calls: int) -> int:
+    """The most write calls one group commit may carry, for every database in
+    this process (default 64); returns the previous limit. ``1`` makes every
+    call commit alone, as before group commit, so a benchmark can measure
+    both in one run. ``TypeError`` for a non-int, ``ValueError`` unless
+    1 <= ``calls`` <= 64."""
+    return _hooks.set_group_commit_limit(calls)
 
 
 def circuit_status(path: PathLike) -> tuple[int, bool]:

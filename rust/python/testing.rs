@@ -55,12 +55,20 @@ pub struct IoStats {
     shm_maps: u64,
     sync_calls: u64,
     syncs_total: u64,
+    commits: u64,
+    committed_calls: u64,
+    largest_group: u64,
+    commit_syncs: u64,
+    failed_groups: u64,
+    rolled_back_calls: u64,
 }
 
-/// The I/O counters of a database.
+/// The I/O counters of a database, with what its group commits did.
 #[pyfunction]
 pub fn io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<IoStats> {
-    let s = vfs::io_stats(&key(path)?);
+    let key = key(path)?;
+    let s = vfs::io_stats(&key);
+    let g = crate::connection::group_stats(&key)?;
     Ok(IoStats {
         opens: s.opens,
         reads: s.reads,
@@ -77,6 +85,12 @@ pub fn io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyR
         shm_maps: s.shm_maps,
         sync_calls: s.sync_calls(),
         syncs_total: s.syncs_total(),
+        commits: g.commits,
+        committed_calls: g.committed_calls,
+        largest_group: g.largest_group,
+        commit_syncs: g.commit_syncs,
+        failed_groups: g.failed_groups,
+        rolled_back_calls: g.rolled_back_calls,
     })
 }
 
@@ -109,10 +123,12 @@ pub fn open_counters(
     })
 }
 
-/// Zeroes a database's I/O counters.
+/// Zeroes a database's I/O and group-commit counters.
 #[pyfunction]
 pub fn reset_io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<()> {
-    vfs::reset_io_stats(&key(path)?);
+    let key = key(path)?;
+    vfs::reset_io_stats(&key);
+    crate::connection::reset_group_stats(&key)?;
     Ok(())
 }
 
@@ -211,6 +227,26 @@ pub fn method_calls(
 pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
     let cooldown = convert::seconds(seconds, "seconds", crate::breaker::MAX_COOLDOWN)?;
     Ok(crate::breaker::set_cooldown(cooldown)?)
+}
+
+/// The most write calls one group commit may carry, for every database
+/// (1: each call commits alone, as before group commit); returns the
+/// previous limit.
+#[pyfunction]
+pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let max = crate::group_commit::MAX_GROUP;
+    if calls.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "calls: expected int, got bool",
+        ));
+    }
+    let calls = convert::int64(calls, "calls")?;
+    match usize::try_from(calls) {
+        Ok(n) if (1..=max).contains(&n) => Ok(crate::group_commit::set_group_limit(n)),
+        _ => Err(PyValueError::new_err(format!(
+            "calls: must be 1 to {max}, got {calls}"
+        ))),
+    }
 }
 
 /// `(consecutive_failures, is_open)` of a path's circuit breaker.
@@ -328,6 +364,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_counters, m)?)?;
     m.add_function(wrap_pyfunction!(set_circuit_cooldown, m)?)?;
     m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
+    m.add_function(wrap_pyfunction!(set_group_commit_limit, m)?)?;
     m.add_function(wrap_pyfunction!(arm_crash, m)?)?;
     m.add_function(wrap_pyfunction!(crash_state, m)?)?;
     m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;

@@ -22,6 +22,7 @@ __all__ = [
     "open_counters",
     "reset_io_stats",
     "set_circuit_cooldown",
+    "set_group_commit_limit",
 ]
 
 _PathLike = str | os.PathLike[str]
@@ -44,14 +45,20 @@ def set_circuit_cooldown(seconds: float) -> None:
     ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
     86400."""
 
+def set_group_commit_limit(calls: int) -> int:
+    """The most write calls one group commit may carry (all databases);
+    returns the previous limit. ``TypeError`` for a non-int; ``ValueError``
+    unless 1 <= ``calls`` <= 64."""
+
 def circuit_status(path: _PathLike) -> tuple[int, bool]:
     """``(consecutive_failures, is_open)`` of a path's circuit breaker."""
 
 def io_stats(path: _PathLike) -> IoStats:
-    """The VFS's I/O counters for a database (see ``memtree.testing``)."""
+    """The VFS's I/O counters for a database, with what its group commits
+    did (see ``memtree.testing``)."""
 
 def reset_io_stats(path: _PathLike) -> None:
-    """Zeroes a database's I/O counters."""
+    """Zeroes a database's I/O and group-commit counters."""
 
 def inject_fault(
     path: _PathLike,
