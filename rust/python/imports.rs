@@ -18,8 +18,6 @@ pub struct Imports {
     pub epoch: Py<PyAny>,
     /// `timedelta(milliseconds=1)`.
     pub one_ms: Py<PyAny>,
-    /// `json.dumps`.
-    pub json_dumps: Py<PyAny>,
     /// `json.loads`.
     pub json_loads: Py<PyAny>,
     /// `memtree.SourceKind` (defined in `memtree._types`).
@@ -59,7 +57,6 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             timedelta: timedelta.unbind(),
             epoch: epoch.unbind(),
             one_ms: one_ms.unbind(),
-            json_dumps: json.getattr("dumps")?.unbind(),
             json_loads: json.getattr("loads")?.unbind(),
             source_kind: types.getattr("SourceKind")?.unbind(),
             job_status: types.getattr("JobStatus")?.unbind(),
