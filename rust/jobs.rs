@@ -31,19 +31,20 @@
 //!   extraction), FIFO (`available_at_ms`, `created_at_ms`, rowid) within a
 //!   priority. The claim's SELECT is one `UNION ALL` per priority, highest
 //!   first, each a merge of one index SEARCH per kind on
-//!   `idx_memtree_jobs_ready_kind (kind, available_at_ms, created_at_ms)
-//!   WHERE status = 'ready'` (kinds without a priority: one SEARCH on
-//!   `idx_memtree_jobs_active`), each read in claim order, so no claim
-//!   sorts in a temp B-tree however many jobs share one time. Priorities
-//!   live in the caller (the worker), not in the table: the reference's
-//!   layout is unchanged.
-//! - **Pages**: the queue's indexes are partial (schema step 106): a row is
-//!   in `idx_memtree_jobs_ready_kind` while `ready` and in
-//!   `idx_memtree_jobs_active` while `ready` or `running`, and in neither
-//!   once settled, so a settle writes the row and one index page. SQLite
-//!   uses a partial index only for a query that repeats the index's WHERE
-//!   term, so the queries meant for `idx_memtree_jobs_active` say
-//!   [`ACTIVE`]` AND status = …`; EXPLAIN tests hold every one to it.
+//!   `idx_memtree_jobs_active (status, kind, available_at_ms,
+//!   created_at_ms)`, each read in claim order, so no claim sorts in a temp
+//!   B-tree however many jobs share one time. A claim of any kind first
+//!   finds the kinds with ready jobs by a skip-scan of the same index (one
+//!   SEARCH per kind); past [`MAX_CLAIM_KINDS`] such kinds it falls back to
+//!   one sorted arm for the kinds without a priority. Priorities live in
+//!   the caller (the worker), not in the table: the reference's layout is
+//!   unchanged.
+//! - **Pages**: the queue's one index is partial (schema step 106): a row
+//!   is in `idx_memtree_jobs_active` while `ready` or `running` and in no
+//!   queue index once settled, so an enqueue writes one index page and a
+//!   settle one. SQLite uses a partial index only for a query that repeats
+//!   the index's WHERE term, so every query meant for it says
+//!   [`ACTIVE`]` AND status = …`; EXPLAIN tests hold each to it.
 //! - **Settle and claim in one commit**: [`Jobs::mark_done_and_claim_next`]
 //!   and [`Jobs::mark_failed_and_claim_next`] settle a job and claim the
 //!   next in ONE transaction (a worker's steady state is then two commits a
@@ -313,7 +314,7 @@ pub const MAX_CLAIM_KINDS: usize = 256;
 pub type Priorities = [(String, i64)];
 
 /// The UPDATE of every claim; `{select}` is the rowid SELECT from
-/// [`claim_select`] (rowids: the update then reads each row directly, not
+/// [`select_for_kinds`] (rowids: the update then reads each row directly, not
 /// through the id index). `?1` now, `?2` lease end, `?3` how many.
 fn claim_sql(select: &str) -> String {
     format!(
@@ -334,36 +335,20 @@ macro_rules! active {
 /// The WHERE term of `idx_memtree_jobs_active`; see the module docs.
 pub const ACTIVE: &str = active!();
 
-/// One arm: the available ready rows of one kind (`?n`), read from
-/// `idx_memtree_jobs_ready_kind`, or of every kind but the listed ones, or
-/// of any kind, read from `idx_memtree_jobs_active`; with the FIFO keys.
+/// One arm: the available ready rows of one kind (`?n`), or of every kind
+/// but the listed ones, with the FIFO keys, read from
+/// `idx_memtree_jobs_active` (whose WHERE term it repeats).
 fn claim_arm(kind_filter: &str) -> String {
-    // An arm of one kind leaves the active index unusable (no ACTIVE term),
-    // so the planner cannot walk every kind's rows for it.
-    let active = if kind_filter.starts_with(" AND kind = ") {
-        ""
-    } else {
-        concat!(active!(), " AND ")
-    };
     format!(
         "SELECT available_at_ms AS a, created_at_ms AS c, rowid AS r FROM mem_tree_jobs \
-         WHERE {active}status = 'ready' AND available_at_ms <= ?1{kind_filter}"
+         WHERE {} AND status = 'ready' AND available_at_ms <= ?1{kind_filter}",
+        active!()
     )
 }
 
-/// The rowid SELECT of a claim and the kinds bound from `?4` on. Tiers (one per
-/// priority, highest first) are concatenated by `UNION ALL`, which SQLite
-/// runs left to right and stops at the LIMIT; inside a tier the arms are
-/// merged in FIFO order (each arm is read in index order, so the merge sorts
-/// nothing). `None` when `kinds` is empty: there is nothing to claim.
-/// Also returns the priority of each listed kind, which orders what the
-/// claim hands out.
-type ClaimSelect<'a> = (String, Vec<String>, HashMap<&'a str, i64>);
-
-fn claim_select<'a>(
-    kinds: Option<&[String]>,
-    priorities: &'a Priorities,
-) -> Result<Option<ClaimSelect<'a>>> {
+/// The priority of each kind named in `priorities`, refusing an empty or
+/// repeated kind.
+fn rank_of(priorities: &Priorities) -> Result<HashMap<&str, i64>> {
     let mut prio: HashMap<&str, i64> = HashMap::new();
     for (i, (kind, p)) in priorities.iter().enumerate() {
         non_empty(&format!("priorities[{i}].kind"), kind)?;
@@ -374,61 +359,50 @@ fn claim_select<'a>(
             ));
         }
     }
+    Ok(prio)
+}
+
+fn too_many_kinds(n: usize) -> Error {
+    Error::invalid(
+        "kinds",
+        format!("a claim names at most {MAX_CLAIM_KINDS} kinds (kinds and priorities), got {n}"),
+    )
+}
+
+/// Adds `arm` to the tier of priority `p`.
+fn add_arm(tiers: &mut Vec<(i64, Vec<String>)>, p: i64, arm: String) {
+    match tiers.iter_mut().find(|(tp, _)| *tp == p) {
+        Some((_, arms)) => arms.push(arm),
+        None => tiers.push((p, vec![arm])),
+    }
+}
+
+/// The rowid SELECT of a claim of `kinds` (each once) and the kinds bound
+/// from `?4` on; no kinds bound: nothing to claim.
+fn select_for_kinds(kinds: &[String], prio: &HashMap<&str, i64>) -> (String, Vec<String>) {
     let mut bound: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     // (priority, arms); an arm is a kind filter.
     let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
-    let add = |p: i64, filter: String, tiers: &mut Vec<(i64, Vec<String>)>| match tiers
-        .iter_mut()
-        .find(|(tp, _)| *tp == p)
-    {
-        Some((_, arms)) => arms.push(filter),
-        None => tiers.push((p, vec![filter])),
-    };
-    match kinds {
-        Some(kinds) => {
-            let mut seen = std::collections::HashSet::new();
-            for kind in kinds {
-                if !seen.insert(kind.as_str()) {
-                    continue;
-                }
-                bound.push(kind.clone());
-                let p = prio.get(kind.as_str()).copied().unwrap_or(0);
-                add(p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
-            }
-            if bound.is_empty() {
-                return Ok(None);
-            }
+    for kind in kinds {
+        if !seen.insert(kind.as_str()) {
+            continue;
         }
-        None => {
-            let ranked: Vec<(&String, i64)> = priorities
-                .iter()
-                .filter(|(_, p)| *p != 0)
-                .map(|(k, p)| (k, *p))
-                .collect();
-            for (kind, p) in &ranked {
-                bound.push((*kind).clone());
-                add(*p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
-            }
-            let rest = if ranked.is_empty() {
-                String::new()
-            } else {
-                let listed: Vec<String> = (4..4 + ranked.len()).map(|n| format!("?{n}")).collect();
-                format!(" AND kind NOT IN ({})", listed.join(", "))
-            };
-            add(0, rest, &mut tiers);
-        }
+        bound.push(kind.clone());
+        let p = prio.get(kind.as_str()).copied().unwrap_or(0);
+        add_arm(&mut tiers, p, format!(" AND kind = ?{}", bound.len() + 3));
     }
-    if bound.len() > MAX_CLAIM_KINDS {
-        return Err(Error::invalid(
-            "kinds",
-            format!(
-                "a claim names at most {MAX_CLAIM_KINDS} kinds (kinds and priorities), got {}",
-                bound.len()
-            ),
-        ));
-    }
+    (tiered_select(tiers), bound)
+}
+
+/// Tiers (one per priority, highest first) concatenated by `UNION ALL`,
+/// which SQLite runs left to right and stops at the LIMIT; inside a tier
+/// the arms (one per kind, each read in claim order from
+/// `idx_memtree_jobs_active`) are merged in FIFO order, which sorts
+/// nothing.
+fn tiered_select(mut tiers: Vec<(i64, Vec<String>)>) -> String {
     tiers.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-    let select = tiers
+    tiers
         .iter()
         .map(|(_, arms)| {
             let merged: Vec<String> = arms.iter().map(|f| claim_arm(f)).collect();
@@ -439,16 +413,58 @@ fn claim_select<'a>(
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
-        + " LIMIT ?3";
-    Ok(Some((select, bound, prio)))
+        + " LIMIT ?3"
 }
 
-/// A claim checked and built before its transaction: the statement, its
-/// bound values, and the priority of each listed kind (which orders what
-/// the claim hands out).
+/// The claim of any kind when more than [`MAX_CLAIM_KINDS`] kinds have
+/// ready jobs: each kind with a priority an arm, the rest one arm sorted
+/// in a temp B-tree (too many kinds for an arm each).
+fn select_any_kind_sorted(priorities: &Priorities) -> (String, Vec<String>) {
+    let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
+    let mut bound: Vec<String> = Vec::new();
+    for (kind, p) in priorities.iter().filter(|(_, p)| *p != 0) {
+        bound.push(kind.clone());
+        add_arm(&mut tiers, *p, format!(" AND kind = ?{}", bound.len() + 3));
+    }
+    let rest = if bound.is_empty() {
+        String::new()
+    } else {
+        let listed: Vec<String> = (4..4 + bound.len()).map(|n| format!("?{n}")).collect();
+        format!(" AND kind NOT IN ({})", listed.join(", "))
+    };
+    add_arm(&mut tiers, 0, rest);
+    (tiered_select(tiers), bound)
+}
+
+/// The kinds that have ready jobs, in order, at most `?1` of them: a
+/// skip-scan of `idx_memtree_jobs_active`, one index SEARCH per kind
+/// however many jobs each has.
+const READY_KINDS_SQL: &str = concat!(
+    "WITH RECURSIVE k(kind) AS (SELECT (SELECT kind FROM mem_tree_jobs WHERE ",
+    active!(),
+    " AND status = 'ready' ORDER BY kind LIMIT 1) \
+     UNION ALL SELECT (SELECT kind FROM mem_tree_jobs WHERE ",
+    active!(),
+    " AND status = 'ready' AND kind > k.kind ORDER BY kind LIMIT 1) \
+     FROM k WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT ?1"
+);
+
+fn ready_kinds(tx: &Transaction<'_>, limit: usize) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(READY_KINDS_SQL)?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// A claim checked and built before its transaction: the statement and
+/// its kinds (for a claim of any kind, built in the transaction once it has
+/// found the kinds with ready jobs), the values bound before the kinds, and
+/// the priority of each listed kind (which orders what the claim hands
+/// out).
 struct PreparedClaim<'a> {
-    sql: String,
-    values: Vec<rusqlite::types::Value>,
+    /// The statement and its kinds; `None`: any kind.
+    fixed: Option<(String, Vec<String>)>,
+    head: [rusqlite::types::Value; 3],
+    priorities: &'a Priorities,
     rank: HashMap<&'a str, i64>,
 }
 
@@ -462,23 +478,64 @@ fn prepare_claim<'a>(
     priorities: &'a Priorities,
 ) -> Result<Option<PreparedClaim<'a>>> {
     let until = lease_end(now, lease)?;
-    let Some((select, bound, rank)) = claim_select(kinds, priorities)? else {
-        return Ok(None);
+    let rank = rank_of(priorities)?;
+    let fixed = match kinds {
+        Some(kinds) => {
+            let (select, bound) = select_for_kinds(kinds, &rank);
+            if bound.is_empty() {
+                return Ok(None);
+            }
+            if bound.len() > MAX_CLAIM_KINDS {
+                return Err(too_many_kinds(bound.len()));
+            }
+            Some((claim_sql(&select), bound))
+        }
+        None => {
+            let ranked = priorities.iter().filter(|(_, p)| *p != 0).count();
+            if ranked > MAX_CLAIM_KINDS {
+                return Err(too_many_kinds(ranked));
+            }
+            None
+        }
     };
-    let mut values: Vec<rusqlite::types::Value> = vec![now.into(), until.into(), limit.into()];
-    values.extend(bound.into_iter().map(rusqlite::types::Value::from));
     Ok(Some(PreparedClaim {
-        sql: claim_sql(&select),
-        values,
+        fixed,
+        head: [now.into(), until.into(), limit.into()],
+        priorities,
         rank,
     }))
 }
 
 impl PreparedClaim<'_> {
+    /// The statement and its kinds inside `tx`; `None`: no kind has ready
+    /// jobs.
+    fn statement(&self, tx: &Transaction<'_>) -> rusqlite::Result<Option<(String, Vec<String>)>> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(Some(fixed.clone()));
+        }
+        let kinds = ready_kinds(tx, MAX_CLAIM_KINDS + 1)?;
+        let (select, bound) = if kinds.is_empty() {
+            return Ok(None);
+        } else if kinds.len() > MAX_CLAIM_KINDS {
+            select_any_kind_sorted(self.priorities)
+        } else {
+            select_for_kinds(&kinds, &self.rank)
+        };
+        Ok(Some((claim_sql(&select), bound)))
+    }
+
     /// Runs the claim inside `tx`; the jobs in claim order.
     fn run(&self, tx: &Transaction<'_>) -> rusqlite::Result<Vec<Job>> {
-        let mut stmt = tx.prepare_cached(&self.sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(self.values.iter()), job_from_row)?;
+        let Some((sql, bound)) = self.statement(tx)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let values = self
+            .head
+            .iter()
+            .cloned()
+            .chain(bound.into_iter().map(rusqlite::types::Value::from));
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), job_from_row)?;
         let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         // RETURNING yields rows in no promised order: hand them out in
         // claim order.
@@ -1540,8 +1597,48 @@ mod tests {
         })
     }
 
+    /// The plan of the statement `claim` runs now (for a claim of any
+    /// kind, after finding the kinds with ready jobs).
+    fn claim_plan(store: &Store, claim: &PreparedClaim<'_>) -> Result<Vec<String>> {
+        store.write("plan", |tx| {
+            let (sql, bound) = claim.statement(tx)?.expect("kinds with ready jobs");
+            let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let values = claim
+                .head
+                .iter()
+                .cloned()
+                .chain(bound.into_iter().map(rusqlite::types::Value::from));
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(3))?;
+            rows.collect()
+        })
+    }
+
     #[test]
-    fn every_claim_shape_walks_a_ready_index_in_claim_order() -> Result<()> {
+    fn past_the_kind_limit_a_claim_of_any_kind_still_goes_in_order() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        // More kinds with ready jobs than one claim has arms for; the
+        // oldest is a kind late in the alphabet.
+        let many: Vec<NewJob> = (0..MAX_CLAIM_KINDS + 20)
+            .map(|i| NewJob {
+                available_at_ms: Some(now - 1_000 + i as i64),
+                ..NewJob::new(format!("k{:04}", 1_000 - i), format!("{i}"))
+            })
+            .collect();
+        jobs.enqueue_many(&many)?;
+        let first = jobs.claim_at(now, LEASE, None, 2)?;
+        let got: Vec<&str> = first.iter().map(|j| j.payload_json.as_str()).collect();
+        assert_eq!(got, ["0", "1"]);
+        let prio = [("k0990".to_owned(), 1)];
+        let next = jobs.claim_prioritized_at(now, LEASE, None, 2, &prio)?;
+        let got: Vec<&str> = next.iter().map(|j| j.payload_json.as_str()).collect();
+        assert_eq!(got, ["10", "2"], "the priority first, then FIFO");
+        Ok(())
+    }
+
+    #[test]
+    fn every_claim_shape_walks_the_active_index_in_claim_order() -> Result<()> {
         let (_dir, store) = open()?;
         // 5,000 jobs sharing one time (a batch enqueue) beside others: the
         // plan must not depend on how the rows look.
@@ -1571,19 +1668,17 @@ mod tests {
             for limit in [1, 100] {
                 let claim =
                     prepare_claim(now, LEASE, kinds.as_deref(), limit, &prio)?.expect("a claim");
-                let plan = plan_of(&store, &claim.sql, claim.values.clone())?;
+                let plan = claim_plan(&store, &claim)?;
                 let shape = format!("{kinds:?} {prio:?} limit {limit}: {plan:?}");
                 let searches = plan.iter().filter(|l| {
                     l.starts_with("SEARCH mem_tree_jobs USING ")
-                        && (l.contains("INDEX idx_memtree_jobs_ready_kind (")
-                            || l.contains("INDEX idx_memtree_jobs_active ("))
+                        && l.contains(
+                            "INDEX idx_memtree_jobs_active (status=? AND kind=? AND available_at_ms<?)",
+                        )
                 });
-                // One SEARCH per arm: a kind, or the rest across kinds.
-                let arms = kinds
-                    .as_ref()
-                    .map_or(prio.iter().filter(|(_, p)| *p != 0).count() + 1, |k| {
-                        k.len()
-                    });
+                // One SEARCH per kind: the given ones, or the three that
+                // have ready jobs.
+                let arms = kinds.as_ref().map_or(3, Vec::len);
                 assert_eq!(searches.count(), arms, "{shape}");
                 assert!(
                     !plan
@@ -1593,6 +1688,16 @@ mod tests {
                 );
             }
         }
+        // The skip-scan that finds the kinds with ready jobs: index seeks.
+        let plan = plan_of(&store, READY_KINDS_SQL, vec![10.into()])?;
+        assert!(
+            plan.iter().any(|l| l
+                .contains("USING COVERING INDEX idx_memtree_jobs_active (status=? AND kind>?)"))
+                && !plan
+                    .iter()
+                    .any(|l| l.contains("TEMP B-TREE") || l.starts_with("SCAN mem_tree_jobs")),
+            "{plan:?}"
+        );
         // The lease recovery and the hand-back read only running rows.
         let release = concat!(
             "SELECT id FROM mem_tree_jobs WHERE ",

@@ -18,6 +18,11 @@ is re-raised from the next :meth:`Worker.join` or :meth:`Worker.stop` (once).
 Any other error that would end a worker thread stops the worker the same
 way, so a worker never looks alive with dead threads.
 
+A worker thread settles a done or failed job and claims its next job in
+one commit (:meth:`memtree.Jobs.mark_done_and_claim_next`,
+:meth:`memtree.Jobs.mark_failed_and_claim_next`), so in steady state a job
+costs two commits: its enqueue and that one.
+
 Delivery is at least once: a worker that dies mid-job leaves a lease that
 :meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
 recovers expired leases at start and whenever it is idle). Handlers must be
