@@ -55,7 +55,7 @@
 //!   returns `None`, and a finished job's key is free again.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 use std::sync::{Condvar, LazyLock, Mutex};
 use std::time::Duration;
@@ -315,7 +315,12 @@ pub type Priorities = [(String, i64)];
 
 /// The UPDATE of every claim; `{select}` is the rowid SELECT from
 /// [`select_for_kinds`] (rowids: the update then reads each row directly, not
-/// through the id index). `?1` now, `?2` lease end, `?3` how many.
+/// through the id index). `?1` now, `?2` lease end. The kinds and how many
+/// are written into the text ([`text_literal`]): SQLite re-prepares a
+/// statement on every run after rebinding a LIMIT parameter, or a kind
+/// compared by `=` in a query with an ORDER BY (the planner reads the bound
+/// values), and the claim is the longest statement memtree runs. One
+/// statement per set of kinds and limit, kept in the statement cache.
 fn claim_sql(select: &str) -> String {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
@@ -369,6 +374,19 @@ fn too_many_kinds(n: usize) -> Error {
     )
 }
 
+/// `text` as an SQL expression of type TEXT: a blob literal of its UTF-8
+/// bytes, cast. Any text fits (a quote, a NUL), nothing is interpreted,
+/// and it is a constant to the planner, unlike a bound parameter.
+fn text_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2 + 20);
+    out.push_str("CAST(x'");
+    for b in text.bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push_str("' AS TEXT)");
+    out
+}
+
 /// Adds `arm` to the tier of priority `p`.
 fn add_arm(tiers: &mut Vec<(i64, Vec<String>)>, p: i64, arm: String) {
     match tiers.iter_mut().find(|(tp, _)| *tp == p) {
@@ -377,9 +395,13 @@ fn add_arm(tiers: &mut Vec<(i64, Vec<String>)>, p: i64, arm: String) {
     }
 }
 
-/// The rowid SELECT of a claim of `kinds` (each once) and the kinds bound
-/// from `?4` on; no kinds bound: nothing to claim.
-fn select_for_kinds(kinds: &[String], prio: &HashMap<&str, i64>) -> (String, Vec<String>) {
+/// The rowid SELECT of a claim of `kinds` and the kinds it names (each
+/// once); none named: nothing to claim.
+fn select_for_kinds(
+    kinds: &[String],
+    prio: &HashMap<&str, i64>,
+    limit: i64,
+) -> (String, Vec<String>) {
     let mut bound: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     // (priority, arms); an arm is a kind filter.
@@ -390,9 +412,9 @@ fn select_for_kinds(kinds: &[String], prio: &HashMap<&str, i64>) -> (String, Vec
         }
         bound.push(kind.clone());
         let p = prio.get(kind.as_str()).copied().unwrap_or(0);
-        add_arm(&mut tiers, p, format!(" AND kind = ?{}", bound.len() + 3));
+        add_arm(&mut tiers, p, format!(" AND kind = {}", text_literal(kind)));
     }
-    (tiered_select(tiers), bound)
+    (tiered_select(tiers, limit), bound)
 }
 
 /// Tiers (one per priority, highest first) concatenated by `UNION ALL`,
@@ -400,43 +422,48 @@ fn select_for_kinds(kinds: &[String], prio: &HashMap<&str, i64>) -> (String, Vec
 /// the arms (one per kind, each read in claim order from
 /// `idx_memtree_jobs_active`) are merged in FIFO order, which sorts
 /// nothing.
-fn tiered_select(mut tiers: Vec<(i64, Vec<String>)>) -> String {
+fn tiered_select(mut tiers: Vec<(i64, Vec<String>)>, limit: i64) -> String {
     tiers.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
     tiers
         .iter()
         .map(|(_, arms)| {
             let merged: Vec<String> = arms.iter().map(|f| claim_arm(f)).collect();
             format!(
-                "SELECT r FROM ({} ORDER BY a, c, r LIMIT ?3)",
+                "SELECT r FROM ({} ORDER BY a, c, r LIMIT {limit})",
                 merged.join(" UNION ALL ")
             )
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
-        + " LIMIT ?3"
+        + &format!(" LIMIT {limit}")
 }
 
 /// The claim of any kind when more than [`MAX_CLAIM_KINDS`] kinds have
 /// ready jobs: each kind with a priority an arm, the rest one arm sorted
 /// in a temp B-tree (too many kinds for an arm each).
-fn select_any_kind_sorted(priorities: &Priorities) -> (String, Vec<String>) {
+fn select_any_kind_sorted(priorities: &Priorities, limit: i64) -> (String, Vec<String>) {
     let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
     let mut bound: Vec<String> = Vec::new();
     for (kind, p) in priorities.iter().filter(|(_, p)| *p != 0) {
         bound.push(kind.clone());
-        add_arm(&mut tiers, *p, format!(" AND kind = ?{}", bound.len() + 3));
+        add_arm(
+            &mut tiers,
+            *p,
+            format!(" AND kind = {}", text_literal(kind)),
+        );
     }
     let rest = if bound.is_empty() {
         String::new()
     } else {
-        let listed: Vec<String> = (4..4 + bound.len()).map(|n| format!("?{n}")).collect();
+        let listed: Vec<String> = bound.iter().map(|k| text_literal(k)).collect();
         format!(" AND kind NOT IN ({})", listed.join(", "))
     };
     add_arm(&mut tiers, 0, rest);
-    (tiered_select(tiers), bound)
+    (tiered_select(tiers, limit), bound)
 }
 
-/// The kinds that have ready jobs, in order, at most `?1` of them: a
+/// The kinds that have ready jobs, in order, at most one more than
+/// [`MAX_CLAIM_KINDS`] (a literal LIMIT: see [`claim_sql`]): a
 /// skip-scan of `idx_memtree_jobs_active`, one index SEARCH per kind
 /// however many jobs each has.
 const READY_KINDS_SQL: &str = concat!(
@@ -446,24 +473,26 @@ const READY_KINDS_SQL: &str = concat!(
      UNION ALL SELECT (SELECT kind FROM mem_tree_jobs WHERE ",
     active!(),
     " AND status = 'ready' AND kind > k.kind ORDER BY kind LIMIT 1) \
-     FROM k WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT ?1"
+     FROM k WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT 257"
 );
+const _: () = assert!(MAX_CLAIM_KINDS + 1 == 257);
 
-fn ready_kinds(tx: &Transaction<'_>, limit: usize) -> rusqlite::Result<Vec<String>> {
+fn ready_kinds(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
     let mut stmt = tx.prepare_cached(READY_KINDS_SQL)?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }
 
 /// A claim checked and built before its transaction: the statement and
 /// its kinds (for a claim of any kind, built in the transaction once it has
-/// found the kinds with ready jobs), the values bound before the kinds, and
+/// found the kinds with ready jobs), the values it binds, and
 /// the priority of each listed kind (which orders what the claim hands
 /// out).
 struct PreparedClaim<'a> {
     /// The statement and its kinds; `None`: any kind.
     fixed: Option<(String, Vec<String>)>,
-    head: [rusqlite::types::Value; 3],
+    head: [rusqlite::types::Value; 2],
+    limit: i64,
     priorities: &'a Priorities,
     rank: HashMap<&'a str, i64>,
 }
@@ -481,7 +510,7 @@ fn prepare_claim<'a>(
     let rank = rank_of(priorities)?;
     let fixed = match kinds {
         Some(kinds) => {
-            let (select, bound) = select_for_kinds(kinds, &rank);
+            let (select, bound) = select_for_kinds(kinds, &rank, limit);
             if bound.is_empty() {
                 return Ok(None);
             }
@@ -500,7 +529,8 @@ fn prepare_claim<'a>(
     };
     Ok(Some(PreparedClaim {
         fixed,
-        head: [now.into(), until.into(), limit.into()],
+        head: [now.into(), until.into()],
+        limit,
         priorities,
         rank,
     }))
@@ -513,29 +543,24 @@ impl PreparedClaim<'_> {
         if let Some(fixed) = &self.fixed {
             return Ok(Some(fixed.clone()));
         }
-        let kinds = ready_kinds(tx, MAX_CLAIM_KINDS + 1)?;
+        let kinds = ready_kinds(tx)?;
         let (select, bound) = if kinds.is_empty() {
             return Ok(None);
         } else if kinds.len() > MAX_CLAIM_KINDS {
-            select_any_kind_sorted(self.priorities)
+            select_any_kind_sorted(self.priorities, self.limit)
         } else {
-            select_for_kinds(&kinds, &self.rank)
+            select_for_kinds(&kinds, &self.rank, self.limit)
         };
         Ok(Some((claim_sql(&select), bound)))
     }
 
     /// Runs the claim inside `tx`; the jobs in claim order.
     fn run(&self, tx: &Transaction<'_>) -> rusqlite::Result<Vec<Job>> {
-        let Some((sql, bound)) = self.statement(tx)? else {
+        let Some((sql, _)) = self.statement(tx)? else {
             return Ok(Vec::new());
         };
         let mut stmt = tx.prepare_cached(&sql)?;
-        let values = self
-            .head
-            .iter()
-            .cloned()
-            .chain(bound.into_iter().map(rusqlite::types::Value::from));
-        let rows = stmt.query_map(rusqlite::params_from_iter(values), job_from_row)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(self.head.iter()), job_from_row)?;
         let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         // RETURNING yields rows in no promised order: hand them out in
         // claim order.
@@ -1601,16 +1626,38 @@ mod tests {
     /// kind, after finding the kinds with ready jobs).
     fn claim_plan(store: &Store, claim: &PreparedClaim<'_>) -> Result<Vec<String>> {
         store.write("plan", |tx| {
-            let (sql, bound) = claim.statement(tx)?.expect("kinds with ready jobs");
+            let (sql, _) = claim.statement(tx)?.expect("kinds with ready jobs");
             let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let values = claim
-                .head
-                .iter()
-                .cloned()
-                .chain(bound.into_iter().map(rusqlite::types::Value::from));
-            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(3))?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(claim.head.iter()), |r| r.get(3))?;
             rows.collect()
         })
+    }
+
+    #[test]
+    fn a_claim_statement_is_prepared_once_not_per_run() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        jobs.enqueue_many(&(0..8).map(|_| job("k", None)).collect::<Vec<_>>())?;
+        let kinds = ["k".to_owned(), "other".to_owned()];
+        let forms: [Option<&[String]>; 2] = [Some(&kinds), None];
+        for (i, kinds) in forms.into_iter().enumerate() {
+            // Three claims at three different times (new bindings each).
+            for t in 0..3 {
+                jobs.claim_at(now + t, LEASE, kinds, 1)?;
+            }
+            let claim = prepare_claim(now, LEASE, kinds, 1, &[])?.expect("a claim");
+            let reprepared = store.write("statement", |tx| {
+                let (sql, _) = claim.statement(tx)?.expect("ready kinds");
+                let stmt = tx.prepare_cached(&sql)?;
+                let runs = stmt.get_status(rusqlite::StatementStatus::Run);
+                assert_eq!(runs, 3, "form {i}: the cached statement ran each claim");
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })?;
+            assert_eq!(reprepared, 0, "form {i}");
+        }
+        Ok(())
     }
 
     #[test]
@@ -1689,7 +1736,7 @@ mod tests {
             }
         }
         // The skip-scan that finds the kinds with ready jobs: index seeks.
-        let plan = plan_of(&store, READY_KINDS_SQL, vec![10.into()])?;
+        let plan = plan_of(&store, READY_KINDS_SQL, vec![])?;
         assert!(
             plan.iter().any(|l| l
                 .contains("USING COVERING INDEX idx_memtree_jobs_active (status=? AND kind>?)"))
