@@ -157,6 +157,8 @@ def test_async_face(db_path: Path) -> None:
 
 # --- the combined write under I/O faults ---------------------------------------
 
+# Every VFS method a TRUNCATE-journal commit calls (xDelete and
+# xCheckReservedLock are not called by one; the xShm* methods only in WAL).
 FAULT_METHODS: list[testing.VfsMethod] = [
     "xWrite",
     "xSync",
@@ -164,6 +166,10 @@ FAULT_METHODS: list[testing.VfsMethod] = [
     "xTruncate",
     "xFileSize",
     "xOpen",
+    "xClose",
+    "xLock",
+    "xUnlock",
+    "xAccess",
 ]
 
 
