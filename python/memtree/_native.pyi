@@ -434,7 +434,9 @@ class Jobs:
         counts as an attempt. ``priorities`` (``{kind: priority}``, kinds not
         listed: 0): the highest priority first; oldest first within a
         priority (and across all kinds without ``priorities``). No claim
-        sorts in a temp B-tree: each kind is an index SEARCH.
+        sorts in a temp B-tree: each kind is an index SEARCH (a claim of
+        any kind first finds the kinds with ready jobs; past 256 of them,
+        the kinds without a priority are sorted together).
 
         ``TypeError``: ``lease`` is not a ``timedelta``, ``kinds`` not an
         iterable of str, ``priorities`` not a mapping of str to int.
