@@ -31,16 +31,31 @@
 //!   extraction), FIFO (`available_at_ms`, `created_at_ms`, rowid) within a
 //!   priority. The claim's SELECT is one `UNION ALL` per priority, highest
 //!   first, each a merge of one index SEARCH per kind on
-//!   `idx_mem_tree_jobs_claim (status, kind, available_at_ms, created_at_ms)`
-//!   (kinds without a priority: one SEARCH on `idx_mem_tree_jobs_fifo`), so
-//!   no claim sorts in a temp B-tree. Priorities live in the caller (the
-//!   worker), not in the table: the reference's layout is unchanged.
+//!   `idx_memtree_jobs_active (status, kind, available_at_ms,
+//!   created_at_ms)`, each read in claim order, so no claim sorts in a temp
+//!   B-tree however many jobs share one time. A claim of any kind first
+//!   finds the kinds with ready jobs by a skip-scan of the same index (one
+//!   SEARCH per kind); past [`MAX_CLAIM_KINDS`] such kinds it falls back to
+//!   one sorted arm for the kinds without a priority. Priorities live in
+//!   the caller (the worker), not in the table: the reference's layout is
+//!   unchanged.
+//! - **Pages**: the queue's one index is partial (schema step 106): a row
+//!   is in `idx_memtree_jobs_active` while `ready` or `running` and in no
+//!   queue index once settled, so an enqueue writes one index page and a
+//!   settle one. SQLite uses a partial index only for a query that repeats
+//!   the index's WHERE term, so every query meant for it says
+//!   [`ACTIVE`]` AND status = …`; EXPLAIN tests hold each to it.
+//! - **Settle and claim in one commit**: [`Jobs::mark_done_and_claim_next`]
+//!   and [`Jobs::mark_failed_and_claim_next`] settle a job and claim the
+//!   next in ONE transaction (a worker's steady state is then two commits a
+//!   job: the enqueue and this); a settle that finds its lease lost claims
+//!   nothing.
 //! - **Dedupe**: `idx_mem_tree_jobs_dedupe_active` is unique among `ready`
 //!   and `running` rows only; an enqueue that collides writes nothing and
 //!   returns `None`, and a finished job's key is free again.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 use std::sync::{Condvar, LazyLock, Mutex};
 use std::time::Duration;
@@ -182,6 +197,10 @@ pub struct NewJob {
     pub available_at_ms: Option<i64>,
     /// Attempts before dead-lettering (>= 1).
     pub max_attempts: i64,
+    /// Set only by the crate's own payload encoder (the Python glue), whose
+    /// walk enforces what the JSON reader would: the text is then stored
+    /// without a second parse.
+    encoded: bool,
 }
 
 impl NewJob {
@@ -193,6 +212,17 @@ impl NewJob {
             dedupe_key: None,
             available_at_ms: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            encoded: false,
+        }
+    }
+
+    /// [`NewJob::new`] for payload text the crate's own encoder wrote
+    /// (`python::payload`): [`NewJob::validate`] does not parse it again.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn encoded(kind: String, payload_json: String) -> Self {
+        NewJob {
+            encoded: true,
+            ..NewJob::new(kind, payload_json)
         }
     }
 
@@ -213,6 +243,9 @@ impl NewJob {
         }
         if let Some(ms) = self.available_at_ms {
             check_time_ms(&format!("{prefix}available_at"), ms)?;
+        }
+        if self.encoded {
+            return Ok(());
         }
         Self::check_payload_json(&self.payload_json, &format!("{prefix}payload"))
     }
@@ -280,38 +313,47 @@ pub const MAX_CLAIM_KINDS: usize = 256;
 /// priority 0. Within a priority, jobs are claimed oldest first.
 pub type Priorities = [(String, i64)];
 
-/// The UPDATE of every claim; `{select}` is the id SELECT from
-/// [`claim_select`]. `?1` now, `?2` lease end, `?3` how many.
+/// The UPDATE of every claim; `{select}` is the rowid SELECT from
+/// [`select_for_kinds`] (rowids: the update then reads each row directly, not
+/// through the id index). `?1` now, `?2` lease end. The kinds and how many
+/// are written into the text ([`text_literal`]): SQLite re-prepares a
+/// statement on every run after rebinding a LIMIT parameter, or a kind
+/// compared by `=` in a query with an ORDER BY (the planner reads the bound
+/// values), and the claim is the longest statement memtree runs. One
+/// statement per set of kinds and limit, kept in the statement cache.
 fn claim_sql(select: &str) -> String {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
          locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
-         WHERE id IN ({select}) RETURNING {JOB_COLUMNS}"
+         WHERE rowid IN ({select}) RETURNING {JOB_COLUMNS}"
     )
 }
+
+/// The WHERE term of `idx_memtree_jobs_active` (schema step 106), which a
+/// query must repeat for SQLite to use that partial index.
+macro_rules! active {
+    () => {
+        "status IN ('ready', 'running')"
+    };
+}
+
+/// The WHERE term of `idx_memtree_jobs_active`; see the module docs.
+pub const ACTIVE: &str = active!();
 
 /// One arm: the available ready rows of one kind (`?n`), or of every kind
-/// but the listed ones, or of any kind, with the FIFO keys.
+/// but the listed ones, with the FIFO keys, read from
+/// `idx_memtree_jobs_active` (whose WHERE term it repeats).
 fn claim_arm(kind_filter: &str) -> String {
     format!(
-        "SELECT available_at_ms AS a, created_at_ms AS c, rowid AS r, id FROM mem_tree_jobs \
-         WHERE status = 'ready' AND available_at_ms <= ?1{kind_filter}"
+        "SELECT available_at_ms AS a, created_at_ms AS c, rowid AS r FROM mem_tree_jobs \
+         WHERE {} AND status = 'ready' AND available_at_ms <= ?1{kind_filter}",
+        active!()
     )
 }
 
-/// The id SELECT of a claim and the kinds bound from `?4` on. Tiers (one per
-/// priority, highest first) are concatenated by `UNION ALL`, which SQLite
-/// runs left to right and stops at the LIMIT; inside a tier the arms are
-/// merged in FIFO order (each arm is read in index order, so the merge sorts
-/// nothing). `None` when `kinds` is empty: there is nothing to claim.
-/// Also returns the priority of each listed kind, which orders what the
-/// claim hands out.
-type ClaimSelect<'a> = (String, Vec<String>, HashMap<&'a str, i64>);
-
-fn claim_select<'a>(
-    kinds: Option<&[String]>,
-    priorities: &'a Priorities,
-) -> Result<Option<ClaimSelect<'a>>> {
+/// The priority of each kind named in `priorities`, refusing an empty or
+/// repeated kind.
+fn rank_of(priorities: &Priorities) -> Result<HashMap<&str, i64>> {
     let mut prio: HashMap<&str, i64> = HashMap::new();
     for (i, (kind, p)) in priorities.iter().enumerate() {
         non_empty(&format!("priorities[{i}].kind"), kind)?;
@@ -322,74 +364,231 @@ fn claim_select<'a>(
             ));
         }
     }
+    Ok(prio)
+}
+
+fn too_many_kinds(n: usize) -> Error {
+    Error::invalid(
+        "kinds",
+        format!("a claim names at most {MAX_CLAIM_KINDS} kinds (kinds and priorities), got {n}"),
+    )
+}
+
+/// `text` as an SQL expression of type TEXT: a blob literal of its UTF-8
+/// bytes, cast. Any text fits (a quote, a NUL), nothing is interpreted,
+/// and it is a constant to the planner, unlike a bound parameter.
+fn text_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2 + 20);
+    out.push_str("CAST(x'");
+    for b in text.bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push_str("' AS TEXT)");
+    out
+}
+
+/// Adds `arm` to the tier of priority `p`.
+fn add_arm(tiers: &mut Vec<(i64, Vec<String>)>, p: i64, arm: String) {
+    match tiers.iter_mut().find(|(tp, _)| *tp == p) {
+        Some((_, arms)) => arms.push(arm),
+        None => tiers.push((p, vec![arm])),
+    }
+}
+
+/// The rowid SELECT of a claim of `kinds` and the kinds it names (each
+/// once); none named: nothing to claim.
+fn select_for_kinds(
+    kinds: &[String],
+    prio: &HashMap<&str, i64>,
+    limit: i64,
+) -> (String, Vec<String>) {
     let mut bound: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     // (priority, arms); an arm is a kind filter.
     let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
-    let add = |p: i64, filter: String, tiers: &mut Vec<(i64, Vec<String>)>| match tiers
-        .iter_mut()
-        .find(|(tp, _)| *tp == p)
-    {
-        Some((_, arms)) => arms.push(filter),
-        None => tiers.push((p, vec![filter])),
-    };
-    match kinds {
-        Some(kinds) => {
-            let mut seen = std::collections::HashSet::new();
-            for kind in kinds {
-                if !seen.insert(kind.as_str()) {
-                    continue;
-                }
-                bound.push(kind.clone());
-                let p = prio.get(kind.as_str()).copied().unwrap_or(0);
-                add(p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
-            }
-            if bound.is_empty() {
-                return Ok(None);
-            }
+    for kind in kinds {
+        if !seen.insert(kind.as_str()) {
+            continue;
         }
-        None => {
-            let ranked: Vec<(&String, i64)> = priorities
-                .iter()
-                .filter(|(_, p)| *p != 0)
-                .map(|(k, p)| (k, *p))
-                .collect();
-            for (kind, p) in &ranked {
-                bound.push((*kind).clone());
-                add(*p, format!(" AND kind = ?{}", bound.len() + 3), &mut tiers);
-            }
-            let rest = if ranked.is_empty() {
-                String::new()
-            } else {
-                let listed: Vec<String> = (4..4 + ranked.len()).map(|n| format!("?{n}")).collect();
-                format!(" AND kind NOT IN ({})", listed.join(", "))
-            };
-            add(0, rest, &mut tiers);
-        }
+        bound.push(kind.clone());
+        let p = prio.get(kind.as_str()).copied().unwrap_or(0);
+        add_arm(&mut tiers, p, format!(" AND kind = {}", text_literal(kind)));
     }
-    if bound.len() > MAX_CLAIM_KINDS {
-        return Err(Error::invalid(
-            "kinds",
-            format!(
-                "a claim names at most {MAX_CLAIM_KINDS} kinds (kinds and priorities), got {}",
-                bound.len()
-            ),
-        ));
-    }
+    (tiered_select(tiers, limit), bound)
+}
+
+/// Tiers (one per priority, highest first) concatenated by `UNION ALL`,
+/// which SQLite runs left to right and stops at the LIMIT; inside a tier
+/// the arms (one per kind, each read in claim order from
+/// `idx_memtree_jobs_active`) are merged in FIFO order, which sorts
+/// nothing.
+fn tiered_select(mut tiers: Vec<(i64, Vec<String>)>, limit: i64) -> String {
     tiers.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-    let select = tiers
+    tiers
         .iter()
         .map(|(_, arms)| {
             let merged: Vec<String> = arms.iter().map(|f| claim_arm(f)).collect();
             format!(
-                "SELECT id FROM ({} ORDER BY a, c, r LIMIT ?3)",
+                "SELECT r FROM ({} ORDER BY a, c, r LIMIT {limit})",
                 merged.join(" UNION ALL ")
             )
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
-        + " LIMIT ?3";
-    Ok(Some((select, bound, prio)))
+        + &format!(" LIMIT {limit}")
 }
+
+/// The claim of any kind when more than [`MAX_CLAIM_KINDS`] kinds have
+/// ready jobs: each kind with a priority an arm, the rest one arm sorted
+/// in a temp B-tree (too many kinds for an arm each).
+fn select_any_kind_sorted(priorities: &Priorities, limit: i64) -> (String, Vec<String>) {
+    let mut tiers: Vec<(i64, Vec<String>)> = Vec::new();
+    let mut bound: Vec<String> = Vec::new();
+    for (kind, p) in priorities.iter().filter(|(_, p)| *p != 0) {
+        bound.push(kind.clone());
+        add_arm(
+            &mut tiers,
+            *p,
+            format!(" AND kind = {}", text_literal(kind)),
+        );
+    }
+    let rest = if bound.is_empty() {
+        String::new()
+    } else {
+        let listed: Vec<String> = bound.iter().map(|k| text_literal(k)).collect();
+        format!(" AND kind NOT IN ({})", listed.join(", "))
+    };
+    add_arm(&mut tiers, 0, rest);
+    (tiered_select(tiers, limit), bound)
+}
+
+/// The kinds that have ready jobs, in order, at most one more than
+/// [`MAX_CLAIM_KINDS`] (a literal LIMIT: see [`claim_sql`]): a
+/// skip-scan of `idx_memtree_jobs_active`, one index SEARCH per kind
+/// however many jobs each has.
+const READY_KINDS_SQL: &str = concat!(
+    "WITH RECURSIVE k(kind) AS (SELECT (SELECT kind FROM mem_tree_jobs WHERE ",
+    active!(),
+    " AND status = 'ready' ORDER BY kind LIMIT 1) \
+     UNION ALL SELECT (SELECT kind FROM mem_tree_jobs WHERE ",
+    active!(),
+    " AND status = 'ready' AND kind > k.kind ORDER BY kind LIMIT 1) \
+     FROM k WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL LIMIT 257"
+);
+const _: () = assert!(MAX_CLAIM_KINDS + 1 == 257);
+
+fn ready_kinds(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(READY_KINDS_SQL)?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// A claim checked and built before its transaction: the statement and
+/// its kinds (for a claim of any kind, built in the transaction once it has
+/// found the kinds with ready jobs), the values it binds, and
+/// the priority of each listed kind (which orders what the claim hands
+/// out).
+struct PreparedClaim<'a> {
+    /// The statement and its kinds; `None`: any kind.
+    fixed: Option<(String, Vec<String>)>,
+    head: [rusqlite::types::Value; 2],
+    limit: i64,
+    priorities: &'a Priorities,
+    rank: HashMap<&'a str, i64>,
+}
+
+/// Checks a claim's arguments (the lease first, then kinds and priorities)
+/// and builds it; `None` when `kinds` is empty and nothing can be claimed.
+fn prepare_claim<'a>(
+    now: i64,
+    lease: Duration,
+    kinds: Option<&[String]>,
+    limit: i64,
+    priorities: &'a Priorities,
+) -> Result<Option<PreparedClaim<'a>>> {
+    let until = lease_end(now, lease)?;
+    let rank = rank_of(priorities)?;
+    let fixed = match kinds {
+        Some(kinds) => {
+            let (select, bound) = select_for_kinds(kinds, &rank, limit);
+            if bound.is_empty() {
+                return Ok(None);
+            }
+            if bound.len() > MAX_CLAIM_KINDS {
+                return Err(too_many_kinds(bound.len()));
+            }
+            Some((claim_sql(&select), bound))
+        }
+        None => {
+            let ranked = priorities.iter().filter(|(_, p)| *p != 0).count();
+            if ranked > MAX_CLAIM_KINDS {
+                return Err(too_many_kinds(ranked));
+            }
+            None
+        }
+    };
+    Ok(Some(PreparedClaim {
+        fixed,
+        head: [now.into(), until.into()],
+        limit,
+        priorities,
+        rank,
+    }))
+}
+
+impl PreparedClaim<'_> {
+    /// The statement and its kinds inside `tx`; `None`: no kind has ready
+    /// jobs.
+    fn statement(&self, tx: &Transaction<'_>) -> rusqlite::Result<Option<(String, Vec<String>)>> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(Some(fixed.clone()));
+        }
+        let kinds = ready_kinds(tx)?;
+        let (select, bound) = if kinds.is_empty() {
+            return Ok(None);
+        } else if kinds.len() > MAX_CLAIM_KINDS {
+            select_any_kind_sorted(self.priorities, self.limit)
+        } else {
+            select_for_kinds(&kinds, &self.rank, self.limit)
+        };
+        Ok(Some((claim_sql(&select), bound)))
+    }
+
+    /// Runs the claim inside `tx`; the jobs in claim order.
+    fn run(&self, tx: &Transaction<'_>) -> rusqlite::Result<Vec<Job>> {
+        let Some((sql, _)) = self.statement(tx)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(self.head.iter()), job_from_row)?;
+        let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        // RETURNING yields rows in no promised order: hand them out in
+        // claim order.
+        jobs.sort_by_key(|j| {
+            (
+                std::cmp::Reverse(self.rank.get(j.kind.as_str()).copied().unwrap_or(0)),
+                j.available_at_ms,
+                j.created_at_ms,
+            )
+        });
+        Ok(jobs)
+    }
+}
+
+/// The lease recovery: running rows whose lease ended by `?1` go back to
+/// `ready` (or `failed` after their last attempt). Reads only running rows
+/// (through `idx_memtree_jobs_active`).
+const RECOVER_SQL: &str = concat!(
+    "UPDATE mem_tree_jobs SET \
+     status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'ready' END, \
+     completed_at_ms = CASE WHEN attempts >= max_attempts THEN ?1 END, \
+     available_at_ms = ?1, \
+     last_error = 'lease expired (worker lost or stalled); locked until ' \
+         || coalesce(locked_until_ms, 'unknown') || ' ms', \
+     locked_until_ms = NULL, lease_token = NULL WHERE ",
+    active!(),
+    " AND status = 'running' AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)"
+);
 
 /// The insert behind every enqueue; `?1`..`?6` kind, payload, dedupe key,
 /// max attempts, available at, now. Built once.
@@ -631,29 +830,10 @@ impl Jobs<'_> {
         limit: i64,
         priorities: &Priorities,
     ) -> Result<Vec<Job>> {
-        let until = lease_end(now, lease)?;
-        let Some((select, bound, rank)) = claim_select(kinds, priorities)? else {
+        let Some(claim) = prepare_claim(now, lease, kinds, limit, priorities)? else {
             return Ok(Vec::new());
         };
-        let sql = claim_sql(&select);
-        self.store.write("claim_next", |tx| {
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut values: Vec<rusqlite::types::Value> =
-                vec![now.into(), until.into(), limit.into()];
-            values.extend(bound.iter().cloned().map(rusqlite::types::Value::from));
-            let rows = stmt.query_map(rusqlite::params_from_iter(values), job_from_row)?;
-            let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            // RETURNING yields rows in no promised order: hand them out in
-            // claim order.
-            jobs.sort_by_key(|j| {
-                (
-                    std::cmp::Reverse(rank.get(j.kind.as_str()).copied().unwrap_or(0)),
-                    j.available_at_ms,
-                    j.created_at_ms,
-                )
-            });
-            Ok(jobs)
-        })
+        self.store.write("claim_next", |tx| claim.run(tx))
     }
 
     /// Ends a `ready` or `failed` job as `cancelled` (its dedupe key is free
@@ -685,17 +865,47 @@ impl Jobs<'_> {
     pub fn mark_done_many(&self, leases: &[(String, String)]) -> Result<()> {
         let now = now_ms();
         self.settle("mark_done", |tx| {
-            let mut stmt = tx.prepare_cached(concat!(
-                "UPDATE mem_tree_jobs SET status = 'done', completed_at_ms = ?3, \
-                 locked_until_ms = NULL, lease_token = NULL WHERE ",
-                held!()
-            ))?;
-            for (id, token) in leases {
-                if stmt.execute(params![id, token, now])? == 0 {
-                    return Ok(Err(id.clone()));
-                }
+            done_in(
+                tx,
+                leases.iter().map(|(i, t)| (i.as_str(), t.as_str())),
+                now,
+            )
+        })
+    }
+
+    /// Settles a running job as done and claims the next available job (as
+    /// [`Jobs::claim_prioritized`] with a limit of 1) in ONE transaction:
+    /// both commit or neither does. [`Error::LeaseLost`] if `token` is not
+    /// the current lease, and then nothing is claimed either. Every claim
+    /// argument is checked before the transaction begins, so a bad one
+    /// settles nothing.
+    pub fn mark_done_and_claim_next(
+        &self,
+        id: &str,
+        token: &str,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        priorities: &Priorities,
+    ) -> Result<Option<Job>> {
+        self.mark_done_and_claim_next_at(now_ms(), id, token, lease, kinds, priorities)
+    }
+
+    /// [`Jobs::mark_done_and_claim_next`] at an explicit `now`.
+    pub fn mark_done_and_claim_next_at(
+        &self,
+        now: i64,
+        id: &str,
+        token: &str,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        priorities: &Priorities,
+    ) -> Result<Option<Job>> {
+        let claim = prepare_claim(now, lease, kinds, 1, priorities)?;
+        self.settle("mark_done_and_claim_next", |tx| {
+            if let Err(lost) = done_in(tx, [(id, token)], now)? {
+                return Ok(Err(lost));
             }
-            Ok(Ok(()))
+            claim_one(tx, claim.as_ref()).map(Ok)
         })
     }
 
@@ -713,41 +923,45 @@ impl Jobs<'_> {
         token: &str,
         error: &str,
     ) -> Result<JobStatus> {
-        self.settle("mark_failed", |tx| {
-            let held: Option<(i64, i64)> = tx
-                .prepare_cached(concat!(
-                    "SELECT attempts, max_attempts FROM mem_tree_jobs WHERE ",
-                    held!()
-                ))?
-                .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((attempts, max_attempts)) = held else {
-                return Ok(Err(id.to_owned()));
+        self.settle("mark_failed", |tx| failed_in(tx, now, id, token, error))
+    }
+
+    /// Records a failed attempt (as [`Jobs::mark_failed`]) and claims the
+    /// next available job (as [`Jobs::claim_prioritized`] with a limit of 1)
+    /// in ONE transaction; returns the failed job's new status and the job
+    /// claimed. [`Error::LeaseLost`] claims nothing; a bad claim argument is
+    /// refused before anything is written.
+    pub fn mark_failed_and_claim_next(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        priorities: &Priorities,
+    ) -> Result<(JobStatus, Option<Job>)> {
+        self.mark_failed_and_claim_next_at(now_ms(), id, token, error, lease, kinds, priorities)
+    }
+
+    /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mark_failed_and_claim_next_at(
+        &self,
+        now: i64,
+        id: &str,
+        token: &str,
+        error: &str,
+        lease: Duration,
+        kinds: Option<&[String]>,
+        priorities: &Priorities,
+    ) -> Result<(JobStatus, Option<Job>)> {
+        let claim = prepare_claim(now, lease, kinds, 1, priorities)?;
+        self.settle("mark_failed_and_claim_next", |tx| {
+            let status = match failed_in(tx, now, id, token, error)? {
+                Ok(status) => status,
+                Err(lost) => return Ok(Err(lost)),
             };
-            let (status, available_at, completed_at) = if attempts >= max_attempts {
-                (JobStatus::Failed, None, Some(now))
-            } else {
-                (
-                    JobStatus::Ready,
-                    Some(now.saturating_add(retry_delay_ms(attempts))),
-                    None,
-                )
-            };
-            tx.prepare_cached(concat!(
-                "UPDATE mem_tree_jobs SET status = ?3, \
-                 available_at_ms = coalesce(?4, available_at_ms), completed_at_ms = ?5, \
-                 last_error = ?6, locked_until_ms = NULL, lease_token = NULL WHERE ",
-                held!()
-            ))?
-            .execute(params![
-                id,
-                token,
-                status.as_str(),
-                available_at,
-                completed_at,
-                error
-            ])?;
-            Ok(Ok(status))
+            Ok(Ok((status, claim_one(tx, claim.as_ref())?)))
         })
     }
 
@@ -824,7 +1038,9 @@ impl Jobs<'_> {
                     concat!(
                         "UPDATE mem_tree_jobs SET ",
                         requeue!(),
-                        ", available_at_ms = ?1 WHERE status = 'running'"
+                        ", available_at_ms = ?1 WHERE ",
+                        active!(),
+                        " AND status = 'running'"
                     ),
                     [now],
                 )
@@ -842,19 +1058,7 @@ impl Jobs<'_> {
     /// [`Jobs::recover_stale_locks`] at an explicit `now`.
     pub fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
         self.store
-            .write("recover_stale_locks", |tx| {
-                tx.execute(
-                    "UPDATE mem_tree_jobs SET \
-                 status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'ready' END, \
-                 completed_at_ms = CASE WHEN attempts >= max_attempts THEN ?1 END, \
-                 available_at_ms = ?1, \
-                 last_error = 'lease expired (worker lost or stalled); locked until ' \
-                     || coalesce(locked_until_ms, 'unknown') || ' ms', \
-                 locked_until_ms = NULL, lease_token = NULL \
-                 WHERE status = 'running' AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
-                    [now],
-                )
-            })
+            .write("recover_stale_locks", |tx| tx.execute(RECOVER_SQL, [now]))
             .map(notify_if_any)
     }
 
@@ -940,6 +1144,83 @@ impl Jobs<'_> {
         self.store
             .write_checked(context, f)?
             .map_err(|job_id| Error::LeaseLost { job_id })
+    }
+}
+
+/// Settles each `(id, token)` as done inside `tx`; `Err(id)` names the
+/// first lease that is not held (the caller rolls back).
+fn done_in<'s>(
+    tx: &Transaction<'_>,
+    leases: impl IntoIterator<Item = (&'s str, &'s str)>,
+    now: i64,
+) -> rusqlite::Result<std::result::Result<(), String>> {
+    let mut stmt = tx.prepare_cached(concat!(
+        "UPDATE mem_tree_jobs SET status = 'done', completed_at_ms = ?3, \
+         locked_until_ms = NULL, lease_token = NULL WHERE ",
+        held!()
+    ))?;
+    for (id, token) in leases {
+        if stmt.execute(params![id, token, now])? == 0 {
+            return Ok(Err(id.to_owned()));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Records a failed attempt inside `tx`: back to `ready` after
+/// [`retry_delay_ms`], or `failed` after the last attempt; `Err(id)` when
+/// the lease is not held.
+fn failed_in(
+    tx: &Transaction<'_>,
+    now: i64,
+    id: &str,
+    token: &str,
+    error: &str,
+) -> rusqlite::Result<std::result::Result<JobStatus, String>> {
+    let held: Option<(i64, i64)> = tx
+        .prepare_cached(concat!(
+            "SELECT attempts, max_attempts FROM mem_tree_jobs WHERE ",
+            held!()
+        ))?
+        .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((attempts, max_attempts)) = held else {
+        return Ok(Err(id.to_owned()));
+    };
+    let (status, available_at, completed_at) = if attempts >= max_attempts {
+        (JobStatus::Failed, None, Some(now))
+    } else {
+        (
+            JobStatus::Ready,
+            Some(now.saturating_add(retry_delay_ms(attempts))),
+            None,
+        )
+    };
+    tx.prepare_cached(concat!(
+        "UPDATE mem_tree_jobs SET status = ?3, \
+         available_at_ms = coalesce(?4, available_at_ms), completed_at_ms = ?5, \
+         last_error = ?6, locked_until_ms = NULL, lease_token = NULL WHERE ",
+        held!()
+    ))?
+    .execute(params![
+        id,
+        token,
+        status.as_str(),
+        available_at,
+        completed_at,
+        error
+    ])?;
+    Ok(Ok(status))
+}
+
+/// The first job `claim` takes inside `tx` (none without a claim).
+fn claim_one(
+    tx: &Transaction<'_>,
+    claim: Option<&PreparedClaim<'_>>,
+) -> rusqlite::Result<Option<Job>> {
+    match claim {
+        Some(claim) => Ok(claim.run(tx)?.into_iter().next()),
+        None => Ok(None),
     }
 }
 
@@ -1327,9 +1608,95 @@ mod tests {
     /// A claim's kinds filter and priorities.
     type ClaimShape = (Option<Vec<String>>, Vec<(String, i64)>);
 
+    /// The plan of `sql` (EXPLAIN QUERY PLAN's detail lines) with `values`.
+    fn plan_of(
+        store: &Store,
+        sql: &str,
+        values: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<String>> {
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        store.read("plan", |conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(3))?;
+            rows.collect()
+        })
+    }
+
+    /// The plan of the statement `claim` runs now (for a claim of any
+    /// kind, after finding the kinds with ready jobs).
+    fn claim_plan(store: &Store, claim: &PreparedClaim<'_>) -> Result<Vec<String>> {
+        store.write("plan", |tx| {
+            let (sql, _) = claim.statement(tx)?.expect("kinds with ready jobs");
+            let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(claim.head.iter()), |r| r.get(3))?;
+            rows.collect()
+        })
+    }
+
     #[test]
-    fn every_claim_shape_searches_an_index_and_sorts_nothing() -> Result<()> {
+    fn a_claim_statement_is_prepared_once_not_per_run() -> Result<()> {
         let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        jobs.enqueue_many(&(0..8).map(|_| job("k", None)).collect::<Vec<_>>())?;
+        let kinds = ["k".to_owned(), "other".to_owned()];
+        let forms: [Option<&[String]>; 2] = [Some(&kinds), None];
+        for (i, kinds) in forms.into_iter().enumerate() {
+            // Three claims at three different times (new bindings each).
+            for t in 0..3 {
+                jobs.claim_at(now + t, LEASE, kinds, 1)?;
+            }
+            let claim = prepare_claim(now, LEASE, kinds, 1, &[])?.expect("a claim");
+            let reprepared = store.write("statement", |tx| {
+                let (sql, _) = claim.statement(tx)?.expect("ready kinds");
+                let stmt = tx.prepare_cached(&sql)?;
+                let runs = stmt.get_status(rusqlite::StatementStatus::Run);
+                assert_eq!(runs, 3, "form {i}: the cached statement ran each claim");
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })?;
+            assert_eq!(reprepared, 0, "form {i}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn past_the_kind_limit_a_claim_of_any_kind_still_goes_in_order() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        // More kinds with ready jobs than one claim has arms for; the
+        // oldest is a kind late in the alphabet.
+        let many: Vec<NewJob> = (0..MAX_CLAIM_KINDS + 20)
+            .map(|i| NewJob {
+                available_at_ms: Some(now - 1_000 + i as i64),
+                ..NewJob::new(format!("k{:04}", 1_000 - i), format!("{i}"))
+            })
+            .collect();
+        jobs.enqueue_many(&many)?;
+        let first = jobs.claim_at(now, LEASE, None, 2)?;
+        let got: Vec<&str> = first.iter().map(|j| j.payload_json.as_str()).collect();
+        assert_eq!(got, ["0", "1"]);
+        let prio = [("k0990".to_owned(), 1)];
+        let next = jobs.claim_prioritized_at(now, LEASE, None, 2, &prio)?;
+        let got: Vec<&str> = next.iter().map(|j| j.payload_json.as_str()).collect();
+        assert_eq!(got, ["10", "2"], "the priority first, then FIFO");
+        Ok(())
+    }
+
+    #[test]
+    fn every_claim_shape_walks_the_active_index_in_claim_order() -> Result<()> {
+        let (_dir, store) = open()?;
+        // 5,000 jobs sharing one time (a batch enqueue) beside others: the
+        // plan must not depend on how the rows look.
+        let now = now_ms();
+        let same: Vec<NewJob> = (0..5_000)
+            .map(|i| NewJob {
+                available_at_ms: Some(now - 10),
+                ..job(["a", "b", "digest"][i % 3], None)
+            })
+            .collect();
+        store.jobs().enqueue_many(&same)?;
         let s = |v: &[&str]| v.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
         let p = |v: &[(&str, i64)]| {
             v.iter()
@@ -1342,28 +1709,194 @@ mod tests {
             (Some(s(&["a", "b", "c"])), vec![]),
             (None, p(&[("digest", 10), ("seal", 10), ("extract", -1)])),
             (Some(s(&["digest", "extract", "x"])), p(&[("digest", 5)])),
+            (None, p(&[("a", 0)])),
         ];
         for (kinds, prio) in shapes {
-            let (select, bound, _) = claim_select(kinds.as_deref(), &prio)?.expect("a claim");
-            let sql = format!("EXPLAIN QUERY PLAN {}", claim_sql(&select));
-            let plan: Vec<String> = store.read("plan", |conn| {
-                let mut stmt = conn.prepare(&sql)?;
-                let mut values: Vec<rusqlite::types::Value> = vec![0.into(), 1.into(), 1.into()];
-                values.extend(bound.iter().cloned().map(rusqlite::types::Value::from));
-                let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(3))?;
-                rows.collect()
-            })?;
-            let searches = plan
-                .iter()
-                .filter(|l| l.starts_with("SEARCH mem_tree_jobs USING INDEX idx_mem_tree_jobs_"));
-            assert!(searches.count() >= 1, "{kinds:?} {prio:?}: {plan:?}");
-            assert!(
-                !plan
+            for limit in [1, 100] {
+                let claim =
+                    prepare_claim(now, LEASE, kinds.as_deref(), limit, &prio)?.expect("a claim");
+                let plan = claim_plan(&store, &claim)?;
+                let shape = format!("{kinds:?} {prio:?} limit {limit}: {plan:?}");
+                let searches = plan.iter().filter(|l| {
+                    l.starts_with("SEARCH mem_tree_jobs USING ")
+                        && l.contains(
+                            "INDEX idx_memtree_jobs_active (status=? AND kind=? AND available_at_ms<?)",
+                        )
+                });
+                // One SEARCH per kind: the given ones, or the three that
+                // have ready jobs.
+                let arms = kinds.as_ref().map_or(3, Vec::len);
+                assert_eq!(searches.count(), arms, "{shape}");
+                assert!(
+                    !plan
+                        .iter()
+                        .any(|l| l.contains("TEMP B-TREE") || l.starts_with("SCAN mem_tree_jobs")),
+                    "{shape}"
+                );
+            }
+        }
+        // The skip-scan that finds the kinds with ready jobs: index seeks.
+        let plan = plan_of(&store, READY_KINDS_SQL, vec![])?;
+        assert!(
+            plan.iter().any(|l| l
+                .contains("USING COVERING INDEX idx_memtree_jobs_active (status=? AND kind>?)"))
+                && !plan
                     .iter()
                     .any(|l| l.contains("TEMP B-TREE") || l.starts_with("SCAN mem_tree_jobs")),
-                "{kinds:?} {prio:?}: {plan:?}"
+            "{plan:?}"
+        );
+        // The lease recovery and the hand-back read only running rows.
+        let release = concat!(
+            "SELECT id FROM mem_tree_jobs WHERE ",
+            active!(),
+            " AND status = 'running'"
+        );
+        for (sql, values) in [(RECOVER_SQL, vec![now.into()]), (release, vec![])] {
+            let plan = plan_of(&store, sql, values)?;
+            assert!(
+                plan.iter().any(|l| l.starts_with(
+                    "SEARCH mem_tree_jobs USING INDEX idx_memtree_jobs_active (status=?)"
+                )) && !plan.iter().any(|l| l.starts_with("SCAN")),
+                "{sql}: {plan:?}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn same_time_jobs_are_claimed_in_enqueue_order() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        let now = now_ms();
+        let batch: Vec<NewJob> = (0..50)
+            .map(|i| NewJob {
+                available_at_ms: Some(now - 10),
+                ..NewJob::new(if i % 2 == 0 { "a" } else { "b" }, format!("{i}"))
+            })
+            .collect();
+        jobs.enqueue_many(&batch)?;
+        let kinds = ["a".to_owned(), "b".to_owned()];
+        let mut got = Vec::new();
+        for _ in 0..25 {
+            got.extend(jobs.claim_at(now, LEASE, None, 1)?);
+            got.extend(jobs.claim_at(now, LEASE, Some(&kinds), 1)?);
+        }
+        let order: Vec<&str> = got.iter().map(|j| j.payload_json.as_str()).collect();
+        let want: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+        assert_eq!(order, want);
+        Ok(())
+    }
+
+    #[test]
+    fn settle_and_claim_equals_settle_then_claim() -> Result<()> {
+        // The same script of jobs and outcomes through both paths; every
+        // row ends the same but for the random ids and tokens.
+        let run = |combined: bool| -> Result<Vec<(String, String, i64, JobStatus)>> {
+            let (_dir, store) = open()?;
+            let jobs = store.jobs();
+            let now = now_ms();
+            let script: Vec<NewJob> = (0..12)
+                .map(|i| NewJob {
+                    available_at_ms: Some(now - 100 + i),
+                    max_attempts: 2,
+                    ..NewJob::new(["x", "y", "z"][(i % 3) as usize], format!("{i}"))
+                })
+                .collect();
+            jobs.enqueue_many(&script)?;
+            let prio = [("y".to_owned(), 5)];
+            let kinds = ["x".to_owned(), "y".to_owned()];
+            let mut seen = Vec::new();
+            let mut current = jobs.claim_prioritized_at(now, LEASE, Some(&kinds), 1, &prio)?;
+            let mut i = 0;
+            while let Some(j) = current.pop() {
+                seen.push((j.kind.clone(), j.payload_json.clone()));
+                let (id, token) = lease_of(&j);
+                let fail = i % 3 == 1;
+                i += 1;
+                current = match (combined, fail) {
+                    (true, false) => jobs
+                        .mark_done_and_claim_next_at(now, &id, &token, LEASE, Some(&kinds), &prio)?
+                        .into_iter()
+                        .collect(),
+                    (true, true) => jobs
+                        .mark_failed_and_claim_next_at(
+                            now,
+                            &id,
+                            &token,
+                            "boom",
+                            LEASE,
+                            Some(&kinds),
+                            &prio,
+                        )?
+                        .1
+                        .into_iter()
+                        .collect(),
+                    (false, false) => {
+                        jobs.mark_done(&id, &token)?;
+                        jobs.claim_prioritized_at(now, LEASE, Some(&kinds), 1, &prio)?
+                    }
+                    (false, true) => {
+                        jobs.mark_failed_at(now, &id, &token, "boom")?;
+                        jobs.claim_prioritized_at(now, LEASE, Some(&kinds), 1, &prio)?
+                    }
+                };
+            }
+            assert!(seen.len() >= 8, "the script claimed {seen:?}");
+            let rows = jobs.list(None, None, 100)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.kind, r.payload_json, r.attempts, r.status))
+                .collect())
+        };
+        assert_eq!(run(true)?, run(false)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_settle_that_fails_claims_nothing() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue_many(&[job("k", None), job("k", None)])?;
+        let first = jobs.claim_next(LEASE, None)?.expect("claim");
+        let (id, token) = lease_of(&first);
+        let ready = |jobs: &Jobs<'_>| -> Result<i64> { Ok(jobs.counts()?[&JobStatus::Ready]) };
+        let lost = |r: Result<()>| matches!(r, Err(Error::LeaseLost { .. }));
+        assert!(lost(
+            jobs.mark_done_and_claim_next(&id, "stale", LEASE, None, &[])
+                .map(drop)
+        ));
+        assert!(lost(
+            jobs.mark_failed_and_claim_next(&id, "stale", "x", LEASE, None, &[])
+                .map(drop)
+        ));
+        assert_eq!(ready(&jobs)?, 1, "nothing claimed");
+        // A bad claim argument is refused before the settle.
+        let bad = [("".to_owned(), 1)];
+        assert!(matches!(
+            jobs.mark_done_and_claim_next(&id, &token, LEASE, None, &bad),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            jobs.mark_failed_and_claim_next(&id, &token, "x", Duration::ZERO, None, &[]),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert_eq!(
+            jobs.get(&id)?,
+            Some(first.clone()),
+            "still running, untouched"
+        );
+        // No kinds: settled, nothing claimed.
+        assert_eq!(
+            jobs.mark_done_and_claim_next(&id, &token, LEASE, Some(&[]), &[])?,
+            None
+        );
+        assert_eq!(jobs.get(&id)?.map(|j| j.status), Some(JobStatus::Done));
+        assert_eq!(ready(&jobs)?, 1);
+        let second = jobs.claim_next(LEASE, None)?.expect("claim");
+        let (id, token) = lease_of(&second);
+        // The last job: settled, nothing left to claim.
+        let (status, next) = jobs.mark_failed_and_claim_next(&id, &token, "x", LEASE, None, &[])?;
+        assert_eq!((status, next), (JobStatus::Ready, None), "backing off");
         Ok(())
     }
 

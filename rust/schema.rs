@@ -48,7 +48,48 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 4,
         apply: apply_job_claim_indexes,
     },
+    // One queue index holding only the rows a claim or a recovery reads,
+    // so an enqueue writes one index page and a settle one (rust/jobs.rs).
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 5,
+        apply: apply_job_partial_indexes,
+    },
 ];
+
+/// The queue's one index: `(status, kind, available_at_ms, created_at_ms)`
+/// over the active rows only (`WHERE status IN ('ready', 'running')`),
+/// rowid, the last FIFO key, included. It serves a claim of given kinds
+/// (one SEARCH per kind, in claim order), a claim of any kind (a skip-scan
+/// finds the kinds with ready jobs, then one SEARCH each) and the lease
+/// recovery (`status = 'running'`). SQLite uses a partial index only for a
+/// query that repeats its WHERE term, so those queries say `status IN
+/// ('ready', 'running') AND status = …` (rust/jobs.rs).
+///
+/// Pages are what a durable commit pays for (each is journalled and
+/// written, ~0.5 ms a page on the development disk). An index on `status`
+/// moves its entry on every transition (ready → running → done), and in a
+/// table full of finished jobs two states' regions sit on different
+/// leaves; every extra index is one more page per enqueue. With one
+/// partial index a finished row is in no index: an enqueue writes 4 pages
+/// (page 1, the row, the id index, this index; was 7), a settle 3 (was 5
+/// to 8), a settle that claims the next job 3 while the queue is short.
+/// The step-105 indexes and the reference's `(status, available_at_ms)`
+/// and `(kind)` job indexes are dropped: no memtree query uses them once
+/// this exists, and each cost pages on every write. A reference binary
+/// reopening the file recreates its two (`IF NOT EXISTS`), which costs
+/// writes and changes no result. The reference's partial unique dedupe
+/// index stays.
+fn apply_job_partial_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_memtree_jobs_active \
+             ON mem_tree_jobs(status, kind, available_at_ms, created_at_ms) \
+             WHERE status IN ('ready', 'running'); \
+         DROP INDEX IF EXISTS idx_mem_tree_jobs_claim; \
+         DROP INDEX IF EXISTS idx_mem_tree_jobs_fifo; \
+         DROP INDEX IF EXISTS idx_mem_tree_jobs_ready; \
+         DROP INDEX IF EXISTS idx_mem_tree_jobs_kind;",
+    )
+}
 
 /// The claim's indexes: per kind `(status, kind, available_at_ms,
 /// created_at_ms)` and across kinds `(status, available_at_ms,
@@ -434,6 +475,58 @@ mod tests {
         assert!(!indexes(&conn)?
             .iter()
             .any(|n| n.ends_with("_time") || n.ends_with("_timestamp")));
+        Ok(())
+    }
+
+    fn job_indexes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'mem_tree_jobs' AND sql IS NOT NULL ORDER BY name",
+        )?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        names.collect()
+    }
+
+    #[test]
+    fn partial_job_index_step_replaces_the_status_indexes() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let current = ["idx_mem_tree_jobs_dedupe_active", "idx_memtree_jobs_active"];
+        assert_eq!(job_indexes(&conn)?, current);
+        // A file at version 105 (its indexes put back, the reference's too,
+        // and jobs in every state) gets this step committed with its version.
+        let step = FIRST_MEMTREE_VERSION + 5;
+        conn.execute_batch(
+            "DROP INDEX idx_memtree_jobs_active;
+             CREATE INDEX idx_mem_tree_jobs_ready ON mem_tree_jobs(status, available_at_ms);
+             CREATE INDEX idx_mem_tree_jobs_kind ON mem_tree_jobs(kind);
+             CREATE INDEX idx_mem_tree_jobs_claim
+                 ON mem_tree_jobs(status, kind, available_at_ms, created_at_ms);
+             CREATE INDEX idx_mem_tree_jobs_fifo
+                 ON mem_tree_jobs(status, available_at_ms, created_at_ms);
+             INSERT INTO mem_tree_jobs (id, kind, payload_json, status, available_at_ms,
+                 locked_until_ms, created_at_ms)
+             VALUES ('j1', 'k', '{}', 'ready', 5, NULL, 1),
+                    ('j2', 'k', '{}', 'running', 5, 9, 1),
+                    ('j3', 'k', '{}', 'done', 5, NULL, 1);",
+        )?;
+        conn.pragma_update(None, "user_version", step - 1)?;
+        let report = migrate(&mut conn)?;
+        assert_eq!(report.steps_applied, 1);
+        assert_eq!(user_version(&conn)?, step);
+        assert_eq!(job_indexes(&conn)?, current);
+        // Every row kept; the partial index holds exactly the active ones.
+        let count = |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [], |r| r.get(0)) };
+        assert_eq!(count("SELECT count(*) FROM mem_tree_jobs")?, 3);
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(check, "ok");
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM mem_tree_jobs INDEXED BY idx_memtree_jobs_active \
+                 WHERE status IN ('ready', 'running')"
+            )?,
+            2
+        );
         Ok(())
     }
 

@@ -152,7 +152,7 @@ def test_cancel_ends_ready_and_failed_jobs_only(store: Store) -> None:
         jobs.cancel(42)  # type: ignore[arg-type]
 
 
-def test_the_claim_indexes_are_a_schema_step(tmp_path: Path) -> None:
+def test_the_claim_indexes_are_schema_steps(tmp_path: Path) -> None:
     db = tmp_path / "chunks.db"
     with Store(db):
         pass
@@ -166,7 +166,10 @@ def test_the_claim_indexes_are_a_schema_step(tmp_path: Path) -> None:
         }
         columns = [row[1] for row in conn.execute("PRAGMA table_info(mem_tree_jobs)")]
     conn.close()
-    assert "(status, kind, available_at_ms, created_at_ms)" in indexes["idx_mem_tree_jobs_claim"]
-    assert "(status, available_at_ms, created_at_ms)" in indexes["idx_mem_tree_jobs_fifo"]
+    # Schema step 106: one partial index on the active rows.
+    active = indexes["idx_memtree_jobs_active"]
+    assert "(status, kind, available_at_ms, created_at_ms)" in active
+    assert "WHERE status IN ('ready', 'running')" in active
+    assert set(indexes) == {"idx_mem_tree_jobs_dedupe_active", "idx_memtree_jobs_active"}
     # The reference's columns plus memtree's lease token, nothing more.
     assert "priority" not in columns and columns[-1] == "lease_token"

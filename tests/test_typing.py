@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +239,22 @@ def test_chunk_times_as_int_milliseconds() -> None:
     ms: int = chunk.timestamp_ms
     later = chunk.replace(timestamp=ms + 1, created_at=now)
     assert ms == 1_767_225_600_000 and later.timestamp_ms == ms + 1
+
+
+def settle_and_claim(store: memtree.Store) -> tuple[memtree.JobStatus, memtree.Job | None]:
+    """The combined settles' types, as the stub declares them."""
+    store.jobs.enqueue("typed", [1])
+    store.jobs.enqueue("typed", [2])
+    job = store.jobs.claim_next(timedelta(seconds=30), ["typed"], {"typed": 1})
+    assert job is not None
+    nxt: memtree.Job | None = store.jobs.mark_done_and_claim_next(
+        job, timedelta(seconds=30), kinds=["typed"], priorities={"typed": 1}
+    )
+    assert nxt is not None
+    return store.jobs.mark_failed_and_claim_next(nxt, "typed failure", lease=timedelta(minutes=1))
+
+
+def test_settle_and_claim_types(tmp_path: Path) -> None:
+    with memtree.Store.open(tmp_path) as store:
+        status, nxt = settle_and_claim(store)
+        assert status is memtree.JobStatus.READY and nxt is None

@@ -438,7 +438,9 @@ class Jobs:
         counts as an attempt. ``priorities`` (``{kind: priority}``, kinds not
         listed: 0): the highest priority first; oldest first within a
         priority (and across all kinds without ``priorities``). No claim
-        sorts in a temp B-tree: each kind is an index SEARCH.
+        sorts in a temp B-tree: each kind is an index SEARCH (a claim of
+        any kind first finds the kinds with ready jobs; past 256 of them,
+        the kinds without a priority are sorted together).
 
         ``TypeError``: ``lease`` is not a ``timedelta``, ``kinds`` not an
         iterable of str, ``priorities`` not a mapping of str to int.
@@ -470,6 +472,34 @@ class Jobs:
         """Records a failed attempt: ``ready`` again after 60 s doubling per
         attempt (capped at 1 h), or ``failed`` after the last attempt.
         Returns the new status."""
+    def mark_done_and_claim_next(
+        self,
+        job: Job,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        """Settles a claimed job as done and claims the next available job
+        (as :meth:`claim_next`) in ONE transaction: both commit or neither
+        does, so a worker's steady state is two commits a job (the enqueue
+        and this). Returns the job claimed, or None.
+
+        :class:`memtree.LeaseLostError` if the lease was lost: nothing is
+        settled or claimed. ``lease``, ``kinds`` and ``priorities`` are
+        checked before anything is written, with the errors of
+        :meth:`claim_next`."""
+    def mark_failed_and_claim_next(
+        self,
+        job: Job,
+        error: str,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
+    ) -> tuple[JobStatus, Job | None]:
+        """Records a failed attempt (as :meth:`mark_failed`) and claims the
+        next available job (as :meth:`claim_next`) in ONE transaction;
+        returns the failed job's new status and the job claimed, or None.
+        Errors as for :meth:`mark_done_and_claim_next`."""
     def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
         """Puts a claimed job back until ``until`` (a time, or a delay from
         now); the attempt does not count. ``TypeError`` if ``until`` is neither

@@ -361,6 +361,42 @@ class AsyncJobs:
         """Records a failed attempt; returns the job's new status."""
         return await asyncio.to_thread(self._jobs.mark_failed, job, error)
 
+    async def mark_done_and_claim_next(
+        self,
+        job: Job,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        """Settles a claimed job as done and claims the next one in one
+        transaction; the job claimed, or None."""
+        return await asyncio.to_thread(
+            self._jobs.mark_done_and_claim_next,
+            job,
+            lease,
+            None if kinds is None else _strs(kinds),
+            None if priorities is None else dict(priorities),
+        )
+
+    async def mark_failed_and_claim_next(
+        self,
+        job: Job,
+        error: str,
+        lease: timedelta | None = None,
+        kinds: Iterable[str] | None = None,
+        priorities: Mapping[str, int] | None = None,
+    ) -> tuple[JobStatus, Job | None]:
+        """Records a failed attempt and claims the next job in one
+        transaction; the failed job's new status and the job claimed."""
+        return await asyncio.to_thread(
+            self._jobs.mark_failed_and_claim_next,
+            job,
+            error,
+            lease,
+            None if kinds is None else _strs(kinds),
+            None if priorities is None else dict(priorities),
+        )
+
     async def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
         """Puts a claimed job back until ``until`` without spending the attempt."""
         await asyncio.to_thread(self._jobs.defer, job, until, reason)

@@ -18,6 +18,11 @@ is re-raised from the next :meth:`Worker.join` or :meth:`Worker.stop` (once).
 Any other error that would end a worker thread stops the worker the same
 way, so a worker never looks alive with dead threads.
 
+A worker thread settles a done or failed job and claims its next job in
+one commit (:meth:`memtree.Jobs.mark_done_and_claim_next`,
+:meth:`memtree.Jobs.mark_failed_and_claim_next`), so in steady state a job
+costs two commits: its enqueue and that one.
+
 Delivery is at least once: a worker that dies mid-job leaves a lease that
 :meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
 recovers expired leases at start and whenever it is idle). Handlers must be
@@ -40,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import Callable, Union
+from typing import Callable, TypeVar, Union
 
 from memtree import _native
 from memtree._native import Job, Store
@@ -77,6 +82,7 @@ class Defer(Exception):
 
 
 Handler = Callable[[Job], Union[Defer, object]]
+_T = TypeVar("_T")
 ErrorHook = Callable[[BaseException], None]
 
 
@@ -335,11 +341,22 @@ class Worker:
             self._run(job, in_worker_thread=False)
         return job
 
-    def _run(self, job: Job, *, in_worker_thread: bool = True) -> None:
+    def _run(self, job: Job, *, in_worker_thread: bool = True) -> Job | None:
+        """Runs ``job`` and settles it. In a worker thread a done or failed
+        settle also claims the next job in the same commit (two commits a
+        job in steady state: the enqueue and this); that job is returned,
+        already in flight, for the loop to run next."""
         handler = self._handlers[job.kind]
         with self._lock:
             self._inflight[job.id] = job
         finished = True
+        next_job: Job | None = None
+
+        def chain() -> bool:
+            # Claim with the settle only while the worker runs: a stopping
+            # worker settles and claims nothing more.
+            return in_worker_thread and not self._stopping.is_set()
+
         try:
             try:
                 outcome = handler(job)
@@ -368,38 +385,62 @@ class Worker:
                     job.max_attempts,
                     exc_info=e,
                 )
-                message = describe_error(e)
-                finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
-                return
+                finished, next_job = self._settle_failed(job, describe_error(e), chain())
+                return next_job
             if isinstance(outcome, Defer):
                 until, reason = outcome.until, outcome.reason
                 try:
-                    finished = self._settle(job, lambda: self._jobs.defer(job, until, reason))
+                    finished, _ = self._settle(job, lambda: self._jobs.defer(job, until, reason))
                 except (TypeError, ValueError) as e:
                     # A Defer the queue cannot take (a naive datetime, say) is
                     # the handler's bug: a failed attempt, not a stuck lease.
-                    message = describe_error(e)
-                    finished = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+                    finished, next_job = self._settle_failed(job, describe_error(e), chain())
+            elif chain():
+                finished, next_job = self._settle(
+                    job,
+                    lambda: self._jobs.mark_done_and_claim_next(
+                        job, lease=self._lease, kinds=self._kinds, priorities=self._priorities
+                    ),
+                )
             else:
-                finished = self._settle(job, lambda: self._jobs.mark_done(job))
+                finished, _ = self._settle(job, lambda: self._jobs.mark_done(job))
+            return next_job
         finally:
-            # A job left unsettled stays in flight so stop() hands it back.
-            if finished:
-                with self._lock:
+            # A job left unsettled stays in flight so stop() hands it back;
+            # the job claimed with the settle is in flight from the start.
+            with self._lock:
+                if finished:
                     self._inflight.pop(job.id, None)
+                if next_job is not None:
+                    self._inflight[next_job.id] = next_job
 
-    def _settle(self, job: Job, settle: Callable[[], object]) -> bool:
+    def _settle_failed(self, job: Job, message: str, chain: bool) -> tuple[bool, Job | None]:
+        """Records a failed attempt (and, with ``chain``, claims the next job
+        in the same commit)."""
+        if not chain:
+            finished, _ = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+            return finished, None
+        finished, outcome = self._settle(
+            job,
+            lambda: self._jobs.mark_failed_and_claim_next(
+                job, message, lease=self._lease, kinds=self._kinds, priorities=self._priorities
+            ),
+        )
+        return finished, None if outcome is None else outcome[1]
+
+    def _settle(self, job: Job, settle: Callable[[], _T]) -> tuple[bool, _T | None]:
         """Settles ``job``, retrying while the store is busy or briefly
         unavailable: the handler's work is done and must not be redone just
-        because one commit met a lock. False if the worker stopped first."""
+        because one commit met a lock. Returns whether it is finished (False
+        if the worker stopped first) and what ``settle`` returned (None
+        when the lease was lost: nothing was settled or claimed)."""
         while True:
             try:
-                settle()
-                return True
+                return True, settle()
             except LeaseLostError:
                 # Another worker holds (or finished) the job now; its outcome wins.
                 logger.warning("memtree worker: lease lost on job %s; result dropped", job.id)
-                return True
+                return True, None
             except _RETRYABLE as e:
                 delay = self.backoff_for(e)
                 logger.warning(
@@ -410,7 +451,7 @@ class Worker:
                     delay,
                 )
                 if self._stopping.wait(delay):
-                    return False
+                    return False, None
 
     # -- loops -------------------------------------------------------------
 
@@ -461,26 +502,30 @@ class Worker:
             logger.warning("memtree worker: requeued %d job(s) with expired leases", recovered)
 
     def _loop(self) -> None:
+        # The job claimed with the last settle, already in flight.
+        job: Job | None = None
         while not self._stopping.is_set():
             seen = _native.job_signal()
             try:
-                job = self._jobs.claim_next(
-                    lease=self._lease, kinds=self._kinds, priorities=self._priorities
-                )
+                if job is None:
+                    job = self._jobs.claim_next(
+                        lease=self._lease, kinds=self._kinds, priorities=self._priorities
+                    )
                 if job is None:
                     self._recover()
                     _native.wait_job_signal(seen, self._poll_interval)
                     continue
+                with self._lock:
+                    self._inflight[job.id] = job
                 if self._stopping.is_set():
                     # Claimed while the worker was stopping: hand it back
                     # unrun (join/stop retry it if this fails).
-                    with self._lock:
-                        self._inflight[job.id] = job
                     self._jobs.release([job])
                     with self._lock:
                         self._inflight.pop(job.id, None)
                     return
-                self._run(job)
+                current, job = job, None
+                job = self._run(current)
             except Exception as e:
                 self._store_failed(e)
 

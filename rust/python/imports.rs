@@ -21,8 +21,6 @@ pub struct Imports {
     pub utc: Py<PyAny>,
     /// `timedelta(milliseconds=1)`.
     pub one_ms: Py<PyAny>,
-    /// `json.dumps`.
-    pub json_dumps: Py<PyAny>,
     /// `json.loads`.
     pub json_loads: Py<PyAny>,
     /// `memtree.SourceKind` (defined in `memtree._types`).
@@ -65,7 +63,6 @@ pub fn get(py: Python<'_>) -> PyResult<&Imports> {
             epoch: epoch.unbind(),
             utc: utc.unbind(),
             one_ms: one_ms.unbind(),
-            json_dumps: json.getattr("dumps")?.unbind(),
             json_loads: json.getattr("loads")?.unbind(),
             source_kind: types.getattr("SourceKind")?.unbind(),
             job_status: types.getattr("JobStatus")?.unbind(),

@@ -1,9 +1,10 @@
 //! `memtree.Jobs`, `memtree.Job` and `memtree.JobBatch`: argument conversion
 //! and GIL release around the core job queue (`crate::jobs`).
 //!
-//! Payloads are serialised with Python's own `json.dumps` (with the GIL
-//! held, before any database work), so any JSON-serialisable value works and
-//! anything else is a `TypeError` with nothing written.
+//! Payloads are encoded to JSON text once, in Rust, with the GIL held and
+//! before any database work (`super::payload`): what `json.dumps` encodes
+//! works, anything else is a `TypeError` or `ValueError` with nothing
+//! written, and the core does not parse the text again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::imports;
+use super::payload;
 use super::store::PyStore;
 use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS};
 
@@ -23,37 +25,6 @@ use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEM
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
 use crate::store::Store;
 use crate::SourceKind;
-
-/// Strict JSON text for `payload`, checked with the GIL held before any
-/// database work. A value `json` cannot encode at all is a `TypeError`; one
-/// of an encodable type that memtree refuses is a `ValueError`: NaN or an
-/// infinity (other JSON readers reject them), a circular or too deep
-/// structure, a number beyond a float's range.
-fn dump_payload(payload: &Bound<'_, PyAny>) -> PyResult<String> {
-    let py = payload.py();
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("allow_nan", false)?;
-    kwargs.set_item("ensure_ascii", false)?;
-    let text: String = imports::get(py)?
-        .json_dumps
-        .bind(py)
-        .call((payload,), Some(&kwargs))
-        .and_then(|s| s.extract())
-        .map_err(|e| {
-            // RecursionError (too deep) is a RuntimeError; ValueError covers
-            // NaN, circular references and Python's int-to-str digit limit.
-            if e.is_instance_of::<PyTypeError>(py) {
-                PyTypeError::new_err(format!("payload: not JSON-serialisable: {e}"))
-            } else {
-                PyValueError::new_err(format!("payload: cannot be stored as JSON: {e}"))
-            }
-        })?;
-    // The core's reader (serde_json, recursion limit 128) takes at most 127
-    // nested containers and numbers within f64; refusing here keeps that a
-    // ValueError naming the payload.
-    NewJob::check_payload_json(&text, "payload")?;
-    Ok(text)
-}
 
 /// `(id, token)` of a claimed `Job`; a job without a token can hold no lease.
 fn lease_of(job: &Bound<'_, PyAny>, field: &str) -> PyResult<(String, String)> {
@@ -84,13 +55,12 @@ fn new_job(
     available_at: Option<&Bound<'_, PyAny>>,
     max_attempts: i64,
 ) -> PyResult<NewJob> {
-    Ok(NewJob {
-        kind,
-        payload_json: dump_payload(payload)?,
-        dedupe_key,
-        available_at_ms: convert::opt_to_ms(available_at, "available_at")?,
-        max_attempts,
-    })
+    let payload_json = payload::to_json(payload, "payload")?;
+    let mut job = NewJob::encoded(kind, payload_json);
+    job.dedupe_key = dedupe_key;
+    job.available_at_ms = convert::opt_to_ms(available_at, "available_at")?;
+    job.max_attempts = max_attempts;
+    Ok(job)
 }
 
 /// One job, as read or claimed (see the stub for documentation).
@@ -334,6 +304,58 @@ impl PyJobs {
         let (id, token) = lease_of(job, "job")?;
         let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
         py_status(py, status)
+    }
+
+    #[pyo3(signature = (job, lease=None, kinds=None, priorities=None))]
+    fn mark_done_and_claim_next(
+        &self,
+        py: Python<'_>,
+        job: &Bound<'_, PyAny>,
+        lease: Option<&Bound<'_, PyAny>>,
+        kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyJob>> {
+        let (id, token) = lease_of(job, "job")?;
+        let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
+        let priorities = priorities_of(priorities)?;
+        let next = py.detach(|| {
+            self.core().jobs().mark_done_and_claim_next(
+                &id,
+                &token,
+                lease,
+                kinds.as_deref(),
+                &priorities,
+            )
+        })?;
+        Ok(next.map(|inner| PyJob { inner }))
+    }
+
+    #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None))]
+    fn mark_failed_and_claim_next<'py>(
+        &self,
+        py: Python<'py>,
+        job: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::error)] error: String,
+        lease: Option<&Bound<'_, PyAny>>,
+        kinds: Option<&Bound<'_, PyAny>>,
+        priorities: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Option<PyJob>)> {
+        let (id, token) = lease_of(job, "job")?;
+        let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
+        let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
+        let priorities = priorities_of(priorities)?;
+        let (status, next) = py.detach(|| {
+            self.core().jobs().mark_failed_and_claim_next(
+                &id,
+                &token,
+                &error,
+                lease,
+                kinds.as_deref(),
+                &priorities,
+            )
+        })?;
+        Ok((py_status(py, status)?, next.map(|inner| PyJob { inner })))
     }
 
     #[pyo3(
