@@ -33,7 +33,8 @@ use crate::chunk::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
 use crate::chunks::MAX_LIST_LIMIT;
 use crate::clock::now_ms;
 
-fn type_name(value: &Bound<'_, PyAny>) -> String {
+/// The name of `value`'s type, for error messages.
+pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
     value
         .get_type()
         .name()

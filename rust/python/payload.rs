@@ -25,6 +25,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::convert::type_name;
+
 /// The most nested containers a payload may hold: the limit of the JSON
 /// reader (serde_json's recursion limit of 128) the core used before.
 pub const MAX_DEPTH: usize = 127;
@@ -45,14 +47,6 @@ struct Encoder<'f> {
     /// The containers being written, outermost first (circularity).
     path: Vec<usize>,
     field: &'f str,
-}
-
-fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default()
 }
 
 impl Encoder<'_> {
