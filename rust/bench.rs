@@ -244,6 +244,35 @@ pub fn insert_select(path: &Path, start: u64, count: usize) -> Result<Duration> 
     run(&mut conn).map_err(|e| Error::sqlite("bench: insert … select", &key, e))
 }
 
+/// How [`core_loop`] binds each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Lent to SQLite, not copied: what the store does for a batch.
+    Lent,
+    /// Copied by SQLite (rusqlite's `SQLITE_TRANSIENT`) on the cached
+    /// statement: what the store does for a few rows, and did for every
+    /// batch before lending.
+    Copied,
+}
+
+/// The store's write loop without the store: inserts chunks
+/// `start..start + count` (generated before the clock) on a connection configured like
+/// the store's (TRUNCATE + FULL) with [`crate::chunks`]' upsert loop and
+/// the given binding, in one transaction; returns the time from `BEGIN
+/// IMMEDIATE` to the end of `COMMIT`, as [`insert_select`] does.
+pub fn core_loop(path: &Path, start: u64, count: usize, binding: Binding) -> Result<Duration> {
+    let (mut conn, key, _) = open_bench_connection(path, "truncate", "full")?;
+    let chunks = bench_chunks(start, count);
+    let run = |conn: &mut Connection| -> rusqlite::Result<Duration> {
+        let started = Instant::now();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::chunks::upsert_binding(&tx, &chunks, binding == Binding::Lent)?;
+        tx.commit()?;
+        Ok(started.elapsed())
+    };
+    run(&mut conn).map_err(|e| Error::sqlite("bench: core loop", &key, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,22 +367,41 @@ mod tests {
             .unwrap();
         assert_eq!((content.as_str(), count), ("second", 150));
         // New ids first, then one of them again: the switch to the upsert
-        // happens mid-batch and the earlier inserts stay.
-        let mut batch = bench_chunks(150, 10);
-        batch.push(Chunk {
-            content: "again".into(),
-            ..batch[5].clone()
-        });
-        commit_batch(&mut conn, &batch).unwrap();
-        let (content, count): (String, i64) = conn
-            .query_row(
-                "SELECT (SELECT content FROM mem_tree_chunks WHERE id = 'bench-00000155'), \
-                 (SELECT count(*) FROM mem_tree_chunks)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((content.as_str(), count), ("again", 160));
+        // happens mid-batch and the earlier inserts stay, on the cached
+        // statement (10 + 1 rows) and on the lent one.
+        let mut total = 150;
+        for new_rows in [10, crate::chunks::LENT_BIND_MIN_ROWS] {
+            let mut batch = bench_chunks(total as u64, new_rows);
+            batch.push(Chunk {
+                content: "again".into(),
+                ..batch[5].clone()
+            });
+            commit_batch(&mut conn, &batch).unwrap();
+            total += new_rows as i64;
+            let (content, count): (String, i64) = conn
+                .query_row(
+                    "SELECT (SELECT content FROM mem_tree_chunks WHERE id = ?1), \
+                     (SELECT count(*) FROM mem_tree_chunks)",
+                    [&batch[5].id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((content.as_str(), count), ("again", total));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn both_bindings_write_the_sql_baselines_rows() -> Result<()> {
+        let dir = TempDir::new("bindings");
+        insert_select(&dir.0.join("sql.db"), 7, 40)?;
+        let want = all_rows(&dir.0.join("sql.db"));
+        assert_eq!(want.len(), 40);
+        for (name, binding) in [("lent", Binding::Lent), ("copied", Binding::Copied)] {
+            let path = dir.0.join(format!("{name}.db"));
+            core_loop(&path, 7, 40, binding)?;
+            assert_eq!(all_rows(&path), want, "{name}");
+        }
         Ok(())
     }
 

@@ -21,6 +21,7 @@ pub mod fork;
 pub mod group_commit;
 pub mod jobs;
 pub mod journal;
+mod lent;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;

@@ -31,7 +31,15 @@ HOOKS = {
         "set_circuit_cooldown",
         "set_group_commit_limit",
     },
-    "bench": {"chunk_columns", "chunks", "commits", "insert_select", "rows", "upsert_sql"},
+    "bench": {
+        "chunk_columns",
+        "chunks",
+        "commits",
+        "core_loop",
+        "insert_select",
+        "rows",
+        "upsert_sql",
+    },
 }
 
 

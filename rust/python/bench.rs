@@ -72,6 +72,30 @@ fn insert_select(
     Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Nanoseconds the store's upsert loop alone takes to insert generated
+/// chunks `start..start + count` in one transaction, text lent to SQLite
+/// (`"lent"`) or copied by it (`"copied"`).
+#[pyfunction]
+fn core_loop(
+    py: Python<'_>,
+    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    start: u64,
+    count: usize,
+    binding: &str,
+) -> PyResult<u64> {
+    let binding = match binding {
+        "lent" => bench::Binding::Lent,
+        "copied" => bench::Binding::Copied,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "binding must be 'lent' or 'copied', not {other:?}"
+            )))
+        }
+    };
+    let elapsed = py.detach(|| bench::core_loop(&path, start, count, binding))?;
+    Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Generated chunks `start..start + count` as `Chunk` objects.
 #[pyfunction]
 fn chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
@@ -119,6 +143,7 @@ fn upsert_sql() -> &'static str {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commits, m)?)?;
     m.add_function(wrap_pyfunction!(insert_select, m)?)?;
+    m.add_function(wrap_pyfunction!(core_loop, m)?)?;
     m.add_function(wrap_pyfunction!(chunks, m)?)?;
     m.add_function(wrap_pyfunction!(rows, m)?)?;
     m.add_function(wrap_pyfunction!(chunk_columns, m)?)?;

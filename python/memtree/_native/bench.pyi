@@ -3,6 +3,7 @@ of the product namespace: the measured commit loop, the pure-SQL baseline and
 the generated rows that ``memtree.bench`` and ``benches/`` use."""
 
 import os
+from typing import Literal
 
 from memtree._native import Chunk
 
@@ -10,6 +11,7 @@ __all__ = [
     "chunk_columns",
     "chunks",
     "commits",
+    "core_loop",
     "insert_select",
     "rows",
     "upsert_sql",
@@ -37,6 +39,12 @@ def commits(
 def insert_select(path: _PathLike, start: int, count: int) -> int:
     """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
     start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL)."""
+
+def core_loop(path: _PathLike, start: int, count: int, binding: Literal["lent", "copied"]) -> int:
+    """Nanoseconds the store's upsert loop alone (no Python, no store) takes
+    to insert the same generated chunks in one transaction (TRUNCATE+FULL),
+    binding text lent to SQLite (``"lent"``, the store's batch path) or
+    copied by it (``"copied"``, its few-rows path)."""
 
 def chunks(start: int, count: int) -> list[Chunk]:
     """Generated chunks ``start .. start + count`` (~500-byte content)."""
