@@ -49,8 +49,9 @@ SETTINGS = {
         "`conftest.chunk_from_row`).",
     ],
     "queue": [
-        "memtree: enqueue, `claim_next`, `mark_done`: three commits a job, leased and acked; "
-        "durable.",
+        "memtree: enqueue, then `mark_done_and_claim_next` (the Worker's steady state: the "
+        "held job settled and the next claimed in one transaction): two commits a job; or "
+        "enqueue, `claim_next`, `mark_done`: three; leased and acked either way; durable.",
         "persist-queue 1.1.0 `SQLiteAckQueue`: its connection factory subclassed to set "
         "TRUNCATE + FULL (the library sets WAL); put, get, ack: three commits a job, acked; "
         "durable.",

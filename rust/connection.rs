@@ -162,10 +162,11 @@ impl Database {
         }
     }
 
-    /// Wraps a SQLite error with `context` and this database's path.
-    pub fn err(&self, context: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
-        let context = context.to_owned();
-        move |e| Error::sqlite(&context, &self.path, e)
+    /// Wraps a SQLite error with `context` and this database's path. The
+    /// closure borrows `context`: nothing is allocated unless it runs (it is
+    /// built on every call's success path, by `map_err`).
+    pub fn err<'a>(&'a self, context: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
+        move |e| Error::sqlite(context, &self.path, e)
     }
 
     /// Moves the (corrupt) file aside with its side files and puts a fresh,

@@ -601,6 +601,40 @@ static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// [`Jobs::get`]'s statement, built once; `?1` the id.
+static GET_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM mem_tree_jobs WHERE id = ?1"));
+
+/// The limit of a [`Jobs::list`] call that does not give one (Python's
+/// default): the only limit whose statements are kept in the statement cache.
+pub const DEFAULT_LIST_LIMIT: i64 = 100;
+
+/// [`Jobs::list`]'s statement for a status, a kind and a limit already
+/// clamped, all written into the text (the kind as [`text_literal`]), none
+/// bound: SQLite reads a bound LIMIT, status (which decides whether the
+/// partial index `idx_memtree_jobs_active` applies) or kind (compared by
+/// `=` in a query with an ORDER BY) when it plans, so a statement binding
+/// them was re-prepared on every run after the first; a test holds the
+/// count at 0.
+fn list_sql(status: Option<JobStatus>, kind: Option<&str>, limit: i64) -> String {
+    let mut filters = Vec::with_capacity(2);
+    if let Some(status) = status {
+        filters.push(format!("status = '{}'", status.as_str()));
+    }
+    if let Some(kind) = kind {
+        filters.push(format!("kind = {}", text_literal(kind)));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT {JOB_COLUMNS} FROM mem_tree_jobs{filter} \
+         ORDER BY created_at_ms, rowid LIMIT {limit}"
+    )
+}
+
 /// The held-lease condition every settle matches on (a macro so the
 /// statements below are assembled by `concat!` at compile time).
 macro_rules! held {
@@ -1082,11 +1116,9 @@ impl Jobs<'_> {
     /// One job by id.
     pub fn get(&self, id: &str) -> Result<Option<Job>> {
         self.store.read("get_job", |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM mem_tree_jobs WHERE id = ?1"
-            ))?
-            .query_row([id], job_from_row)
-            .optional()
+            conn.prepare_cached(&GET_SQL)?
+                .query_row([id], job_from_row)
+                .optional()
         })
     }
 
@@ -1098,21 +1130,20 @@ impl Jobs<'_> {
         kind: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Job>> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let sql = list_sql(status, kind, limit);
         self.store.read("list_jobs", |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM mem_tree_jobs \
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) \
-                 ORDER BY created_at_ms, rowid LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    status.map(JobStatus::as_str),
-                    kind,
-                    limit.clamp(1, MAX_LIST_LIMIT)
-                ],
-                job_from_row,
-            )?;
-            rows.collect()
+            let run = |stmt: &mut rusqlite::Statement<'_>| -> rusqlite::Result<Vec<Job>> {
+                stmt.query_map([], job_from_row)?.collect()
+            };
+            // A statement per limit would crowd the cache: only the default
+            // limit's are kept (one per status and kind listed); any other
+            // is prepared for its call.
+            if limit == DEFAULT_LIST_LIMIT {
+                run(&mut *conn.prepare_cached(&sql)?)
+            } else {
+                run(&mut conn.prepare(&sql)?)
+            }
         })
     }
 
@@ -1656,6 +1687,47 @@ mod tests {
                 Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
             })?;
             assert_eq!(reprepared, 0, "form {i}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_list_statement_is_prepared_once_not_per_run() -> Result<()> {
+        let (_dir, store) = open()?;
+        let jobs = store.jobs();
+        jobs.enqueue_many(&(0..8).map(|_| job("k", None)).collect::<Vec<_>>())?;
+        jobs.enqueue(&job("it's", None))?;
+        let forms: [(Option<JobStatus>, Option<&str>, usize); 6] = [
+            (None, None, 9),
+            (Some(JobStatus::Ready), None, 9),
+            (Some(JobStatus::Done), None, 0),
+            (None, Some("k"), 8),
+            (Some(JobStatus::Ready), Some("it's"), 1),
+            (Some(JobStatus::Running), Some("k"), 0),
+        ];
+        // Each form twice, the forms interleaved (the old statement bound
+        // its values and was re-prepared at each run after the first).
+        for _ in 0..2 {
+            for (status, kind, found) in forms {
+                let listed = jobs.list(status, kind, DEFAULT_LIST_LIMIT)?;
+                assert_eq!(listed.len(), found, "{status:?} {kind:?}");
+                assert!(listed
+                    .iter()
+                    .all(|j| status.is_none_or(|s| j.status == s)
+                        && kind.is_none_or(|k| j.kind == k)));
+            }
+        }
+        assert_eq!(jobs.list(None, None, 2)?.len(), 2, "another limit");
+        for (status, kind, _) in forms {
+            let sql = list_sql(status, kind, DEFAULT_LIST_LIMIT);
+            let (runs, reprepared) = store.read("statement", |conn| {
+                let stmt = conn.prepare_cached(&sql)?;
+                Ok((
+                    stmt.get_status(rusqlite::StatementStatus::Run),
+                    stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                ))
+            })?;
+            assert_eq!((runs, reprepared), (2, 0), "{sql}");
         }
         Ok(())
     }

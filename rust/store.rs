@@ -131,8 +131,14 @@ enum Call<T> {
 const SAVEPOINT: &str = "SAVEPOINT memtree_call";
 const RELEASE: &str = "RELEASE memtree_call";
 const ROLLBACK_TO: &str = "ROLLBACK TO memtree_call";
+/// A group's COMMIT, cached like the savepoint statements: rusqlite's
+/// `Transaction::commit` parses its COMMIT text again on every transaction.
+/// (Its BEGIN IMMEDIATE is still parsed each time: a `Transaction` can only
+/// be made by running it.)
+const COMMIT: &str = "COMMIT";
 
-/// Runs one of the savepoint statements above.
+/// Runs one of the savepoint statements above (or [`COMMIT`]) from the
+/// statement cache.
 fn savepoint_step(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(sql)?.execute([]).map(drop)
 }
@@ -327,9 +333,14 @@ impl Store {
                         .map_err(db.err(context))?;
                     match drive(&tx) {
                         Verdict::Commit => {
-                            // A failed COMMIT drops `tx`, which rolls back:
-                            // nothing of the group is durable.
-                            tx.commit().map_err(db.err(context))?;
+                            // A COMMIT that fails leaves the transaction
+                            // open; the `?` then drops `tx`, which rolls it
+                            // back (as `Transaction::commit` would): nothing
+                            // of the group is durable. After a successful
+                            // COMMIT, dropping `tx` finds autocommit on and
+                            // does nothing.
+                            savepoint_step(&tx, COMMIT).map_err(db.err(context))?;
+                            drop(tx);
                             let syncs = crate::vfs::io_stats(db.path()).syncs_total();
                             Ok(syncs.saturating_sub(syncs_before))
                         }

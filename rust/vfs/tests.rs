@@ -156,8 +156,10 @@ fn file_names_map_to_their_main_db() {
 /// and reopens it with SQLITE_OPEN_CREATE): journal xSync x3 (before the db
 /// writes, after the header's record count, after truncating to 0), db xSync x1,
 /// and the unix VFS's directory fsync inside the first journal xSync: 4 xSync
-/// calls, 5 fsyncs (strace agrees: fsync(jrnl), fsync(dir), fsync(jrnl),
-/// fsync(db), ftruncate(jrnl), fsync(jrnl)).
+/// calls, 5 syncs (strace agrees: fdatasync(jrnl), fdatasync(dir),
+/// fdatasync(jrnl), fdatasync(db), ftruncate(jrnl), fdatasync(jrnl) on Linux,
+/// where `.cargo/config.toml` builds SQLite with HAVE_FDATASYNC; fsync()
+/// without it).
 #[test]
 fn truncate_full_commit_syncs() {
     let dir = TempDir::new();
