@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 ACTIVATE := VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(BIN):$$PATH
 DEPS_STAMP := $(VENV)/.deps-installed
-NATIVE_SOURCES := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock pyproject.toml
+NATIVE_SOURCES := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock pyproject.toml .cargo/config.toml
 NATIVE_STAMP := $(VENV)/.native-built
 
 .PHONY: help
