@@ -37,6 +37,7 @@ HOOKS = {
         "commits",
         "core_loop",
         "insert_select",
+        "insert_vtab",
         "rows",
         "upsert_sql",
     },

@@ -96,6 +96,20 @@ fn core_loop(
     Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Nanoseconds ONE statement takes to insert the same generated chunks:
+/// `INSERT … SELECT` from a table-valued virtual table over the chunk slice,
+/// values lent to SQLite (new ids only; one transaction, TRUNCATE + FULL).
+#[pyfunction]
+fn insert_vtab(
+    py: Python<'_>,
+    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    start: u64,
+    count: usize,
+) -> PyResult<u64> {
+    let elapsed = py.detach(|| bench::insert_vtab(&path, start, count))?;
+    Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Generated chunks `start..start + count` as `Chunk` objects.
 #[pyfunction]
 fn chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
@@ -144,6 +158,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commits, m)?)?;
     m.add_function(wrap_pyfunction!(insert_select, m)?)?;
     m.add_function(wrap_pyfunction!(core_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(insert_vtab, m)?)?;
     m.add_function(wrap_pyfunction!(chunks, m)?)?;
     m.add_function(wrap_pyfunction!(rows, m)?)?;
     m.add_function(wrap_pyfunction!(chunk_columns, m)?)?;

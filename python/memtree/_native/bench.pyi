@@ -13,6 +13,7 @@ __all__ = [
     "commits",
     "core_loop",
     "insert_select",
+    "insert_vtab",
     "rows",
     "upsert_sql",
 ]
@@ -45,6 +46,13 @@ def core_loop(path: _PathLike, start: int, count: int, binding: Literal["lent", 
     to insert the same generated chunks in one transaction (TRUNCATE+FULL),
     binding text lent to SQLite (``"lent"``, the store's batch path) or
     copied by it (``"copied"``, its few-rows path)."""
+
+def insert_vtab(path: _PathLike, start: int, count: int) -> int:
+    """Nanoseconds ONE statement takes to insert the same generated chunks as
+    :func:`core_loop` (generated before the clock): ``INSERT … SELECT`` from a
+    table-valued virtual table over the chunk slice, values lent to SQLite,
+    in one transaction (TRUNCATE+FULL). New ids only: an existing id fails
+    the whole statement."""
 
 def chunks(start: int, count: int) -> list[Chunk]:
     """Generated chunks ``start .. start + count`` (~500-byte content)."""
