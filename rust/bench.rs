@@ -11,13 +11,13 @@
 //! [`insert_vtab`] inserts the same rows with one statement per batch, from
 //! a virtual table over the chunk slice (is one statement per row the cost?).
 
-use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::batch_rows;
 use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::CHUNK_COLUMNS;
 use crate::connection::{self, canonical_db_path};
@@ -276,464 +276,35 @@ pub fn core_loop(path: &Path, start: u64, count: usize, binding: Binding) -> Res
     run(&mut conn).map_err(|e| Error::sqlite("bench: core loop", &key, e))
 }
 
-/// The bench table-valued function [`insert_vtab`] reads the batch from:
-/// `memtree_bench_rows(?1)` with `?1` the batch bound as a pointer.
-const ROWS_VTAB: &CStr = c"memtree_bench_rows";
-
-/// The `sqlite3_bind_pointer` type tag of a [`RowsArg`]: SQLite hands the
-/// pointer to `sqlite3_value_pointer` only under this exact tag, so no SQL
-/// text and no other extension can forge one.
-const ROWS_POINTER: &CStr = c"memtree_bench_chunk_slice";
-
-/// `INSERT … SELECT` of every chunk column from the batch's virtual table:
-/// one statement, one step, for the whole batch.
+/// `INSERT … SELECT` of every chunk column from the batch's virtual table
+/// ([`crate::batch_rows`]), without the store's conflict clause: one
+/// statement, one step, for the whole batch.
 static INSERT_VTAB_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1)",
         CHUNK_COLUMNS.join(", "),
-        ROWS_VTAB.to_str().expect("ASCII name")
+        batch_rows::MODULE_NAME.to_str().expect("ASCII name")
     )
 });
 
 /// Inserts chunks `start..start + count` (generated before the clock, as
 /// [`core_loop`] does) with ONE statement for the batch: `INSERT … SELECT`
-/// from an eponymous table-valued virtual table over the chunk slice, each
-/// value handed to SQLite without a copy (tags' JSON, encoded per row, is
-/// copied). Same connection set-up as [`insert_select`] and [`core_loop`];
-/// returns the time from `BEGIN IMMEDIATE` to the end of `COMMIT`. Only for
-/// new ids: a conflict fails the whole statement (the bench measures whether
-/// one statement per batch beats one per row, not the upsert rule).
+/// from the table-valued virtual table over the chunk slice
+/// ([`crate::batch_rows`], which the store's upsert of a large batch uses
+/// with its conflict clause). Same connection set-up as [`insert_select`]
+/// and [`core_loop`]; returns the time from `BEGIN IMMEDIATE` to the end of
+/// `COMMIT`. Only for new ids: a conflict fails the whole statement.
 pub fn insert_vtab(path: &Path, start: u64, count: usize) -> Result<Duration> {
     let (mut conn, key, _) = open_bench_connection(path, "truncate", "full")?;
-    rows_vtab::register(&conn).map_err(|e| Error::sqlite("bench: rows vtab", &key, e))?;
     let chunks = bench_chunks(start, count);
     let run = |conn: &mut Connection| -> rusqlite::Result<Duration> {
         let started = Instant::now();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        rows_vtab::insert_all(&tx, &INSERT_VTAB_SQL, &chunks)?;
+        batch_rows::insert_all(&tx, &INSERT_VTAB_SQL, &chunks)?;
         tx.commit()?;
         Ok(started.elapsed())
     };
     run(&mut conn).map_err(|e| Error::sqlite("bench: insert from vtab", &key, e))
-}
-
-/// The argument `memtree_bench_rows` receives: a borrowed chunk slice.
-struct RowsArg {
-    ptr: *const Chunk,
-    len: usize,
-}
-
-/// An eponymous-only table-valued virtual table over a `&[Chunk]`, in raw
-/// FFI: rusqlite 0.43's `vtab` feature (no extra dependency) sets every
-/// text result with `SQLITE_TRANSIENT`, a copy per value, which is what
-/// this bench must avoid; `sqlite3_result_text` with `SQLITE_STATIC` does not.
-mod rows_vtab {
-    use std::ffi::{c_char, c_int, c_void, CStr};
-    use std::ptr;
-
-    use rusqlite::types::ValueRef;
-    use rusqlite::{ffi, Connection};
-
-    use super::{RowsArg, ROWS_POINTER, ROWS_VTAB};
-    use crate::chunk::Chunk;
-    use crate::chunks::{each_value, Encoded, CHUNK_COLUMNS};
-
-    const N: usize = CHUNK_COLUMNS.len();
-    /// Index of the hidden `batch` column (after the chunk columns).
-    const BATCH: c_int = N as c_int;
-    /// The columns [`each_value`] encodes into its scratch, not the chunk.
-    const TAGS: usize = column_index("tags_json");
-    const EMBEDDING: usize = column_index("embedding");
-
-    const fn column_index(name: &str) -> usize {
-        let mut i = 0;
-        while i < N {
-            if CHUNK_COLUMNS[i].len() == name.len() {
-                let (a, b) = (CHUNK_COLUMNS[i].as_bytes(), name.as_bytes());
-                let mut j = 0;
-                while j < a.len() && a[j] == b[j] {
-                    j += 1;
-                }
-                if j == a.len() {
-                    return i;
-                }
-            }
-            i += 1;
-        }
-        panic!("not a chunk column")
-    }
-
-    /// One value of the current row, its lifetime erased (see [`Cursor`]);
-    /// text and blobs as `(pointer, length, is_text)`.
-    #[derive(Clone, Copy)]
-    enum Raw {
-        Null,
-        Int(i64),
-        Real(f64),
-        /// Borrowed from the chunk: valid for the whole statement.
-        Lent(*const u8, usize, bool),
-        /// Encoded into the cursor's scratch: valid until the next row.
-        Scratch(*const u8, usize, bool),
-    }
-
-    /// A scan of the bound slice: row `row` encoded in `values`, whose
-    /// pointers go into `chunks` (alive for the statement) or `scratch`
-    /// (rewritten by the next `load`).
-    #[repr(C)]
-    struct Cursor {
-        /// First field: SQLite casts between the two.
-        base: ffi::sqlite3_vtab_cursor,
-        chunks: *const Chunk,
-        len: usize,
-        row: usize,
-        scratch: Encoded,
-        values: [Raw; N],
-    }
-
-    impl Cursor {
-        /// Encodes row `self.row` into `values`, if there is one.
-        fn load(&mut self) -> c_int {
-            if self.row >= self.len {
-                return ffi::SQLITE_OK;
-            }
-            // SAFETY: `chunks..chunks + len` is the slice `insert_all`
-            // borrows for the whole statement (see its SAFETY note).
-            let c = unsafe { &*self.chunks.add(self.row) };
-            let scratch = &mut self.scratch;
-            let values = &mut self.values;
-            let done = each_value(c, scratch, |i, v| {
-                let encoded = i == TAGS || i == EMBEDDING;
-                values[i] = match v {
-                    ValueRef::Null => Raw::Null,
-                    ValueRef::Integer(n) => Raw::Int(n),
-                    ValueRef::Real(f) => Raw::Real(f),
-                    ValueRef::Text(t) if encoded => Raw::Scratch(t.as_ptr(), t.len(), true),
-                    ValueRef::Text(t) => Raw::Lent(t.as_ptr(), t.len(), true),
-                    ValueRef::Blob(b) if encoded => Raw::Scratch(b.as_ptr(), b.len(), false),
-                    ValueRef::Blob(b) => Raw::Lent(b.as_ptr(), b.len(), false),
-                };
-                Ok(())
-            });
-            match done {
-                Ok(()) => ffi::SQLITE_OK,
-                Err(_) => ffi::SQLITE_ERROR,
-            }
-        }
-    }
-
-    /// Registers the module on `conn` (eponymous-only: no `xCreate`).
-    pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
-        // SAFETY: `MODULE` is a static, so it outlives the connection; no
-        // client data, so no destructor.
-        let rc = unsafe {
-            ffi::sqlite3_create_module_v2(
-                conn.handle(),
-                ROWS_VTAB.as_ptr(),
-                &MODULE,
-                ptr::null_mut(),
-                None,
-            )
-        };
-        check(rc)
-    }
-
-    fn check(rc: c_int) -> rusqlite::Result<()> {
-        if rc == ffi::SQLITE_OK || rc == ffi::SQLITE_DONE {
-            Ok(())
-        } else {
-            Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None))
-        }
-    }
-
-    /// Finalizes the statement on every way out.
-    struct Finalize(*mut ffi::sqlite3_stmt);
-
-    impl Drop for Finalize {
-        fn drop(&mut self) {
-            // SAFETY: a statement this module prepared, finalized once.
-            unsafe { ffi::sqlite3_finalize(self.0) };
-        }
-    }
-
-    /// Runs `sql` (reading `memtree_bench_rows(?1)`) once with `?1` bound
-    /// to `chunks`, to completion.
-    pub(super) fn insert_all(
-        conn: &Connection,
-        sql: &str,
-        chunks: &[Chunk],
-    ) -> rusqlite::Result<()> {
-        // SAFETY: the handle is used only in this call, on this thread
-        // (`Connection` is not `Sync`), and the statement is finalized
-        // before it returns.
-        let db = unsafe { conn.handle() };
-        // Declared before the statement, so it is dropped after it.
-        let arg = RowsArg {
-            ptr: chunks.as_ptr(),
-            len: chunks.len(),
-        };
-        let mut stmt = ptr::null_mut();
-        // SAFETY: `sql` is valid for its length; `stmt` receives the
-        // statement or NULL.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                db,
-                sql.as_ptr().cast(),
-                sql.len() as c_int,
-                0,
-                &mut stmt,
-                ptr::null_mut(),
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(error(db, rc));
-        }
-        let stmt = Finalize(stmt);
-        // SAFETY: the pointer (to `arg`, and through it to `chunks`) is
-        // read only by this statement's `xFilter` during the step below;
-        // `arg` and the `chunks` borrow outlive the step, and `Finalize`
-        // finalizes the statement (closing its cursors and dropping the
-        // binding) before `arg` is dropped and before this call returns.
-        // The type tag is a static string, as `sqlite3_bind_pointer`
-        // requires; no destructor.
-        check(unsafe {
-            ffi::sqlite3_bind_pointer(
-                stmt.0,
-                1,
-                ptr::from_ref(&arg).cast_mut().cast(),
-                ROWS_POINTER.as_ptr(),
-                None,
-            )
-        })?;
-        // SAFETY: a prepared statement with its one parameter bound.
-        let rc = unsafe { ffi::sqlite3_step(stmt.0) };
-        if rc == ffi::SQLITE_DONE {
-            Ok(())
-        } else {
-            Err(error(db, rc))
-        }
-    }
-
-    /// The error for `rc` with the connection's message, copied at once.
-    #[cold]
-    fn error(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Error {
-        // SAFETY: a live handle; SQLite owns the message until the next
-        // call on the connection, and it is copied before that.
-        let message = unsafe {
-            let text = ffi::sqlite3_errmsg(db);
-            (!text.is_null()).then(|| CStr::from_ptr(text).to_string_lossy().into_owned())
-        };
-        rusqlite::Error::SqliteFailure(ffi::Error::new(rc), message)
-    }
-
-    static MODULE: ffi::sqlite3_module = ffi::sqlite3_module {
-        iVersion: 1,
-        xCreate: None,
-        xConnect: Some(connect),
-        xBestIndex: Some(best_index),
-        xDisconnect: Some(disconnect),
-        xDestroy: Some(disconnect),
-        xOpen: Some(open),
-        xClose: Some(close),
-        xFilter: Some(filter),
-        xNext: Some(next),
-        xEof: Some(eof),
-        xColumn: Some(column),
-        xRowid: Some(rowid),
-        xUpdate: None,
-        xBegin: None,
-        xSync: None,
-        xCommit: None,
-        xRollback: None,
-        xFindFunction: None,
-        xRename: None,
-        xSavepoint: None,
-        xRelease: None,
-        xRollbackTo: None,
-        xShadowName: None,
-        xIntegrity: None,
-    };
-
-    unsafe extern "C" fn connect(
-        db: *mut ffi::sqlite3,
-        _aux: *mut c_void,
-        _argc: c_int,
-        _argv: *const *const c_char,
-        vtab: *mut *mut ffi::sqlite3_vtab,
-        _err: *mut *mut c_char,
-    ) -> c_int {
-        let schema = std::ffi::CString::new(format!(
-            "CREATE TABLE x({}, batch HIDDEN)",
-            CHUNK_COLUMNS.join(", ")
-        ))
-        .expect("no NUL in column names");
-        // SAFETY: SQLite passes a live handle inside xConnect.
-        let rc = unsafe { ffi::sqlite3_declare_vtab(db, schema.as_ptr()) };
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        // SAFETY: zeroed is the documented initial state; freed in
-        // `disconnect`.
-        let table: Box<ffi::sqlite3_vtab> = Box::new(unsafe { std::mem::zeroed() });
-        // SAFETY: SQLite gives an out pointer.
-        unsafe { *vtab = Box::into_raw(table) };
-        ffi::SQLITE_OK
-    }
-
-    unsafe extern "C" fn disconnect(vtab: *mut ffi::sqlite3_vtab) -> c_int {
-        // SAFETY: allocated by `connect`, released once by SQLite.
-        drop(unsafe { Box::from_raw(vtab) });
-        ffi::SQLITE_OK
-    }
-
-    /// Accepts only a plan with `batch = ?` (the table-valued argument),
-    /// handed to `xFilter` as its one argument.
-    unsafe extern "C" fn best_index(
-        _vtab: *mut ffi::sqlite3_vtab,
-        info: *mut ffi::sqlite3_index_info,
-    ) -> c_int {
-        // SAFETY: SQLite passes a valid index info whose arrays hold
-        // `nConstraint` entries.
-        let info = unsafe { &mut *info };
-        for i in 0..usize::try_from(info.nConstraint).unwrap_or(0) {
-            // SAFETY: `i < nConstraint`.
-            let c = unsafe { &*info.aConstraint.add(i) };
-            if c.iColumn == BATCH && c.op == ffi::SQLITE_INDEX_CONSTRAINT_EQ as u8 && c.usable != 0
-            {
-                // SAFETY: as above, same length.
-                let usage = unsafe { &mut *info.aConstraintUsage.add(i) };
-                usage.argvIndex = 1;
-                usage.omit = 1;
-                info.estimatedCost = 1.0;
-                return ffi::SQLITE_OK;
-            }
-        }
-        ffi::SQLITE_CONSTRAINT
-    }
-
-    unsafe extern "C" fn open(
-        _vtab: *mut ffi::sqlite3_vtab,
-        cursor: *mut *mut ffi::sqlite3_vtab_cursor,
-    ) -> c_int {
-        let c = Box::new(Cursor {
-            // SAFETY: zeroed is the documented initial state.
-            base: unsafe { std::mem::zeroed() },
-            chunks: ptr::null(),
-            len: 0,
-            row: 0,
-            scratch: Encoded::default(),
-            values: [Raw::Null; N],
-        });
-        // SAFETY: SQLite gives an out pointer; `Cursor` starts with its base.
-        unsafe { *cursor = Box::into_raw(c).cast() };
-        ffi::SQLITE_OK
-    }
-
-    unsafe extern "C" fn close(cursor: *mut ffi::sqlite3_vtab_cursor) -> c_int {
-        // SAFETY: allocated by `open`, released once by SQLite.
-        drop(unsafe { Box::from_raw(cursor.cast::<Cursor>()) });
-        ffi::SQLITE_OK
-    }
-
-    unsafe extern "C" fn filter(
-        cursor: *mut ffi::sqlite3_vtab_cursor,
-        _idx_num: c_int,
-        _idx_str: *const c_char,
-        argc: c_int,
-        argv: *mut *mut ffi::sqlite3_value,
-    ) -> c_int {
-        // SAFETY: a cursor from `open`.
-        let cursor = unsafe { &mut *cursor.cast::<Cursor>() };
-        // SAFETY: `best_index` asked for one argument. The pointer is NULL
-        // unless it was bound with exactly `ROWS_POINTER`, which only
-        // `insert_all` does, with a `RowsArg` alive for the step.
-        let arg = if argc == 1 {
-            unsafe { ffi::sqlite3_value_pointer(*argv, ROWS_POINTER.as_ptr()) }
-                .cast::<RowsArg>()
-                .cast_const()
-        } else {
-            ptr::null()
-        };
-        // A missing or forged argument is an empty table, as carray does.
-        // SAFETY: see above.
-        (cursor.chunks, cursor.len) = match unsafe { arg.as_ref() } {
-            Some(a) => (a.ptr, a.len),
-            None => (ptr::null(), 0),
-        };
-        cursor.row = 0;
-        cursor.load()
-    }
-
-    unsafe extern "C" fn next(cursor: *mut ffi::sqlite3_vtab_cursor) -> c_int {
-        // SAFETY: a cursor from `open`.
-        let cursor = unsafe { &mut *cursor.cast::<Cursor>() };
-        cursor.row += 1;
-        cursor.load()
-    }
-
-    unsafe extern "C" fn eof(cursor: *mut ffi::sqlite3_vtab_cursor) -> c_int {
-        // SAFETY: a cursor from `open`.
-        let cursor = unsafe { &*cursor.cast::<Cursor>() };
-        c_int::from(cursor.row >= cursor.len)
-    }
-
-    unsafe extern "C" fn column(
-        cursor: *mut ffi::sqlite3_vtab_cursor,
-        ctx: *mut ffi::sqlite3_context,
-        i: c_int,
-    ) -> c_int {
-        // SAFETY: a cursor from `open`, not at EOF (SQLite's contract).
-        let cursor = unsafe { &*cursor.cast::<Cursor>() };
-        let value = usize::try_from(i)
-            .ok()
-            .and_then(|i| cursor.values.get(i))
-            .copied()
-            .unwrap_or(Raw::Null);
-        // SAFETY: `ctx` is this call's result context. `Lent` points into
-        // the chunk slice, alive until the statement is finalized, so
-        // SQLite may keep it (`SQLITE_STATIC`); `Scratch` is overwritten on
-        // the next row, so SQLite copies it (`SQLITE_TRANSIENT`). Lengths
-        // are a chunk's, far below `u64::MAX`.
-        unsafe {
-            match value {
-                Raw::Null => ffi::sqlite3_result_null(ctx),
-                Raw::Int(n) => ffi::sqlite3_result_int64(ctx, n),
-                Raw::Real(f) => ffi::sqlite3_result_double(ctx, f),
-                Raw::Lent(p, n, text) => result(ctx, p, n, text, ffi::SQLITE_STATIC()),
-                Raw::Scratch(p, n, text) => result(ctx, p, n, text, ffi::SQLITE_TRANSIENT()),
-            }
-        }
-        ffi::SQLITE_OK
-    }
-
-    /// Sets a text (UTF-8) or blob result.
-    unsafe fn result(
-        ctx: *mut ffi::sqlite3_context,
-        p: *const u8,
-        n: usize,
-        text: bool,
-        destructor: ffi::sqlite3_destructor_type,
-    ) {
-        // SAFETY: the caller's contract (see `column`).
-        unsafe {
-            if text {
-                ffi::sqlite3_result_text64(
-                    ctx,
-                    p.cast(),
-                    n as u64,
-                    destructor,
-                    ffi::SQLITE_UTF8 as u8,
-                );
-            } else {
-                ffi::sqlite3_result_blob64(ctx, p.cast(), n as u64, destructor);
-            }
-        }
-    }
-
-    unsafe extern "C" fn rowid(cursor: *mut ffi::sqlite3_vtab_cursor, rowid: *mut i64) -> c_int {
-        // SAFETY: a cursor from `open`; an out pointer.
-        unsafe { *rowid = (*cursor.cast::<Cursor>()).row as i64 };
-        ffi::SQLITE_OK
-    }
 }
 
 #[cfg(test)]
@@ -881,21 +452,6 @@ mod tests {
         assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
         assert_eq!(all_rows(&path).len(), 5);
         Ok(())
-    }
-
-    #[test]
-    fn vtab_without_its_pointer_is_an_empty_table() {
-        let conn = Connection::open_in_memory().unwrap();
-        rows_vtab::register(&conn).unwrap();
-        // A plain value (not a bound pointer with the tag) reads nothing.
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM memtree_bench_rows('x')", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(n, 0);
-        // Without the argument there is no plan at all.
-        assert!(conn.prepare("SELECT * FROM memtree_bench_rows").is_err());
     }
 
     #[test]

@@ -75,10 +75,12 @@ pub const CHUNK_COLUMNS: [&str; CHUNK_COLUMN_ROLES.len()] = {
     names
 };
 
-/// The smallest batch [`upsert_in`] binds through a [`LentStatement`].
-/// Preparing one costs ~30 µs and lending saves ~0.15–0.2 µs a row (the
-/// release build's `bench.core_loop`, 10,000 rows), so below a few hundred
-/// rows the connection's cached statement is cheaper.
+/// The smallest batch [`upsert_in`] writes with one statement from the
+/// batch's virtual table ([`crate::batch_rows`]). Preparing that statement
+/// costs tens of µs where the per-row loop's cached statement is prepared
+/// already, and it saves ~1 µs a row (the release build's
+/// `bench.insert_vtab` against `bench.core_loop`, 10,000 rows), so below a
+/// few hundred rows the cached statement is cheaper.
 pub(crate) const LENT_BIND_MIN_ROWS: usize = 256;
 
 /// The number of chunk columns.
@@ -129,16 +131,34 @@ static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
 /// one has only its [`Role::Ingest`] columns replaced, so a re-ingest keeps
 /// the chunk's embedding, lifecycle status and the reference's other derived
 /// columns (its "re-ingest preserves the existing embedding").
-pub(crate) static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static UPSERT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{} {}", *INSERT_SQL, *ON_CONFLICT));
+
+/// The conflict clause both upserts end with: replace exactly the
+/// [`Role::Ingest`] columns of an existing id.
+static ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
     let updates: Vec<String> = CHUNK_COLUMN_ROLES
         .iter()
         .filter(|(_, role)| *role == Role::Ingest)
         .map(|(c, _)| format!("{c} = excluded.{c}"))
         .collect();
+    format!("ON CONFLICT(id) DO UPDATE SET {}", updates.join(", "))
+});
+
+/// The upsert of a whole batch in ONE statement, from the batch's virtual
+/// table ([`crate::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
+/// a large batch ends exactly as the per-row upserts would: rows are
+/// inserted in slice order, so an id repeated in the batch is inserted
+/// whole by its first row and has its ingest fields replaced by each later
+/// one. `WHERE true` is SQLite's documented way to let an `INSERT … SELECT`
+/// take an `ON CONFLICT` clause (without it the parser reads `ON` as a join
+/// constraint).
+static UPSERT_ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{} ON CONFLICT(id) DO UPDATE SET {}",
-        *INSERT_SQL,
-        updates.join(", ")
+        "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1) WHERE true {2}",
+        *COLUMN_LIST,
+        crate::batch_rows::MODULE_NAME.to_str().expect("ASCII name"),
+        *ON_CONFLICT
     )
 });
 
@@ -533,20 +553,31 @@ impl Store {
 /// upsert, so a re-ingest pays for one failed insert at most and the result
 /// is always exactly the upsert's.
 ///
-/// A batch of [`LENT_BIND_MIN_ROWS`] or more inserts through a
-/// [`LentStatement`], which lends SQLite each text instead of having it
-/// copied; a smaller one uses the connection's cached statement, as
-/// preparing a statement costs more than the copies of a few rows save.
+/// A batch of [`LENT_BIND_MIN_ROWS`] or more is written instead by ONE
+/// statement, [`UPSERT_ROWS_SQL`], reading the slice through
+/// [`crate::batch_rows`] with its values lent: same rows, same conflict
+/// rule, no statement per row. A statement that fails (a fault, a
+/// constraint) is rolled back whole by SQLite, as a failing per-row step is.
+///
+/// Returns the number of chunks given, whatever the path: each was
+/// inserted or had its ingest fields replaced (`changes()` would count an
+/// upsert's update too, but not tell the two apart, and callers report
+/// the batch's size).
 pub(crate) fn upsert_in<C: Borrow<Chunk>>(
     tx: &Transaction<'_>,
     chunks: &[C],
 ) -> rusqlite::Result<usize> {
-    upsert_binding(tx, chunks, chunks.len() >= LENT_BIND_MIN_ROWS)
+    if chunks.len() >= LENT_BIND_MIN_ROWS {
+        crate::batch_rows::insert_all(tx, &UPSERT_ROWS_SQL, chunks)?;
+        return Ok(chunks.len());
+    }
+    upsert_binding(tx, chunks, false)
 }
 
-/// [`upsert_in`] with the binding chosen by the caller: lent values
-/// ([`LentStatement`]) or copies on the cached statement (the benchmark
-/// times both on the same rows).
+/// The per-row upsert loop with the binding chosen by the caller: lent
+/// values ([`LentStatement`]) or copies on the cached statement. The store
+/// uses the copies for small batches ([`upsert_in`]); the benchmark times
+/// both on the same rows.
 pub(crate) fn upsert_binding<C: Borrow<Chunk>>(
     tx: &Transaction<'_>,
     chunks: &[C],
@@ -861,6 +892,162 @@ mod tests {
         assert_eq!(store.upsert_chunks(&chunks)?, chunks.len());
         let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
         assert_eq!(store.get_chunks(&ids)?, chunks);
+        Ok(())
+    }
+
+    /// Every column of every row, by id (the derived columns no chunk
+    /// field writes included).
+    fn every_row(store: &Store) -> Result<Vec<Vec<Value>>> {
+        store.read("rows", |conn| {
+            let mut stmt = conn.prepare("SELECT * FROM mem_tree_chunks ORDER BY id")?;
+            let n = stmt.column_count();
+            let rows = stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?;
+            rows.collect()
+        })
+    }
+
+    /// Sets the derived columns no chunk field writes on every row.
+    fn derive_all(store: &Store) -> Result<()> {
+        store.write("derive", |tx| {
+            tx.execute_batch(
+                "UPDATE mem_tree_chunks SET raw_refs_json = '[]', parent_summary_id = 's-' || id, \
+                 lifecycle_status = 'sealed', embedding = x'0000803f', \
+                 content_path = 'p/' || id, content_sha256 = 'h'",
+            )
+        })
+    }
+
+    /// The same batches through the one-statement path (store `a`) and
+    /// through the per-row path in slices below the threshold (store `b`)
+    /// leave every column of every row equal: new rows, an id repeated in
+    /// the batch (the later row's ingest fields win, the first row's derived
+    /// state stays), a re-ingest over derived state, mixed new and existing.
+    #[test]
+    fn a_large_batch_ends_as_the_per_row_path_does() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (a, _) = Store::open_file(&dir.path().join("a.db"))?;
+        let (b, _) = Store::open_file(&dir.path().join("b.db"))?;
+        let per_row = |chunks: &[Chunk]| -> Result<()> {
+            for part in chunks.chunks(LENT_BIND_MIN_ROWS - 1) {
+                assert_eq!(b.upsert_chunks(part)?, part.len());
+            }
+            Ok(())
+        };
+        let mut first: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS + 40)
+            .map(|i| {
+                let mut c = Chunk {
+                    id: format!("c{i:04}"),
+                    content: format!("ünï {i}"),
+                    ..full_chunk()
+                };
+                if i % 2 == 1 {
+                    c.source_ref = None;
+                    c.content_path = None;
+                    c.content_sha256 = None;
+                    c.embedding = None;
+                    c.tags.clear();
+                }
+                c
+            })
+            .collect();
+        // A duplicate inside the batch: different ingest fields and derived
+        // state; the later row's ingest fields must win.
+        first.push(Chunk {
+            content: "later".into(),
+            lifecycle_status: "other".into(),
+            embedding: Some(vec![9.0]),
+            ..first[3].clone()
+        });
+        assert_eq!(a.upsert_chunks(&first)?, first.len());
+        per_row(&first)?;
+        assert_eq!(every_row(&a)?, every_row(&b)?);
+        assert_eq!(
+            a.get_chunk("c0003")?
+                .map(|c| (c.content, c.lifecycle_status)),
+            Some(("later".into(), "sealed".into()))
+        );
+        // Re-ingest of existing ids over derived state, mixed with new ids,
+        // as Prevalidated references.
+        derive_all(&a)?;
+        derive_all(&b)?;
+        let second: Vec<Chunk> = (100..LENT_BIND_MIN_ROWS + 200)
+            .map(|i| Chunk {
+                id: format!("c{i:04}"),
+                content: format!("again {i}"),
+                lifecycle_status: "admitted".into(),
+                embedding: None,
+                ..full_chunk()
+            })
+            .collect();
+        let vouched: Vec<Prevalidated<'_>> = second.iter().map(Prevalidated::vouch).collect();
+        assert_eq!(a.upsert_chunks(&vouched)?, second.len());
+        per_row(&second)?;
+        let rows = every_row(&a)?;
+        assert_eq!(rows, every_row(&b)?);
+        assert_eq!(rows.len(), LENT_BIND_MIN_ROWS + 200);
+        let kept = a.get_chunk("c0150")?.expect("stored");
+        assert_eq!(
+            (kept.content.as_str(), kept.lifecycle_status.as_str()),
+            ("again 150", "sealed")
+        );
+        assert_eq!(kept.embedding, Some(vec![1.0]));
+        Ok(())
+    }
+
+    /// The threshold is where the path changes: with the batch table
+    /// dropped from the connection, one chunk fewer than
+    /// [`LENT_BIND_MIN_ROWS`] still writes (per-row), the threshold fails
+    /// on the missing table, and the failed statement leaves nothing.
+    #[test]
+    fn batches_from_the_threshold_take_the_one_statement_path() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("a.db"))?;
+        store.read("drop modules", |conn| {
+            // SAFETY: a live handle on this thread; NULL keeps no module.
+            let rc =
+                unsafe { rusqlite::ffi::sqlite3_drop_modules(conn.handle(), std::ptr::null_mut()) };
+            assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+            Ok(())
+        })?;
+        let chunks: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS)
+            .map(|i| Chunk {
+                id: format!("c{i}"),
+                ..full_chunk()
+            })
+            .collect();
+        let err = store.upsert_chunks(&chunks).unwrap_err();
+        assert!(err.to_string().contains("memtree_batch_rows"), "{err}");
+        assert_eq!(store.count_chunks()?, 0);
+        let below = &chunks[1..];
+        assert_eq!(store.upsert_chunks(below)?, below.len());
+        assert_eq!(store.count_chunks()?, below.len() as i64);
+        Ok(())
+    }
+
+    #[test]
+    fn an_invalid_chunk_in_a_large_batch_writes_nothing() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let path = dir.path().join("a.db");
+        let (store, _) = Store::open_file(&path)?;
+        let mut chunks: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS * 2)
+            .map(|i| Chunk {
+                id: format!("c{i}"),
+                ..full_chunk()
+            })
+            .collect();
+        chunks[LENT_BIND_MIN_ROWS + 7].token_count = -1;
+        let before = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let err = store.upsert_chunks(&chunks).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        assert!(err.to_string().contains("chunks[263]"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?,
+            before
+        );
+        assert_eq!(store.count_chunks()?, 0);
         Ok(())
     }
 

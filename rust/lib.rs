@@ -4,6 +4,7 @@
 //! [`python`] and is compiled only with the `python` feature.
 #![warn(missing_docs)]
 
+pub mod batch_rows;
 pub mod bench;
 pub mod breaker;
 pub mod busy;
