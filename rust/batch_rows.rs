@@ -191,7 +191,7 @@ impl Drop for Finalize {
     }
 }
 
-/// Runs `sql` (reading `memtree_bench_rows(?1)`) once with `?1` bound
+/// Runs `sql` (reading `memtree_batch_rows(?1)`) once with `?1` bound
 /// to `chunks`, to completion. `chunks` may be owned chunks or anything
 /// that borrows one; each row is read from the slice as SQLite steps.
 pub fn insert_all<C: Borrow<Chunk>>(
