@@ -863,18 +863,14 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn a_batch_binds_lent_values_and_round_trips() -> Result<()> {
-        let dir =
-            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
-        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
-        // Enough chunks for the lent statement, every kind of value among
-        // them: set and unset options, an empty and a non-ASCII text, no
-        // tags, an embedding and none.
-        let chunks: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS * 2)
+    /// `n` chunks `c0000`, `c0001`, … with every kind of value among them:
+    /// set and unset options, an empty and a non-ASCII text, no tags, an
+    /// embedding and none.
+    fn varied_chunks(n: usize) -> Vec<Chunk> {
+        (0..n)
             .map(|i| {
                 let mut c = Chunk {
-                    id: format!("c{i}"),
+                    id: format!("c{i:04}"),
                     content: format!("ünï {i}"),
                     ..full_chunk()
                 };
@@ -888,7 +884,16 @@ mod tests {
                 }
                 c
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_binds_lent_values_and_round_trips() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        // Enough chunks for the one-statement path.
+        let chunks = varied_chunks(LENT_BIND_MIN_ROWS * 2);
         assert_eq!(store.upsert_chunks(&chunks)?, chunks.len());
         let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
         assert_eq!(store.get_chunks(&ids)?, chunks);
@@ -934,23 +939,7 @@ mod tests {
             }
             Ok(())
         };
-        let mut first: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS + 40)
-            .map(|i| {
-                let mut c = Chunk {
-                    id: format!("c{i:04}"),
-                    content: format!("ünï {i}"),
-                    ..full_chunk()
-                };
-                if i % 2 == 1 {
-                    c.source_ref = None;
-                    c.content_path = None;
-                    c.content_sha256 = None;
-                    c.embedding = None;
-                    c.tags.clear();
-                }
-                c
-            })
-            .collect();
+        let mut first = varied_chunks(LENT_BIND_MIN_ROWS + 40);
         // A duplicate inside the batch: different ingest fields and derived
         // state; the later row's ingest fields must win.
         first.push(Chunk {

@@ -43,6 +43,18 @@ def content_digest(db: Path) -> str:
     return read_back(db)[0]
 
 
+def after_digest(db: Path, batch: list[memtree.Chunk]) -> str:
+    """Digest of the healthy `db` with `batch` applied, on a scratch copy."""
+    scratch = db.parent / "scratch-after" / db.name
+    scratch.parent.mkdir(exist_ok=True)
+    shutil.copy2(db, scratch)
+    with memtree.Store(scratch) as store:
+        store.upsert_chunks(batch)
+    digest = content_digest(scratch)
+    shutil.rmtree(scratch.parent)
+    return digest
+
+
 def chunk_ids(db: Path) -> set[str]:
     """The chunk ids half of :func:`read_back` (integrity asserted)."""
     return read_back(db)[1]

@@ -15,6 +15,7 @@ import pytest
 from conftest import ChunkFactory
 from faults_support import (
     SOAK_SCALE,
+    after_digest,
     content_digest,
     file_digest,
     read_transaction_in_another_process,
@@ -200,18 +201,6 @@ def seeded(db: Path, make_chunk: ChunkFactory, n: int) -> str:
     with memtree.Store(db) as store:
         store.upsert_chunks([make_chunk(i) for i in range(n)])
     return content_digest(db)
-
-
-def after_digest(db: Path, batch: list[memtree.Chunk]) -> str:
-    """Digest of the healthy `db` with `batch` applied, on a scratch copy."""
-    scratch = db.parent / "scratch-after" / db.name
-    scratch.parent.mkdir(exist_ok=True)
-    shutil.copy2(db, scratch)
-    with memtree.Store(scratch) as store:
-        store.upsert_chunks(batch)
-    digest = content_digest(scratch)
-    shutil.rmtree(scratch.parent)
-    return digest
 
 
 # --- quarantine --------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import memtree
 import pytest
 from conftest import ChunkFactory
-from faults_support import content_digest
+from faults_support import after_digest, content_digest
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
 
@@ -124,18 +124,6 @@ def test_a_large_batch_after_a_quarantine(db_path: Path, make_chunk: ChunkFactor
     with memtree.Store(db_path) as store:
         assert store.upsert_chunks(batch) == len(batch)
         assert store.get_chunks([c.id for c in batch]) == batch
-
-
-def after_digest(db: Path, batch: list[memtree.Chunk]) -> str:
-    """Digest of the healthy `db` with `batch` applied, on a scratch copy."""
-    scratch = db.parent / "scratch-after" / db.name
-    scratch.parent.mkdir(exist_ok=True)
-    shutil.copy2(db, scratch)
-    with memtree.Store(scratch) as store:
-        store.upsert_chunks(batch)
-    digest = content_digest(scratch)
-    shutil.rmtree(scratch.parent)
-    return digest
 
 
 @pytest.mark.parametrize("persistent", [False, True])
