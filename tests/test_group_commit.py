@@ -212,7 +212,11 @@ def test_io_error_loop_over_concurrent_calls(method: testing.VfsMethod, code: in
     )
     assert points >= 2, "once and persistent each fired at least once"
     assert failed_calls > 0
-    assert largest >= 2, "the faults met calls sharing a commit"
+    # Not asserted: that these faults met a shared commit. On a RAM disk a
+    # commit can end before the next thread arrives, so how large a group
+    # gets is left to the scheduler (4 in nearly every run here, 1 in one CI
+    # run of xOpen's 16 points). test_eight_concurrent_writers_share_commits
+    # holds grouping itself; the printed largest group shows what this run met.
 
 
 CRASH_EXIT = 77
