@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::batch_rows;
-use crate::chunk::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
+use crate::chunks::batch_rows;
+use crate::chunks::record::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::CHUNK_COLUMNS;
-use crate::connection::{self, canonical_db_path};
+use crate::db::connection::{self, canonical_db_path};
+use crate::db::journal;
 use crate::error::{Error, Result};
-use crate::journal;
 use crate::vfs::{self, IoStats};
 
 /// Journal modes the benchmark accepts (the rollback modes and WAL).
@@ -277,7 +277,7 @@ pub fn core_loop(path: &Path, start: u64, count: usize, binding: Binding) -> Res
 }
 
 /// `INSERT … SELECT` of every chunk column from the batch's virtual table
-/// ([`crate::batch_rows`]), without the store's conflict clause: one
+/// ([`crate::chunks::batch_rows`]), without the store's conflict clause: one
 /// statement, one step, for the whole batch.
 static INSERT_VTAB_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -290,7 +290,7 @@ static INSERT_VTAB_SQL: LazyLock<String> = LazyLock::new(|| {
 /// Inserts chunks `start..start + count` (generated before the clock, as
 /// [`core_loop`] does) with ONE statement for the batch: `INSERT … SELECT`
 /// from the table-valued virtual table over the chunk slice
-/// ([`crate::batch_rows`], which the store's upsert of a large batch uses
+/// ([`crate::chunks::batch_rows`], which the store's upsert of a large batch uses
 /// with its conflict clause). Same connection set-up as [`insert_select`]
 /// and [`core_loop`]; returns the time from `BEGIN IMMEDIATE` to the end of
 /// `COMMIT`. Only for new ids: a conflict fails the whole statement.

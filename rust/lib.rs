@@ -4,39 +4,24 @@
 //! [`python`] and is compiled only with the `python` feature.
 #![warn(missing_docs)]
 
-pub mod batch_rows;
 pub mod bench;
-pub mod breaker;
-pub mod busy;
-pub mod chunk;
 pub mod chunks;
-pub mod classify;
-pub mod clock;
-pub mod codes;
-pub mod connection;
-pub mod derived;
+pub mod db;
 pub mod error;
-pub mod events;
-pub mod files;
-pub mod fork;
-pub mod group_commit;
 pub mod jobs;
-pub mod journal;
 mod lent;
 pub mod recovery;
-pub mod salvage;
 pub mod schema;
-pub mod sources;
-pub mod store;
+pub mod sys;
 pub mod vfs;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use chunk::{Chunk, SourceKind};
+pub use chunks::derived::RawRef;
+pub use chunks::record::{Chunk, SourceKind};
+pub use chunks::sources::SourceInfo;
 pub use chunks::{ChunkFilter, ReplaceOutcome};
-pub use derived::RawRef;
+pub use db::store::Store;
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
-pub use sources::SourceInfo;
-pub use store::Store;

@@ -9,9 +9,9 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{self, arg};
 use super::imports;
-use crate::chunk::{Chunk, DEFAULT_LIFECYCLE_STATUS};
+use crate::chunks::record::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::Prevalidated;
-use crate::clock::now_ms;
+use crate::sys::clock::now_ms;
 
 /// One ingested piece of text (see the stub for field documentation).
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]

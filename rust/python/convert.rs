@@ -29,9 +29,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple};
 
 use super::imports;
-use crate::chunk::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
+use crate::chunks::record::{SourceKind, MAX_TIME_MS, MIN_TIME_MS};
 use crate::chunks::MAX_LIST_LIMIT;
-use crate::clock::now_ms;
+use crate::sys::clock::now_ms;
 
 /// The name of `value`'s type, for error messages.
 pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -590,7 +590,7 @@ pub mod arg {
 /// A buffer is read as raw bytes in one piece (`memoryview.tobytes()`: the
 /// stable ABI for Python 3.9 has no direct buffer access), never one Python
 /// float per element. Emptiness and finiteness are the core's check
-/// ([`crate::chunk::validate_embedding`]), which runs before any write.
+/// ([`crate::chunks::record::validate_embedding`]), which runs before any write.
 pub fn vector(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<f32>>> {
     if value.is_none() {
         return Ok(None);
@@ -687,7 +687,7 @@ fn buffer_floats(view: &Bound<'_, pyo3::types::PyMemoryView>, field: &str) -> Py
 /// Raw refs for `set_chunk_raw_refs`: `None` (clear) or an iterable of
 /// `memtree.RawRef` (not a bare `str`); each field is converted under its
 /// own name (`refs[2].start`). Values are checked by the core
-/// ([`crate::derived::RawRef::validate`]).
+/// ([`crate::chunks::derived::RawRef::validate`]).
 pub fn raw_refs(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<Vec<crate::RawRef>>> {
     if value.is_none() {
         return Ok(None);

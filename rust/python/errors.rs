@@ -13,8 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use pyo3::PyTypeInfo;
 
-use crate::classify::{self, ErrorClass};
-use crate::codes;
+use crate::error::classify::{self, ErrorClass};
+use crate::error::codes;
 use crate::error::Error;
 
 pyo3::import_exception!(memtree.errors, TransientIOError);

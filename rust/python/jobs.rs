@@ -23,7 +23,7 @@ use crate::jobs::{self, Job, JobStatus, NewJob, DEFAULT_LEASE, DEFAULT_MAX_ATTEM
 // The Python signatures spell the default out (`max_attempts=5`) so that
 // stubtest sees a literal; keep them in step with the core.
 const _: () = assert!(DEFAULT_MAX_ATTEMPTS == 5);
-use crate::store::Store;
+use crate::db::store::Store;
 use crate::SourceKind;
 
 /// `(id, token)` of a claimed `Job`; a job without a token can hold no lease.

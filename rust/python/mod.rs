@@ -7,20 +7,20 @@
 //! Rust values first, then the GIL is released (`py.detach`) and the core
 //! takes its connection mutex inside the detached closure.
 
-mod bench;
 mod chunk;
 mod convert;
 mod errors;
+mod hooks;
 mod imports;
 mod jobs;
 mod logging;
 mod payload;
 mod store;
-mod testing;
 
 use pyo3::prelude::*;
 
-use crate::{classify, codes, connection};
+use crate::db::connection;
+use crate::error::{classify, codes};
 
 /// The class name (`"transient_io"`, `"busy"`, …) of an extended result code.
 #[pyfunction]
@@ -53,7 +53,7 @@ fn stranded_files(
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
 ) -> PyResult<Vec<(String, Option<u64>, String)>> {
     let db = connection::canonical_db_path(&path)?;
-    Ok(crate::salvage::describe_stranded(&db)
+    Ok(crate::recovery::salvage::describe_stranded(&db)
         .into_iter()
         .map(|(p, rows, note)| (p.display().to_string(), rows, note))
         .collect())
@@ -98,8 +98,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
-    add_submodule(m, "testing", testing::register)?;
-    add_submodule(m, "bench", bench::register)?;
+    add_submodule(m, "testing", hooks::testing::register)?;
+    add_submodule(m, "bench", hooks::bench::register)?;
     jobs::register(m)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
 use crate::chunks::ChunkFilter;
-use crate::store::Store;
+use crate::db::store::Store;
 
 /// A handle on one memtree database (see the stub for documentation).
 #[pyclass(frozen, name = "Store", module = "memtree")]
@@ -80,7 +80,7 @@ impl PyStore {
     /// Clears the circuit breaker of a database path.
     #[staticmethod]
     fn invalidate(#[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<()> {
-        Ok(crate::connection::invalidate(&path)?)
+        Ok(crate::db::connection::invalidate(&path)?)
     }
 
     #[getter]

@@ -37,7 +37,7 @@ use super::crash::CrashSlot;
 use super::faults::{FaultSlot, FileRole, VfsMethod};
 use super::file::inner_call;
 use super::stats::Counters;
-use crate::fork::{self, ForkLocal};
+use crate::sys::fork::{self, ForkLocal};
 
 /// Everything the shim tracks for one main database.
 #[derive(Debug, Default)]

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::classify::{classify_error, ErrorClass};
+use crate::error::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
 
 /// How long a statement waits on a lock held by another connection.
-pub use crate::busy::BUSY_TIMEOUT;
+pub use crate::db::busy::BUSY_TIMEOUT;
 
 /// The journal mode memtree runs on.
 pub const TARGET_JOURNAL_MODE: &str = "truncate";
@@ -55,10 +55,10 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
 
 /// The per-connection settings every memtree connection (and the benchmark's)
 /// carries before its journal is chosen: the busy handler (see
-/// [`crate::busy`]), `foreign_keys` and `fullfsync`.
+/// [`crate::db::busy`]), `foreign_keys` and `fullfsync`.
 pub fn apply_connection_pragmas(conn: &Connection, path: &Path) -> Result<()> {
     let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
-    crate::busy::install(conn).map_err(err("set busy handler"))?;
+    crate::db::busy::install(conn).map_err(err("set busy handler"))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
         .map_err(err("set connection pragmas"))
 }

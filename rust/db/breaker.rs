@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::fork::ForkLocal;
+use crate::sys::fork::ForkLocal;
 
 /// Consecutive failed inits that open the circuit.
 pub const TRIP_AFTER_FAILURES: u32 = 3;

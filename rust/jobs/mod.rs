@@ -62,11 +62,11 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
+use crate::chunks::record::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
 use crate::chunks::{claim_source_in, upsert_in, validate_all, ChunkInput};
-use crate::clock::now_ms;
+use crate::db::store::Store;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::sys::clock::now_ms;
 use crate::SourceKind;
 
 /// The lease a claim takes when none is given (the reference's 5 minutes).

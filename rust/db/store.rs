@@ -4,7 +4,7 @@
 //! [`crate::chunks`], the job queue in [`crate::jobs`].
 //!
 //! Every write runs through [`Store::write_checked`], which makes concurrent
-//! write calls share commits ([`crate::group_commit`]): each call is one
+//! write calls share commits ([`crate::db::group_commit`]): each call is one
 //! savepoint inside its group's transaction.
 
 use std::any::Any;
@@ -17,11 +17,11 @@ use std::time::Instant;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::busy::READ_BUSY_BUDGET;
-use crate::classify::{self, ErrorClass};
-use crate::connection::{self, Database, OpenOutcome};
+use crate::db::busy::READ_BUSY_BUDGET;
+use crate::db::connection::{self, Database, OpenOutcome};
+use crate::db::group_commit::{Abandoned, Lend, Turn, Verdict};
+use crate::error::classify::{self, ErrorClass};
 use crate::error::{Error, Result};
-use crate::group_commit::{Abandoned, Lend, Turn, Verdict};
 
 /// The transaction a group's leader lends to its followers: a rusqlite
 /// [`Transaction`] on the shared connection.
@@ -309,7 +309,7 @@ impl Store {
     /// `Ok(Err(e))` rolls the transaction back and hands `e` to the caller;
     /// only `Ok(Ok(_))` commits.
     ///
-    /// Concurrent calls share commits ([`crate::group_commit`]): `f` runs on
+    /// Concurrent calls share commits ([`crate::db::group_commit`]): `f` runs on
     /// this thread inside a savepoint of its group's transaction; a call that
     /// fails or refuses rolls back alone, one that succeeds returns once the
     /// commit that made it durable returned, and a failed commit fails every
@@ -372,7 +372,7 @@ impl Store {
     /// `journal_mode`, `synchronous` (2 = FULL), `fullfsync`, `foreign_keys`,
     /// `busy_timeout` (ms) and `user_version`. SQLite reports a busy timeout
     /// of 0 once a custom busy handler is installed, so `busy_timeout` is the
-    /// limit of memtree's own handler ([`crate::busy::BUSY_TIMEOUT`]).
+    /// limit of memtree's own handler ([`crate::db::busy::BUSY_TIMEOUT`]).
     pub fn connection_settings(&self) -> Result<Vec<(String, String)>> {
         self.read("connection_settings", |conn| {
             [
@@ -386,7 +386,7 @@ impl Store {
             .into_iter()
             .map(|name| {
                 if name == "busy_timeout" {
-                    let ms = crate::busy::BUSY_TIMEOUT.as_millis();
+                    let ms = crate::db::busy::BUSY_TIMEOUT.as_millis();
                     return Ok((name.to_owned(), ms.to_string()));
                 }
                 let value: rusqlite::types::Value =

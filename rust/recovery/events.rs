@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::codes;
+use crate::error::codes;
 
 /// A database left in WAL mode by a prior release was moved to TRUNCATE.
 pub fn wal_migrated(path: &Path) {
@@ -95,7 +95,7 @@ pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
 }
 
 /// Rows still readable in a quarantined file were copied into the fresh one.
-pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::salvage::SalvageReport) {
+pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::recovery::salvage::SalvageReport) {
     let complete = if report.incomplete.is_empty() {
         "every table read to the end".to_owned()
     } else {

@@ -37,7 +37,10 @@
 //!    through a link.
 //!
 //! Side bundles written by earlier releases (a `-wal` moved aside as
-//! `<db>-wal.unrecovered-<ms>`) are brought home by [`crate::salvage`].
+//! `<db>-wal.unrecovered-<ms>`) are brought home by [`crate::recovery::salvage`].
+
+pub mod events;
+pub mod salvage;
 
 use std::ffi::{c_int, c_void, CStr};
 use std::fs;
@@ -48,11 +51,11 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{ffi, Connection, OpenFlags};
 
-use crate::classify::ErrorClass;
+use crate::db::journal::sync_parent_dir;
+use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
-use crate::files::{aside_path, move_no_replace, remove_if_empty_file};
-use crate::journal::sync_parent_dir;
 use crate::schema;
+use crate::sys::files::{aside_path, move_no_replace, remove_if_empty_file};
 pub use crate::vfs::side_file;
 
 /// How long an owning connection waits for another connection's lock

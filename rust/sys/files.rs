@@ -10,8 +10,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::sys::clock::now_ms;
 use crate::vfs::side_file;
 
 /// A path beside `original` that does not exist yet (not even as a dangling

@@ -24,7 +24,7 @@
 
 use std::error::Error as StdError;
 
-use crate::codes;
+use crate::error::codes;
 
 /// How many links of a `source()` chain are examined at most; a guard against a
 /// pathological (e.g. cyclic) chain, far beyond any real nesting.

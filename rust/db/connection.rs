@@ -25,9 +25,9 @@
 //! (a thread of the parent may have held them at the fork) and is never
 //! closed in the child (see [`fork`]).
 //!
-//! [`journal`]: crate::journal
-//! [`fork`]: crate::fork
-//! [`group_commit`]: crate::group_commit
+//! [`journal`]: crate::db::journal
+//! [`fork`]: crate::sys::fork
+//! [`group_commit`]: crate::db::group_commit
 
 use std::collections::HashMap;
 use std::fs;
@@ -36,17 +36,17 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::breaker;
-use crate::classify::ErrorClass;
+use crate::db::breaker;
+use crate::db::group_commit::{GroupCommit, GroupStats};
+use crate::db::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
+use crate::db::store::{SharedError, SqliteTx};
+use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
-use crate::events;
-use crate::fork::{self, ForkLocal};
-use crate::group_commit::{GroupCommit, GroupStats};
-use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::recovery;
-use crate::salvage;
+use crate::recovery::events;
+use crate::recovery::salvage;
 use crate::schema::{self, MigrateError};
-use crate::store::{SharedError, SqliteTx};
+use crate::sys::fork::{self, ForkLocal};
 
 /// The group-commit coordinator of a database's write calls.
 pub(crate) type WriteGroup = GroupCommit<SqliteTx, SharedError>;
@@ -99,7 +99,7 @@ pub struct Database {
     /// if it could not be read; then no later open trusts this connection.
     identity: Mutex<Option<FileId>>,
     /// Concurrent write calls share commits through it (see
-    /// [`crate::group_commit`]).
+    /// [`crate::db::group_commit`]).
     group: WriteGroup,
 }
 
@@ -423,7 +423,7 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
 }
 
 /// A bare read-write connection to `path` through the memtree VFS, with no
-/// settings applied and [`crate::batch_rows`]' table registered. Every memtree connection goes through the accounting /
+/// settings applied and [`crate::chunks::batch_rows`]' table registered. Every memtree connection goes through the accounting /
 /// fault-injection shim, so tests exercise the same I/O path users run.
 pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -440,7 +440,7 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
         .map_err(|e| Error::sqlite("open", path, e))?;
     // The store's upsert of a large batch reads it through this table
     // (`crate::chunks::upsert_in`); registering is in-memory, no I/O.
-    crate::batch_rows::register(&conn)
+    crate::chunks::batch_rows::register(&conn)
         .map_err(|e| Error::sqlite("register the batch rows table", path, e))?;
     Ok(conn)
 }

@@ -10,6 +10,11 @@
 //! column's position in it by name at compile time, so adding a column is an
 //! edit here (plus the field on [`Chunk`]), and a misspelt name fails the build.
 
+pub mod batch_rows;
+pub mod derived;
+pub mod record;
+pub mod sources;
+
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -17,11 +22,11 @@ use std::sync::LazyLock;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, params_from_iter, Row, Transaction};
 
-use crate::chunk::{embedding_from_blob, embedding_to_blob, non_empty, Chunk, SourceKind};
-use crate::clock::now_ms;
+use crate::chunks::record::{embedding_from_blob, embedding_to_blob, non_empty, Chunk, SourceKind};
+use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::lent::LentStatement;
-use crate::store::Store;
+use crate::sys::clock::now_ms;
 
 /// The most rows one `list_chunks` (or jobs `list` / `claim_many`) call returns.
 pub const MAX_LIST_LIMIT: i64 = 10_000;
@@ -76,7 +81,7 @@ pub const CHUNK_COLUMNS: [&str; CHUNK_COLUMN_ROLES.len()] = {
 };
 
 /// The smallest batch [`upsert_in`] writes with one statement from the
-/// batch's virtual table ([`crate::batch_rows`]). Preparing that statement
+/// batch's virtual table ([`crate::chunks::batch_rows`]). Preparing that statement
 /// costs tens of µs where the per-row loop's cached statement is prepared
 /// already, and it saves ~1 µs a row (the release build's
 /// `bench.insert_vtab` against `bench.core_loop`, 10,000 rows), so below a
@@ -146,7 +151,7 @@ static ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The upsert of a whole batch in ONE statement, from the batch's virtual
-/// table ([`crate::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
+/// table ([`crate::chunks::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
 /// a large batch ends exactly as the per-row upserts would: rows are
 /// inserted in slice order, so an id repeated in the batch is inserted
 /// whole by its first row and has its ingest fields replaced by each later
@@ -157,7 +162,9 @@ static UPSERT_ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1) WHERE true {2}",
         *COLUMN_LIST,
-        crate::batch_rows::MODULE_NAME.to_str().expect("ASCII name"),
+        crate::chunks::batch_rows::MODULE_NAME
+            .to_str()
+            .expect("ASCII name"),
         *ON_CONFLICT
     )
 });
@@ -319,7 +326,7 @@ impl ChunkInput for Prevalidated<'_> {
     const PREVALIDATED: bool = true;
 }
 
-/// The chunk operations (the handle itself lives in [`crate::store`]).
+/// The chunk operations (the handle itself lives in [`crate::db::store`]).
 impl Store {
     /// Inserts `chunks` in one transaction; returns how many. An id already
     /// stored is re-ingested: its ingest fields are replaced and its derived
@@ -555,7 +562,7 @@ impl Store {
 ///
 /// A batch of [`LENT_BIND_MIN_ROWS`] or more is written instead by ONE
 /// statement, [`UPSERT_ROWS_SQL`], reading the slice through
-/// [`crate::batch_rows`] with its values lent: same rows, same conflict
+/// [`crate::chunks::batch_rows`] with its values lent: same rows, same conflict
 /// rule, no statement per row. A statement that fails (a fault, a
 /// constraint) is rolled back whole by SQLite, as a failing per-row step is.
 ///
@@ -568,7 +575,7 @@ pub(crate) fn upsert_in<C: Borrow<Chunk>>(
     chunks: &[C],
 ) -> rusqlite::Result<usize> {
     if chunks.len() >= LENT_BIND_MIN_ROWS {
-        crate::batch_rows::insert_all(tx, &UPSERT_ROWS_SQL, chunks)?;
+        crate::chunks::batch_rows::insert_all(tx, &UPSERT_ROWS_SQL, chunks)?;
         return Ok(chunks.len());
     }
     upsert_binding(tx, chunks, false)
@@ -624,8 +631,8 @@ fn is_primary_key_conflict(e: &rusqlite::Error) -> bool {
     matches!(
         e,
         rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == crate::codes::CONSTRAINT_PRIMARYKEY
-                || f.extended_code == crate::codes::CONSTRAINT_UNIQUE
+            if f.extended_code == crate::error::codes::CONSTRAINT_PRIMARYKEY
+                || f.extended_code == crate::error::codes::CONSTRAINT_UNIQUE
     )
 }
 

@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rusqlite::types::Value;
 
-use super::chunk::PyChunk;
 use crate::bench;
+use crate::python::chunk::PyChunk;
 // Aliased: `chunks` is also the name of the Python function below.
 use crate::chunks as chunk_sql;
 
@@ -28,7 +28,7 @@ type Sample = (u64, u64, u64, u64, u64, u64, u64, u64, u64);
 #[pyo3(signature = (path, journal_mode, synchronous, batch, commits, warmup=1))]
 fn commits(
     py: Python<'_>,
-    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
     journal_mode: String,
     synchronous: String,
     batch: usize,
@@ -64,7 +64,7 @@ fn commits(
 #[pyfunction]
 fn insert_select(
     py: Python<'_>,
-    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
     start: u64,
     count: usize,
 ) -> PyResult<u64> {
@@ -78,7 +78,7 @@ fn insert_select(
 #[pyfunction]
 fn core_loop(
     py: Python<'_>,
-    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
     start: u64,
     count: usize,
     binding: &str,
@@ -102,7 +102,7 @@ fn core_loop(
 #[pyfunction]
 fn insert_vtab(
     py: Python<'_>,
-    #[pyo3(from_py_with = super::convert::arg::path)] path: PathBuf,
+    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
     start: u64,
     count: usize,
 ) -> PyResult<u64> {

@@ -9,9 +9,11 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::chunk::{embedding_from_blob, embedding_to_blob, non_empty, validate_embedding};
+use crate::chunks::record::{
+    embedding_from_blob, embedding_to_blob, non_empty, validate_embedding,
+};
+use crate::db::store::Store;
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 /// One reference from a chunk into the raw archive: bytes `start..end` of
 /// the file at `path` (`end = None`: to the end of the file).

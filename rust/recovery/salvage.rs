@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use crate::db::journal::sync_parent_dir;
 use crate::error::{Error, Result};
-use crate::events;
-use crate::files::{aside_path, copy_exclusive, move_no_replace};
-use crate::journal::sync_parent_dir;
+use crate::recovery::events;
 use crate::recovery::guard;
+use crate::sys::files::{aside_path, copy_exclusive, move_no_replace};
 use crate::vfs::side_file;
 
 /// The tag of a stranded `-wal` left by earlier releases, after `-wal`.

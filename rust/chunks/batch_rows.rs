@@ -6,7 +6,7 @@
 //! per row).
 //!
 //! Protocol: [`register`] the module on a connection (every connection
-//! [`crate::connection::open_through_vfs`] opens has it; registering again
+//! [`crate::db::connection::open_through_vfs`] opens has it; registering again
 //! replaces it with itself), then [`insert_all`] prepares the statement,
 //! binds the slice to `?1` with `sqlite3_bind_pointer` under a private type
 //! tag, steps it to completion and finalizes it before returning. `xFilter`
@@ -34,7 +34,7 @@ use std::ptr;
 use rusqlite::types::ValueRef;
 use rusqlite::{ffi, Connection};
 
-use crate::chunk::Chunk;
+use crate::chunks::record::Chunk;
 use crate::chunks::{each_value, Encoded, CHUNK_COLUMNS};
 
 /// The table-valued function a batch statement reads:
@@ -466,7 +466,7 @@ unsafe extern "C" fn rowid(cursor: *mut ffi::sqlite3_vtab_cursor, rowid: *mut i6
 mod tests {
     use super::*;
     use crate::bench::bench_chunks;
-    use crate::store::Store;
+    use crate::db::store::Store;
 
     #[test]
     fn without_its_pointer_it_is_an_empty_table() {

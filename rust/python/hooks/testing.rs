@@ -9,8 +9,8 @@ use pyo3::exceptions::{PyBaseException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use super::convert;
-use crate::connection::canonical_db_path;
+use crate::db::connection::canonical_db_path;
+use crate::python::convert;
 use crate::vfs::{self, Fault, FileRole, VfsMethod};
 
 fn key(path: PathBuf) -> PyResult<PathBuf> {
@@ -68,7 +68,7 @@ pub struct IoStats {
 pub fn io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<IoStats> {
     let key = key(path)?;
     let s = vfs::io_stats(&key);
-    let g = crate::connection::group_stats(&key)?;
+    let g = crate::db::connection::group_stats(&key)?;
     Ok(IoStats {
         opens: s.opens,
         reads: s.reads,
@@ -112,7 +112,7 @@ pub struct OpenCounters {
 pub fn open_counters(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
 ) -> PyResult<OpenCounters> {
-    let c = crate::connection::open_counters(&path)?;
+    let c = crate::db::connection::open_counters(&path)?;
     Ok(OpenCounters {
         connections_opened: c.connections_opened,
         schema_inits: c.schema_inits,
@@ -128,7 +128,7 @@ pub fn open_counters(
 pub fn reset_io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<()> {
     let key = key(path)?;
     vfs::reset_io_stats(&key);
-    crate::connection::reset_group_stats(&key)?;
+    crate::db::connection::reset_group_stats(&key)?;
     Ok(())
 }
 
@@ -222,11 +222,11 @@ pub fn method_calls(
 }
 
 /// Sets how long a tripped circuit breaker stays open (seconds, all paths,
-/// at most [`crate::breaker::MAX_COOLDOWN`]).
+/// at most [`crate::db::breaker::MAX_COOLDOWN`]).
 #[pyfunction]
 pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-    let cooldown = convert::seconds(seconds, "seconds", crate::breaker::MAX_COOLDOWN)?;
-    Ok(crate::breaker::set_cooldown(cooldown)?)
+    let cooldown = convert::seconds(seconds, "seconds", crate::db::breaker::MAX_COOLDOWN)?;
+    Ok(crate::db::breaker::set_cooldown(cooldown)?)
 }
 
 /// The most write calls one group commit may carry, for every database
@@ -234,7 +234,7 @@ pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
 /// previous limit.
 #[pyfunction]
 pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let max = crate::group_commit::MAX_GROUP;
+    let max = crate::db::group_commit::MAX_GROUP;
     if calls.is_instance_of::<pyo3::types::PyBool>() {
         return Err(pyo3::exceptions::PyTypeError::new_err(
             "calls: expected int, got bool",
@@ -242,7 +242,7 @@ pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
     }
     let calls = convert::int64(calls, "calls")?;
     match usize::try_from(calls) {
-        Ok(n) if (1..=max).contains(&n) => Ok(crate::group_commit::set_group_limit(n)),
+        Ok(n) if (1..=max).contains(&n) => Ok(crate::db::group_commit::set_group_limit(n)),
         _ => Err(PyValueError::new_err(format!(
             "calls: must be 1 to {max}, got {calls}"
         ))),
@@ -254,7 +254,7 @@ pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
 pub fn circuit_status(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
 ) -> PyResult<(u32, bool)> {
-    Ok(crate::breaker::status(&key(path)?))
+    Ok(crate::db::breaker::status(&key(path)?))
 }
 
 /// Arms a power-loss simulation for a database: writes stay pending until
@@ -342,14 +342,14 @@ pub fn disarm_crash(
 /// return (for the test that every class maps to a Python class and back).
 #[pyfunction]
 fn error_classes(py: Python<'_>) -> Vec<(&'static str, Bound<'_, PyType>)> {
-    super::errors::classes(py)
+    crate::python::errors::classes(py)
 }
 
 /// `(variant name, exception)` for a sample of every core `Error` variant,
 /// converted as a failing call would raise it.
 #[pyfunction]
 fn error_variants(py: Python<'_>) -> Vec<(&'static str, Py<PyBaseException>)> {
-    super::errors::variants(py)
+    crate::python::errors::variants(py)
 }
 
 /// Fills `memtree._native.testing`.

@@ -3,10 +3,10 @@
 
 use rusqlite::params;
 
-use crate::chunk::{non_empty, SourceKind};
 use crate::chunks::delete_dependents;
+use crate::chunks::record::{non_empty, SourceKind};
+use crate::db::store::Store;
 use crate::error::Result;
-use crate::store::Store;
 
 /// What one source contributed to the store (one row of [`Store::list_sources`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,12 +3,14 @@
 //! SQLite failures keep the original `rusqlite::Error` as their `source()`, so
 //! the classifier can walk the chain and find the extended result code.
 
+pub mod classify;
+pub mod codes;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::classify::{self, ErrorClass};
-use crate::codes;
+use classify::ErrorClass;
 
 /// What went wrong in a memtree operation.
 #[derive(Debug)]
