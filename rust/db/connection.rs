@@ -39,7 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::db::breaker;
 use crate::db::group_commit::{GroupCommit, GroupStats};
 use crate::db::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
-use crate::db::store::{SharedError, SqliteTx};
+use crate::db::write::{SharedError, SqliteTx};
 use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
 use crate::recovery;
@@ -380,7 +380,13 @@ fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connecti
     // A file moved aside is not kept until its rows are back: whatever the
     // damaged file still yields is copied into the fresh one now.
     match salvage::salvage_quarantined(&conn, key, &quarantined) {
-        Ok(report) => events::salvaged(key, &quarantined, &report),
+        Ok(report) => events::salvaged(
+            key,
+            &quarantined,
+            report.rows,
+            report.chunks,
+            &report.incomplete,
+        ),
         Err(e) => events::stranded_left(key, &quarantined, &e.to_string()),
     }
     Ok((quarantined, conn, setup))

@@ -1,13 +1,13 @@
 //! The journal setup every open applies: TRUNCATE + `synchronous=FULL`, and
 //! the in-place migration of a database a prior release left in WAL mode.
 
-use std::fs;
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use crate::error::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
+use crate::sys::files::sync_parent_dir;
 
 /// How long a statement waits on a lock held by another connection.
 pub use crate::db::busy::BUSY_TIMEOUT;
@@ -101,18 +101,4 @@ pub fn journal_warning(mode: &str, path: &Path) -> Option<String> {
             path.display()
         )
     })
-}
-
-/// Makes directory-entry changes (created, renamed or removed files) durable.
-pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("sync the database folder", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }

@@ -8,3 +8,4 @@ pub mod connection;
 pub mod group_commit;
 pub mod journal;
 pub mod store;
+pub mod write;

@@ -19,104 +19,10 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::db::busy::READ_BUSY_BUDGET;
 use crate::db::connection::{self, Database, OpenOutcome};
-use crate::db::group_commit::{Abandoned, Lend, Turn, Verdict};
-use crate::error::classify::{self, ErrorClass};
+use crate::db::group_commit::{Turn, Verdict};
+use crate::db::write::SharedError;
+use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
-
-/// The transaction a group's leader lends to its followers: a rusqlite
-/// [`Transaction`] on the shared connection.
-#[derive(Debug)]
-pub struct SqliteTx;
-
-// SAFETY: a `Transaction` is a borrow of a `Connection`. A `Connection` is
-// `Send`; it is not `Sync` only because two threads must not use it at the
-// same time (its statement cache is a `RefCell`, and SQLite runs in
-// multi-thread mode, `SQLITE_OPEN_NO_MUTEX`). The group-commit protocol lets
-// one thread at a time use the lent transaction, each handoff ordered by its
-// state mutex — the guarantee `Mutex<Connection>` gives every other caller.
-unsafe impl Lend for SqliteTx {
-    type Ctx<'a> = Transaction<'a>;
-}
-
-/// Why a group's transaction failed, handed to every call the group kept;
-/// each call gets its own copy as an [`Error`] ([`SharedError::for_call`]).
-#[derive(Debug, Clone)]
-pub enum SharedError {
-    /// Opening or committing the transaction failed, or a call's statement
-    /// broke it: the SQLite error, classified as usual.
-    Failed(Arc<Error>),
-    /// A call of the group panicked inside its savepoint.
-    Abandoned,
-}
-
-impl From<Abandoned> for SharedError {
-    #[cold]
-    fn from(_: Abandoned) -> Self {
-        SharedError::Abandoned
-    }
-}
-
-impl SharedError {
-    /// This failure as the error of the call doing `context` on `path`:
-    /// same class, code and message, with the call's own context.
-    #[cold]
-    pub fn for_call(&self, context: &str, path: &Path) -> Error {
-        let context = format!("{context} (group commit)");
-        match self {
-            SharedError::Failed(e) => copy_error(e, &context, path),
-            SharedError::Abandoned => Error::sqlite(
-                &context,
-                path,
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                    Some(
-                        "another call of this group commit panicked; nothing was committed".into(),
-                    ),
-                ),
-            ),
-        }
-    }
-
-    #[cold]
-    fn copy_of(e: &Error, context: &str, path: &Path) -> Self {
-        SharedError::Failed(Arc::new(copy_error(e, context, path)))
-    }
-}
-
-/// A copy of `e` for another call (errors are not `Clone`): the class is
-/// decided by the code, which the copy keeps, so it classifies alike.
-#[cold]
-fn copy_error(e: &Error, context: &str, path: &Path) -> Error {
-    match e {
-        Error::Closed => Error::Closed,
-        Error::Forked { path } => Error::Forked { path: path.clone() },
-        Error::Sqlite { source, path, .. } => {
-            let copy = match source {
-                rusqlite::Error::SqliteFailure(code, message) => {
-                    rusqlite::Error::SqliteFailure(*code, message.clone())
-                }
-                other => rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(
-                        classify::sqlite_code_in_chain(other)
-                            .unwrap_or(rusqlite::ffi::SQLITE_ERROR),
-                    ),
-                    Some(other.to_string()),
-                ),
-            };
-            Error::sqlite(context, path, copy)
-        }
-        other => Error::sqlite(
-            context,
-            path,
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(
-                    other.sqlite_code().unwrap_or(rusqlite::ffi::SQLITE_ERROR),
-                ),
-                Some(other.to_string()),
-            ),
-        ),
-    }
-}
 
 /// A write call's result inside the group protocol: a panic of the call's
 /// closure is carried back to the caller's thread and resumed there.

@@ -94,20 +94,22 @@ pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
     );
 }
 
-/// Rows still readable in a quarantined file were copied into the fresh one.
-pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::recovery::salvage::SalvageReport) {
-    let complete = if report.incomplete.is_empty() {
+/// Rows still readable in a quarantined file were copied into the fresh one:
+/// `rows` in all, `chunks` of them chunk rows; `incomplete` names the tables
+/// whose reading stopped at damage (a salvage report's fields).
+pub fn salvaged(path: &Path, quarantined: &Path, rows: u64, chunks: u64, incomplete: &[String]) {
+    let complete = if incomplete.is_empty() {
         "every table read to the end".to_owned()
     } else {
-        format!("damage stopped reading {}", report.incomplete.join(", "))
+        format!("damage stopped reading {}", incomplete.join(", "))
     };
     log::warn!(
         target: "memtree::recovery",
         db_path:% = path.display(), quarantined:% = quarantined.display();
         "salvaged {} rows ({} chunks) from the quarantined {} into {} ({complete}); \
          the quarantined file is kept",
-        report.rows,
-        report.chunks,
+        rows,
+        chunks,
         quarantined.display(),
         path.display()
     );

@@ -51,12 +51,11 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{ffi, Connection, OpenFlags};
 
-use crate::db::journal::sync_parent_dir;
 use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
 use crate::schema;
-use crate::sys::files::{aside_path, move_no_replace, remove_if_empty_file};
-pub use crate::vfs::side_file;
+pub use crate::sys::files::side_file;
+use crate::sys::files::{aside_path, move_no_replace, remove_if_empty_file, sync_parent_dir};
 
 /// How long an owning connection waits for another connection's lock
 /// before concluding the file is live elsewhere.

@@ -22,12 +22,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::db::journal::sync_parent_dir;
 use crate::error::{Error, Result};
 use crate::recovery::events;
 use crate::recovery::guard;
-use crate::sys::files::{aside_path, copy_exclusive, move_no_replace};
-use crate::vfs::side_file;
+use crate::sys::files::{aside_path, copy_exclusive, move_no_replace, side_file, sync_parent_dir};
 
 /// The tag of a stranded `-wal` left by earlier releases, after `-wal`.
 const LEGACY_TAG: &str = "-wal.unrecovered-";

@@ -12,7 +12,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;
-use crate::vfs::side_file;
+
+/// `<db><suffix>`: the path SQLite gives a database's side file, e.g.
+/// `chunks.db-wal` for suffix `-wal`.
+pub fn side_file(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
 
 /// A path beside `original` that does not exist yet (not even as a dangling
 /// link): `<original><tag>-<ms>`, with `.N` appended on a collision. The
@@ -97,6 +104,20 @@ pub fn remove_if_empty_file(path: &Path) -> Result<bool> {
         }
         _ => Ok(false),
     }
+}
+
+/// Makes directory-entry changes (created, renamed or removed files) durable.
+pub fn sync_parent_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync the database folder", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]

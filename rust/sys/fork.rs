@@ -15,15 +15,35 @@
 //! `fork()` counts: Python's `os.fork`, `multiprocessing`'s fork start
 //! method, or a C library forking. The handlers only flip atomics, which is
 //! async-signal-safe, so a child that goes on to `exec` pays nothing; the
-//! prepare handler holds the VFS's list of open files across the fork (see
-//! `vfs::state`), which waits at most for one list update.
+//! prepare handler holds the lock registered with [`hold_across_fork`] (the
+//! VFS's list of open files, see `vfs::state`) across the fork, which waits
+//! at most for one list update.
 //! Platforms without `fork()` keep generation 0 for ever.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A lock held across every fork, registered by its owner
+/// ([`hold_across_fork`]) before anything can hold it: taken first by the
+/// prepare handler, given back last in parent and child.
+struct HeldAcrossFork {
+    take: fn(),
+    give: fn(),
+}
+
+static HELD_ACROSS_FORK: OnceLock<HeldAcrossFork> = OnceLock::new();
+
+/// Has the fork handlers run `take` before every fork (ahead of SQLite's
+/// static mutexes, as its holders may allocate inside SQLite) and `give`
+/// after it, in the parent and in the child. The VFS registers its open-file
+/// list here, so this module needs to know nothing of it. One lock per
+/// process: a second registration is ignored.
+pub fn hold_across_fork(take: fn(), give: fn()) {
+    let _ = HELD_ACROSS_FORK.set(HeldAcrossFork { take, give });
+}
 
 /// SQLite's process-wide mutexes a store call can hold, in the order
 /// SQLite itself nests them (sqlite3.c 3.50): the unix VFS's big lock
@@ -46,13 +66,15 @@ const SQLITE_STATIC_MUTEXES: [std::ffi::c_int; 6] = [
 ];
 
 /// Takes, before the fork, every lock the child would otherwise inherit
-/// half-held: memtree's open-file list first (its holders may allocate
+/// half-held: the lock of [`hold_across_fork`] (memtree's open-file list) first (its holders may allocate
 /// inside SQLite), then SQLite's static mutexes. Every holder of these
 /// finishes without waiting on anything else (no GIL, no I/O wait), so the
 /// forking thread waits microseconds at most.
 #[cfg(unix)]
 extern "C" fn prepare() {
-    crate::vfs::fork_prepare();
+    if let Some(lock) = HELD_ACROSS_FORK.get() {
+        (lock.take)();
+    }
     for id in SQLITE_STATIC_MUTEXES {
         // SAFETY: static mutexes are never freed; entering NULL (a build
         // without mutexes) is a no-op.
@@ -69,7 +91,9 @@ fn release_prepared() {
         // (non-recursive, non-error-checking) pthread mutexes.
         unsafe { rusqlite::ffi::sqlite3_mutex_leave(rusqlite::ffi::sqlite3_mutex_alloc(id)) };
     }
-    crate::vfs::fork_release();
+    if let Some(lock) = HELD_ACROSS_FORK.get() {
+        (lock.give)();
+    }
 }
 
 #[cfg(unix)]

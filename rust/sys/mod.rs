@@ -1,5 +1,6 @@
 //! What the core asks of the operating system: the clock, fork safety, and
-//! file moves that never replace.
+//! the file primitives (side-file names, moves that never replace, syncing a
+//! folder's entries).
 
 pub mod clock;
 pub mod files;

@@ -14,7 +14,8 @@ use rusqlite::ffi;
 
 use super::crash::{file_index, CrashSlot};
 use super::faults::FileRole;
-use super::file::{inner_call, RealFile, ShimFile};
+use super::file::{RealFile, ShimFile};
+use super::inner::inner_call;
 use super::state::DbState;
 
 /// The crash slot and simulated-file index of `h`, if a plan is active for it.

@@ -311,7 +311,7 @@ fn exit_now(code: i32) -> ! {
 
 /// The path of simulated file `idx` of database `db`.
 fn file_path(db: &Path, idx: usize) -> PathBuf {
-    super::side_file(db, SUFFIXES[idx])
+    crate::sys::files::side_file(db, SUFFIXES[idx])
 }
 
 /// Writes operations to files by path (at the crash and at disarm, when the

@@ -7,7 +7,8 @@ use std::process::Command;
 use rusqlite::Connection;
 
 use super::{open, TempDir};
-use crate::vfs::{arm_crash, crash_state, disarm_crash, side_file, sync_count_since_arm};
+use crate::sys::files::side_file;
+use crate::vfs::{arm_crash, crash_state, disarm_crash, sync_count_since_arm};
 use crate::vfs::{CrashAction, CrashPlan, CrashState};
 
 const SEEDS: [u64; 3] = [1, 0x5eed, 0xdead_beef];

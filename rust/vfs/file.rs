@@ -1,10 +1,9 @@
-//! The shim's file types and the forwarding to the real VFS: the bottom layer
-//! of the VFS, which imports nothing that forwards calls (`shim` → `backend` →
-//! `file`).
+//! The shim's file types and the forwarding to the real VFS: the layer under
+//! the forwarding (`shim` → `backend` → `file`), over the one-call leaf
+//! [`inner_call!`](inner_call) in `inner`.
 //!
 //! - [`ShimFile`]: the header the shim places in front of each real file, and
 //!   [`parts`] / [`inner_of`] to find the real file behind it;
-//! - [`inner_call!`](inner_call): one call of a method of the real file's table;
 //! - [`RealFile`]: the real file as the crash simulator sees it (its
 //!   [`Disk`] implementation).
 
@@ -17,6 +16,7 @@ use rusqlite::ffi;
 
 use super::crash::Disk;
 use super::faults::{FileRole, VfsMethod};
+use super::inner::inner_call;
 use super::state::DbState;
 
 /// The header placed in front of the real VFS's file.
@@ -74,24 +74,6 @@ pub(crate) unsafe fn parts<'a>(
 pub(crate) fn inner_of(f: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
     (f as *mut u8).wrapping_add(HDR_SIZE) as *mut ffi::sqlite3_file
 }
-
-/// Calls a method of the inner file's table, or evaluates `$missing` when the
-/// inner table is older than `$ver` or has a null pointer there.
-macro_rules! inner_call {
-    ($inner:expr, $ver:expr, $m:ident, $missing:expr $(, $arg:expr)*) => {{
-        let inner: *mut ffi::sqlite3_file = $inner;
-        // SAFETY: `inner` is an open file of the real VFS: its pMethods was
-        // checked non-null in xOpen and stays valid until its xClose.
-        let methods = unsafe { &*(*inner).pMethods };
-        match methods.$m {
-            // SAFETY: forwards the call SQLite made on the outer file, with the
-            // same arguments (valid per SQLite's VFS contract), to the inner file.
-            Some(x) if methods.iVersion >= $ver => unsafe { x(inner $(, $arg)*) },
-            _ => $missing,
-        }
-    }};
-}
-pub(crate) use inner_call;
 
 /// The real (inner) file of a shim file, for the calls the simulator makes.
 pub(crate) struct RealFile(*mut ffi::sqlite3_file);

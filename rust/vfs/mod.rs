@@ -60,6 +60,7 @@ mod backend;
 mod crash;
 mod faults;
 mod file;
+mod inner;
 mod shim;
 mod state;
 mod stats;
@@ -72,16 +73,7 @@ use std::path::Path;
 pub use crash::{CrashAction, CrashPlan, CrashReport, CrashState};
 pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
 #[cfg(unix)]
-pub(crate) use state::{fork_prepare, fork_release};
 pub use stats::IoStats;
-
-/// `<db><suffix>`: the path SQLite gives a database's side file, e.g.
-/// `chunks.db-wal` for suffix `-wal`.
-pub fn side_file(db: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
 
 pub use shim::VFS_NAME;
 
@@ -89,6 +81,10 @@ pub use shim::VFS_NAME;
 /// thread-safe; returns SQLite's error code if registration fails (a later call
 /// tries again).
 pub fn register() -> Result<(), i32> {
+    // Before any file can be noted in the open-file list: a fork must find
+    // the list held, never half-updated.
+    #[cfg(unix)]
+    crate::sys::fork::hold_across_fork(state::fork_prepare, state::fork_release);
     shim::register()
 }
 

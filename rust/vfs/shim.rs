@@ -35,7 +35,8 @@ use super::state::{
 };
 use super::stats::{add, bump, SyncKind};
 
-use super::file::{inner_call, inner_of, parts, ShimFile, HDR_SIZE};
+use super::file::{inner_of, parts, ShimFile, HDR_SIZE};
+use super::inner::inner_call;
 
 /// The name under which the shim is registered: `"memtree"`. A `&CStr`, as
 /// SQLite needs it; rusqlite's `open_with_flags_and_vfs` takes it as it is.

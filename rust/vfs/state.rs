@@ -35,7 +35,7 @@ use rusqlite::ffi;
 
 use super::crash::CrashSlot;
 use super::faults::{FaultSlot, FileRole, VfsMethod};
-use super::file::inner_call;
+use super::inner::inner_call;
 use super::stats::Counters;
 use crate::sys::fork::{self, ForkLocal};
 
@@ -84,7 +84,7 @@ fn registry() -> &'static Registry {
 /// each with the fork generation that opened it or last released its locks.
 ///
 /// Guarded by a spin flag rather than a `Mutex`: the fork handlers hold it
-/// across `fork()` ([`fork_prepare`]), so the child inherits a list no
+/// across `fork()` ([`fork_prepare`], registered with `sys::fork`), so the child inherits a list no
 /// thread was half-way through changing, and a flag can be released by the
 /// handlers without a guard. Holders only push or remove one entry (or, in
 /// a child, unlock the inherited files), never block otherwise.
