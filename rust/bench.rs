@@ -8,8 +8,6 @@
 //! [`crate::schema::migrate`], and written with the store's own upsert
 //! statement. Rows come from [`bench_chunk`], a deterministic generator that
 //! the pure-SQL baseline ([`insert_select`]) reproduces column for column.
-//! [`insert_vtab`] inserts the same rows with one statement per batch, from
-//! a virtual table over the chunk slice (is one statement per row the cost?).
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -17,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::chunks::batch_rows;
 use crate::chunks::record::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::CHUNK_COLUMNS;
 use crate::db::connection::{self, canonical_db_path};
@@ -247,66 +244,6 @@ pub fn insert_select(path: &Path, start: u64, count: usize) -> Result<Duration> 
     run(&mut conn).map_err(|e| Error::sqlite("bench: insert … select", &key, e))
 }
 
-/// How [`core_loop`] binds each row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binding {
-    /// Lent to SQLite, not copied: what the store does for a batch.
-    Lent,
-    /// Copied by SQLite (rusqlite's `SQLITE_TRANSIENT`) on the cached
-    /// statement: what the store does for a few rows, and did for every
-    /// batch before lending.
-    Copied,
-}
-
-/// The store's write loop without the store: inserts chunks
-/// `start..start + count` (generated before the clock) on a connection configured like
-/// the store's (TRUNCATE + FULL) with [`crate::chunks`]' upsert loop and
-/// the given binding, in one transaction; returns the time from `BEGIN
-/// IMMEDIATE` to the end of `COMMIT`, as [`insert_select`] does.
-pub fn core_loop(path: &Path, start: u64, count: usize, binding: Binding) -> Result<Duration> {
-    let (mut conn, key, _) = open_bench_connection(path, "truncate", "full")?;
-    let chunks = bench_chunks(start, count);
-    let run = |conn: &mut Connection| -> rusqlite::Result<Duration> {
-        let started = Instant::now();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::chunks::upsert_binding(&tx, &chunks, binding == Binding::Lent)?;
-        tx.commit()?;
-        Ok(started.elapsed())
-    };
-    run(&mut conn).map_err(|e| Error::sqlite("bench: core loop", &key, e))
-}
-
-/// `INSERT … SELECT` of every chunk column from the batch's virtual table
-/// ([`crate::chunks::batch_rows`]), without the store's conflict clause: one
-/// statement, one step, for the whole batch.
-static INSERT_VTAB_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1)",
-        CHUNK_COLUMNS.join(", "),
-        batch_rows::MODULE_NAME.to_str().expect("ASCII name")
-    )
-});
-
-/// Inserts chunks `start..start + count` (generated before the clock, as
-/// [`core_loop`] does) with ONE statement for the batch: `INSERT … SELECT`
-/// from the table-valued virtual table over the chunk slice
-/// ([`crate::chunks::batch_rows`], which the store's upsert of a large batch uses
-/// with its conflict clause). Same connection set-up as [`insert_select`]
-/// and [`core_loop`]; returns the time from `BEGIN IMMEDIATE` to the end of
-/// `COMMIT`. Only for new ids: a conflict fails the whole statement.
-pub fn insert_vtab(path: &Path, start: u64, count: usize) -> Result<Duration> {
-    let (mut conn, key, _) = open_bench_connection(path, "truncate", "full")?;
-    let chunks = bench_chunks(start, count);
-    let run = |conn: &mut Connection| -> rusqlite::Result<Duration> {
-        let started = Instant::now();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        batch_rows::insert_all(&tx, &INSERT_VTAB_SQL, &chunks)?;
-        tx.commit()?;
-        Ok(started.elapsed())
-    };
-    run(&mut conn).map_err(|e| Error::sqlite("bench: insert from vtab", &key, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,9 +339,9 @@ mod tests {
         assert_eq!((content.as_str(), count), ("second", 150));
         // New ids first, then one of them again: the switch to the upsert
         // happens mid-batch and the earlier inserts stay, on the cached
-        // statement (10 + 1 rows) and on the lent one.
+        // statement (10 + 1 rows) and on the batch statement.
         let mut total = 150;
-        for new_rows in [10, crate::chunks::LENT_BIND_MIN_ROWS] {
+        for new_rows in [10, crate::chunks::BATCH_STATEMENT_MIN_ROWS] {
             let mut batch = bench_chunks(total as u64, new_rows);
             batch.push(Chunk {
                 content: "again".into(),
@@ -421,49 +358,6 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!((content.as_str(), count), ("again", total));
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn one_statement_from_the_vtab_writes_the_sql_baselines_rows() -> Result<()> {
-        let dir = TempDir::new("vtab");
-        for (start, count) in [(7, 40), (0, 1), (3, 0)] {
-            let sql = dir.0.join(format!("sql-{start}-{count}.db"));
-            let vtab = dir.0.join(format!("vtab-{start}-{count}.db"));
-            insert_select(&sql, start, count.max(1))?;
-            insert_vtab(&vtab, start, count)?;
-            let want = all_rows(&sql);
-            let got = all_rows(&vtab);
-            assert_eq!(got.len(), count);
-            assert_eq!(got[..], want[..count]);
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn vtab_insert_of_an_existing_id_fails_and_leaves_the_rows() -> Result<()> {
-        let dir = TempDir::new("vtab-conflict");
-        let path = dir.0.join("a.db");
-        insert_vtab(&path, 0, 5)?;
-        // A second insert of ids 3..8 conflicts on 3 and 4: the statement
-        // (and its transaction) fails whole, the first five rows stay.
-        let err = insert_vtab(&path, 3, 5).unwrap_err();
-        assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
-        assert_eq!(all_rows(&path).len(), 5);
-        Ok(())
-    }
-
-    #[test]
-    fn both_bindings_write_the_sql_baselines_rows() -> Result<()> {
-        let dir = TempDir::new("bindings");
-        insert_select(&dir.0.join("sql.db"), 7, 40)?;
-        let want = all_rows(&dir.0.join("sql.db"));
-        assert_eq!(want.len(), 40);
-        for (name, binding) in [("lent", Binding::Lent), ("copied", Binding::Copied)] {
-            let path = dir.0.join(format!("{name}.db"));
-            core_loop(&path, 7, 40, binding)?;
-            assert_eq!(all_rows(&path), want, "{name}");
         }
         Ok(())
     }

@@ -9,7 +9,6 @@ pub mod chunks;
 pub mod db;
 pub mod error;
 pub mod jobs;
-mod lent;
 pub mod recovery;
 pub mod schema;
 pub mod sys;

@@ -1,5 +1,5 @@
 """A batch of 256 chunks or more is upserted by ONE ``INSERT … SELECT`` from
-the batch's virtual table (``rust/batch_rows.rs``): it must end exactly as
+the batch's virtual table (``rust/chunks/batch_rows.rs``): it must end exactly as
 the per-row path does, be all-or-nothing under I/O faults, share group
 commits, and work on every connection memtree opens (fresh, after leaving
 WAL, after a quarantine)."""
@@ -18,7 +18,7 @@ from faults_support import after_digest, content_digest
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
 
-# LENT_BIND_MIN_ROWS in rust/chunks.rs: the smallest one-statement batch.
+# BATCH_STATEMENT_MIN_ROWS in rust/chunks/mod.rs: the smallest one-statement batch.
 LARGE = 256
 
 

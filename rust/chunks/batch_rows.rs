@@ -5,9 +5,9 @@
 //! and indexes' cursors once, where a statement per row opens and seeks them
 //! per row).
 //!
-//! Protocol: [`register`] the module on a connection (every connection
-//! [`crate::db::connection::open_through_vfs`] opens has it; registering again
-//! replaces it with itself), then [`insert_all`] prepares the statement,
+//! Protocol: [`insert_all`] registers the module on its connection the first
+//! time it runs there ([`ensure_registered`]; in memory, no I/O), so the
+//! connection layer needs to know nothing of the chunk table; then it prepares the statement,
 //! binds the slice to `?1` with `sqlite3_bind_pointer` under a private type
 //! tag, steps it to completion and finalizes it before returning. `xFilter`
 //! reads the pointer back with `sqlite3_value_pointer`, which yields it only
@@ -157,7 +157,35 @@ impl Cursor {
     }
 }
 
-/// Registers the module on `conn` (eponymous-only: no `xCreate`).
+/// The client-data key marking a connection that has the module
+/// (`sqlite3_set_clientdata`; the value is only a non-null marker).
+pub(crate) const REGISTERED_KEY: &CStr = c"memtree_batch_rows_registered";
+
+/// Registers the module on `conn` unless this connection has it already: the
+/// chunk area brings its table to a connection where it is first used.
+pub fn ensure_registered(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: a valid handle, used on this thread only; the key is a
+    // NUL-terminated static string.
+    let marked = unsafe { ffi::sqlite3_get_clientdata(conn.handle(), REGISTERED_KEY.as_ptr()) };
+    if !marked.is_null() {
+        return Ok(());
+    }
+    register(conn)?;
+    // SAFETY: as above; the marker is a static's address, never freed, so
+    // no destructor.
+    let rc = unsafe {
+        ffi::sqlite3_set_clientdata(
+            conn.handle(),
+            REGISTERED_KEY.as_ptr(),
+            REGISTERED_KEY.as_ptr().cast_mut().cast::<c_void>(),
+            None,
+        )
+    };
+    check(rc)
+}
+
+/// Registers the module on `conn` (eponymous-only: no `xCreate`);
+/// registering again replaces it with itself.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     // SAFETY: `MODULE` is a static, so it outlives the connection; no
     // client data, so no destructor.
@@ -199,6 +227,7 @@ pub fn insert_all<C: Borrow<Chunk>>(
     sql: &str,
     chunks: &[C],
 ) -> rusqlite::Result<()> {
+    ensure_registered(conn)?;
     // SAFETY: the handle is used only in this call, on this thread
     // (`Connection` is not `Sync`), and the statement is finalized
     // before it returns.
@@ -465,7 +494,6 @@ unsafe extern "C" fn rowid(cursor: *mut ffi::sqlite3_vtab_cursor, rowid: *mut i6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::bench_chunks;
     use crate::db::store::Store;
 
     #[test]
@@ -490,7 +518,7 @@ mod tests {
             .unwrap();
         register(&conn).unwrap();
         register(&conn).unwrap();
-        let chunks = bench_chunks(0, 3);
+        let chunks = crate::chunks::tests::varied_chunks(3);
         let refs: Vec<&Chunk> = chunks.iter().collect();
         insert_all(
             &conn,
@@ -505,13 +533,36 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(ids, ["bench-00000000", "bench-00000001", "bench-00000002"]);
+        assert_eq!(ids, ["c0000", "c0001", "c0002"]);
     }
 
     #[test]
-    fn every_store_connection_has_it() -> crate::Result<()> {
+    fn the_first_insert_registers_it_once_per_connection() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT)").unwrap();
+        let probe = "SELECT count(*) FROM memtree_batch_rows(NULL)";
+        assert!(
+            conn.prepare(probe).is_err(),
+            "not there before its first use"
+        );
+        let chunks = crate::chunks::tests::varied_chunks(2);
+        let sql = "INSERT INTO t SELECT id FROM memtree_batch_rows(?1)";
+        insert_all(&conn, sql, &chunks).unwrap();
+        insert_all(&conn, sql, &chunks).unwrap();
+        let n: i64 = conn.query_row(probe, [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 4);
+    }
+
+    #[test]
+    fn a_store_connection_has_it_after_a_large_upsert() -> crate::Result<()> {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        let chunks = crate::chunks::tests::varied_chunks(crate::chunks::BATCH_STATEMENT_MIN_ROWS);
+        assert_eq!(store.upsert_chunks(&chunks)?, chunks.len());
         let n: i64 = store.read("probe", |conn| {
             conn.query_row("SELECT count(*) FROM memtree_batch_rows(NULL)", [], |r| {
                 r.get(0)

@@ -25,7 +25,6 @@ use rusqlite::{params, params_from_iter, Row, Transaction};
 use crate::chunks::record::{embedding_from_blob, embedding_to_blob, non_empty, Chunk, SourceKind};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
-use crate::lent::LentStatement;
 use crate::sys::clock::now_ms;
 
 /// The most rows one `list_chunks` (or jobs `list` / `claim_many`) call returns.
@@ -81,12 +80,12 @@ pub const CHUNK_COLUMNS: [&str; CHUNK_COLUMN_ROLES.len()] = {
 };
 
 /// The smallest batch [`upsert_in`] writes with one statement from the
-/// batch's virtual table ([`crate::chunks::batch_rows`]). Preparing that statement
-/// costs tens of µs where the per-row loop's cached statement is prepared
-/// already, and it saves ~1 µs a row (the release build's
-/// `bench.insert_vtab` against `bench.core_loop`, 10,000 rows), so below a
-/// few hundred rows the cached statement is cheaper.
-pub(crate) const LENT_BIND_MIN_ROWS: usize = 256;
+/// batch's virtual table ([`crate::chunks::batch_rows`]) instead of a
+/// statement per row. Preparing that statement costs tens of µs where the
+/// per-row loop's cached statement is prepared already, and it saves ~1 µs a
+/// row (measured on the release build, 10,000 rows), so below a few hundred
+/// rows the cached statement is cheaper.
+pub(crate) const BATCH_STATEMENT_MIN_ROWS: usize = 256;
 
 /// The number of chunk columns.
 const N: usize = CHUNK_COLUMNS.len();
@@ -338,6 +337,12 @@ impl Store {
     /// one, so this is the guard that keeps an unreadable row out of the file.
     pub fn upsert_chunks<C: ChunkInput>(&self, chunks: &[C]) -> Result<usize> {
         validate_all(chunks)?;
+        if chunks.is_empty() {
+            // Nothing to write: no transaction (and no group commit to
+            // join); a closed handle still says so.
+            self.database()?;
+            return Ok(0);
+        }
         self.write("upsert_chunks", |tx| upsert_in(tx, chunks))
     }
 
@@ -560,7 +565,7 @@ impl Store {
 /// upsert, so a re-ingest pays for one failed insert at most and the result
 /// is always exactly the upsert's.
 ///
-/// A batch of [`LENT_BIND_MIN_ROWS`] or more is written instead by ONE
+/// A batch of [`BATCH_STATEMENT_MIN_ROWS`] or more is written instead by ONE
 /// statement, [`UPSERT_ROWS_SQL`], reading the slice through
 /// [`crate::chunks::batch_rows`] with its values lent: same rows, same conflict
 /// rule, no statement per row. A statement that fails (a fault, a
@@ -574,45 +579,19 @@ pub(crate) fn upsert_in<C: Borrow<Chunk>>(
     tx: &Transaction<'_>,
     chunks: &[C],
 ) -> rusqlite::Result<usize> {
-    if chunks.len() >= LENT_BIND_MIN_ROWS {
+    if chunks.len() >= BATCH_STATEMENT_MIN_ROWS {
         crate::chunks::batch_rows::insert_all(tx, &UPSERT_ROWS_SQL, chunks)?;
         return Ok(chunks.len());
     }
-    upsert_binding(tx, chunks, false)
-}
-
-/// The per-row upsert loop with the binding chosen by the caller: lent
-/// values ([`LentStatement`]) or copies on the cached statement. The store
-/// uses the copies for small batches ([`upsert_in`]); the benchmark times
-/// both on the same rows.
-pub(crate) fn upsert_binding<C: Borrow<Chunk>>(
-    tx: &Transaction<'_>,
-    chunks: &[C],
-    lend: bool,
-) -> rusqlite::Result<usize> {
     let mut rest = chunks;
     let mut scratch = Encoded::default();
-    if lend {
-        // Lent values, one statement prepared for this batch.
-        let mut insert = LentStatement::prepare(tx, &INSERT_SQL)?;
-        while let Some((c, tail)) = rest.split_first() {
-            let inserted = insert
-                .execute(|row| each_value(c.borrow(), &mut scratch, |i, v| row.put(i + 1, v)));
-            match inserted {
-                Ok(_) => rest = tail,
-                Err(e) if is_primary_key_conflict(&e) => break,
-                Err(e) => return Err(e),
-            }
-        }
-    } else {
-        let mut insert = tx.prepare_cached(&INSERT_SQL)?;
-        while let Some((c, tail)) = rest.split_first() {
-            bind_chunk(&mut insert, c.borrow(), &mut scratch)?;
-            match insert.raw_execute() {
-                Ok(_) => rest = tail,
-                Err(e) if is_primary_key_conflict(&e) => break,
-                Err(e) => return Err(e),
-            }
+    let mut insert = tx.prepare_cached(&INSERT_SQL)?;
+    while let Some((c, tail)) = rest.split_first() {
+        bind_chunk(&mut insert, c.borrow(), &mut scratch)?;
+        match insert.raw_execute() {
+            Ok(_) => rest = tail,
+            Err(e) if is_primary_key_conflict(&e) => break,
+            Err(e) => return Err(e),
         }
     }
     if !rest.is_empty() {
@@ -799,7 +778,7 @@ pub(crate) fn validate_all<C: ChunkInput>(chunks: &[C]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A chunk with every optional field set, so no column may bind NULL.
@@ -873,7 +852,7 @@ mod tests {
     /// `n` chunks `c0000`, `c0001`, … with every kind of value among them:
     /// set and unset options, an empty and a non-ASCII text, no tags, an
     /// embedding and none.
-    fn varied_chunks(n: usize) -> Vec<Chunk> {
+    pub(crate) fn varied_chunks(n: usize) -> Vec<Chunk> {
         (0..n)
             .map(|i| {
                 let mut c = Chunk {
@@ -900,7 +879,7 @@ mod tests {
             tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
         // Enough chunks for the one-statement path.
-        let chunks = varied_chunks(LENT_BIND_MIN_ROWS * 2);
+        let chunks = varied_chunks(BATCH_STATEMENT_MIN_ROWS * 2);
         assert_eq!(store.upsert_chunks(&chunks)?, chunks.len());
         let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
         assert_eq!(store.get_chunks(&ids)?, chunks);
@@ -941,12 +920,12 @@ mod tests {
         let (a, _) = Store::open_file(&dir.path().join("a.db"))?;
         let (b, _) = Store::open_file(&dir.path().join("b.db"))?;
         let per_row = |chunks: &[Chunk]| -> Result<()> {
-            for part in chunks.chunks(LENT_BIND_MIN_ROWS - 1) {
+            for part in chunks.chunks(BATCH_STATEMENT_MIN_ROWS - 1) {
                 assert_eq!(b.upsert_chunks(part)?, part.len());
             }
             Ok(())
         };
-        let mut first = varied_chunks(LENT_BIND_MIN_ROWS + 40);
+        let mut first = varied_chunks(BATCH_STATEMENT_MIN_ROWS + 40);
         // A duplicate inside the batch: different ingest fields and derived
         // state; the later row's ingest fields must win.
         first.push(Chunk {
@@ -967,7 +946,7 @@ mod tests {
         // as Prevalidated references.
         derive_all(&a)?;
         derive_all(&b)?;
-        let second: Vec<Chunk> = (100..LENT_BIND_MIN_ROWS + 200)
+        let second: Vec<Chunk> = (100..BATCH_STATEMENT_MIN_ROWS + 200)
             .map(|i| Chunk {
                 id: format!("c{i:04}"),
                 content: format!("again {i}"),
@@ -981,7 +960,7 @@ mod tests {
         per_row(&second)?;
         let rows = every_row(&a)?;
         assert_eq!(rows, every_row(&b)?);
-        assert_eq!(rows.len(), LENT_BIND_MIN_ROWS + 200);
+        assert_eq!(rows.len(), BATCH_STATEMENT_MIN_ROWS + 200);
         let kept = a.get_chunk("c0150")?.expect("stored");
         assert_eq!(
             (kept.content.as_str(), kept.lifecycle_status.as_str()),
@@ -991,23 +970,30 @@ mod tests {
         Ok(())
     }
 
-    /// The threshold is where the path changes: with the batch table
-    /// dropped from the connection, one chunk fewer than
-    /// [`LENT_BIND_MIN_ROWS`] still writes (per-row), the threshold fails
+    /// The threshold is where the path changes: with the connection marked
+    /// as having the batch table that it lacks, one chunk fewer than
+    /// [`BATCH_STATEMENT_MIN_ROWS`] still writes (per-row), the threshold fails
     /// on the missing table, and the failed statement leaves nothing.
     #[test]
     fn batches_from_the_threshold_take_the_one_statement_path() -> Result<()> {
         let dir =
             tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
         let (store, _) = Store::open_file(&dir.path().join("a.db"))?;
-        store.read("drop modules", |conn| {
-            // SAFETY: a live handle on this thread; NULL keeps no module.
-            let rc =
-                unsafe { rusqlite::ffi::sqlite3_drop_modules(conn.handle(), std::ptr::null_mut()) };
+        store.read("mark the table registered without it", |conn| {
+            let key = batch_rows::REGISTERED_KEY;
+            // SAFETY: a live handle on this thread; the marker is a static.
+            let rc = unsafe {
+                rusqlite::ffi::sqlite3_set_clientdata(
+                    conn.handle(),
+                    key.as_ptr(),
+                    key.as_ptr().cast_mut().cast(),
+                    None,
+                )
+            };
             assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
             Ok(())
         })?;
-        let chunks: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS)
+        let chunks: Vec<Chunk> = (0..BATCH_STATEMENT_MIN_ROWS)
             .map(|i| Chunk {
                 id: format!("c{i}"),
                 ..full_chunk()
@@ -1028,13 +1014,13 @@ mod tests {
             tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
         let path = dir.path().join("a.db");
         let (store, _) = Store::open_file(&path)?;
-        let mut chunks: Vec<Chunk> = (0..LENT_BIND_MIN_ROWS * 2)
+        let mut chunks: Vec<Chunk> = (0..BATCH_STATEMENT_MIN_ROWS * 2)
             .map(|i| Chunk {
                 id: format!("c{i}"),
                 ..full_chunk()
             })
             .collect();
-        chunks[LENT_BIND_MIN_ROWS + 7].token_count = -1;
+        chunks[BATCH_STATEMENT_MIN_ROWS + 7].token_count = -1;
         let before = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         let err = store.upsert_chunks(&chunks).unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");

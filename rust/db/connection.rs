@@ -429,7 +429,7 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
 }
 
 /// A bare read-write connection to `path` through the memtree VFS, with no
-/// settings applied and [`crate::chunks::batch_rows`]' table registered. Every memtree connection goes through the accounting /
+/// settings applied. Every memtree connection goes through the accounting /
 /// fault-injection shim, so tests exercise the same I/O path users run.
 pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -444,10 +444,6 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
         .map_err(|e| Error::sqlite("open", path, e))?;
-    // The store's upsert of a large batch reads it through this table
-    // (`crate::chunks::upsert_in`); registering is in-memory, no I/O.
-    crate::chunks::batch_rows::register(&conn)
-        .map_err(|e| Error::sqlite("register the batch rows table", path, e))?;
     Ok(conn)
 }
 

@@ -826,7 +826,7 @@ impl Jobs<'_> {
     }
 
     /// [`Jobs::claim_many`] at an explicit `now` (for tests and simulations).
-    pub fn claim_at(
+    pub(crate) fn claim_at(
         &self,
         now: i64,
         lease: Duration,
@@ -856,7 +856,7 @@ impl Jobs<'_> {
 
     /// [`Jobs::claim_prioritized`] at an explicit `now`. Every argument is
     /// checked before the transaction begins.
-    pub fn claim_prioritized_at(
+    pub(crate) fn claim_prioritized_at(
         &self,
         now: i64,
         lease: Duration,
@@ -925,7 +925,7 @@ impl Jobs<'_> {
     }
 
     /// [`Jobs::mark_done_and_claim_next`] at an explicit `now`.
-    pub fn mark_done_and_claim_next_at(
+    pub(crate) fn mark_done_and_claim_next_at(
         &self,
         now: i64,
         id: &str,
@@ -950,7 +950,7 @@ impl Jobs<'_> {
     }
 
     /// [`Jobs::mark_failed`] at an explicit `now`.
-    pub fn mark_failed_at(
+    pub(crate) fn mark_failed_at(
         &self,
         now: i64,
         id: &str,
@@ -979,7 +979,7 @@ impl Jobs<'_> {
 
     /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`.
     #[allow(clippy::too_many_arguments)]
-    pub fn mark_failed_and_claim_next_at(
+    pub(crate) fn mark_failed_and_claim_next_at(
         &self,
         now: i64,
         id: &str,
@@ -1090,7 +1090,7 @@ impl Jobs<'_> {
     }
 
     /// [`Jobs::recover_stale_locks`] at an explicit `now`.
-    pub fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
+    pub(crate) fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
         self.store
             .write("recover_stale_locks", |tx| tx.execute(RECOVER_SQL, [now]))
             .map(notify_if_any)

@@ -3,17 +3,13 @@ of the product namespace: the measured commit loop, the pure-SQL baseline and
 the generated rows that ``memtree.bench`` and ``benches/`` use."""
 
 import os
-from typing import Literal
-
 from memtree._native import Chunk
 
 __all__ = [
     "chunk_columns",
     "chunks",
     "commits",
-    "core_loop",
     "insert_select",
-    "insert_vtab",
     "rows",
     "upsert_sql",
 ]
@@ -40,19 +36,6 @@ def commits(
 def insert_select(path: _PathLike, start: int, count: int) -> int:
     """Nanoseconds SQLite alone takes to insert generated chunks ``start ..
     start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL)."""
-
-def core_loop(path: _PathLike, start: int, count: int, binding: Literal["lent", "copied"]) -> int:
-    """Nanoseconds the store's upsert loop alone (no Python, no store) takes
-    to insert the same generated chunks in one transaction (TRUNCATE+FULL),
-    binding text lent to SQLite (``"lent"``, the store's batch path) or
-    copied by it (``"copied"``, its few-rows path)."""
-
-def insert_vtab(path: _PathLike, start: int, count: int) -> int:
-    """Nanoseconds ONE statement takes to insert the same generated chunks as
-    :func:`core_loop` (generated before the clock): ``INSERT … SELECT`` from a
-    table-valued virtual table over the chunk slice, values lent to SQLite,
-    in one transaction (TRUNCATE+FULL). New ids only: an existing id fails
-    the whole statement."""
 
 def chunks(start: int, count: int) -> list[Chunk]:
     """Generated chunks ``start .. start + count`` (~500-byte content)."""

@@ -72,44 +72,6 @@ fn insert_select(
     Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Nanoseconds the store's upsert loop alone takes to insert generated
-/// chunks `start..start + count` in one transaction, text lent to SQLite
-/// (`"lent"`) or copied by it (`"copied"`).
-#[pyfunction]
-fn core_loop(
-    py: Python<'_>,
-    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
-    start: u64,
-    count: usize,
-    binding: &str,
-) -> PyResult<u64> {
-    let binding = match binding {
-        "lent" => bench::Binding::Lent,
-        "copied" => bench::Binding::Copied,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "binding must be 'lent' or 'copied', not {other:?}"
-            )))
-        }
-    };
-    let elapsed = py.detach(|| bench::core_loop(&path, start, count, binding))?;
-    Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// Nanoseconds ONE statement takes to insert the same generated chunks:
-/// `INSERT … SELECT` from a table-valued virtual table over the chunk slice,
-/// values lent to SQLite (new ids only; one transaction, TRUNCATE + FULL).
-#[pyfunction]
-fn insert_vtab(
-    py: Python<'_>,
-    #[pyo3(from_py_with = crate::python::convert::arg::path)] path: PathBuf,
-    start: u64,
-    count: usize,
-) -> PyResult<u64> {
-    let elapsed = py.detach(|| bench::insert_vtab(&path, start, count))?;
-    Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
-}
-
 /// Generated chunks `start..start + count` as `Chunk` objects.
 #[pyfunction]
 fn chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
@@ -157,8 +119,6 @@ fn upsert_sql() -> &'static str {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commits, m)?)?;
     m.add_function(wrap_pyfunction!(insert_select, m)?)?;
-    m.add_function(wrap_pyfunction!(core_loop, m)?)?;
-    m.add_function(wrap_pyfunction!(insert_vtab, m)?)?;
     m.add_function(wrap_pyfunction!(chunks, m)?)?;
     m.add_function(wrap_pyfunction!(rows, m)?)?;
     m.add_function(wrap_pyfunction!(chunk_columns, m)?)?;
