@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::chunks::record::{Chunk, SourceKind, DEFAULT_LIFECYCLE_STATUS};
-use crate::chunks::CHUNK_COLUMNS;
+use crate::chunks::row::CHUNK_COLUMNS;
 use crate::db::connection::{self, canonical_db_path};
 use crate::db::journal;
 use crate::error::{Error, Result};
@@ -185,7 +185,7 @@ pub fn open_bench_connection(
 
 fn commit_batch(conn: &mut Connection, chunks: &[Chunk]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    crate::chunks::upsert_in(&tx, chunks)?;
+    crate::chunks::ops::upsert_in(&tx, chunks)?;
     tx.commit()
 }
 
@@ -273,7 +273,7 @@ mod tests {
     fn all_rows(path: &Path) -> Vec<Row> {
         let conn = Connection::open(path).unwrap();
         let mut stmt = conn
-            .prepare(&format!("{} ORDER BY id", *crate::chunks::SELECT_SQL))
+            .prepare(&format!("{} ORDER BY id", *crate::chunks::row::SELECT_SQL))
             .unwrap();
         let rows = stmt
             .query_map([], |r| {
@@ -341,7 +341,7 @@ mod tests {
         // happens mid-batch and the earlier inserts stay, on the cached
         // statement (10 + 1 rows) and on the batch statement.
         let mut total = 150;
-        for new_rows in [10, crate::chunks::BATCH_STATEMENT_MIN_ROWS] {
+        for new_rows in [10, crate::chunks::ops::BATCH_STATEMENT_MIN_ROWS] {
             let mut batch = bench_chunks(total as u64, new_rows);
             batch.push(Chunk {
                 content: "again".into(),

@@ -35,7 +35,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{ffi, Connection};
 
 use crate::chunks::record::Chunk;
-use crate::chunks::{each_value, Encoded, CHUNK_COLUMNS};
+use crate::chunks::row::{each_value, Encoded, CHUNK_COLUMNS};
 
 /// The table-valued function a batch statement reads:
 /// `memtree_batch_rows(?1)`, `?1` the batch bound by [`insert_all`].
@@ -518,7 +518,7 @@ mod tests {
             .unwrap();
         register(&conn).unwrap();
         register(&conn).unwrap();
-        let chunks = crate::chunks::tests::varied_chunks(3);
+        let chunks = crate::chunks::ops::tests::varied_chunks(3);
         let refs: Vec<&Chunk> = chunks.iter().collect();
         insert_all(
             &conn,
@@ -545,7 +545,7 @@ mod tests {
             conn.prepare(probe).is_err(),
             "not there before its first use"
         );
-        let chunks = crate::chunks::tests::varied_chunks(2);
+        let chunks = crate::chunks::ops::tests::varied_chunks(2);
         let sql = "INSERT INTO t SELECT id FROM memtree_batch_rows(?1)";
         insert_all(&conn, sql, &chunks).unwrap();
         insert_all(&conn, sql, &chunks).unwrap();
@@ -561,7 +561,8 @@ mod tests {
     fn a_store_connection_has_it_after_a_large_upsert() -> crate::Result<()> {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
-        let chunks = crate::chunks::tests::varied_chunks(crate::chunks::BATCH_STATEMENT_MIN_ROWS);
+        let chunks =
+            crate::chunks::ops::tests::varied_chunks(crate::chunks::ops::BATCH_STATEMENT_MIN_ROWS);
         assert_eq!(store.upsert_chunks(&chunks)?, chunks.len());
         let n: i64 = store.read("probe", |conn| {
             conn.query_row("SELECT count(*) FROM memtree_batch_rows(NULL)", [], |r| {

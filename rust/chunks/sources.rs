@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use crate::chunks::delete_dependents;
+use crate::chunks::ops::delete_dependents;
 use crate::chunks::record::{non_empty, SourceKind};
 use crate::db::store::Store;
 use crate::error::Result;

@@ -62,8 +62,8 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
+use crate::chunks::ops::{claim_source_in, upsert_in, validate_all, ChunkInput};
 use crate::chunks::record::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
-use crate::chunks::{claim_source_in, upsert_in, validate_all, ChunkInput};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;

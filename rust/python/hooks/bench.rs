@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 use crate::bench;
 use crate::python::chunk::PyChunk;
 // Aliased: `chunks` is also the name of the Python function below.
-use crate::chunks as chunk_sql;
+use crate::chunks::row as chunk_sql;
 
 /// One timed commit: `(nanoseconds, syncs_db, syncs_journal, syncs_wal,
 /// syncs_dir, syncs_other, bytes_written, truncates, deletes)`. The last two
