@@ -1,0 +1,40 @@
+//! Every conversion between Python values and the core's: arguments (ints,
+//! paths, text, string sequences, chunks), durations and times.
+//!
+//! One rule for every public call: a value of the wrong type is a
+//! `TypeError`, a value of the right type that memtree cannot take (out of
+//! range, a NUL in a path) is a `ValueError`, and either message starts with
+//! the argument's name. PyO3's own extraction names the argument only in a
+//! `TypeError`; an `int` past 64 bits would surface as an anonymous
+//! `OverflowError`, so integer arguments come through here
+//! (`#[pyo3(from_py_with = convert::arg::…)]`).
+//!
+//! Times: PyO3's datetime types (the `datetime` C API) are unavailable under
+//! the stable ABI (abi3). An aware `datetime` of the exact type becomes
+//! integer milliseconds since the epoch (UTC) from ONE C-level call,
+//! `datetime.__reduce__`, whose pickle state holds the wall-clock fields as
+//! bytes; the calendar arithmetic is integer Rust (plus `utcoffset()` when
+//! the zone is not `timezone.utc`). Anything else that is a `datetime` (a
+//! subclass, which may override `__reduce__`) takes `datetime`'s own
+//! arithmetic, `(dt - EPOCH) // timedelta(milliseconds=1)`. Both are exact
+//! and round toward minus infinity; a test holds them equal.
+//!
+//! Nothing here can panic on any input: every numeric conversion is checked.
+//!
+//! By kind of value: [`args`] (arguments), [`time`] (durations and times),
+//! [`vector`] (float vectors) and [`values`] (the core's structured values
+//! as Python objects). Callers name what they need through this module.
+
+pub mod args;
+pub mod time;
+pub mod values;
+pub mod vector;
+
+pub(crate) use args::type_name;
+pub use args::{arg, int64, source_kind, strs};
+pub use time::{
+    datetime_or_delay_ms, from_ms, opt_from_ms, opt_positive_duration, opt_time_or_ms, opt_to_ms,
+    seconds, time_or_ms,
+};
+pub use values::{raw_ref_to_py, raw_refs, source_info_to_py, source_kind_to_py};
+pub use vector::{embedding, vector};
