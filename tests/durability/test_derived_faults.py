@@ -1,0 +1,83 @@
+"""The writes of issue 10 items 5, 6 and 8 are one transaction each: an I/O
+error at any write or sync leaves the file exactly before or exactly after
+the call (SQLite's I/O-error loop, as in test_fault_tolerance.py)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import memtree
+import pytest
+from memtree import ResultCode, testing
+from support import ChunkFactory
+from test_sources import add_dependents
+
+TARGET = "chunk-00003"
+
+Operation = Callable[[memtree.Store], object]
+
+OPERATIONS: dict[str, Operation] = {
+    "delete_chunk": lambda s: s.delete_chunk(TARGET),
+    "set_chunk_embedding": lambda s: s.set_chunk_embedding(TARGET, [0.5] * 4096),
+    "set_chunk_raw_refs": lambda s: s.set_chunk_raw_refs(
+        TARGET, [memtree.RawRef(f"raw/{i:04d}.md", i, None) for i in range(300)]
+    ),
+}
+
+
+def state(db: Path) -> tuple[object, ...]:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return tuple(
+            tuple(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"))
+            for table in ("mem_tree_chunks", "mem_tree_score", "mem_tree_entity_index")
+        )
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("method", ["xWrite", "xSync"])
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_fault_at_every_io_leaves_before_or_after(
+    tmp_path: Path, make_chunk: ChunkFactory, operation: str, method: testing.VfsMethod
+) -> None:
+    base = tmp_path / "base.db"
+    with memtree.Store(base) as store:
+        store.upsert_chunks([make_chunk(i) for i in range(40)])
+        store.set_chunk_embedding(TARGET, [1.0] * 8)
+    add_dependents(base, [make_chunk(i).id for i in range(40)])
+    before = state(base)
+    done = tmp_path / "done.db"
+    shutil.copy2(base, done)
+    with memtree.Store(done) as store:
+        OPERATIONS[operation](store)
+    after = state(done)
+    assert after != before
+    fired_points = 0
+    rolled_back = 0
+    for n in range(1, 500):
+        db = tmp_path / f"run-{n}.db"
+        shutil.copy2(base, db)
+        with memtree.Store(db) as store:
+            testing.inject_fault(db, method, n, ResultCode.IOERR)
+            try:
+                OPERATIONS[operation](store)
+            except memtree.MemtreeError:
+                pass
+            fired = testing.clear_fault(db)
+        seen = state(db)
+        assert seen in {before, after}, f"{method} fault at call {n}"
+        rolled_back += fired > 0 and seen == before
+        db.unlink()
+        Path(str(db) + "-journal").unlink(missing_ok=True)
+        if fired == 0:
+            break
+        fired_points += 1
+    else:
+        pytest.fail(f"{method}: still firing at call 499; the loop never got past the path")
+    assert fired_points >= 1, "the loop must have injected at least one fault"
+    assert rolled_back >= 1, "at least one fault must have hit inside the transaction"

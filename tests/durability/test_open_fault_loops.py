@@ -1,0 +1,296 @@
+"""SQLite's I/O-error loop over the open-time paths (issue 9).
+
+For N = 1, 2, … until no fault fires, call N of one VFS method fails — once,
+or from then on — during
+
+* **migration**: the first open of a WAL database whose newest rows exist
+  only as frames in its ``-wal`` (the reference layout after a crash);
+* **recovery**: the same open, made to fail once at its first step (so the
+  side-file recovery runs), with call N counted from the call after that
+  first failure — i.e. call N of the recovery and the retry it leads to;
+* **stranded rows**: the open of a database whose newest rows sit in a
+  ``-wal`` an earlier release moved aside (``<db>-wal.unrecovered-<ms>``),
+  which the open pairs with a copy of the database and merges back.
+
+After each fault point (every handle closed) the contract of the recovery
+protocol is checked on copies of the files (see ``support``): the open
+either succeeded or raised a ``MemtreeError`` with a code and a name; every
+committed row is readable from the live database with its ``-wal`` — or, for
+a persistent fault only (or rows that started stranded), from a side file;
+then a fault-free open leaves every row live, no ``-wal`` and no unmerged
+side file.
+Reading every row back at every point is also what proves that no ``-wal``
+holding frames was deleted.
+
+Each case starts from a copy of one template (built once per module).
+``make test`` runs every N of every method, once and persistent, with one
+result code per N, rotating through the five; ``make soak``
+(``MEMTREE_SOAK_SCALE`` > 1) runs every code at every N, on a template with a
+longer ``-wal``, and a second way of failing the first open (``xTruncate``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import memtree
+import pytest
+from memtree import ResultCode, testing
+from support import (
+    SOAK_SCALE,
+    Rows,
+    check_after_clean_reopen,
+    check_after_fault,
+    open_outcome,
+    ram_folder,
+    wal_only_template,
+)
+
+METHODS: list[testing.VfsMethod] = [
+    "xOpen",
+    "xRead",
+    "xWrite",
+    "xSync",
+    "xTruncate",
+    "xDelete",
+    "xShmMap",
+    "xShmLock",
+]
+CODES = [
+    ResultCode.FULL,
+    ResultCode.IOERR_WRITE,
+    ResultCode.IOERR_FSYNC,
+    ResultCode.IOERR_TRUNCATE,
+    ResultCode.CANTOPEN,
+]
+# The first open fails once, the way the reference's crash reports did: the
+# file cannot be opened (an antivirus handle), or the checkpoint cannot
+# truncate the -wal (the same handle, half-way through leaving WAL).
+TRIGGERS = {
+    "cantopen": testing.Fault("xOpen", 1, ResultCode.CANTOPEN, file_role="main_db"),
+    "truncate": testing.Fault("xTruncate", 1, ResultCode.IOERR_TRUNCATE),
+}
+MAX_N = 10_000
+
+
+@dataclass(frozen=True)
+class Template:
+    """A reference database with rows only in its ``-wal``, and what it holds."""
+
+    folder: Path
+    committed: Rows
+    # The rows start in a -wal an earlier release moved aside.
+    stranded: bool = False
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    folder = tmp_path_factory.mktemp("template")
+    # The soak also checkpoints a longer -wal (more pages, more calls).
+    scale = min(SOAK_SCALE, 4)
+    committed = wal_only_template(
+        folder / "chunks.db",
+        tmp_path_factory.mktemp("template-checks"),
+        chunks=6 * scale,
+        wal_frames_only=3 * scale,
+    )
+    return Template(folder, committed)
+
+
+# What a release before the recovery protocol left after a failed checkpoint:
+# the database restored, its -wal moved aside under this name.
+LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
+
+
+@pytest.fixture(scope="module")
+def stranded_template(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    folder = tmp_path_factory.mktemp("stranded")
+    shutil.copyfile(template.folder / "chunks.db", folder / "chunks.db")
+    shutil.copyfile(template.folder / "chunks.db-wal", folder / LEGACY_WAL)
+    return Template(folder, template.committed, stranded=True)
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the cases run (RAM-backed where possible, see ``ram_folder``)."""
+    with ram_folder("memtree-open-faults-") as folder:
+        yield folder
+
+
+def codes_at(method: testing.VfsMethod, n: int, persistent: bool) -> list[int]:
+    """Every code in the soak; otherwise one per N, rotating so each method
+    meets every code across neighbouring N, once and persistent differently."""
+    if SOAK_SCALE > 1:
+        return list(CODES)
+    return [CODES[(n + METHODS.index(method) + 2 * persistent) % len(CODES)]]
+
+
+def run_point(
+    template: Template, work: Path, chain: list[testing.Fault], *, persistent: bool
+) -> tuple[bool, list[str]]:
+    """One fault point from a fresh copy of the template: arms ``chain``,
+    opens, checks the contract, reopens fault-free, checks again. Returns
+    whether the last fault of the chain fired, and the contract's violations."""
+    shutil.copytree(template.folder, work)
+    db = work / "chunks.db"
+    testing.inject_faults(db, *chain)
+    try:
+        outcome, problems = open_outcome(db)
+    finally:
+        fired = testing.clear_fault(db)
+    # A one-shot link fires exactly once before handing over, so the last
+    # link fired iff the total exceeds the links before it.
+    assert fired >= len(chain) - 1, f"the first open did not fail as arranged (fired {fired})"
+    fault_fired = fired >= len(chain)
+    scratch = work.parent / (work.name + "-check")
+    problems += check_after_fault(
+        db, template.committed, scratch, persistent=persistent, stranded_before=template.stranded
+    )
+    reopened, reopen_problems = open_outcome(db)
+    if reopened != "opened":
+        problems.append(f"the fault-free reopen raised {reopened}")
+    problems += reopen_problems
+    problems += check_after_clean_reopen(db, template.committed, scratch)
+    if problems:
+        problems = [f"[{outcome}] {p}" for p in problems]
+    shutil.rmtree(work)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return fault_fired, problems
+
+
+def fault_loop(
+    template: Template,
+    work: Path,
+    method: testing.VfsMethod,
+    persistent: bool,
+    trigger: testing.Fault | None,
+) -> None:
+    started = time.perf_counter()
+    points = 0
+    failures: list[str] = []
+    for n in range(1, MAX_N):
+        fired_here = []
+        for code in codes_at(method, n, persistent):
+            fault = testing.Fault(method, n, code, persistent=persistent)
+            chain = [trigger, fault] if trigger is not None else [fault]
+            fired, problems = run_point(
+                template, work / f"n{n}-{code}", chain, persistent=persistent
+            )
+            fired_here.append(fired)
+            if fired:
+                points += 1
+            failures += [f"{method} #{n} {ResultCode(code).name}: {p}" for p in problems]
+        # Whether call N happens does not depend on the code of the fault
+        # that would fail it (calls 1..N-1 succeeded alike).
+        assert len(set(fired_here)) == 1, f"{method} #{n}: fired for some codes only"
+        if not fired_here[0]:
+            break
+    else:
+        pytest.fail(f"{method}: still firing at N = {MAX_N}")
+    mode = "persistent" if persistent else "once"
+    print(
+        f"{method} {mode}: {points} fault points, loop ended at N = {n}, "
+        f"{len(failures)} violations, {time.perf_counter() - started:.1f} s"
+    )
+    assert not failures, f"{len(failures)} contract violations:\n" + "\n".join(failures[:25])
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_during_wal_migration_keeps_every_row(
+    template: Template, work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    fault_loop(template, work, method, persistent, trigger=None)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("trigger", ["cantopen", *(["truncate"] if SOAK_SCALE > 1 else [])])
+def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
+    template: Template,
+    work: Path,
+    trigger: str,
+    method: testing.VfsMethod,
+    persistent: bool,
+) -> None:
+    first = TRIGGERS[trigger]
+    # The trigger alone must make the open fail once and recover; otherwise
+    # this loop would not be testing the recovery path at all.
+    probe = work / "probe"
+    shutil.copytree(template.folder, probe)
+    with testing.fault_chain(probe / "chunks.db", first):
+        outcome, problems = open_outcome(probe / "chunks.db")
+        trigger_fired = testing.faults_fired(probe / "chunks.db")
+    recoveries = testing.open_counters(probe / "chunks.db")["recoveries"]
+    assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
+    fault_loop(template, work, method, persistent, trigger=first)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_while_bringing_stranded_rows_home_keeps_every_row(
+    stranded_template: Template, work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    # A clean open must merge this layout, or the loop tests no merge at all.
+    probe = work / "probe"
+    shutil.copytree(stranded_template.folder, probe)
+    outcome, problems = open_outcome(probe / "chunks.db")
+    merged = testing.open_counters(probe / "chunks.db")["stranded_merged"]
+    assert (outcome, problems, merged) == ("opened", [], 1)
+    # Faults reach the live database's files only: the shim keys by path, and
+    # the bundle the merge reads is a file of another name.
+    fault_loop(stranded_template, work, method, persistent, trigger=None)
+
+
+# --- the fault chain the recovery loop relies on --------------------------------
+
+
+def test_fault_chain_counts_from_the_call_after_the_first_fault(tmp_path: Path) -> None:
+    db = tmp_path / "chain.db"
+    with memtree.Store(db):
+        pass
+    # The open fails once; the 1st xRead after that (the retried open reading
+    # the header) fails with IOERR_READ: two firings, and the second's code.
+    testing.inject_faults(
+        db,
+        testing.Fault("xOpen", 1, ResultCode.CANTOPEN, file_role="main_db"),
+        testing.Fault("xRead", 1, ResultCode.IOERR_READ),
+    )
+    try:
+        with pytest.raises(memtree.MemtreeError) as info:
+            memtree.Store(db)
+    finally:
+        fired = testing.clear_fault(db)
+    assert fired == 2
+    assert info.value.extended_code == ResultCode.IOERR_READ
+    assert testing.open_counters(db)["recoveries"] == 1
+    with memtree.Store(db) as store:
+        assert store.check() == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        ((), "at least one fault"),
+        ((testing.Fault("xRead", 0, ResultCode.IOERR),), "nth"),
+        (
+            (
+                testing.Fault("xRead", 1, ResultCode.IOERR, persistent=True),
+                testing.Fault("xSync", 1, ResultCode.IOERR),
+            ),
+            "only the last",
+        ),
+    ],
+)
+def test_fault_chain_rejects_what_could_never_fire(
+    tmp_path: Path, faults: tuple[testing.Fault, ...], message: str
+) -> None:
+    db = tmp_path / "chain.db"
+    with pytest.raises(ValueError, match=message):
+        testing.inject_faults(db, *faults)
+    assert testing.faults_fired(db) == 0
+    assert not db.exists(), "nothing was opened or created"

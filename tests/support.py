@@ -1,0 +1,385 @@
+"""Helpers shared by the tests: a chunk builder (``_make_chunk``, behind the
+``make_chunk`` fixture), and for the fault-tolerance tests snapshots of a
+database's content and child processes that run memtree until they crash
+or finish."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import memtree
+
+# CI runs a short version; `make soak` raises this.
+SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
+
+BASE_TIME = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+ChunkFactory = Callable[..., memtree.Chunk]
+
+
+def _make_chunk(i: int = 0, **overrides: Any) -> memtree.Chunk:
+    fields: dict[str, Any] = {
+        "id": f"chunk-{i:05d}",
+        "content": f"content of chunk {i} " + "lorem ipsum " * 4,
+        "source_kind": memtree.SourceKind.CHAT,
+        "source_id": f"source-{i % 3}",
+        "owner": "alice" if i % 2 == 0 else "bob",
+        "timestamp": BASE_TIME + timedelta(minutes=i),
+        "token_count": 12,
+        "seq_in_source": i,
+        # Fixed, so two chunks built from the same arguments compare equal.
+        "created_at": BASE_TIME,
+    }
+    fields.update(overrides)
+    positional = [
+        fields.pop(k) for k in ("id", "content", "source_kind", "source_id", "owner", "timestamp")
+    ]
+    return memtree.Chunk(*positional, **fields)
+
+
+def read_back(db: Path) -> tuple[str, set[str]]:
+    """A digest of every chunk row and the set of chunk ids, after asserting
+    ``integrity_check`` is ok. Read-write: after a kill or a crash a hot
+    journal may need rolling back first, as any reader would. Callers have
+    closed every memtree handle on ``db``."""
+    conn = sqlite3.connect(db)
+    try:
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        rows = conn.execute(
+            "SELECT id, content, lifecycle_status, timestamp_ms FROM mem_tree_chunks ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert integrity == ["ok"], f"integrity_check: {integrity}"
+    return hashlib.sha256(repr(rows).encode()).hexdigest(), {r[0] for r in rows}
+
+
+def content_digest(db: Path) -> str:
+    """The digest half of :func:`read_back` (integrity asserted)."""
+    return read_back(db)[0]
+
+
+def after_digest(db: Path, batch: list[memtree.Chunk]) -> str:
+    """Digest of the healthy `db` with `batch` applied, on a scratch copy."""
+    scratch = db.parent / "scratch-after" / db.name
+    scratch.parent.mkdir(exist_ok=True)
+    shutil.copy2(db, scratch)
+    with memtree.Store(scratch) as store:
+        store.upsert_chunks(batch)
+    digest = content_digest(scratch)
+    shutil.rmtree(scratch.parent)
+    return digest
+
+
+def chunk_ids(db: Path) -> set[str]:
+    """The chunk ids half of :func:`read_back` (integrity asserted)."""
+    return read_back(db)[1]
+
+
+def side_files(db: Path) -> set[str]:
+    """The suffixes (``-journal``, ``-wal``, ``-shm``) of db's side files present."""
+    return {p.name[len(db.name) :] for p in db.parent.glob(db.name + "-*")}
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CHILD_PRELUDE = """
+import sys
+from datetime import datetime, timedelta, timezone
+import memtree
+from memtree import testing
+
+BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+def chunk(i, content=None):
+    return memtree.Chunk(
+        f"chunk-{i:05d}", content or f"content {i} " * 20, "chat", f"src-{i % 4}",
+        "alice", BASE + timedelta(seconds=i), token_count=5, seq_in_source=i)
+"""
+
+
+HOLD_READ_TRANSACTION = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+print("holding", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+@contextmanager
+def read_transaction_in_another_process(db: Path) -> Iterator[Callable[[], None]]:
+    """Another *process* holds a read transaction on ``db`` (so SQLite cannot
+    leave WAL) until the yielded ``release()`` is called or the block ends.
+    It must be a process: two SQLite libraries in one process do not see
+    each other's POSIX locks."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        stdin = holder.stdin
+
+        def release() -> None:
+            if holder.poll() is None:
+                stdin.write("\n")
+                stdin.flush()
+                assert holder.wait(timeout=30) == 0
+
+        yield release
+        release()
+
+
+def run_child(body: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD_PRELUDE + body, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# --- the open-time recovery contract (issue 9) --------------------------------
+#
+# Shared by the fault-loop, crash and full-disk proofs of the open-time paths
+# (WAL migration, side-file recovery). Every check reads *copies* made with the
+# stdlib, so checking never checkpoints, rolls back or deletes anything of the
+# files under test.
+
+# A row of the reference layout, by table: enough columns to tell rows apart.
+REFERENCE_KEYS: dict[str, str] = {
+    "mem_tree_chunks": "id, content",
+    "mem_tree_score": "chunk_id",
+    "mem_tree_entity_index": "entity_id, node_id",
+    "mem_tree_jobs": "id",
+    "mem_tree_ingested_sources": "source_kind, source_id",
+}
+
+Rows = frozenset[tuple[object, ...]]
+
+
+def reference_rows(db: Path) -> Rows:
+    """Every row of the reference tables in ``db`` (read through whatever
+    ``-wal``/``-journal`` sits beside it), as ``(table, *key)`` tuples, after
+    asserting ``integrity_check`` is ok. Opens ``db`` read-write with the
+    stdlib: pass a copy (see :func:`rows_via_copy`)."""
+    conn = sqlite3.connect(db)
+    try:
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        assert integrity == ["ok"], f"integrity_check: {integrity}"
+        rows: set[tuple[object, ...]] = set()
+        for table, cols in REFERENCE_KEYS.items():
+            for row in conn.execute(f"SELECT {cols} FROM {table}"):
+                rows.add((table, *row))
+    finally:
+        conn.close()
+    return frozenset(rows)
+
+
+def copy_database(db: Path, dest: Path, suffixes: tuple[str, ...] = ("-wal", "-journal")) -> Path:
+    """Copies ``db`` and those of its side files that exist into the new
+    folder ``dest`` (same names); returns the copy of ``db``."""
+    dest.mkdir(parents=True)
+    for suffix in ("", *suffixes):
+        src = db.with_name(db.name + suffix)
+        if src.exists():
+            shutil.copyfile(src, dest / src.name)
+    return dest / db.name
+
+
+def rows_via_copy(db: Path, scratch: Path) -> Rows:
+    """:func:`reference_rows` of a copy of ``db`` + ``-wal`` + ``-journal``
+    in ``scratch`` (a new folder): what the live database holds, read as any
+    SQLite reader would, without touching the originals."""
+    return reference_rows(copy_database(db, scratch))
+
+
+def unrecovered_bundles(db: Path) -> list[Path]:
+    """The side bundles ``<db>.unrecovered-<ms>`` (each with its ``-wal``)."""
+    return sorted(
+        p
+        for p in db.parent.glob(db.name + ".unrecovered-*")
+        if not p.name.endswith(("-wal", "-shm", "-journal"))
+    )
+
+
+def stray_unrecovered_files(db: Path) -> list[Path]:
+    """Files with ``unrecovered`` in their name that belong to no bundle of
+    the contract's shape (e.g. a bare ``<db>-wal.unrecovered-<ms>``, which
+    no open can read, since its database is gone)."""
+    bundles = {b.name for b in unrecovered_bundles(db)}
+    stray = []
+    for p in db.parent.iterdir():
+        if "unrecovered" not in p.name:
+            continue
+        base = p.name
+        for suffix in ("-wal", "-shm", "-journal"):
+            base = base.removesuffix(suffix)
+        if base not in bundles:
+            stray.append(p)
+    return sorted(stray)
+
+
+def bundle_rows(bundle: Path, scratch: Path) -> Rows:
+    """The rows of a side bundle, read from a copy of the pair."""
+    return reference_rows(copy_database(bundle, scratch, ("-wal",)))
+
+
+def describe_rows(rows: Rows, limit: int = 4) -> str:
+    shown = sorted(rows, key=repr)[:limit]
+    return f"{len(rows)} rows, e.g. {shown}"
+
+
+def open_outcome(db: Path) -> tuple[str, list[str]]:
+    """Opens and closes ``memtree.Store(db)``: ``("opened" | error name,
+    problems)``. The contract: it opens, or raises a ``MemtreeError``
+    carrying ``.code`` and ``.name``; anything else is a problem. Warnings
+    are recorded, not raised (a store may warn and still open)."""
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            with memtree.Store(db):
+                pass
+        except memtree.MemtreeError as e:
+            code, name = getattr(e, "code", None), getattr(e, "name", None)
+            if not (isinstance(code, int) and isinstance(name, str) and name):
+                problems.append(f"MemtreeError without code/name: {e!r}")
+            return f"{type(e).__name__}({name})", problems
+        except Exception as e:  # the contract says never; report, don't crash the loop
+            problems.append(f"bare {type(e).__name__}, not a MemtreeError: {e}")
+            return type(e).__name__, problems
+    return "opened", problems
+
+
+def legacy_stranded_wals(db: Path) -> list[Path]:
+    """``-wal`` files an earlier release moved aside: ``<db>-wal.unrecovered-<ms>``."""
+    return sorted(db.parent.glob(db.name + "-wal.unrecovered-*"))
+
+
+def legacy_rows(db: Path, wal: Path, scratch: Path) -> Rows:
+    """The rows of a legacy stranded ``-wal`` read against (a copy of) the
+    live database it was moved away from."""
+    scratch.mkdir(parents=True)
+    shutil.copyfile(db, scratch / db.name)
+    shutil.copyfile(wal, scratch / (db.name + "-wal"))
+    return reference_rows(scratch / db.name)
+
+
+def check_after_fault(
+    db: Path, committed: Rows, scratch: Path, *, persistent: bool, stranded_before: bool = False
+) -> list[str]:
+    """The contract after a fault point, every handle closed: every committed
+    row is in the live database read with its ``-wal`` (integrity ok); only
+    after a persistent fault may rows be missing there, and then they are in
+    a ``<db>.unrecovered-<ms>`` bundle. With ``stranded_before`` (rows that
+    started in a ``-wal`` an earlier release moved aside) they may also still
+    be there, readable against the live database."""
+    try:
+        live = rows_via_copy(db, scratch / "live")
+    except (AssertionError, sqlite3.Error) as e:
+        return [f"live database unreadable: {e}"]
+    missing = committed - live
+    if not missing:
+        return []
+    if not (persistent or stranded_before):
+        return [f"after a one-shot fault the live database lacks {describe_rows(missing)}"]
+    for i, bundle in enumerate(unrecovered_bundles(db)):
+        try:
+            missing -= bundle_rows(bundle, scratch / f"bundle-{i}")
+        except (AssertionError, sqlite3.Error) as e:
+            return [f"side bundle {bundle.name} unreadable: {e}"]
+    if stranded_before:
+        for i, wal in enumerate(legacy_stranded_wals(db)):
+            try:
+                missing -= legacy_rows(db, wal, scratch / f"legacy-{i}")
+            except (AssertionError, sqlite3.Error) as e:
+                return [f"stranded {wal.name} unreadable against the live database: {e}"]
+    if missing:
+        names = sorted(p.name for p in db.parent.iterdir())
+        return [f"rows neither live nor in a side file: {describe_rows(missing)}; files {names}"]
+    return []
+
+
+def check_after_clean_reopen(db: Path, committed: Rows, scratch: Path) -> list[str]:
+    """The contract after a fault-free ``memtree.Store(db)`` (already run and
+    closed): every row live, integrity ok, no ``-wal``, and no side bundle
+    whose rows are not all in the live database."""
+    problems: list[str] = []
+    wal = db.with_name(db.name + "-wal")
+    if wal.exists():
+        problems.append(f"a -wal ({wal.stat().st_size} bytes) is left after a clean open")
+    try:
+        live = rows_via_copy(db, scratch / "reopened")
+    except (AssertionError, sqlite3.Error) as e:
+        return [*problems, f"live database unreadable after a clean open: {e}"]
+    if committed - live:
+        problems.append(
+            f"after a clean open the live database lacks {describe_rows(committed - live)}"
+        )
+    for i, bundle in enumerate(unrecovered_bundles(db)):
+        try:
+            unmerged = bundle_rows(bundle, scratch / f"left-{i}") - live
+        except (AssertionError, sqlite3.Error) as e:
+            problems.append(f"side bundle {bundle.name} left and unreadable: {e}")
+            continue
+        if unmerged:
+            problems.append(f"side bundle {bundle.name} left unmerged: {describe_rows(unmerged)}")
+    for stray in stray_unrecovered_files(db):
+        if stray.stat().st_size > 0:
+            problems.append(f"stranded side file {stray.name} ({stray.stat().st_size} bytes)")
+    return problems
+
+
+def wal_only_template(
+    db: Path, scratch: Path, *, chunks: int = 6, wal_frames_only: int = 3
+) -> Rows:
+    """Builds the reference layout at ``db`` with its last ``wal_frames_only``
+    chunks only as frames in ``<db>-wal``; returns every committed row,
+    after proving that some of them really exist only in the ``-wal``."""
+    from reference_db import create_reference_db  # tests/fixtures, on sys.path via conftest
+
+    ids = create_reference_db(db, chunks=chunks, wal_frames_only=wal_frames_only)
+    assert db.with_name(db.name + "-wal").stat().st_size > 0, "rows only in the -wal"
+    committed = rows_via_copy(db, scratch / "with-wal")
+    assert {r[1] for r in committed if r[0] == "mem_tree_chunks"} == set(ids)
+    without_wal = reference_rows(copy_database(db, scratch / "without-wal", ()))
+    assert without_wal < committed, "some committed rows must exist only in the -wal"
+    return committed
+
+
+@contextmanager
+def ram_folder(prefix: str) -> Iterator[Path]:
+    """A fresh folder on a RAM-backed file system where there is one
+    (``/dev/shm`` on Linux), else in the system temp folder; removed at the
+    end. The open-time loops run thousands of opens at ``synchronous=FULL``:
+    on a real disk their fsyncs, not the tests, take the time (measured 49 s
+    against 6 s). Injected faults and the crash simulation sit above the
+    file system, so what the loops prove does not depend on it."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
