@@ -45,11 +45,8 @@ codes: build  ## Regenerate python/memtree/_codes.py from the native result-code
 	$(BIN)/python tools/gen_codes.py python/memtree/_codes.py
 
 .PHONY: soak
-soak: build  ## The long fault, crash, kill and fuzz runs (MEMTREE_SOAK_SCALE=20)
-	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s \
-		tests/test_fault_tolerance.py tests/test_crash.py tests/test_fuzz.py \
-		tests/test_open_fault_loops.py tests/test_open_crash.py tests/test_full_disk.py \
-		tests/test_group_commit.py
+soak: build  ## The durability tests (faults, crashes, kills, fuzz) at length (MEMTREE_SOAK_SCALE=20)
+	MEMTREE_SOAK_SCALE=$${MEMTREE_SOAK_SCALE:-20} $(BIN)/python -m pytest -q -s tests/durability
 
 BENCH_STAMP := $(VENV)/.bench-deps-installed
 
@@ -70,7 +67,7 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionl
 	cargo clippy --all-targets --features python -- -D warnings
 	$(BIN)/ruff check python tests benches
 	$(BIN)/ruff format --check python tests benches
-	$(BIN)/mypy --strict python tests/test_typing.py
+	$(BIN)/mypy --strict python tests/package/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native memtree._native.testing memtree._native.bench
 	$(BIN)/actionlint .github/workflows/*.yml
 

@@ -9,7 +9,7 @@
 - The Python-side cost of one enqueue with a small and a ~4 KB payload.
 
 Figures are recorded with ``conftest.record``; nothing here is a timed
-assertion (the index plans are asserted in ``tests/test_job_claim_plans.py``).
+assertion (the index plans are asserted in ``tests/jobs/test_job_priorities.py``).
 """
 
 from __future__ import annotations

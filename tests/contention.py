@@ -11,7 +11,7 @@ By hand (the figures in the README and CHANGELOG came from this)::
 
     python tests/contention.py --processes 4 --threads 4 --seconds 60
 
-``tests/test_contention.py`` runs a short version in the suite.
+``tests/store/test_contention.py`` runs a short version in the suite.
 """
 
 from __future__ import annotations

@@ -49,6 +49,27 @@ def _make_chunk(i: int = 0, **overrides: Any) -> memtree.Chunk:
     return memtree.Chunk(*positional, **fields)
 
 
+def add_dependents(db: Path, chunk_ids: list[str]) -> None:
+    """A score row and two entity-index rows per chunk, as the reference writes them."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for cid in chunk_ids:
+            conn.execute(
+                "INSERT INTO mem_tree_score (chunk_id, total, token_count_signal, "
+                "unique_words_signal, metadata_weight, source_weight, interaction_weight, "
+                "entity_density, computed_at_ms) VALUES (?, 1, 1, 1, 1, 1, 1, 1, 0)",
+                (cid,),
+            )
+            for entity in ("person:alice", "topic:rust"):
+                conn.execute(
+                    "INSERT INTO mem_tree_entity_index (entity_id, node_id, node_kind, "
+                    "entity_kind, surface, score, timestamp_ms) "
+                    "VALUES (?, ?, 'chunk', 'x', 's', 1, 0)",
+                    (entity, cid),
+                )
+    conn.close()
+
+
 def read_back(db: Path) -> tuple[str, set[str]]:
     """A digest of every chunk row and the set of chunk ids, after asserting
     ``integrity_check`` is ok. Read-write: after a kill or a crash a hot

@@ -3,7 +3,7 @@
 # Installs WHEEL into a fresh virtualenv of PYTHON, outside the source tree,
 # with the pinned `test` dependency group, and runs the whole suite against
 # the installed package from a copy of tests/ (README.md and docs/ come along
-# for tests/test_docs.py). Used by `make wheel-test` for every local CPython
+# for tests/package/test_docs.py). Used by `make wheel-test` for every local CPython
 # and by .github/workflows/release.yml on each OS runner.
 set -euo pipefail
 [[ $# -eq 2 ]] || { echo "usage: $0 PYTHON WHEEL" >&2; exit 2; }
@@ -15,7 +15,7 @@ wheel=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 work=$(mktemp -d "${TMPDIR:-/tmp}/memtree-installed.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # The tests run from a copy, in a folder where no source checkout can shadow
-# the installed package; tests/test_installed.py asserts where it came from.
+# the installed package; tests/package/test_installed.py asserts where it came from.
 cp -r "$SRC/tests" "$SRC/docs" "$SRC/README.md" "$SRC/pyproject.toml" "$work/"
 
 "$py" -m venv "$work/venv"

@@ -13,7 +13,7 @@
 //!
 //! The Python enum `memtree._codes.ResultCode` is generated from [`ALL`] (through
 //! `_native.result_codes()`) by `tools/gen_codes.py` (`make codes`);
-//! `tests/test_codes.py` checks that the committed file is that output.
+//! `tests/package/test_codes.py` checks that the committed file is that output.
 
 use rusqlite::ffi;
 

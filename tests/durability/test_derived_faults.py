@@ -12,8 +12,7 @@ from typing import Callable
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import ChunkFactory
-from test_sources import add_dependents
+from support import ChunkFactory, add_dependents
 
 TARGET = "chunk-00003"
 

@@ -10,28 +10,7 @@ from pathlib import Path
 
 import memtree
 import pytest
-from support import BASE_TIME, ChunkFactory
-
-
-def add_dependents(db: Path, chunk_ids: list[str]) -> None:
-    """A score row and two entity-index rows per chunk, as the reference writes them."""
-    conn = sqlite3.connect(db)
-    with conn:
-        for cid in chunk_ids:
-            conn.execute(
-                "INSERT INTO mem_tree_score (chunk_id, total, token_count_signal, "
-                "unique_words_signal, metadata_weight, source_weight, interaction_weight, "
-                "entity_density, computed_at_ms) VALUES (?, 1, 1, 1, 1, 1, 1, 1, 0)",
-                (cid,),
-            )
-            for entity in ("person:alice", "topic:rust"):
-                conn.execute(
-                    "INSERT INTO mem_tree_entity_index (entity_id, node_id, node_kind, "
-                    "entity_kind, surface, score, timestamp_ms) "
-                    "VALUES (?, ?, 'chunk', 'x', 's', 1, 0)",
-                    (entity, cid),
-                )
-    conn.close()
+from support import BASE_TIME, ChunkFactory, add_dependents
 
 
 def counts(db: Path, chunk_id: str) -> tuple[int, int, int]:
