@@ -13,7 +13,28 @@ use crate::chunks::record::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::Prevalidated;
 use crate::sys::clock::now_ms;
 
-/// One ingested piece of text (see the stub for field documentation).
+/// One ingested piece of text; immutable and valid once constructed.
+///
+/// ``timestamp``, ``time_range`` and ``created_at`` are aware datetimes or
+/// integer milliseconds since the epoch (an ``int``, not a ``bool``), within
+/// 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z in UTC; they are stored
+/// as integer milliseconds since the epoch (UTC; sub-millisecond digits of a
+/// datetime rounded down) and read back as UTC datetimes.
+/// ``time_range`` defaults to ``(timestamp, timestamp)`` and
+/// ``created_at`` to now. ``embedding`` is stored as a float32 vector and
+/// must be finite and non-empty. ``content_path`` and ``content_sha256``
+/// point at the full body on disk when ``content`` holds a preview (the
+/// reference's staged upsert); they are set together or not at all, the
+/// SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle
+/// status, they are written when the id is new and kept by a re-ingest.
+///
+/// Raises ``TypeError`` for a field of the wrong type and ``ValueError`` for
+/// a bad value (an empty ``id``/``source_id``/``lifecycle_status``, an
+/// unknown ``source_kind``, a naive or out-of-range time, a
+/// ``time_range`` that ends before it starts, a negative ``token_count`` or
+/// ``seq_in_source`` or one past 64 bits, a non-finite or empty
+/// ``embedding``, a content pointer without its pair or a malformed
+/// SHA-256), each naming the field.
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyChunk {
@@ -91,34 +112,42 @@ impl PyChunk {
         Ok(PyChunk { inner })
     }
 
+    /// Primary key; upserts are idempotent on it.
     #[getter]
     fn id(&self) -> &str {
         &self.inner.id
     }
+    /// The text.
     #[getter]
     fn content(&self) -> &str {
         &self.inner.content
     }
+    /// Kind of the source the text came from.
     #[getter]
     fn source_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::source_kind_to_py(py, self.inner.source_kind)
     }
+    /// Identifier of the source within its kind.
     #[getter]
     fn source_id(&self) -> &str {
         &self.inner.source_id
     }
+    /// Optional pointer into the source.
     #[getter]
     fn source_ref(&self) -> Option<&str> {
         self.inner.source_ref.as_deref()
     }
+    /// Who the chunk belongs to.
     #[getter]
     fn owner(&self) -> &str {
         &self.inner.owner
     }
+    /// When the content happened (UTC).
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::from_ms(py, self.inner.timestamp_ms)
     }
+    /// The period the chunk covers (UTC).
     #[getter]
     fn time_range<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(
@@ -129,26 +158,32 @@ impl PyChunk {
             ],
         )
     }
+    /// Free-form labels.
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, &self.inner.tags)
     }
+    /// Token count of ``content``.
     #[getter]
     fn token_count(&self) -> i64 {
         self.inner.token_count
     }
+    /// Position within its source.
     #[getter]
     fn seq_in_source(&self) -> i64 {
         self.inner.seq_in_source
     }
+    /// When the chunk was created (UTC).
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::from_ms(py, self.inner.created_at_ms)
     }
+    /// Pipeline state: ``admitted`` by default.
     #[getter]
     fn lifecycle_status(&self) -> &str {
         &self.inner.lifecycle_status
     }
+    /// The float32 embedding, or None.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         self.inner
@@ -157,21 +192,23 @@ impl PyChunk {
             .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
             .transpose()
     }
+    /// Where the full body lives on disk, or None.
     #[getter]
     fn content_path(&self) -> Option<&str> {
         self.inner.content_path.as_deref()
     }
+    /// The SHA-256 of the body at ``content_path`` (hex), or None.
     #[getter]
     fn content_sha256(&self) -> Option<&str> {
         self.inner.content_sha256.as_deref()
     }
-    /// Milliseconds since the epoch of `timestamp` (what is stored).
+    /// ``timestamp`` as stored: milliseconds since the epoch.
     #[getter]
     fn timestamp_ms(&self) -> i64 {
         self.inner.timestamp_ms
     }
 
-    /// A copy with some fields changed (validated like a new chunk).
+    /// A copy with the given fields changed, validated like a new chunk.
     #[pyo3(signature = (**changes))]
     fn replace<'py>(
         slf: &Bound<'py, Self>,

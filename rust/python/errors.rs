@@ -146,9 +146,8 @@ impl From<Error> for PyErr {
     }
 }
 
-/// The exception memtree raises for an extended result code, as an instance
-/// (`memtree.errors.from_code`): the classifier picks the class, and an empty
-/// message becomes SQLite's name for the code.
+/// The exception memtree raises for ``extended_code``, as an instance
+/// (``memtree.errors.from_code``); an empty message becomes the code's name.
 #[pyfunction]
 #[pyo3(
     signature = (extended_code, message=String::new()),

@@ -63,7 +63,11 @@ fn new_job(
     Ok(job)
 }
 
-/// One job, as read or claimed (see the stub for documentation).
+/// One row of the job queue, as read or claimed; immutable.
+///
+/// A job returned by :meth:`Jobs.claim_next` carries the claim's
+/// ``lease_token``; settling it (:meth:`Jobs.mark_done` and friends) only
+/// works while that token is the job's current lease.
 #[pyclass(frozen, eq, name = "Job", module = "memtree")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyJob {
@@ -72,15 +76,17 @@ pub struct PyJob {
 
 #[pymethods]
 impl PyJob {
+    /// ``job:<uuid v4>``.
     #[getter]
     fn id(&self) -> &str {
         &self.inner.id
     }
+    /// What the job does; workers pick a handler by it.
     #[getter]
     fn kind(&self) -> &str {
         &self.inner.kind
     }
-    /// A fresh copy of the payload on every access (the job stays immutable).
+    /// The payload, decoded from JSON (a fresh copy on every access).
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         imports::get(py)?
@@ -88,50 +94,64 @@ impl PyJob {
             .bind(py)
             .call1((&self.inner.payload_json,))
     }
+    /// The payload as stored.
     #[getter]
     fn payload_json(&self) -> &str {
         &self.inner.payload_json
     }
+    /// At most one ready or running job carries a given key.
     #[getter]
     fn dedupe_key(&self) -> Option<&str> {
         self.inner.dedupe_key.as_deref()
     }
+    /// ``ready``, ``running``, ``done``, ``failed`` (dead letter) or
+    /// ``cancelled``; :attr:`JobStatus.is_terminal` says whether a worker
+    /// can still claim it.
     #[getter]
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py_status(py, self.inner.status)
     }
+    /// Claims that counted (deferrals and graceful releases do not).
     #[getter]
     fn attempts(&self) -> i64 {
         self.inner.attempts
     }
+    /// Attempts before the job is dead-lettered.
     #[getter]
     fn max_attempts(&self) -> i64 {
         self.inner.max_attempts
     }
+    /// Not claimed before this time (UTC).
     #[getter]
     fn available_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::from_ms(py, self.inner.available_at_ms)
     }
+    /// While running: when the lease expires (as of the read).
     #[getter]
     fn locked_until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         convert::opt_from_ms(py, self.inner.locked_until_ms)
     }
+    /// The last failure (with its causes), deferral reason or recovery note.
     #[getter]
     fn last_error(&self) -> Option<&str> {
         self.inner.last_error.as_deref()
     }
+    /// When it was enqueued (UTC).
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::from_ms(py, self.inner.created_at_ms)
     }
+    /// When it was last claimed (UTC).
     #[getter]
     fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         convert::opt_from_ms(py, self.inner.started_at_ms)
     }
+    /// When it became ``done`` or ``failed`` (UTC).
     #[getter]
     fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         convert::opt_from_ms(py, self.inner.completed_at_ms)
     }
+    /// The token of the claim this job was read under (running jobs only).
     #[getter]
     fn lease_token(&self) -> Option<&str> {
         self.inner.lease_token.as_deref()
@@ -192,7 +212,13 @@ fn priorities_of(priorities: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String,
     Ok(out)
 }
 
-/// The job queue of one store (see the stub for documentation).
+/// The job queue of a store (``store.jobs``): at-least-once, leased,
+/// deduplicated; every call is one transaction with the GIL released.
+///
+/// Settles (:meth:`mark_done`, :meth:`mark_failed`, :meth:`defer`,
+/// :meth:`heartbeat`) need the job's current lease token and raise
+/// :class:`memtree.LeaseLostError`, changing nothing, when the lease was
+/// recovered, re-claimed or already settled.
 #[pyclass(frozen, name = "Jobs", module = "memtree")]
 pub struct PyJobs {
     store: Py<PyStore>,
@@ -213,6 +239,14 @@ impl PyJobs {
 
 #[pymethods]
 impl PyJobs {
+    /// Queues a job; returns its id, or None when a ready or running job
+    /// has the same ``dedupe_key`` (nothing is written).
+    ///
+    /// ``TypeError``: ``payload`` is not JSON-serialisable, or another
+    /// argument has the wrong type. ``ValueError``: an empty ``kind`` or
+    /// ``dedupe_key``; a payload more than 127 containers deep, circular, or
+    /// holding NaN, an infinity or a number beyond a float's range; ``max_attempts`` below
+    /// 1 or past 64 bits; a naive or out-of-range ``available_at``.
     #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
     fn enqueue(
         &self,
@@ -227,6 +261,7 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().enqueue(&job))?)
     }
 
+    /// A buffer of chunk writes and enqueues committed in one transaction.
     fn batch(&self, py: Python<'_>) -> PyJobBatch {
         PyJobBatch {
             store: self.store.clone_ref(py),
@@ -238,6 +273,20 @@ impl PyJobs {
         }
     }
 
+    /// Claims an available ready job (of ``kinds``) for ``lease`` (default
+    /// 5 minutes), in one statement; None when there is none. The claim
+    /// counts as an attempt. ``priorities`` (``{kind: priority}``, kinds not
+    /// listed: 0): the highest priority first; oldest first within a
+    /// priority (and across all kinds without ``priorities``). No claim
+    /// sorts in a temp B-tree: each kind is an index SEARCH (a claim of
+    /// any kind first finds the kinds with ready jobs; past 256 of them,
+    /// the kinds without a priority are sorted together).
+    ///
+    /// ``TypeError``: ``lease`` is not a ``timedelta``, ``kinds`` not an
+    /// iterable of str, ``priorities`` not a mapping of str to int.
+    /// ``ValueError``: ``lease`` under 1 ms, or ending past
+    /// 9999-12-31T23:59:59.999Z; an empty kind in ``priorities``; more than
+    /// 256 kinds named by ``kinds`` and ``priorities``.
     #[pyo3(signature = (lease=None, kinds=None, priorities=None))]
     fn claim_next(
         &self,
@@ -257,6 +306,10 @@ impl PyJobs {
         Ok(jobs.into_iter().next().map(|inner| PyJob { inner }))
     }
 
+    /// Claims up to ``limit`` available ready jobs in one statement, in
+    /// claim order (``limit`` clamped to 1..10000; past 64 bits a
+    /// ``ValueError``; ``lease``, ``kinds`` and ``priorities`` as for
+    /// :meth:`claim_next`).
     #[pyo3(signature = (limit, lease=None, kinds=None, priorities=None))]
     fn claim_many(
         &self,
@@ -277,6 +330,11 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    /// Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
+    /// is free again); True if it was. False, changing nothing, for a job
+    /// that is ``running`` (the worker holding its lease settles it as
+    /// usual: done, failed or back to ready, and a ready job can then be
+    /// cancelled), ``done``, already ``cancelled``, or unknown.
     fn cancel(
         &self,
         py: Python<'_>,
@@ -285,16 +343,21 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().cancel(&job_id))?)
     }
 
+    /// Settles a claimed job as done.
     fn mark_done(&self, py: Python<'_>, job: &Bound<'_, PyAny>) -> PyResult<()> {
         let (id, token) = lease_of(job, "job")?;
         Ok(py.detach(|| self.core().jobs().mark_done(&id, &token))?)
     }
 
+    /// Settles claimed jobs as done in one transaction, all or none.
     fn mark_done_many(&self, py: Python<'_>, jobs: &Bound<'_, PyAny>) -> PyResult<()> {
         let leases = leases_of(jobs)?;
         Ok(py.detach(|| self.core().jobs().mark_done_many(&leases))?)
     }
 
+    /// Records a failed attempt: ``ready`` again after 60 s doubling per
+    /// attempt (capped at 1 h), or ``failed`` after the last attempt.
+    /// Returns the new status.
     fn mark_failed<'py>(
         &self,
         py: Python<'py>,
@@ -306,6 +369,15 @@ impl PyJobs {
         py_status(py, status)
     }
 
+    /// Settles a claimed job as done and claims the next available job
+    /// (as :meth:`claim_next`) in ONE transaction: both commit or neither
+    /// does, so a worker's steady state is two commits a job (the enqueue
+    /// and this). Returns the job claimed, or None.
+    ///
+    /// :class:`memtree.LeaseLostError` if the lease was lost: nothing is
+    /// settled or claimed. ``lease``, ``kinds`` and ``priorities`` are
+    /// checked before anything is written, with the errors of
+    /// :meth:`claim_next`.
     #[pyo3(signature = (job, lease=None, kinds=None, priorities=None))]
     fn mark_done_and_claim_next(
         &self,
@@ -331,6 +403,10 @@ impl PyJobs {
         Ok(next.map(|inner| PyJob { inner }))
     }
 
+    /// Records a failed attempt (as :meth:`mark_failed`) and claims the
+    /// next available job (as :meth:`claim_next`) in ONE transaction;
+    /// returns the failed job's new status and the job claimed, or None.
+    /// Errors as for :meth:`mark_done_and_claim_next`.
     #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None))]
     fn mark_failed_and_claim_next<'py>(
         &self,
@@ -358,6 +434,10 @@ impl PyJobs {
         Ok((py_status(py, status)?, next.map(|inner| PyJob { inner })))
     }
 
+    /// Puts a claimed job back until ``until`` (a time, or a delay from
+    /// now); the attempt does not count. ``TypeError`` if ``until`` is neither
+    /// an aware ``datetime`` nor a ``timedelta``; ``ValueError`` if it is
+    /// naive or lands outside 0001-01-01 .. 9999-12-31T23:59:59.999Z (UTC).
     #[pyo3(
         signature = (job, until, reason=String::new()),
         text_signature = "(self, /, job, until, reason='')"
@@ -374,6 +454,9 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().defer(&id, &token, until, &reason))?)
     }
 
+    /// Extends a held lease to now + ``lease``; returns the new expiry.
+    /// ``lease`` is checked before anything is written, as for
+    /// :meth:`claim_next`.
     #[pyo3(signature = (job, lease=None))]
     fn heartbeat<'py>(
         &self,
@@ -387,19 +470,27 @@ impl PyJobs {
         convert::from_ms(py, until)
     }
 
+    /// Hands held leases back at once (ready now, attempt refunded);
+    /// lost leases are skipped. Returns how many were released.
     fn release(&self, py: Python<'_>, jobs: &Bound<'_, PyAny>) -> PyResult<usize> {
         let leases = leases_of(jobs)?;
         Ok(py.detach(|| self.core().jobs().release(&leases))?)
     }
 
+    /// Hands EVERY running job back at once, whoever holds it. Only for a
+    /// process that knows it is the sole worker; workers use :meth:`release`.
     fn release_running_locks(&self, py: Python<'_>) -> PyResult<usize> {
         Ok(py.detach(|| self.core().jobs().release_running_locks())?)
     }
 
+    /// Requeues running jobs whose lease expired (``failed`` if that claim
+    /// was the last attempt); returns how many.
     fn recover_stale_locks(&self, py: Python<'_>) -> PyResult<usize> {
         Ok(py.detach(|| self.core().jobs().recover_stale_locks())?)
     }
 
+    /// Puts a dead-lettered job back to ready with attempts reset. False if
+    /// it is not ``failed`` or an active job holds its dedupe key.
     fn retry(
         &self,
         py: Python<'_>,
@@ -408,6 +499,7 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().retry(&job_id))?)
     }
 
+    /// The job with this id, or None.
     fn get(
         &self,
         py: Python<'_>,
@@ -417,6 +509,8 @@ impl PyJobs {
         Ok(job.map(|inner| PyJob { inner }))
     }
 
+    /// Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000
+    /// (past 64 bits a ``ValueError``); an unknown ``status`` is a ``ValueError``.
     #[pyo3(signature = (*, status=None, kind=None, limit=100))]
     fn list(
         &self,
@@ -430,6 +524,7 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    /// Job counts for every status.
     fn counts(&self, py: Python<'_>) -> PyResult<HashMap<&'static str, i64>> {
         let counts = py.detach(|| self.core().jobs().counts())?;
         Ok(counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect())
@@ -458,9 +553,10 @@ enum BatchState {
 
 const ALREADY_DONE: &str = "the batch was already committed or discarded";
 
-/// Chunk writes and enqueues buffered in Python, committed by ONE core call
-/// (one transaction) at `commit()` / the end of the `with` block; no lock is
-/// held while Python code runs (see the stub for documentation).
+/// Chunk writes and enqueues buffered in Python and committed together by
+/// ONE native call (one transaction) at :meth:`commit` or at the end of a
+/// ``with`` block; an exception in the block discards everything. No lock is
+/// held while the block's Python code runs.
 #[pyclass(frozen, name = "JobBatch", module = "memtree")]
 pub struct PyJobBatch {
     store: Py<PyStore>,
@@ -485,6 +581,7 @@ impl PyJobBatch {
 
 #[pymethods]
 impl PyJobBatch {
+    /// Buffers chunk upserts; returns how many.
     fn upsert_chunks(&self, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
         let chunks = PyChunk::extract_all(chunks)?;
         let n = chunks.len();
@@ -493,6 +590,8 @@ impl PyJobBatch {
         Ok(n)
     }
 
+    /// Buffers a job (validated and serialised now, with the errors of
+    /// :meth:`Jobs.enqueue`); returns its index in :attr:`job_ids`.
     #[pyo3(signature = (kind, payload, dedupe_key=None, available_at=None, max_attempts=5))]
     fn enqueue(
         &self,
@@ -510,6 +609,13 @@ impl PyJobBatch {
         })
     }
 
+    /// The ingest gate inside the write: the commit claims the source in
+    /// ``mem_tree_ingested_sources`` in the same transaction as the chunks
+    /// and jobs, so a crash never leaves a claimed source without them. If
+    /// another ingest already claimed it (any of the batch's sources),
+    /// NOTHING in the batch is written and :attr:`claimed` is False.
+    /// ``ValueError``/``TypeError`` for a bad kind or an empty ``source_id``,
+    /// before anything is buffered.
     fn claim_source(
         &self,
         source_kind: &Bound<'_, PyAny>,
@@ -528,6 +634,9 @@ impl PyJobBatch {
         }
     }
 
+    /// Writes everything in one transaction; returns the job ids (None for
+    /// a dedupe collision, and every one None when the claim lost). A batch
+    /// commits once.
     fn commit(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
         // Taken out first: a batch commits (or fails) once, never twice.
         let taken = {
@@ -554,6 +663,7 @@ impl PyJobBatch {
         Ok(done.job_ids)
     }
 
+    /// Drops everything buffered.
     fn discard(&self) {
         let mut state = self.state();
         if matches!(*state, BatchState::Open { .. }) {
@@ -561,6 +671,7 @@ impl PyJobBatch {
         }
     }
 
+    /// After the commit: one id (or None) per enqueue, in order.
     #[getter]
     fn job_ids(&self) -> PyResult<Vec<Option<String>>> {
         match &*self.state() {
@@ -569,9 +680,9 @@ impl PyJobBatch {
         }
     }
 
-    /// After the commit: whether the batch's `claim_source` won (True: the
-    /// gate, chunks and jobs were written; False: another ingest had the
-    /// source and nothing was written); None when it claimed nothing.
+    /// After the commit: True if the batch's :meth:`claim_source` won (and
+    /// everything was written), False if it lost (nothing was written), None
+    /// when the batch claimed no source.
     #[getter]
     fn claimed(&self) -> PyResult<Option<bool>> {
         match &*self.state() {
@@ -601,14 +712,13 @@ impl PyJobBatch {
     }
 }
 
-/// The current generation of the process-wide enqueue signal.
+/// The generation of the process-wide enqueue signal.
 #[pyfunction]
 fn job_signal() -> u64 {
     jobs::signal_generation()
 }
 
-/// Waits (GIL released) until the signal moves past `seen` or `timeout`
-/// seconds pass; returns the generation then.
+/// Waits until the signal moves past ``seen`` or ``timeout`` seconds pass.
 #[pyfunction]
 fn wait_job_signal(py: Python<'_>, seen: u64, timeout: f64) -> u64 {
     // NaN waits not at all; anything past a day waits a day.
@@ -621,7 +731,7 @@ fn wait_job_signal(py: Python<'_>, seen: u64, timeout: f64) -> u64 {
     py.detach(|| jobs::wait_for_signal(seen, timeout))
 }
 
-/// Bumps the signal, waking every idle worker of this process.
+/// Wakes every idle worker of this process.
 #[pyfunction]
 fn notify_job_signal() {
     jobs::notify_enqueued();

@@ -22,32 +22,34 @@ use pyo3::prelude::*;
 use crate::db::connection;
 use crate::error::{classify, codes};
 
-/// The class name (`"transient_io"`, `"busy"`, …) of an extended result code.
+/// The class of an extended result code: ``transient_io``, ``busy``,
+/// ``disk_full``, ``corrupt``, ``constraint`` or ``permanent``.
 #[pyfunction]
 fn classify_code(code: i32) -> &'static str {
     classify::classify_code(code).as_str()
 }
 
-/// SQLite's name for a result code (`"SQLITE_IOERR_SHMOPEN"`), exact match only.
+/// SQLite's name for a result code, e.g. ``SQLITE_IOERR_SHMOPEN``.
 #[pyfunction]
 fn code_name(code: i32) -> Option<&'static str> {
     codes::name(code)
 }
 
-/// Every result code memtree knows, as `(value, name)` pairs sorted by value.
+/// Every result code memtree knows, as ``(value, name)`` sorted by value.
 #[pyfunction]
 fn result_codes() -> Vec<(i32, &'static str)> {
     codes::ALL.to_vec()
 }
 
-/// The version of the SQLite library compiled into memtree.
+/// The version of the SQLite compiled into memtree.
 #[pyfunction]
 fn sqlite_version() -> &'static str {
     rusqlite::version()
 }
 
-/// Stranded side files beside a database file: `(path, chunk rows or None,
-/// what the next open does with it)`. Read-only.
+/// Stranded side files beside the database file ``path``: ``(file, chunk
+/// rows or None when not readable yet, what the next open does with it)``.
+/// Read-only: nothing is paired, checkpointed or moved.
 #[pyfunction]
 fn stranded_files(
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
@@ -59,7 +61,7 @@ fn stranded_files(
         .collect())
 }
 
-/// The schema version a fully migrated database carries.
+/// The ``user_version`` of a fully migrated database.
 #[pyfunction]
 fn schema_version() -> i64 {
     crate::schema::CURRENT_VERSION

@@ -14,7 +14,20 @@ use super::errors::JournalModeWarning;
 use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
 
-/// A handle on one memtree database (see the stub for documentation).
+/// A handle on one memtree database.
+///
+/// Handles on the same file share one connection per process. Use as a
+/// context manager or call :meth:`close`; the connection closes with the
+/// last handle. Opening issues :class:`memtree.JournalModeWarning` when
+/// SQLite keeps a journal mode other than TRUNCATE.
+///
+/// An open joins the shared connection only while the path still names the
+/// file it opened; if the file was renamed away or its folder deleted, the
+/// open gets the file now at the path, and the older handles keep the moved
+/// file (their writes raise :class:`memtree.PermanentError`
+/// SQLITE_READONLY_DBMOVED, 1032). After ``fork()`` a handle opened by the
+/// parent raises :class:`memtree.ForkedStoreError`; open the store again in
+/// the child.
 #[pyclass(frozen, name = "Store", module = "memtree")]
 pub struct PyStore {
     pub(super) inner: Store,
@@ -67,7 +80,8 @@ impl PyStore {
         PyStore::open_with(py, || Store::open_file(&path))
     }
 
-    /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
+    /// Opens ``<workspace>/memory_tree/chunks.db``, creating the folders
+    /// (``TypeError``/``ValueError`` for a bad ``workspace`` as for ``path``).
     #[classmethod]
     fn open(
         _cls: &Bound<'_, PyType>,
@@ -77,33 +91,37 @@ impl PyStore {
         PyStore::open_with(py, || Store::open_workspace(&workspace))
     }
 
-    /// Clears the circuit breaker of a database path.
+    /// Clears the circuit breaker of ``path`` so the next open tries at once.
     #[staticmethod]
     fn invalidate(#[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<()> {
         Ok(crate::db::connection::invalidate(&path)?)
     }
 
+    /// The canonical path of the database file.
     #[getter]
     fn path(&self) -> PathBuf {
         self.inner.path().to_owned()
     }
 
+    /// The journal mode SQLite reports (``"truncate"`` normally).
     #[getter]
     fn journal_mode(&self) -> PyResult<String> {
         Ok(self.inner.journal_mode()?)
     }
 
-    /// The job queue in this database (`memtree.Jobs`).
+    /// The job queue stored in this database.
     #[getter]
     fn jobs(slf: &Bound<'_, Self>) -> super::jobs::PyJobs {
         super::jobs::PyJobs::new(slf)
     }
 
+    /// True after :meth:`close`.
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_closed()
     }
 
+    /// Releases this handle; later calls raise StoreClosedError.
     fn close(&self, py: Python<'_>) {
         py.detach(|| self.inner.close());
     }
@@ -131,11 +149,16 @@ impl PyStore {
         )
     }
 
+    /// Inserts chunks by id in one transaction; all or none. An id already
+    /// stored is re-ingested: its ingest fields are replaced, its embedding,
+    /// lifecycle status, raw refs, content pointers and parent summary id are
+    /// kept (so are they by :meth:`replace_source_chunks` and a job batch).
     fn upsert_chunks(&self, py: Python<'_>, chunks: &Bound<'_, PyAny>) -> PyResult<usize> {
         let chunks = PyChunk::extract_all(chunks)?;
         Ok(py.detach(|| self.inner.upsert_chunks(&PyChunk::refs(&chunks)))?)
     }
 
+    /// The chunk with this id, or None.
     fn get_chunk(
         &self,
         py: Python<'_>,
@@ -145,12 +168,20 @@ impl PyStore {
         Ok(found.map(|inner| PyChunk { inner }))
     }
 
+    /// The chunks with these ids in the order asked; missing ids skipped,
+    /// an id asked twice returned twice. One SQL statement (one read lock)
+    /// for any number of ids.
     fn get_chunks(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
         let ids = convert::strs(ids, "ids")?;
         let found = py.detach(|| self.inner.get_chunks(&ids))?;
         PyChunk::wrap_all(py, found)
     }
 
+    /// Newest-first chunks matching every filter given (``since`` inclusive,
+    /// ``until`` exclusive); chunks of one timestamp come in reading order
+    /// (``seq_in_source`` ascending). ``limit`` is any ``int``, clamped to
+    /// 1..10000 however large or negative; a ``bool``, ``float`` or ``str``
+    /// raises ``TypeError`` naming ``limit``.
     #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100))]
     #[allow(clippy::too_many_arguments)]
     fn list_chunks(
@@ -168,7 +199,10 @@ impl PyStore {
         PyChunk::wrap_all(py, found)
     }
 
-    /// The query plan of `list_chunks` for these filters (for tests and tuning).
+    /// SQLite's query plan for :meth:`list_chunks` with these filters, one
+    /// line per step: every combination of filters is one ``SEARCH`` on an
+    /// index (no filter at all: a ``SCAN`` of the time index that ``limit``
+    /// stops), never a ``TEMP B-TREE``.
     #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None))]
     fn explain_list_chunks(
         &self,
@@ -183,10 +217,12 @@ impl PyStore {
         Ok(py.detach(|| self.inner.explain_list_chunks(&filter))?)
     }
 
+    /// Number of chunks stored.
     fn count_chunks(&self, py: Python<'_>) -> PyResult<i64> {
         Ok(py.detach(|| self.inner.count_chunks())?)
     }
 
+    /// A chunk's lifecycle status, or None if it does not exist.
     fn get_lifecycle_status(
         &self,
         py: Python<'_>,
@@ -195,6 +231,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.lifecycle_status(&id))?)
     }
 
+    /// Sets the status of existing chunks in one transaction; returns how many.
     fn set_lifecycle_status(
         &self,
         py: Python<'_>,
@@ -205,10 +242,12 @@ impl PyStore {
         Ok(py.detach(|| self.inner.set_lifecycle_status(&ids, &status))?)
     }
 
+    /// Chunk counts per lifecycle status.
     fn count_by_lifecycle_status(&self, py: Python<'_>) -> PyResult<HashMap<String, i64>> {
         Ok(py.detach(|| self.inner.count_by_lifecycle_status())?)
     }
 
+    /// True when the source has been claimed.
     fn is_source_ingested(
         &self,
         py: Python<'_>,
@@ -219,6 +258,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.is_source_ingested(kind, &source_id))?)
     }
 
+    /// The ingest gate: True for the one caller that claims the source.
     fn claim_source(
         &self,
         py: Python<'_>,
@@ -229,6 +269,8 @@ impl PyStore {
         Ok(py.detach(|| self.inner.claim_source(kind, &source_id))?)
     }
 
+    /// Deletes a source's chunks, their score and entity-index rows and its
+    /// ingest claim, in one transaction; returns the chunks deleted.
     fn delete_source(
         &self,
         py: Python<'_>,
@@ -239,6 +281,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
+    /// Deletes an owner's chunks with their score and entity-index rows.
     fn delete_owner(
         &self,
         py: Python<'_>,
@@ -247,6 +290,8 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_owner(&owner))?)
     }
 
+    /// Makes ``chunks`` the whole content of the source in one transaction;
+    /// returns ``(upserted, removed)``.
     fn replace_source_chunks(
         &self,
         py: Python<'_>,
@@ -263,6 +308,7 @@ impl PyStore {
         Ok((outcome.upserted, outcome.removed))
     }
 
+    /// The pragmas in force on the shared connection, as SQLite reports them.
     fn connection_settings(&self, py: Python<'_>) -> PyResult<HashMap<String, String>> {
         Ok(py
             .detach(|| self.inner.connection_settings())?
@@ -270,11 +316,22 @@ impl PyStore {
             .collect())
     }
 
+    /// ``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy.
     #[pyo3(signature = (*, full=false))]
     fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
         Ok(py.detach(|| self.inner.check(full))?)
     }
 
+    /// Sets a chunk's embedding without rewriting the chunk, in one
+    /// transaction; returns whether the chunk exists (a missing id writes
+    /// nothing). ``None`` clears it (re-ingest keeps an embedding, so this is
+    /// how a caller drops one). ``vector`` is any iterable of floats or an
+    /// object with the buffer protocol holding 1-D float32 or float64 values
+    /// (``array.array('f')``, ``memoryview``, a numpy ``float32`` array: read
+    /// as raw bytes, not element by element). Stored as the reference's BLOB:
+    /// little-endian ``f32``, 4 bytes per value, no header. An empty vector,
+    /// NaN or infinity (also a float64 beyond float32's range) is a
+    /// ``ValueError``, a non-float element or buffer format a ``TypeError``.
     fn set_chunk_embedding(
         &self,
         py: Python<'_>,
@@ -285,6 +342,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.set_chunk_embedding(&id, vector.as_deref()))?)
     }
 
+    /// A chunk's embedding, or None if it has none or does not exist.
     fn get_chunk_embedding(
         &self,
         py: Python<'_>,
@@ -293,6 +351,11 @@ impl PyStore {
         Ok(py.detach(|| self.inner.get_chunk_embedding(&id))?)
     }
 
+    /// Sets a chunk's raw-archive references (``raw_refs_json``, the
+    /// reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
+    /// transaction; ``None`` clears them, ``[]`` stores an empty list. Returns
+    /// whether the chunk exists. An empty path, ``start < 0`` or
+    /// ``end < start`` is a ``ValueError`` naming the ref (``refs[1].end``).
     fn set_chunk_raw_refs(
         &self,
         py: Python<'_>,
@@ -303,6 +366,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.set_chunk_raw_refs(&id, refs.as_deref()))?)
     }
 
+    /// A chunk's raw refs, or None if it has none or does not exist.
     fn get_chunk_raw_refs<'py>(
         &self,
         py: Python<'py>,
@@ -313,6 +377,7 @@ impl PyStore {
             .transpose()
     }
 
+    /// A chunk's ``(content_path, content_sha256)`` when both are set, else None.
     fn get_chunk_content_pointers(
         &self,
         py: Python<'_>,
@@ -321,6 +386,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.get_chunk_content_pointers(&id))?)
     }
 
+    /// A chunk's ``content_path`` (whether or not its hash is set), else None.
     fn get_chunk_content_path(
         &self,
         py: Python<'_>,
@@ -329,6 +395,7 @@ impl PyStore {
         Ok(py.detach(|| self.inner.get_chunk_content_path(&id))?)
     }
 
+    /// A summary's ``(content_path, content_sha256)`` when both are set, else None.
     fn get_summary_content_pointers(
         &self,
         py: Python<'_>,
@@ -337,6 +404,8 @@ impl PyStore {
         Ok(py.detach(|| self.inner.get_summary_content_pointers(&id))?)
     }
 
+    /// ``(id, content_path, content_sha256)`` of every summary with both
+    /// set and ``deleted = 0``, by id.
     fn list_summaries_with_content_path(
         &self,
         py: Python<'_>,
@@ -344,6 +413,9 @@ impl PyStore {
         Ok(py.detach(|| self.inner.list_summaries_with_content_path())?)
     }
 
+    /// Deletes one chunk with its score and entity-index rows in one
+    /// transaction; returns whether it existed (idempotent: a second call
+    /// returns False and changes nothing).
     fn delete_chunk(
         &self,
         py: Python<'_>,
@@ -352,6 +424,9 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_chunk(&id))?)
     }
 
+    /// One :class:`memtree.SourceInfo` per source with chunks, ordered by
+    /// kind then id, aggregated along the ``(source_kind, source_id,
+    /// seq_in_source)`` index (no sort of the chunk table).
     fn list_sources<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let sources = py.detach(|| self.inner.list_sources())?;
         sources
@@ -360,7 +435,7 @@ impl PyStore {
             .collect()
     }
 
-    /// The query plan of `list_sources` (for tests and tuning).
+    /// SQLite's query plan for :meth:`list_sources`.
     fn explain_list_sources(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         Ok(py.detach(|| self.inner.explain_list_sources())?)
     }

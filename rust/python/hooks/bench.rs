@@ -21,9 +21,14 @@ use crate::chunks::row as chunk_sql;
 /// calls `xDelete`, PERSIST neither.
 type Sample = (u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
-/// Times `commits` commits of `batch` generated chunks on a fresh connection
-/// with the given journal mode and synchronous level; returns the journal
-/// mode SQLite reported and one sample per commit.
+/// Times ``commits`` commits of ``batch`` generated chunks (after ``warmup``
+/// untimed ones) on a fresh connection through memtree's VFS with memtree's
+/// schema and upsert, in the given journal mode and synchronous level.
+/// Returns the journal mode SQLite reported and per commit ``(ns, syncs_db,
+/// syncs_journal, syncs_wal, syncs_dir, syncs_other, bytes_written,
+/// truncates, deletes)``: ``truncates`` counts ``xTruncate`` calls (TRUNCATE
+/// truncates its journal each commit, PERSIST zeroes the header instead),
+/// ``deletes`` ``xDelete`` calls (DELETE removes the journal).
 #[pyfunction]
 #[pyo3(signature = (path, journal_mode, synchronous, batch, commits, warmup=1))]
 fn commits(
@@ -59,8 +64,8 @@ fn commits(
     Ok((run.journal_mode, samples))
 }
 
-/// Nanoseconds SQLite alone takes to insert generated chunks `start..start +
-/// count` with one `INSERT … SELECT` transaction (TRUNCATE + FULL).
+/// Nanoseconds SQLite alone takes to insert generated chunks ``start ..
+/// start + count`` with one ``INSERT … SELECT`` transaction (TRUNCATE+FULL).
 #[pyfunction]
 fn insert_select(
     py: Python<'_>,
@@ -72,14 +77,13 @@ fn insert_select(
     Ok(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Generated chunks `start..start + count` as `Chunk` objects.
+/// Generated chunks ``start .. start + count`` (~500-byte content).
 #[pyfunction]
 fn chunks(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Py<PyChunk>>> {
     PyChunk::wrap_all(py, bench::bench_chunks(start, count))
 }
 
-/// Generated chunks as tuples in the upsert statement's parameter order
-/// (tags as their JSON text, the embedding as a little-endian blob).
+/// The generated chunks as tuples in the upsert statement's parameter order.
 #[pyfunction]
 fn rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_, PyTuple>>> {
     bench::bench_chunks(start, count)
@@ -102,14 +106,14 @@ fn rows(py: Python<'_>, start: u64, count: usize) -> PyResult<Vec<Bound<'_, PyTu
         .collect()
 }
 
-/// The chunk columns, in the order of [`rows`] and of the upsert's
-/// parameters (so a baseline can build its SELECT and map rows by name).
+/// The chunk columns, in the order of :func:`rows` and of the upsert
+/// statement's parameters.
 #[pyfunction]
 fn chunk_columns() -> Vec<&'static str> {
     chunk_sql::CHUNK_COLUMNS.to_vec()
 }
 
-/// The store's upsert statement (for baselines that must run the same SQL).
+/// The store's upsert statement.
 #[pyfunction]
 fn upsert_sql() -> &'static str {
     &chunk_sql::UPSERT_SQL

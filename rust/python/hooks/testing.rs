@@ -63,7 +63,8 @@ pub struct IoStats {
     rolled_back_calls: u64,
 }
 
-/// The I/O counters of a database, with what its group commits did.
+/// The VFS's I/O counters for a database, with what its group commits
+/// did (see ``memtree.testing``).
 #[pyfunction]
 pub fn io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) -> PyResult<IoStats> {
     let key = key(path)?;
@@ -105,9 +106,9 @@ pub struct OpenCounters {
     stranded_merged: u64,
 }
 
-/// Per-path open counters: connections opened, schema inits, WAL
-/// migrations, side-file recoveries, quarantines and stranded files merged
-/// in this process.
+/// Per-path counters in this process: ``connections_opened``,
+/// ``schema_inits``, ``wal_migrations``, ``recoveries``, ``quarantines``,
+/// ``stranded_merged``.
 #[pyfunction]
 pub fn open_counters(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -132,7 +133,7 @@ pub fn reset_io_stats(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) 
     Ok(())
 }
 
-/// Arms a fault: the `nth` call of `method` fails with `code`.
+/// Arms a fault: the ``nth`` call of ``method_name`` fails with ``code``.
 #[pyfunction]
 #[pyo3(signature = (path, method_name, nth, code, persistent=false, file_role=None))]
 pub fn inject_fault(
@@ -161,10 +162,8 @@ pub fn inject_fault(
 /// `(method, nth, code, persistent, file_role)`.
 type FaultTuple = (String, u64, i32, bool, Option<String>);
 
-/// Arms a chain of faults: the first now, each next one once its predecessor
-/// fired, counting from the call after that. Every link but the last must be
-/// one-shot (a persistent link never hands over, so what follows could never
-/// fire); the chain must not be empty.
+/// Arms a chain of ``(method, nth, code, persistent, file_role)`` faults:
+/// each next one counts from the call after its predecessor fired.
 #[pyfunction]
 pub fn inject_faults(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -212,7 +211,7 @@ pub fn faults_fired(#[pyo3(from_py_with = convert::arg::path)] path: PathBuf) ->
     Ok(vfs::faults_fired(&key(path)?))
 }
 
-/// Calls of a VFS method since the fault was armed or the counters reset.
+/// Calls of a VFS method since the fault was armed or counters reset.
 #[pyfunction]
 pub fn method_calls(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -221,17 +220,18 @@ pub fn method_calls(
     Ok(vfs::method_calls(&key(path)?, method(method_name)?))
 }
 
-/// Sets how long a tripped circuit breaker stays open (seconds, all paths,
-/// at most [`crate::db::breaker::MAX_COOLDOWN`]).
+/// How long a tripped circuit breaker stays open (all paths).
+/// ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
+/// 86400.
 #[pyfunction]
 pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
     let cooldown = convert::seconds(seconds, "seconds", crate::db::breaker::MAX_COOLDOWN)?;
     Ok(crate::db::breaker::set_cooldown(cooldown)?)
 }
 
-/// The most write calls one group commit may carry, for every database
-/// (1: each call commits alone, as before group commit); returns the
-/// previous limit.
+/// The most write calls one group commit may carry (all databases);
+/// returns the previous limit. ``TypeError`` for a non-int; ``ValueError``
+/// unless 1 <= ``calls`` <= 64.
 #[pyfunction]
 pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
     let max = crate::db::group_commit::MAX_GROUP;
@@ -249,7 +249,7 @@ pub fn set_group_commit_limit(calls: &Bound<'_, PyAny>) -> PyResult<usize> {
     }
 }
 
-/// `(consecutive_failures, is_open)` of a path's circuit breaker.
+/// ``(consecutive_failures, is_open)`` of a path's circuit breaker.
 #[pyfunction]
 pub fn circuit_status(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -257,11 +257,7 @@ pub fn circuit_status(
     Ok(crate::db::breaker::status(&key(path)?))
 }
 
-/// Arms a power-loss simulation for a database: writes stay pending until
-/// their file is synced; at the `at_sync`-th sync (or `at_write`-th write)
-/// each pending write is kept, dropped or torn at random (seeded), then the
-/// process exits with `exit_code` (or, with `exit_code=None`, the files
-/// freeze: every later write fails).
+/// Arms a power-loss simulation for a database (see ``memtree.testing``).
 #[pyfunction]
 #[pyo3(signature = (path, seed, at_sync=0, at_write=None, exit_code=None, sector_size=4096))]
 pub fn arm_crash(
@@ -283,7 +279,7 @@ pub fn arm_crash(
     Ok(())
 }
 
-/// `"disarmed"`, `"armed"` or `"crashed"`, plus the syncs seen since arming.
+/// ``("disarmed" | "armed" | "crashed", syncs seen since arming)``.
 #[pyfunction]
 pub fn crash_state(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -316,8 +312,7 @@ pub struct CrashReport {
     io_errors: u64,
 }
 
-/// Disarms the simulation; returns its report, or `None` if it was never
-/// armed.
+/// Disarms the simulation; its report, or None if never armed.
 #[pyfunction]
 pub fn disarm_crash(
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
@@ -338,15 +333,15 @@ pub fn disarm_crash(
     }))
 }
 
-/// `(label, exception class)` for every class the core's classifier can
-/// return (for the test that every class maps to a Python class and back).
+/// ``(label, exception class)`` for every class the core's classifier can
+/// return (``"transient_io"``, ``"busy"``, …).
 #[pyfunction]
 fn error_classes(py: Python<'_>) -> Vec<(&'static str, Bound<'_, PyType>)> {
     crate::python::errors::classes(py)
 }
 
-/// `(variant name, exception)` for a sample of every core `Error` variant,
-/// converted as a failing call would raise it.
+/// ``(variant name, exception)`` for a sample of every core error variant,
+/// converted as a failing call raises it.
 #[pyfunction]
 fn error_variants(py: Python<'_>) -> Vec<(&'static str, Py<PyBaseException>)> {
     crate::python::errors::variants(py)
