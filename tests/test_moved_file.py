@@ -17,6 +17,9 @@ from conftest import ChunkFactory
 from faults_support import file_digest
 from memtree.testing import open_counters
 
+# Windows refuses to rename or delete a file SQLite holds open.
+pytestmark = pytest.mark.posix_only
+
 DBMOVED = 1032  # SQLITE_READONLY_DBMOVED
 
 
