@@ -60,8 +60,12 @@ bench: $(BENCH_STAMP)  ## Release build, then the pytest-benchmark suites and ta
 	rm -f $(NATIVE_STAMP)  # the next `make build` puts the debug build back
 	$(BIN)/python -m pytest benches -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
 
+.PHONY: docs
+docs: $(DEPS_STAMP)  ## Build the documentation site into site/ (mkdocs build --strict: any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 .PHONY: lint
-lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint
+lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint, then `make docs`
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -70,6 +74,7 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionl
 	$(BIN)/mypy --strict python tests/package/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native memtree._native.testing memtree._native.bench
 	$(BIN)/actionlint .github/workflows/*.yml
+	$(MAKE) --no-print-directory docs
 
 WHEEL_STAMP := $(VENV)/.wheel-deps-installed
 
@@ -90,4 +95,4 @@ wheel-test: wheel  ## Check the wheel's tag, then test it installed in fresh ven
 .PHONY: clean
 clean:  ## Remove build products and the virtualenv
 	cargo clean
-	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist site .pytest_cache .mypy_cache .ruff_cache

@@ -220,4 +220,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out = Path(".benchmarks")
     out.mkdir(exist_ok=True)
     (out / "targets.json").write_text(json.dumps(TARGETS, indent=2) + "\n")
-    tr.write_line("README rows: python benches/readme_table.py .benchmarks/targets.json")
+    tr.write_line("Performance rows: python benches/readme_table.py .benchmarks/targets.json")

@@ -1,13 +1,13 @@
-"""Prints the README's Performance tables from one ``make bench`` run.
+"""Prints the Performance tables (docs/performance.md) from one ``make bench`` run.
 
 Usage: ``python benches/readme_table.py [.benchmarks/targets.json]``
 
 ``make bench`` writes every recorded figure to ``.benchmarks/targets.json``
 (``benches/conftest.py``); the side-by-side rows come from the records that
 ``benches/test_peers.py`` tags with a ``table``, the target rows from the
-rest. Paste the output over the tables in README.md's "Performance"
-section; nothing else holds measured figures. Only the durability and
-settings notes below are fixed text: they describe how each peer is
+rest. Paste the output over the tables in docs/performance.md; nothing
+else holds measured figures. Only the durability and settings notes below
+are fixed text: they describe how each peer is
 configured by ``test_peers.py``, not what it measured.
 """
 

@@ -5,8 +5,8 @@ shared disk's drift hits all alike), on its own fresh file, with the rollback
 journal in TRUNCATE mode and ``synchronous=FULL`` — memtree's own settings —
 read back from each peer's connection before anything is timed. The figures
 go into ``.benchmarks/targets.json`` through ``conftest.record`` with a
-``table`` detail that ``benches/readme_table.py`` turns into the README's
-side-by-side rows. Nothing here fails on a slow figure; only correctness
+``table`` detail that ``benches/readme_table.py`` turns into the
+side-by-side rows of docs/performance.md. Nothing here fails on a slow figure; only correctness
 (equal rows, equal objects, settings in force) is asserted.
 
 How each peer is put on TRUNCATE + FULL, and what it then guarantees:
@@ -113,7 +113,7 @@ def side_by_side(
     at_most: float | None = None,
     **details: Any,
 ) -> None:
-    """Records one README row: every contender's figure in ``unit`` (a time,
+    """Records one Performance-table row: every contender's figure in ``unit`` (a time,
     lower is better, or a rate with ``per_s``). The recorded value is
     memtree's figure over the fastest peer's (or ``ratio_to``'s): a time
     ratio (<= 1 means memtree is at least as fast) or a rate ratio (>= 1);

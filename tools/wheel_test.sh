@@ -7,8 +7,8 @@
 #      source tree for every CPython >= 3.9 that pyenv has (3.9-3.13 expected;
 #      a missing one is skipped with a message), checks that the extension
 #      links no system libsqlite3, and runs the whole suite against the
-#      installed package, tests/package/test_docs.py included, so the README's
-#      snippets run on 3.9 too.
+#      installed package, tests/package/test_docs.py included, so the snippets of
+#      README.md and docs/ run on 3.9 too.
 # PYTHONS="/path/to/python3.9 ..." replaces the pyenv search.
 set -euo pipefail
 cd "$(dirname "$0")/.."

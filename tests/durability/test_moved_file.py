@@ -16,6 +16,9 @@ import pytest
 from memtree.testing import open_counters
 from support import ChunkFactory, file_digest
 
+# Windows refuses to rename or delete a file SQLite holds open.
+pytestmark = pytest.mark.posix_only
+
 DBMOVED = 1032  # SQLITE_READONLY_DBMOVED
 
 

@@ -198,6 +198,7 @@ KILLED_CHILD = """
 """
 
 
+@pytest.mark.posix_only  # SIGKILL
 def test_at_least_once_when_the_worker_process_is_killed(
     store: memtree.Store, tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """The documentation runs as written: every fenced ``python`` block in
-README.md and docs/*.md is run in a fresh interpreter, warnings as errors.
+README.md and docs/**/*.md is run in a fresh interpreter, warnings as errors.
+The site's nav (mkdocs.yml) lists every page of docs/ and nothing else.
 
 The interpreter is the one running the tests, so ``make test`` runs the
 blocks on the development Python and ``make wheel-test`` on every CPython
@@ -24,7 +25,7 @@ import memtree
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
@@ -42,7 +43,7 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.file.name}:{self.line}"
+        return f"{self.file.relative_to(ROOT).as_posix()}:{self.line}"
 
 
 def python_blocks(path: Path) -> list[Block]:
@@ -124,8 +125,8 @@ def test_the_logging_format_works_for_every_memtree_record(tmp_path: Path) -> No
 
 
 def test_the_logger_table_lists_every_memtree_logger() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Logging", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "logging.md").read_text(encoding="utf-8")
+    section = page.split("# Logging", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `(memtree\.[a-z_]+)` \|", section, re.MULTILINE))
     assert listed == set(memtree._LOGGERS)
 
@@ -133,6 +134,36 @@ def test_the_logger_table_lists_every_memtree_logger() -> None:
 def test_the_readme_names_the_bundled_sqlite() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"SQLite {memtree.sqlite_version()}**" in readme
+
+
+NAV_ENTRY = re.compile(r"^\s*- (?:[^:\n]+: )?(?P<page>[\w./-]+\.md)\s*$", re.MULTILINE)
+
+
+def nav_pages(mkdocs_yml: str) -> list[str]:
+    """The pages of mkdocs.yml's ``nav``, in order (the nav is the file's last key)."""
+    nav = mkdocs_yml.split("\nnav:\n", 1)[1]
+    return [m.group("page") for m in NAV_ENTRY.finditer(nav)]
+
+
+def test_every_docs_page_is_in_the_nav_and_every_nav_entry_exists() -> None:
+    config = ROOT / "mkdocs.yml"
+    if not config.is_file():
+        # tools/test_installed.sh copies tests/, docs/ and README.md only;
+        # `make test` and `make docs` (mkdocs --strict) check the checkout.
+        pytest.skip("mkdocs.yml is not beside the tests (an installed-wheel run)")
+    pages = nav_pages(config.read_text(encoding="utf-8"))
+    assert len(pages) == len(set(pages)), pages
+    on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").glob("**/*.md")}
+    assert set(pages) - on_disk == set(), "nav entries without a page"
+    assert on_disk - set(pages) == set(), "pages missing from the nav"
+
+
+def test_nav_entries_are_read() -> None:
+    config = (
+        "site_name: x\nnav:\n  - Home: index.md\n  - Guide:\n      - The store: store.md\n"
+        "      - api/reference.md\n  - OpenHuman's memory_tree: openhuman.md\n"
+    )
+    assert nav_pages(config) == ["index.md", "store.md", "api/reference.md", "openhuman.md"]
 
 
 def test_blocks_and_fragment_markers_are_read(tmp_path: Path) -> None:
