@@ -30,16 +30,34 @@
 use std::borrow::Borrow;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
+use std::sync::LazyLock;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{ffi, Connection};
 
 use crate::chunks::record::Chunk;
-use crate::chunks::row::{each_value, Encoded, CHUNK_COLUMNS};
+use crate::chunks::row::{each_value, Encoded, CHUNK_COLUMNS, COLUMN_LIST, ON_CONFLICT};
 
 /// The table-valued function a batch statement reads:
 /// `memtree_batch_rows(?1)`, `?1` the batch bound by [`insert_all`].
 pub const MODULE_NAME: &CStr = c"memtree_batch_rows";
+
+/// The upsert of a whole batch in ONE statement, from the batch's virtual
+/// table ([`crate::chunks::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
+/// a large batch ends exactly as the per-row upserts would: rows are
+/// inserted in slice order, so an id repeated in the batch is inserted
+/// whole by its first row and has its ingest fields replaced by each later
+/// one. `WHERE true` is SQLite's documented way to let an `INSERT … SELECT`
+/// take an `ON CONFLICT` clause (without it the parser reads `ON` as a join
+/// constraint).
+pub(crate) static UPSERT_ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1) WHERE true {2}",
+        *COLUMN_LIST,
+        MODULE_NAME.to_str().expect("ASCII name"),
+        *ON_CONFLICT
+    )
+});
 
 /// The `sqlite3_bind_pointer` type tag of a [`RowsArg`]: SQLite hands the
 /// pointer to `sqlite3_value_pointer` only under this exact tag, so no SQL
@@ -558,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn a_store_connection_has_it_after_a_large_upsert() -> crate::Result<()> {
+    fn a_store_connection_has_it_after_a_large_upsert() -> crate::error::Result<()> {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
         let chunks =

@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Transaction};
 use crate::chunks::record::{non_empty, Chunk, SourceKind};
 use crate::chunks::row::{
     bind_chunk, chunk_from_row, Encoded, CHUNK_COLUMNS, GET_MANY_SQL, GET_SQL, INSERT_SQL,
-    SELECT_SQL, UPSERT_ROWS_SQL, UPSERT_SQL,
+    SELECT_SQL, UPSERT_SQL,
 };
 use crate::db::store::Store;
 use crate::error::{Error, Result};
@@ -330,7 +330,7 @@ pub(crate) const BATCH_STATEMENT_MIN_ROWS: usize = 256;
 /// is always exactly the upsert's.
 ///
 /// A batch of [`BATCH_STATEMENT_MIN_ROWS`] or more is written instead by ONE
-/// statement, [`UPSERT_ROWS_SQL`], reading the slice through
+/// statement, [`UPSERT_ROWS_SQL`](crate::chunks::batch_rows::UPSERT_ROWS_SQL), reading the slice through
 /// [`crate::chunks::batch_rows`] with its values lent: same rows, same conflict
 /// rule, no statement per row. A statement that fails (a fault, a
 /// constraint) is rolled back whole by SQLite, as a failing per-row step is.
@@ -344,7 +344,11 @@ pub(crate) fn upsert_in<C: Borrow<Chunk>>(
     chunks: &[C],
 ) -> rusqlite::Result<usize> {
     if chunks.len() >= BATCH_STATEMENT_MIN_ROWS {
-        crate::chunks::batch_rows::insert_all(tx, &UPSERT_ROWS_SQL, chunks)?;
+        crate::chunks::batch_rows::insert_all(
+            tx,
+            &crate::chunks::batch_rows::UPSERT_ROWS_SQL,
+            chunks,
+        )?;
         return Ok(chunks.len());
     }
     let mut rest = chunks;

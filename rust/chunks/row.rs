@@ -94,7 +94,7 @@ macro_rules! col {
 }
 
 /// `a, b, c`: the column list every chunk statement uses.
-static COLUMN_LIST: LazyLock<String> = LazyLock::new(|| CHUNK_COLUMNS.join(", "));
+pub(crate) static COLUMN_LIST: LazyLock<String> = LazyLock::new(|| CHUNK_COLUMNS.join(", "));
 
 /// The fast path for new ids: [`UPSERT_SQL`] without its conflict clause.
 pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -115,32 +115,13 @@ pub(crate) static UPSERT_SQL: LazyLock<String> =
 
 /// The conflict clause both upserts end with: replace exactly the
 /// [`Role::Ingest`] columns of an existing id.
-static ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
     let updates: Vec<String> = CHUNK_COLUMN_ROLES
         .iter()
         .filter(|(_, role)| *role == Role::Ingest)
         .map(|(c, _)| format!("{c} = excluded.{c}"))
         .collect();
     format!("ON CONFLICT(id) DO UPDATE SET {}", updates.join(", "))
-});
-
-/// The upsert of a whole batch in ONE statement, from the batch's virtual
-/// table ([`crate::chunks::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
-/// a large batch ends exactly as the per-row upserts would: rows are
-/// inserted in slice order, so an id repeated in the batch is inserted
-/// whole by its first row and has its ingest fields replaced by each later
-/// one. `WHERE true` is SQLite's documented way to let an `INSERT … SELECT`
-/// take an `ON CONFLICT` clause (without it the parser reads `ON` as a join
-/// constraint).
-pub(crate) static UPSERT_ROWS_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO mem_tree_chunks ({0}) SELECT {0} FROM {1}(?1) WHERE true {2}",
-        *COLUMN_LIST,
-        crate::chunks::batch_rows::MODULE_NAME
-            .to_str()
-            .expect("ASCII name"),
-        *ON_CONFLICT
-    )
 });
 
 /// `SELECT <the chunk columns> FROM mem_tree_chunks`, for statements that

@@ -12,12 +12,12 @@ use super::model::{job_from_row, Ingest, Job, JobStatus, NewJob, JOB_COLUMNS};
 use super::settle::{done_in, failed_in, held, requeue, RECOVER_SQL};
 use super::signal::{notify_enqueued, notify_if_any};
 use crate::chunks::ops::{claim_source_in, upsert_in, validate_all, ChunkInput};
+use crate::chunks::record::SourceKind;
 use crate::chunks::record::{check_time_ms, non_empty, Chunk};
 use crate::chunks::MAX_LIST_LIMIT;
 use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;
-use crate::SourceKind;
 
 /// The queue of one store; obtained from [`Store::jobs`].
 #[derive(Debug, Clone, Copy)]

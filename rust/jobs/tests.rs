@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::chunks::record::{Chunk, MAX_TIME_MS};
+use crate::chunks::record::{Chunk, SourceKind, MAX_TIME_MS};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;
@@ -18,7 +18,7 @@ fn small_chunk(id: &str) -> Chunk {
     Chunk {
         id: id.into(),
         content: "hello".into(),
-        source_kind: crate::SourceKind::Chat,
+        source_kind: SourceKind::Chat,
         source_id: "s".into(),
         source_ref: None,
         owner: "o".into(),
@@ -782,15 +782,15 @@ fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
 fn the_gate_commits_with_the_chunks_or_nothing_is_written() -> Result<()> {
     let (_dir, store) = open()?;
     let chunk = small_chunk;
-    let gate = [(crate::SourceKind::Chat, "s".to_owned())];
+    let gate = [(SourceKind::Chat, "s".to_owned())];
     let jobs = store.jobs();
     // Bad input anywhere: nothing written, the gate still free.
     let bad = jobs.ingest(&gate, &[chunk("c1")], &[NewJob::new("", "{}")]);
     assert!(matches!(bad, Err(Error::InvalidInput { .. })));
-    let empty_id = [(crate::SourceKind::Chat, String::new())];
+    let empty_id = [(SourceKind::Chat, String::new())];
     assert!(jobs.ingest::<Chunk>(&empty_id, &[], &[]).is_err());
     assert!(store
-        .is_source_ingested(crate::SourceKind::Chat, "s")
+        .is_source_ingested(SourceKind::Chat, "s")
         .map(|b| !b)?);
     let won = jobs.ingest(
         &[gate[0].clone(), gate[0].clone()],
@@ -810,12 +810,9 @@ fn the_gate_commits_with_the_chunks_or_nothing_is_written() -> Result<()> {
     assert_eq!(store.count_chunks()?, 1, "the loser wrote no chunk");
     assert_eq!(jobs.counts()?[&JobStatus::Ready], 1, "nor a job");
     // A lost second gate rolls back the first one too.
-    let two = [
-        (crate::SourceKind::Email, "new".to_owned()),
-        gate[0].clone(),
-    ];
+    let two = [(SourceKind::Email, "new".to_owned()), gate[0].clone()];
     assert!(!jobs.ingest::<Chunk>(&two, &[], &[])?.claimed);
-    assert!(!store.is_source_ingested(crate::SourceKind::Email, "new")?);
+    assert!(!store.is_source_ingested(SourceKind::Email, "new")?);
     Ok(())
 }
 
