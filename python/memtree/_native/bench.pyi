@@ -3,6 +3,7 @@ of the product namespace: the measured commit loop, the pure-SQL baseline and
 the generated rows that ``memtree.bench`` and ``benches/`` use."""
 
 import os
+
 from memtree._native import Chunk
 
 __all__ = [
