@@ -206,7 +206,8 @@ def test_at_least_once_when_the_worker_process_is_killed(
     job_id = store.jobs.enqueue("k", {"important": True})
     child = run_child(KILLED_CHILD, str(store.path), str(marker))
     try:
-        wait_until(marker.exists)
+        # write_text creates the file before it writes: wait for the id.
+        wait_until(lambda: marker.exists() and marker.read_text() != "")
         assert marker.read_text() == job_id
         running = store.jobs.get(job_id or "")
         assert running is not None and running.status == "running"
