@@ -273,6 +273,7 @@ def test_a_device_socket_or_directory_is_refused(tmp_path: Path) -> None:
     assert out == "PathRefusedError SQLITE_CANTOPEN False"
     for command in PATH_COMMANDS:
         assert cli(command, os.devnull).returncode == EXIT_REFUSED_PATH, command
+    assert not os.path.lexists(f"{os.devnull}-journal"), "a journal was left beside the device"
 
     sock_path = tmp_path / "s.db"
     with socket.socket(socket.AF_UNIX) as sock:
