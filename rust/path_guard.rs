@@ -78,21 +78,30 @@ fn refused(path: &Path, code: i32, reason: impl Into<String>) -> Error {
 }
 
 /// Refuses `path` unless it may be opened (or created) as a memtree
-/// database; nothing is created, opened for writing or moved. With
-/// `must_exist`, a missing file is refused too (`memtree recover`).
+/// database: [`check_names`], then [`check_header`]. Nothing is created,
+/// opened for writing or moved. With `must_exist`, a missing file is refused
+/// too (`memtree recover`). For a process that has no memtree connection on
+/// the file (the command line); [`crate::store::Store`]'s opens run the two
+/// halves apart, the header under the path's init lock.
 pub fn check_database_path(path: &Path, claim: Claim, must_exist: bool) -> Result<()> {
+    check_names(path, must_exist)?;
+    check_header(path, claim)
+}
+
+/// The checks that look at names only (`lstat`, never an open, never
+/// through a link): the folder exists; only a regular file, or nothing, at
+/// the database name and each of [`SIDE_SUFFIXES`]; with `must_exist`, a
+/// file is there. Safe at any time, even while the file is open.
+pub fn check_names(path: &Path, must_exist: bool) -> Result<()> {
     check_folder(path)?;
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => Some(meta),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("inspect the database file", path, e)),
-    };
-    match &meta {
-        None if must_exist => {
-            return Err(refused(path, codes::CANTOPEN, "no database file there"));
+    match fs::symlink_metadata(path) {
+        Ok(meta) => refuse_unless_regular(path, &meta, "the database")?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if must_exist {
+                return Err(refused(path, codes::CANTOPEN, "no database file there"));
+            }
         }
-        None => {}
-        Some(meta) => refuse_unless_regular(path, meta, "the database")?,
+        Err(e) => return Err(Error::io("inspect the database file", path, e)),
     }
     for suffix in SIDE_SUFFIXES {
         let side = side_file(path, suffix);
@@ -100,10 +109,26 @@ pub fn check_database_path(path: &Path, claim: Claim, must_exist: bool) -> Resul
             refuse_unless_regular(&side, &meta, "a side file")?;
         }
     }
-    if claim == Claim::Explicit && meta.is_some_and(|m| m.len() > 0) && !interrupted_commit(path) {
-        check_header(path)?;
-    }
     Ok(())
+}
+
+/// For an [`Claim::Explicit`] path: a non-empty file must start with the
+/// SQLite header, unless an interrupted commit may still be rolled back or
+/// replayed into it.
+///
+/// This *opens* the file. Call it only where no memtree connection has the
+/// file open (under the path's init lock, before the first connection):
+/// closing any descriptor of a file drops every POSIX lock the process holds
+/// on it, a lock a connection may be relying on mid-commit (SQLite's "How To
+/// Corrupt An SQLite Database File", section 2.2.1).
+pub fn check_header(path: &Path, claim: Claim) -> Result<()> {
+    if claim != Claim::Explicit || interrupted_commit(path) {
+        return Ok(());
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() > 0 => read_header(path),
+        _ => Ok(()),
+    }
 }
 
 /// The folder that holds (or will hold) the database must exist.
@@ -214,8 +239,8 @@ fn interrupted_commit(path: &Path) -> bool {
     journal || fs::symlink_metadata(side_file(path, "-wal")).is_ok()
 }
 
-/// A non-empty regular file must start with the SQLite header.
-fn check_header(path: &Path) -> Result<()> {
+/// The file must start with the SQLite header.
+fn read_header(path: &Path) -> Result<()> {
     let mut head = Vec::with_capacity(SQLITE_HEADER.len());
     fs::File::open(path)
         .and_then(|f| f.take(SQLITE_HEADER.len() as u64).read_to_end(&mut head))
@@ -285,6 +310,60 @@ mod tests {
         assert_eq!(
             code_of(check_database_path(&real, Claim::Explicit, true)),
             None
+        );
+        Ok(())
+    }
+
+    /// What another process sees when it asks for the write lock at once:
+    /// `"locked"` while a connection of this process holds it.
+    fn other_process_tries_to_write(path: &Path) -> std::io::Result<String> {
+        let probe = "import sqlite3, sys\n\
+                     c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
+                     try:\n    c.execute('BEGIN IMMEDIATE'); print('acquired')\n\
+                     except sqlite3.OperationalError: print('locked')\n";
+        let out = std::process::Command::new("python3")
+            .args(["-c", probe])
+            .arg(path)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn opening_an_open_store_again_keeps_its_locks() -> TestResult {
+        // Closing any descriptor of a file drops every POSIX lock the process
+        // holds on it: the header is read only before the first connection.
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("chunks.db");
+        let (store, _) = crate::store::Store::open_file(&path)?;
+        let seen = store.write("hold the write lock", |tx| {
+            // BEGIN IMMEDIATE holds the RESERVED lock and nothing is in the
+            // journal yet: nothing else would keep a header read away.
+            let again = crate::store::Store::open_file(&path);
+            let after_open = other_process_tries_to_write(&path);
+            // The harness sees a dropped lock: a header read drops it.
+            let header = read_header(&path);
+            let after_read = other_process_tries_to_write(&path);
+            tx.execute(
+                "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, ingested_at_ms) \
+                 VALUES ('chat', 's', 1)",
+                [],
+            )?;
+            Ok((
+                again.is_ok(),
+                after_open.ok(),
+                header.is_ok(),
+                after_read.ok(),
+            ))
+        })?;
+        assert_eq!(
+            seen,
+            (
+                true,
+                Some("locked".to_owned()),
+                true,
+                Some("acquired".to_owned())
+            )
         );
         Ok(())
     }

@@ -221,16 +221,16 @@ impl Store {
     /// Opens (or joins) the store at an explicit database file (Python's
     /// `Store(path)`; [`Store::open_workspace`] is Python's `Store.open`).
     pub fn open_file(path: &Path) -> Result<(Store, Option<String>)> {
-        path_guard::check_database_path(path, Claim::Explicit, false)?;
-        Store::open_checked(path)
+        path_guard::check_names(path, false)?;
+        Store::open_checked(path, Claim::Explicit)
     }
 
-    /// Opens a path [`path_guard`] has accepted.
-    fn open_checked(path: &Path) -> Result<(Store, Option<String>)> {
+    /// Opens a path whose names [`path_guard`] has accepted.
+    fn open_checked(path: &Path, claim: Claim) -> Result<(Store, Option<String>)> {
         let OpenOutcome {
             db,
             journal_warning,
-        } = connection::open_database(path)?;
+        } = connection::open_database_as(path, claim)?;
         Ok((
             Store {
                 path: db.path().to_owned(),
@@ -246,8 +246,8 @@ impl Store {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("create the memory_tree folder", &dir, e))?;
         let db = dir.join("chunks.db");
-        path_guard::check_database_path(&db, Claim::Workspace, false)?;
-        Store::open_checked(&db)
+        path_guard::check_names(&db, false)?;
+        Store::open_checked(&db, Claim::Workspace)
     }
 
     /// The canonical database path.

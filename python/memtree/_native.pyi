@@ -619,8 +619,11 @@ def check_path(path: _PathLike, *, must_exist: bool = False) -> None:
     database: raises ``memtree.PathRefusedError`` for a missing folder, a
     FIFO, device, socket, directory or symbolic link at the database or a
     side-file name, or a non-empty file without the SQLite header; with
-    ``must_exist``, for a missing file too. Looks at names only (``lstat``
-    and 16 header bytes): never blocks, never changes anything."""
+    ``must_exist``, for a missing file too. Looks at names (``lstat``) and
+    reads 16 header bytes: never blocks, never changes anything. For a
+    process with no connection on the file (the command line): closing the
+    descriptor that read the header drops every POSIX lock the process holds
+    on the file."""
 
 def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
     """Stranded side files beside the database file ``path``: ``(file, chunk

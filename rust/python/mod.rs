@@ -61,8 +61,9 @@ fn stranded_files(
 
 /// Refuses, as `Store(path)` would, a path that cannot be a memtree
 /// database (`memtree.PathRefusedError`); with `must_exist`, a missing file
-/// too. Looks at the names only (`lstat`, 16 header bytes): never blocks,
-/// never changes anything.
+/// too. Looks at names (`lstat`) and reads 16 header bytes: never blocks,
+/// never changes anything. For a process with no connection on the file
+/// (the command line): see [`crate::path_guard::check_header`].
 #[pyfunction]
 #[pyo3(signature = (path, *, must_exist=false))]
 fn check_path(
