@@ -22,6 +22,7 @@ use crate::classify::{self, ErrorClass};
 use crate::connection::{self, Database, OpenOutcome};
 use crate::error::{Error, Result};
 use crate::group_commit::{Abandoned, Lend, Turn, Verdict};
+use crate::path_guard::{self, Claim};
 
 /// The transaction a group's leader lends to its followers: a rusqlite
 /// [`Transaction`] on the shared connection.
@@ -220,10 +221,16 @@ impl Store {
     /// Opens (or joins) the store at an explicit database file (Python's
     /// `Store(path)`; [`Store::open_workspace`] is Python's `Store.open`).
     pub fn open_file(path: &Path) -> Result<(Store, Option<String>)> {
+        path_guard::check_names(path, false)?;
+        Store::open_checked(path, Claim::Explicit)
+    }
+
+    /// Opens a path whose names [`path_guard`] has accepted.
+    fn open_checked(path: &Path, claim: Claim) -> Result<(Store, Option<String>)> {
         let OpenOutcome {
             db,
             journal_warning,
-        } = connection::open_database(path)?;
+        } = connection::open_database_as(path, claim)?;
         Ok((
             Store {
                 path: db.path().to_owned(),
@@ -238,7 +245,9 @@ impl Store {
         let dir = workspace.join("memory_tree");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("create the memory_tree folder", &dir, e))?;
-        Store::open_file(&dir.join("chunks.db"))
+        let db = dir.join("chunks.db");
+        path_guard::check_names(&db, false)?;
+        Store::open_checked(&db, Claim::Workspace)
     }
 
     /// The canonical database path.

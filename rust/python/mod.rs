@@ -59,6 +59,21 @@ fn stranded_files(
         .collect())
 }
 
+/// Refuses, as `Store(path)` would, a path that cannot be a memtree
+/// database (`memtree.PathRefusedError`); with `must_exist`, a missing file
+/// too. Looks at names (`lstat`) and reads 16 header bytes: never blocks,
+/// never changes anything. For a process with no connection on the file
+/// (the command line): see [`crate::path_guard::check_header`].
+#[pyfunction]
+#[pyo3(signature = (path, *, must_exist=false))]
+fn check_path(
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
+    must_exist: bool,
+) -> PyResult<()> {
+    use crate::path_guard::{check_database_path, Claim};
+    Ok(check_database_path(&path, Claim::Explicit, must_exist)?)
+}
+
 /// The schema version a fully migrated database carries.
 #[pyfunction]
 fn schema_version() -> i64 {
@@ -98,6 +113,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
+    m.add_function(wrap_pyfunction!(check_path, m)?)?;
     add_submodule(m, "testing", testing::register)?;
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;

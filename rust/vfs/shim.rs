@@ -456,6 +456,12 @@ unsafe extern "C" fn x_open(
         unsafe { abandon(hp) };
         return code;
     }
+    // A FIFO at a journal's name would block this open for ever.
+    if let Some(code) = crate::path_guard::refuse_at_open(name, role) {
+        // SAFETY: header initialised above.
+        unsafe { abandon(hp) };
+        return code;
+    }
     let real = inner_vfs(vfs);
     // SAFETY: `real` is the default VFS, valid for the life of the process.
     let rc = match unsafe { (*real).xOpen } {
