@@ -47,16 +47,16 @@ def _stats(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     """Adds the subcommands to ``commands`` (an ``add_subparsers()`` result)."""
     path_help = "a database file, or a workspace folder (<ws>/memory_tree/chunks.db)"
-    from memtree import doctor
+    from memtree._exit import EXIT_CODES_HELP
 
     doc = commands.add_parser(
         "doctor",
         help="read-only health report (exit 0 healthy, 1 needs migration, 2 damaged, "
-        "3 nothing there, 4 not a memtree database)",
+        "3 nothing there, 4 not a memtree database, 5 refused path)",
         description="A read-only health report of a memtree database: journal mode from "
         "the file header, side files, user_version, quick_check (or integrity_check), "
         "rows per table, and advice. The files are never changed.",
-        epilog=doctor.EXIT_CODES_HELP,
+        epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doc.add_argument("path", type=Path, help=path_help)
@@ -70,9 +70,8 @@ def register(commands: Any) -> None:
         description="Moves a database left in WAL mode to memtree's TRUNCATE journal: "
         "integrity check, optional verified backup, migration, verification. A file "
         "already on a rollback journal is left alone (nothing to do, no backup).",
-        epilog="exit status: 0 migrated and verified, or nothing to do; 1 SQLite kept WAL "
-        "(another process holds the file; nothing lost); 2 refused or verification failed; "
-        "4 not a memtree database (tables of its own, no mem_tree_chunks; nothing changed)",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mig.add_argument("path", type=Path, help=path_help)
     mig.add_argument(
@@ -99,7 +98,8 @@ def register(commands: Any) -> None:
         description="What a memtree database holds, read without changing it: chunks by "
         "source kind and lifecycle status, jobs by status, and the sizes of the file, its "
         "-wal and the database SQLite sees (-wal frames included).",
-        epilog="exit status: 0 reported; 2 no database there, or unreadable",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     st.add_argument("path", type=Path, help=path_help)
     st.add_argument("--json", action="store_true", help="machine-readable output")
@@ -108,7 +108,14 @@ def register(commands: Any) -> None:
     rec = commands.add_parser(
         "recover",
         help="merge stranded rows (a -wal moved aside by an earlier release) back now "
-        "(exit 0 none left, 1 some left, 2 cannot open)",
+        "(exit 0 none left, 1 some left, 2 cannot open, 3 nothing there, 4 not memtree, "
+        "5 refused path)",
+        description="Merges stranded side files back into the database now, as every open "
+        "does. Never creates a database: a missing or empty file exits 3, and a file that "
+        "is not an SQLite database, another application's database or a refused path is "
+        "left as it was.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rec.add_argument("path", type=Path, help=path_help)
     rec.add_argument("--json", action="store_true", help="machine-readable output")

@@ -46,6 +46,7 @@ __all__ = [
     "Store",
     "__version__",
     "bench",
+    "check_path",
     "classify_code",
     "code_name",
     "error_from_code",
@@ -389,7 +390,8 @@ class Job:
         """When it was enqueued (UTC)."""
     @property
     def started_at(self) -> datetime | None:
-        """When it was last claimed (UTC)."""
+        """When it was last claimed (UTC); ``None`` before the first claim and
+        after a deferral (as OpenHuman's ``mark_deferred`` clears it)."""
     @property
     def completed_at(self) -> datetime | None:
         """When it became ``done`` or ``failed`` (UTC)."""
@@ -502,7 +504,9 @@ class Jobs:
         Errors as for :meth:`mark_done_and_claim_next`."""
     def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
         """Puts a claimed job back until ``until`` (a time, or a delay from
-        now); the attempt does not count. ``TypeError`` if ``until`` is neither
+        now); the attempt does not count. ``last_error`` becomes ``reason`` as
+        given and ``started_at`` is cleared, as OpenHuman's ``mark_deferred``
+        does. ``TypeError`` if ``until`` is neither
         an aware ``datetime`` nor a ``timedelta``; ``ValueError`` if it is
         naive or lands outside 0001-01-01 .. 9999-12-31T23:59:59.999Z (UTC)."""
     def heartbeat(self, job: Job, lease: timedelta | None = None) -> datetime:
@@ -609,6 +613,17 @@ def sqlite_version() -> str:
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""
+
+def check_path(path: _PathLike, *, must_exist: bool = False) -> None:
+    """Refuses, as ``Store(path)`` would, a path that cannot be a memtree
+    database: raises ``memtree.PathRefusedError`` for a missing folder, a
+    FIFO, device, socket, directory or symbolic link at the database or a
+    side-file name, or a non-empty file without the SQLite header; with
+    ``must_exist``, for a missing file too. Looks at names (``lstat``) and
+    reads 16 header bytes: never blocks, never changes anything. For a
+    process with no connection on the file (the command line): closing the
+    descriptor that read the header drops every POSIX lock the process holds
+    on the file."""
 
 def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
     """Stranded side files beside the database file ``path``: ``(file, chunk

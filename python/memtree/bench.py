@@ -633,17 +633,23 @@ def _legend_label(label: str, cells: Sequence[dict[str, Any]]) -> str:
     return f"{label}: {', '.join(parts)}"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Two panels (needs matplotlib): the cost of one single-chunk commit per
-    mode against its syncs times the raw fsync floor, and the amortised cost
-    per chunk against batch size; error bars span the rounds, line and bar
-    styles mark what each mode keeps through a power loss."""
+def _require_matplotlib() -> Any:
+    """matplotlib, or a RuntimeError saying how to install it."""
     try:
         import matplotlib  # type: ignore[import-not-found, unused-ignore]
     except ImportError as e:
         raise RuntimeError(
             "--plot needs matplotlib: pip install 'memtree[plot]' (or pip install matplotlib)"
         ) from e
+    return matplotlib
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Two panels (needs matplotlib): the cost of one single-chunk commit per
+    mode against its syncs times the raw fsync floor, and the amortised cost
+    per chunk against batch size; error bars span the rounds, line and bar
+    styles mark what each mode keeps through a power loss."""
+    matplotlib = _require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     from matplotlib.lines import Line2D  # type: ignore[import-not-found, unused-ignore]
@@ -811,6 +817,14 @@ def run(args: Any) -> int:
     if args.commits is not None:
         commits = dict.fromkeys(commits, args.commits)
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
+    if args.plot is not None:
+        # Checked before the matrix runs: a missing matplotlib found after
+        # minutes of measuring would throw the whole run away.
+        try:
+            _require_matplotlib()
+        except RuntimeError as e:
+            print(f"memtree bench: {e}", file=sys.stderr)
+            return 1
     if args.from_json is not None:
         try:
             report = json.loads(args.from_json.read_text())

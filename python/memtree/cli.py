@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from memtree import _commands, bench
+from memtree._exit import EXIT_CODES_HELP, EXIT_DAMAGED
 from memtree._native import Chunk, Store, __version__, sqlite_version
 from memtree._types import SourceKind
 from memtree.errors import MemtreeError
@@ -25,18 +26,23 @@ memtree: a crash-safe SQLite store for an application's memory tree.
 These commands work on one database: a chunks.db file, or a workspace folder
 (WORKSPACE/memory_tree/chunks.db)."""
 
-EPILOG = """\
+EPILOG = (
+    """\
 demo ingests a short chat and a document into a workspace (a temporary one
 unless --workspace is given), lists them, and shows the journal mode and the
-side files. doctor exits 0 healthy, 1 needs migration, 2 damaged, 3 nothing
-there. doctor, migrate and stats take --json; with it, errors are JSON on
-standard output too. memtree COMMAND --help tells more."""
+side files. doctor, migrate, recover and stats take --json; with it, errors
+are JSON on standard output too. memtree COMMAND --help tells more.
+
+"""
+    + EXIT_CODES_HELP
+)
 
 #: Exit status after standard output was closed early (``memtree ... | head``):
 #: what a shell reports for a process killed by SIGPIPE.
 EXIT_BROKEN_PIPE = 128 + 13
-#: Exit status of a usage error or a failure the command did not expect.
-EXIT_ERROR = 2
+#: Exit status of a usage error or a failure the command did not expect
+#: (the table in :mod:`memtree._exit`).
+EXIT_ERROR = EXIT_DAMAGED
 
 SIDE_SUFFIXES = ("-journal", "-wal", "-shm")
 
@@ -159,7 +165,7 @@ def _parser(json_errors: bool) -> argparse.ArgumentParser:
 
 
 #: The commands whose ``--json`` is a flag for JSON output (bench's names a file).
-_JSON_COMMANDS = frozenset({"doctor", "migrate", "stats"})
+_JSON_COMMANDS = frozenset({"doctor", "migrate", "recover", "stats"})
 
 
 def _run(argv: list[str]) -> int:

@@ -4,18 +4,23 @@ Reports the journal mode the header records, the side files (whether the
 ``-wal`` holds frames, whether the ``-journal`` is hot), ``user_version``,
 ``quick_check`` (``--full``: ``integrity_check``), rows per table, and plain
 advice. Exit status: 0 healthy, 1 needs migration (WAL mode or a ``-wal``
-present), 2 damaged or unreadable, 3 nothing there (no file, or an empty one),
-4 not a memtree database (tables of its own, no ``mem_tree_chunks``).
+present), 2 damaged or unreadable, 3 nothing there (no file or folder, or an
+empty one), 4 not a memtree database (tables of its own, no ``mem_tree_chunks``),
+5 a path memtree refuses (a FIFO, device, socket, directory or link at the
+database or a side-file name): the table of :mod:`memtree._exit`.
 The inspected files are never changed (see :mod:`memtree._inspect`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memtree import _exit
+from memtree._exit import EXIT_DAMAGED, EXIT_NEEDS_ATTENTION, EXIT_OK
 from memtree._inspect import (
     JsonValue,
     not_memtree_reason,
@@ -34,31 +39,26 @@ __all__ = [
     "EXIT_NEEDS_MIGRATION",
     "EXIT_NOTHING_THERE",
     "EXIT_NOT_MEMTREE",
+    "EXIT_REFUSED_PATH",
     "Diagnosis",
     "diagnose",
     "run",
 ]
 
-EXIT_HEALTHY = 0
-EXIT_NEEDS_MIGRATION = 1
-EXIT_DAMAGED = 2
-#: No database to inspect: the file does not exist or is empty (0 bytes).
+EXIT_HEALTHY = EXIT_OK
+EXIT_NEEDS_MIGRATION = EXIT_NEEDS_ATTENTION
+#: No database to inspect: no file or folder, or an empty (0-byte) file.
 #: Either way memtree creates a fresh database there and nothing is lost.
-EXIT_NOTHING_THERE = 3
+EXIT_NOTHING_THERE = _exit.EXIT_NOTHING_THERE
 #: Another application's SQLite database: tables of its own and no
 #: ``mem_tree_chunks`` (``memtree.Store()`` raises ``NotMemtreeDatabaseError``).
-EXIT_NOT_MEMTREE = 4
+EXIT_NOT_MEMTREE = _exit.EXIT_NOT_MEMTREE
+#: A FIFO, device, socket, directory or symbolic link at the database or a
+#: side-file name (``memtree.Store()`` raises ``PathRefusedError``).
+EXIT_REFUSED_PATH = _exit.EXIT_REFUSED_PATH
 
-EXIT_CODES_HELP = f"""\
-exit status:
-  {EXIT_HEALTHY}  healthy
-  {EXIT_NEEDS_MIGRATION}  needs migration: WAL mode or a -wal beside the file (memtree migrate)
-  {EXIT_DAMAGED}  damaged or unreadable: not a SQLite file, or a failed check
-     (also argparse's status for a usage error)
-  {EXIT_NOTHING_THERE}  nothing there: no file, or an empty (0-byte) one; memtree creates
-     a fresh database there on first open
-  {EXIT_NOT_MEMTREE}  not a memtree database: tables of its own and no mem_tree_chunks;
-     memtree refuses it and changes nothing"""
+#: The one table of every path command (:mod:`memtree._exit`).
+EXIT_CODES_HELP = _exit.EXIT_CODES_HELP
 
 
 @dataclass
@@ -88,6 +88,7 @@ class Diagnosis:
             "missing": EXIT_NOTHING_THERE,
             "empty": EXIT_NOTHING_THERE,
             "not_memtree": EXIT_NOT_MEMTREE,
+            "refused_path": EXIT_REFUSED_PATH,
         }.get(self.status, EXIT_DAMAGED)
 
     def as_json(self) -> dict[str, JsonValue]:
@@ -114,7 +115,19 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
     """Inspects ``path`` (a database file or a workspace folder) without changing it."""
     db = resolve_db_path(path)
     d = Diagnosis(path=db, check_kind="integrity_check" if full else "quick_check")
-    if not db.is_file():
+    refusal = _exit.refused_path(db)
+    if refusal is not None and refusal[0] == EXIT_REFUSED_PATH:
+        # Looked at, never opened: a FIFO here would block any read.
+        d.exists = os.path.lexists(db)
+        d.status = "refused_path"
+        d.error = refusal[1]
+        d.advice.append(
+            "memtree refuses this path (PathRefusedError): only a regular file, or nothing, "
+            "may stand at the database name and at its -journal and -wal; a symbolic "
+            "link is not followed, so give the path of the file it points to"
+        )
+        return d
+    if refusal is not None or not db.is_file():
         d.exists = False
         d.status = "missing"
         d.advice.append(f"no database at {db}; memtree creates one on first open")
@@ -139,8 +152,10 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
         d.status = "damaged"
         d.error = "the file does not start with the SQLite header (SQLITE_NOTADB)"
         d.advice.append(
-            "this is not a SQLite database; memtree would move it aside as "
-            "chunks.db.corrupt-<ms> and start a fresh one: restore a backup first if you have one"
+            "this is not a SQLite database: memtree.Store(path) refuses it unchanged "
+            "(PathRefusedError, SQLITE_NOTADB); only a workspace's memory_tree/chunks.db "
+            "(Store.open) is moved aside as chunks.db.corrupt-<ms> and started afresh: "
+            "restore a backup first if you have one"
         )
         return d
     not_ours: str | None = None
@@ -220,7 +235,10 @@ def _note_stranded(d: Diagnosis, db: Path) -> None:
 
 def _human(d: Diagnosis) -> str:
     lines = [f"database:      {d.path}"]
-    if d.status in ("missing", "empty"):
+    if d.status == "refused_path":
+        lines.append(f"error:         {d.error}")
+        lines.append("status:        refused path (not opened)")
+    elif d.status in ("missing", "empty"):
         lines.append(f"size:          {d.size} bytes" if d.exists else "size:          -")
         lines.append(f"status:        {d.status} (nothing there)")
     else:

@@ -26,6 +26,7 @@ __all__ = [
     "LeaseLostError",
     "MemtreeError",
     "NotMemtreeDatabaseError",
+    "PathRefusedError",
     "PermanentError",
     "SchemaVersionError",
     "StoreClosedError",
@@ -144,6 +145,27 @@ class SchemaVersionError(MemtreeError):
 class NotMemtreeDatabaseError(PermanentError):
     """The file holds tables, but none of memtree's (no ``mem_tree_chunks``):
     it belongs to something else. It was not changed."""
+
+
+class PathRefusedError(PermanentError):
+    """memtree refused to open this path, before SQLite saw it; nothing was
+    created, renamed or written. ``extended_code`` says why:
+
+    * ``SQLITE_NOTADB`` (26): a non-empty file that is not an SQLite
+      database (``Store("notes.txt")``); it is left byte for byte as it was.
+    * ``SQLITE_CANTOPEN`` (14): the folder does not exist (a typo, not a
+      cold-start failure: permanent, so a worker does not retry it forever),
+      ``memtree recover`` found no file, or a FIFO, device or socket stands
+      at the database or a side-file name (``-journal``, ``-wal``; not
+      ``-shm``, which memtree never opens).
+    * ``SQLITE_CANTOPEN_ISDIR`` (526): a directory at one of those names.
+    * ``SQLITE_CANTOPEN_SYMLINK`` (1550): a symbolic link at one of those
+      names; pass the path of the file it points to.
+
+    Permanent whatever the code: ``errors.from_code(14)`` is a
+    ``TransientIOError`` (SQLite's own CANTOPEN may clear up), this one is
+    not. See docs/paths.md.
+    """
 
 
 class LeaseLostError(MemtreeError):

@@ -37,7 +37,7 @@ from typing import TextIO
 
 from memtree._inspect import JsonValue, open_snapshot, read_header, table_counts
 from memtree._native import Store
-from memtree.doctor import EXIT_NOT_MEMTREE, diagnose
+from memtree.doctor import EXIT_NOT_MEMTREE, EXIT_NOTHING_THERE, EXIT_REFUSED_PATH, diagnose
 from memtree.errors import JournalModeWarning, MemtreeError
 
 __all__ = ["ProgressBar", "backup_database", "run"]
@@ -96,8 +96,10 @@ def run(
 ) -> int:
     """The ``memtree migrate`` command; returns the exit status (0 migrated
     and verified, or nothing to do; 1 SQLite kept WAL because another process
-    holds the file; 2 refused or verification failed; 4 not a memtree
-    database, left as it was)."""
+    holds the file; 2 refused or verification failed; 3 nothing there (no
+    file or folder, or an empty one; nothing created); 4 not a memtree
+    database, left as it was; 5 a path memtree refuses: the table of
+    :mod:`memtree._exit`)."""
     report: dict[str, JsonValue] = {}
     say = (lambda _msg: None) if as_json else print
 
@@ -118,8 +120,14 @@ def run(
         "side_files": before.side_files,
         "tables": dict(before.tables),
     }
-    if not before.exists:
-        return finish(2, f"no database at {db}")
+    if before.status == "refused_path":
+        report["action"] = "none"
+        return finish(EXIT_REFUSED_PATH, f"refused: {before.error}")
+    if before.status in ("missing", "empty"):
+        # Nothing to migrate, and nothing is created: exit as doctor does.
+        report["action"] = "none"
+        what = "an empty (0-byte) file" if before.exists else "nothing there"
+        return finish(EXIT_NOTHING_THERE, f"no database at {db}: {what}; nothing was created")
     if before.status == "damaged":
         return finish(
             2,
@@ -134,18 +142,14 @@ def run(
             EXIT_NOT_MEMTREE,
             f"refused: {before.error}; nothing was changed at {db}",
         )
-    if before.status == "empty" or (
-        before.header.get("journal_mode") == "rollback" and before.side_files.get("wal") is None
-    ):
+    if before.header.get("journal_mode") == "rollback" and before.side_files.get("wal") is None:
         # Already on a rollback journal with no -wal: opening it would migrate
         # nothing, so no backup is written and the file is not opened.
         report["action"] = "none"
-        what = (
-            "an empty file (memtree creates the schema in it on first open)"
-            if before.status == "empty"
-            else "already on the rollback journal, no -wal"
+        return finish(
+            0,
+            f"nothing to do: {db} is already on the rollback journal, no -wal; no backup written",
         )
-        return finish(0, f"nothing to do: {db} is {what}; no backup written")
     report["action"] = "migrate"
     say(f"database:  {db}")
     say(

@@ -3,9 +3,14 @@
 Rows are stranded when an earlier release moved a ``-wal`` it could not
 checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). Every open of the
 store merges such files back on its own and warns while it cannot; this
-command does the same on demand and says what happened. Exit codes: 0 when
-nothing is left stranded, 1 when something could not be merged yet, 2 when
-the database cannot be opened.
+command does the same on demand and says what happened. It never creates a
+database and never changes a file it refuses. Exit codes (the table of
+:mod:`memtree._exit`): 0 nothing left stranded, 1 something could not be
+merged yet, 2 the database cannot be opened or is not an SQLite file (left
+byte for byte as it was), 3 nothing there (no file or folder, or an empty
+file), 4 another application's database, 5 a path memtree refuses (a FIFO,
+device, socket, directory or symbolic link at the database or a side-file
+name).
 """
 
 from __future__ import annotations
@@ -15,6 +20,16 @@ from pathlib import Path
 
 import memtree
 from memtree import _native
+from memtree._codes import ResultCode
+from memtree._exit import (
+    EXIT_DAMAGED,
+    EXIT_NEEDS_ATTENTION,
+    EXIT_NOT_MEMTREE,
+    EXIT_NOTHING_THERE,
+    EXIT_OK,
+    EXIT_REFUSED_PATH,
+    refused_path,
+)
 from memtree._inspect import resolve_db_path
 
 __all__ = ["run"]
@@ -22,22 +37,44 @@ __all__ = ["run"]
 
 def _database(path: Path) -> Path:
     """``PATH`` may be the database file, ``<ws>/memory_tree`` or ``<ws>``
-    (the rule every command uses); a folder holding no database is passed on
-    as it is, so the open fails instead of creating one."""
-    db = resolve_db_path(path)
-    return path if path.is_dir() and not db.exists() else db
+    (the rule every command uses)."""
+    return resolve_db_path(path)
+
+
+def _refusal(db: Path) -> tuple[int, str] | None:
+    """Why ``recover`` must not open ``db``, as ``(exit status, message)``:
+    it brings rows home into an existing database and never creates one."""
+    refusal = refused_path(db)
+    if refusal is None and db.stat().st_size == 0:
+        return EXIT_NOTHING_THERE, f"{db} is an empty (0-byte) file: no database to recover into"
+    return refusal
+
+
+def _fail(db: Path, code: int, message: str, name: str, as_json: bool) -> int:
+    failure = {"database": str(db), "error": message, "code": name, "exit_code": code}
+    print(json.dumps(failure) if as_json else f"memtree recover: {message}")
+    return code
 
 
 def run(path: Path, *, as_json: bool = False) -> int:
     db = _database(path)
+    refusal = _refusal(db)
+    if refusal is not None:
+        code, message = refusal
+        name = "SQLITE_CANTOPEN" if code == EXIT_NOTHING_THERE else "refused_path"
+        return _fail(db, code, message, name, as_json)
     before = _native.stranded_files(db)
     try:
         with memtree.Store(db) as store:
             chunks = store.count_chunks()
+    except memtree.NotMemtreeDatabaseError as e:
+        return _fail(db, EXIT_NOT_MEMTREE, str(e), e.name, as_json)
+    except memtree.PathRefusedError as e:
+        # Not an SQLite file (NOTADB): left byte for byte as it was.
+        code = EXIT_DAMAGED if e.extended_code == ResultCode.NOTADB else EXIT_REFUSED_PATH
+        return _fail(db, code, str(e), e.name, as_json)
     except memtree.MemtreeError as e:
-        failure = {"database": str(db), "error": str(e), "code": e.name}
-        print(json.dumps(failure) if as_json else f"memtree recover: {e}")
-        return 2
+        return _fail(db, EXIT_DAMAGED, str(e), e.name, as_json)
     left = _native.stranded_files(db)
     report: dict[str, str | int | list[dict[str, str | int | None]]] = {
         "database": str(db),
@@ -54,4 +91,4 @@ def run(path: Path, *, as_json: bool = False) -> int:
             rows = "?" if n is None else str(n)
             print(f"  {f}: {rows} chunk rows; {why}")
         print(f"chunk rows:    {chunks}")
-    return 1 if left else 0
+    return EXIT_NEEDS_ATTENTION if left else EXIT_OK

@@ -9,6 +9,11 @@ Sizes: ``file_size`` is the main file on disk, ``wal_size`` and
 sum. ``page_count`` and ``database_size`` (= ``page_count * page_size``) are
 the database as SQLite sees it, ``-wal`` frames included: what the main file
 holds once the ``-wal`` is checkpointed. Without a ``-wal`` the two agree.
+
+Exit status (the table of :mod:`memtree._exit`): 0 reported, 2 unreadable
+(not an SQLite file), 3 nothing there (no file or folder, or 0 bytes), 4
+another application's database, 5 a path memtree refuses (a FIFO, device,
+socket, directory or link at the database or a side-file name).
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from memtree._inspect import JsonValue, open_snapshot, read_side_files, resolve_db_path
+from memtree._exit import EXIT_DAMAGED, EXIT_NOT_MEMTREE, EXIT_NOTHING_THERE, refused_path
+from memtree._inspect import (
+    JsonValue,
+    not_memtree_reason,
+    open_snapshot,
+    read_side_files,
+    resolve_db_path,
+)
 
-__all__ = ["collect", "run"]
+__all__ = ["Refused", "collect", "run"]
 
 
 def _grouped(conn: sqlite3.Connection, table: str, column: str) -> dict[str, int] | None:
@@ -35,12 +47,33 @@ def _grouped(conn: sqlite3.Connection, table: str, column: str) -> dict[str, int
     return {str(value): int(n) for value, n in rows}
 
 
+class Refused(Exception):
+    """A path ``stats`` does not read, with its exit status (:mod:`memtree._exit`)."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def collect(path: Path) -> dict[str, JsonValue]:
-    """The statistics of ``path`` (a database file or a workspace folder)."""
-    db = resolve_db_path(path)
-    if not db.is_file():
-        raise FileNotFoundError(f"no database at {db}")
+    """The statistics of ``path`` (a database file or a workspace folder).
+
+    Raises :class:`Refused` (with the command's ``exit_code``) when there is
+    nothing there, the database is another application's, or the path is one
+    ``memtree.Store()`` refuses; ``sqlite3.DatabaseError`` when unreadable."""
+    return _collect(resolve_db_path(path))
+
+
+def _collect(db: Path) -> dict[str, JsonValue]:
+    refusal = refused_path(db)
+    if refusal is not None:
+        raise Refused(*refusal)
+    if db.stat().st_size == 0:
+        raise Refused(EXIT_NOTHING_THERE, f"{db} is an empty (0-byte) file: no database yet")
     with open_snapshot(db) as (conn, how):
+        not_ours = not_memtree_reason(conn)
+        if not_ours is not None:
+            raise Refused(EXIT_NOT_MEMTREE, f"not a memtree database: {not_ours} [{db}]")
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         page_count = int(conn.execute("PRAGMA page_count").fetchone()[0])
         freelist = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
@@ -106,12 +139,17 @@ def run(path: Path, *, as_json: bool) -> int:
     """The ``memtree stats`` command; returns the exit status."""
     try:
         s = collect(path)
-    except (FileNotFoundError, sqlite3.DatabaseError) as e:
+    except (Refused, sqlite3.DatabaseError) as e:
+        code = e.exit_code if isinstance(e, Refused) else EXIT_DAMAGED
         if as_json:
-            error = {"error": f"{type(e).__name__}: {e}", "error_kind": "runtime", "exit_code": 2}
+            error: dict[str, JsonValue] = {
+                "error": f"{type(e).__name__}: {e}",
+                "error_kind": "runtime",
+                "exit_code": code,
+            }
             print(json.dumps(error, indent=2))
         else:
             print(f"memtree stats: {e}", file=sys.stderr)
-        return 2
+        return code
     print(json.dumps(s, indent=2) if as_json else _human(s))
     return 0

@@ -543,12 +543,14 @@ pub(crate) mod tests {
                     ..full_chunk()
                 };
                 if i % 2 == 1 {
-                    c.source_ref = None;
+                    // NULLs and empty strings both bind (an empty owner is
+                    // refused by validation, so the empty text is a ref).
+                    c.source_ref = (i % 4 == 3).then(String::new);
                     c.content_path = None;
                     c.content_sha256 = None;
                     c.embedding = None;
                     c.tags.clear();
-                    c.owner = String::new();
+                    c.owner = "ö".into();
                 }
                 c
             })

@@ -130,7 +130,15 @@ impl Chunk {
     /// Checks every field; `at` prefixes field names (e.g. `"chunks[3]."`).
     pub fn validate(&self, at: &str) -> Result<()> {
         let field = |name: &str| format!("{at}{name}");
-        for (name, value) in [("id", &self.id), ("source_id", &self.source_id)] {
+        // An empty owner is refused like an empty id: `list_chunks(owner=...)`
+        // and `delete_owner` could never name such a chunk's owner on purpose.
+        // (The reference's store checks none of the three; reading or
+        // deleting its rows with an empty owner still works.)
+        for (name, value) in [
+            ("id", &self.id),
+            ("source_id", &self.source_id),
+            ("owner", &self.owner),
+        ] {
             if value.is_empty() {
                 return Err(Error::invalid(field(name), "must not be empty"));
             }
@@ -170,9 +178,64 @@ impl Chunk {
             self.content_path.as_deref(),
             self.content_sha256.as_deref(),
             at,
-        )
+        )?;
+        self.check_row_size(MAX_ROW_BYTES, at)
+    }
+
+    /// An upper bound of the bytes this chunk's row takes in SQLite's record
+    /// format: every text and blob column at full length (tags as JSON with
+    /// every character escaped), plus [`ROW_OVERHEAD_BYTES`] for the header
+    /// and the integer columns.
+    pub fn row_size_bound(&self) -> u64 {
+        let text = |s: &str| s.len() as u64;
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, text);
+        // JSON escapes a control character as six bytes (`\u001f`).
+        let tags: u64 = self.tags.iter().map(|t| 6 * text(t) + 3).sum::<u64>() + 2;
+        let embedding = self.embedding.as_ref().map_or(0, |e| 4 * e.len() as u64);
+        ROW_OVERHEAD_BYTES
+            + text(&self.id)
+            + text(&self.content)
+            + text(self.source_kind.as_str())
+            + text(&self.source_id)
+            + opt(&self.source_ref)
+            + text(&self.owner)
+            + tags
+            + text(&self.lifecycle_status)
+            + embedding
+            + opt(&self.content_path)
+            + opt(&self.content_sha256)
+    }
+
+    /// Refuses a chunk whose row could exceed `limit` bytes, before any
+    /// transaction: SQLite would fail the upsert with `SQLITE_TOOBIG` inside
+    /// it (after the work of every chunk before it in the batch).
+    fn check_row_size(&self, limit: u64, at: &str) -> Result<()> {
+        let bound = self.row_size_bound();
+        if bound <= limit {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            format!("{at}content"),
+            format!(
+                "the chunk's row would take up to {bound} bytes ({} of content); SQLite stores \
+                 at most {limit} bytes in one row (SQLITE_MAX_LENGTH): split the content or \
+                 store it in a file (content_path)",
+                self.content.len()
+            ),
+        ))
     }
 }
+
+/// SQLite's limit on the size of one string, blob or row record
+/// (`SQLITE_MAX_LENGTH`, the bundled build's default; the upsert fails with
+/// `SQLITE_TOOBIG` past it).
+pub const MAX_ROW_BYTES: u64 = 1_000_000_000;
+
+/// Room [`Chunk::row_size_bound`] keeps for a row's record header (a varint
+/// per column) and its integer and NULL columns: 20 columns of at most 9
+/// header bytes and 8 value bytes are 340 bytes; 1 KiB leaves margin for
+/// columns a later schema adds.
+pub const ROW_OVERHEAD_BYTES: u64 = 1024;
 
 /// Content pointers come as a pair, as the reference reads them: both set
 /// (a non-empty path and a SHA-256 of 64 lowercase hex digits) or neither.
@@ -273,11 +336,28 @@ mod tests {
     }
 
     #[test]
+    fn a_row_past_the_limit_is_refused_naming_the_content() -> Result<()> {
+        let chunk = sample();
+        let bound = chunk.row_size_bound();
+        assert!(bound > ROW_OVERHEAD_BYTES + chunk.content.len() as u64);
+        chunk.check_row_size(bound, "c[0].")?;
+        match chunk.check_row_size(bound - 1, "c[0].") {
+            Err(Error::InvalidInput { field, message }) => {
+                assert_eq!(field, "c[0].content");
+                assert!(message.contains("SQLITE_MAX_LENGTH"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         type Mutation = Box<dyn Fn(&mut Chunk)>;
         let cases: Vec<(&str, Mutation)> = vec![
             ("c[0].id", Box::new(|c| c.id.clear())),
             ("c[0].source_id", Box::new(|c| c.source_id.clear())),
+            ("c[0].owner", Box::new(|c| c.owner.clear())),
             ("c[0].time_range", Box::new(|c| c.time_range_start_ms = 11)),
             (
                 "c[0].timestamp",

@@ -47,6 +47,7 @@ use crate::recovery::events;
 use crate::recovery::salvage;
 use crate::schema::{self, MigrateError};
 use crate::sys::fork::{self, ForkLocal};
+use crate::sys::path_guard::{self, Claim};
 
 /// The group-commit coordinator of a database's write calls.
 pub(crate) type WriteGroup = GroupCommit<SqliteTx, SharedError>;
@@ -324,6 +325,13 @@ pub fn invalidate(path: &Path) -> Result<()> {
 /// and one retry; repeated failures open the circuit breaker; a corrupt file
 /// is quarantined and replaced by a fresh one, and the caller is told.
 pub fn open_database(path: &Path) -> Result<OpenOutcome> {
+    open_database_as(path, Claim::Workspace)
+}
+
+/// [`open_database`] for a path claimed as `claim`: an explicit path's
+/// header is checked ([`path_guard::check_header`]) before its first
+/// connection opens.
+pub fn open_database_as(path: &Path, claim: Claim) -> Result<OpenOutcome> {
     let key = canonical_db_path(path)?;
     breaker::admit(&key)?;
     let init_lock = init_lock_for(&key);
@@ -341,6 +349,9 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
     }
     // Re-checked under the lock: only one caller makes the half-open attempt.
     breaker::admit(&key)?;
+    // Under the init lock and before any memtree connection has the file:
+    // reading the header cannot drop a connection's POSIX locks here.
+    path_guard::check_header(&key, claim)?;
     let (conn, setup) = match open_with_recovery(&key) {
         Ok(opened) => opened,
         Err(e) if e.class() == ErrorClass::Corrupt => {

@@ -23,6 +23,7 @@ use crate::db::group_commit::{Turn, Verdict};
 use crate::db::write::SharedError;
 use crate::error::classify::ErrorClass;
 use crate::error::{Error, Result};
+use crate::sys::path_guard::{self, Claim};
 
 /// A write call's result inside the group protocol: a panic of the call's
 /// closure is carried back to the caller's thread and resumed there.
@@ -126,10 +127,16 @@ impl Store {
     /// Opens (or joins) the store at an explicit database file (Python's
     /// `Store(path)`; [`Store::open_workspace`] is Python's `Store.open`).
     pub fn open_file(path: &Path) -> Result<(Store, Option<String>)> {
+        path_guard::check_names(path, false)?;
+        Store::open_checked(path, Claim::Explicit)
+    }
+
+    /// Opens a path whose names [`path_guard`] has accepted.
+    fn open_checked(path: &Path, claim: Claim) -> Result<(Store, Option<String>)> {
         let OpenOutcome {
             db,
             journal_warning,
-        } = connection::open_database(path)?;
+        } = connection::open_database_as(path, claim)?;
         Ok((
             Store {
                 path: db.path().to_owned(),
@@ -144,7 +151,9 @@ impl Store {
         let dir = workspace.join("memory_tree");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("create the memory_tree folder", &dir, e))?;
-        Store::open_file(&dir.join("chunks.db"))
+        let db = dir.join("chunks.db");
+        path_guard::check_names(&db, false)?;
+        Store::open_checked(&db, Claim::Workspace)
     }
 
     /// The canonical database path.
@@ -559,6 +568,61 @@ mod tests {
         assert_eq!(sources(&store)?, ["z1"]);
         let stats = store.database()?.write_group()?.stats();
         assert_eq!((stats.failed_groups, stats.commits), (1, 1));
+        Ok(())
+    }
+
+    /// What another process sees when it asks for the write lock at once:
+    /// `"locked"` while a connection of this process holds it.
+    fn other_process_tries_to_write(path: &Path) -> std::io::Result<String> {
+        let probe = "import sqlite3, sys\n\
+                     c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
+                     try:\n    c.execute('BEGIN IMMEDIATE'); print('acquired')\n\
+                     except sqlite3.OperationalError: print('locked')\n";
+        let out = std::process::Command::new("python3")
+            .args(["-c", probe])
+            .arg(path)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn opening_an_open_store_again_keeps_its_locks(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        // Closing any descriptor of a file drops every POSIX lock the process
+        // holds on it: the header is read only before the first connection.
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&path)?;
+        let seen = store.write("hold the write lock", |tx| {
+            // BEGIN IMMEDIATE holds the RESERVED lock and nothing is in the
+            // journal yet: nothing else would keep a header read away.
+            let again = Store::open_file(&path);
+            let after_open = other_process_tries_to_write(&path);
+            // The harness sees a dropped lock: a header read drops it.
+            let header = crate::sys::path_guard::read_header(&path);
+            let after_read = other_process_tries_to_write(&path);
+            tx.execute(
+                "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, ingested_at_ms) \
+                 VALUES ('chat', 's', 1)",
+                [],
+            )?;
+            Ok((
+                again.is_ok(),
+                after_open.ok(),
+                header.is_ok(),
+                after_read.ok(),
+            ))
+        })?;
+        assert_eq!(
+            seen,
+            (
+                true,
+                Some("locked".to_owned()),
+                true,
+                Some("acquired".to_owned())
+            )
+        );
         Ok(())
     }
 }

@@ -88,6 +88,21 @@ pub enum Error {
         /// The extended code of the failure that tripped the breaker, if any.
         last_code: Option<i32>,
     },
+    /// The path cannot be a memtree database and was refused before any
+    /// open: a missing folder, a non-regular file or a symbolic link at the
+    /// database or a side-file name, or (for an explicit path) a file that
+    /// is not an SQLite database. Nothing was created, renamed or written.
+    /// Permanent whatever `code` is: retrying the same path cannot help.
+    PathRefused {
+        /// The database path as given.
+        path: PathBuf,
+        /// The SQLite code that says why: `NOTADB` (not an SQLite file),
+        /// `CANTOPEN` (missing folder or file, FIFO, device, socket),
+        /// `CANTOPEN_ISDIR` (a directory), `CANTOPEN_SYMLINK` (a link).
+        code: i32,
+        /// What was found.
+        reason: String,
+    },
     /// A job settle or heartbeat presented a lease token that is no longer
     /// the job's: the lease expired and was recovered or re-claimed, or the
     /// job was already settled. Nothing was changed.
@@ -134,6 +149,7 @@ impl Error {
     pub fn sqlite_code(&self) -> Option<i32> {
         match self {
             Error::CircuitOpen { last_code, .. } => *last_code,
+            Error::PathRefused { code, .. } => Some(*code),
             Error::Io { source, .. } => Some(io_error_code(source)),
             _ => classify::sqlite_code_in_chain(self),
         }
@@ -149,6 +165,7 @@ impl Error {
             | Error::Forked { .. }
             | Error::SchemaTooNew { .. }
             | Error::NotMemtree { .. }
+            | Error::PathRefused { .. }
             | Error::LeaseLost { .. } => ErrorClass::Permanent,
             Error::Io { source, .. } => classify::classify_code(io_error_code(source)),
             _ => classify::classify_error(self),
@@ -213,6 +230,12 @@ impl fmt::Display for Error {
                 "circuit open after repeated open failures; retry in {:.1}s [{}]",
                 retry_in.as_secs_f64(),
                 path.display()
+            ),
+            Error::PathRefused { path, code, reason } => write!(
+                f,
+                "refused to open {}: {reason} ({} {code}); nothing was changed",
+                path.display(),
+                codes::name_or_primary(*code)
             ),
             Error::LeaseLost { job_id } => write!(
                 f,

@@ -408,18 +408,22 @@ impl Jobs<'_> {
 
     /// Puts a running job back to `ready` until `until_ms`, recording
     /// `reason`; the attempt is refunded (a deferral does not count).
+    ///
+    /// As the reference's `mark_deferred` does: `last_error` is the reason
+    /// as given (no prefix) and `started_at_ms` is cleared, so a job waiting
+    /// out a deferral does not look as if it had started; the next claim
+    /// stamps a fresh start.
     pub fn defer(&self, id: &str, token: &str, until_ms: i64, reason: &str) -> Result<()> {
         check_time_ms("until", until_ms)?;
-        let note = format!("deferred: {reason}");
         self.settle("defer", |tx| {
             let changed = tx
                 .prepare_cached(concat!(
                     "UPDATE mem_tree_jobs SET ",
                     requeue!(),
-                    ", available_at_ms = ?3, last_error = ?4 WHERE ",
+                    ", available_at_ms = ?3, last_error = ?4, started_at_ms = NULL WHERE ",
                     held!()
                 ))?
-                .execute(params![id, token, until_ms, note])?;
+                .execute(params![id, token, until_ms, reason])?;
             Ok(if changed == 1 {
                 Ok(())
             } else {

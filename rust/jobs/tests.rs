@@ -280,10 +280,13 @@ fn defer_and_release_do_not_count_as_attempts() -> Result<()> {
         let j = jobs.claim_next(LEASE, None)?.expect("claim");
         let (jid, token) = lease_of(&j);
         jobs.defer(&jid, &token, now, "rate limited")?;
+        let row = jobs.get(&jid)?.expect("row");
+        assert_eq!(row.started_at_ms, None, "a deferral clears the start");
+        assert_eq!(row.last_error.as_deref(), Some("rate limited"));
     }
     let j = jobs.claim_next(LEASE, None)?.expect("claim");
     assert_eq!(j.attempts, 1);
-    assert_eq!(j.last_error.as_deref(), Some("deferred: rate limited"));
+    assert_eq!(j.last_error.as_deref(), Some("rate limited"));
     assert_eq!(jobs.release(&[lease_of(&j)])?, 1);
     let j = jobs.claim_next(LEASE, None)?.expect("claim");
     assert_eq!(j.attempts, 1);

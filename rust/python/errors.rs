@@ -29,6 +29,7 @@ pyo3::import_exception!(memtree.errors, ForkedStoreError);
 pyo3::import_exception!(memtree.errors, SchemaVersionError);
 pyo3::import_exception!(memtree.errors, NotMemtreeDatabaseError);
 pyo3::import_exception!(memtree.errors, LeaseLostError);
+pyo3::import_exception!(memtree.errors, PathRefusedError);
 pyo3::import_exception!(memtree.errors, JournalModeWarning);
 
 /// The exception class of a classifier class.
@@ -103,6 +104,9 @@ fn parts<'a, 'py>(py: Python<'py>, err: &'a Error) -> Parts<'a, 'py> {
             None,
         ),
         Error::LeaseLost { .. } => (LeaseLostError::type_object(py), codes::ERROR, None, None),
+        Error::PathRefused { path, code, .. } => {
+            (PathRefusedError::type_object(py), *code, Some(path), None)
+        }
         // Never reached: `From<Error> for PyErr` raises a plain ValueError
         // for bad input before asking here.
         Error::InvalidInput { .. } => (PermanentError::type_object(py), codes::ERROR, None, None),
@@ -199,6 +203,7 @@ fn variant_name(err: &Error) -> &'static str {
         Error::Quarantined { .. } => "Quarantined",
         Error::CircuitOpen { .. } => "CircuitOpen",
         Error::LeaseLost { .. } => "LeaseLost",
+        Error::PathRefused { .. } => "PathRefused",
     }
 }
 
@@ -245,6 +250,11 @@ fn samples() -> Vec<Error> {
         },
         Error::LeaseLost {
             job_id: "sample".into(),
+        },
+        Error::PathRefused {
+            path: path.to_owned(),
+            code: codes::NOTADB,
+            reason: "sample".into(),
         },
     ]
 }

@@ -141,7 +141,8 @@ impl PyJob {
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::from_ms(py, self.inner.created_at_ms)
     }
-    /// When it was last claimed (UTC).
+    /// When it was last claimed (UTC); ``None`` before the first claim and
+    /// after a deferral (as OpenHuman's ``mark_deferred`` clears it).
     #[getter]
     fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         convert::opt_from_ms(py, self.inner.started_at_ms)
@@ -435,7 +436,9 @@ impl PyJobs {
     }
 
     /// Puts a claimed job back until ``until`` (a time, or a delay from
-    /// now); the attempt does not count. ``TypeError`` if ``until`` is neither
+    /// now); the attempt does not count. ``last_error`` becomes ``reason`` as
+    /// given and ``started_at`` is cleared, as OpenHuman's ``mark_deferred``
+    /// does. ``TypeError`` if ``until`` is neither
     /// an aware ``datetime`` nor a ``timedelta``; ``ValueError`` if it is
     /// naive or lands outside 0001-01-01 .. 9999-12-31T23:59:59.999Z (UTC).
     #[pyo3(

@@ -61,6 +61,25 @@ fn stranded_files(
         .collect())
 }
 
+/// Refuses, as ``Store(path)`` would, a path that cannot be a memtree
+/// database: raises ``memtree.PathRefusedError`` for a missing folder, a
+/// FIFO, device, socket, directory or symbolic link at the database or a
+/// side-file name, or a non-empty file without the SQLite header; with
+/// ``must_exist``, for a missing file too. Looks at names (``lstat``) and
+/// reads 16 header bytes: never blocks, never changes anything. For a
+/// process with no connection on the file (the command line): closing the
+/// descriptor that read the header drops every POSIX lock the process holds
+/// on the file.
+#[pyfunction]
+#[pyo3(signature = (path, *, must_exist=false))]
+fn check_path(
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
+    must_exist: bool,
+) -> PyResult<()> {
+    use crate::sys::path_guard::{check_database_path, Claim};
+    Ok(check_database_path(&path, Claim::Explicit, must_exist)?)
+}
+
 /// The ``user_version`` of a fully migrated database.
 #[pyfunction]
 fn schema_version() -> i64 {
@@ -100,6 +119,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sqlite_version, m)?)?;
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
+    m.add_function(wrap_pyfunction!(check_path, m)?)?;
     add_submodule(m, "testing", hooks::testing::register)?;
     add_submodule(m, "bench", hooks::bench::register)?;
     jobs::register(m)?;

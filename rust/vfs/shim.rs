@@ -404,6 +404,26 @@ pub(crate) fn role_from_flags(flags: c_int) -> FileRole {
     }
 }
 
+/// For the VFS's `xOpen` of `name` in `role`: the code to fail it with when
+/// a non-regular file stands at a database, journal or `-wal` name (see
+/// [`special_file_code`](crate::sys::path_guard::special_file_code)); `None` for any other open.
+fn refuse_at_open(name: Option<&std::ffi::CStr>, role: FileRole) -> Option<i32> {
+    if !matches!(
+        role,
+        FileRole::MainDb | FileRole::MainJournal | FileRole::Wal
+    ) {
+        return None;
+    }
+    #[cfg(unix)]
+    let path = {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::Path::new(std::ffi::OsStr::from_bytes(name?.to_bytes()))
+    };
+    #[cfg(not(unix))]
+    let path = std::path::Path::new(name?.to_str().ok()?);
+    crate::sys::path_guard::special_file_code(path)
+}
+
 /// Drops the header's `Arc` after a failed open (SQLite will not call xClose).
 ///
 /// # Safety
@@ -453,6 +473,12 @@ unsafe extern "C" fn x_open(
     // SAFETY: just initialised.
     let h = unsafe { &*hp };
     if let Some(code) = h.enter(VfsMethod::Open) {
+        // SAFETY: header initialised above.
+        unsafe { abandon(hp) };
+        return code;
+    }
+    // A FIFO at a journal's name would block this open for ever.
+    if let Some(code) = refuse_at_open(name, role) {
         // SAFETY: header initialised above.
         unsafe { abandon(hp) };
         return code;

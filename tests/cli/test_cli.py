@@ -210,7 +210,7 @@ def test_stats_counts_jobs_and_wal_rows_without_changing_files(tmp_path: Path) -
     assert file_states(db) == before
 
     missing = memtree_cli("stats", tmp_path / "nowhere.db")
-    assert missing.returncode == 2
+    assert missing.returncode == 3  # nothing there: the one exit-status table
 
 
 @pytest.mark.parametrize("command", ["doctor", "migrate", "stats"])
@@ -310,17 +310,19 @@ def test_errors_are_json_with_json(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"definitely not SQLite" * 300)
     cases = [
-        (["stats", "--json", tmp_path / "nowhere.db"], "runtime"),
-        (["stats", "--json", junk], "runtime"),
-        (["stats", "--json"], "usage"),
-        (["doctor", "--json", "--no-such-option", junk], "usage"),
-        (["migrate", "--json", tmp_path / "nowhere.db"], None),
+        (["stats", "--json", tmp_path / "nowhere.db"], "runtime", 3),
+        (["stats", "--json", junk], "runtime", 2),
+        (["stats", "--json"], "usage", 2),
+        (["doctor", "--json", "--no-such-option", junk], "usage", 2),
+        (["migrate", "--json", tmp_path / "nowhere.db"], None, 3),
+        (["recover", "--json", tmp_path / "nowhere.db"], None, 3),
+        (["recover", "--json", junk], None, 2),
     ]
-    for args, kind in cases:
+    for args, kind, code in cases:
         proc = memtree_cli(*args)
-        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.returncode == code, (args, proc.stdout, proc.stderr)
         report = json_of(proc)  # fails unless stdout is JSON
-        assert report["exit_code"] == 2
+        assert report["exit_code"] == code
         if kind is not None:
             assert report["error_kind"] == kind and report["error"], report
     # Without --json the same failure is a line on stderr.
@@ -331,7 +333,7 @@ def test_errors_are_json_with_json(tmp_path: Path) -> None:
 
 def test_doctor_tells_nothing_there_from_damaged(tmp_path: Path) -> None:
     help_text = memtree_cli("doctor", "--help").stdout
-    for line in ("0  healthy", "1  needs migration", "2  damaged", "3  nothing there"):
+    for line in ("0  ok: healthy", "1  needs attention", "2  damaged", "3  nothing there"):
         assert line in help_text, help_text
 
     missing = memtree_cli("doctor", "--json", tmp_path / "nowhere.db")

@@ -123,7 +123,10 @@ def test_files_memtree_may_initialise_are_not_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     assert memtree_cli("doctor", empty).returncode == 3
-    assert memtree_cli("migrate", empty).returncode == 0
+    # Nothing there (the one exit-status table): nothing to migrate or create.
+    assert memtree_cli("migrate", empty).returncode == 3
+    assert memtree_cli("stats", empty).returncode == 3
+    assert memtree_cli("recover", empty).returncode == 3
     assert empty.read_bytes() == b""
 
     # A SQLite file with no tables (only a user_version) may be initialised as well.

@@ -207,7 +207,9 @@ def seeded(db: Path, make_chunk: ChunkFactory, n: int) -> str:
 
 
 def test_corrupt_file_at_open_is_quarantined_not_deleted(db_path: Path) -> None:
-    garbage = b"not a database at all " * 300
+    # The SQLite magic, then garbage (a damaged header): a file with no magic
+    # at all given as a path is refused unchanged instead (test_wrong_paths).
+    garbage = b"SQLite format 3\x00" + b"not a database at all " * 300
     db_path.write_bytes(garbage)
     with pytest.raises(memtree.CorruptDatabaseError) as info:
         memtree.Store(db_path)

@@ -160,22 +160,23 @@ def test_foreign_database_is_refused_unchanged(tmp_path: Path) -> None:
 def test_quarantine_never_writes_through_a_planted_link(tmp_path: Path) -> None:
     # Case 5: names beside the database are predictable; links planted at
     # every name memtree could pick in the next seconds must be left alone.
+    # A damaged header is quarantined only at a workspace's canonical name
+    # (an explicit path without the SQLite header is refused unchanged).
     workspace = tmp_path / "ws"
     outside = tmp_path / "outside"
     outside.mkdir()
-    workspace.mkdir()
-    db = workspace / "chunks.db"
-    with memtree.Store(db) as store:
+    with memtree.Store.open(workspace) as store:
         store.upsert_chunks([])
+        db = store.path
     db.write_bytes(b"this is not a database" * 500)
     now = int(time.time() * 1000)
     planted = []
     for ms in range(now - 50, now + 5000):
-        link = workspace / f"chunks.db.corrupt-{ms}"
+        link = db.parent / f"chunks.db.corrupt-{ms}"
         os.symlink(outside / f"copy-{ms}", link)
         planted.append(link)
     with pytest.raises(memtree.CorruptDatabaseError) as info:
-        memtree.Store(db)
+        memtree.Store.open(workspace)
     assert info.value.quarantined_path is not None
     moved = Path(info.value.quarantined_path)
     assert not moved.is_symlink() and moved.read_bytes().startswith(b"this is not")

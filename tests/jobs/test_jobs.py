@@ -245,9 +245,13 @@ def test_defer_does_not_count_as_an_attempt(store: memtree.Store) -> None:
     job_id = jobs.enqueue("k", {}, max_attempts=1)
     assert job_id is not None
     for _ in range(3):
-        jobs.defer(claim(store), datetime.now(timezone.utc) - MINUTE, "rate limited")
+        claimed = claim(store)
+        assert claimed.started_at is not None
+        jobs.defer(claimed, datetime.now(timezone.utc) - MINUTE, "rate limited")
+        row = jobs.get(job_id)
+        assert row is not None and row.started_at is None, "a deferral clears the start"
     job = claim(store)
-    assert job.attempts == 1 and job.last_error == "deferred: rate limited"
+    assert job.attempts == 1 and job.last_error == "rate limited"
     jobs.defer(job, timedelta(hours=1), "later")
     row = jobs.get(job_id)
     assert row is not None and row.status == "ready" and row.attempts == 0

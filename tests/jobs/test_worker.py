@@ -79,7 +79,8 @@ def test_outcomes_done_failed_with_causes_and_deferred(store: memtree.Store) -> 
     for kind, reason in [("later", "quota"), ("later_raised", "quota raised")]:
         deferred = row(kind)
         assert (deferred.status, deferred.attempts) == ("ready", 0)
-        assert deferred.last_error == f"deferred: {reason}"
+        # As OpenHuman's mark_deferred: the reason as given, no start time.
+        assert deferred.last_error == reason and deferred.started_at is None
 
 
 def test_an_invalid_deferral_is_a_failed_attempt(store: memtree.Store) -> None:

@@ -310,6 +310,28 @@ def test_plot_without_matplotlib_says_how_to_get_it(
         bench.plot(report, tmp_path / "x.png")
 
 
+def test_plot_without_matplotlib_fails_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    measured: list[object] = []
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    monkeypatch.setattr(bench, "run_matrix", lambda *a, **k: measured.append(a) or {})
+    out = tmp_path / "x.png"
+    assert main(["bench", "--quick", "--dir", str(tmp_path), "--plot", str(out)]) == 1
+    assert measured == [], "the matrix ran before the missing matplotlib was noticed"
+    assert "memtree[plot]" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_generated_rows_match_generated_chunks() -> None:
     (row,) = _native.bench.rows(7, 1)
     (chunk,) = _native.bench.chunks(7, 1)

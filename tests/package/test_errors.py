@@ -149,6 +149,7 @@ VARIANT_TABLE: dict[str, tuple[type[Exception], int | None]] = {
     "Quarantined": (memtree.CorruptDatabaseError, ResultCode.CORRUPT),
     "CircuitOpen": (memtree.CircuitOpenError, ResultCode.IOERR_SHMOPEN),
     "LeaseLost": (memtree.LeaseLostError, ResultCode.ERROR),
+    "PathRefused": (memtree.PathRefusedError, ResultCode.NOTADB),
 }
 SAMPLE_PATH = "/nonexistent/memtree-sample.db"
 WITHOUT_PATH = {"Closed", "LeaseLost"}

@@ -83,7 +83,7 @@ def test_circuit_trip_is_logged(db_path: Path, caplog: pytest.LogCaptureFixture)
 
 def test_quarantine_is_logged_as_an_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     db = tmp_path / "chunks.db"
-    db.write_bytes(b"this is not a database" * 100)
+    db.write_bytes(b"SQLite format 3\x00" + b"this is not a database" * 100)
     caplog.set_level(logging.INFO, logger="memtree")
     with pytest.raises(memtree.CorruptDatabaseError) as info:
         memtree.Store(db)

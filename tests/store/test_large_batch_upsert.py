@@ -116,7 +116,7 @@ def test_a_large_batch_after_leaving_wal(tmp_path: Path, make_chunk: ChunkFactor
 
 
 def test_a_large_batch_after_a_quarantine(db_path: Path, make_chunk: ChunkFactory) -> None:
-    db_path.write_bytes(b"not a database at all " * 300)
+    db_path.write_bytes(b"SQLite format 3\x00" + b"not a database at all " * 300)
     with pytest.raises(memtree.CorruptDatabaseError):
         memtree.Store(db_path)
     batch = [make_chunk(i) for i in range(LARGE + 1)]

@@ -21,10 +21,15 @@ def test_open_workspace_creates_folders_and_reports_path(tmp_path: Path) -> None
 
 def test_explicit_path_requires_existing_folder(tmp_path: Path) -> None:
     # A memtree error with SQLite's code for it, never a bare OSError.
-    with pytest.raises(memtree.MemtreeError) as info:
+    # Permanent (issue 18): a typo'd folder does not appear by retrying, so
+    # a Worker must not back off and retry it for ever as a TransientIOError.
+    with pytest.raises(memtree.PathRefusedError) as info:
         memtree.Store(tmp_path / "missing" / "chunks.db")
     assert info.value.name == "SQLITE_CANTOPEN"
-    assert info.value.path == str(tmp_path / "missing")
+    assert not info.value.transient and isinstance(info.value, memtree.PermanentError)
+    assert not isinstance(info.value, memtree.TransientIOError)
+    assert info.value.path == str(tmp_path / "missing" / "chunks.db")
+    assert str(tmp_path / "missing") in str(info.value) and "does not exist" in str(info.value)
     assert not (tmp_path / "missing").exists()
 
 

@@ -20,6 +20,7 @@ NAIVE = datetime(2026, 1, 1, 12, 0)
         ({"id": ""}, ValueError, "id"),
         ({"id": 42}, TypeError, "id"),
         ({"source_id": ""}, ValueError, "source_id"),
+        ({"owner": ""}, ValueError, "owner"),
         ({"content": None}, TypeError, "content"),
         ({"source_kind": "fax"}, ValueError, "source_kind"),
         ({"source_kind": 3}, TypeError, "source_kind"),
