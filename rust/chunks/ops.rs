@@ -693,6 +693,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_empty_upsert_opens_no_transaction() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("a.db"))?;
+        let none: [Chunk; 0] = [];
+        assert_eq!(store.upsert_chunks(&none)?, 0);
+        let stats = crate::db::connection::group_stats(store.path())?;
+        assert_eq!((stats.commits, stats.committed_calls), (0, 0));
+        store.upsert_chunks(&[full_chunk()])?;
+        let stats = crate::db::connection::group_stats(store.path())?;
+        assert_eq!(stats.committed_calls, 1, "the counter counts a real upsert");
+        store.close();
+        assert!(matches!(store.upsert_chunks(&none), Err(Error::Closed)));
+        Ok(())
+    }
+
+    #[test]
     fn an_invalid_chunk_in_a_large_batch_writes_nothing() -> Result<()> {
         let dir =
             tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
