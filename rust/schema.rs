@@ -43,13 +43,13 @@ const MIGRATIONS: &[Migration] = &[
         apply: apply_list_order_indexes,
     },
     // Claim indexes: a prioritised claim reads each kind's ready rows, and
-    // the rest, in FIFO order without sorting (rust/jobs.rs).
+    // the rest, in FIFO order without sorting (rust/jobs/).
     Migration {
         version: FIRST_MEMTREE_VERSION + 4,
         apply: apply_job_claim_indexes,
     },
     // One queue index holding only the rows a claim or a recovery reads,
-    // so an enqueue writes one index page and a settle one (rust/jobs.rs).
+    // so an enqueue writes one index page and a settle one (rust/jobs/).
     Migration {
         version: FIRST_MEMTREE_VERSION + 5,
         apply: apply_job_partial_indexes,
@@ -63,7 +63,7 @@ const MIGRATIONS: &[Migration] = &[
 /// finds the kinds with ready jobs, then one SEARCH each) and the lease
 /// recovery (`status = 'running'`). SQLite uses a partial index only for a
 /// query that repeats its WHERE term, so those queries say `status IN
-/// ('ready', 'running') AND status = …` (rust/jobs.rs).
+/// ('ready', 'running') AND status = …` (rust/jobs/).
 ///
 /// Pages are what a durable commit pays for (each is journalled and
 /// written, ~0.5 ms a page on the development disk). An index on `status`

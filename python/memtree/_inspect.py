@@ -214,7 +214,7 @@ def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
 def not_memtree_reason(conn: sqlite3.Connection) -> str | None:
     """Why the database on ``conn`` is not memtree's, or ``None`` when it is (or
     may become so). The same rule as ``memtree.Store()`` (``refuse_unless_ours``
-    in rust/recovery.rs): a file holding tables of its own but no
+    in rust/recovery/mod.rs): a file holding tables of its own but no
     ``mem_tree_chunks`` belongs to another application. A file with no tables at
     all (new, or 0 bytes) may be initialised."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])

@@ -6,7 +6,7 @@ with the VFS's counters (calls share commits, a lone call pays the usual
 five syncs), SQLite's I/O-error loop over concurrent calls, and power loss
 at every sync and write of a group commit, in child processes. The protocol
 itself (order, isolation, a reader never seeing an uncommitted group) is
-tested beside the code (``rust/group_commit.rs``, ``rust/store.rs``).
+tested beside the code (``rust/db/group_commit.rs``, ``rust/db/store.rs``).
 
 Every call writes several chunks, so a call partly present is detectable."""
 

@@ -1,7 +1,7 @@
 """Queue parity (issue 10 item 10): claim priority by kind, FIFO within a
 priority, the typed ``JobStatus`` and ``Jobs.cancel``. The query plans of
 every claim shape (one index SEARCH per kind, no temp B-tree) are checked in
-rust/jobs.rs (``every_claim_shape_searches_an_index_and_sorts_nothing``)."""
+rust/jobs/tests.rs (``every_claim_shape_searches_an_index_and_sorts_nothing``)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 SQLite's own busy-timeout handler naps 100 ms between tries once a wait is
 past ~200 ms; on a rollback journal the lock is free only in the short gaps
 between another process's transactions, which such a waiter keeps missing.
-memtree's handler (rust/busy.rs) retries every ~1 ms. The figures for the
+memtree's handler (rust/db/busy.rs) retries every ~1 ms. The figures for the
 full 4 processes x 4 threads x 60 s run are in the README; here a short run
 keeps the suite quick.
 """

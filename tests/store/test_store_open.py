@@ -39,7 +39,7 @@ def test_every_open_applies_memtree_settings(store: memtree.Store) -> None:
         "synchronous": "2",  # FULL
         "fullfsync": "1",
         "foreign_keys": "1",
-        # memtree's own busy handler (rust/busy.rs) and its 5 s limit.
+        # memtree's own busy handler (rust/db/busy.rs) and its 5 s limit.
         "busy_timeout": "5000",
         "user_version": str(memtree.schema_version()),
     }
