@@ -85,7 +85,7 @@ impl ChunkInput for Prevalidated<'_> {
 impl Store {
     /// Inserts `chunks` in one transaction; returns how many. An id already
     /// stored is re-ingested: its ingest fields are replaced and its derived
-    /// state ([`Role::Derived`] columns, raw refs, content pointers, parent
+    /// state ([`Role::Derived`](crate::chunks::row::Role::Derived) columns, raw refs, content pointers, parent
     /// summary) is kept. Takes owned chunks or references, so callers need
     /// not copy them.
     /// Every chunk is validated first (unless [`Prevalidated`]): `Chunk`'s

@@ -350,7 +350,7 @@ impl Jobs<'_> {
         })
     }
 
-    /// Records a failed attempt: back to `ready` after [`retry_delay_ms`], or
+    /// Records a failed attempt: back to `ready` after [`retry_delay_ms`](crate::jobs::retry_delay_ms), or
     /// `failed` when it was the last attempt. Returns the new status.
     pub fn mark_failed(&self, id: &str, token: &str, error: &str) -> Result<JobStatus> {
         self.mark_failed_at(now_ms(), id, token, error)

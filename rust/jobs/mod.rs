@@ -17,7 +17,7 @@
 //!   `lease_token` (a column memtree adds; the reference's readers ignore it).
 //!   `mark_done`, `mark_failed`, `defer`, `heartbeat` and `release` match on
 //!   `(id, status = 'running', lease_token)`; a worker whose lease was
-//!   recovered, re-claimed or already settled gets [`Error::LeaseLost`] and
+//!   recovered, re-claimed or already settled gets [`Error::LeaseLost`](crate::error::Error::LeaseLost) and
 //!   the row is unchanged.
 //! - **Attempts** are counted at claim, so a worker that dies mid-job has
 //!   spent an attempt (a job that kills its worker ends in `failed` instead of

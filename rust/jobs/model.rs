@@ -23,7 +23,7 @@ pub const RETRY_BASE_MS: i64 = 60_000;
 /// The longest delay between attempts.
 pub const RETRY_CAP_MS: i64 = 3_600_000;
 
-/// The most rows one [`Jobs::list`] or [`Jobs::claim_many`] call returns
+/// The most rows one [`Jobs::list`](crate::jobs::Jobs::list) or [`Jobs::claim_many`](crate::jobs::Jobs::claim_many) call returns
 /// (the store's own listing limit).
 pub use crate::chunks::MAX_LIST_LIMIT;
 
@@ -38,7 +38,7 @@ pub enum JobStatus {
     Done,
     /// Out of attempts: the dead-letter state.
     Failed,
-    /// Ended by [`Jobs::cancel`] before it ran (or after it failed).
+    /// Ended by [`Jobs::cancel`](crate::jobs::Jobs::cancel) before it ran (or after it failed).
     Cancelled,
 }
 
@@ -64,7 +64,7 @@ impl JobStatus {
     }
 
     /// No worker will claim the job again: `done`, `failed` (only a hand
-    /// [`Jobs::retry`] revives it) or `cancelled`.
+    /// [`Jobs::retry`](crate::jobs::Jobs::retry) revives it) or `cancelled`.
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -205,7 +205,7 @@ impl NewJob {
     }
 }
 
-/// What [`Jobs::ingest`] did.
+/// What [`Jobs::ingest`](crate::jobs::Jobs::ingest) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingest {
     /// Every gate was claimed and the batch written; false: a gate was
