@@ -43,6 +43,7 @@ use crate::events;
 use crate::fork::{self, ForkLocal};
 use crate::group_commit::{GroupCommit, GroupStats};
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
+use crate::quarantine;
 use crate::recovery;
 use crate::salvage;
 use crate::schema::{self, MigrateError};
@@ -194,8 +195,8 @@ impl Database {
             ));
         }
         if let Some(old) = guard.take() {
-            // Closing first: the old connection's handle must not outlive the
-            // rename (on Unix it would keep writing into the moved inode).
+            // The file keeps its inode, so the old connection would see the
+            // rebuilt file; a fresh one starts from a clean configuration.
             let _ = old.close();
         }
         let (quarantined, conn, setup) = quarantine_and_reopen(&self.path, cause)?;
@@ -373,7 +374,7 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
 /// reports it, and opens a fresh database in its place. The caller holds the
 /// init lock and no connection to the file is open.
 fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connection, JournalSetup)> {
-    let quarantined = recovery::quarantine(key)?;
+    let quarantined = quarantine::quarantine_in_place(key)?;
     bump(key, |c| c.quarantines += 1);
     events::quarantined(key, cause.sqlite_code(), &quarantined);
     let (conn, setup) = open_connection(key)?;
@@ -438,11 +439,20 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
         .map_err(|e| Error::sqlite("open", path, e))?;
+    distrust_schema(&conn, path)?;
     // The store's upsert of a large batch reads it through this table
     // (`crate::chunks::upsert_in`); registering is in-memory, no I/O.
     crate::batch_rows::register(&conn)
         .map_err(|e| Error::sqlite("register the batch rows table", path, e))?;
     Ok(conn)
+}
+
+/// Stops SQL functions and virtual tables from running inside the views,
+/// triggers and CHECK constraints of a schema memtree did not write (a
+/// planted or attached file's): `PRAGMA trusted_schema = OFF`, no I/O.
+pub fn distrust_schema(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::sqlite("distrust the schema", path, e))
 }
 
 /// Brings the schema of `conn` (the database at `path`) to the current version.
@@ -463,7 +473,11 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 /// connection never needs the `-shm`; a file that must be refused is refused
 /// from reads before anything writes.
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
-    let stranded = salvage::adopt_legacy_bundles(path);
+    // Files beside the database that earlier releases left are reported,
+    // never merged on open: only `memtree recover --adopt` brings them in.
+    for (file, note) in salvage::describe_unadopted(path) {
+        events::stranded_left(path, &file, &note);
+    }
     let left_wal = if recovery::is_wal_era(path) {
         recovery::recover_side_files(path)?.checkpointed_wal
     } else {
@@ -481,8 +495,6 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
-    let merged = salvage::merge_stranded(&conn, path, stranded);
-    bump(path, |c| c.stranded_merged += merged.merged.len() as u64);
     Ok((conn, setup))
 }
 

@@ -23,6 +23,7 @@ pub mod group_commit;
 pub mod jobs;
 pub mod journal;
 mod lent;
+pub mod quarantine;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
