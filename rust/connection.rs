@@ -374,17 +374,16 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
 /// reports it, and opens a fresh database in its place. The caller holds the
 /// init lock and no connection to the file is open.
 fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connection, JournalSetup)> {
+    // The rows still readable are back in the rebuilt file by the time it
+    // replaces the damaged one (same transaction); the copy is kept.
     let quarantined = quarantine::quarantine_in_place(key)?;
     bump(key, |c| c.quarantines += 1);
-    events::quarantined(key, cause.sqlite_code(), &quarantined);
-    let (conn, setup) = open_connection(key)?;
-    // A file moved aside is not kept until its rows are back: whatever the
-    // damaged file still yields is copied into the fresh one now.
-    match salvage::salvage_quarantined(&conn, key, &quarantined) {
-        Ok(report) => events::salvaged(key, &quarantined, &report),
-        Err(e) => events::stranded_left(key, &quarantined, &e.to_string()),
+    events::quarantined(key, cause.sqlite_code(), &quarantined.aside);
+    if let Some(report) = &quarantined.salvaged {
+        events::salvaged(key, &quarantined.aside, report);
     }
-    Ok((quarantined, conn, setup))
+    let (conn, setup) = open_connection(key)?;
+    Ok((quarantined.aside, conn, setup))
 }
 
 /// Caches a freshly opened connection as the shared database for `key`.
@@ -475,6 +474,7 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     // Files beside the database that earlier releases left are reported,
     // never merged on open: only `memtree recover --adopt` brings them in.
+    salvage::keep_legacy_bases(path);
     for (file, note) in salvage::describe_unadopted(path) {
         events::stranded_left(path, &file, &note);
     }

@@ -44,13 +44,13 @@ pub fn recovery(path: &Path, sqlite_code: Option<i32>, outcome: &str) {
     );
 }
 
-/// A corrupt database was moved aside and replaced by a fresh one.
+/// A corrupt database was copied aside and rebuilt in place.
 pub fn quarantined(path: &Path, sqlite_code: Option<i32>, moved_to: &Path) {
     let code = sqlite_code.unwrap_or(codes::CORRUPT);
     log::error!(
         target: "memtree::recovery",
         db_path:% = path.display(), sqlite_code = code, quarantined:% = moved_to.display();
-        "corrupt database {} ({} {code}) moved aside to {}; a fresh database replaces it",
+        "corrupt database {} ({} {code}) copied aside to {} and rebuilt in place",
         path.display(),
         codes::name_or_primary(code),
         moved_to.display()
@@ -105,7 +105,7 @@ pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::salvage::Salvag
         target: "memtree::recovery",
         db_path:% = path.display(), quarantined:% = quarantined.display();
         "salvaged {} rows ({} chunks) from the quarantined {} into {} ({complete}); \
-         the quarantined file is kept",
+         the copy is kept",
         report.rows,
         report.chunks,
         quarantined.display(),

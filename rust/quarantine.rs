@@ -17,17 +17,22 @@
 //!    rebuilt) to a fresh name `<db>.corrupt-<ms>` (created exclusively,
 //!    with no side file beside it; another suffix is tried when the name is
 //!    taken), fsynced, and the folder is synced.
-//! 3. The backup finishes: the empty database replaces the contents in one
+//! 3. The backup finishes: the fresh database replaces the contents in one
 //!    transaction, through the file's own journal. Every other connection
 //!    sees the old contents or the new ones (the schema cookie changes, so
 //!    they re-read the schema).
 //!
-//! If any step fails, the backup is abandoned (SQLite rolls its transaction
-//! back); a copy that was not complete is removed (the live file still
-//! holds everything), a complete one is kept. Salvage ([`crate::salvage::salvage_quarantined`]) then reads the
-//! copy and brings its rows back into the live file.
+//! Between steps 2 and 3 the rows still readable in the copy are salvaged
+//! into the fresh image, so the rebuilt file holds them from the moment it
+//! replaces the damaged one: the live file is never without them.
 //!
-//! A file whose first page is not an SQLite header cannot be opened by any
+//! If any step fails, the backup is abandoned (SQLite rolls its transaction
+//! back). The copy is removed while the live file certainly still holds
+//! everything (the failure came before the rebuild's commit began) and kept
+//! otherwise.
+//!
+//! A file whose first page SQLite cannot read as a header (NOTADB) cannot
+//! be used by any
 //! connection (every reader and writer gets NOTADB), so no backup can lock
 //! it: it is copied aside under a manual EXCLUSIVE lock taken through
 //! SQLite's own VFS locking, then truncated to zero bytes in place (an
@@ -45,6 +50,7 @@ use rusqlite::{ffi, Connection, OpenFlags};
 use crate::error::{Error, Result};
 use crate::files::{aside_path, create_exclusive};
 use crate::journal::sync_parent_dir;
+use crate::salvage::{salvage_rows, SalvageReport};
 
 /// How long the rebuild waits for other connections' locks.
 const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,15 +72,31 @@ fn sqlite_err(context: &str, path: &Path, rc: c_int, msg: Option<String>) -> Err
 /// an empty database of the current schema (see the module docs). Returns
 /// the copy's path. The caller holds the init lock; connections of this
 /// process to `db` may stay open (they see the rebuilt file).
-pub fn quarantine_in_place(db: &Path) -> Result<PathBuf> {
+pub fn quarantine_in_place(db: &Path) -> Result<Quarantined> {
     let conn = open_for_rebuild(db)?;
     let fresh = fresh_database(db)?;
     match rebuild_by_backup(&conn, &fresh, db) {
-        Err(e) if e.sqlite_code() == Some(ffi::SQLITE_NOTADB) && !has_sqlite_header(&conn) => {
-            rebuild_headerless(&conn, db)
+        // SQLite cannot read the first page as a database header (no magic,
+        // or fields out of range): nobody can be using the file.
+        Err(e) if e.sqlite_code() == Some(ffi::SQLITE_NOTADB) => {
+            let aside = rebuild_headerless(&conn, db)?;
+            Ok(Quarantined {
+                aside,
+                salvaged: None,
+            })
         }
         other => other,
     }
+}
+
+/// What [`quarantine_in_place`] did.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// The byte-exact copy of the damaged file, kept.
+    pub aside: PathBuf,
+    /// The rows salvaged from it into the rebuilt file, in the rebuild's
+    /// own transaction (`None` for a headerless file: nothing is readable).
+    pub salvaged: Option<SalvageReport>,
 }
 
 /// A connection to the existing file `db` through the memtree VFS (never
@@ -88,9 +110,10 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
     conn.busy_timeout(REBUILD_BUSY_TIMEOUT)
         .map_err(|e| Error::sqlite("quarantine: busy timeout", db, e))?;
     crate::connection::distrust_schema(&conn, db)?;
-    // A journal that survives a crash of the rebuild rolls it back.
-    conn.execute_batch("PRAGMA synchronous = FULL;")
-        .map_err(|e| Error::sqlite("quarantine: synchronous", db, e))?;
+    // A journal that survives a crash of the rebuild rolls it back. (The
+    // pragma reads the header: a headerless file refuses it, and its
+    // rebuild syncs by hand.)
+    let _ = conn.execute_batch("PRAGMA synchronous = FULL;");
     Ok(conn)
 }
 
@@ -105,7 +128,7 @@ fn fresh_database(db: &Path) -> Result<Connection> {
 }
 
 /// Steps 1–3 of the module docs.
-fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result<PathBuf> {
+fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result<Quarantined> {
     // SAFETY: both handles are open connections that outlive the backup;
     // "main" is NUL-terminated. The backup is finished on every path below.
     let backup = unsafe {
@@ -132,10 +155,24 @@ fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result
     };
     let outcome = if first == ffi::SQLITE_OK {
         copy_aside(dest, db).and_then(|aside| {
+            // The rows still readable in the copy join the image before it
+            // is written: the rebuilt file holds them from its first commit
+            // (a change of the source through its own connection restarts
+            // or updates the backup; either way the image is whole).
+            let salvaged = match salvage_rows(fresh, db, &aside) {
+                Ok(report) => report,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&aside);
+                    return Err(e);
+                }
+            };
             // SAFETY: as above.
             let rc = unsafe { ffi::sqlite3_backup_step(backup, -1) };
             if rc == ffi::SQLITE_DONE {
-                Ok(aside)
+                Ok(Quarantined {
+                    aside,
+                    salvaged: Some(salvaged),
+                })
             } else {
                 // The copy stays: a commit that failed part-way is rolled
                 // back from the journal by the next reader, but until then
@@ -256,19 +293,6 @@ fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
         return Err(e);
     }
     Ok(aside)
-}
-
-/// True when the first 16 bytes of `conn`'s main file are SQLite's magic
-/// (or the file is empty, which SQLite takes for an empty database).
-fn has_sqlite_header(conn: &Connection) -> bool {
-    let Ok(file) = main_file(conn, Path::new("")) else {
-        return true;
-    };
-    if file_size(file) == Ok(0) {
-        return true;
-    }
-    let mut magic = [0u8; 16];
-    read_at(file, &mut magic, 0) == ffi::SQLITE_OK && &magic == b"SQLite format 3\0"
 }
 
 /// Calls the lock (`lock` true) or unlock method of `file` at `level`.

@@ -60,7 +60,7 @@ pub fn find_stranded(db: &Path) -> Vec<Stranded> {
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             if !is_file {
                 None
-            } else if file.starts_with(&legacy_prefix) {
+            } else if file.starts_with(&legacy_prefix) && !file.ends_with(BASE_SUFFIX) {
                 Some(Stranded {
                     path: entry.path(),
                     legacy: true,
@@ -101,6 +101,39 @@ pub fn describe_unadopted(db: &Path) -> Vec<(PathBuf, String)> {
             (s.path, note)
         })
         .collect()
+}
+
+/// The suffix of the copy of the live database an open keeps beside a
+/// legacy stranded `-wal` (`<db>-wal.unrecovered-<ms>.base`).
+const BASE_SUFFIX: &str = ".base";
+
+/// The base copy kept for the legacy `-wal` at `wal`.
+fn base_of(wal: &Path) -> PathBuf {
+    side_file(wal, BASE_SUFFIX)
+}
+
+/// Keeps, before an open writes anything, a byte copy of the live database
+/// beside every legacy stranded `-wal` that has none yet: a `-wal`'s frames
+/// apply only to the database they were written against, and the release
+/// that moved it aside had restored that base; once this build migrates the
+/// file, `recover --adopt` could no longer pair them. Nothing is merged,
+/// and nothing but this copy (created exclusively) is written. Never fails
+/// the caller: a copy that cannot be made is reported.
+pub fn keep_legacy_bases(db: &Path) {
+    for s in find_stranded(db).into_iter().filter(|s| s.legacy) {
+        let base = base_of(&s.path);
+        if fs::symlink_metadata(&base).is_ok() {
+            continue;
+        }
+        let kept = fs::File::open(db)
+            .map_err(|e| Error::io("keep the base of a stranded -wal", db, e))
+            .and_then(|f| copy_open_file(f, &base))
+            .and_then(|()| sync_parent_dir(db));
+        if let Err(e) = kept {
+            let _ = fs::remove_file(&base);
+            crate::events::stranded_left(db, &s.path, &e.to_string());
+        }
+    }
 }
 
 /// The memtree tables present in both schemas, with their shared columns.
@@ -367,10 +400,17 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
     let (mut source, _len) = open_foreign(file)?;
     let bundle = aside_path(db, ".adopting");
     let wal = is_wal_file(&mut source);
-    let copied = if wal {
+    let kept_base = base_of(file);
+    let copied = if wal && fs::symlink_metadata(&kept_base).is_ok() {
+        // The base an earlier open kept before it wrote (checked like the
+        // file itself: regular, one link, bounded).
+        open_foreign(&kept_base)
+            .and_then(|(f, _)| copy_open_file(f, &bundle))
+            .and_then(|()| copy_open_file(source, &side_file(&bundle, "-wal")))
+    } else if wal {
         // A -wal's frames apply only to the database it was written
-        // against: its base is the live file as it is now (the release
-        // that moved it aside had restored that base).
+        // against: without a kept base, the live file as it is now (the
+        // release that moved it aside had restored that base).
         let err = |e| Error::sqlite("adopt: hold a read transaction", db, e);
         conn.execute_batch("BEGIN; SELECT count(*) FROM main.sqlite_master;")
             .map_err(err)?;
@@ -412,6 +452,10 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
     let mut report = outcome?;
     if !dry_run {
         fs::remove_file(file).map_err(|e| Error::io("adopt: remove the merged file", file, e))?;
+        if wal && fs::symlink_metadata(&kept_base).is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&kept_base)
+                .map_err(|e| Error::io("adopt: remove the merged -wal's base", &kept_base, e))?;
+        }
         sync_parent_dir(file)?;
         report.removed = true;
     }
@@ -502,7 +546,16 @@ pub fn salvage_quarantined(
     quarantined: &Path,
 ) -> Result<SalvageReport> {
     guard(conn, true, live)?;
-    let report = with_side(conn, quarantined, || {
+    let report = salvage_rows(conn, live, quarantined);
+    let _ = guard(conn, false, live);
+    report
+}
+
+/// [`salvage_quarantined`] into any connection `conn` (the in-memory image
+/// a quarantine rebuilds the live file from, see [`crate::quarantine`]):
+/// `live` names the database in messages only.
+pub fn salvage_rows(conn: &Connection, live: &Path, quarantined: &Path) -> Result<SalvageReport> {
+    with_side(conn, quarantined, || {
         let tables = shared_tables(conn, live)?;
         copy_in_transaction(conn, quarantined, || {
             let mut report = SalvageReport::default();
@@ -531,9 +584,7 @@ pub fn salvage_quarantined(
             }
             Ok(report)
         })
-    });
-    let _ = guard(conn, false, live);
-    report
+    })
 }
 
 /// Copies `table`'s rows from `side` into `main`: all at once, or, where the

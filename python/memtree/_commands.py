@@ -33,6 +33,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    if args.adopt is not None:
+        from memtree import adopt, recover
+
+        return adopt.run(
+            recover._database(args.path), args.adopt, dry_run=args.dry_run, as_json=args.json
+        )
     from memtree import recover
 
     return recover.run(args.path, as_json=args.json)
@@ -107,9 +113,19 @@ def register(commands: Any) -> None:
 
     rec = commands.add_parser(
         "recover",
-        help="merge stranded rows (a -wal moved aside by an earlier release) back now "
-        "(exit 0 none left, 1 some left, 2 cannot open)",
+        help="list stranded side files (a -wal moved aside by an earlier release), or merge "
+        "one with --adopt FILE after checking it (exit 0 none left / merged, 1 some left, "
+        "2 cannot open, 4 file refused)",
     )
     rec.add_argument("path", type=Path, help=path_help)
     rec.add_argument("--json", action="store_true", help="machine-readable output")
+    rec.add_argument(
+        "--adopt",
+        type=Path,
+        metavar="FILE",
+        help="merge the rows of FILE (a memtree database, or a stranded -wal) the database lacks",
+    )
+    rec.add_argument(
+        "--dry-run", action="store_true", help="with --adopt: show what it would bring in"
+    )
     rec.set_defaults(run=_recover)
