@@ -534,6 +534,18 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_distrusts_the_schema() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let db = open_database(&dir.path().join("chunks.db"))?.db;
+        let trusted: i64 = db.with_conn(|conn| {
+            conn.query_row("PRAGMA trusted_schema", [], |r| r.get(0))
+                .map_err(db.err("read trusted_schema"))
+        })?;
+        assert_eq!(trusted, 0);
+        Ok(())
+    }
+
+    #[test]
     fn a_moved_file_keeps_its_handles_and_new_opens_get_the_path() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
         let path = dir.path().join("chunks.db");
@@ -554,7 +566,14 @@ mod tests {
         fs::rename(&path, &moved).map_err(|e| Error::io("rename", &path, e))?;
         let second = open_database(&path)?.db;
         assert!(!Arc::ptr_eq(&first, &second), "moved: a new connection");
-        assert_eq!((count(&first)?, count(&second)?), (1, 0));
+        assert_eq!(count(&second)?, 0);
+        // The old handle reads no more: its path names another file, whose
+        // journal it must never take for its own.
+        let read = count(&first);
+        assert_eq!(
+            read.err().and_then(|e| e.sqlite_code()),
+            Some(rusqlite::ffi::SQLITE_READONLY_DBMOVED)
+        );
         assert!(Arc::ptr_eq(&second, &open_database(&path)?.db));
 
         // The old handle finds no file of its own at the path: no quarantine.

@@ -250,6 +250,7 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use crate::vfs::{self, Fault, FileRole, VfsMethod};
 
     /// A database whose last rows exist only as frames in its `-wal`: the
