@@ -170,14 +170,15 @@ impl Database {
         move |e| Error::sqlite(context, &self.path, e)
     }
 
-    /// Moves the (corrupt) file aside with its side files and puts a fresh,
-    /// empty database in its place, under the init lock and the connection
-    /// mutex: every handle sharing this database continues on the new file,
-    /// and none can write into the quarantined one. Returns its new name.
-    /// `cause` is the failure that revealed the corruption.
+    /// Copies the (corrupt) file aside and rebuilds it in place, on the same
+    /// inode, with every row still readable (see [`crate::quarantine`]),
+    /// under the init lock and the connection mutex: every handle sharing
+    /// this database continues on the rebuilt file, and other processes see
+    /// the old file or the rebuilt one. Returns the copy's name. `cause` is
+    /// the failure that revealed the corruption.
     ///
     /// If the path no longer names this database's file (it was moved or
-    /// deleted while open), nothing is moved: the file now at the path is
+    /// deleted while open), nothing is touched: the file now at the path is
     /// not the one found corrupt.
     pub fn quarantine_and_rebuild(&self, cause: &Error) -> Result<PathBuf> {
         self.check_process()?;
@@ -370,8 +371,8 @@ pub fn open_database(path: &Path) -> Result<OpenOutcome> {
     })
 }
 
-/// Moves the corrupt file at `key` (with its side files) aside, counts and
-/// reports it, and opens a fresh database in its place. The caller holds the
+/// Copies the corrupt file at `key` aside and rebuilds it in place, counts
+/// and reports it, and opens a connection to the rebuilt file. The caller holds the
 /// init lock and no connection to the file is open.
 fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connection, JournalSetup)> {
     // The rows still readable are back in the rebuilt file by the time it

@@ -81,14 +81,13 @@ pub fn stranded_merged(path: &Path, bundle: &Path, chunks: u64) {
     );
 }
 
-/// Rows stranded beside the database could not be merged yet; the file is
-/// kept and the next open tries again.
+/// A file beside the database may hold rows not in it; it is kept, and
+/// merged only by `memtree recover --adopt` (reported on every open).
 pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
     log::warn!(
         target: "memtree::recovery",
         db_path:% = path.display(), bundle:% = stranded.display();
-        "{} holds committed rows not in {}; kept for the next open or `memtree recover` \
-         ({reason})",
+        "{} may hold committed rows not in {}; kept ({reason})",
         stranded.display(),
         path.display()
     );

@@ -372,3 +372,45 @@ fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
     }
     outcome
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_copy_is_byte_exact_and_the_file_keeps_its_inode(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("chunks.db");
+        {
+            let live = crate::connection::open_database(&db)?.db;
+            live.with_conn(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO mem_tree_ingested_sources (source_kind, source_id, \
+                     ingested_at_ms) VALUES ('chat', 's', 1)",
+                )
+                .map_err(live.err("insert"))
+            })?;
+        }
+        let before = std::fs::read(&db)?;
+        let inode = std::fs::metadata(&db)?.ino();
+        // Another connection stays open across the rebuild, as another
+        // process's would.
+        let other = Connection::open(&db)?;
+        let count = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("SELECT count(*) FROM mem_tree_ingested_sources", [], |r| {
+                r.get(0)
+            })
+        };
+        assert_eq!(count(&other)?, 1);
+        let done = quarantine_in_place(&db)?;
+        assert_eq!(std::fs::read(&done.aside)?, before, "byte-exact copy");
+        assert_eq!(std::fs::metadata(&db)?.ino(), inode, "same inode");
+        assert_eq!(done.salvaged.map(|s| s.rows), Some(1));
+        assert_eq!(count(&other)?, 1, "the open connection sees the rebuilt file");
+        let integrity: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(integrity, "ok");
+        Ok(())
+    }
+}

@@ -35,8 +35,9 @@
 //!    renamed or replaced at its path: quarantine copies it aside and
 //!    rebuilds it in place (see [`crate::quarantine`]).
 //!
-//! Side bundles written by earlier releases (a `-wal` moved aside as
-//! `<db>-wal.unrecovered-<ms>`) are brought home by [`crate::salvage`].
+//! Side files written by earlier releases (a `-wal` moved aside as
+//! `<db>-wal.unrecovered-<ms>`) are reported, and merged on request, by
+//! [`crate::salvage`].
 
 use std::ffi::{c_int, c_void, CStr};
 use std::fs;

@@ -1,21 +1,24 @@
-//! Bringing stranded rows home: a `-wal` an earlier release moved aside
-//! (`<db>-wal.unrecovered-<ms>`) holds committed transactions that are in
-//! no live file. A file moved aside is not "kept" until its rows are back.
+//! Bringing rows home: from a quarantined copy, and — only on request —
+//! from a side file an earlier release left.
 //!
-//! A `-wal` is only meaningful next to the database it was written against,
-//! so each stranded `-wal` is first made a *bundle*: a copy of the database
-//! (`<db>.unrecovered-<ms>`, created exclusively) with the `-wal` moved
-//! beside it under the matching name (`<db>.unrecovered-<ms>-wal`). The
-//! release that moved the `-wal` had just restored the database it belonged
-//! to, so the live database is that base unless it was written since; the
-//! bundle must pass `integrity_check` before anything is taken from it.
+//! **Salvage** copies every row still readable from a damaged copy into the
+//! image a quarantine rebuilds the live file from ([`salvage_rows`]), row by
+//! row past damaged pages.
 //!
-//! Merging attaches the bundle to the live connection with its WAL index in
-//! heap memory (no `-shm`), guarded so nothing checkpoints into it, and
-//! copies in one transaction every row of every memtree table whose key the
-//! live database lacks (`INSERT OR IGNORE`: a row present in both keeps the
-//! live, newer version). Only after that commit is durable is the bundle
-//! removed. A bundle that cannot be merged stays, and every open says so.
+//! **Stranded files.** A `-wal` an earlier release moved aside
+//! (`<db>-wal.unrecovered-<ms>`) or a bundle it left (`<db>.unrecovered-<ms>`)
+//! may hold committed rows in no live file, but memtree cannot prove it
+//! wrote it: a planted file would otherwise reach the user's tables and job
+//! queue. So no open reads or merges one; every open reports it
+//! ([`describe_unadopted`]) and keeps a copy of the live database as the
+//! base of a stranded `-wal` before writing ([`keep_legacy_bases`]).
+//! [`adopt`] (`memtree recover --adopt FILE`) merges one explicitly: it
+//! refuses at once anything but a regular file with one link of bounded
+//! size, attaches a private copy (never the file where it lies), checks the
+//! schema and `quick_check` within a time budget, and copies in one
+//! transaction the rows the live database lacks (`INSERT OR IGNORE`: a row
+//! present in both keeps the live version). Only after that commit is the
+//! file removed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -425,7 +428,9 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
     let outcome = copied.and_then(|()| {
         guard(conn, true, db)?;
         let merged = with_side(conn, &bundle, || {
-            let _deadline = Deadline::new(conn, FOREIGN_CHECK_BUDGET);
+            // The checks of the foreign file are bounded in time; the merge
+            // of a file that passed them is not.
+            let deadline = Deadline::new(conn, FOREIGN_CHECK_BUDGET);
             check_side_is_memtree(conn, file)?;
             if wal {
                 let frames: i64 = conn
@@ -442,6 +447,7 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
                     ));
                 }
             }
+            drop(deadline);
             let tables = shared_tables(conn, db)?;
             merge_rows(conn, file, &tables, dry_run)
         });

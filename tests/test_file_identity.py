@@ -194,3 +194,31 @@ def test_a_moved_file_is_never_touched_by_the_new_files_journal(tmp_path: Path, 
         if problems:
             bad_trials.append(f"trial {trial}: " + "; ".join(problems))
     assert not bad_trials, f"moved file damaged in {len(bad_trials)}/{TRIALS}: {bad_trials}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges")
+def test_quarantine_takes_a_fresh_name_past_planted_side_file_names(tmp_path: Path) -> None:
+    # Point 6: links planted at every `<db>.corrupt-<ms>-journal` (and the
+    # bare name) of the next seconds neither block quarantine nor are paired
+    # with the copy (SQLite would take a `-journal` there for the copy's).
+    db = tmp_path / "chunks.db"
+    seeded = _seed(db)
+    page = _index_page(db)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    now = int(time.time() * 1000)
+    planted = []
+    for ms in range(now - 50, now + 5000):
+        for suffix in ("-journal", ""):
+            link = tmp_path / f"chunks.db.corrupt-{ms}{suffix}"
+            os.symlink(outside / f"x-{ms}{suffix}", link)
+            planted.append(link)
+    _damage(db, page)
+    with pytest.raises(memtree.CorruptDatabaseError) as info, memtree.Store(db) as s:
+        s.check(full=True)
+    aside = Path(info.value.quarantined_path or "")
+    assert aside.is_file() and not aside.is_symlink()
+    assert not Path(f"{aside}-journal").exists()
+    assert list(outside.iterdir()) == [], "nothing written through a link"
+    assert all(link.is_symlink() for link in planted)
+    assert _live_ids(db) == seeded

@@ -1,11 +1,11 @@
-"""``memtree recover PATH``: bring stranded rows home now.
+"""``memtree recover PATH``: list stranded side files.
 
 Rows are stranded when an earlier release moved a ``-wal`` it could not
-checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). Every open of the
-store merges such files back on its own and warns while it cannot; this
-command does the same on demand and says what happened. Exit codes: 0 when
-nothing is left stranded, 1 when something could not be merged yet, 2 when
-the database cannot be opened.
+checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). memtree cannot prove
+such a file belongs to the database, so no open merges it: every open warns,
+and this command lists them; ``--adopt FILE`` (see :mod:`memtree.adopt`)
+checks one and merges it. Exit codes: 0 when nothing is stranded, 1 when
+something is, 2 when the database cannot be opened.
 """
 
 from __future__ import annotations
@@ -53,5 +53,7 @@ def run(path: Path, *, as_json: bool = False) -> int:
         for f, n, why in left:
             rows = "?" if n is None else str(n)
             print(f"  {f}: {rows} chunk rows; {why}")
+        if left:
+            print("merge one with: memtree recover PATH --adopt FILE [--dry-run]")
         print(f"chunk rows:    {chunks}")
     return 1 if left else 0
