@@ -183,13 +183,23 @@ fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result
     } else {
         // DONE after one page would mean the file was rebuilt before it
         // was copied: `fresh_database` has many pages, so it cannot happen.
-        Err(sqlite_err("quarantine: lock the damaged file", db, first, None))
+        Err(sqlite_err(
+            "quarantine: lock the damaged file",
+            db,
+            first,
+            None,
+        ))
     };
     // SAFETY: finishes (and, after a failure, rolls back) the backup once.
     let finished = unsafe { ffi::sqlite3_backup_finish(backup) };
     match outcome {
         Ok(aside) if finished == ffi::SQLITE_OK => Ok(aside),
-        Ok(_) => Err(sqlite_err("quarantine: finish the rebuild", db, finished, None)),
+        Ok(_) => Err(sqlite_err(
+            "quarantine: finish the rebuild",
+            db,
+            finished,
+            None,
+        )),
         Err(e) => Err(e),
     }
 }
@@ -209,7 +219,12 @@ fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
     };
     // SAFETY: a non-null file from SQLite has a methods table while open.
     if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err("quarantine: find the file", db, ffi::SQLITE_CANTOPEN, None));
+        return Err(sqlite_err(
+            "quarantine: find the file",
+            db,
+            ffi::SQLITE_CANTOPEN,
+            None,
+        ));
     }
     Ok(file)
 }
@@ -260,7 +275,11 @@ fn create_aside(db: &Path) -> Result<(PathBuf, File)> {
             Err(e) => return Err(Error::io("quarantine: create the copy", &candidate, e)),
         }
     }
-    Err(Error::io("quarantine: find a fresh name for the copy", db, last))
+    Err(Error::io(
+        "quarantine: find a fresh name for the copy",
+        db,
+        last,
+    ))
 }
 
 /// Copies the main file of `conn` byte for byte to a fresh name beside
@@ -277,7 +296,12 @@ fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
             let n = COPY_CHUNK.min((size - offset) as usize);
             let rc = read_at(file, &mut buf[..n], offset);
             if rc != ffi::SQLITE_OK {
-                return Err(sqlite_err("quarantine: read the damaged file", db, rc, None));
+                return Err(sqlite_err(
+                    "quarantine: read the damaged file",
+                    db,
+                    rc,
+                    None,
+                ));
             }
             out.write_all(&buf[..n])
                 .map_err(|e| Error::io("quarantine: write the copy", &aside, e))?;
@@ -341,7 +365,12 @@ fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
             std::thread::sleep(Duration::from_millis(10));
         };
         if rc != ffi::SQLITE_OK {
-            outcome = Err(sqlite_err("quarantine: lock the headerless file", db, rc, None));
+            outcome = Err(sqlite_err(
+                "quarantine: lock the headerless file",
+                db,
+                rc,
+                None,
+            ));
             break;
         }
         held = level;
@@ -363,7 +392,12 @@ fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
                 Ok(aside)
             } else {
                 // The copy stays: the file may be partly truncated now.
-                Err(sqlite_err("quarantine: empty the headerless file", db, rc, None))
+                Err(sqlite_err(
+                    "quarantine: empty the headerless file",
+                    db,
+                    rc,
+                    None,
+                ))
             }
         });
     }
@@ -408,7 +442,11 @@ mod tests {
         assert_eq!(std::fs::read(&done.aside)?, before, "byte-exact copy");
         assert_eq!(std::fs::metadata(&db)?.ino(), inode, "same inode");
         assert_eq!(done.salvaged.map(|s| s.rows), Some(1));
-        assert_eq!(count(&other)?, 1, "the open connection sees the rebuilt file");
+        assert_eq!(
+            count(&other)?,
+            1,
+            "the open connection sees the rebuilt file"
+        );
         let integrity: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         assert_eq!(integrity, "ok");
         Ok(())

@@ -251,8 +251,8 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
     use crate::vfs::{self, Fault, FileRole, VfsMethod};
+    use std::path::PathBuf;
 
     /// A database whose last rows exist only as frames in its `-wal`: the
     /// files are copied while the writer is still open, as after a crash.

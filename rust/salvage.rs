@@ -256,7 +256,9 @@ fn open_foreign(file: &Path) -> Result<(fs::File, u64)> {
     let refuse = |why: &str| Error::invalid("file", format!("{}: {why}", file.display()));
     let meta = fs::symlink_metadata(file).map_err(|e| Error::io("adopt: inspect", file, e))?;
     if !meta.file_type().is_file() {
-        return Err(refuse("not a regular file (a link, FIFO, device or folder)"));
+        return Err(refuse(
+            "not a regular file (a link, FIFO, device or folder)",
+        ));
     }
     let mut options = fs::OpenOptions::new();
     options.read(true);
@@ -342,7 +344,12 @@ impl Drop for Deadline<'_> {
     fn drop(&mut self) {
         // SAFETY: clears the handler before the box it reads is freed.
         unsafe {
-            rusqlite::ffi::sqlite3_progress_handler(self.conn.handle(), 0, None, std::ptr::null_mut())
+            rusqlite::ffi::sqlite3_progress_handler(
+                self.conn.handle(),
+                0,
+                None,
+                std::ptr::null_mut(),
+            )
         };
     }
 }

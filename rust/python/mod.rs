@@ -59,6 +59,9 @@ fn stranded_files(
         .collect())
 }
 
+/// What [`adopt_file`] returns: rows by table, chunk rows, file removed.
+type AdoptOutcome = (Vec<(String, u64)>, u64, bool);
+
 /// Merges the rows of `file` (a memtree database, or a `-wal` an earlier
 /// release moved aside) that the database at `path` lacks, after checking
 /// the file; on a dry run nothing is written. Returns the rows by table,
@@ -69,7 +72,7 @@ fn adopt_file(
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
     #[pyo3(from_py_with = convert::arg::path)] file: std::path::PathBuf,
     dry_run: bool,
-) -> PyResult<(Vec<(String, u64)>, u64, bool)> {
+) -> PyResult<AdoptOutcome> {
     let report = py.detach(|| -> crate::error::Result<_> {
         let db = connection::open_database(&path)?.db;
         db.with_conn(|conn| crate::salvage::adopt(conn, db.path(), &file, dry_run))
