@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod journal;
 mod lent;
 pub mod path_guard;
+pub mod quarantine;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
