@@ -179,7 +179,7 @@ pub fn open_bench_connection(
     }
     conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
         .map_err(err("bench: synchronous"))?;
-    connection::migrate_schema(&mut conn, &path)?;
+    crate::schema::migrate_schema(&mut conn, &path)?;
     Ok((conn, path, reported))
 }
 

@@ -7,7 +7,11 @@
 //! transaction, and the version is re-read inside it, so two processes racing
 //! on a cold file apply a step once.
 
+use std::path::Path;
+
 use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
 
 /// First `user_version` memtree writes; lower values are the reference's.
 pub const FIRST_MEMTREE_VERSION: i64 = 101;
@@ -416,6 +420,26 @@ pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
         from_version,
         to_version: user_version(conn)?,
         steps_applied,
+    })
+}
+
+/// Stops SQL functions and virtual tables from running inside the views,
+/// triggers and CHECK constraints of a schema memtree did not write (a
+/// planted or attached file's): `PRAGMA trusted_schema = OFF`, no I/O.
+pub fn distrust_schema(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::sqlite("distrust the schema", path, e))
+}
+
+/// Brings the schema of `conn` (the database at `path`) to the current version.
+pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<MigrationReport> {
+    migrate(conn).map_err(|e| match e {
+        MigrateError::Sqlite(e) => Error::sqlite("schema migration", path, e),
+        MigrateError::TooNew { found } => Error::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: CURRENT_VERSION,
+        },
     })
 }
 

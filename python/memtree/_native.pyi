@@ -45,6 +45,7 @@ __all__ = [
     "Jobs",
     "Store",
     "__version__",
+    "adopt_file",
     "bench",
     "check_path",
     "classify_code",
@@ -626,6 +627,13 @@ def check_path(path: _PathLike, *, must_exist: bool = False) -> None:
     on the file."""
 
 def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
-    """Stranded side files beside the database file ``path``: ``(file, chunk
-    rows or None when not readable yet, what the next open does with it)``.
-    Read-only: nothing is paired, checkpointed or moved."""
+    """Stranded side files beside the database file ``path``: ``(file, None,
+    what to do about it)``. Nothing is opened or read."""
+
+def adopt_file(
+    path: _PathLike, file: _PathLike, dry_run: bool
+) -> tuple[list[tuple[str, int]], int, bool]:
+    """Merges the rows of ``file`` (a memtree database, or a ``-wal`` an
+    earlier release moved aside) that the database at ``path`` lacks, after
+    checking it; nothing is written on a dry run. Returns the rows by table,
+    the chunk rows, and whether ``file`` was removed."""

@@ -111,8 +111,9 @@ class CorruptDatabaseError(MemtreeError):
     """The database file is malformed or is not a database (CORRUPT, NOTADB).
 
     When memtree found the corruption itself (at open or in ``Store.check``),
-    it moved the file and its side files aside to ``quarantined_path`` and a
-    fresh, empty database now stands at ``path``. Nothing was deleted.
+    it copied the file aside to ``quarantined_path`` and rebuilt it in place
+    (same file, one transaction) with every row still readable. Nothing was
+    deleted.
     """
 
     quarantined_path: str | None = None

@@ -68,8 +68,8 @@ pub enum Error {
         /// What was found instead.
         reason: String,
     },
-    /// The database was corrupt: it was moved aside (with its side files) to
-    /// `quarantined` and a fresh, empty database now stands at `path`.
+    /// The database was corrupt: it was copied aside to `quarantined` and
+    /// rebuilt in place at `path` with every row still readable.
     Quarantined {
         /// The database file (now fresh).
         path: PathBuf,
@@ -206,7 +206,7 @@ impl fmt::Display for Error {
                 source,
             } => write!(
                 f,
-                "corrupt database moved aside to {} and replaced by a fresh one at {}: {source}",
+                "corrupt database copied aside to {} and rebuilt in place at {}: {source}",
                 quarantined.display(),
                 path.display()
             ),

@@ -47,9 +47,8 @@ fn sqlite_version() -> &'static str {
     rusqlite::version()
 }
 
-/// Stranded side files beside the database file ``path``: ``(file, chunk
-/// rows or None when not readable yet, what the next open does with it)``.
-/// Read-only: nothing is paired, checkpointed or moved.
+/// Stranded side files beside the database file ``path``: ``(file, None,
+/// what to do about it)``. Nothing is opened or read.
 #[pyfunction]
 fn stranded_files(
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
@@ -78,6 +77,27 @@ fn check_path(
 ) -> PyResult<()> {
     use crate::sys::path_guard::{check_database_path, Claim};
     Ok(check_database_path(&path, Claim::Explicit, must_exist)?)
+}
+
+/// What [`adopt_file`] returns: rows by table, chunk rows, file removed.
+type AdoptOutcome = (Vec<(String, u64)>, u64, bool);
+
+/// Merges the rows of ``file`` (a memtree database, or a ``-wal`` an
+/// earlier release moved aside) that the database at ``path`` lacks, after
+/// checking it; nothing is written on a dry run. Returns the rows by table,
+/// the chunk rows, and whether ``file`` was removed.
+#[pyfunction]
+fn adopt_file(
+    py: Python<'_>,
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] file: std::path::PathBuf,
+    dry_run: bool,
+) -> PyResult<AdoptOutcome> {
+    let report = py.detach(|| -> crate::error::Result<_> {
+        let db = connection::open_database(&path)?.db;
+        db.with_conn(|conn| crate::recovery::salvage::adopt(conn, db.path(), &file, dry_run))
+    })?;
+    Ok((report.rows, report.chunks, report.removed))
 }
 
 /// The ``user_version`` of a fully migrated database.
@@ -120,6 +140,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
     m.add_function(wrap_pyfunction!(check_path, m)?)?;
+    m.add_function(wrap_pyfunction!(adopt_file, m)?)?;
     add_submodule(m, "testing", hooks::testing::register)?;
     add_submodule(m, "bench", hooks::bench::register)?;
     jobs::register(m)?;
