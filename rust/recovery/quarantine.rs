@@ -76,8 +76,17 @@ pub fn quarantine_in_place(db: &Path) -> Result<Quarantined> {
     let fresh = fresh_database(db)?;
     match rebuild_by_backup(&conn, &fresh, db) {
         // SQLite cannot read the first page as a database header (no magic,
-        // or fields out of range): nobody can be using the file.
-        Err(e) if e.sqlite_code() == Some(ffi::SQLITE_NOTADB) => {
+        // or fields out of range): nobody can be using the file. A header
+        // whose write-version byte is past 2 (damage after the magic) makes
+        // SQLite open the file read-only (plain READONLY, not one of its
+        // extended codes): no backup can write it either, so it takes the
+        // same path, whose EXCLUSIVE lock keeps out any reader mid-read.
+        Err(e)
+            if matches!(
+                e.sqlite_code(),
+                Some(ffi::SQLITE_NOTADB) | Some(ffi::SQLITE_READONLY)
+            ) =>
+        {
             let aside = rebuild_headerless(&conn, db)?;
             Ok(Quarantined {
                 aside,
