@@ -1,7 +1,7 @@
 """The ``doctor``, ``migrate`` and ``stats`` subcommands of ``memtree``.
 
 :func:`register` adds them to the CLI's subparsers; each parser carries its
-handler as the ``run`` default, so ``memtree.cli.main`` dispatches without
+handler as the ``run`` default, so :func:`memtree.cli.main` dispatches without
 knowing them.
 """
 

@@ -1,4 +1,7 @@
-"""The ``memtree`` command line: demo, bench, doctor, migrate and stats."""
+"""The ``memtree`` command line: the parser, the dispatch and the exit
+statuses. Each command's arguments and handler live beside it: ``demo`` in
+:mod:`memtree.cli.demo`, ``doctor``, ``migrate``, ``recover`` and ``stats``
+in :mod:`memtree.cli.commands`, ``bench`` in :mod:`memtree.bench`."""
 
 from __future__ import annotations
 
@@ -7,16 +10,15 @@ import json
 import os
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NoReturn
 
-from memtree import _commands, bench
+from memtree import bench
 from memtree._exit import EXIT_CODES_HELP, EXIT_DAMAGED
-from memtree._native import Chunk, Store, __version__, sqlite_version
-from memtree._types import SourceKind
+from memtree._native import __version__, sqlite_version
+from memtree.cli import commands as subcommands
+from memtree.cli.demo import demo
 from memtree.errors import MemtreeError
 
 __all__ = ["main"]
@@ -43,75 +45,6 @@ EXIT_BROKEN_PIPE = 128 + 13
 #: Exit status of a usage error or a failure the command did not expect
 #: (the table in :mod:`memtree._exit`).
 EXIT_ERROR = EXIT_DAMAGED
-
-SIDE_SUFFIXES = ("-journal", "-wal", "-shm")
-
-
-def _demo_chunks(now: datetime) -> list[Chunk]:
-    conversation = [
-        "Alice: shall we move the store off WAL?",
-        "Bob: yes, one connection per file never used concurrent readers.",
-        "Alice: and the -shm file keeps failing to open under the sandbox.",
-    ]
-    chunks = [
-        Chunk(
-            f"chat-standup-{i}",
-            text,
-            SourceKind.CHAT,
-            "standup-2026-11-25",
-            "alice",
-            now - timedelta(minutes=10 - i),
-            tags=("standup", "storage"),
-            token_count=(len(text) + 3) // 4,
-            seq_in_source=i,
-        )
-        for i, text in enumerate(conversation)
-    ]
-    chunks.append(
-        Chunk(
-            "doc-design-0",
-            "TRUNCATE journal + synchronous=FULL: every commit is durable, no side files.",
-            "document",
-            "DESIGN.md",
-            "alice",
-            now - timedelta(days=1),
-            token_count=19,
-            embedding=[0.25, -0.5, 0.125],
-        )
-    )
-    return chunks
-
-
-def _side_files(db: Path) -> str:
-    parts = []
-    for suffix in SIDE_SUFFIXES:
-        side = Path(str(db) + suffix)
-        state = f"{side.stat().st_size} bytes" if side.exists() else "absent"
-        parts.append(f"{suffix}: {state}")
-    return ", ".join(parts)
-
-
-def demo(workspace: Path | None) -> int:
-    """Ingest a few chunks into a workspace, list them, show the journal."""
-    with tempfile.TemporaryDirectory(prefix="memtree-demo-") as tmp:
-        root = workspace or Path(tmp)
-        now = datetime.now(timezone.utc)
-        with Store.open(root) as store:
-            print(f"memtree demo (SQLite {sqlite_version()})")
-            print(f"database:     {store.path}")
-            print(f"journal mode: {store.journal_mode}")
-            if store.claim_source(SourceKind.CHAT, "standup-2026-11-25"):
-                written = store.upsert_chunks(_demo_chunks(now))
-                print(f"ingested:     {written} chunks in one transaction")
-            print(f"stored:       {store.count_chunks()} chunks")
-            print("newest chat chunks:")
-            for chunk in store.list_chunks(source_kind=SourceKind.CHAT, limit=5):
-                print(f"  {chunk.timestamp:%H:%M:%S}  {chunk.id:<16} {chunk.content}")
-            print(f"lifecycle:    {store.count_by_lifecycle_status()}")
-            print(f"integrity:    {', '.join(store.check())}")
-            print(f"side files:   {_side_files(store.path)}")
-            print("              (TRUNCATE keeps an empty -journal; no -wal or -shm)")
-    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +87,7 @@ def _parser(json_errors: bool) -> argparse.ArgumentParser:
         "--workspace", type=Path, default=None, help="workspace folder (default: temporary)"
     )
     demo_cmd.set_defaults(run=lambda args: demo(args.workspace))
-    _commands.register(commands)
+    subcommands.register(commands)
     bench_parser = commands.add_parser("bench", help="WAL vs TRUNCATE on this disk")
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(run=bench.run)
