@@ -28,6 +28,7 @@ pub mod salvage;
 pub mod schema;
 pub mod sources;
 pub mod store;
+pub mod trees;
 pub mod vfs;
 
 #[cfg(feature = "python")]

@@ -22,6 +22,10 @@ from memtree._native import (
     JobBatch,
     Jobs,
     Store,
+    Summary,
+    Tree,
+    TreeBuffer,
+    Trees,
     __version__,
     schema_version,
     sqlite_version,
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from memtree import worker as worker
     from memtree._codes import ResultCode
     from memtree._logging import LOGGERS as _LOGGERS  # noqa: F401 (lazy, private)
-    from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
+    from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind, TreeKind, TreeStatus
     from memtree.errors import (
         BusyError,
         CircuitOpenError,
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
         NotMemtreeDatabaseError,
         PermanentError,
         SchemaVersionError,
+        StaleBufferError,
         StoreClosedError,
         TransientIOError,
     )
@@ -76,9 +81,16 @@ __all__ = [
     "SchemaVersionError",
     "SourceInfo",
     "SourceKind",
+    "StaleBufferError",
     "Store",
     "StoreClosedError",
+    "Summary",
     "TransientIOError",
+    "Tree",
+    "TreeBuffer",
+    "TreeKind",
+    "TreeStatus",
+    "Trees",
     "Worker",
     "__version__",
     "errors",
@@ -96,7 +108,10 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
     "worker": (_WORKER, None),
     "ResultCode": ("memtree._codes", "ResultCode"),
     "_LOGGERS": ("memtree._logging", "LOGGERS"),
-    **{name: (_TYPES, name) for name in ("JobStatus", "RawRef", "SourceInfo", "SourceKind")},
+    **{
+        name: (_TYPES, name)
+        for name in ("JobStatus", "RawRef", "SourceInfo", "SourceKind", "TreeKind", "TreeStatus")
+    },
     **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
     **{
         name: (_ERRORS, name)
@@ -113,6 +128,7 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
             "NotMemtreeDatabaseError",
             "PermanentError",
             "SchemaVersionError",
+            "StaleBufferError",
             "StoreClosedError",
             "TransientIOError",
         )

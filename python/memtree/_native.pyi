@@ -35,7 +35,7 @@ from typing_extensions import Buffer
 
 from memtree._native import bench as bench
 from memtree._native import testing as testing
-from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
+from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind, TreeKind, TreeStatus
 from memtree.errors import MemtreeError
 
 __all__ = [
@@ -44,6 +44,10 @@ __all__ = [
     "JobBatch",
     "Jobs",
     "Store",
+    "Summary",
+    "Tree",
+    "TreeBuffer",
+    "Trees",
     "__version__",
     "bench",
     "classify_code",
@@ -222,6 +226,9 @@ class Store:
     @property
     def jobs(self) -> Jobs:
         """The job queue stored in this database."""
+    @property
+    def trees(self) -> Trees:
+        """The summary trees in this database (``memtree.Trees``)."""
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
@@ -614,3 +621,261 @@ def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
     """Stranded side files beside the database file ``path``: ``(file, chunk
     rows or None when not readable yet, what the next open does with it)``.
     Read-only: nothing is paired, checkpointed or moved."""
+
+_TreeKind = TreeKind | Literal["source", "topic", "global"]
+
+@final
+class Tree:
+    """One summary tree (a row of ``mem_tree_trees``)."""
+
+    @property
+    def id(self) -> str:
+        """Primary key (``"<kind>:<uuid>"`` when memtree made it)."""
+    @property
+    def kind(self) -> TreeKind:
+        """What the tree groups."""
+    @property
+    def scope(self) -> str:
+        """What it covers (a source id, an entity id, ``"global"``); unique per kind."""
+    @property
+    def root_id(self) -> str | None:
+        """The current top summary; None until the first seal."""
+    @property
+    def max_level(self) -> int:
+        """The highest level ever sealed (0 before the first seal)."""
+    @property
+    def status(self) -> TreeStatus:
+        """Active or archived."""
+    @property
+    def created_at(self) -> datetime:
+        """Creation time (UTC)."""
+    @property
+    def last_sealed_at(self) -> datetime | None:
+        """Time of the last seal (UTC)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Summary:
+    """One sealed summary (a row of ``mem_tree_summaries``, all 18 columns);
+    immutable and valid once constructed.
+
+    Times are aware datetimes or integer milliseconds since the epoch, as for
+    :class:`Chunk`; ``sealed_at`` defaults to now. ``level`` is 1 (over
+    chunks) to 32. ``embedding`` and the content pointers follow the rules of
+    :class:`Chunk`. Raises ``TypeError`` for a field of the wrong type and
+    ``ValueError`` for a bad value (an empty id, an unknown ``tree_kind``, a
+    level out of range, a non-finite ``score``, a negative ``token_count``,
+    a time range that ends before it starts), each naming the field.
+    """
+
+    def __new__(
+        cls,
+        id: str,
+        tree_id: str,
+        level: int,
+        content: str,
+        time_range_start: datetime | int,
+        time_range_end: datetime | int,
+        *,
+        tree_kind: _TreeKind | None = None,
+        parent_id: str | None = None,
+        child_ids: Iterable[str] | None = None,
+        token_count: int = 0,
+        entities: Iterable[str] | None = None,
+        topics: Iterable[str] | None = None,
+        score: float = 0.0,
+        sealed_at: datetime | int | None = None,
+        deleted: bool = False,
+        embedding: Iterable[float] | None = None,
+        content_path: str | None = None,
+        content_sha256: str | None = None,
+    ) -> Summary: ...
+    @property
+    def id(self) -> str:
+        """Primary key."""
+    @property
+    def tree_id(self) -> str:
+        """The tree it belongs to."""
+    @property
+    def tree_kind(self) -> TreeKind:
+        """That tree's kind (``source`` when not given)."""
+    @property
+    def level(self) -> int:
+        """1 over chunks, 2 over level-1 summaries, and so on."""
+    @property
+    def parent_id(self) -> str | None:
+        """The summary one level up that sealed over this one."""
+    @property
+    def child_ids(self) -> tuple[str, ...]:
+        """The chunk ids (level 1) or summary ids it summarises."""
+    @property
+    def content(self) -> str:
+        """The summary text (a preview when ``content_path`` is set)."""
+    @property
+    def token_count(self) -> int:
+        """Tokens of ``content``."""
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """Canonical entity ids (``"<kind>:<value>"``)."""
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Topic labels."""
+    @property
+    def time_range_start(self) -> datetime:
+        """Time of the oldest child (UTC)."""
+    @property
+    def time_range_end(self) -> datetime:
+        """Time of the newest child (UTC)."""
+    @property
+    def score(self) -> float:
+        """The highest score among the children at seal time."""
+    @property
+    def sealed_at(self) -> datetime:
+        """Seal time (UTC)."""
+    @property
+    def deleted(self) -> bool:
+        """The soft-delete flag."""
+    @property
+    def embedding(self) -> tuple[float, ...] | None:
+        """The embedding, as :attr:`Chunk.embedding` returns one."""
+    @property
+    def content_path(self) -> str | None:
+        """Relative path of the full text on disk."""
+    @property
+    def content_sha256(self) -> str | None:
+        """SHA-256 of that file (64 lowercase hex digits)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class TreeBuffer:
+    """The unsealed frontier of a tree at one level (a row of
+    ``mem_tree_buffers``, or the empty buffer a missing row stands for)."""
+
+    @property
+    def tree_id(self) -> str:
+        """The tree."""
+    @property
+    def level(self) -> int:
+        """0 holds chunk ids; level n holds level-n summary ids."""
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """The pending items, in append order."""
+    @property
+    def token_sum(self) -> int:
+        """The sum of the items' token counts."""
+    @property
+    def oldest_at(self) -> datetime | None:
+        """Time of the oldest item (UTC); None when empty."""
+    @property
+    def updated_at(self) -> datetime | None:
+        """Time of the last write (UTC); None when there is no row."""
+    @property
+    def version(self) -> str:
+        """What :meth:`Trees.seal` compares: changes with every write."""
+    @property
+    def is_empty(self) -> bool:
+        """True when no item is pending."""
+    @property
+    def should_seal(self) -> bool:
+        """OpenHuman's seal gate: level 0 at 50,000 tokens or 10 items,
+        higher levels at 10 items."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Trees:
+    """The summary trees of a store (``store.trees``); every call is one
+    transaction with the GIL released. Kinds are :class:`TreeKind` members or
+    their strings; an unknown kind or a level outside 0..32 is a
+    ``ValueError`` before any write."""
+
+    def create(
+        self,
+        kind: _TreeKind,
+        scope: str,
+        *,
+        id: str | None = None,
+        created_at: datetime | int | None = None,
+    ) -> Tree:
+        """Creates an active tree (id ``"<kind>:<uuid>"`` unless given,
+        created now unless given). A second tree of the same kind and scope
+        (or id) raises :class:`memtree.ConstraintError`; nothing is written."""
+    def get(self, id: str) -> Tree | None:
+        """The tree with this id."""
+    def get_by_scope(self, kind: _TreeKind, scope: str) -> Tree | None:
+        """The tree of ``kind`` over ``scope``."""
+    def get_or_create(self, kind: _TreeKind, scope: str) -> Tree:
+        """The tree of ``kind`` over ``scope``, created when missing; racing
+        callers get the same tree."""
+    def insert_summary(self, summary: Summary) -> bool:
+        """Inserts a summary; False when its id exists (the stored row is
+        kept as it is: summaries are immutable). The tree must exist
+        (:class:`memtree.ConstraintError` otherwise)."""
+    def get_summary(self, id: str) -> Summary | None:
+        """One summary; a soft-deleted one comes back with ``deleted=True``."""
+    def list_summaries(self, tree_id: str, level: int) -> list[Summary]:
+        """The live summaries of a tree at ``level``, in seal order."""
+    def count_summaries(self, tree_id: str) -> int:
+        """How many live summaries a tree has."""
+    def delete_summary(self, id: str) -> bool:
+        """Soft-deletes a summary (the row stays, flagged); True when it was live."""
+    def set_summary_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
+        """Sets or (None) clears a summary's embedding, as
+        :meth:`Store.set_chunk_embedding` does a chunk's; True when the
+        summary exists."""
+    def get_summary_embedding(self, id: str) -> list[float] | None:
+        """A summary's embedding; None when it is missing or has none."""
+    def get_buffer(self, tree_id: str, level: int) -> TreeBuffer:
+        """The buffer of a tree at ``level``; an empty one when there is none."""
+    def list_stale_buffers(self, older_than: datetime | int) -> list[TreeBuffer]:
+        """The non-empty level-0 buffers whose oldest item is at or before
+        ``older_than``, oldest first (upper levels are never forced)."""
+    def append_to_buffer(
+        self,
+        tree_id: str,
+        level: int,
+        item_ids: Sequence[str],
+        tokens: Sequence[int],
+        oldest: datetime | int,
+    ) -> TreeBuffer:
+        """Appends items (one token count each) to a buffer in one
+        transaction; items already in it are skipped, so a retried append
+        changes nothing. ``oldest`` is the time of the oldest item appended.
+        Returns the buffer as it now stands."""
+    def seal(
+        self,
+        tree_id: str,
+        level: int,
+        version: str,
+        *,
+        content: str,
+        token_count: int = 0,
+        id: str | None = None,
+        entities: Iterable[str] | None = None,
+        topics: Iterable[str] | None = None,
+        time_range: tuple[datetime | int, datetime | int] | None = None,
+        score: float | None = None,
+        sealed_at: datetime | int | None = None,
+        embedding: Iterable[float] | None = None,
+        content_path: str | None = None,
+        content_sha256: str | None = None,
+        enqueue_follow_ups: bool = True,
+    ) -> Summary:
+        """Seals the buffer of ``tree_id`` at ``level`` into one summary at
+        ``level + 1``, in ONE transaction: the summary row, its entities in
+        the entity index, the children's parent links, the cleared buffer,
+        the summary appended to the parent level's buffer, the follow-up
+        jobs (``seal`` of the parent level when its gate is met, with dedupe
+        key ``seal:<tree>:<level>``; ``topic_route`` for a source tree, key
+        ``topic_route:summary:<id>``) and the tree's root and max level.
+
+        ``version`` is :attr:`TreeBuffer.version` as read before summarising:
+        when the buffer changed since, nothing is written and
+        :class:`memtree.StaleBufferError` is raised. The children are the
+        buffer's items; the time range and score default to the children's
+        envelope and highest score, the id to OpenHuman's
+        ``summary:<ms>:L<level>-<hex>``. ``ValueError``: a level outside
+        0..31, an empty buffer, a non-finite score, an unknown tree, an id
+        that exists; nothing is written."""
+    # Last in the class: below it, ``list`` in an annotation would name this method.
+    def list(self, kind: _TreeKind) -> list[Tree]:
+        """Every tree of ``kind``, in creation order."""

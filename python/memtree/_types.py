@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import NamedTuple
 
-__all__ = ["JobStatus", "RawRef", "SourceInfo", "SourceKind"]
+__all__ = ["JobStatus", "RawRef", "SourceInfo", "SourceKind", "TreeKind", "TreeStatus"]
 
 
 class SourceKind(str, enum.Enum):
@@ -61,6 +61,33 @@ class JobStatus(str, enum.Enum):
         """No worker will claim the job again: ``done``, ``failed`` (only
         :meth:`memtree.Jobs.retry` revives it) or ``cancelled``."""
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TreeKind(str, enum.Enum):
+    """What a tree groups. Members compare equal to their strings, and every
+    API that takes a kind also accepts the plain string."""
+
+    SOURCE = "source"
+    """One tree per ingest source (a chat channel, a mailbox)."""
+    TOPIC = "topic"
+    """One tree per entity or topic."""
+    GLOBAL = "global"
+    """The cross-source daily digest tree."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TreeStatus(str, enum.Enum):
+    """Whether a tree still takes new leaves (``Tree.status``)."""
+
+    ACTIVE = "active"
+    """Takes new leaves."""
+    ARCHIVED = "archived"
+    """Kept and readable; takes no new leaves."""
 
     def __str__(self) -> str:
         return self.value

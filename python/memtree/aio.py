@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Callable, Literal, Union
 
+from memtree._aio_trees import AsyncTrees
 from memtree._native import Chunk, Job, JobBatch, Jobs, Store
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     # Only for annotations: typing_extensions is not a runtime dependency.
     from typing_extensions import Buffer
 
-__all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
+__all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore", "AsyncTrees"]
 
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
@@ -112,6 +113,11 @@ class AsyncStore:
     def jobs(self) -> AsyncJobs:
         """The job queue stored in this database, as coroutines."""
         return AsyncJobs(self._store.jobs)
+
+    @property
+    def trees(self) -> AsyncTrees:
+        """The summary trees in this database, as coroutines."""
+        return AsyncTrees(self._store.trees)
 
     async def close(self) -> None:
         """Releases this handle; the connection closes with the last one."""

@@ -29,6 +29,7 @@ pyo3::import_exception!(memtree.errors, ForkedStoreError);
 pyo3::import_exception!(memtree.errors, SchemaVersionError);
 pyo3::import_exception!(memtree.errors, NotMemtreeDatabaseError);
 pyo3::import_exception!(memtree.errors, LeaseLostError);
+pyo3::import_exception!(memtree.errors, StaleBufferError);
 pyo3::import_exception!(memtree.errors, JournalModeWarning);
 
 /// The exception class of a classifier class.
@@ -103,6 +104,7 @@ fn parts<'a, 'py>(py: Python<'py>, err: &'a Error) -> Parts<'a, 'py> {
             None,
         ),
         Error::LeaseLost { .. } => (LeaseLostError::type_object(py), codes::ERROR, None, None),
+        Error::StaleBuffer { .. } => (StaleBufferError::type_object(py), codes::ERROR, None, None),
         // Never reached: `From<Error> for PyErr` raises a plain ValueError
         // for bad input before asking here.
         Error::InvalidInput { .. } => (PermanentError::type_object(py), codes::ERROR, None, None),
@@ -200,6 +202,7 @@ fn variant_name(err: &Error) -> &'static str {
         Error::Quarantined { .. } => "Quarantined",
         Error::CircuitOpen { .. } => "CircuitOpen",
         Error::LeaseLost { .. } => "LeaseLost",
+        Error::StaleBuffer { .. } => "StaleBuffer",
     }
 }
 
@@ -246,6 +249,12 @@ fn samples() -> Vec<Error> {
         },
         Error::LeaseLost {
             job_id: "sample".into(),
+        },
+        Error::StaleBuffer {
+            tree_id: "sample".into(),
+            level: 0,
+            expected: "1-0".into(),
+            found: "2-0".into(),
         },
     ]
 }

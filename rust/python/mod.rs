@@ -17,6 +17,7 @@ mod logging;
 mod payload;
 mod store;
 mod testing;
+mod trees;
 
 use pyo3::prelude::*;
 
@@ -101,5 +102,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_submodule(m, "testing", testing::register)?;
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
+    trees::register(m)?;
     Ok(())
 }

@@ -99,6 +99,12 @@ impl PyStore {
         super::jobs::PyJobs::new(slf)
     }
 
+    /// The summary trees in this database (`memtree.Trees`).
+    #[getter]
+    fn trees(slf: &Bound<'_, Self>) -> super::trees::PyTrees {
+        super::trees::PyTrees::new(slf)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_closed()
