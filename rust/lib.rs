@@ -26,6 +26,7 @@ mod lent;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
+pub mod scores;
 pub mod sources;
 pub mod store;
 pub mod trees;

@@ -21,6 +21,7 @@ from memtree._native import (
     Job,
     JobBatch,
     Jobs,
+    Scores,
     Store,
     Summary,
     Tree,
@@ -37,7 +38,18 @@ if TYPE_CHECKING:
     from memtree import worker as worker
     from memtree._codes import ResultCode
     from memtree._logging import LOGGERS as _LOGGERS  # noqa: F401 (lazy, private)
-    from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind, TreeKind, TreeStatus
+    from memtree._types import (
+        Entity,
+        EntityHit,
+        Hotness,
+        JobStatus,
+        RawRef,
+        Score,
+        SourceInfo,
+        SourceKind,
+        TreeKind,
+        TreeStatus,
+    )
     from memtree.errors import (
         BusyError,
         CircuitOpenError,
@@ -65,7 +77,10 @@ __all__ = [
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
+    "Entity",
+    "EntityHit",
     "ForkedStoreError",
+    "Hotness",
     "Job",
     "JobBatch",
     "JobStatus",
@@ -79,6 +94,8 @@ __all__ = [
     "RawRef",
     "ResultCode",
     "SchemaVersionError",
+    "Score",
+    "Scores",
     "SourceInfo",
     "SourceKind",
     "StaleBufferError",
@@ -110,7 +127,18 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
     "_LOGGERS": ("memtree._logging", "LOGGERS"),
     **{
         name: (_TYPES, name)
-        for name in ("JobStatus", "RawRef", "SourceInfo", "SourceKind", "TreeKind", "TreeStatus")
+        for name in (
+            "Entity",
+            "EntityHit",
+            "Hotness",
+            "JobStatus",
+            "RawRef",
+            "Score",
+            "SourceInfo",
+            "SourceKind",
+            "TreeKind",
+            "TreeStatus",
+        )
     },
     **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
     **{

@@ -35,7 +35,18 @@ from typing_extensions import Buffer
 
 from memtree._native import bench as bench
 from memtree._native import testing as testing
-from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind, TreeKind, TreeStatus
+from memtree._types import (
+    Entity,
+    EntityHit,
+    Hotness,
+    JobStatus,
+    RawRef,
+    Score,
+    SourceInfo,
+    SourceKind,
+    TreeKind,
+    TreeStatus,
+)
 from memtree.errors import MemtreeError
 
 __all__ = [
@@ -43,6 +54,7 @@ __all__ = [
     "Job",
     "JobBatch",
     "Jobs",
+    "Scores",
     "Store",
     "Summary",
     "Tree",
@@ -226,6 +238,9 @@ class Store:
     @property
     def jobs(self) -> Jobs:
         """The job queue stored in this database."""
+    @property
+    def scores(self) -> Scores:
+        """The scores, entity index and hotness in this database (``memtree.Scores``)."""
     @property
     def trees(self) -> Trees:
         """The summary trees in this database (``memtree.Trees``)."""
@@ -780,6 +795,67 @@ class TreeBuffer:
         """OpenHuman's seal gate: level 0 at 50,000 tokens or 10 items,
         higher levels at 10 items."""
     def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Scores:
+    """Chunk scores, the entity index and entity hotness of a store
+    (``store.scores``), in OpenHuman's tables and formats; every call is one
+    transaction with the GIL released. Rows cross as :class:`memtree.Score`,
+    :class:`memtree.Entity`, :class:`memtree.EntityHit` and
+    :class:`memtree.Hotness`. A non-finite float, an unknown entity kind or
+    a counter outside 0..2**32-1 is a ``ValueError`` before any write."""
+
+    def upsert_score(self, score: Score) -> None:
+        """Writes a chunk's score row (all 13 columns), replacing any earlier one."""
+    def get_score(self, chunk_id: str) -> Score | None:
+        """A chunk's score row."""
+    def count_scores(self) -> int:
+        """How many score rows there are."""
+    def replace_score(
+        self,
+        score: Score,
+        entities: Iterable[Entity],
+        *,
+        timestamp: datetime | int,
+        tree_id: str | None = None,
+    ) -> int:
+        """Writes ``score`` and replaces the entities indexed for its chunk
+        with ``entities`` (node kind ``"leaf"``, at ``timestamp``, in
+        ``tree_id``) in ONE transaction: a crash or an I/O error leaves the
+        old score with its old entities or the new score with the new ones.
+        Returns how many entities were indexed."""
+    def index_entities(
+        self,
+        node_id: str,
+        entities: Iterable[Entity],
+        *,
+        timestamp: datetime | int,
+        node_kind: str = "leaf",
+        tree_id: str | None = None,
+    ) -> int:
+        """Indexes entities against a node (``node_kind`` ``"leaf"`` or
+        ``"summary"``) in one transaction, idempotent per (entity, node);
+        returns how many rows were written."""
+    def lookup_entity(self, entity_id: str, limit: int = 100) -> list[EntityHit]:
+        """The nodes indexed against an entity, newest first; ``limit``
+        clamped to 1..10000."""
+    def node_entities(self, node_id: str) -> list[str]:
+        """A node's entity ids, highest score first, then newest, then by id."""
+    def clear_entities(self, node_id: str) -> int:
+        """Deletes a node's index rows; returns how many."""
+    def count_entities(self) -> int:
+        """How many index rows there are."""
+    def get_hotness(self, entity_id: str) -> Hotness | None:
+        """An entity's hotness counters; None when never stored."""
+    def get_or_fresh_hotness(self, entity_id: str) -> Hotness:
+        """An entity's counters, or a zero row stamped now (not stored)."""
+    def upsert_hotness(self, hotness: Hotness) -> None:
+        """Writes an entity's counters, replacing every field."""
+    def distinct_trees(self, entity_id: str) -> int:
+        """How many distinct trees an entity is indexed in (rows without a
+        tree do not count): the refresh of ``distinct_sources``."""
+    def count_hotness(self) -> int:
+        """How many entities have counters."""
 
 @final
 class Trees:

@@ -6,7 +6,18 @@ import enum
 from datetime import datetime
 from typing import NamedTuple
 
-__all__ = ["JobStatus", "RawRef", "SourceInfo", "SourceKind", "TreeKind", "TreeStatus"]
+__all__ = [
+    "Entity",
+    "EntityHit",
+    "Hotness",
+    "JobStatus",
+    "RawRef",
+    "Score",
+    "SourceInfo",
+    "SourceKind",
+    "TreeKind",
+    "TreeStatus",
+]
 
 
 class SourceKind(str, enum.Enum):
@@ -91,3 +102,71 @@ class TreeStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Score(NamedTuple):
+    """One chunk's score rationale: the 13 columns of ``mem_tree_score``
+    (:meth:`memtree.Scores.upsert_score`). Floats must be finite;
+    ``computed_at`` (an aware datetime or int milliseconds) defaults to now
+    when written and reads back as an aware UTC datetime."""
+
+    chunk_id: str
+    total: float
+    token_count_signal: float = 0.0
+    unique_words_signal: float = 0.0
+    metadata_weight: float = 0.0
+    source_weight: float = 0.0
+    interaction_weight: float = 0.0
+    entity_density: float = 0.0
+    llm_importance: float = 0.0
+    llm_importance_reason: str | None = None
+    dropped: bool = False
+    reason: str | None = None
+    computed_at: datetime | int | None = None
+
+
+class Entity(NamedTuple):
+    """An entity to index against a node (:meth:`memtree.Scores.index_entities`):
+    its canonical id (``"<kind>:<value>"``), its kind (one of OpenHuman's
+    entity kinds: ``email``, ``url``, ``handle``, ``hashtag``, ``person``,
+    ``organization``, ``location``, ``event``, ``product``, ``datetime``,
+    ``technology``, ``artifact``, ``quantity``, ``misc``, ``topic``), the text
+    as it appeared, a finite score and whether it is the user."""
+
+    entity_id: str
+    entity_kind: str
+    surface: str
+    score: float = 1.0
+    is_user: bool = False
+
+
+class EntityHit(NamedTuple):
+    """One row of the entity index, as :meth:`memtree.Scores.lookup_entity`
+    returns it."""
+
+    entity_id: str
+    node_id: str
+    node_kind: str
+    entity_kind: str
+    surface: str
+    score: float
+    timestamp: datetime
+    tree_id: str | None
+    is_user: bool
+
+
+class Hotness(NamedTuple):
+    """One entity's counters (``mem_tree_entity_hotness``), which decide when
+    a topic tree is worth building. Counts fit OpenHuman's ``u32``; times are
+    aware datetimes (or int milliseconds when written); ``last_updated``
+    defaults to now when written."""
+
+    entity_id: str
+    mention_count_30d: int = 0
+    distinct_sources: int = 0
+    last_seen: datetime | int | None = None
+    query_hits_30d: int = 0
+    graph_centrality: float | None = None
+    ingests_since_check: int = 0
+    last_hotness: float | None = None
+    last_updated: datetime | int | None = None

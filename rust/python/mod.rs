@@ -15,6 +15,7 @@ mod imports;
 mod jobs;
 mod logging;
 mod payload;
+mod scores;
 mod store;
 mod testing;
 mod trees;
@@ -103,5 +104,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
     trees::register(m)?;
+    scores::register(m)?;
     Ok(())
 }

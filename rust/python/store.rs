@@ -99,6 +99,12 @@ impl PyStore {
         super::jobs::PyJobs::new(slf)
     }
 
+    /// The scores, entity index and hotness in this database (`memtree.Scores`).
+    #[getter]
+    fn scores(slf: &Bound<'_, Self>) -> super::scores::PyScores {
+        super::scores::PyScores::new(slf)
+    }
+
     /// The summary trees in this database (`memtree.Trees`).
     #[getter]
     fn trees(slf: &Bound<'_, Self>) -> super::trees::PyTrees {
