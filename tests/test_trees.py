@@ -454,3 +454,51 @@ def test_a_summary_of_a_missing_tree_is_a_constraint_error(store: memtree.Store)
         store.trees.insert_summary(sample_summary("sum-1", "no-such-tree", 1))
     assert caught.value.name == "SQLITE_CONSTRAINT_FOREIGNKEY"
     assert store.trees.get_summary("sum-1") is None
+
+
+# ── walk and ancestors: one statement each ──────────────────────────────
+
+
+def test_walk_returns_the_subtree_depth_first_in_one_statement(store: memtree.Store) -> None:
+    tree = store.trees.create("source", "walk", id="t")
+    chunks = [
+        memtree.Chunk(f"c{i}", f"text {i}", "chat", "walk", "me", T0 + i, token_count=1)
+        for i in range(4)
+    ]
+    store.upsert_chunks(chunks)
+    l1 = []
+    for pair in ([0, 1], [2, 3]):
+        buf = store.trees.append_to_buffer(tree.id, 0, [chunks[i].id for i in pair], [1, 1], T0)
+        l1.append(store.trees.seal(tree.id, 0, buf.version, content="l1", id=f"s1-{pair[0]}"))
+    top_buffer = store.trees.get_buffer(tree.id, 1)
+    top = store.trees.seal(tree.id, 1, top_buffer.version, content="l2", id="s2")
+    walked = store.trees.walk("s2")
+    assert [n.id for n in walked] == ["s2", "s1-0", "c0", "c1", "s1-2", "c2", "c3"]
+    assert walked[0] == store.trees.get_summary("s2")
+    assert walked[2] == store.get_chunk("c0")
+    assert isinstance(walked[1], memtree.Summary) and isinstance(walked[2], memtree.Chunk)
+    assert [n.id for n in store.trees.walk("s2", 1)] == ["s2", "s1-0", "s1-2"]
+    assert [n.id for n in store.trees.walk("s2", 0)] == ["s2"]
+    assert [n.id for n in store.trees.walk("s1-2")] == ["s1-2", "c2", "c3"]
+    assert store.trees.walk("c0") == [] and store.trees.walk("nope") == []
+    # Soft-deleted nodes come flagged; a missing child is left out.
+    store.trees.delete_summary("s1-0")
+    store.delete_chunk("c3")
+    walked = store.trees.walk("s2")
+    assert [n.id for n in walked] == ["s2", "s1-0", "c0", "c1", "s1-2", "c2"]
+    assert walked[1].deleted  # type: ignore[union-attr]
+    # Ancestors: nearest first, from a chunk or a summary.
+    assert [s.id for s in store.trees.ancestors("c0")] == ["s1-0", "s2"]
+    assert [s.id for s in store.trees.ancestors("s1-2")] == ["s2"]
+    assert store.trees.ancestors("s2") == [] and store.trees.ancestors("nope") == []
+    assert top.child_ids == ("s1-0", "s1-2") and l1[0].parent_id is None
+    with pytest.raises(ValueError, match="depth"):
+        store.trees.walk("s2", -1)
+
+
+def test_walk_and_ancestors_end_on_a_link_cycle(store: memtree.Store, db_path: Path) -> None:
+    sample_tree(store, "t", "cycle")
+    for a, b in (("a", "b"), ("b", "a")):
+        store.trees.insert_summary(Summary(a, "t", 2, "x", T0, T0, child_ids=[b], parent_id=b))
+    assert len(store.trees.walk("a")) == 34  # the root and MAX_LEVEL + 1 levels
+    assert len(store.trees.ancestors("a")) == 33

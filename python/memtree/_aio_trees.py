@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Union
 
-from memtree._native import Summary, Tree, TreeBuffer, Trees
+from memtree._native import Chunk, Summary, Tree, TreeBuffer, Trees
 from memtree._types import TreeKind
 
 if TYPE_CHECKING:
@@ -116,3 +116,13 @@ class AsyncTrees:
             builtins.list(tokens),
             oldest,
         )
+
+    async def walk(
+        self, summary_id: str, depth: int | None = None
+    ) -> builtins.list[Summary | Chunk]:
+        """The subtree under a summary, depth first, in one statement."""
+        return await asyncio.to_thread(self._trees.walk, summary_id, depth)
+
+    async def ancestors(self, id: str) -> builtins.list[Summary]:
+        """The summaries above a chunk or summary, nearest first."""
+        return await asyncio.to_thread(self._trees.ancestors, id)

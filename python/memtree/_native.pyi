@@ -952,6 +952,17 @@ class Trees:
         ``summary:<ms>:L<level>-<hex>``. ``ValueError``: a level outside
         0..31, an empty buffer, a non-finite score, an unknown tree, an id
         that exists; nothing is written."""
+    def walk(self, summary_id: str, depth: int | None = None) -> list[Summary | Chunk]:
+        """The subtree under a summary in ONE statement (a recursive CTE):
+        the summary, then each child and its subtree, depth first, children
+        in seal order; ``depth`` levels deep (None: down to the chunks; 0:
+        the summary alone). The children of a level-1 summary are chunks.
+        Soft-deleted summaries come flagged; children with no row are left
+        out; empty when ``summary_id`` is no summary. ``ValueError``: a
+        negative ``depth``."""
+    def ancestors(self, id: str) -> list[Summary]:
+        """The summaries above a chunk or summary, nearest first (the root
+        last), in ONE statement."""
     # Last in the class: below it, ``list`` in an annotation would name this method.
     def list(self, kind: _TreeKind) -> list[Tree]:
         """Every tree of ``kind``, in creation order."""

@@ -9,11 +9,12 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 
+use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::store::PyStore;
 use crate::clock::now_ms;
 use crate::store::Store;
-use crate::trees::{Buffer, Seal, Summary, Tree, TreeKind, TreeStatus};
+use crate::trees::{Buffer, Node, Seal, Summary, Tree, TreeKind, TreeStatus};
 
 /// `memtree.TreeKind` and `memtree.TreeStatus`, imported once.
 static ENUMS: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
@@ -591,6 +592,33 @@ impl PyTrees {
         };
         let inner = py.detach(|| self.core().trees().seal(&seal))?;
         Ok(PySummary { inner })
+    }
+
+    #[pyo3(signature = (summary_id, depth=None))]
+    fn walk<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::id)] summary_id: String,
+        depth: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let depth = depth.map(|d| convert::int64(d, "depth")).transpose()?;
+        let nodes = py.detach(|| self.core().trees().walk(&summary_id, depth))?;
+        nodes
+            .into_iter()
+            .map(|node| match node {
+                Node::Summary(inner) => Ok(Bound::new(py, PySummary { inner })?.into_any()),
+                Node::Chunk(inner) => Ok(Bound::new(py, PyChunk { inner })?.into_any()),
+            })
+            .collect()
+    }
+
+    fn ancestors(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Vec<PySummary>> {
+        let rows = py.detach(|| self.core().trees().ancestors(&id))?;
+        Ok(rows.into_iter().map(|inner| PySummary { inner }).collect())
     }
 
     fn __repr__(&self) -> String {

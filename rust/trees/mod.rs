@@ -7,9 +7,11 @@ mod model;
 mod registry;
 mod seal;
 mod summaries;
+mod walk;
 
 pub use model::{
     Buffer, Summary, Tree, TreeKind, TreeStatus, INPUT_TOKEN_BUDGET, MAX_LEVEL, SUMMARY_FANOUT,
 };
 pub use registry::Trees;
 pub use seal::{seal_job, topic_route_summary_job, Seal};
+pub use walk::Node;
