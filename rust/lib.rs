@@ -20,6 +20,7 @@ pub mod events;
 pub mod files;
 pub mod fork;
 pub mod group_commit;
+pub mod job_kinds;
 pub mod jobs;
 pub mod journal;
 mod lent;

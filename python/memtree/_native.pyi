@@ -26,7 +26,7 @@ either message names the argument. In particular:
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
@@ -39,6 +39,7 @@ from memtree._types import (
     Entity,
     EntityHit,
     Hotness,
+    JobKind,
     JobStatus,
     RawRef,
     Score,
@@ -53,6 +54,7 @@ __all__ = [
     "Chunk",
     "Job",
     "JobBatch",
+    "JobPayload",
     "Jobs",
     "Scores",
     "Store",
@@ -65,6 +67,7 @@ __all__ = [
     "classify_code",
     "code_name",
     "error_from_code",
+    "job_kinds",
     "job_signal",
     "notify_job_signal",
     "result_codes",
@@ -605,6 +608,58 @@ class JobBatch:
 
 def job_signal() -> int:
     """The generation of the process-wide enqueue signal."""
+
+@final
+class JobPayload:
+    """One of OpenHuman's typed job payloads, built by the static methods
+    below: the payload JSON exactly as OpenHuman's serde writes it and the
+    dedupe key it derives. Enqueue it with
+    ``store.jobs.enqueue(p.kind, p.payload, dedupe_key=p.dedupe_key)``.
+    A bad field (an empty id, an unknown node or target kind, a level outside
+    0..32, a date not ``YYYY-MM-DD``, a negative age) is a ``ValueError``."""
+
+    @staticmethod
+    def extract_chunk(chunk_id: str) -> JobPayload:
+        """``extract_chunk``; dedupe key ``extract:<chunk_id>``."""
+    @staticmethod
+    def append_buffer(
+        node_kind: Literal["leaf", "summary"],
+        node_id: str,
+        target_kind: Literal["source", "topic"],
+        target_id: str,
+    ) -> JobPayload:
+        """``append_buffer`` of a chunk (``leaf``) or summary to a source
+        tree (by source id) or a topic tree (by tree id); dedupe key
+        ``append:<target_kind>:<target_id>:<node_kind>:<node_id>``."""
+    @staticmethod
+    def seal(tree_id: str, level: int, force_now: datetime | int | None = None) -> JobPayload:
+        """``seal`` of a tree's buffer at ``level``; dedupe key ``seal:<tree_id>:<level>``."""
+    @staticmethod
+    def topic_route(node_kind: Literal["leaf", "summary"], node_id: str) -> JobPayload:
+        """``topic_route`` of a node; dedupe key ``topic_route:<node_kind>:<node_id>``."""
+    @staticmethod
+    def digest_daily(date: date | str) -> JobPayload:
+        """``digest_daily`` of a day; dedupe key ``digest_daily:<YYYY-MM-DD>``."""
+    @staticmethod
+    def flush_stale(date: date | str, max_age_secs: int | None = None) -> JobPayload:
+        """``flush_stale`` (once a day); dedupe key ``flush_stale:<YYYY-MM-DD>``."""
+    @property
+    def kind(self) -> JobKind:
+        """The job kind."""
+    @property
+    def payload_json(self) -> str:
+        """The payload as OpenHuman's serde writes it."""
+    @property
+    def payload(self) -> Any:
+        """The payload, parsed (a fresh dict on every access)."""
+    @property
+    def dedupe_key(self) -> str:
+        """OpenHuman's dedupe key for the payload."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+def job_kinds() -> list[tuple[str, bool]]:
+    """``(kind, is_llm_bound)`` of every job kind of the core, in OpenHuman's
+    order (:class:`memtree.JobKind` mirrors it)."""
 
 def wait_job_signal(seen: int, timeout: float) -> int:
     """Waits until the signal moves past ``seen`` or ``timeout`` seconds pass."""

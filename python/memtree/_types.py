@@ -10,6 +10,7 @@ __all__ = [
     "Entity",
     "EntityHit",
     "Hotness",
+    "JobKind",
     "JobStatus",
     "RawRef",
     "Score",
@@ -170,3 +171,47 @@ class Hotness(NamedTuple):
     ingests_since_check: int = 0
     last_hotness: float | None = None
     last_updated: datetime | int | None = None
+
+
+class JobKind(str, enum.Enum):
+    """The job kinds of OpenHuman's memory tree. Members compare equal to
+    their strings and are accepted wherever a job kind string is (they are
+    ``str``); :class:`memtree.JobPayload` builds their payloads."""
+
+    EXTRACT_CHUNK = "extract_chunk"
+    """Score a chunk and extract its entities."""
+    APPEND_BUFFER = "append_buffer"
+    """Append a node to a tree's buffer."""
+    SEAL = "seal"
+    """Seal a buffer into a summary."""
+    TOPIC_ROUTE = "topic_route"
+    """Route a node to the topic trees of its entities."""
+    DIGEST_DAILY = "digest_daily"
+    """Build one day's global digest."""
+    FLUSH_STALE = "flush_stale"
+    """Seal the level-0 buffers that went stale."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str) -> JobKind:
+        """The kind stored as ``value``; ``ValueError`` for an unknown one."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown job kind {value!r}") from None
+
+    def as_str(self) -> str:
+        """The stored form (``"extract_chunk"``, …)."""
+        return self.value
+
+    @property
+    def is_llm_bound(self) -> bool:
+        """Whether a job of this kind calls an LLM (OpenHuman throttles those)."""
+        return self in _LLM_BOUND
+
+
+_LLM_BOUND = frozenset(
+    {JobKind.EXTRACT_CHUNK, JobKind.SEAL, JobKind.TOPIC_ROUTE, JobKind.DIGEST_DAILY}
+)

@@ -12,6 +12,7 @@ mod chunk;
 mod convert;
 mod errors;
 mod imports;
+mod job_kinds;
 mod jobs;
 mod logging;
 mod payload;
@@ -104,6 +105,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
     trees::register(m)?;
+    job_kinds::register(m)?;
     scores::register(m)?;
     Ok(())
 }

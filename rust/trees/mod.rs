@@ -9,9 +9,10 @@ mod seal;
 mod summaries;
 mod walk;
 
+pub(crate) use model::check_level;
 pub use model::{
     Buffer, Summary, Tree, TreeKind, TreeStatus, INPUT_TOKEN_BUDGET, MAX_LEVEL, SUMMARY_FANOUT,
 };
 pub use registry::Trees;
-pub use seal::{seal_job, topic_route_summary_job, Seal};
+pub use seal::Seal;
 pub use walk::Node;

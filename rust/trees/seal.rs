@@ -22,6 +22,7 @@ use super::summaries::insert_summary_in;
 use crate::chunk::{check_time_ms, non_empty, validate_content_pointers, validate_embedding};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::job_kinds::{NodeRef, Payload};
 use crate::jobs::NewJob;
 
 /// What the caller's summariser produced for one buffer, and the version
@@ -137,38 +138,22 @@ fn children_envelope(
     })
 }
 
-/// A JSON string literal (`"…"`, escaped as serde escapes it).
-fn json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+/// OpenHuman's follow-up seal of the parent level.
+fn seal_job(tree_id: &str, level: i64) -> NewJob {
+    Payload::Seal {
+        tree_id: tree_id.to_owned(),
+        level,
+        force_now_ms: None,
+    }
+    .new_job()
 }
 
-/// OpenHuman's `NewJob::seal(SealPayload { tree_id, level, force_now_ms: None })`:
-/// payload in its field order, dedupe key `seal:<tree_id>:<level>`.
-pub fn seal_job(tree_id: &str, level: i64) -> NewJob {
-    let mut job = NewJob::new(
-        "seal",
-        format!(
-            "{{\"tree_id\":{},\"level\":{level},\"force_now_ms\":null}}",
-            json_string(tree_id)
-        ),
-    );
-    job.dedupe_key = Some(format!("seal:{tree_id}:{level}"));
-    job
-}
-
-/// OpenHuman's `NewJob::topic_route` for a summary node: payload
-/// `{"node":{"kind":"summary","summary_id":…}}`, dedupe key
-/// `topic_route:summary:<id>`.
-pub fn topic_route_summary_job(summary_id: &str) -> NewJob {
-    let mut job = NewJob::new(
-        "topic_route",
-        format!(
-            "{{\"node\":{{\"kind\":\"summary\",\"summary_id\":{}}}}}",
-            json_string(summary_id)
-        ),
-    );
-    job.dedupe_key = Some(format!("topic_route:summary:{summary_id}"));
-    job
+/// OpenHuman's routing of a new source-tree summary to the topic trees.
+fn topic_route_summary_job(summary_id: &str) -> NewJob {
+    Payload::TopicRoute {
+        node: NodeRef::Summary(summary_id.to_owned()),
+    }
+    .new_job()
 }
 
 /// The transaction of one seal; `Ok(Err(_))` refuses it (rolled back).
