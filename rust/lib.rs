@@ -26,6 +26,7 @@ pub mod journal;
 mod lent;
 pub mod recovery;
 pub mod salvage;
+pub mod scheduler;
 pub mod schema;
 pub mod scores;
 pub mod sources;

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from memtree._native import Scores
+from memtree._native import Scheduler, Scores
 from memtree._types import Entity, EntityHit, Hotness, Score
 
-__all__ = ["AsyncScores"]
+__all__ = ["AsyncScheduler", "AsyncScores"]
 
 
 class AsyncScores:
@@ -105,3 +105,44 @@ class AsyncScores:
     async def count_hotness(self) -> int:
         """How many entities have counters."""
         return await asyncio.to_thread(self._scores.count_hotness)
+
+
+class AsyncScheduler:
+    """An asyncio face on :class:`memtree.Scheduler`: the same calls as coroutines."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    @property
+    def sync(self) -> Scheduler:
+        """The synchronous scheduler underneath."""
+        return self._scheduler
+
+    async def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Fires a schedule for the slot holding ``now``, once per slot."""
+        return await asyncio.to_thread(self._scheduler.schedule, kind, every, payload, key, now)
+
+    async def trigger_digest(self, date: date | str) -> str | None:
+        """Enqueues the digest of a day unless one is ready or running."""
+        return await asyncio.to_thread(self._scheduler.trigger_digest, date)
+
+    async def backfill_missing_digests(
+        self, days_back: int, today: datetime | int | None = None
+    ) -> int:
+        """A digest for each of the last ``days_back`` days; how many were new."""
+        return await asyncio.to_thread(self._scheduler.backfill_missing_digests, days_back, today)
+
+    async def run_daily(self, now: datetime | int | None = None) -> tuple[str | None, str | None]:
+        """The daily digest and flush, once per UTC day."""
+        return await asyncio.to_thread(self._scheduler.run_daily, now)
+
+    async def next_daily_run_in(self, now: datetime | int | None = None) -> timedelta:
+        """The time until the next daily run."""
+        return await asyncio.to_thread(self._scheduler.next_daily_run_in, now)

@@ -56,6 +56,7 @@ __all__ = [
     "JobBatch",
     "JobPayload",
     "Jobs",
+    "Scheduler",
     "Scores",
     "Store",
     "Summary",
@@ -241,6 +242,9 @@ class Store:
     @property
     def jobs(self) -> Jobs:
         """The job queue stored in this database."""
+    @property
+    def scheduler(self) -> Scheduler:
+        """The periodic side of the job queue (``memtree.Scheduler``)."""
     @property
     def scores(self) -> Scores:
         """The scores, entity index and hotness in this database (``memtree.Scores``)."""
@@ -656,6 +660,45 @@ class JobPayload:
     def dedupe_key(self) -> str:
         """OpenHuman's dedupe key for the payload."""
     def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Scheduler:
+    """Periodic jobs on a store's queue (``store.scheduler``), crash-safe and
+    once per time slot: a schedule fires by enqueueing its job, and the job
+    row records that the slot fired; the check and the enqueue are one
+    transaction, so however many processes call, each slot gets exactly one
+    job, and a crash leaves the slot fired (its job committed) or not. Times
+    (``now``, ``today``) are aware datetimes or int milliseconds, now when
+    omitted."""
+
+    def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Fires schedule ``key`` (default: ``kind``) for the slot of ``every``
+        holding ``now`` (slots start at multiples of ``every`` since the
+        epoch): enqueues a job of ``kind`` with ``payload`` (default ``{}``),
+        dedupe key ``<key>@<slot start ms>``, available at the slot's start,
+        unless the slot already fired (its job in any status). Returns the new
+        job's id or None. ``ValueError``: ``every`` under 1 ms, an empty kind
+        or key, a payload JSON cannot hold."""
+    def trigger_digest(self, date: date | str) -> str | None:
+        """OpenHuman's manual trigger: ``digest_daily`` for ``date`` unless one
+        for that day is ready or running (a finished one does not stop it)."""
+    def backfill_missing_digests(self, days_back: int, today: datetime | int | None = None) -> int:
+        """A ``digest_daily`` for each of the ``days_back`` days before
+        ``today``, in one transaction; how many were new."""
+    def run_daily(self, now: datetime | int | None = None) -> tuple[str | None, str | None]:
+        """OpenHuman's daily run, once per UTC day however often called: the
+        digest of yesterday and the stale-buffer flush of today (keys
+        ``digest_daily:<date>``, ``flush_stale:<date>``) in one transaction,
+        each only if its key never had a job. Returns the two new ids."""
+    def next_daily_run_in(self, now: datetime | int | None = None) -> timedelta:
+        """The time until the next daily run, 00:05 UTC (OpenHuman's)."""
 
 def job_kinds() -> list[tuple[str, bool]]:
     """``(kind, is_llm_bound)`` of every job kind of the core, in OpenHuman's

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Callable, Literal, Union
 
-from memtree._aio_scores import AsyncScores
+from memtree._aio_scores import AsyncScheduler, AsyncScores
 from memtree._aio_trees import AsyncTrees
 from memtree._native import Chunk, Job, JobBatch, Jobs, Store
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     # Only for annotations: typing_extensions is not a runtime dependency.
     from typing_extensions import Buffer
 
-__all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncScores", "AsyncStore", "AsyncTrees"]
+__all__ = [
+    "AsyncJobBatch",
+    "AsyncJobs",
+    "AsyncScheduler",
+    "AsyncScores",
+    "AsyncStore",
+    "AsyncTrees",
+]
 
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
@@ -114,6 +121,11 @@ class AsyncStore:
     def jobs(self) -> AsyncJobs:
         """The job queue stored in this database, as coroutines."""
         return AsyncJobs(self._store.jobs)
+
+    @property
+    def scheduler(self) -> AsyncScheduler:
+        """The periodic side of the job queue, as coroutines."""
+        return AsyncScheduler(self._store.scheduler)
 
     @property
     def scores(self) -> AsyncScores:

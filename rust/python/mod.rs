@@ -16,6 +16,7 @@ mod job_kinds;
 mod jobs;
 mod logging;
 mod payload;
+mod scheduler;
 mod scores;
 mod store;
 mod testing;
@@ -106,6 +107,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     jobs::register(m)?;
     trees::register(m)?;
     job_kinds::register(m)?;
+    scheduler::register(m)?;
     scores::register(m)?;
     Ok(())
 }

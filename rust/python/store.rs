@@ -105,6 +105,12 @@ impl PyStore {
         super::scores::PyScores::new(slf)
     }
 
+    /// The periodic side of the job queue (`memtree.Scheduler`).
+    #[getter]
+    fn scheduler(slf: &Bound<'_, Self>) -> super::scheduler::PyScheduler {
+        super::scheduler::PyScheduler::new(slf)
+    }
+
     /// The summary trees in this database (`memtree.Trees`).
     #[getter]
     fn trees(slf: &Bound<'_, Self>) -> super::trees::PyTrees {
