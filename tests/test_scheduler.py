@@ -126,6 +126,9 @@ def test_schedule_fires_once_per_slot_and_again_in_the_next(store: memtree.Store
     assert store.scheduler.schedule("reindex", every, now=NOW + timedelta(minutes=15)) is not None
     assert store.scheduler.schedule(JobKind.FLUSH_STALE, every, key="f", now=NOW) is not None
     assert total(store) == 3
+    # store.jobs.schedule is the same call.
+    assert store.jobs.schedule("reindex", every, now=NOW + timedelta(minutes=16)) is None
+    assert store.jobs.schedule("reindex", every, now=NOW + timedelta(minutes=30)) is not None
 
 
 @pytest.mark.parametrize(

@@ -557,6 +557,16 @@ class Jobs:
     ) -> list[Job]:
         """Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000
         (past 64 bits a ``ValueError``); an unknown ``status`` is a ``ValueError``."""
+    def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Periodic enqueue, once per slot of ``every``: the same call as
+        :meth:`Scheduler.schedule`."""
     def counts(self) -> dict[str, int]:
         """Job counts for every status."""
 

@@ -459,6 +459,17 @@ class AsyncJobs:
         """Job counts for every status."""
         return await asyncio.to_thread(self._jobs.counts)
 
+    async def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Periodic enqueue, once per slot of ``every`` (``Scheduler.schedule``)."""
+        return await asyncio.to_thread(self._jobs.schedule, kind, every, payload, key, now)
+
 
 class AsyncJobBatch:
     """A :class:`memtree.JobBatch` for ``async with``: buffers on the loop,

@@ -47,6 +47,34 @@ fn now_arg(now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
     Ok(convert::opt_time_or_ms(now, "now")?.unwrap_or_else(now_ms))
 }
 
+/// `Scheduler.schedule` and its alias `Jobs.schedule`: the arguments
+/// converted, then the core's [`crate::scheduler::Scheduler::schedule`].
+pub(super) fn schedule(
+    store: &Store,
+    py: Python<'_>,
+    kind: String,
+    every: &Bound<'_, PyAny>,
+    payload: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
+    now: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<String>> {
+    let every = convert::positive_duration(every, "every")?;
+    let payload_json = match payload {
+        Some(p) => payload::to_json(p, "payload")?,
+        None => "{}".to_owned(),
+    };
+    let key = match key {
+        Some(k) => convert::text(k, "key")?,
+        None => kind.clone(),
+    };
+    let now = now_arg(now)?;
+    Ok(py.detach(|| {
+        store
+            .scheduler()
+            .schedule(&kind, every, &payload_json, &key, now)
+    })?)
+}
+
 #[pymethods]
 impl PyScheduler {
     #[pyo3(signature = (kind, every, payload=None, key=None, now=None))]
@@ -59,21 +87,7 @@ impl PyScheduler {
         key: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<String>> {
-        let every = convert::positive_duration(every, "every")?;
-        let payload_json = match payload {
-            Some(p) => payload::to_json(p, "payload")?,
-            None => "{}".to_owned(),
-        };
-        let key = match key {
-            Some(k) => convert::text(k, "key")?,
-            None => kind.clone(),
-        };
-        let now = now_arg(now)?;
-        Ok(py.detach(|| {
-            self.core()
-                .scheduler()
-                .schedule(&kind, every, &payload_json, &key, now)
-        })?)
+        schedule(self.core(), py, kind, every, payload, key, now)
     }
 
     fn trigger_digest(&self, py: Python<'_>, date: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
