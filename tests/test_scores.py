@@ -423,6 +423,34 @@ def test_memtree_reads_rows_written_by_openhumans_statements(
     assert store.scores.node_entities("c9") == ["person:bob"]
 
 
+REFERENCE_UPSERT_HOTNESS = """INSERT INTO mem_tree_entity_hotness (
+                entity_id, mention_count_30d, distinct_sources, last_seen_ms,
+                query_hits_30d, graph_centrality, ingests_since_check,
+                last_hotness, last_updated_ms
+             ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(entity_id) DO UPDATE SET
+                mention_count_30d = excluded.mention_count_30d,
+                distinct_sources  = excluded.distinct_sources,
+                last_seen_ms      = excluded.last_seen_ms,
+                query_hits_30d    = excluded.query_hits_30d,
+                graph_centrality  = excluded.graph_centrality,
+                ingests_since_check = excluded.ingests_since_check,
+                last_hotness      = excluded.last_hotness,
+                last_updated_ms   = excluded.last_updated_ms"""
+
+
+def test_memtree_reads_hotness_written_by_openhumans_upsert(
+    store: memtree.Store, db_path: Path
+) -> None:
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(REFERENCE_UPSERT_HOTNESS, ("topic:x", 4, 2, None, 1, 0.5, 7, None, T0))
+    conn.close()
+    assert store.scores.get_hotness("topic:x") == Hotness(
+        "topic:x", 4, 2, None, 1, 0.5, 7, None, utc(T0)
+    )
+
+
 # ── bad input: refused before any write ─────────────────────────────────
 
 
