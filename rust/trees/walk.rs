@@ -21,11 +21,15 @@ pub enum Node {
 }
 
 /// The walk: `?1` the root summary, `?2` how many levels below it to go.
-/// `path` orders the rows depth first, children in their `child_ids`
-/// order; the children of a level-1 summary are chunks, of any higher one
-/// summaries. A row is `CHUNK_COLUMNS`, then `SUMMARY_COLUMNS` (one of the
-/// two groups NULL), then `is_summary`. Children whose row is missing are
-/// left out.
+/// The recursion runs over summaries only, carrying each one's
+/// `child_ids_json` so no row is read twice; the chunks under the level-1
+/// summaries are expanded once, after it (a chunk row in the recursive
+/// queue cost an index probe each). The children of a level-1 summary are
+/// chunks, of any higher one summaries; children whose row is missing are
+/// left out. A row is `CHUNK_COLUMNS`, then `SUMMARY_COLUMNS` (one of the
+/// two groups NULL), then `is_summary` and `path`: `path` orders the rows
+/// depth first, children in their `child_ids` order. The rows are sorted
+/// by `path` in Rust: SQLite's sorter would copy every wide row.
 static WALK_SQL: LazyLock<String> = LazyLock::new(|| {
     let chunk: Vec<String> = CHUNK_COLUMNS.iter().map(|c| format!("c.{c}")).collect();
     let summary: Vec<String> = SUMMARY_COLUMNS
@@ -33,20 +37,26 @@ static WALK_SQL: LazyLock<String> = LazyLock::new(|| {
         .map(|c| format!("s.{}", c.trim()))
         .collect();
     format!(
-        "WITH RECURSIVE walk(id, is_summary, depth, path) AS ( \
-             SELECT id, 1, 0, '' FROM mem_tree_summaries WHERE id = ?1 \
+        "WITH RECURSIVE walk(id, level, depth, path, children) AS ( \
+             SELECT id, level, 0, '', child_ids_json FROM mem_tree_summaries WHERE id = ?1 \
              UNION ALL \
-             SELECT j.value, p.level > 1, w.depth + 1, w.path || printf('%08d.', j.key) \
-             FROM walk w \
-             JOIN mem_tree_summaries p ON w.is_summary AND p.id = w.id \
-             JOIN json_each(p.child_ids_json) j \
-             WHERE w.depth < ?2 \
+             SELECT s.id, s.level, w.depth + 1, w.path || printf('%08d.', j.key), \
+                    s.child_ids_json \
+             FROM walk w CROSS JOIN json_each(w.children) j \
+             CROSS JOIN mem_tree_summaries s ON s.id = j.value \
+             WHERE w.level > 1 AND w.depth < ?2 \
+         ), \
+         nodes(id, is_summary, path) AS ( \
+             SELECT id, 1, path FROM walk \
+             UNION ALL \
+             SELECT j.value, 0, w.path || printf('%08d.', j.key) \
+             FROM walk w CROSS JOIN json_each(w.children) j \
+             WHERE w.level = 1 AND w.depth < ?2 \
          ) \
-         SELECT {}, {}, w.is_summary FROM walk w \
-         LEFT JOIN mem_tree_chunks c ON NOT w.is_summary AND c.id = w.id \
-         LEFT JOIN mem_tree_summaries s ON w.is_summary AND s.id = w.id \
-         WHERE c.id IS NOT NULL OR s.id IS NOT NULL \
-         ORDER BY w.path",
+         SELECT {}, {}, n.is_summary, n.path FROM nodes n \
+         LEFT JOIN mem_tree_chunks c ON NOT n.is_summary AND c.id = n.id \
+         LEFT JOIN mem_tree_summaries s ON n.is_summary AND s.id = n.id \
+         WHERE c.id IS NOT NULL OR s.id IS NOT NULL",
         chunk.join(", "),
         summary.join(", ")
     )
@@ -90,16 +100,21 @@ impl Trees<'_> {
         self.store.read("walk", |conn| {
             let mut stmt = conn.prepare_cached(&WALK_SQL)?;
             let mut rows = stmt.query(rusqlite::params![id, depth])?;
-            let mut nodes = Vec::new();
+            let mut nodes: Vec<(String, Node)> = Vec::new();
             while let Some(row) = rows.next()? {
                 let is_summary: bool = row.get(CHUNK_COLUMNS.len() + 18)?;
-                nodes.push(if is_summary {
+                let path: String = row.get(CHUNK_COLUMNS.len() + 19)?;
+                let node = if is_summary {
                     Node::Summary(summary_from_row_at(row, CHUNK_COLUMNS.len())?)
                 } else {
                     Node::Chunk(chunk_from_row(row)?)
-                });
+                };
+                nodes.push((path, node));
             }
-            Ok(nodes)
+            // Paths are unique (a child's extends its parent's by its
+            // index), so an unstable sort is exact.
+            nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            Ok(nodes.into_iter().map(|(_, node)| node).collect())
         })
     }
 
