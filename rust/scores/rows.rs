@@ -102,3 +102,65 @@ impl Scores<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn temp_store() -> Result<(tempfile::TempDir, Store)> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        Ok((dir, store))
+    }
+
+    fn row(total: f64) -> ScoreRow {
+        ScoreRow {
+            chunk_id: "c1".into(),
+            total,
+            token_count_signal: 0.0,
+            unique_words_signal: 0.0,
+            metadata_weight: 0.0,
+            source_weight: 0.0,
+            interaction_weight: 0.0,
+            entity_density: 0.0,
+            llm_importance: 0.0,
+            llm_importance_reason: None,
+            dropped: false,
+            reason: None,
+            computed_at_ms: 1,
+        }
+    }
+
+    fn entity(id: &str) -> Entity {
+        Entity {
+            entity_id: id.into(),
+            entity_kind: "person".into(),
+            surface: id.into(),
+            score: 1.0,
+            is_user: false,
+        }
+    }
+
+    #[test]
+    fn replace_score_swaps_entities_and_a_refused_one_changes_nothing() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let scores = store.scores();
+        scores.replace_score(
+            &row(0.5),
+            &[entity("person:a"), entity("person:b")],
+            1,
+            None,
+        )?;
+        scores.replace_score(&row(0.7), &[entity("person:c")], 2, Some("t"))?;
+        assert_eq!(scores.node_entities("c1")?, ["person:c"]);
+        assert_eq!(scores.get_score("c1")?.map(|r| r.total), Some(0.7));
+        // A NaN anywhere is refused before the transaction.
+        let bad = scores.replace_score(&row(f64::NAN), &[entity("person:d")], 3, None);
+        assert!(matches!(bad, Err(Error::InvalidInput { .. })), "{bad:?}");
+        assert_eq!(scores.node_entities("c1")?, ["person:c"]);
+        assert_eq!(scores.get_score("c1")?.map(|r| r.total), Some(0.7));
+        Ok(())
+    }
+}

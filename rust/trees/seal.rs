@@ -320,3 +320,72 @@ impl Trees<'_> {
         Ok(sealed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::trees::{Tree, TreeStatus};
+
+    fn temp_store() -> Result<(tempfile::TempDir, Store)> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        Ok((dir, store))
+    }
+
+    fn seal_of(tree_id: &str, version: String) -> Seal {
+        Seal {
+            tree_id: tree_id.into(),
+            level: 0,
+            version,
+            content: "summary".into(),
+            time_range_ms: Some((1, 2)),
+            entities: vec!["person:alice".into()],
+            enqueue_follow_ups: true,
+            ..Seal::default()
+        }
+    }
+
+    #[test]
+    fn a_seal_moves_the_buffer_up_and_a_stale_version_writes_nothing() -> Result<()> {
+        let (_dir, store) = temp_store()?;
+        let trees = store.trees();
+        trees.create(&Tree {
+            id: "t".into(),
+            kind: TreeKind::Source,
+            scope: "s".into(),
+            root_id: None,
+            max_level: 0,
+            status: TreeStatus::Active,
+            created_at_ms: 0,
+            last_sealed_at_ms: None,
+        })?;
+        let read = trees.append_to_buffer("t", 0, &["a".into(), "b".into()], &[1, 2], 0)?;
+        let sealed = trees.seal(&seal_of("t", read.version()))?;
+        assert_eq!(sealed.child_ids, ["a", "b"]);
+        assert!(trees.get_buffer("t", 0)?.is_empty());
+        assert_eq!(
+            trees.get_buffer("t", 1)?.item_ids,
+            std::slice::from_ref(&sealed.id)
+        );
+        let tree = trees.get("t")?.expect("the tree exists");
+        assert_eq!((tree.root_id, tree.max_level), (Some(sealed.id.clone()), 1));
+        let jobs = store.jobs().list(None, None, 10)?;
+        assert_eq!(
+            jobs.iter()
+                .map(|j| j.dedupe_key.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+            [format!("topic_route:summary:{}", sealed.id)]
+        );
+        // The version read before the seal is stale now: refused, unchanged.
+        let again = trees.seal(&Seal {
+            id: Some("other".into()),
+            ..seal_of("t", read.version())
+        });
+        assert!(matches!(again, Err(Error::StaleBuffer { .. })), "{again:?}");
+        assert_eq!(trees.get_summary("other")?, None);
+        assert_eq!(trees.count_summaries("t")?, 1);
+        Ok(())
+    }
+}
