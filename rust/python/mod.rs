@@ -12,11 +12,15 @@ mod chunk;
 mod convert;
 mod errors;
 mod imports;
+mod job_kinds;
 mod jobs;
 mod logging;
 mod payload;
+mod scheduler;
+mod scores;
 mod store;
 mod testing;
+mod trees;
 
 use pyo3::prelude::*;
 
@@ -139,5 +143,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_submodule(m, "testing", testing::register)?;
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
+    trees::register(m)?;
+    job_kinds::register(m)?;
+    scheduler::register(m)?;
+    scores::register(m)?;
     Ok(())
 }
