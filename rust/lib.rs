@@ -26,6 +26,7 @@ mod lent;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
+pub mod search;
 pub mod sources;
 pub mod store;
 pub mod vfs;
@@ -35,7 +36,7 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use chunks::{ChunkFilter, ReplaceOutcome};
-pub use derived::RawRef;
+pub use derived::{EmbeddingRows, RawRef};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
 pub use sources::SourceInfo;

@@ -184,7 +184,7 @@ def use_the_derived_data_api(workspace: Path) -> list[str]:
         existed: bool = store.set_chunk_embedding("typed-d", array.array("f", [0.5, 1.5]))
         store.set_chunk_embedding("typed-d", memoryview(array.array("d", [0.5])))
         store.set_chunk_embedding("typed-d", (x / 2 for x in range(1, 3)))
-        vector: list[float] | None = store.get_chunk_embedding("typed-d")
+        vector: array.array[float] | None = store.get_chunk_embedding("typed-d")
         store.set_chunk_raw_refs("typed-d", [memtree.RawRef("raw/a.md", end=10)])
         refs: list[memtree.RawRef] | None = store.get_chunk_raw_refs("typed-d")
         pointers: tuple[str, str] | None = store.get_chunk_content_pointers("typed-d")
@@ -211,7 +211,7 @@ def use_the_derived_data_api(workspace: Path) -> list[str]:
 def test_typed_derived_data_usage(tmp_path: Path) -> None:
     assert use_the_derived_data_api(tmp_path) == [
         "True",
-        "[0.5, 1.0]",
+        "array('f', [0.5, 1.0])",
         "raw/a.md",
         "10",
         "None",

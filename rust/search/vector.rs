@@ -1,0 +1,468 @@
+//! Exact top-k over float32 vectors: the three metrics, their scoring
+//! kernels and the selection of the k best rows.
+//!
+//! The kernels keep 16 independent `f32` accumulators so LLVM turns the
+//! loop into SIMD lanes without being allowed to reassociate floating-point
+//! adds (no fast-math): each lane sums its own strided subsequence, the lanes
+//! are added once at the end. A scan of more than [`PARALLEL_FLOATS`] floats
+//! is split across the machine's cores: it is bound by memory bandwidth,
+//! which one core alone does not saturate.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::error::{Error, Result};
+
+/// How two vectors are compared. Every score is "higher is better".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Cosine similarity in `[-1, 1]`; a stored zero vector scores 0.
+    Cosine,
+    /// The dot product.
+    Dot,
+    /// The Euclidean distance, negated.
+    L2,
+}
+
+impl Metric {
+    /// The metric named `"cosine"`, `"dot"` or `"l2"`.
+    pub fn parse(name: &str) -> Result<Metric> {
+        match name {
+            "cosine" => Ok(Metric::Cosine),
+            "dot" => Ok(Metric::Dot),
+            "l2" => Ok(Metric::L2),
+            other => Err(Error::invalid(
+                "metric",
+                format!("expected 'cosine', 'dot' or 'l2', got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Accumulator lanes of the kernels: four SSE or two AVX registers.
+const LANES: usize = 16;
+
+/// Scans bigger than this many floats (4 MiB) are split across threads.
+const PARALLEL_FLOATS: usize = 1 << 20;
+
+/// Adds the lanes pairwise (the same order every call, so equal rows get
+/// bit-for-bit equal scores and ties are real ties).
+#[inline(always)]
+fn sum_lanes(acc: [f32; LANES]) -> f32 {
+    let mut half = [0f32; LANES / 2];
+    for i in 0..LANES / 2 {
+        half[i] = acc[i] + acc[i + LANES / 2];
+    }
+    let mut quarter = [0f32; LANES / 4];
+    for i in 0..LANES / 4 {
+        quarter[i] = half[i] + half[i + LANES / 4];
+    }
+    (quarter[0] + quarter[2]) + (quarter[1] + quarter[3])
+}
+
+/// `Σ a[i]·b[i]`; `a` and `b` have the same length.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; LANES];
+    let mut a_blocks = a.chunks_exact(LANES);
+    let mut b_blocks = b.chunks_exact(LANES);
+    for (x, y) in (&mut a_blocks).zip(&mut b_blocks) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    for (i, (x, y)) in a_blocks
+        .remainder()
+        .iter()
+        .zip(b_blocks.remainder())
+        .enumerate()
+    {
+        acc[i] += x * y;
+    }
+    sum_lanes(acc)
+}
+
+/// `Σ (a[i] - b[i])²`; `a` and `b` have the same length.
+#[inline]
+pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; LANES];
+    let mut a_blocks = a.chunks_exact(LANES);
+    let mut b_blocks = b.chunks_exact(LANES);
+    for (x, y) in (&mut a_blocks).zip(&mut b_blocks) {
+        for i in 0..LANES {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    for (i, (x, y)) in a_blocks
+        .remainder()
+        .iter()
+        .zip(b_blocks.remainder())
+        .enumerate()
+    {
+        let d = x - y;
+        acc[i] += d * d;
+    }
+    sum_lanes(acc)
+}
+
+/// `1 / |v|` computed in f64 (a float32 square sum can overflow), 0 for a
+/// zero vector so that its cosine is 0 rather than NaN.
+pub fn inverse_norm(v: &[f32]) -> f32 {
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        (1.0 / norm) as f32
+    } else {
+        0.0
+    }
+}
+
+/// A query checked and prepared for one metric.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The query vector.
+    pub vector: Vec<f32>,
+    /// The metric.
+    pub metric: Metric,
+    /// `1 / |vector|` (cosine only; 1 otherwise).
+    inverse_norm: f32,
+}
+
+impl Query {
+    /// Checks the vector (non-empty, finite; non-zero for cosine).
+    pub fn new(vector: Vec<f32>, metric: Metric) -> Result<Query> {
+        crate::chunk::validate_embedding(&vector, "vector")?;
+        let inverse_norm = if metric == Metric::Cosine {
+            let inv = inverse_norm(&vector);
+            if inv == 0.0 {
+                return Err(Error::invalid(
+                    "vector",
+                    "a zero vector has no cosine similarity (use metric='dot' or 'l2')",
+                ));
+            }
+            inv
+        } else {
+            1.0
+        };
+        Ok(Query {
+            vector,
+            metric,
+            inverse_norm,
+        })
+    }
+
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.vector.len()
+    }
+
+    /// The score of one stored row (`row_inverse_norm` is used by cosine).
+    #[inline]
+    pub fn score(&self, row: &[f32], row_inverse_norm: f32) -> f32 {
+        let s = match self.metric {
+            Metric::Cosine => dot(&self.vector, row) * (self.inverse_norm * row_inverse_norm),
+            Metric::Dot => dot(&self.vector, row),
+            Metric::L2 => -squared_distance(&self.vector, row).sqrt(),
+        };
+        // -0.0 and 0.0 are one score (a tie, broken by id).
+        s + 0.0
+    }
+}
+
+/// One scored row of a matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct Scored {
+    /// The score (NaN ranks below every number).
+    pub score: f32,
+    /// The row's rank in id order: the lower wins a tie.
+    pub tie: u32,
+    /// The row in its matrix.
+    pub row: u32,
+}
+
+impl Scored {
+    /// The rank order: higher score first, then lower id.
+    pub fn rank_cmp(&self, other: &Scored) -> Ordering {
+        rank_key(other.score)
+            .total_cmp(&rank_key(self.score))
+            .then(self.tie.cmp(&other.tie))
+    }
+}
+
+/// NaN (an overflowed product) ranks last.
+fn rank_key(score: f32) -> f32 {
+    if score.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        score
+    }
+}
+
+/// Heap order: the worst kept entry on top.
+struct Worst(Scored);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.rank_cmp(&other.0)
+    }
+}
+
+/// The `k` best of a stream of scored rows.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, candidate: Scored) {
+        if self.heap.len() < self.k {
+            self.heap.push(Worst(candidate));
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if candidate.rank_cmp(&worst.0) == Ordering::Less {
+                *worst = Worst(candidate);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: TopK) {
+        for Worst(s) in other.heap {
+            self.offer(s);
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
+        out.sort_by(Scored::rank_cmp);
+        out
+    }
+}
+
+/// A row-major matrix of `dim`-wide rows with each row's inverse norm and
+/// rank by id.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// Width of a row.
+    pub dim: usize,
+    /// `rows × dim` values.
+    pub data: &'a [f32],
+    /// One `1 / |row|` per row.
+    pub inverse_norms: &'a [f32],
+    /// Each row's rank in id order.
+    pub id_ranks: &'a [u32],
+}
+
+impl Rows<'_> {
+    fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    fn len(&self) -> usize {
+        self.inverse_norms.len()
+    }
+}
+
+/// The `k` best rows of `rows` for `query`, best first; `candidates` limits
+/// the scan to those rows (ascending), `None` scans every row. The query's
+/// dimension must be the matrix's.
+pub fn top_k(query: &Query, rows: Rows<'_>, candidates: Option<&[u32]>, k: usize) -> Vec<Scored> {
+    assert_eq!(query.dim(), rows.dim, "query and matrix dimensions differ");
+    let count = candidates.map_or(rows.len(), <[u32]>::len);
+    let threads = if count.saturating_mul(rows.dim) > PARALLEL_FLOATS {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        1
+    };
+    let scan = |range: std::ops::Range<usize>| {
+        let mut best = TopK::new(k);
+        match candidates {
+            None => {
+                for i in range {
+                    best.offer(Scored {
+                        score: query.score(rows.row(i), rows.inverse_norms[i]),
+                        tie: rows.id_ranks[i],
+                        row: i as u32,
+                    });
+                }
+            }
+            Some(list) => {
+                for &r in &list[range] {
+                    let i = r as usize;
+                    best.offer(Scored {
+                        score: query.score(rows.row(i), rows.inverse_norms[i]),
+                        tie: rows.id_ranks[i],
+                        row: r,
+                    });
+                }
+            }
+        }
+        best
+    };
+    if threads <= 1 {
+        return scan(0..count).into_sorted();
+    }
+    let per = count.div_ceil(threads);
+    let mut best = TopK::new(k);
+    std::thread::scope(|scope| {
+        let scan = &scan;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * per).min(count)..((t + 1) * per).min(count);
+                scope.spawn(move || scan(range))
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => best.merge(part),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+    });
+    best.into_sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    }
+
+    #[test]
+    fn kernels_agree_with_a_plain_sum_at_every_length() {
+        for len in 0..70 {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
+            assert!(
+                (f64::from(dot(&a, &b)) - naive_dot(&a, &b)).abs() < 1e-4,
+                "{len}"
+            );
+            let d: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+                .sum();
+            assert!(
+                (f64::from(squared_distance(&a, &b)) - d).abs() < 1e-4,
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn metric_names() {
+        assert_eq!(Metric::parse("l2").unwrap(), Metric::L2);
+        let err = Metric::parse("euclid").unwrap_err().to_string();
+        assert!(err.starts_with("metric"), "{err}");
+    }
+
+    #[test]
+    fn zero_query_is_refused_for_cosine_only() {
+        assert!(Query::new(vec![0.0, 0.0], Metric::Cosine).is_err());
+        assert!(Query::new(vec![0.0, 0.0], Metric::Dot).is_ok());
+        assert!(Query::new(vec![], Metric::Dot).is_err());
+        assert!(Query::new(vec![f32::NAN], Metric::L2).is_err());
+    }
+
+    fn matrix(n: usize, dim: usize) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+        let data: Vec<f32> = (0..n * dim)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let norms = data.chunks(dim).map(inverse_norm).collect();
+        // Ids in reverse row order, so a tie is broken against the row order.
+        let ranks = (0..n as u32).rev().collect();
+        (data, norms, ranks)
+    }
+
+    #[test]
+    fn top_k_equals_a_full_sort_serial_and_parallel() {
+        // 2^20 floats is the threshold: the second size is scanned in threads.
+        for (n, dim) in [(300, 8), (5000, 256)] {
+            let (data, norms, ranks) = matrix(n, dim);
+            let rows = Rows {
+                dim,
+                data: &data,
+                inverse_norms: &norms,
+                id_ranks: &ranks,
+            };
+            for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+                let q = Query::new(data[dim..2 * dim].to_vec(), metric).unwrap();
+                let mut all: Vec<Scored> = (0..n)
+                    .map(|i| Scored {
+                        score: q.score(rows.row(i), norms[i]),
+                        tie: ranks[i],
+                        row: i as u32,
+                    })
+                    .collect();
+                all.sort_by(Scored::rank_cmp);
+                for k in [1, 10, n + 5] {
+                    let got: Vec<u32> = top_k(&q, rows, None, k).iter().map(|s| s.row).collect();
+                    let want: Vec<u32> = all.iter().take(k).map(|s| s.row).collect();
+                    assert_eq!(got, want, "{metric:?} n={n} k={k}");
+                }
+                let some: Vec<u32> = (0..n as u32).step_by(3).collect();
+                let got: Vec<u32> = top_k(&q, rows, Some(&some), 7)
+                    .iter()
+                    .map(|s| s.row)
+                    .collect();
+                let want: Vec<u32> = all
+                    .iter()
+                    .filter(|s| s.row % 3 == 0)
+                    .take(7)
+                    .map(|s| s.row)
+                    .collect();
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_row_and_nan_ranks_last() {
+        let a = Scored {
+            score: 1.0,
+            tie: 3,
+            row: 3,
+        };
+        let b = Scored {
+            score: 1.0,
+            tie: 1,
+            row: 1,
+        };
+        let nan = Scored {
+            score: f32::NAN,
+            tie: 0,
+            row: 0,
+        };
+        let mut v = vec![a, nan, b];
+        v.sort_by(Scored::rank_cmp);
+        assert_eq!(v.iter().map(|s| s.row).collect::<Vec<_>>(), [1, 3, 0]);
+    }
+}
