@@ -24,12 +24,12 @@ either message names the argument. In particular:
   number beyond a float's range (else ``ValueError``).
 """
 
+import array
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-import array
 from typing import Any, Literal, final
 
 from typing_extensions import Buffer
@@ -365,7 +365,7 @@ class Store:
 
         Always the committed state: a write committed by any thread or
         process is seen by the next search. The embeddings are kept in memory
-        after the first search (about ``4 × rows × dim`` bytes), keyed on
+        after the first search (about ``4 * rows * dim`` bytes), keyed on
         SQLite's change counter, and read again after any commit. The GIL is
         released for the whole search; searches in several threads run in
         parallel.
@@ -439,7 +439,7 @@ class Embeddings:
         """The dimension of every vector (0 when there are none)."""
     @property
     def data(self) -> bytes:
-        """``len(ids) × dim`` little-endian float32 values, row-major."""
+        """``len(ids) * dim`` little-endian float32 values, row-major."""
     def to_numpy(self) -> Any:
         """A read-only ``numpy`` array of shape ``(len(ids), dim)`` and dtype
         float32 over :attr:`data` (no copy; numpy is imported on this call)."""

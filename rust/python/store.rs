@@ -320,6 +320,12 @@ impl PyStore {
         vector, k=10, *, source_kind=None, source_id=None, owner=None, since=None, until=None,
         metric=String::from("cosine"), include_summaries=false
     ))]
+    // The default of `metric` is converted by `arg::metric`, so PyO3 cannot
+    // print it: the signature is spelled out.
+    #[pyo3(
+        text_signature = "($self, vector, k=10, *, source_kind=None, source_id=None, owner=None, \
+                          since=None, until=None, metric='cosine', include_summaries=False)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn search_vector(
         &self,

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{ffi, Connection};
@@ -228,10 +229,20 @@ pub fn snapshot(conn: &Connection, table: Table, version: u32) -> rusqlite::Resu
     Ok(snapshot)
 }
 
+/// Snapshots read from the file by this process (a test counts them to prove
+/// the cache is reused, and dropped after every commit).
+static SNAPSHOT_READS: AtomicU64 = AtomicU64::new(0);
+
+/// How many snapshots this process has read from its files.
+pub fn snapshot_reads() -> u64 {
+    SNAPSHOT_READS.load(Ordering::Relaxed)
+}
+
 /// Reads every embedded row of `table`. A blob that is no float32 vector
 /// (empty, or a length not a multiple of 4) has no dimension and is skipped,
 /// as a row of another dimension is.
 fn read_snapshot(conn: &Connection, table: Table) -> rusqlite::Result<Snapshot> {
+    SNAPSHOT_READS.fetch_add(1, Ordering::Relaxed);
     let mut stmt = conn.prepare_cached(table.scan_sql())?;
     let mut rows = stmt.query([])?;
     let mut matrices: HashMap<usize, Matrix> = HashMap::new();

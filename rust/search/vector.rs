@@ -461,7 +461,7 @@ mod tests {
             tie: 0,
             row: 0,
         };
-        let mut v = vec![a, nan, b];
+        let mut v = [a, nan, b];
         v.sort_by(Scored::rank_cmp);
         assert_eq!(v.iter().map(|s| s.row).collect::<Vec<_>>(), [1, 3, 0]);
     }
