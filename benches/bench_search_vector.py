@@ -317,8 +317,9 @@ def test_read_10k_embeddings_into_numpy_vs_stdlib(corpus: dict[str, Any]) -> Non
             memtree_s.append(time.perf_counter() - started)
             started = time.perf_counter()
             blobs = conn.execute(
+                # json_each drives the join: rows come in the order asked.
                 "SELECT c.embedding FROM json_each(?) AS j"
-                " JOIN mem_tree_chunks AS c ON c.id = j.value ORDER BY j.key",
+                " JOIN mem_tree_chunks AS c ON c.id = j.value",
                 (ids_json,),
             ).fetchall()
             theirs = np.frombuffer(b"".join(b for (b,) in blobs), "<f4").reshape(len(blobs), DIM)

@@ -113,6 +113,24 @@ pub struct EmbeddingRows {
     pub data: Vec<u8>,
 }
 
+/// `rows` reordered by the `json_each` key each row came with.
+fn in_key_order(rows: EmbeddingRows, keys: &[i64]) -> EmbeddingRows {
+    let width = rows.dim * 4;
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| keys[i]);
+    let mut out = EmbeddingRows {
+        ids: Vec::with_capacity(order.len()),
+        dim: rows.dim,
+        data: Vec::with_capacity(rows.data.len()),
+    };
+    for i in order {
+        out.ids.push(rows.ids[i].clone());
+        out.data
+            .extend_from_slice(&rows.data[i * width..(i + 1) * width]);
+    }
+    out
+}
+
 /// A stored value that does not parse: a read error, never a silent `None`.
 fn malformed(column: usize, ty: rusqlite::types::Type, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, ty, message.into())
@@ -224,20 +242,23 @@ impl Store {
         let ids_json =
             serde_json::to_string(ids).map_err(|e| Error::invalid("ids", e.to_string()))?;
         let rows = self.read("get_chunk_embeddings", |conn| {
+            // No ORDER BY: SQLite would sort the blobs in a temporary b-tree.
+            // json_each drives the join, so rows come in the order asked;
+            // the key check below is the guarantee.
             let mut stmt = conn.prepare_cached(
-                "SELECT j.value, c.embedding FROM json_each(?1) AS j \
+                "SELECT j.key, j.value, c.embedding FROM json_each(?1) AS j \
                  JOIN mem_tree_chunks AS c ON c.id = j.value \
-                 WHERE c.embedding IS NOT NULL ORDER BY j.key",
+                 WHERE c.embedding IS NOT NULL",
             )?;
             let mut rows = stmt.query([&ids_json])?;
             let mut out = EmbeddingRows::default();
-            let mut first_id = String::new();
+            let mut keys: Vec<i64> = Vec::new();
             while let Some(row) = rows.next()? {
-                let id: String = row.get(0)?;
-                let blob = row.get_ref(1)?.as_blob()?;
+                let id: String = row.get(1)?;
+                let blob = row.get_ref(2)?.as_blob()?;
                 if blob.is_empty() || blob.len() % 4 != 0 {
                     return Err(malformed(
-                        1,
+                        2,
                         rusqlite::types::Type::Blob,
                         format!(
                             "embedding blob of {} bytes of chunk {id:?} is not a float32 vector",
@@ -248,19 +269,23 @@ impl Store {
                 let dim = blob.len() / 4;
                 if out.ids.is_empty() {
                     out.dim = dim;
-                    first_id.clone_from(&id);
+                    out.data.reserve_exact(ids.len() * blob.len());
                 } else if dim != out.dim {
                     return Ok(Err(Error::invalid(
                         "ids",
                         format!(
-                            "embeddings of different dimensions: {} (chunk {first_id:?}) \
+                            "embeddings of different dimensions: {} (chunk {:?}) \
                              and {dim} (chunk {id:?})",
-                            out.dim
+                            out.dim, out.ids[0]
                         ),
                     )));
                 }
+                keys.push(row.get(0)?);
                 out.data.extend_from_slice(blob);
                 out.ids.push(id);
+            }
+            if !keys.is_sorted() {
+                out = in_key_order(out, &keys);
             }
             Ok(Ok(out))
         })?;
@@ -389,6 +414,25 @@ mod tests {
             r#"[{"path":"raw/a.md","start":0,"end":null},{"path":"raw/b.md","start":5,"end":9}]"#
         );
         assert_eq!(raw_refs_from_json(&json), Ok(refs));
+    }
+
+    #[test]
+    fn rows_out_of_key_order_are_put_back_in_order() {
+        let rows = EmbeddingRows {
+            ids: vec!["b".into(), "a".into(), "c".into()],
+            dim: 1,
+            data: [2f32, 1.0, 3.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
+        let sorted = in_key_order(rows, &[1, 0, 2]);
+        assert_eq!(sorted.ids, ["a", "b", "c"]);
+        let want: Vec<u8> = [1f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(sorted.data, want);
     }
 
     #[test]

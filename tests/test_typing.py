@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -258,3 +259,46 @@ def test_settle_and_claim_types(tmp_path: Path) -> None:
     with memtree.Store.open(tmp_path) as store:
         status, nxt = settle_and_claim(store)
         assert status is memtree.JobStatus.READY and nxt is None
+
+
+def use_the_search_api(path: Path) -> list[str]:
+    with memtree.Store(path) as store:
+        store.upsert_chunks([memtree.Chunk(f"v{i}", "t", "chat", "s", "o", i) for i in range(3)])
+        found: int = store.set_chunk_embeddings(["v0", "v1", "v2"], [[1.0, 0.0], [0.0, 1.0], None])
+        one: array.array[float] | None = store.get_chunk_embedding("v0")
+        block: memtree.Embeddings = store.get_chunk_embeddings(["v1", "v0"])
+        ids: list[str] = block.ids
+        dim: int = block.dim
+        data: bytes = block.data
+        hits: list[memtree.Hit] = store.search_vector(
+            array.array("f", [1.0, 0.2]), 2, owner="o", metric="dot", include_summaries=True
+        )
+        best: memtree.Hit = hits[0]
+        rank: int | None = best.vector_rank
+        score: float = best.score
+    return [
+        str(found),
+        str(one),
+        *ids,
+        str(dim),
+        str(len(data)),
+        best.id,
+        best.kind,
+        str(rank),
+        f"{score:.1f}",
+    ]
+
+
+def test_typed_search_usage(tmp_path: Path) -> None:
+    assert use_the_search_api(tmp_path / "s.db") == [
+        "3",
+        "array('f', [1.0, 0.0])",
+        "v1",
+        "v0",
+        "2",
+        "16",
+        "v0",
+        "chunk",
+        "1",
+        "1.0",
+    ]

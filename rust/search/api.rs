@@ -169,16 +169,6 @@ impl Store {
             })
             .collect())
     }
-
-    /// Drops this connection's in-memory copy of the embeddings; the next
-    /// search reads them again. Frees the memory of a store that stops
-    /// searching; never needed for correctness.
-    pub fn drop_search_cache(&self) -> Result<()> {
-        self.read("drop_search_cache", |conn| {
-            cache::clear(conn);
-            Ok(())
-        })
-    }
 }
 
 #[cfg(test)]

@@ -267,13 +267,6 @@ fn read_snapshot(conn: &Connection, table: Table) -> rusqlite::Result<Snapshot> 
     Ok(Snapshot { matrices })
 }
 
-/// Drops the cached snapshots of this connection (they are rebuilt by the
-/// next search). For tests and memory pressure.
-pub fn clear(conn: &Connection) {
-    let mut guard = cache_of(conn).lock().unwrap_or_else(|p| p.into_inner());
-    *guard = Cache::default();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
