@@ -31,6 +31,7 @@ pub mod salvage;
 pub mod scheduler;
 pub mod schema;
 pub mod scores;
+pub mod search;
 pub mod sources;
 pub mod store;
 pub mod trees;
@@ -41,7 +42,7 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use chunks::{ChunkFilter, ReplaceOutcome};
-pub use derived::RawRef;
+pub use derived::{EmbeddingRows, RawRef};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
 pub use sources::SourceInfo;

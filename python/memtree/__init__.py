@@ -18,6 +18,8 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    Embeddings,
+    Hit,
     Job,
     JobBatch,
     JobPayload,
@@ -81,9 +83,11 @@ __all__ = [
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
+    "Embeddings",
     "Entity",
     "EntityHit",
     "ForkedStoreError",
+    "Hit",
     "Hotness",
     "Job",
     "JobBatch",
