@@ -8,15 +8,21 @@ pub mod bench;
 pub mod chunks;
 pub mod db;
 pub mod error;
+pub mod job_kinds;
 pub mod jobs;
 pub mod recovery;
+pub mod scheduler;
 pub mod schema;
+pub mod scores;
+pub mod search;
 pub mod sys;
+pub mod trees;
 pub mod vfs;
 
 #[cfg(feature = "python")]
 mod python;
 
+pub use chunks::derived::EmbeddingRows;
 pub use chunks::derived::RawRef;
 pub use chunks::record::{Chunk, SourceKind};
 pub use chunks::sources::SourceInfo;

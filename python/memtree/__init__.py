@@ -18,10 +18,19 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    Embeddings,
+    Hit,
     Job,
     JobBatch,
+    JobPayload,
     Jobs,
+    Scheduler,
+    Scores,
     Store,
+    Summary,
+    Tree,
+    TreeBuffer,
+    Trees,
     __version__,
     schema_version,
     sqlite_version,
@@ -33,7 +42,19 @@ if TYPE_CHECKING:
     from memtree import worker as worker
     from memtree._codes import ResultCode
     from memtree._logging import LOGGERS as _LOGGERS  # noqa: F401 (lazy, private)
-    from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
+    from memtree._types import (
+        Entity,
+        EntityHit,
+        Hotness,
+        JobKind,
+        JobStatus,
+        RawRef,
+        Score,
+        SourceInfo,
+        SourceKind,
+        TreeKind,
+        TreeStatus,
+    )
     from memtree.errors import (
         BusyError,
         CircuitOpenError,
@@ -48,6 +69,7 @@ if TYPE_CHECKING:
         PathRefusedError,
         PermanentError,
         SchemaVersionError,
+        StaleBufferError,
         StoreClosedError,
         TransientIOError,
     )
@@ -61,9 +83,16 @@ __all__ = [
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
+    "Embeddings",
+    "Entity",
+    "EntityHit",
     "ForkedStoreError",
+    "Hit",
+    "Hotness",
     "Job",
     "JobBatch",
+    "JobKind",
+    "JobPayload",
     "JobStatus",
     "Jobs",
     "JournalModeWarning",
@@ -75,12 +104,22 @@ __all__ = [
     "PermanentError",
     "RawRef",
     "ResultCode",
+    "Scheduler",
     "SchemaVersionError",
+    "Score",
+    "Scores",
     "SourceInfo",
     "SourceKind",
+    "StaleBufferError",
     "Store",
     "StoreClosedError",
+    "Summary",
     "TransientIOError",
+    "Tree",
+    "TreeBuffer",
+    "TreeKind",
+    "TreeStatus",
+    "Trees",
     "Worker",
     "__version__",
     "errors",
@@ -98,7 +137,22 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
     "worker": (_WORKER, None),
     "ResultCode": ("memtree._codes", "ResultCode"),
     "_LOGGERS": ("memtree._logging", "LOGGERS"),
-    **{name: (_TYPES, name) for name in ("JobStatus", "RawRef", "SourceInfo", "SourceKind")},
+    **{
+        name: (_TYPES, name)
+        for name in (
+            "Entity",
+            "EntityHit",
+            "Hotness",
+            "JobKind",
+            "JobStatus",
+            "RawRef",
+            "Score",
+            "SourceInfo",
+            "SourceKind",
+            "TreeKind",
+            "TreeStatus",
+        )
+    },
     **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
     **{
         name: (_ERRORS, name)
@@ -116,6 +170,7 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
             "PathRefusedError",
             "PermanentError",
             "SchemaVersionError",
+            "StaleBufferError",
             "StoreClosedError",
             "TransientIOError",
         )

@@ -110,6 +110,19 @@ pub enum Error {
         /// The job whose lease was lost.
         job_id: String,
     },
+    /// A seal presented a buffer version that is no longer the buffer's: a
+    /// write reached the buffer after the caller read it. Nothing was
+    /// changed; read the buffer again and summarise what it holds now.
+    StaleBuffer {
+        /// The tree.
+        tree_id: String,
+        /// The buffer's level.
+        level: i64,
+        /// The version the caller read.
+        expected: String,
+        /// The version the buffer has now.
+        found: String,
+    },
 }
 
 /// Result alias used throughout the core.
@@ -166,7 +179,8 @@ impl Error {
             | Error::SchemaTooNew { .. }
             | Error::NotMemtree { .. }
             | Error::PathRefused { .. }
-            | Error::LeaseLost { .. } => ErrorClass::Permanent,
+            | Error::LeaseLost { .. }
+            | Error::StaleBuffer { .. } => ErrorClass::Permanent,
             Error::Io { source, .. } => classify::classify_code(io_error_code(source)),
             _ => classify::classify_error(self),
         }
@@ -240,6 +254,16 @@ impl fmt::Display for Error {
             Error::LeaseLost { job_id } => write!(
                 f,
                 "lease lost on job {job_id}: it was recovered, re-claimed or already settled"
+            ),
+            Error::StaleBuffer {
+                tree_id,
+                level,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the buffer of tree {tree_id} at level {level} changed since it was read \
+                 (version {expected}, now {found}); nothing was sealed"
             ),
         }
     }

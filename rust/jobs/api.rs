@@ -85,6 +85,8 @@ pub(crate) fn list_sql(status: Option<JobStatus>, kind: Option<&str>, limit: i64
     )
 }
 
+/// Enqueues `jobs` inside an open transaction (`now` stamps them); one id
+/// or `None` (a dedupe collision) per job.
 pub(crate) fn enqueue_in(
     tx: &Transaction<'_>,
     jobs: &[NewJob],

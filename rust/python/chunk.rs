@@ -22,7 +22,11 @@ use crate::sys::clock::now_ms;
 /// datetime rounded down) and read back as UTC datetimes.
 /// ``time_range`` defaults to ``(timestamp, timestamp)`` and
 /// ``created_at`` to now. ``embedding`` is stored as a float32 vector and
-/// must be finite and non-empty. ``content_path`` and ``content_sha256``
+/// must be finite and non-empty: any iterable of floats, or a 1-D float32 or
+/// float64 buffer (a numpy row, ``array.array``, ``memoryview``) read as raw
+/// memory in one piece. ``bytes``/``bytearray`` are a ``TypeError`` (their
+/// items are bytes, not floats; wrap raw float32 bytes as
+/// ``memoryview(b).cast("f")``). ``content_path`` and ``content_sha256``
 /// point at the full body on disk when ``content`` holds a preview (the
 /// reference's staged upsert); they are set together or not at all, the
 /// SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle

@@ -527,6 +527,21 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    /// Periodic enqueue, once per slot of ``every``: the same call as
+    /// :meth:`Scheduler.schedule`.
+    #[pyo3(signature = (kind, every, payload=None, key=None, now=None))]
+    fn schedule(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
+        every: &Bound<'_, PyAny>,
+        payload: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<String>> {
+        super::scheduler::schedule(self.core(), py, kind, every, payload, key, now)
+    }
+
     /// Job counts for every status.
     fn counts(&self, py: Python<'_>) -> PyResult<HashMap<&'static str, i64>> {
         let counts = py.detach(|| self.core().jobs().counts())?;

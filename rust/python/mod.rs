@@ -12,10 +12,15 @@ mod convert;
 mod errors;
 mod hooks;
 mod imports;
+mod job_kinds;
 mod jobs;
 mod logging;
 mod payload;
+mod scheduler;
+mod scores;
+mod search;
 mod store;
+mod trees;
 
 use pyo3::prelude::*;
 
@@ -132,6 +137,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<chunk::PyChunk>()?;
     m.add_class::<store::PyStore>()?;
+    m.add_class::<search::PyHit>()?;
+    m.add_class::<convert::vector::PyEmbeddings>()?;
     m.add_function(wrap_pyfunction!(classify_code, m)?)?;
     m.add_function(wrap_pyfunction!(code_name, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_from_code, m)?)?;
@@ -144,5 +151,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_submodule(m, "testing", hooks::testing::register)?;
     add_submodule(m, "bench", hooks::bench::register)?;
     jobs::register(m)?;
+    trees::register(m)?;
+    job_kinds::register(m)?;
+    scheduler::register(m)?;
+    scores::register(m)?;
     Ok(())
 }

@@ -9,8 +9,10 @@ use pyo3::types::PyType;
 use pyo3::PyTypeInfo;
 
 use super::chunk::PyChunk;
+use super::convert::vector;
 use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
+use super::search;
 use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
 
@@ -113,6 +115,24 @@ impl PyStore {
     #[getter]
     fn jobs(slf: &Bound<'_, Self>) -> super::jobs::PyJobs {
         super::jobs::PyJobs::new(slf)
+    }
+
+    /// The scores, entity index and hotness in this database (``memtree.Scores``).
+    #[getter]
+    fn scores(slf: &Bound<'_, Self>) -> super::scores::PyScores {
+        super::scores::PyScores::new(slf)
+    }
+
+    /// The periodic side of the job queue (``memtree.Scheduler``).
+    #[getter]
+    fn scheduler(slf: &Bound<'_, Self>) -> super::scheduler::PyScheduler {
+        super::scheduler::PyScheduler::new(slf)
+    }
+
+    /// The summary trees in this database (``memtree.Trees``).
+    #[getter]
+    fn trees(slf: &Bound<'_, Self>) -> super::trees::PyTrees {
+        super::trees::PyTrees::new(slf)
     }
 
     /// True after :meth:`close`.
@@ -342,13 +362,110 @@ impl PyStore {
         Ok(py.detach(|| self.inner.set_chunk_embedding(&id, vector.as_deref()))?)
     }
 
-    /// A chunk's embedding, or None if it has none or does not exist.
-    fn get_chunk_embedding(
+    /// A chunk's embedding as an ``array.array("f")`` (a buffer:
+    /// ``numpy.asarray`` takes it without a copy), or None if it has none or
+    /// does not exist.
+    fn get_chunk_embedding<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = py.detach(|| self.inner.get_chunk_embedding(&id))?;
+        found.map(|v| vector::float_array(py, &v)).transpose()
+    }
+
+    /// Sets many chunks' embeddings in ONE transaction (all or none):
+    /// row ``i`` of ``matrix`` goes to ``ids[i]``. ``matrix`` is a 2-D float32
+    /// or float64 buffer (a numpy ``(n, d)`` array, read as raw memory) or a
+    /// sequence of vectors, each ``None`` (clears), an iterable of floats or a
+    /// 1-D float buffer. Returns how many of the ids name a chunk (a missing
+    /// id writes nothing). Every id and row is checked before the transaction:
+    /// a row count other than the ids', an empty row, NaN or infinity is a
+    /// ``ValueError`` naming it (``matrix[3]``).
+    fn set_chunk_embeddings(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = arg::id)] id: String,
-    ) -> PyResult<Option<Vec<f32>>> {
-        Ok(py.detach(|| self.inner.get_chunk_embedding(&id))?)
+        ids: &Bound<'_, PyAny>,
+        matrix: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let ids = convert::strs(ids, "ids")?;
+        let matrix = vector::Matrix::extract(matrix, "matrix")?;
+        Ok(py.detach(|| self.inner.set_chunk_embeddings(&ids, &matrix.rows()))?)
+    }
+
+    /// The embeddings of these chunks in one read: the ids that have one,
+    /// in the order asked (missing ids and chunks without an embedding are
+    /// skipped). Embeddings of different dimensions are a ``ValueError``.
+    fn get_chunk_embeddings(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+    ) -> PyResult<vector::PyEmbeddings> {
+        let ids = convert::strs(ids, "ids")?;
+        let rows = py.detach(|| self.inner.get_chunk_embeddings(&ids))?;
+        Ok(vector::PyEmbeddings::new(py, rows))
+    }
+
+    /// The ``k`` stored embeddings nearest ``vector``, best first.
+    ///
+    /// Exact: every chunk that matches all the filters (those of
+    /// :meth:`list_chunks`, applied first through its indexes) and has an
+    /// embedding of the query's dimension is scored; ties are broken by id.
+    /// ``k`` rows come back whenever at least ``k`` match. Rows without an
+    /// embedding or of another dimension are skipped (a dimension no row has
+    /// gives ``[]``). ``metric``: ``"cosine"`` (a stored zero vector scores
+    /// 0), ``"dot"`` or ``"l2"`` (the score is the negated distance); a
+    /// higher score is better. With ``include_summaries`` live summaries with
+    /// an embedding compete too (``kind="summary"``): ``since``/``until``
+    /// compare their ``time_range_end``, and a ``source_kind``,
+    /// ``source_id`` or ``owner`` filter excludes them.
+    ///
+    /// Always the committed state: a write committed by any thread or
+    /// process is seen by the next search. The embeddings are kept in memory
+    /// after the first search (about ``4 * rows * dim`` bytes), keyed on
+    /// SQLite's change counter, and read again after any commit. The GIL is
+    /// released for the whole search; searches in several threads run in
+    /// parallel.
+    ///
+    /// ``vector``: a 1-D float buffer or an iterable of floats; an empty one,
+    /// NaN or infinity (or a zero vector with cosine) is a ``ValueError``.
+    /// ``k`` follows the ``limit`` rule (any int, clamped to 1..10000; a
+    /// bool, float or str is a ``TypeError``); an unknown metric is a
+    /// ``ValueError``.
+    #[pyo3(signature = (
+        vector, k=10, *, source_kind=None, source_id=None, owner=None, since=None, until=None,
+        metric=String::from("cosine"), include_summaries=false
+    ))]
+    // The default of `metric` is converted by `arg::metric`, so PyO3 cannot
+    // print it: the signature is spelled out.
+    #[pyo3(
+        text_signature = "($self, vector, k=10, *, source_kind=None, source_id=None, owner=None, \
+                          since=None, until=None, metric='cosine', include_summaries=False)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn search_vector(
+        &self,
+        py: Python<'_>,
+        vector: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::metric)] metric: String,
+        include_summaries: bool,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search_vector(
+            py,
+            &self.inner,
+            vector,
+            k,
+            &filter,
+            &metric,
+            include_summaries,
+        )
     }
 
     /// Sets a chunk's raw-archive references (``raw_refs_json``, the

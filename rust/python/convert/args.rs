@@ -214,6 +214,8 @@ pub mod arg {
         seq_in_source("seq_in_source"): i64 = super::int64;
         limit("limit"): i64 = super::int64;
         clamped_limit("limit"): i64 = super::clamped_limit;
+        k("k"): i64 = super::clamped_limit;
+        metric("metric"): String = super::text;
         max_attempts("max_attempts"): i64 = super::int64;
         path("path"): PathBuf = super::path;
         workspace("workspace"): PathBuf = super::path;

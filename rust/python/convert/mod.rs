@@ -30,11 +30,8 @@ pub mod time;
 pub mod values;
 pub mod vector;
 
-pub(crate) use args::type_name;
-pub use args::{arg, int64, source_kind, strs};
-pub use time::{
-    datetime_or_delay_ms, from_ms, opt_from_ms, opt_positive_duration, opt_time_or_ms, opt_to_ms,
-    seconds, time_or_ms,
-};
-pub use values::{raw_ref_to_py, raw_refs, source_info_to_py, source_kind_to_py};
-pub use vector::{embedding, vector};
+// Callers name a conversion through this module, whichever file holds it.
+pub use args::*;
+pub use time::*;
+pub use values::*;
+pub use vector::*;
