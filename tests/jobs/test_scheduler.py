@@ -164,7 +164,7 @@ def test_many_processes_one_job_per_slot(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from faults_support import CHILD_PRELUDE
+    from support import CHILD_PRELUDE
 
     db = tmp_path / "chunks.db"
     memtree.Store(db).close()
