@@ -1,7 +1,7 @@
 """Summary trees: the walk, the seal and replace_score, as ratios against a
 peer measured in the same run.
 
-Not a test: run ``python benches/bench_trees.py`` (after ``make build``;
+Not a test: ``make bench`` runs it after the suites, or run ``python benches/bench_trees.py`` (after ``make build``;
 ``make bench`` builds the release). On a fresh database in a temporary
 folder it measures:
 
