@@ -482,12 +482,15 @@ impl PyTrees {
         })?)
     }
 
-    fn get_summary_embedding(
+    fn get_summary_embedding<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         #[pyo3(from_py_with = arg::id)] id: String,
-    ) -> PyResult<Option<Vec<f32>>> {
-        Ok(py.detach(|| self.core().trees().get_summary_embedding(&id))?)
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = py.detach(|| self.core().trees().get_summary_embedding(&id))?;
+        found
+            .map(|v| super::vector::float_array(py, &v))
+            .transpose()
     }
 
     fn get_buffer(
