@@ -1,9 +1,9 @@
 """Summary trees: the walk, the seal and replace_score, as ratios against a
 peer measured in the same run.
 
-Not a test: run ``python benches/bench_trees.py`` (after ``make build``;
-``make bench`` builds the release). On a fresh database in a temporary
-folder it measures:
+Not a test: ``make bench`` runs it after the suites (release build), or
+run ``python benches/bench_trees.py`` after ``make build``. On a fresh
+database in a temporary folder it measures:
 
 - ``walk``: the subtree of a 4-level tree of 11,111 nodes (10,000 chunks,
   fan-out 10) in one statement, against OpenHuman's walk, one point read

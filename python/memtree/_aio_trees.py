@@ -15,6 +15,8 @@ from memtree._native import Chunk, Summary, Tree, TreeBuffer, Trees
 from memtree._types import TreeKind
 
 if TYPE_CHECKING:
+    import array
+
     # Only for annotations: typing_extensions is not a runtime dependency.
     from typing_extensions import Buffer
 
@@ -87,7 +89,7 @@ class AsyncTrees:
         """Sets or (None) clears a summary's embedding."""
         return await asyncio.to_thread(self._trees.set_summary_embedding, id, vector)
 
-    async def get_summary_embedding(self, id: str) -> builtins.list[float] | None:
+    async def get_summary_embedding(self, id: str) -> array.array[float] | None:
         """A summary's embedding; None when it is missing or has none."""
         return await asyncio.to_thread(self._trees.get_summary_embedding, id)
 

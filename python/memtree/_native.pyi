@@ -1134,8 +1134,10 @@ class Trees:
         """Sets or (None) clears a summary's embedding, as
         :meth:`Store.set_chunk_embedding` does a chunk's; True when the
         summary exists."""
-    def get_summary_embedding(self, id: str) -> list[float] | None:
-        """A summary's embedding; None when it is missing or has none."""
+    def get_summary_embedding(self, id: str) -> array.array[float] | None:
+        """A summary's embedding as an ``array.array("f")``, as
+        ``get_chunk_embedding`` returns one; None when it is missing or has
+        none."""
     def get_buffer(self, tree_id: str, level: int) -> TreeBuffer:
         """The buffer of a tree at ``level``; an empty one when there is none."""
     def list_stale_buffers(self, older_than: datetime | int) -> list[TreeBuffer]:

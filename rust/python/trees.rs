@@ -549,13 +549,18 @@ impl PyTrees {
         })?)
     }
 
-    /// A summary's embedding; None when it is missing or has none.
-    fn get_summary_embedding(
+    /// A summary's embedding as an ``array.array("f")``, as
+    /// ``get_chunk_embedding`` returns one; None when it is missing or has
+    /// none.
+    fn get_summary_embedding<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         #[pyo3(from_py_with = arg::id)] id: String,
-    ) -> PyResult<Option<Vec<f32>>> {
-        Ok(py.detach(|| self.core().trees().get_summary_embedding(&id))?)
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = py.detach(|| self.core().trees().get_summary_embedding(&id))?;
+        found
+            .map(|v| super::convert::vector::float_array(py, &v))
+            .transpose()
     }
 
     /// The buffer of a tree at ``level``; an empty one when there is none.

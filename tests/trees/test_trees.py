@@ -8,6 +8,7 @@ before any write.
 
 from __future__ import annotations
 
+import array
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,7 +214,7 @@ def test_summary_embedding_uses_the_chunk_format(store: memtree.Store, db_path: 
     store.trees.insert_summary(sample_summary("sum-1", "tree-1", 1))
     assert store.trees.get_summary_embedding("sum-1") is None
     assert store.trees.set_summary_embedding("sum-1", [0.5, -1.0, 2.0])
-    assert store.trees.get_summary_embedding("sum-1") == [0.5, -1.0, 2.0]
+    assert store.trees.get_summary_embedding("sum-1") == array.array("f", [0.5, -1.0, 2.0])
     with sqlite3.connect(db_path) as conn:
         (blob,) = conn.execute("SELECT embedding FROM mem_tree_summaries").fetchone()
     conn.close()
