@@ -4,8 +4,7 @@
 
 use rusqlite::{params, Transaction};
 
-use super::model::{hit_from_row, Entity, EntityHit, HIT_COLUMNS};
-use super::rows::Scores;
+use super::model::{hit_from_row, Entity, EntityHit, Scores, HIT_COLUMNS};
 use crate::chunks::record::{check_time_ms, non_empty};
 use crate::error::{Error, Result};
 

@@ -4,8 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::model::{hotness_from_row, Hotness, HOTNESS_COLUMNS};
-use super::rows::Scores;
+use super::model::{hotness_from_row, Hotness, Scores, HOTNESS_COLUMNS};
 use crate::error::Result;
 use crate::sys::clock::now_ms;
 

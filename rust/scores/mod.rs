@@ -8,5 +8,4 @@ mod hotness;
 mod model;
 mod rows;
 
-pub use model::{Entity, EntityHit, Hotness, ScoreRow, ENTITY_KINDS};
-pub use rows::Scores;
+pub use model::{Entity, EntityHit, Hotness, ScoreRow, Scores, ENTITY_KINDS};

@@ -3,6 +3,7 @@
 //! columns and the checks every write runs before its transaction.
 
 use crate::chunks::record::{check_time_ms, non_empty};
+use crate::db::store::Store;
 use crate::error::{Error, Result};
 
 /// The entity kinds OpenHuman's `EntityKind::parse` reads back; any other
@@ -24,6 +25,19 @@ pub const ENTITY_KINDS: [&str; 15] = [
     "misc",
     "topic",
 ];
+
+/// The scores, entity index and hotness counters stored in one database.
+#[derive(Debug, Clone, Copy)]
+pub struct Scores<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The scores, entity index and hotness counters of this database.
+    pub fn scores(&self) -> Scores<'_> {
+        Scores { store: self }
+    }
+}
 
 /// One chunk's score rationale: the 13 columns of `mem_tree_score`.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,23 +7,9 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entities::{clear_in, index_in, validate_entities};
-use super::model::{score_from_row, Entity, ScoreRow, SCORE_COLUMNS};
+use super::model::{score_from_row, Entity, ScoreRow, Scores, SCORE_COLUMNS};
 use crate::chunks::record::{check_time_ms, non_empty};
-use crate::db::store::Store;
 use crate::error::Result;
-
-/// The scores, entity index and hotness counters stored in one database.
-#[derive(Debug, Clone, Copy)]
-pub struct Scores<'a> {
-    pub(crate) store: &'a Store,
-}
-
-impl Store {
-    /// The scores, entity index and hotness counters of this database.
-    pub fn scores(&self) -> Scores<'_> {
-        Scores { store: self }
-    }
-}
 
 /// OpenHuman's upsert (`INSERT OR REPLACE`, its column order).
 const UPSERT_SCORE_SQL: &str = "INSERT OR REPLACE INTO mem_tree_score (\
@@ -106,6 +92,7 @@ impl Scores<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::store::Store;
     use crate::error::Error;
 
     fn temp_store() -> Result<(tempfile::TempDir, Store)> {
