@@ -106,8 +106,8 @@ class Chunk:
     memory in one piece. ``bytes``/``bytearray`` are a ``TypeError`` (their
     items are bytes, not floats; wrap raw float32 bytes as
     ``memoryview(b).cast("f")``). ``content_path`` and ``content_sha256``
-    point at the full body on disk when ``content`` holds a preview (the
-    reference's staged upsert); they are set together or not at all, the
+    point at the full body on disk when ``content`` holds a preview (
+    OpenHuman's staged upsert); they are set together or not at all, the
     SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle
     status, they are written when the id is new and kept by a re-ingest.
 
@@ -344,7 +344,7 @@ class Store:
         how a caller drops one). ``vector`` is any iterable of floats or an
         object with the buffer protocol holding 1-D float32 or float64 values
         (``array.array('f')``, ``memoryview``, a numpy ``float32`` array: read
-        as raw bytes, not element by element). Stored as the reference's BLOB:
+        as raw bytes, not element by element). Stored as OpenHuman's BLOB:
         little-endian ``f32``, 4 bytes per value, no header. An empty vector,
         NaN or infinity (also a float64 beyond float32's range) is a
         ``ValueError``, a non-float element or buffer format a ``TypeError``."""
@@ -407,8 +407,8 @@ class Store:
         bool, float or str is a ``TypeError``); an unknown metric is a
         ``ValueError``."""
     def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
-        """Sets a chunk's raw-archive references (``raw_refs_json``, the
-        reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
+        """Sets a chunk's raw-archive references (``raw_refs_json``,
+        OpenHuman's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
         transaction; ``None`` clears them, ``[]`` stores an empty list. Returns
         whether the chunk exists. An empty path, ``start < 0`` or
         ``end < start`` is a ``ValueError`` naming the ref (``refs[1].end``)."""

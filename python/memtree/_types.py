@@ -36,7 +36,7 @@ class SourceKind(str, enum.Enum):
 class RawRef(NamedTuple):
     """A chunk's reference into the raw archive: bytes ``start`` to ``end``
     of the file at ``path`` (``end=None``: to the end of the file). Stored in
-    ``raw_refs_json`` as the reference's ``{"path", "start", "end"}`` object;
+    ``raw_refs_json`` as OpenHuman's ``{"path", "start", "end"}`` object;
     see :meth:`memtree.Store.set_chunk_raw_refs`."""
 
     path: str

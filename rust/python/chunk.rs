@@ -27,8 +27,8 @@ use crate::sys::clock::now_ms;
 /// memory in one piece. ``bytes``/``bytearray`` are a ``TypeError`` (their
 /// items are bytes, not floats; wrap raw float32 bytes as
 /// ``memoryview(b).cast("f")``). ``content_path`` and ``content_sha256``
-/// point at the full body on disk when ``content`` holds a preview (the
-/// reference's staged upsert); they are set together or not at all, the
+/// point at the full body on disk when ``content`` holds a preview (
+/// OpenHuman's staged upsert); they are set together or not at all, the
 /// SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle
 /// status, they are written when the id is new and kept by a re-ingest.
 ///

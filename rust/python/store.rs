@@ -348,7 +348,7 @@ impl PyStore {
     /// how a caller drops one). ``vector`` is any iterable of floats or an
     /// object with the buffer protocol holding 1-D float32 or float64 values
     /// (``array.array('f')``, ``memoryview``, a numpy ``float32`` array: read
-    /// as raw bytes, not element by element). Stored as the reference's BLOB:
+    /// as raw bytes, not element by element). Stored as OpenHuman's BLOB:
     /// little-endian ``f32``, 4 bytes per value, no header. An empty vector,
     /// NaN or infinity (also a float64 beyond float32's range) is a
     /// ``ValueError``, a non-float element or buffer format a ``TypeError``.
@@ -468,8 +468,8 @@ impl PyStore {
         )
     }
 
-    /// Sets a chunk's raw-archive references (``raw_refs_json``, the
-    /// reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
+    /// Sets a chunk's raw-archive references (``raw_refs_json``,
+    /// OpenHuman's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
     /// transaction; ``None`` clears them, ``[]`` stores an empty list. Returns
     /// whether the chunk exists. An empty path, ``start < 0`` or
     /// ``end < start`` is a ``ValueError`` naming the ref (``refs[1].end``).
