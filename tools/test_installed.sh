@@ -15,8 +15,8 @@ SRC=$PWD
 py=$1
 wheel=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 shift 2
-selection=("$@")
-[[ ${#selection[@]} -gt 0 ]] || selection=(tests)
+# Never an empty array: macOS's bash 3.2 calls one unbound under `set -u`.
+if [[ $# -gt 0 ]]; then selection=("$@"); else selection=(tests); fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/memtree-installed.XXXXXX")
 trap 'rm -rf "$work"' EXIT
