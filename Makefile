@@ -15,7 +15,7 @@ NATIVE_STAMP := $(VENV)/.native-built
 
 .PHONY: help
 help:  ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(DEPS_STAMP): Makefile pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,22 +78,44 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionl
 	$(MAKE) --no-print-directory docs
 
 WHEEL_STAMP := $(VENV)/.wheel-deps-installed
+# The Linux wheels `make wheel` builds: one abi3 wheel per CPU, cross-linked by
+# zig (PyPI's `ziglang`, in the `wheel` group) against glibc 2.17.
+WHEEL_ARCHS := x86_64 aarch64
 
 $(WHEEL_STAMP): $(DEPS_STAMP)
 	$(BIN)/python -m pip install --quiet --group wheel
+	rustup target add $(WHEEL_ARCHS:%=%-unknown-linux-gnu)
 	touch $@
 
 .PHONY: wheel
-wheel: $(WHEEL_STAMP)  ## Build the abi3 manylinux2014 wheel (release, zig links against glibc 2.17) and the sdist into dist/
+wheel: $(WHEEL_STAMP)  ## Build the abi3 manylinux2014 wheels (x86_64, aarch64; zig, glibc 2.17) and the sdist into dist/, each wheel checked by auditwheel
 	rm -rf dist
-	$(ACTIVATE) maturin build --release --quiet --zig --compatibility manylinux2014 --out dist
+	for arch in $(WHEEL_ARCHS); do \
+		$(ACTIVATE) maturin build --release --quiet --zig --compatibility manylinux2014 \
+			--target $$arch-unknown-linux-gnu --out dist || exit 1; \
+	done
 	$(ACTIVATE) maturin sdist --out dist
+	for arch in $(WHEEL_ARCHS); do $(ACTIVATE) tools/check_wheel.sh $$arch || exit 1; done
 
 .PHONY: wheel-test
-wheel-test: wheel  ## Check the wheel's tag, then test it installed in fresh venvs of every pyenv CPython >= 3.9
+wheel-test: wheel  ## Test the x86_64 wheel installed in fresh venvs of every pyenv CPython >= 3.9
 	$(ACTIVATE) tools/wheel_test.sh
+
+# Where `make wheel-test-arm64` keeps the Debian arm64 CPython it unpacks
+# (a sysroot run by qemu-user-static) and its test venv.
+ARM64_DIR := build/arm64
+
+.PHONY: wheel-test-arm64
+wheel-test-arm64: wheel  ## Test the aarch64 wheel installed in an emulated aarch64 CPython (qemu-user-static, Debian arm64 packages)
+	$(ACTIVATE) tools/wheel_test_arm64.sh $(ARM64_DIR)
+
+.PHONY: sdist-test
+sdist-test: $(WHEEL_STAMP)  ## Build the sdist, pip-install it into fresh venvs of the oldest and newest pyenv CPython, run the suite
+	rm -rf build/sdist && mkdir -p build/sdist
+	$(ACTIVATE) maturin sdist --out build/sdist
+	$(ACTIVATE) tools/sdist_test.sh build/sdist/memtree-*.tar.gz
 
 .PHONY: clean
 clean:  ## Remove build products and the virtualenv
 	cargo clean
-	rm -rf $(VENV) dist site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist build site .pytest_cache .mypy_cache .ruff_cache

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Usage: tools/test_installed.sh PYTHON WHEEL
-# Installs WHEEL into a fresh virtualenv of PYTHON, outside the source tree,
-# with the pinned `test` dependency group, and runs the whole suite against
-# the installed package from a copy of tests/ (README.md and docs/ come along
-# for tests/package/test_docs.py). Used by `make wheel-test` for every local CPython
-# and by .github/workflows/release.yml on each OS runner.
+# Usage: tools/test_installed.sh PYTHON WHEEL [PYTEST-ARGS...]
+# Installs WHEEL (or an sdist, which pip builds) into a fresh virtualenv of
+# PYTHON, outside the source tree, with the pinned `test` dependency group
+# (MEMTREE_TEST_GROUP names another), and runs the whole suite against the
+# installed package from a copy of tests/ (README.md and docs/ come along for
+# tests/package/test_docs.py); PYTEST-ARGS, if given, replace `tests` (a subset).
+# Used by `make wheel-test` for every local CPython, `make sdist-test`,
+# `make wheel-test-arm64` (PYTHON is then an emulated aarch64 CPython) and
+# .github/workflows/release.yml on each OS runner.
 set -euo pipefail
-[[ $# -eq 2 ]] || { echo "usage: $0 PYTHON WHEEL" >&2; exit 2; }
+[[ $# -ge 2 ]] || { echo "usage: $0 PYTHON WHEEL [PYTEST-ARGS...]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 SRC=$PWD
 py=$1
 wheel=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+shift 2
+# Never an empty array: macOS's bash 3.2 calls one unbound under `set -u`.
+if [[ $# -gt 0 ]]; then selection=("$@"); else selection=(tests); fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/memtree-installed.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -23,7 +29,7 @@ bin=$work/venv/bin
 [[ -d $work/venv/Scripts ]] && bin=$work/venv/Scripts  # Windows
 "$bin/python" -m pip install --quiet --upgrade "pip>=25.1"
 # --group reads ./pyproject.toml: the copy's, which is the checkout's.
-(cd "$work" && "$bin/python" -m pip install --quiet "$wheel" --group test)
+(cd "$work" && "$bin/python" -m pip install --quiet "$wheel" --group "${MEMTREE_TEST_GROUP:-test}")
 
 if [[ $(uname -s) == Linux ]] && command -v objdump >/dev/null; then
     so=$(echo "$work"/venv/lib/python*/site-packages/memtree/_native.abi3.so)
@@ -37,4 +43,4 @@ fi
 
 cd "$work"
 MEMTREE_EXPECT_INSTALLED=1 MEMTREE_SOURCE_TREE="$SRC" \
-    "$bin/python" -m pytest -q -p no:cacheprovider --rootdir "$work" tests
+    "$bin/python" -m pytest -q -p no:cacheprovider --rootdir "$work" "${selection[@]}"

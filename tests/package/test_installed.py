@@ -4,7 +4,9 @@ than the source folder."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import sys
 import sysconfig
 from pathlib import Path
@@ -28,6 +30,29 @@ def test_version_and_bundled_sqlite() -> None:
     assert memtree.__version__.count(".") == 2
     major, minor, _patch = (int(p) for p in memtree.sqlite_version().split("."))
     assert (major, minor) >= (3, 45)
+
+
+def source_tree() -> Path:
+    """The checkout the tests came from: the copy's origin under
+    tools/test_installed.sh, else the folder above tests/."""
+    return Path(os.environ.get("MEMTREE_SOURCE_TREE", Path(__file__).resolve().parents[1]))
+
+
+def test_one_version_from_cargo_toml() -> None:
+    """Cargo.toml's `[package] version` is the one place the version is
+    written: the native module's `__version__` is compiled from it, the
+    distribution's metadata (pyproject's dynamic version) is filled from it
+    by maturin, and the changelog's newest entry names it."""
+    assert importlib.metadata.version("memtree") == memtree.__version__
+    root = source_tree()
+    cargo = (root / "Cargo.toml").read_text(encoding="utf-8")
+    package = cargo.split("[package]", 1)[1].split("\n[", 1)[0]
+    written = re.search(r'^version = "([^"]+)"$', package, re.MULTILINE)
+    assert written is not None, package
+    assert memtree.__version__ == written.group(1)
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.MULTILINE)
+    assert newest is not None and newest.group(1) == written.group(1)
 
 
 @pytest.mark.skipif(
