@@ -110,7 +110,7 @@ wheel-test-arm64: wheel  ## Test the aarch64 wheel installed in an emulated aarc
 	$(ACTIVATE) tools/wheel_test_arm64.sh $(ARM64_DIR)
 
 .PHONY: sdist-test
-sdist-test: $(WHEEL_STAMP)  ## Build the sdist, pip-install it into fresh venvs of the oldest and newest pyenv CPython, run the suite
+sdist-test: $(WHEEL_STAMP)  ## Build the sdist, pip-install it into fresh venvs of the oldest and newest pyenv CPython, run the installed-package tests
 	rm -rf build/sdist && mkdir -p build/sdist
 	$(ACTIVATE) maturin sdist --out build/sdist
 	$(ACTIVATE) tools/sdist_test.sh build/sdist/memtree-*.tar.gz

@@ -3,9 +3,13 @@
 # Tests the sdist the way every platform without a wheel installs memtree:
 # `pip install memtree-X.tar.gz` into a fresh virtualenv, which builds the
 # extension from the sdist alone (maturin from PyPI, the crates from
-# crates.io, a Rust toolchain >= 1.89 on PATH), then the whole suite against
-# the installed package (tools/test_installed.sh), on the oldest and the
-# newest CPython that pyenv has (3.9 and 3.13 here; PYTHONS=... overrides).
+# crates.io, a Rust toolchain >= 1.89 on PATH), then the installed-package
+# tests (tests/package: the installed files, version, typing, docs blocks,
+# native layout and docstrings; tools/test_installed.sh) against it, on the
+# oldest and the newest CPython that pyenv has (3.9 and 3.13 here;
+# PYTHONS=... overrides). The whole suite runs against the same code on
+# those interpreters in `make wheel-test`; what the sdist can get wrong is
+# its contents and its build, which these tests and the build itself prove.
 # Both builds share one cargo target folder under build/ so the second
 # compiles only memtree itself (the abi3 extension is the same for both);
 # each still compiles from the unpacked sdist, not from this checkout.
@@ -33,7 +37,7 @@ tested=()
 for py in "$oldest" "$newest"; do
     version=$("$py" -c 'import platform; print(platform.python_version())')
     echo "=== the sdist on CPython $version ($py)"
-    tools/test_installed.sh "$py" "$sdist"
+    tools/test_installed.sh "$py" "$sdist" tests/package
     tested+=("$version")
 done
 echo "sdist installed and tested on CPython ${tested[*]}"
