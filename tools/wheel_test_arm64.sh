@@ -5,7 +5,8 @@
 #   1. qemu-user-static is the one thing installed on the machine (apt-get,
 #      when it is missing and this runs as root; otherwise it says how);
 #   2. Debian's arm64 `python3` (python3-minimal, libpython3-stdlib and
-#      python3-venv for ensurepip) and every package they depend on,
+#      python3-venv for ensurepip; libstdc++6, which numpy's wheel links)
+#      and every package they depend on,
 #      recursively, are downloaded with a private apt configuration: the
 #      machine's sources, but package lists, cache and an empty dpkg status
 #      under DIR/apt, architecture arm64. Nothing names a Debian version, and
@@ -44,7 +45,9 @@ wheels=(dist/memtree-*-cp39-abi3-*_aarch64.whl)
 wheel=$PWD/${wheels[0]}
 
 # --- the sysroot: built once, reused until DIR is removed (make clean) ------
-if [[ ! -f $sysroot/.complete ]]; then
+# or the packages it is built from change (the stamp holds their names).
+roots="python3-minimal libpython3-stdlib python3-venv libstdc++6"
+if [[ ! -f $sysroot/.complete || $(cat "$sysroot/.complete") != "$roots" ]]; then
     rm -rf "$dir/apt" "$sysroot"
     mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/apt/debs" "$sysroot"
     : >"$dir/apt/status"
@@ -61,7 +64,7 @@ if [[ ! -f $sysroot/.complete ]]; then
     # by a real one the closure also holds.
     packages=$(apt-cache "${apt_options[@]}" depends --recurse --no-recommends --no-suggests \
         --no-conflicts --no-breaks --no-replaces --no-enhances \
-        python3-minimal libpython3-stdlib python3-venv | grep -v -e '^ ' -e '^<' | sort -u)
+        $roots | grep -v -e '^ ' -e '^<' | sort -u)
     (cd "$dir/apt/debs" && apt-get -q "${apt_options[@]}" download $packages)
     for deb in "$dir"/apt/debs/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
     echo "sysroot: $(ls "$dir"/apt/debs/*.deb | wc -l) Debian arm64 packages unpacked into $sysroot"
@@ -71,7 +74,7 @@ if [[ ! -f $sysroot/.complete ]]; then
 exec qemu-aarch64-static -L "$sysroot" -0 "\$0" "$sysroot/usr/bin/python3" "\$@"
 EOF
     chmod +x "$sysroot/usr/bin/python3-qemu"
-    touch "$sysroot/.complete"
+    echo "$roots" >"$sysroot/.complete"
 fi
 python=$sysroot/usr/bin/python3-qemu
 "$python" -c 'import platform, sys; assert platform.machine() == "aarch64", platform.machine(); print("emulated CPython", platform.python_version(), platform.machine(), sys.executable)'
