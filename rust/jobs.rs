@@ -13,8 +13,11 @@
 //!   get the same row. The write lock is taken up front because a rollback
 //!   journal cannot upgrade a read lock while another connection writes
 //!   without risking a busy deadlock.
-//! - **Lease tokens**: every claim writes a fresh random 128-bit token into
-//!   `lease_token` (a column memtree adds; the reference's readers ignore it).
+//! - **Lease tokens**: every claim writes its holder's identity and a fresh
+//!   random 128-bit token into `lease_token` (a column memtree adds; the
+//!   reference's readers ignore it). A running job whose holder is provably
+//!   dead on this host is taken back by the next claim or
+//!   `recover_stale_locks` ([`crate::jobs_lease`]).
 //!   `mark_done`, `mark_failed`, `defer`, `heartbeat` and `release` match on
 //!   `(id, status = 'running', lease_token)`; a worker whose lease was
 //!   recovered, re-claimed or already settled gets [`Error::LeaseLost`] and
@@ -66,6 +69,7 @@ use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
 use crate::chunks::{claim_source_in, upsert_in, validate_all, ChunkInput};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::jobs_lease;
 use crate::store::Store;
 use crate::SourceKind;
 
@@ -315,7 +319,8 @@ pub type Priorities = [(String, i64)];
 
 /// The UPDATE of every claim; `{select}` is the rowid SELECT from
 /// [`select_for_kinds`] (rowids: the update then reads each row directly, not
-/// through the id index). `?1` now, `?2` lease end. The kinds and how many
+/// through the id index). `?1` now, `?2` lease end, `?3` the claimer's holder
+/// identity ([`crate::jobs_lease`]), written in front of the token. The kinds and how many
 /// are written into the text ([`text_literal`]): SQLite re-prepares a
 /// statement on every run after rebinding a LIMIT parameter, or a kind
 /// compared by `=` in a query with an ORDER BY (the planner reads the bound
@@ -324,7 +329,8 @@ pub type Priorities = [(String, i64)];
 fn claim_sql(select: &str) -> String {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
-         locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
+         locked_until_ms = ?2, started_at_ms = ?1, \
+         lease_token = ?3 || lower(hex(randomblob(16))) \
          WHERE rowid IN ({select}) RETURNING {JOB_COLUMNS}"
     )
 }
@@ -491,7 +497,9 @@ fn ready_kinds(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
 struct PreparedClaim<'a> {
     /// The statement and its kinds; `None`: any kind.
     fixed: Option<(String, Vec<String>)>,
-    head: [rusqlite::types::Value; 2],
+    head: [rusqlite::types::Value; 3],
+    /// The claim's time (also `head[0]`).
+    now: i64,
     limit: i64,
     priorities: &'a Priorities,
     rank: HashMap<&'a str, i64>,
@@ -529,7 +537,12 @@ fn prepare_claim<'a>(
     };
     Ok(Some(PreparedClaim {
         fixed,
-        head: [now.into(), until.into()],
+        head: [
+            now.into(),
+            until.into(),
+            jobs_lease::holder_prefix().to_owned().into(),
+        ],
+        now,
         limit,
         priorities,
         rank,
@@ -556,6 +569,8 @@ impl PreparedClaim<'_> {
 
     /// Runs the claim inside `tx`; the jobs in claim order.
     fn run(&self, tx: &Transaction<'_>) -> rusqlite::Result<Vec<Job>> {
+        // A job whose holder died on this host is claimable again at once.
+        jobs_lease::reclaim_dead_throttled(tx, self.now)?;
         let Some((sql, _)) = self.statement(tx)? else {
             return Ok(Vec::new());
         };
@@ -1089,8 +1104,9 @@ impl Jobs<'_> {
     }
 
     /// Requeues running jobs whose lease expired (their worker died or
-    /// stalled): `ready` now, or `failed` if that claim spent the last
-    /// attempt. Returns how many rows changed.
+    /// stalled), and at once those whose holder is provably dead on this
+    /// host ([`crate::jobs_lease`]): `ready` now, or `failed` if that claim
+    /// spent the last attempt. Returns how many rows changed.
     pub fn recover_stale_locks(&self) -> Result<usize> {
         self.recover_stale_locks_at(now_ms())
     }
@@ -1098,7 +1114,9 @@ impl Jobs<'_> {
     /// [`Jobs::recover_stale_locks`] at an explicit `now`.
     pub fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
         self.store
-            .write("recover_stale_locks", |tx| tx.execute(RECOVER_SQL, [now]))
+            .write("recover_stale_locks", |tx| {
+                Ok(tx.execute(RECOVER_SQL, [now])? + jobs_lease::reclaim_dead_in(tx, now)?)
+            })
             .map(notify_if_any)
     }
 
@@ -1473,7 +1491,10 @@ mod tests {
         assert_eq!(Some(next.id.clone()), a);
         assert_eq!(next.status, JobStatus::Running);
         assert_eq!(next.attempts, 1);
-        assert!(next.lease_token.as_deref().is_some_and(|t| t.len() == 32));
+        // The holder's identity, then 32 random hex digits.
+        let token = next.lease_token.as_deref().unwrap_or_default();
+        let random = token.strip_prefix(crate::jobs_lease::holder_prefix());
+        assert!(random.is_some_and(|r| r.len() == 32), "{token}");
         assert!(
             jobs.claim_next(LEASE, None)?.is_none(),
             "the rest is in the future"

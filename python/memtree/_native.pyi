@@ -655,8 +655,9 @@ class Jobs:
         """Hands EVERY running job back at once, whoever holds it. Only for a
         process that knows it is the sole worker; workers use :meth:`release`."""
     def recover_stale_locks(self) -> int:
-        """Requeues running jobs whose lease expired (``failed`` if that claim
-        was the last attempt); returns how many."""
+        """Requeues running jobs whose lease expired, and at once those whose
+        holder process is provably dead on this host (``failed`` if that
+        claim was the last attempt); returns how many."""
     def retry(self, job_id: str) -> bool:
         """Puts a dead-lettered job back to ready with attempts reset. False if
         it is not ``failed`` or an active job holds its dedupe key."""

@@ -24,8 +24,9 @@ one commit (:meth:`memtree.Jobs.mark_done_and_claim_next`,
 costs two commits: its enqueue and that one.
 
 Delivery is at least once: a worker that dies mid-job leaves a lease that
-:meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
-recovers expired leases at start and whenever it is idle). Handlers must be
+the next claim or :meth:`memtree.Jobs.recover_stale_locks` takes back at once
+when the holder process is provably dead on this host, and once it expires
+otherwise (the worker recovers leases at start and whenever it is idle). Handlers must be
 idempotent. While a handler runs, its lease is extended every third of the
 lease, so a long job is not recovered from under a live worker.
 
