@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod jobs_lease;
 pub mod journal;
 mod lent;
+pub mod ops;
 pub mod path_guard;
 pub mod quarantine;
 pub mod recovery;

@@ -595,6 +595,16 @@ class Jobs:
         claim order (``limit`` clamped to 1..10000; past 64 bits a
         ``ValueError``; ``lease``, ``kinds`` and ``priorities`` as for
         :meth:`claim_next`)."""
+    def purge(
+        self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None
+    ) -> int:
+        """Deletes finished jobs (``statuses``, default ``("done", "failed",
+        "cancelled")``) that finished more than ``older_than`` ago (a
+        ``timedelta``) or before it (an aware ``datetime``); returns how
+        many. Runs as many short transactions (each aims to hold the write
+        lock about 20 ms), so concurrent enqueues and claims go on. A
+        ``ready`` or ``running`` status is a ``ValueError`` before anything
+        is deleted: active jobs are never purged."""
     def cancel(self, job_id: str) -> bool:
         """Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
         is free again); True if it was. False, changing nothing, for a job

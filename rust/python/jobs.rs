@@ -277,6 +277,16 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    #[pyo3(signature = (older_than, statuses=None))]
+    fn purge(
+        &self,
+        py: Python<'_>,
+        older_than: &Bound<'_, PyAny>,
+        statuses: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        super::ops::purge_jobs(py, self.core(), older_than, statuses)
+    }
+
     fn cancel(
         &self,
         py: Python<'_>,

@@ -15,6 +15,7 @@ mod imports;
 mod job_kinds;
 mod jobs;
 mod logging;
+mod ops;
 mod payload;
 mod scheduler;
 mod scores;
