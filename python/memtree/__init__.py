@@ -18,6 +18,7 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    CopyReport,
     Embeddings,
     Hit,
     Job,
@@ -32,6 +33,7 @@ from memtree._native import (
     TreeBuffer,
     Trees,
     __version__,
+    restore,
     schema_version,
     sqlite_version,
 )
@@ -80,6 +82,7 @@ __all__ = [
     "Chunk",
     "CircuitOpenError",
     "ConstraintError",
+    "CopyReport",
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
@@ -123,6 +126,7 @@ __all__ = [
     "Worker",
     "__version__",
     "errors",
+    "restore",
     "schema_version",
     "sqlite_version",
 ]

@@ -53,6 +53,7 @@ from memtree.errors import MemtreeError
 
 __all__ = [
     "Chunk",
+    "CopyReport",
     "Embeddings",
     "Hit",
     "Job",
@@ -76,6 +77,7 @@ __all__ = [
     "job_kinds",
     "job_signal",
     "notify_job_signal",
+    "restore",
     "result_codes",
     "schema_version",
     "sqlite_version",
@@ -335,6 +337,15 @@ class Store:
         returns ``(upserted, removed)``."""
     def connection_settings(self) -> dict[str, str]:
         """The pragmas in force on the shared connection, as SQLite reports them."""
+    def backup(self, dest: _PathLike) -> CopyReport:
+        """Writes an online, consistent copy of this store to ``dest`` while
+        other threads and processes keep using it: one snapshot (writers wait
+        for its read lock, as for any reader), written under
+        ``<dest>.partial``, synced, verified (``integrity_check``, schema
+        version, every table's row count) and linked into place, the folder
+        synced. ``PathRefusedError``, changing nothing, when anything exists
+        at ``dest`` or its side-file names (a backup never replaces a file)
+        or its folder is missing."""
     def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy."""
     def set_chunk_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
@@ -857,6 +868,43 @@ def result_codes() -> list[tuple[int, str]]:
 
 def sqlite_version() -> str:
     """The version of the SQLite compiled into memtree."""
+
+@final
+class CopyReport:
+    """What :meth:`Store.backup` or :func:`restore` wrote."""
+
+    @property
+    def path(self) -> Path:
+        """The backup written, or the store restored."""
+    @property
+    def bytes(self) -> int:
+        """Its size in bytes."""
+    @property
+    def replaced(self) -> Path | None:
+        """``restore`` only: the byte copy of the contents it replaced
+        (``None`` when there was no store, or for a backup)."""
+    @property
+    def schema_version(self) -> int:
+        """The schema version (``user_version``) written."""
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows per table, as verified in what was written."""
+
+def restore(backup: _PathLike, path: _PathLike) -> CopyReport:
+    """Writes the backup at ``backup`` INTO the store at ``path``, in place:
+    one SQLite transaction on the same file (never a rename or a replace,
+    so connections that hold it open, in any process, see the old contents
+    or the new through SQLite's own locking), after a byte copy of the
+    replaced contents is kept as ``<path>.pre-restore-<ms>`` (fsynced). The
+    backup is checked first (``integrity_check``, memtree's schema, not
+    newer than this build); the store is verified after and left in
+    TRUNCATE mode. A missing store is created from the backup (under a
+    temporary name, linked into place).
+
+    Refuses with ``BusyError`` while another process holds the store open —
+    best effort: only processes whose ``/proc/<pid>/fd`` this user can read
+    (Linux), since an idle open connection holds no lock to show it.
+    Connections of the calling process see the restored contents."""
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""

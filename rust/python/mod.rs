@@ -152,5 +152,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     job_kinds::register(m)?;
     scheduler::register(m)?;
     scores::register(m)?;
+    ops::register(m)?;
     Ok(())
 }

@@ -1,5 +1,9 @@
 //! Argument conversion and GIL release for the operations of `crate::ops`
-//! (purge); the methods that expose them delegate here in one line each.
+//! (purge, backup, restore); the methods that expose them delegate here in
+//! one line each.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -8,7 +12,7 @@ use super::convert;
 use super::imports;
 use crate::clock::now_ms;
 use crate::jobs::JobStatus;
-use crate::ops::purge;
+use crate::ops::{backup, purge, restore as restore_op};
 use crate::store::Store;
 
 /// The cutoff of `older_than`: a `timedelta` (finished longer ago than
@@ -54,4 +58,99 @@ pub fn purge_jobs(
     let statuses = statuses(statuses_arg)?;
     let report = py.detach(|| purge::purge_jobs(store, cutoff, &statuses))?;
     Ok(report.deleted)
+}
+
+/// What `Store.backup` or `memtree.restore` did (see the stub).
+#[pyclass(frozen, name = "CopyReport", module = "memtree")]
+#[derive(Debug, Clone)]
+pub struct PyCopyReport {
+    path: PathBuf,
+    bytes: u64,
+    replaced: Option<PathBuf>,
+    schema_version: i64,
+    rows: Vec<(String, i64)>,
+}
+
+#[pymethods]
+impl PyCopyReport {
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    #[getter]
+    fn replaced(&self) -> Option<PathBuf> {
+        self.replaced.clone()
+    }
+    #[getter]
+    fn schema_version(&self) -> i64 {
+        self.schema_version
+    }
+    #[getter]
+    fn rows(&self) -> HashMap<String, i64> {
+        self.rows.iter().cloned().collect()
+    }
+    fn __repr__(&self) -> String {
+        let replaced = self.replaced.as_ref().map_or_else(
+            || "None".to_owned(),
+            |p| format!("{:?}", p.display().to_string()),
+        );
+        format!(
+            "CopyReport(path={:?}, bytes={}, replaced={replaced}, schema_version={})",
+            self.path.display().to_string(),
+            self.bytes,
+            self.schema_version
+        )
+    }
+}
+
+/// `Store.backup(dest)`.
+pub fn backup_store(py: Python<'_>, store: &Store, dest: PathBuf) -> PyResult<PyCopyReport> {
+    let live = store.path().to_owned();
+    let report = py.detach(|| backup::backup_file(&live, &dest))?;
+    Ok(PyCopyReport {
+        path: report.path,
+        bytes: report.bytes,
+        replaced: None,
+        schema_version: report.schema_version,
+        rows: report.rows,
+    })
+}
+
+/// The `backup` argument: a path.
+fn backup_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    convert::path(value, "backup")
+}
+
+/// The `dest` argument of `Store.backup`: a path.
+pub fn dest_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    convert::path(value, "dest")
+}
+
+/// `memtree.restore(backup, path)`.
+#[pyfunction]
+fn restore(
+    py: Python<'_>,
+    #[pyo3(from_py_with = backup_arg)] backup: PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<PyCopyReport> {
+    let report = py.detach(|| restore_op::restore_file(&backup, &path))?;
+    let bytes = std::fs::metadata(&report.path).map_or(0, |m| m.len());
+    Ok(PyCopyReport {
+        path: report.path,
+        bytes,
+        replaced: report.replaced,
+        schema_version: report.schema_version,
+        rows: report.rows,
+    })
+}
+
+/// Adds `CopyReport` and `restore` to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCopyReport>()?;
+    m.add_function(wrap_pyfunction!(restore, m)?)?;
+    Ok(())
 }

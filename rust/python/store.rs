@@ -289,6 +289,14 @@ impl PyStore {
             .collect())
     }
 
+    fn backup(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = super::ops::dest_arg)] dest: PathBuf,
+    ) -> PyResult<super::ops::PyCopyReport> {
+        super::ops::backup_store(py, &self.inner, dest)
+    }
+
     #[pyo3(signature = (*, full=false))]
     fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
         Ok(py.detach(|| self.inner.check(full))?)
