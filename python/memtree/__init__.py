@@ -18,6 +18,7 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    CompactReport,
     CopyReport,
     Embeddings,
     Hit,
@@ -81,6 +82,7 @@ __all__ = [
     "BusyError",
     "Chunk",
     "CircuitOpenError",
+    "CompactReport",
     "ConstraintError",
     "CopyReport",
     "CorruptDatabaseError",

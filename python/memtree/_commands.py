@@ -1,5 +1,5 @@
-"""The ``doctor``, ``migrate``, ``stats``, ``recover``, ``backup`` and
-``restore`` subcommands of ``memtree``.
+"""The ``doctor``, ``migrate``, ``stats``, ``recover``, ``backup``,
+``restore`` and ``compact`` subcommands of ``memtree``.
 
 :func:`register` adds them to the CLI's subparsers; each parser carries its
 handler as the ``run`` default, so ``memtree.cli.main`` dispatches without
@@ -63,6 +63,12 @@ def _restore(args: argparse.Namespace) -> int:
     return backup.run_restore(args.backup, args.path, as_json=args.json)
 
 
+def _compact(args: argparse.Namespace) -> int:
+    from memtree import backup
+
+    return backup.run_compact(args.path, as_json=args.json)
+
+
 def _register_backup(commands: Any, path_help: str) -> None:
     bak = commands.add_parser(
         "backup",
@@ -90,6 +96,18 @@ def _register_backup(commands: Any, path_help: str) -> None:
     res.add_argument("path", type=Path, help=path_help)
     res.add_argument("--json", action="store_true", help="machine-readable output")
     res.set_defaults(run=_restore)
+
+    com = commands.add_parser(
+        "compact",
+        help="give free pages back to the file system (VACUUM in place)",
+        description="Checks there is room for twice the database, then runs VACUUM in "
+        "place (same file, one transaction through its journal) and reports bytes and free "
+        "pages before and after. Exit 0 done, 2 failed or no room (nothing changed), 3 "
+        "nothing at PATH, 5 refused path.",
+    )
+    com.add_argument("path", type=Path, help=path_help)
+    com.add_argument("--json", action="store_true", help="machine-readable output")
+    com.set_defaults(run=_compact)
 
 
 def register(commands: Any) -> None:

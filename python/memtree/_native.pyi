@@ -53,6 +53,7 @@ from memtree.errors import MemtreeError
 
 __all__ = [
     "Chunk",
+    "CompactReport",
     "CopyReport",
     "Embeddings",
     "Hit",
@@ -337,6 +338,14 @@ class Store:
         returns ``(upserted, removed)``."""
     def connection_settings(self) -> dict[str, str]:
         """The pragmas in force on the shared connection, as SQLite reports them."""
+    def compact(self) -> CompactReport:
+        """Gives free pages back to the file system with ``VACUUM``, in
+        place (the same file, one transaction through its journal: a kill
+        at any moment leaves the old contents or the compacted ones, whole).
+        Checks first that the store's folder (and the temporary folder, if
+        on another file system) has room for twice the database, raising
+        ``DiskFullError`` with nothing changed otherwise. Other connections
+        wait (busy timeout) while it runs."""
     def backup(self, dest: _PathLike) -> CopyReport:
         """Writes an online, consistent copy of this store to ``dest`` while
         other threads and processes keep using it: one snapshot (writers wait
@@ -606,9 +615,7 @@ class Jobs:
         claim order (``limit`` clamped to 1..10000; past 64 bits a
         ``ValueError``; ``lease``, ``kinds`` and ``priorities`` as for
         :meth:`claim_next`)."""
-    def purge(
-        self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None
-    ) -> int:
+    def purge(self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None) -> int:
         """Deletes finished jobs (``statuses``, default ``("done", "failed",
         "cancelled")``) that finished more than ``older_than`` ago (a
         ``timedelta``) or before it (an aware ``datetime``); returns how
@@ -889,6 +896,23 @@ class CopyReport:
     @property
     def rows(self) -> dict[str, int]:
         """Rows per table, as verified in what was written."""
+
+@final
+class CompactReport:
+    """What :meth:`Store.compact` did."""
+
+    @property
+    def bytes_before(self) -> int:
+        """The file's size before, in bytes."""
+    @property
+    def bytes_after(self) -> int:
+        """The file's size after, in bytes."""
+    @property
+    def free_pages_before(self) -> int:
+        """Free pages before (``PRAGMA freelist_count``)."""
+    @property
+    def free_pages_after(self) -> int:
+        """Free pages after."""
 
 def restore(backup: _PathLike, path: _PathLike) -> CopyReport:
     """Writes the backup at ``backup`` INTO the store at ``path``, in place:

@@ -1,8 +1,9 @@
-//! Operations on a store kept for years: purging finished jobs, backup and
-//! restore (compaction and retention are still to come). Each lives in its own file
+//! Operations on a store kept for years: purging finished jobs, backup,
+//! restore and compaction (retention is still to come). Each lives in its own file
 //! and goes through [`crate::store::Store`]'s write path, so its
 //! transactions retry, classify and log like every other write.
 
 pub mod backup;
+pub mod compact;
 pub mod purge;
 pub mod restore;

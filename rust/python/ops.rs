@@ -1,5 +1,5 @@
 //! Argument conversion and GIL release for the operations of `crate::ops`
-//! (purge, backup, restore); the methods that expose them delegate here in
+//! (purge, backup, restore, compact); the methods that expose them delegate here in
 //! one line each.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use super::convert;
 use super::imports;
 use crate::clock::now_ms;
 use crate::jobs::JobStatus;
-use crate::ops::{backup, purge, restore as restore_op};
+use crate::ops::{backup, compact, purge, restore as restore_op};
 use crate::store::Store;
 
 /// The cutoff of `older_than`: a `timedelta` (finished longer ago than
@@ -151,6 +151,43 @@ fn restore(
 /// Adds `CopyReport` and `restore` to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCopyReport>()?;
+    m.add_class::<PyCompactReport>()?;
     m.add_function(wrap_pyfunction!(restore, m)?)?;
     Ok(())
+}
+
+/// What `Store.compact` did (see the stub).
+#[pyclass(frozen, name = "CompactReport", module = "memtree")]
+#[derive(Debug, Clone, Copy)]
+pub struct PyCompactReport {
+    #[pyo3(get)]
+    bytes_before: u64,
+    #[pyo3(get)]
+    bytes_after: u64,
+    #[pyo3(get)]
+    free_pages_before: i64,
+    #[pyo3(get)]
+    free_pages_after: i64,
+}
+
+#[pymethods]
+impl PyCompactReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "CompactReport(bytes_before={}, bytes_after={}, free_pages_before={}, \
+             free_pages_after={})",
+            self.bytes_before, self.bytes_after, self.free_pages_before, self.free_pages_after
+        )
+    }
+}
+
+/// `Store.compact()`.
+pub fn compact_store(py: Python<'_>, store: &Store) -> PyResult<PyCompactReport> {
+    let r = py.detach(|| compact::compact(store))?;
+    Ok(PyCompactReport {
+        bytes_before: r.bytes_before,
+        bytes_after: r.bytes_after,
+        free_pages_before: r.free_pages_before,
+        free_pages_after: r.free_pages_after,
+    })
 }

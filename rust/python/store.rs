@@ -289,6 +289,10 @@ impl PyStore {
             .collect())
     }
 
+    fn compact(&self, py: Python<'_>) -> PyResult<super::ops::PyCompactReport> {
+        super::ops::compact_store(py, &self.inner)
+    }
+
     fn backup(
         &self,
         py: Python<'_>,
