@@ -29,7 +29,17 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
 from memtree._aio_scores import AsyncScheduler, AsyncScores
 from memtree._aio_trees import AsyncTrees
-from memtree._native import Chunk, Embeddings, Hit, Job, JobBatch, Jobs, Store
+from memtree._native import (
+    Chunk,
+    CompactReport,
+    CopyReport,
+    Embeddings,
+    Hit,
+    Job,
+    JobBatch,
+    Jobs,
+    Store,
+)
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
 if TYPE_CHECKING:
@@ -258,6 +268,16 @@ class AsyncStore:
         """The pragmas in force on the shared connection."""
         return await asyncio.to_thread(self._store.connection_settings)
 
+    async def backup(self, dest: str | os.PathLike[str]) -> CopyReport:
+        """An online, verified copy of the store at ``dest`` (never over an
+        existing file); see :meth:`memtree.Store.backup`."""
+        return await asyncio.to_thread(self._store.backup, dest)
+
+    async def compact(self) -> CompactReport:
+        """``VACUUM`` in place after a free-space check; see
+        :meth:`memtree.Store.compact`."""
+        return await asyncio.to_thread(self._store.compact)
+
     async def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``)."""
         return await asyncio.to_thread(self._store.check, full=full)
@@ -408,6 +428,13 @@ class AsyncJobs:
             None if priorities is None else dict(priorities),
         )
 
+    async def purge(
+        self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None
+    ) -> int:
+        """Deletes finished jobs older than ``older_than`` in short
+        transactions; see :meth:`memtree.Jobs.purge`."""
+        return await asyncio.to_thread(self._jobs.purge, older_than, statuses)
+
     async def cancel(self, job_id: str) -> bool:
         """Ends a ready or failed job as cancelled; False for a running,
         done, cancelled or unknown job (nothing changes)."""
@@ -478,7 +505,8 @@ class AsyncJobs:
         return await asyncio.to_thread(self._jobs.release_running_locks)
 
     async def recover_stale_locks(self) -> int:
-        """Requeues running jobs whose lease expired; returns how many."""
+        """Requeues running jobs whose lease expired, and at once those whose
+        holder is provably dead on this host; returns how many."""
         return await asyncio.to_thread(self._jobs.recover_stale_locks)
 
     async def retry(self, job_id: str) -> bool:

@@ -342,6 +342,51 @@ class Worker:
             self._run(job, in_worker_thread=False)
         return job
 
+    def idle(self) -> bool:
+        """True when no job of the handled kinds is ``ready`` (whenever it
+        is due) or ``running``, in any process."""
+        return not any(
+            self._jobs.list(status=status, kind=kind, limit=1)
+            for kind in self._kinds
+            for status in ("ready", "running")
+        )
+
+    def run_until_idle(self, timeout: float | None = None) -> int:
+        """Returns once no job of the handled kinds is ready or running
+        (:meth:`idle`); returns how many jobs this call ran itself.
+
+        A started worker's threads do the work and this call waits for
+        them; an unstarted worker runs the jobs here, in the calling thread.
+        Either way a job that is ready but not yet due (a retry's back-off,
+        ``available_at``) is waited for, and a running job of another
+        process until it settles (or its holder dies: see
+        :meth:`memtree.Jobs.recover_stale_locks`). ``TimeoutError`` after
+        ``timeout`` seconds (None: no limit) with jobs still there; the jobs
+        are left as they are. Store errors propagate."""
+        if timeout is not None and not (timeout >= 0 and math.isfinite(timeout)):
+            raise ValueError("timeout: must be a non-negative, finite number of seconds")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ran = 0
+        while True:
+            seen = _native.job_signal()
+            if not self._threads and self.run_once() is not None:
+                ran += 1
+                continue
+            if self.idle():
+                return ran
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(
+                    f"run_until_idle: jobs of {self._kinds} still ready or running "
+                    f"after {timeout} s"
+                )
+            if not self._threads:
+                # A job whose holder died is claimable again after this.
+                self._recover(wait=False)
+            # Settles do not signal: poll briefly while jobs are in flight.
+            pause = min(self._poll_interval, 0.05)
+            _native.wait_job_signal(seen, pause if left is None else min(pause, left))
+
     def _run(self, job: Job, *, in_worker_thread: bool = True) -> Job | None:
         """Runs ``job`` and settles it. In a worker thread a done or failed
         settle also claims the next job in the same commit (two commits a
