@@ -69,6 +69,7 @@ use crate::chunk::{check_time_ms, non_empty, Chunk, MAX_TIME_MS};
 use crate::chunks::{claim_source_in, upsert_in, validate_all, ChunkInput};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::jobs_cancel;
 use crate::jobs_lease;
 use crate::store::Store;
 use crate::SourceKind;
@@ -887,20 +888,17 @@ impl Jobs<'_> {
         self.store.write("claim_next", |tx| claim.run(tx))
     }
 
-    /// Ends a `ready` or `failed` job as `cancelled` (its dedupe key is free
-    /// again); true if it was cancelled. False, changing nothing, for a job
-    /// that is `running` (its worker holds the lease and settles it as
-    /// usual; cancel it after if it is retried), already `done` or
-    /// `cancelled`, or unknown.
+    /// Ends a `ready`, `failed` or `running` job as `cancelled` (its dedupe
+    /// key is free again); true if it was cancelled. A running job's worker
+    /// learns it at its next heartbeat or settle, which fails with
+    /// [`Error::LeaseLost`] `{ cancelled: true }` ([`crate::jobs_cancel`]).
+    /// False, changing nothing, for a job already `done` or `cancelled`,
+    /// or unknown.
     pub fn cancel(&self, id: &str) -> Result<bool> {
         let now = now_ms();
         let changed = self.store.write("cancel", |tx| {
-            tx.prepare_cached(
-                "UPDATE mem_tree_jobs SET status = 'cancelled', completed_at_ms = ?2, \
-                 locked_until_ms = NULL, lease_token = NULL \
-                 WHERE id = ?1 AND status IN ('ready', 'failed')",
-            )?
-            .execute(params![id, now])
+            tx.prepare_cached(jobs_cancel::CANCEL_SQL)?
+                .execute(params![id, now])
         })?;
         Ok(changed == 1)
     }
@@ -1198,7 +1196,7 @@ impl Jobs<'_> {
     ) -> Result<T> {
         self.store
             .write_checked(context, f)?
-            .map_err(|job_id| Error::LeaseLost { job_id })
+            .map_err(|job_id| jobs_cancel::lost_lease(self, job_id))
     }
 }
 

@@ -22,6 +22,7 @@ pub mod fork;
 pub mod group_commit;
 pub mod job_kinds;
 pub mod jobs;
+pub mod jobs_cancel;
 pub mod jobs_lease;
 pub mod journal;
 mod lent;

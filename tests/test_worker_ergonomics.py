@@ -1,11 +1,13 @@
 """`Worker.run_until_idle`: returns once no job of its kinds is ready or
 running, runs the jobs itself when the worker is not started, waits for its
 threads when it is, and raises `TimeoutError` (leaving the jobs) when jobs
-remain past the timeout."""
+remain past the timeout. `Jobs.cancel` of a running job: its next heartbeat
+or settle raises `JobCancelledError` and the job stays `cancelled`."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -59,3 +61,53 @@ def test_a_bad_timeout_is_refused(tmp_path: Path) -> None:
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="timeout"):
             worker.run_until_idle(timeout=bad)
+
+
+def test_cancel_of_a_running_job_stops_its_handler_at_the_next_heartbeat(
+    tmp_path: Path,
+) -> None:
+    """Cooperative abort: the handler heartbeats between steps; once the job
+    is cancelled the heartbeat raises `JobCancelledError`, the handler stops,
+    and the job stays `cancelled` (the worker's settle changes nothing)."""
+    store = memtree.Store(tmp_path / "chunks.db")
+    started = threading.Event()
+    steps: list[int] = []
+    stopped_by: list[BaseException] = []
+
+    def long_job(job: memtree.Job) -> None:
+        started.set()
+        try:
+            for step in range(500):
+                store.jobs.heartbeat(job)
+                steps.append(step)
+                time.sleep(0.01)
+        except memtree.JobCancelledError as e:
+            stopped_by.append(e)
+            raise
+
+    job_id = store.jobs.enqueue("long", {})
+    assert job_id is not None
+    with memtree.Worker(store, {"long": long_job}, concurrency=1) as worker:
+        assert started.wait(10)
+        assert store.jobs.cancel(job_id) is True
+        worker.run_until_idle(timeout=10)
+    assert len(stopped_by) == 1 and isinstance(stopped_by[0], memtree.LeaseLostError)
+    assert job_id in str(stopped_by[0]) and "cancelled" in str(stopped_by[0])
+    assert len(steps) < 500, "the handler stopped early"
+    row = store.jobs.get(job_id)
+    assert row is not None and row.status == "cancelled" and row.attempts == 1
+
+
+def test_a_lost_lease_that_is_not_a_cancel_stays_lease_lost(tmp_path: Path) -> None:
+    store = memtree.Store(tmp_path / "chunks.db")
+    store.jobs.enqueue("a", {})
+    job = store.jobs.claim_next(lease=timedelta(milliseconds=1))
+    assert job is not None
+    time.sleep(0.01)
+    assert store.jobs.recover_stale_locks() == 1
+    with pytest.raises(memtree.LeaseLostError) as lost:
+        store.jobs.heartbeat(job)
+    assert not isinstance(lost.value, memtree.JobCancelledError)
+    assert store.jobs.cancel(job.id) is True, "a ready job is cancelled as before"
+    with pytest.raises(memtree.JobCancelledError):
+        store.jobs.mark_done(job)

@@ -624,11 +624,12 @@ class Jobs:
         ``ready`` or ``running`` status is a ``ValueError`` before anything
         is deleted: active jobs are never purged."""
     def cancel(self, job_id: str) -> bool:
-        """Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
-        is free again); True if it was. False, changing nothing, for a job
-        that is ``running`` (the worker holding its lease settles it as
-        usual: done, failed or back to ready, and a ready job can then be
-        cancelled), ``done``, already ``cancelled``, or unknown."""
+        """Ends a ``ready``, ``running`` or ``failed`` job as ``cancelled``
+        (its dedupe key is free again); True if it was. A running job's
+        worker learns it at its next :meth:`heartbeat` or settle, which
+        raises ``JobCancelledError`` (a ``LeaseLostError``) and changes
+        nothing: the job stays cancelled. False, changing nothing, for a job
+        already ``done`` or ``cancelled``, or unknown."""
     def mark_done(self, job: Job) -> None:
         """Settles a claimed job as done."""
     def mark_done_many(self, jobs: Iterable[Job]) -> None:

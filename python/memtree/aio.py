@@ -436,7 +436,8 @@ class AsyncJobs:
         return await asyncio.to_thread(self._jobs.purge, older_than, statuses)
 
     async def cancel(self, job_id: str) -> bool:
-        """Ends a ready or failed job as cancelled; False for a running,
+        """Ends a ready, running or failed job as cancelled (a running job's
+        next heartbeat or settle raises ``JobCancelledError``); False for a
         done, cancelled or unknown job (nothing changes)."""
         return await asyncio.to_thread(self._jobs.cancel, job_id)
 
