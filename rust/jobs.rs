@@ -71,6 +71,7 @@ use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::jobs_cancel;
 use crate::jobs_lease;
+use crate::jobs_retry::RetryPolicy;
 use crate::store::Store;
 use crate::SourceKind;
 
@@ -972,7 +973,23 @@ impl Jobs<'_> {
         token: &str,
         error: &str,
     ) -> Result<JobStatus> {
-        self.settle("mark_failed", |tx| failed_in(tx, now, id, token, error))
+        self.mark_failed_with(now, id, token, error, &RetryPolicy::default())
+    }
+
+    /// [`Jobs::mark_failed_at`] with a retry back-off other than the
+    /// default ([`crate::jobs_retry`]).
+    pub fn mark_failed_with(
+        &self,
+        now: i64,
+        id: &str,
+        token: &str,
+        error: &str,
+        policy: &RetryPolicy,
+    ) -> Result<JobStatus> {
+        policy.validate()?;
+        self.settle("mark_failed", |tx| {
+            failed_in(tx, now, id, token, error, policy)
+        })
     }
 
     /// Records a failed attempt (as [`Jobs::mark_failed`]) and claims the
@@ -989,10 +1006,20 @@ impl Jobs<'_> {
         kinds: Option<&[String]>,
         priorities: &Priorities,
     ) -> Result<(JobStatus, Option<Job>)> {
-        self.mark_failed_and_claim_next_at(now_ms(), id, token, error, lease, kinds, priorities)
+        self.mark_failed_and_claim_next_at(
+            now_ms(),
+            id,
+            token,
+            error,
+            lease,
+            kinds,
+            priorities,
+            &RetryPolicy::default(),
+        )
     }
 
-    /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`.
+    /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`, with a
+    /// retry back-off ([`crate::jobs_retry`]).
     #[allow(clippy::too_many_arguments)]
     pub fn mark_failed_and_claim_next_at(
         &self,
@@ -1003,10 +1030,12 @@ impl Jobs<'_> {
         lease: Duration,
         kinds: Option<&[String]>,
         priorities: &Priorities,
+        policy: &RetryPolicy,
     ) -> Result<(JobStatus, Option<Job>)> {
+        policy.validate()?;
         let claim = prepare_claim(now, lease, kinds, 1, priorities)?;
         self.settle("mark_failed_and_claim_next", |tx| {
-            let status = match failed_in(tx, now, id, token, error)? {
+            let status = match failed_in(tx, now, id, token, error, policy)? {
                 Ok(status) => status,
                 Err(lost) => return Ok(Err(lost)),
             };
@@ -1229,6 +1258,7 @@ fn failed_in(
     id: &str,
     token: &str,
     error: &str,
+    policy: &RetryPolicy,
 ) -> rusqlite::Result<std::result::Result<JobStatus, String>> {
     let held: Option<(i64, i64)> = tx
         .prepare_cached(concat!(
@@ -1240,12 +1270,12 @@ fn failed_in(
     let Some((attempts, max_attempts)) = held else {
         return Ok(Err(id.to_owned()));
     };
-    let (status, available_at, completed_at) = if attempts >= max_attempts {
+    let (status, available_at, completed_at) = if policy.is_final(attempts, max_attempts) {
         (JobStatus::Failed, None, Some(now))
     } else {
         (
             JobStatus::Ready,
-            Some(now.saturating_add(retry_delay_ms(attempts))),
+            Some(now.saturating_add(policy.delay_ms(attempts))),
             None,
         )
     };
@@ -1927,6 +1957,7 @@ mod tests {
                             LEASE,
                             Some(&kinds),
                             &prio,
+                            &RetryPolicy::default(),
                         )?
                         .1
                         .into_iter()
@@ -2076,7 +2107,7 @@ mod tests {
     }
 
     #[test]
-    fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
+    fn cancel_ends_ready_running_and_failed_jobs() -> Result<()> {
         let (_dir, store) = open()?;
         let jobs = store.jobs();
         let ready = jobs.enqueue(&job("k", Some("dk")))?.expect("id");
@@ -2090,12 +2121,29 @@ mod tests {
             "the key is free"
         );
         let running = jobs.claim_next(LEASE, None)?.expect("claim");
-        let before = jobs.get(&running.id)?;
-        assert!(!jobs.cancel(&running.id)?, "a running job is its worker's");
-        assert_eq!(jobs.get(&running.id)?, before, "unchanged");
         let (id, token) = lease_of(&running);
         jobs.mark_done(&id, &token)?;
         assert!(!jobs.cancel(&id)?, "done stays done");
+        // A running job ends cancelled; its holder's settle is refused as
+        // cancelled and changes nothing.
+        jobs.enqueue(&job("k", None))?;
+        let held = jobs.claim_next(LEASE, None)?.expect("claim");
+        assert!(jobs.cancel(&held.id)?);
+        let (id, token) = lease_of(&held);
+        let refused = jobs.mark_done(&id, &token).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::LeaseLost {
+                    cancelled: true,
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        let row = jobs.get(&id)?.expect("row");
+        assert_eq!(row.status, JobStatus::Cancelled);
+        assert_eq!(row.lease_token, held.lease_token, "the cancelled claim");
         let failing = jobs
             .enqueue(&NewJob {
                 max_attempts: 1,
@@ -2109,7 +2157,7 @@ mod tests {
         assert!(jobs.cancel(&failing)?);
         assert!(!jobs.retry(&failing)?, "a cancelled job is not retried");
         assert!(!jobs.cancel("job:unknown")?);
-        assert_eq!(jobs.counts()?[&JobStatus::Cancelled], 2);
+        assert_eq!(jobs.counts()?[&JobStatus::Cancelled], 3);
         assert!(!JobStatus::Ready.is_terminal() && !JobStatus::Running.is_terminal());
         assert!(JobStatus::Done.is_terminal() && JobStatus::Failed.is_terminal());
         Ok(())

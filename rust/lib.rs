@@ -24,6 +24,7 @@ pub mod job_kinds;
 pub mod jobs;
 pub mod jobs_cancel;
 pub mod jobs_lease;
+pub mod jobs_retry;
 pub mod journal;
 mod lent;
 pub mod ops;

@@ -53,6 +53,7 @@ from memtree._native import Job, Store
 from memtree.errors import (
     BusyError,
     DiskFullError,
+    JobCancelledError,
     LeaseLostError,
     TransientIOError,
 )
@@ -583,6 +584,9 @@ class Worker:
             for job in jobs:
                 try:
                     self._jobs.heartbeat(job, self._lease)
+                except JobCancelledError:
+                    # The handler learns it at its own heartbeat or settle.
+                    logger.info("memtree worker: running job %s was cancelled", job.id)
                 except LeaseLostError:
                     logger.warning("memtree worker: lease lost on running job %s", job.id)
                 except Exception as e:
