@@ -111,3 +111,87 @@ def test_a_lost_lease_that_is_not_a_cancel_stays_lease_lost(tmp_path: Path) -> N
     assert store.jobs.cancel(job.id) is True, "a ready job is cancelled as before"
     with pytest.raises(memtree.JobCancelledError):
         store.jobs.mark_done(job)
+
+
+def test_a_retry_policy_sets_base_cap_and_max_attempts(tmp_path: Path) -> None:
+    store = memtree.Store(tmp_path / "chunks.db")
+    policy = memtree.RetryPolicy(
+        base=timedelta(seconds=20), cap=timedelta(seconds=50), max_attempts=4
+    )
+    job_id = store.jobs.enqueue("a", {}, max_attempts=10)
+    delays = []
+    for attempt in range(1, 5):
+        claimed = store.jobs.claim_many(1, kinds=["a"])
+        if not claimed:
+            # Not due yet: make it due now without spending an attempt.
+            claimed = [_claim_now(store)]
+        held = claimed[0]
+        assert held.attempts == attempt
+        before = datetime.now(timezone.utc)
+        status = store.jobs.mark_failed(held, f"boom {attempt}", retry=policy)
+        row = store.jobs.get(job_id or "")
+        assert row is not None
+        if attempt < 4:
+            assert status == "ready" and row.available_at is not None
+            delays.append(round((row.available_at - before).total_seconds()))
+        else:
+            assert status == "failed", "policy's max_attempts is final before the job's 10"
+    assert delays == [20, 40, 50]
+
+
+def _claim_now(store: memtree.Store) -> memtree.Job:
+    """Claims the ready job now: the test cannot wait out the back-off, so
+    it makes the job due through a side connection (no attempt spent)."""
+    import sqlite3
+
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE mem_tree_jobs SET available_at_ms = 0 WHERE status = 'ready'")
+    conn.commit()
+    conn.close()
+    claimed = store.jobs.claim_next(kinds=["a"])
+    assert claimed is not None
+    return claimed
+
+
+def test_a_bad_retry_policy_changes_nothing(tmp_path: Path) -> None:
+    store = memtree.Store(tmp_path / "chunks.db")
+    store.jobs.enqueue("a", {})
+    job = store.jobs.claim_next()
+    assert job is not None
+    for bad in (
+        memtree.RetryPolicy(base=timedelta(seconds=-1)),
+        memtree.RetryPolicy(base=timedelta(seconds=10), cap=timedelta(seconds=5)),
+        memtree.RetryPolicy(max_attempts=0),
+    ):
+        with pytest.raises(ValueError, match="retry"):
+            store.jobs.mark_failed(job, "x", retry=bad)
+    row = store.jobs.get(job.id)
+    assert row is not None and row.status == "running" and row.lease_token == job.lease_token
+    with pytest.raises(TypeError, match="RetryPolicy"):
+        memtree.Worker(store, {"a": lambda job: None}, retry={"a": (1, 2)})  # type: ignore[dict-item]
+
+
+def test_a_worker_retries_a_kind_by_its_policy(tmp_path: Path) -> None:
+    """With a 1 ms back-off and 3 attempts the failing job is dead-lettered
+    at once; under the default (60 s) it would still be waiting."""
+    store = memtree.Store(tmp_path / "chunks.db")
+    fast = store.jobs.enqueue("fast", {})
+    calls: list[str] = []
+
+    def fail(job: memtree.Job) -> None:
+        calls.append(job.kind)
+        raise RuntimeError("boom")
+
+    worker = memtree.Worker(
+        store,
+        {"fast": fail},
+        retry={
+            "fast": memtree.RetryPolicy(
+                base=timedelta(milliseconds=1), cap=timedelta(milliseconds=5), max_attempts=3
+            )
+        },
+    )
+    worker.run_until_idle(timeout=30)
+    assert calls == ["fast"] * 3
+    row = store.jobs.get(fast or "")
+    assert row is not None and row.status == "failed" and row.attempts == 3

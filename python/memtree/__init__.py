@@ -77,7 +77,7 @@ if TYPE_CHECKING:
         StoreClosedError,
         TransientIOError,
     )
-    from memtree.worker import Defer, LoopBackoff, Worker
+    from memtree.worker import Defer, LoopBackoff, RetryPolicy, Worker
 
 __all__ = [
     "BusyError",
@@ -111,6 +111,7 @@ __all__ = [
     "PermanentError",
     "RawRef",
     "ResultCode",
+    "RetryPolicy",
     "Scheduler",
     "SchemaVersionError",
     "Score",
@@ -161,7 +162,7 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
             "TreeStatus",
         )
     },
-    **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
+    **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "RetryPolicy", "Worker")},
     **{
         name: (_ERRORS, name)
         for name in (

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, Protocol, final
 
 from typing_extensions import Buffer
 
@@ -91,6 +91,17 @@ __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
+
+class _Retry(Protocol):
+    """What ``retry=`` reads (``memtree.RetryPolicy`` has it)."""
+
+    @property
+    def base(self) -> timedelta: ...
+    @property
+    def cap(self) -> timedelta: ...
+    @property
+    def max_attempts(self) -> int | None: ...
+
 _JobStatus = JobStatus | Literal["ready", "running", "done", "failed", "cancelled"]
 
 @final
@@ -634,10 +645,12 @@ class Jobs:
         """Settles a claimed job as done."""
     def mark_done_many(self, jobs: Iterable[Job]) -> None:
         """Settles claimed jobs as done in one transaction, all or none."""
-    def mark_failed(self, job: Job, error: str) -> JobStatus:
+    def mark_failed(self, job: Job, error: str, retry: _Retry | None = None) -> JobStatus:
         """Records a failed attempt: ``ready`` again after 60 s doubling per
         attempt (capped at 1 h), or ``failed`` after the last attempt.
-        Returns the new status."""
+        Returns the new status. ``retry`` (a :class:`memtree.RetryPolicy`)
+        gives another ``base``, ``cap`` and ``max_attempts``; a bad one is a
+        ``ValueError`` before anything is written."""
     def mark_done_and_claim_next(
         self,
         job: Job,
@@ -661,6 +674,7 @@ class Jobs:
         lease: timedelta | None = None,
         kinds: Iterable[str] | None = None,
         priorities: Mapping[str, int] | None = None,
+        retry: _Retry | None = None,
     ) -> tuple[JobStatus, Job | None]:
         """Records a failed attempt (as :meth:`mark_failed`) and claims the
         next available job (as :meth:`claim_next`) in ONE transaction;

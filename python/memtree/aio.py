@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
+    from memtree.worker import RetryPolicy
+
 __all__ = [
     "AsyncJobBatch",
     "AsyncJobs",
@@ -449,9 +451,12 @@ class AsyncJobs:
         """Settles claimed jobs as done in one transaction, all or none."""
         await asyncio.to_thread(self._jobs.mark_done_many, builtins.list(jobs))
 
-    async def mark_failed(self, job: Job, error: str) -> JobStatus:
-        """Records a failed attempt; returns the job's new status."""
-        return await asyncio.to_thread(self._jobs.mark_failed, job, error)
+    async def mark_failed(
+        self, job: Job, error: str, retry: RetryPolicy | None = None
+    ) -> JobStatus:
+        """Records a failed attempt (``retry``: another back-off); returns
+        the job's new status."""
+        return await asyncio.to_thread(self._jobs.mark_failed, job, error, retry)
 
     async def mark_done_and_claim_next(
         self,
@@ -477,6 +482,7 @@ class AsyncJobs:
         lease: timedelta | None = None,
         kinds: Iterable[str] | None = None,
         priorities: Mapping[str, int] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[JobStatus, Job | None]:
         """Records a failed attempt and claims the next job in one
         transaction; the failed job's new status and the job claimed."""
@@ -487,6 +493,7 @@ class AsyncJobs:
             lease,
             None if kinds is None else _strs(kinds),
             None if priorities is None else dict(priorities),
+            retry,
         )
 
     async def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:

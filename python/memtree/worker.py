@@ -58,7 +58,7 @@ from memtree.errors import (
     TransientIOError,
 )
 
-__all__ = ["Defer", "Handler", "LoopBackoff", "Worker", "describe_error"]
+__all__ = ["Defer", "Handler", "LoopBackoff", "RetryPolicy", "Worker", "describe_error"]
 
 logger = logging.getLogger("memtree.worker")
 
@@ -86,6 +86,22 @@ class Defer(Exception):
 Handler = Callable[[Job], Union[Defer, object]]
 _T = TypeVar("_T")
 ErrorHook = Callable[[BaseException], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The back-off of a failed job of one kind (``Worker(retry={kind:
+    policy})``, or ``retry=`` of :meth:`memtree.Jobs.mark_failed`): ready
+    again ``base`` after the first failed attempt, doubling, at most ``cap``;
+    with ``max_attempts``, a failure after that many attempts is final even
+    if the job was enqueued with more (never later than the job's own
+    ``max_attempts``). The defaults are the queue's own (60 s doubling to
+    1 h). Checked at the first failure: a negative ``base``, a ``cap`` below
+    it or a ``max_attempts`` below 1 is a ``ValueError``."""
+
+    base: timedelta = timedelta(seconds=60)
+    cap: timedelta = timedelta(hours=1)
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +185,9 @@ class Worker:
             first (e.g. digest and seal work before extraction), oldest first
             within a priority; kinds not listed have priority 0. Default: FIFO
             across every handled kind.
+        retry: ``{kind: RetryPolicy}``: the back-off (``base``, ``cap``) and
+            ``max_attempts`` of a failed job of that kind; kinds not listed
+            keep the queue's default (60 s doubling to 1 h).
         backoff: loop pauses by error class.
         on_error: called with any store error that is not busy, transient
             I/O or disk full (default: logged with its traceback).
@@ -185,6 +204,7 @@ class Worker:
         priorities: Mapping[str, int] | None = None,
         backoff: LoopBackoff | None = None,
         on_error: ErrorHook | None = None,
+        retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("handlers: at least one {kind: handler} is needed")
@@ -202,6 +222,12 @@ class Worker:
             # Every claim would be refused for it; say so now, not per loop.
             raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
         self._priorities = _check_priorities(priorities)
+        self._retry = dict(retry or {})
+        for kind, policy in self._retry.items():
+            if not isinstance(policy, RetryPolicy):
+                raise TypeError(
+                    f"retry[{kind!r}]: expected a memtree.RetryPolicy, got {type(policy).__name__}"
+                )
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
@@ -465,12 +491,20 @@ class Worker:
         """Records a failed attempt (and, with ``chain``, claims the next job
         in the same commit)."""
         if not chain:
-            finished, _ = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+            finished, _ = self._settle(
+                job,
+                lambda: self._jobs.mark_failed(job, message, retry=self._retry.get(job.kind)),
+            )
             return finished, None
         finished, outcome = self._settle(
             job,
             lambda: self._jobs.mark_failed_and_claim_next(
-                job, message, lease=self._lease, kinds=self._kinds, priorities=self._priorities
+                job,
+                message,
+                lease=self._lease,
+                kinds=self._kinds,
+                priorities=self._priorities,
+                retry=self._retry.get(job.kind),
             ),
         )
         return finished, None if outcome is None else outcome[1]

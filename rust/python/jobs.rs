@@ -305,14 +305,25 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().mark_done_many(&leases))?)
     }
 
+    #[pyo3(signature = (job, error, retry=None))]
     fn mark_failed<'py>(
         &self,
         py: Python<'py>,
         job: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::error)] error: String,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (id, token) = lease_of(job, "job")?;
-        let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
+        let policy = super::ops::retry_policy(retry)?;
+        let status = py.detach(|| {
+            self.core().jobs().mark_failed_with(
+                crate::clock::now_ms(),
+                &id,
+                &token,
+                &error,
+                &policy,
+            )
+        })?;
         py_status(py, status)
     }
 
@@ -341,7 +352,8 @@ impl PyJobs {
         Ok(next.map(|inner| PyJob { inner }))
     }
 
-    #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None))]
+    #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None, retry=None))]
+    #[allow(clippy::too_many_arguments)]
     fn mark_failed_and_claim_next<'py>(
         &self,
         py: Python<'py>,
@@ -350,19 +362,23 @@ impl PyJobs {
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
         priorities: Option<&Bound<'_, PyAny>>,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(Bound<'py, PyAny>, Option<PyJob>)> {
         let (id, token) = lease_of(job, "job")?;
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
         let priorities = priorities_of(priorities)?;
+        let policy = super::ops::retry_policy(retry)?;
         let (status, next) = py.detach(|| {
-            self.core().jobs().mark_failed_and_claim_next(
+            self.core().jobs().mark_failed_and_claim_next_at(
+                crate::clock::now_ms(),
                 &id,
                 &token,
                 &error,
                 lease,
                 kinds.as_deref(),
                 &priorities,
+                &policy,
             )
         })?;
         Ok((py_status(py, status)?, next.map(|inner| PyJob { inner })))

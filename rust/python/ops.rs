@@ -12,6 +12,7 @@ use super::convert;
 use super::imports;
 use crate::clock::now_ms;
 use crate::jobs::JobStatus;
+use crate::jobs_retry::RetryPolicy;
 use crate::ops::{backup, compact, purge, restore as restore_op};
 use crate::store::Store;
 
@@ -190,4 +191,26 @@ pub fn compact_store(py: Python<'_>, store: &Store) -> PyResult<PyCompactReport>
         free_pages_before: r.free_pages_before,
         free_pages_after: r.free_pages_after,
     })
+}
+
+/// The `retry` argument of `mark_failed` and `mark_failed_and_claim_next`:
+/// `None` (the default back-off) or an object with `base` and `cap`
+/// (`timedelta`) and `max_attempts` (`int` or `None`), such as
+/// `memtree.RetryPolicy`. Checked before anything is written.
+pub fn retry_policy(value: Option<&Bound<'_, PyAny>>) -> PyResult<RetryPolicy> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(RetryPolicy::default());
+    };
+    let max_attempts = value.getattr("max_attempts")?;
+    let policy = RetryPolicy {
+        base_ms: convert::timedelta_ms(&value.getattr("base")?, "retry.base")?,
+        cap_ms: convert::timedelta_ms(&value.getattr("cap")?, "retry.cap")?,
+        max_attempts: if max_attempts.is_none() {
+            None
+        } else {
+            Some(convert::int64(&max_attempts, "retry.max_attempts")?)
+        },
+    };
+    policy.validate()?;
+    Ok(policy)
 }
