@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         TreeKind,
         TreeStatus,
     )
+    from memtree.async_worker import AsyncWorker
     from memtree.errors import (
         BusyError,
         CircuitOpenError,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from memtree.worker import Defer, LoopBackoff, RetryPolicy, Worker
 
 __all__ = [
+    "AsyncWorker",
     "BusyError",
     "Chunk",
     "CircuitOpenError",
@@ -163,6 +165,7 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
         )
     },
     **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "RetryPolicy", "Worker")},
+    "AsyncWorker": ("memtree.async_worker", "AsyncWorker"),
     **{
         name: (_ERRORS, name)
         for name in (
