@@ -349,6 +349,23 @@ class Store:
         returns ``(upserted, removed)``."""
     def connection_settings(self) -> dict[str, str]:
         """The pragmas in force on the shared connection, as SQLite reports them."""
+    def delete_chunks(
+        self,
+        older_than: timedelta | datetime,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """Retention: deletes the chunks whose timestamp is more than
+        ``older_than`` ago (a ``timedelta``) or before it (an aware
+        ``datetime``), narrowed by the :meth:`list_chunks` filters, with
+        their score and entity-index rows (the cascade of
+        :meth:`delete_source`), in transactions of at most 500 chunks;
+        returns how many. Ingest-gate rows stay (a source is not ingested
+        again because its old chunks were dropped); content files named by
+        content pointers are not removed."""
     def compact(self) -> CompactReport:
         """Gives free pages back to the file system with ``VACUUM``, in
         place (the same file, one transaction through its journal: a kill

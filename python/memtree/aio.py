@@ -275,6 +275,25 @@ class AsyncStore:
         existing file); see :meth:`memtree.Store.backup`."""
         return await asyncio.to_thread(self._store.backup, dest)
 
+    async def delete_chunks(
+        self,
+        older_than: timedelta | datetime,
+        *,
+        source_kind: SourceKind | str | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """Retention in bounded batches; see :meth:`memtree.Store.delete_chunks`."""
+        return await asyncio.to_thread(
+            self._store.delete_chunks,
+            older_than,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+        )
+
     async def compact(self) -> CompactReport:
         """``VACUUM`` in place after a free-space check; see
         :meth:`memtree.Store.compact`."""

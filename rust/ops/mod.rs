@@ -1,5 +1,6 @@
 //! Operations on a store kept for years: purging finished jobs, backup,
-//! restore and compaction (retention is still to come). Each lives in its own file
+//! restore, compaction and age-based retention of chunks (owner erasure is
+//! still to come). Each lives in its own file
 //! and goes through [`crate::store::Store`]'s write path, so its
 //! transactions retry, classify and log like every other write.
 
@@ -7,3 +8,4 @@ pub mod backup;
 pub mod compact;
 pub mod purge;
 pub mod restore;
+pub mod retention;

@@ -1,5 +1,5 @@
 //! Argument conversion and GIL release for the operations of `crate::ops`
-//! (purge, backup, restore, compact); the methods that expose them delegate here in
+//! (purge, backup, restore, compact, retention); the methods that expose them delegate here in
 //! one line each.
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use super::imports;
 use crate::clock::now_ms;
 use crate::jobs::JobStatus;
 use crate::jobs_retry::RetryPolicy;
-use crate::ops::{backup, compact, purge, restore as restore_op};
+use crate::ops::{backup, compact, purge, restore as restore_op, retention};
 use crate::store::Store;
 
 /// The cutoff of `older_than`: a `timedelta` (finished longer ago than
@@ -213,4 +213,27 @@ pub fn retry_policy(value: Option<&Bound<'_, PyAny>>) -> PyResult<RetryPolicy> {
     };
     policy.validate()?;
     Ok(policy)
+}
+
+/// `Store.delete_chunks(older_than, *, source_kind, source_id, owner, since)`.
+pub fn delete_chunks(
+    py: Python<'_>,
+    store: &Store,
+    older_than: &Bound<'_, PyAny>,
+    source_kind: Option<&Bound<'_, PyAny>>,
+    source_id: Option<String>,
+    owner: Option<String>,
+    since: Option<&Bound<'_, PyAny>>,
+) -> PyResult<usize> {
+    let cutoff = cutoff_ms(older_than)?;
+    let filter = crate::ChunkFilter {
+        source_kind: source_kind
+            .map(|k| convert::source_kind(k, "source_kind"))
+            .transpose()?,
+        source_id,
+        owner,
+        since_ms: convert::opt_to_ms(since, "since")?,
+        until_ms: None,
+    };
+    Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
 }

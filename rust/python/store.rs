@@ -258,6 +258,28 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
+    #[pyo3(signature = (older_than, *, source_kind=None, source_id=None, owner=None, since=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn delete_chunks(
+        &self,
+        py: Python<'_>,
+        older_than: &Bound<'_, PyAny>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        source_id: Option<String>,
+        owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        super::ops::delete_chunks(
+            py,
+            &self.inner,
+            older_than,
+            source_kind,
+            source_id,
+            owner,
+            since,
+        )
+    }
+
     fn delete_owner(
         &self,
         py: Python<'_>,
