@@ -229,6 +229,15 @@ def test_restore_into_a_missing_store_creates_it(tmp_path: Path) -> None:
     assert state(tmp_path / "new.db") == state(tmp_path / "b.db")
 
 
+def test_restoring_a_store_onto_itself_is_refused(tmp_path: Path) -> None:
+    live = tmp_path / "chunks.db"
+    make_store(live, 5, "a").close()
+    before = digest(live)
+    with pytest.raises(memtree.PathRefusedError, match="same file"):
+        memtree.restore(live, live)
+    assert digest(live) == before
+
+
 @pytest.mark.parametrize("kind", ["text", "foreign", "missing", "link"])
 def test_a_bad_backup_changes_nothing(tmp_path: Path, kind: str) -> None:
     live = tmp_path / "chunks.db"

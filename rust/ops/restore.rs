@@ -143,6 +143,24 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
     Ok((conn, version, rows))
 }
 
+/// Whether both paths name one existing file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        fs::canonicalize(a)
+            .ok()
+            .is_some_and(|a| fs::canonicalize(b).ok() == Some(a))
+    }
+}
+
 /// Step 2: another process holding the file open (Linux, best effort).
 fn holder_elsewhere(live: &Path, meta: &fs::Metadata) -> Option<u32> {
     #[cfg(target_os = "linux")]
@@ -182,6 +200,13 @@ fn holder_elsewhere(live: &Path, meta: &fs::Metadata) -> Option<u32> {
 
 /// Restores `backup` into the store at `live`; see the module docs.
 pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
+    if same_file(backup, live) {
+        return Err(refused(
+            live,
+            ffi::SQLITE_CANTOPEN,
+            "the backup and the store are the same file",
+        ));
+    }
     let (source, version, rows) = open_backup(backup)?;
     let Some(meta) = regular_file(live, "store")? else {
         drop(source);
