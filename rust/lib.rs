@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod job_kinds;
 pub mod jobs;
+pub mod ops;
 pub mod recovery;
 pub mod scheduler;
 pub mod schema;

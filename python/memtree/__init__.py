@@ -18,6 +18,8 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    CompactReport,
+    CopyReport,
     Embeddings,
     Hit,
     Job,
@@ -32,6 +34,7 @@ from memtree._native import (
     TreeBuffer,
     Trees,
     __version__,
+    restore,
     schema_version,
     sqlite_version,
 )
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
         TreeKind,
         TreeStatus,
     )
+    from memtree.async_worker import AsyncWorker
     from memtree.errors import (
         BusyError,
         CircuitOpenError,
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
         CorruptDatabaseError,
         DiskFullError,
         ForkedStoreError,
+        JobCancelledError,
         JournalModeWarning,
         LeaseLostError,
         MemtreeError,
@@ -73,13 +78,16 @@ if TYPE_CHECKING:
         StoreClosedError,
         TransientIOError,
     )
-    from memtree.worker import Defer, LoopBackoff, Worker
+    from memtree.worker import Defer, LoopBackoff, RetryPolicy, Worker
 
 __all__ = [
+    "AsyncWorker",
     "BusyError",
     "Chunk",
     "CircuitOpenError",
+    "CompactReport",
     "ConstraintError",
+    "CopyReport",
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
@@ -91,6 +99,7 @@ __all__ = [
     "Hotness",
     "Job",
     "JobBatch",
+    "JobCancelledError",
     "JobKind",
     "JobPayload",
     "JobStatus",
@@ -104,6 +113,7 @@ __all__ = [
     "PermanentError",
     "RawRef",
     "ResultCode",
+    "RetryPolicy",
     "Scheduler",
     "SchemaVersionError",
     "Score",
@@ -123,6 +133,7 @@ __all__ = [
     "Worker",
     "__version__",
     "errors",
+    "restore",
     "schema_version",
     "sqlite_version",
 ]
@@ -153,7 +164,8 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
             "TreeStatus",
         )
     },
-    **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "Worker")},
+    **{name: (_WORKER, name) for name in ("Defer", "LoopBackoff", "RetryPolicy", "Worker")},
+    "AsyncWorker": ("memtree.async_worker", "AsyncWorker"),
     **{
         name: (_ERRORS, name)
         for name in (
@@ -164,6 +176,7 @@ _LAZY: dict[str, tuple[str, "str | None"]] = {
             "DiskFullError",
             "ForkedStoreError",
             "JournalModeWarning",
+            "JobCancelledError",
             "LeaseLostError",
             "MemtreeError",
             "NotMemtreeDatabaseError",

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, Protocol, final
 
 from typing_extensions import Buffer
 
@@ -53,6 +53,8 @@ from memtree.errors import MemtreeError
 
 __all__ = [
     "Chunk",
+    "CompactReport",
+    "CopyReport",
     "Embeddings",
     "Hit",
     "Job",
@@ -76,6 +78,7 @@ __all__ = [
     "job_kinds",
     "job_signal",
     "notify_job_signal",
+    "restore",
     "result_codes",
     "schema_version",
     "sqlite_version",
@@ -88,6 +91,17 @@ __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
+
+class _Retry(Protocol):
+    """What ``retry=`` reads (``memtree.RetryPolicy`` has it)."""
+
+    @property
+    def base(self) -> timedelta: ...
+    @property
+    def cap(self) -> timedelta: ...
+    @property
+    def max_attempts(self) -> int | None: ...
+
 _JobStatus = JobStatus | Literal["ready", "running", "done", "failed", "cancelled"]
 
 @final
@@ -335,6 +349,40 @@ class Store:
         returns ``(upserted, removed)``."""
     def connection_settings(self) -> dict[str, str]:
         """The pragmas in force on the shared connection, as SQLite reports them."""
+    def delete_chunks(
+        self,
+        older_than: timedelta | datetime,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """Retention: deletes the chunks whose timestamp is more than
+        ``older_than`` ago (a ``timedelta``) or before it (an aware
+        ``datetime``), narrowed by the :meth:`list_chunks` filters, with
+        their score and entity-index rows (the cascade of
+        :meth:`delete_source`), in transactions of at most 500 chunks;
+        returns how many. Ingest-gate rows stay (a source is not ingested
+        again because its old chunks were dropped); content files named by
+        content pointers are not removed."""
+    def compact(self) -> CompactReport:
+        """Gives free pages back to the file system with ``VACUUM``, in
+        place (the same file, one transaction through its journal: a kill
+        at any moment leaves the old contents or the compacted ones, whole).
+        Checks first that the store's folder (and the temporary folder, if
+        on another file system) has room for twice the database, raising
+        ``DiskFullError`` with nothing changed otherwise. Other connections
+        wait (busy timeout) while it runs."""
+    def backup(self, dest: _PathLike) -> CopyReport:
+        """Writes an online, consistent copy of this store to ``dest`` while
+        other threads and processes keep using it: one snapshot (writers wait
+        for its read lock, as for any reader), written under
+        ``<dest>.partial``, synced, verified (``integrity_check``, schema
+        version, every table's row count) and linked into place, the folder
+        synced. ``PathRefusedError``, changing nothing, when anything exists
+        at ``dest`` or its side-file names (a backup never replaces a file)
+        or its folder is missing."""
     def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy."""
     def set_chunk_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
@@ -595,20 +643,31 @@ class Jobs:
         claim order (``limit`` clamped to 1..10000; past 64 bits a
         ``ValueError``; ``lease``, ``kinds`` and ``priorities`` as for
         :meth:`claim_next`)."""
+    def purge(self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None) -> int:
+        """Deletes finished jobs (``statuses``, default ``("done", "failed",
+        "cancelled")``) that finished more than ``older_than`` ago (a
+        ``timedelta``) or before it (an aware ``datetime``); returns how
+        many. Runs as many short transactions (each aims to hold the write
+        lock about 20 ms), so concurrent enqueues and claims go on. A
+        ``ready`` or ``running`` status is a ``ValueError`` before anything
+        is deleted: active jobs are never purged."""
     def cancel(self, job_id: str) -> bool:
-        """Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
-        is free again); True if it was. False, changing nothing, for a job
-        that is ``running`` (the worker holding its lease settles it as
-        usual: done, failed or back to ready, and a ready job can then be
-        cancelled), ``done``, already ``cancelled``, or unknown."""
+        """Ends a ``ready``, ``running`` or ``failed`` job as ``cancelled``
+        (its dedupe key is free again); True if it was. A running job's
+        worker learns it at its next :meth:`heartbeat` or settle, which
+        raises ``JobCancelledError`` (a ``LeaseLostError``) and changes
+        nothing: the job stays cancelled. False, changing nothing, for a job
+        already ``done`` or ``cancelled``, or unknown."""
     def mark_done(self, job: Job) -> None:
         """Settles a claimed job as done."""
     def mark_done_many(self, jobs: Iterable[Job]) -> None:
         """Settles claimed jobs as done in one transaction, all or none."""
-    def mark_failed(self, job: Job, error: str) -> JobStatus:
+    def mark_failed(self, job: Job, error: str, retry: _Retry | None = None) -> JobStatus:
         """Records a failed attempt: ``ready`` again after 60 s doubling per
         attempt (capped at 1 h), or ``failed`` after the last attempt.
-        Returns the new status."""
+        Returns the new status. ``retry`` (a :class:`memtree.RetryPolicy`)
+        gives another ``base``, ``cap`` and ``max_attempts``; a bad one is a
+        ``ValueError`` before anything is written."""
     def mark_done_and_claim_next(
         self,
         job: Job,
@@ -632,6 +691,7 @@ class Jobs:
         lease: timedelta | None = None,
         kinds: Iterable[str] | None = None,
         priorities: Mapping[str, int] | None = None,
+        retry: _Retry | None = None,
     ) -> tuple[JobStatus, Job | None]:
         """Records a failed attempt (as :meth:`mark_failed`) and claims the
         next available job (as :meth:`claim_next`) in ONE transaction;
@@ -655,8 +715,9 @@ class Jobs:
         """Hands EVERY running job back at once, whoever holds it. Only for a
         process that knows it is the sole worker; workers use :meth:`release`."""
     def recover_stale_locks(self) -> int:
-        """Requeues running jobs whose lease expired (``failed`` if that claim
-        was the last attempt); returns how many."""
+        """Requeues running jobs whose lease expired, and at once those whose
+        holder process is provably dead on this host (``failed`` if that
+        claim was the last attempt); returns how many."""
     def retry(self, job_id: str) -> bool:
         """Puts a dead-lettered job back to ready with attempts reset. False if
         it is not ``failed`` or an active job holds its dedupe key."""
@@ -846,6 +907,60 @@ def result_codes() -> list[tuple[int, str]]:
 
 def sqlite_version() -> str:
     """The version of the SQLite compiled into memtree."""
+
+@final
+class CopyReport:
+    """What :meth:`Store.backup` or :func:`restore` wrote."""
+
+    @property
+    def path(self) -> Path:
+        """The backup written, or the store restored."""
+    @property
+    def bytes(self) -> int:
+        """Its size in bytes."""
+    @property
+    def replaced(self) -> Path | None:
+        """``restore`` only: the byte copy of the contents it replaced
+        (``None`` when there was no store, or for a backup)."""
+    @property
+    def schema_version(self) -> int:
+        """The schema version (``user_version``) written."""
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows per table, as verified in what was written."""
+
+@final
+class CompactReport:
+    """What :meth:`Store.compact` did."""
+
+    @property
+    def bytes_before(self) -> int:
+        """The file's size before, in bytes."""
+    @property
+    def bytes_after(self) -> int:
+        """The file's size after, in bytes."""
+    @property
+    def free_pages_before(self) -> int:
+        """Free pages before (``PRAGMA freelist_count``)."""
+    @property
+    def free_pages_after(self) -> int:
+        """Free pages after."""
+
+def restore(backup: _PathLike, path: _PathLike) -> CopyReport:
+    """Writes the backup at ``backup`` INTO the store at ``path``, in place:
+    one SQLite transaction on the same file (never a rename or a replace,
+    so connections that hold it open, in any process, see the old contents
+    or the new through SQLite's own locking), after a byte copy of the
+    replaced contents is kept as ``<path>.pre-restore-<ms>`` (fsynced). The
+    backup is checked first (``integrity_check``, memtree's schema, not
+    newer than this build); the store is verified after and left in
+    TRUNCATE mode. A missing store is created from the backup (under a
+    temporary name, linked into place).
+
+    Refuses with ``BusyError`` while another process holds the store open —
+    best effort: only processes whose ``/proc/<pid>/fd`` this user can read
+    (Linux), since an idle open connection holds no lock to show it.
+    Connections of the calling process see the restored contents."""
 
 def schema_version() -> int:
     """The ``user_version`` of a fully migrated database."""

@@ -29,7 +29,17 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
 from memtree._aio_scores import AsyncScheduler, AsyncScores
 from memtree._aio_trees import AsyncTrees
-from memtree._native import Chunk, Embeddings, Hit, Job, JobBatch, Jobs, Store
+from memtree._native import (
+    Chunk,
+    CompactReport,
+    CopyReport,
+    Embeddings,
+    Hit,
+    Job,
+    JobBatch,
+    Jobs,
+    Store,
+)
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
 if TYPE_CHECKING:
@@ -37,6 +47,8 @@ if TYPE_CHECKING:
     import array
 
     from typing_extensions import Buffer
+
+    from memtree.worker import RetryPolicy
 
 __all__ = [
     "AsyncJobBatch",
@@ -258,6 +270,35 @@ class AsyncStore:
         """The pragmas in force on the shared connection."""
         return await asyncio.to_thread(self._store.connection_settings)
 
+    async def backup(self, dest: str | os.PathLike[str]) -> CopyReport:
+        """An online, verified copy of the store at ``dest`` (never over an
+        existing file); see :meth:`memtree.Store.backup`."""
+        return await asyncio.to_thread(self._store.backup, dest)
+
+    async def delete_chunks(
+        self,
+        older_than: timedelta | datetime,
+        *,
+        source_kind: SourceKind | str | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """Retention in bounded batches; see :meth:`memtree.Store.delete_chunks`."""
+        return await asyncio.to_thread(
+            self._store.delete_chunks,
+            older_than,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+        )
+
+    async def compact(self) -> CompactReport:
+        """``VACUUM`` in place after a free-space check; see
+        :meth:`memtree.Store.compact`."""
+        return await asyncio.to_thread(self._store.compact)
+
     async def check(self, *, full: bool = False) -> list[str]:
         """``quick_check`` (or ``integrity_check`` with ``full``)."""
         return await asyncio.to_thread(self._store.check, full=full)
@@ -408,8 +449,16 @@ class AsyncJobs:
             None if priorities is None else dict(priorities),
         )
 
+    async def purge(
+        self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None
+    ) -> int:
+        """Deletes finished jobs older than ``older_than`` in short
+        transactions; see :meth:`memtree.Jobs.purge`."""
+        return await asyncio.to_thread(self._jobs.purge, older_than, statuses)
+
     async def cancel(self, job_id: str) -> bool:
-        """Ends a ready or failed job as cancelled; False for a running,
+        """Ends a ready, running or failed job as cancelled (a running job's
+        next heartbeat or settle raises ``JobCancelledError``); False for a
         done, cancelled or unknown job (nothing changes)."""
         return await asyncio.to_thread(self._jobs.cancel, job_id)
 
@@ -421,9 +470,12 @@ class AsyncJobs:
         """Settles claimed jobs as done in one transaction, all or none."""
         await asyncio.to_thread(self._jobs.mark_done_many, builtins.list(jobs))
 
-    async def mark_failed(self, job: Job, error: str) -> JobStatus:
-        """Records a failed attempt; returns the job's new status."""
-        return await asyncio.to_thread(self._jobs.mark_failed, job, error)
+    async def mark_failed(
+        self, job: Job, error: str, retry: RetryPolicy | None = None
+    ) -> JobStatus:
+        """Records a failed attempt (``retry``: another back-off); returns
+        the job's new status."""
+        return await asyncio.to_thread(self._jobs.mark_failed, job, error, retry)
 
     async def mark_done_and_claim_next(
         self,
@@ -449,6 +501,7 @@ class AsyncJobs:
         lease: timedelta | None = None,
         kinds: Iterable[str] | None = None,
         priorities: Mapping[str, int] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> tuple[JobStatus, Job | None]:
         """Records a failed attempt and claims the next job in one
         transaction; the failed job's new status and the job claimed."""
@@ -459,6 +512,7 @@ class AsyncJobs:
             lease,
             None if kinds is None else _strs(kinds),
             None if priorities is None else dict(priorities),
+            retry,
         )
 
     async def defer(self, job: Job, until: datetime | timedelta, reason: str = "") -> None:
@@ -478,7 +532,8 @@ class AsyncJobs:
         return await asyncio.to_thread(self._jobs.release_running_locks)
 
     async def recover_stale_locks(self) -> int:
-        """Requeues running jobs whose lease expired; returns how many."""
+        """Requeues running jobs whose lease expired, and at once those whose
+        holder is provably dead on this host; returns how many."""
         return await asyncio.to_thread(self._jobs.recover_stale_locks)
 
     async def retry(self, job_id: str) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "CorruptDatabaseError",
     "DiskFullError",
     "ForkedStoreError",
+    "JobCancelledError",
     "JournalModeWarning",
     "LeaseLostError",
     "MemtreeError",
@@ -174,6 +175,13 @@ class LeaseLostError(MemtreeError):
     """A job settle or heartbeat came from a worker that no longer holds the
     job's lease (it expired and was recovered or re-claimed, or the job was
     already settled). Nothing was changed; the current holder owns the job."""
+
+
+class JobCancelledError(LeaseLostError):
+    """The job was cancelled (:meth:`memtree.Jobs.cancel`) while it ran: the
+    heartbeat or settle that raises this changed nothing, and the job stays
+    ``cancelled``. Stop working on it. A ``LeaseLostError``, so code that
+    handles a lost lease handles this too."""
 
 
 class StaleBufferError(MemtreeError):

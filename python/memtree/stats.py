@@ -1,8 +1,9 @@
 """``memtree stats PATH``: what a memtree database holds, read-only.
 
-Chunk counts by source kind and by lifecycle status, job counts by status,
-and sizes. A table the file lacks (an older schema) is reported as absent,
-not as an error.
+Chunk counts by source kind and by lifecycle status, job counts by status
+and the age of each status's oldest job, and sizes (free pages included).
+A table the file lacks (an older schema) is reported as absent, not as an
+error.
 
 Sizes: ``file_size`` is the main file on disk, ``wal_size`` and
 ``journal_size`` its side files (None when absent), ``size_on_disk`` their
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from memtree._exit import EXIT_DAMAGED, EXIT_NOT_MEMTREE, EXIT_NOTHING_THERE, refused_path
@@ -45,6 +47,28 @@ def _grouped(conn: sqlite3.Connection, table: str, column: str) -> dict[str, int
         f"SELECT {column}, count(*) FROM {table} GROUP BY {column} ORDER BY {column}"
     ).fetchall()
     return {str(value): int(n) for value, n in rows}
+
+
+def _oldest_job_ages(conn: sqlite3.Connection) -> dict[str, float] | None:
+    """Per job status, the age in seconds of its oldest job: since it was
+    created for ``ready`` and ``running`` (how long the queue has waited),
+    since it finished for the rest (what ``jobs.purge`` would see)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mem_tree_jobs'"
+    ).fetchone()
+    if not exists:
+        return None
+    now_ms = time.time() * 1000
+    rows = conn.execute(
+        "SELECT status, min(CASE WHEN status IN ('ready', 'running') THEN created_at_ms "
+        "ELSE coalesce(completed_at_ms, created_at_ms) END) "
+        "FROM mem_tree_jobs GROUP BY status ORDER BY status"
+    ).fetchall()
+    return {
+        str(status): round(max(0.0, now_ms - oldest) / 1000, 3)
+        for status, oldest in rows
+        if oldest is not None
+    }
 
 
 class Refused(Exception):
@@ -80,6 +104,7 @@ def _collect(db: Path) -> dict[str, JsonValue]:
         by_kind = _grouped(conn, "mem_tree_chunks", "source_kind")
         by_status = _grouped(conn, "mem_tree_chunks", "lifecycle_status")
         jobs = _grouped(conn, "mem_tree_jobs", "status")
+        job_ages = _oldest_job_ages(conn)
     chunks: dict[str, JsonValue] = {
         "total": None if by_kind is None else sum(by_kind.values()),
         "by_source_kind": dict(by_kind) if by_kind is not None else None,
@@ -100,6 +125,7 @@ def _collect(db: Path) -> dict[str, JsonValue]:
         "inspected_via": how,
         "chunks": chunks,
         "jobs_by_status": dict(jobs) if jobs is not None else None,
+        "jobs_oldest_age_seconds": dict(job_ages) if job_ages is not None else None,
     }
 
 
@@ -132,6 +158,13 @@ def _human(s: dict[str, JsonValue]) -> str:
     lines += [*_table("source kind", chunks["by_source_kind"]), ""]
     lines += [*_table("lifecycle status", chunks["by_lifecycle_status"]), ""]
     lines += _table("job status", s["jobs_by_status"])
+    ages = s.get("jobs_oldest_age_seconds")
+    if isinstance(ages, dict) and ages:
+        lines += [
+            "",
+            "oldest job by status (seconds; ready/running since created, others since done)",
+        ]
+        lines += [f"  {status}: {age}" for status, age in ages.items()]
     return "\n".join(lines)
 
 

@@ -24,8 +24,9 @@ one commit (:meth:`memtree.Jobs.mark_done_and_claim_next`,
 costs two commits: its enqueue and that one.
 
 Delivery is at least once: a worker that dies mid-job leaves a lease that
-:meth:`memtree.Jobs.recover_stale_locks` requeues once it expires (the worker
-recovers expired leases at start and whenever it is idle). Handlers must be
+the next claim or :meth:`memtree.Jobs.recover_stale_locks` takes back at once
+when the holder process is provably dead on this host, and once it expires
+otherwise (the worker recovers leases at start and whenever it is idle). Handlers must be
 idempotent. While a handler runs, its lease is extended every third of the
 lease, so a long job is not recovered from under a live worker.
 
@@ -52,11 +53,12 @@ from memtree._native import Job, Store
 from memtree.errors import (
     BusyError,
     DiskFullError,
+    JobCancelledError,
     LeaseLostError,
     TransientIOError,
 )
 
-__all__ = ["Defer", "Handler", "LoopBackoff", "Worker", "describe_error"]
+__all__ = ["Defer", "Handler", "LoopBackoff", "RetryPolicy", "Worker", "describe_error"]
 
 logger = logging.getLogger("memtree.worker")
 
@@ -84,6 +86,22 @@ class Defer(Exception):
 Handler = Callable[[Job], Union[Defer, object]]
 _T = TypeVar("_T")
 ErrorHook = Callable[[BaseException], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The back-off of a failed job of one kind (``Worker(retry={kind:
+    policy})``, or ``retry=`` of :meth:`memtree.Jobs.mark_failed`): ready
+    again ``base`` after the first failed attempt, doubling, at most ``cap``;
+    with ``max_attempts``, a failure after that many attempts is final even
+    if the job was enqueued with more (never later than the job's own
+    ``max_attempts``). The defaults are the queue's own (60 s doubling to
+    1 h). Checked at the first failure: a negative ``base``, a ``cap`` below
+    it or a ``max_attempts`` below 1 is a ``ValueError``."""
+
+    base: timedelta = timedelta(seconds=60)
+    cap: timedelta = timedelta(hours=1)
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,9 @@ class Worker:
             first (e.g. digest and seal work before extraction), oldest first
             within a priority; kinds not listed have priority 0. Default: FIFO
             across every handled kind.
+        retry: ``{kind: RetryPolicy}``: the back-off (``base``, ``cap``) and
+            ``max_attempts`` of a failed job of that kind; kinds not listed
+            keep the queue's default (60 s doubling to 1 h).
         backoff: loop pauses by error class.
         on_error: called with any store error that is not busy, transient
             I/O or disk full (default: logged with its traceback).
@@ -183,6 +204,7 @@ class Worker:
         priorities: Mapping[str, int] | None = None,
         backoff: LoopBackoff | None = None,
         on_error: ErrorHook | None = None,
+        retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("handlers: at least one {kind: handler} is needed")
@@ -200,6 +222,12 @@ class Worker:
             # Every claim would be refused for it; say so now, not per loop.
             raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
         self._priorities = _check_priorities(priorities)
+        self._retry = dict(retry or {})
+        for kind, policy in self._retry.items():
+            if not isinstance(policy, RetryPolicy):
+                raise TypeError(
+                    f"retry[{kind!r}]: expected a memtree.RetryPolicy, got {type(policy).__name__}"
+                )
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
@@ -341,6 +369,51 @@ class Worker:
             self._run(job, in_worker_thread=False)
         return job
 
+    def idle(self) -> bool:
+        """True when no job of the handled kinds is ``ready`` (whenever it
+        is due) or ``running``, in any process."""
+        return not any(
+            self._jobs.list(status=status, kind=kind, limit=1)
+            for kind in self._kinds
+            for status in ("ready", "running")
+        )
+
+    def run_until_idle(self, timeout: float | None = None) -> int:
+        """Returns once no job of the handled kinds is ready or running
+        (:meth:`idle`); returns how many jobs this call ran itself.
+
+        A started worker's threads do the work and this call waits for
+        them; an unstarted worker runs the jobs here, in the calling thread.
+        Either way a job that is ready but not yet due (a retry's back-off,
+        ``available_at``) is waited for, and a running job of another
+        process until it settles (or its holder dies: see
+        :meth:`memtree.Jobs.recover_stale_locks`). ``TimeoutError`` after
+        ``timeout`` seconds (None: no limit) with jobs still there; the jobs
+        are left as they are. Store errors propagate."""
+        if timeout is not None and not (timeout >= 0 and math.isfinite(timeout)):
+            raise ValueError("timeout: must be a non-negative, finite number of seconds")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ran = 0
+        while True:
+            seen = _native.job_signal()
+            if not self._threads and self.run_once() is not None:
+                ran += 1
+                continue
+            if self.idle():
+                return ran
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(
+                    f"run_until_idle: jobs of {self._kinds} still ready or running "
+                    f"after {timeout} s"
+                )
+            if not self._threads:
+                # A job whose holder died is claimable again after this.
+                self._recover(wait=False)
+            # Settles do not signal: poll briefly while jobs are in flight.
+            pause = min(self._poll_interval, 0.05)
+            _native.wait_job_signal(seen, pause if left is None else min(pause, left))
+
     def _run(self, job: Job, *, in_worker_thread: bool = True) -> Job | None:
         """Runs ``job`` and settles it. In a worker thread a done or failed
         settle also claims the next job in the same commit (two commits a
@@ -418,12 +491,20 @@ class Worker:
         """Records a failed attempt (and, with ``chain``, claims the next job
         in the same commit)."""
         if not chain:
-            finished, _ = self._settle(job, lambda: self._jobs.mark_failed(job, message))
+            finished, _ = self._settle(
+                job,
+                lambda: self._jobs.mark_failed(job, message, retry=self._retry.get(job.kind)),
+            )
             return finished, None
         finished, outcome = self._settle(
             job,
             lambda: self._jobs.mark_failed_and_claim_next(
-                job, message, lease=self._lease, kinds=self._kinds, priorities=self._priorities
+                job,
+                message,
+                lease=self._lease,
+                kinds=self._kinds,
+                priorities=self._priorities,
+                retry=self._retry.get(job.kind),
             ),
         )
         return finished, None if outcome is None else outcome[1]
@@ -537,6 +618,9 @@ class Worker:
             for job in jobs:
                 try:
                     self._jobs.heartbeat(job, self._lease)
+                except JobCancelledError:
+                    # The handler learns it at its own heartbeat or settle.
+                    logger.info("memtree worker: running job %s was cancelled", job.id)
                 except LeaseLostError:
                     logger.warning("memtree worker: lease lost on running job %s", job.id)
                 except Exception as e:

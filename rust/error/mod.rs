@@ -109,6 +109,9 @@ pub enum Error {
     LeaseLost {
         /// The job whose lease was lost.
         job_id: String,
+        /// The job was cancelled ([`crate::Jobs::cancel`]) while running:
+        /// its worker should stop (Python's `JobCancelledError`).
+        cancelled: bool,
     },
     /// A seal presented a buffer version that is no longer the buffer's: a
     /// write reached the buffer after the caller read it. Nothing was
@@ -251,7 +254,14 @@ impl fmt::Display for Error {
                 path.display(),
                 codes::name_or_primary(*code)
             ),
-            Error::LeaseLost { job_id } => write!(
+            Error::LeaseLost {
+                job_id,
+                cancelled: true,
+            } => write!(
+                f,
+                "job {job_id} was cancelled while it ran; stop working on it"
+            ),
+            Error::LeaseLost { job_id, .. } => write!(
                 f,
                 "lease lost on job {job_id}: it was recovered, re-claimed or already settled"
             ),

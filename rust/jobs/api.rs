@@ -16,7 +16,7 @@ use crate::chunks::record::SourceKind;
 use crate::chunks::record::{check_time_ms, non_empty, Chunk};
 use crate::chunks::MAX_LIST_LIMIT;
 use crate::db::store::Store;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys::clock::now_ms;
 
 /// The queue of one store; obtained from [`Store::jobs`].
@@ -66,6 +66,9 @@ pub const DEFAULT_LIST_LIMIT: i64 = 100;
 /// `=` in a query with an ORDER BY) when it plans, so a statement binding
 /// them was re-prepared on every run after the first; a test holds the
 /// count at 0.
+use crate::jobs::cancel;
+use crate::jobs::lease;
+use crate::jobs::retry::RetryPolicy;
 pub(crate) fn list_sql(status: Option<JobStatus>, kind: Option<&str>, limit: i64) -> String {
     let mut filters = Vec::with_capacity(2);
     if let Some(status) = status {
@@ -279,32 +282,29 @@ impl Jobs<'_> {
         self.store.write("claim_next", |tx| claim.run(tx))
     }
 
-    /// Ends a `ready` or `failed` job as `cancelled` (its dedupe key is free
-    /// again); true if it was cancelled. False, changing nothing, for a job
-    /// that is `running` (its worker holds the lease and settles it as
-    /// usual; cancel it after if it is retried), already `done` or
-    /// `cancelled`, or unknown.
+    /// Ends a `ready`, `failed` or `running` job as `cancelled` (its dedupe
+    /// key is free again); true if it was cancelled. A running job's worker
+    /// learns it at its next heartbeat or settle, which fails with
+    /// [`Error::LeaseLost`](crate::error::Error::LeaseLost) `{ cancelled: true }` ([`crate::jobs::cancel`]).
+    /// False, changing nothing, for a job already `done` or `cancelled`,
+    /// or unknown.
     pub fn cancel(&self, id: &str) -> Result<bool> {
         let now = now_ms();
         let changed = self.store.write("cancel", |tx| {
-            tx.prepare_cached(
-                "UPDATE mem_tree_jobs SET status = 'cancelled', completed_at_ms = ?2, \
-                 locked_until_ms = NULL, lease_token = NULL \
-                 WHERE id = ?1 AND status IN ('ready', 'failed')",
-            )?
-            .execute(params![id, now])
+            tx.prepare_cached(cancel::CANCEL_SQL)?
+                .execute(params![id, now])
         })?;
         Ok(changed == 1)
     }
 
-    /// Settles a running job as done. [`Error::LeaseLost`] if `token` is not
+    /// Settles a running job as done. [`Error::LeaseLost`](crate::error::Error::LeaseLost) if `token` is not
     /// the current lease.
     pub fn mark_done(&self, id: &str, token: &str) -> Result<()> {
         self.mark_done_many(&[(id.to_owned(), token.to_owned())])
     }
 
     /// Settles several running jobs as done in one transaction, all or none:
-    /// one lost lease is [`Error::LeaseLost`] and nothing changes.
+    /// one lost lease is [`Error::LeaseLost`](crate::error::Error::LeaseLost) and nothing changes.
     pub fn mark_done_many(&self, leases: &[(String, String)]) -> Result<()> {
         let now = now_ms();
         self.settle("mark_done", |tx| {
@@ -318,7 +318,7 @@ impl Jobs<'_> {
 
     /// Settles a running job as done and claims the next available job (as
     /// [`Jobs::claim_prioritized`] with a limit of 1) in ONE transaction:
-    /// both commit or neither does. [`Error::LeaseLost`] if `token` is not
+    /// both commit or neither does. [`Error::LeaseLost`](crate::error::Error::LeaseLost) if `token` is not
     /// the current lease, and then nothing is claimed either. Every claim
     /// argument is checked before the transaction begins, so a bad one
     /// settles nothing.
@@ -366,13 +366,29 @@ impl Jobs<'_> {
         token: &str,
         error: &str,
     ) -> Result<JobStatus> {
-        self.settle("mark_failed", |tx| failed_in(tx, now, id, token, error))
+        self.mark_failed_with(now, id, token, error, &RetryPolicy::default())
+    }
+
+    /// [`Jobs::mark_failed_at`] with a retry back-off other than the
+    /// default ([`crate::jobs::retry`]).
+    pub fn mark_failed_with(
+        &self,
+        now: i64,
+        id: &str,
+        token: &str,
+        error: &str,
+        policy: &RetryPolicy,
+    ) -> Result<JobStatus> {
+        policy.validate()?;
+        self.settle("mark_failed", |tx| {
+            failed_in(tx, now, id, token, error, policy)
+        })
     }
 
     /// Records a failed attempt (as [`Jobs::mark_failed`]) and claims the
     /// next available job (as [`Jobs::claim_prioritized`] with a limit of 1)
     /// in ONE transaction; returns the failed job's new status and the job
-    /// claimed. [`Error::LeaseLost`] claims nothing; a bad claim argument is
+    /// claimed. [`Error::LeaseLost`](crate::error::Error::LeaseLost) claims nothing; a bad claim argument is
     /// refused before anything is written.
     pub fn mark_failed_and_claim_next(
         &self,
@@ -383,10 +399,20 @@ impl Jobs<'_> {
         kinds: Option<&[String]>,
         priorities: &Priorities,
     ) -> Result<(JobStatus, Option<Job>)> {
-        self.mark_failed_and_claim_next_at(now_ms(), id, token, error, lease, kinds, priorities)
+        self.mark_failed_and_claim_next_at(
+            now_ms(),
+            id,
+            token,
+            error,
+            lease,
+            kinds,
+            priorities,
+            &RetryPolicy::default(),
+        )
     }
 
-    /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`.
+    /// [`Jobs::mark_failed_and_claim_next`] at an explicit `now`, with a
+    /// retry back-off ([`crate::jobs::retry`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mark_failed_and_claim_next_at(
         &self,
@@ -397,10 +423,12 @@ impl Jobs<'_> {
         lease: Duration,
         kinds: Option<&[String]>,
         priorities: &Priorities,
+        policy: &RetryPolicy,
     ) -> Result<(JobStatus, Option<Job>)> {
+        policy.validate()?;
         let claim = prepare_claim(now, lease, kinds, 1, priorities)?;
         self.settle("mark_failed_and_claim_next", |tx| {
-            let status = match failed_in(tx, now, id, token, error)? {
+            let status = match failed_in(tx, now, id, token, error, policy)? {
                 Ok(status) => status,
                 Err(lost) => return Ok(Err(lost)),
             };
@@ -496,8 +524,9 @@ impl Jobs<'_> {
     }
 
     /// Requeues running jobs whose lease expired (their worker died or
-    /// stalled): `ready` now, or `failed` if that claim spent the last
-    /// attempt. Returns how many rows changed.
+    /// stalled), and at once those whose holder is provably dead on this
+    /// host ([`crate::jobs::lease`]): `ready` now, or `failed` if that claim
+    /// spent the last attempt. Returns how many rows changed.
     pub fn recover_stale_locks(&self) -> Result<usize> {
         self.recover_stale_locks_at(now_ms())
     }
@@ -505,7 +534,9 @@ impl Jobs<'_> {
     /// [`Jobs::recover_stale_locks`] at an explicit `now`.
     pub(crate) fn recover_stale_locks_at(&self, now: i64) -> Result<usize> {
         self.store
-            .write("recover_stale_locks", |tx| tx.execute(RECOVER_SQL, [now]))
+            .write("recover_stale_locks", |tx| {
+                Ok(tx.execute(RECOVER_SQL, [now])? + lease::reclaim_dead_in(tx, now)?)
+            })
             .map(notify_if_any)
     }
 
@@ -579,7 +610,7 @@ impl Jobs<'_> {
     }
 
     /// Runs a token-checked change in one transaction; `Err(id)` from `f`
-    /// rolls back and becomes [`Error::LeaseLost`].
+    /// rolls back and becomes [`Error::LeaseLost`](crate::error::Error::LeaseLost).
     fn settle<T>(
         &self,
         context: &str,
@@ -587,6 +618,6 @@ impl Jobs<'_> {
     ) -> Result<T> {
         self.store
             .write_checked(context, f)?
-            .map_err(|job_id| Error::LeaseLost { job_id })
+            .map_err(|job_id| cancel::lost_lease(self, job_id))
     }
 }

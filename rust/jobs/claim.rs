@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rusqlite::Transaction;
 
+use super::lease;
 use super::model::{job_from_row, Job, JOB_COLUMNS};
 use crate::chunks::record::{non_empty, MAX_TIME_MS};
 use crate::error::{Error, Result};
@@ -24,7 +25,8 @@ pub type Priorities = [(String, i64)];
 
 /// The UPDATE of every claim; `{select}` is the rowid SELECT from
 /// [`select_for_kinds`] (rowids: the update then reads each row directly, not
-/// through the id index). `?1` now, `?2` lease end. The kinds and how many
+/// through the id index). `?1` now, `?2` lease end, `?3` the claimer's holder
+/// identity ([`crate::jobs::lease`]), written in front of the token. The kinds and how many
 /// are written into the text ([`text_literal`]): SQLite re-prepares a
 /// statement on every run after rebinding a LIMIT parameter, or a kind
 /// compared by `=` in a query with an ORDER BY (the planner reads the bound
@@ -33,7 +35,8 @@ pub type Priorities = [(String, i64)];
 pub(crate) fn claim_sql(select: &str) -> String {
     format!(
         "UPDATE mem_tree_jobs SET status = 'running', attempts = attempts + 1, \
-         locked_until_ms = ?2, started_at_ms = ?1, lease_token = lower(hex(randomblob(16))) \
+         locked_until_ms = ?2, started_at_ms = ?1, \
+         lease_token = ?3 || lower(hex(randomblob(16))) \
          WHERE rowid IN ({select}) RETURNING {JOB_COLUMNS}"
     )
 }
@@ -202,7 +205,9 @@ pub(crate) fn ready_kinds(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>>
 pub(crate) struct PreparedClaim<'a> {
     /// The statement and its kinds; `None`: any kind.
     fixed: Option<(String, Vec<String>)>,
-    pub(crate) head: [rusqlite::types::Value; 2],
+    pub(crate) head: [rusqlite::types::Value; 3],
+    /// The claim's time (also `head[0]`).
+    now: i64,
     limit: i64,
     priorities: &'a Priorities,
     rank: HashMap<&'a str, i64>,
@@ -240,7 +245,12 @@ pub(crate) fn prepare_claim<'a>(
     };
     Ok(Some(PreparedClaim {
         fixed,
-        head: [now.into(), until.into()],
+        head: [
+            now.into(),
+            until.into(),
+            lease::holder_prefix().to_owned().into(),
+        ],
+        now,
         limit,
         priorities,
         rank,
@@ -270,6 +280,8 @@ impl PreparedClaim<'_> {
 
     /// Runs the claim inside `tx`; the jobs in claim order.
     pub(crate) fn run(&self, tx: &Transaction<'_>) -> rusqlite::Result<Vec<Job>> {
+        // A job whose holder died on this host is claimable again at once.
+        lease::reclaim_dead_throttled(tx, self.now)?;
         let Some((sql, _)) = self.statement(tx)? else {
             return Ok(Vec::new());
         };

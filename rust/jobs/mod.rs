@@ -13,8 +13,11 @@
 //!   get the same row. The write lock is taken up front because a rollback
 //!   journal cannot upgrade a read lock while another connection writes
 //!   without risking a busy deadlock.
-//! - **Lease tokens**: every claim writes a fresh random 128-bit token into
-//!   `lease_token` (a column memtree adds; the reference's readers ignore it).
+//! - **Lease tokens**: every claim writes its holder's identity and a fresh
+//!   random 128-bit token into `lease_token` (a column memtree adds; the
+//!   reference's readers ignore it). A running job whose holder is provably
+//!   dead on this host is taken back by the next claim or
+//!   `recover_stale_locks` ([`crate::jobs::lease`]).
 //!   `mark_done`, `mark_failed`, `defer`, `heartbeat` and `release` match on
 //!   `(id, status = 'running', lease_token)`; a worker whose lease was
 //!   recovered, re-claimed or already settled gets [`Error::LeaseLost`](crate::error::Error::LeaseLost) and
@@ -55,8 +58,11 @@
 //!   returns `None`, and a finished job's key is free again.
 
 pub mod api;
+pub mod cancel;
 pub mod claim;
+pub mod lease;
 pub mod model;
+pub mod retry;
 pub mod settle;
 pub mod signal;
 #[cfg(test)]

@@ -4,7 +4,8 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::claim::active;
-use super::model::{retry_delay_ms, JobStatus};
+use super::model::JobStatus;
+use super::retry::RetryPolicy;
 
 /// The lease recovery: running rows whose lease ended by `?1` go back to
 /// `ready` (or `failed` after their last attempt). Reads only running rows
@@ -61,7 +62,7 @@ pub(crate) fn done_in<'s>(
 }
 
 /// Records a failed attempt inside `tx`: back to `ready` after
-/// [`retry_delay_ms`], or `failed` after the last attempt; `Err(id)` when
+/// the policy's delay ([`RetryPolicy`]), or `failed` after the last attempt; `Err(id)` when
 /// the lease is not held.
 pub(crate) fn failed_in(
     tx: &Transaction<'_>,
@@ -69,6 +70,7 @@ pub(crate) fn failed_in(
     id: &str,
     token: &str,
     error: &str,
+    policy: &RetryPolicy,
 ) -> rusqlite::Result<std::result::Result<JobStatus, String>> {
     let held: Option<(i64, i64)> = tx
         .prepare_cached(concat!(
@@ -80,12 +82,12 @@ pub(crate) fn failed_in(
     let Some((attempts, max_attempts)) = held else {
         return Ok(Err(id.to_owned()));
     };
-    let (status, available_at, completed_at) = if attempts >= max_attempts {
+    let (status, available_at, completed_at) = if policy.is_final(attempts, max_attempts) {
         (JobStatus::Failed, None, Some(now))
     } else {
         (
             JobStatus::Ready,
-            Some(now.saturating_add(retry_delay_ms(attempts))),
+            Some(now.saturating_add(policy.delay_ms(attempts))),
             None,
         )
     };

@@ -12,6 +12,7 @@ use super::claim::*;
 use super::model::*;
 use super::settle::*;
 use super::signal::*;
+use crate::jobs::retry::RetryPolicy;
 
 /// A minimal valid chunk of source `chat:s`.
 fn small_chunk(id: &str) -> Chunk {
@@ -163,7 +164,10 @@ fn claim_takes_oldest_available_of_the_kinds() -> Result<()> {
     assert_eq!(Some(next.id.clone()), a);
     assert_eq!(next.status, JobStatus::Running);
     assert_eq!(next.attempts, 1);
-    assert!(next.lease_token.as_deref().is_some_and(|t| t.len() == 32));
+    // The holder's identity, then 32 random hex digits.
+    let token = next.lease_token.as_deref().unwrap_or_default();
+    let random = token.strip_prefix(crate::jobs::lease::holder_prefix());
+    assert!(random.is_some_and(|r| r.len() == 32), "{token}");
     assert!(
         jobs.claim_next(LEASE, None)?.is_none(),
         "the rest is in the future"
@@ -593,6 +597,7 @@ fn settle_and_claim_equals_settle_then_claim() -> Result<()> {
                         LEASE,
                         Some(&kinds),
                         &prio,
+                        &RetryPolicy::default(),
                     )?
                     .1
                     .into_iter()
@@ -742,7 +747,7 @@ fn bad_priorities_are_refused_before_any_write() -> Result<()> {
 }
 
 #[test]
-fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
+fn cancel_ends_ready_running_and_failed_jobs() -> Result<()> {
     let (_dir, store) = open()?;
     let jobs = store.jobs();
     let ready = jobs.enqueue(&job("k", Some("dk")))?.expect("id");
@@ -756,12 +761,29 @@ fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
         "the key is free"
     );
     let running = jobs.claim_next(LEASE, None)?.expect("claim");
-    let before = jobs.get(&running.id)?;
-    assert!(!jobs.cancel(&running.id)?, "a running job is its worker's");
-    assert_eq!(jobs.get(&running.id)?, before, "unchanged");
     let (id, token) = lease_of(&running);
     jobs.mark_done(&id, &token)?;
     assert!(!jobs.cancel(&id)?, "done stays done");
+    // A running job ends cancelled; its holder's settle is refused as
+    // cancelled and changes nothing.
+    jobs.enqueue(&job("k", None))?;
+    let held = jobs.claim_next(LEASE, None)?.expect("claim");
+    assert!(jobs.cancel(&held.id)?);
+    let (id, token) = lease_of(&held);
+    let refused = jobs.mark_done(&id, &token).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::LeaseLost {
+                cancelled: true,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let row = jobs.get(&id)?.expect("row");
+    assert_eq!(row.status, JobStatus::Cancelled);
+    assert_eq!(row.lease_token, held.lease_token, "the cancelled claim");
     let failing = jobs
         .enqueue(&NewJob {
             max_attempts: 1,
@@ -775,7 +797,7 @@ fn cancel_ends_ready_and_failed_jobs_only() -> Result<()> {
     assert!(jobs.cancel(&failing)?);
     assert!(!jobs.retry(&failing)?, "a cancelled job is not retried");
     assert!(!jobs.cancel("job:unknown")?);
-    assert_eq!(jobs.counts()?[&JobStatus::Cancelled], 2);
+    assert_eq!(jobs.counts()?[&JobStatus::Cancelled], 3);
     assert!(!JobStatus::Ready.is_terminal() && !JobStatus::Running.is_terminal());
     assert!(JobStatus::Done.is_terminal() && JobStatus::Failed.is_terminal());
     Ok(())

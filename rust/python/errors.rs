@@ -29,6 +29,7 @@ pyo3::import_exception!(memtree.errors, ForkedStoreError);
 pyo3::import_exception!(memtree.errors, SchemaVersionError);
 pyo3::import_exception!(memtree.errors, NotMemtreeDatabaseError);
 pyo3::import_exception!(memtree.errors, LeaseLostError);
+pyo3::import_exception!(memtree.errors, JobCancelledError);
 pyo3::import_exception!(memtree.errors, PathRefusedError);
 pyo3::import_exception!(memtree.errors, StaleBufferError);
 pyo3::import_exception!(memtree.errors, JournalModeWarning);
@@ -104,6 +105,9 @@ fn parts<'a, 'py>(py: Python<'py>, err: &'a Error) -> Parts<'a, 'py> {
             Some(path),
             None,
         ),
+        Error::LeaseLost {
+            cancelled: true, ..
+        } => (JobCancelledError::type_object(py), codes::ERROR, None, None),
         Error::LeaseLost { .. } => (LeaseLostError::type_object(py), codes::ERROR, None, None),
         Error::PathRefused { path, code, .. } => {
             (PathRefusedError::type_object(py), *code, Some(path), None)
@@ -204,6 +208,9 @@ fn variant_name(err: &Error) -> &'static str {
         Error::NotMemtree { .. } => "NotMemtree",
         Error::Quarantined { .. } => "Quarantined",
         Error::CircuitOpen { .. } => "CircuitOpen",
+        Error::LeaseLost {
+            cancelled: true, ..
+        } => "LeaseLost(cancelled)",
         Error::LeaseLost { .. } => "LeaseLost",
         Error::PathRefused { .. } => "PathRefused",
         Error::StaleBuffer { .. } => "StaleBuffer",
@@ -253,6 +260,11 @@ fn samples() -> Vec<Error> {
         },
         Error::LeaseLost {
             job_id: "sample".into(),
+            cancelled: false,
+        },
+        Error::LeaseLost {
+            job_id: "sample".into(),
+            cancelled: true,
         },
         Error::PathRefused {
             path: path.to_owned(),

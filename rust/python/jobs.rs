@@ -331,6 +331,16 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    #[pyo3(signature = (older_than, statuses=None))]
+    fn purge(
+        &self,
+        py: Python<'_>,
+        older_than: &Bound<'_, PyAny>,
+        statuses: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        super::ops::purge_jobs(py, self.core(), older_than, statuses)
+    }
+
     /// Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
     /// is free again); True if it was. False, changing nothing, for a job
     /// that is ``running`` (the worker holding its lease settles it as
@@ -359,14 +369,25 @@ impl PyJobs {
     /// Records a failed attempt: ``ready`` again after 60 s doubling per
     /// attempt (capped at 1 h), or ``failed`` after the last attempt.
     /// Returns the new status.
+    #[pyo3(signature = (job, error, retry=None))]
     fn mark_failed<'py>(
         &self,
         py: Python<'py>,
         job: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::error)] error: String,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (id, token) = lease_of(job, "job")?;
-        let status = py.detach(|| self.core().jobs().mark_failed(&id, &token, &error))?;
+        let policy = super::ops::retry_policy(retry)?;
+        let status = py.detach(|| {
+            self.core().jobs().mark_failed_with(
+                crate::sys::clock::now_ms(),
+                &id,
+                &token,
+                &error,
+                &policy,
+            )
+        })?;
         py_status(py, status)
     }
 
@@ -408,7 +429,8 @@ impl PyJobs {
     /// next available job (as :meth:`claim_next`) in ONE transaction;
     /// returns the failed job's new status and the job claimed, or None.
     /// Errors as for :meth:`mark_done_and_claim_next`.
-    #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None))]
+    #[pyo3(signature = (job, error, lease=None, kinds=None, priorities=None, retry=None))]
+    #[allow(clippy::too_many_arguments)]
     fn mark_failed_and_claim_next<'py>(
         &self,
         py: Python<'py>,
@@ -417,19 +439,23 @@ impl PyJobs {
         lease: Option<&Bound<'_, PyAny>>,
         kinds: Option<&Bound<'_, PyAny>>,
         priorities: Option<&Bound<'_, PyAny>>,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(Bound<'py, PyAny>, Option<PyJob>)> {
         let (id, token) = lease_of(job, "job")?;
         let lease = convert::opt_positive_duration(lease, "lease", DEFAULT_LEASE)?;
         let kinds = kinds.map(|k| convert::strs(k, "kinds")).transpose()?;
         let priorities = priorities_of(priorities)?;
+        let policy = super::ops::retry_policy(retry)?;
         let (status, next) = py.detach(|| {
-            self.core().jobs().mark_failed_and_claim_next(
+            self.core().jobs().mark_failed_and_claim_next_at(
+                crate::sys::clock::now_ms(),
                 &id,
                 &token,
                 &error,
                 lease,
                 kinds.as_deref(),
                 &priorities,
+                &policy,
             )
         })?;
         Ok((py_status(py, status)?, next.map(|inner| PyJob { inner })))

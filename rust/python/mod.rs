@@ -15,6 +15,7 @@ mod imports;
 mod job_kinds;
 mod jobs;
 mod logging;
+mod ops;
 mod payload;
 mod scheduler;
 mod scores;
@@ -155,5 +156,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     job_kinds::register(m)?;
     scheduler::register(m)?;
     scores::register(m)?;
+    ops::register(m)?;
     Ok(())
 }

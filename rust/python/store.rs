@@ -301,6 +301,28 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
+    #[pyo3(signature = (older_than, *, source_kind=None, source_id=None, owner=None, since=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn delete_chunks(
+        &self,
+        py: Python<'_>,
+        older_than: &Bound<'_, PyAny>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        source_id: Option<String>,
+        owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        super::ops::delete_chunks(
+            py,
+            &self.inner,
+            older_than,
+            source_kind,
+            source_id,
+            owner,
+            since,
+        )
+    }
+
     /// Deletes an owner's chunks with their score and entity-index rows.
     fn delete_owner(
         &self,
@@ -334,6 +356,18 @@ impl PyStore {
             .detach(|| self.inner.connection_settings())?
             .into_iter()
             .collect())
+    }
+
+    fn compact(&self, py: Python<'_>) -> PyResult<super::ops::PyCompactReport> {
+        super::ops::compact_store(py, &self.inner)
+    }
+
+    fn backup(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = super::ops::dest_arg)] dest: PathBuf,
+    ) -> PyResult<super::ops::PyCopyReport> {
+        super::ops::backup_store(py, &self.inner, dest)
     }
 
     /// ``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy.

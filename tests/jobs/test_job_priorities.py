@@ -120,7 +120,7 @@ def test_worker_refuses_bad_priorities_at_construction(
         Worker(store, {"x": lambda job: None}, priorities=priorities)
 
 
-def test_cancel_ends_ready_and_failed_jobs_only(store: Store) -> None:
+def test_cancel_ends_ready_running_and_failed_jobs(store: Store) -> None:
     jobs = store.jobs
     ready = jobs.enqueue("k", {}, dedupe_key="dk")
     assert ready is not None
@@ -133,12 +133,19 @@ def test_cancel_ends_ready_and_failed_jobs_only(store: Store) -> None:
 
     running = jobs.claim_next()
     assert running is not None
-    assert jobs.cancel(running.id) is False
+    done = jobs.enqueue("k", {})
+    finished = jobs.claim_next()
+    assert finished is not None and finished.id == done
+    jobs.mark_done(finished)
+    assert jobs.cancel(finished.id) is False, "a done job stays done"
+    # A running job ends cancelled at once; its worker learns it at its next
+    # heartbeat or settle (tests/test_worker_ergonomics.py).
+    assert jobs.cancel(running.id) is True
     after = jobs.get(running.id)
-    assert after is not None and after.status is JobStatus.RUNNING
-    assert after.lease_token == running.lease_token, "the worker still holds it"
-    jobs.mark_done(running)
-    assert jobs.cancel(running.id) is False
+    assert after is not None and after.status is JobStatus.CANCELLED
+    assert after.lease_token == running.lease_token, "the cancelled claim is named"
+    with pytest.raises(memtree.JobCancelledError):
+        jobs.mark_done(running)
 
     failing = jobs.enqueue("k", {}, max_attempts=1)
     job = jobs.claim_next()
@@ -147,7 +154,7 @@ def test_cancel_ends_ready_and_failed_jobs_only(store: Store) -> None:
     assert jobs.cancel(job.id) is True
     assert jobs.retry(job.id) is False
     assert jobs.cancel("job:nope") is False
-    assert jobs.counts()["cancelled"] == 2
+    assert jobs.counts()["cancelled"] == 3
     with pytest.raises(TypeError):
         jobs.cancel(42)  # type: ignore[arg-type]
 

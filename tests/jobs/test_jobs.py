@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -140,7 +141,9 @@ def test_claim_is_oldest_available_first_and_filters_kinds(store: memtree.Store)
     got = claim(store, lease=timedelta(seconds=30))
     assert got.id == earlier
     assert got.status == "running" and got.attempts == 1
-    assert got.lease_token is not None and len(got.lease_token) == 32
+    # <host>.<pid>.<start>. (the holder, on Linux) then 32 random hex digits
+    assert got.lease_token is not None
+    assert re.fullmatch(r"([0-9a-f]+-[0-9]+\.[0-9]+\.[0-9]+\.)?[0-9a-f]{32}", got.lease_token)
     assert got.locked_until is not None and got.started_at is not None
     lease = (got.locked_until - got.started_at).total_seconds()
     assert lease == pytest.approx(30, abs=0.01)

@@ -215,8 +215,12 @@ def test_at_least_once_when_the_worker_process_is_killed(
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(WAIT)
-    assert store.jobs.claim_next() is None, "leased to the dead worker until it expires"
-    wait_until(lambda: store.jobs.recover_stale_locks() == 1)
+    if sys.platform == "linux":
+        # The holder is provably dead: taken back at once (tests/test_leases.py).
+        assert store.jobs.recover_stale_locks() == 1
+    else:
+        assert store.jobs.claim_next() is None, "leased to the dead worker until it expires"
+        wait_until(lambda: store.jobs.recover_stale_locks() == 1)
     ran: list[str] = []
     worker = memtree.Worker(store, {"k": lambda job: ran.append(job.id)})
     again = worker.run_once()

@@ -149,11 +149,12 @@ VARIANT_TABLE: dict[str, tuple[type[Exception], int | None]] = {
     "Quarantined": (memtree.CorruptDatabaseError, ResultCode.CORRUPT),
     "CircuitOpen": (memtree.CircuitOpenError, ResultCode.IOERR_SHMOPEN),
     "LeaseLost": (memtree.LeaseLostError, ResultCode.ERROR),
+    "LeaseLost(cancelled)": (memtree.JobCancelledError, ResultCode.ERROR),
     "PathRefused": (memtree.PathRefusedError, ResultCode.NOTADB),
     "StaleBuffer": (memtree.StaleBufferError, ResultCode.ERROR),
 }
 SAMPLE_PATH = "/nonexistent/memtree-sample.db"
-WITHOUT_PATH = {"Closed", "LeaseLost", "StaleBuffer"}
+WITHOUT_PATH = {"Closed", "LeaseLost", "LeaseLost(cancelled)", "StaleBuffer"}
 
 
 def test_every_classifier_class_maps_to_a_python_class_and_back() -> None:

@@ -89,10 +89,10 @@ def test_every_public_name_resolves_in_a_fresh_interpreter() -> None:
 
 @pytest.mark.parametrize("name", memtree.__all__)
 def test_every_name_in_all_is_the_object_of_its_module(name: str) -> None:
-    from memtree import _codes, _native, _types, errors, worker
+    from memtree import _codes, _native, _types, async_worker, errors, worker
 
     value = getattr(memtree, name)
-    homes = [m for m in (_native, _codes, _types, errors, worker) if name in vars(m)]
+    homes = [m for m in (_native, _codes, _types, async_worker, errors, worker) if name in vars(m)]
     if name == "errors":
         assert value is errors
     else:

@@ -1,4 +1,5 @@
-"""The ``doctor``, ``migrate`` and ``stats`` subcommands of ``memtree``.
+"""The ``doctor``, ``migrate``, ``stats``, ``recover``, ``backup``,
+``restore`` and ``compact`` subcommands of ``memtree``.
 
 :func:`register` adds them to the CLI's subparsers; each parser carries its
 handler as the ``run`` default, so :func:`memtree.cli.main` dispatches without
@@ -48,6 +49,65 @@ def _stats(args: argparse.Namespace) -> int:
     from memtree import stats
 
     return stats.run(args.path, as_json=args.json)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from memtree import backup
+
+    return backup.run_backup(args.path, args.dest, as_json=args.json)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from memtree import backup
+
+    return backup.run_restore(args.backup, args.path, as_json=args.json)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from memtree import backup
+
+    return backup.run_compact(args.path, as_json=args.json)
+
+
+def _register_backup(commands: Any, path_help: str) -> None:
+    bak = commands.add_parser(
+        "backup",
+        help="an online, verified copy of a store (never over an existing file)",
+        description="Copies the store at PATH to DEST while other processes keep using it: "
+        "one consistent snapshot, written under DEST.partial, synced, verified "
+        "(integrity_check, schema version, row counts) and linked into place; an existing "
+        "DEST is refused. Exit 0 done, 2 failed, 3 nothing at PATH, 5 refused path.",
+    )
+    bak.add_argument("path", type=Path, help=path_help)
+    bak.add_argument("dest", type=Path, help="where the backup goes (must not exist)")
+    bak.add_argument("--json", action="store_true", help="machine-readable output")
+    bak.set_defaults(run=_backup)
+
+    res = commands.add_parser(
+        "restore",
+        help="write a backup into a store in place, keeping the replaced contents aside",
+        description="Checks BACKUP (integrity_check, memtree schema), then writes it INTO "
+        "the store at PATH in one transaction on the same file (never a rename), after a "
+        "byte copy of the replaced contents is kept as PATH.pre-restore-<ms>. Refuses, "
+        "best effort, while another process holds the store open. Exit 0 done, 1 held "
+        "open, 2 failed, 3 no BACKUP, 4 not memtree, 5 refused path.",
+    )
+    res.add_argument("backup", type=Path, help="a backup written by `memtree backup`")
+    res.add_argument("path", type=Path, help=path_help)
+    res.add_argument("--json", action="store_true", help="machine-readable output")
+    res.set_defaults(run=_restore)
+
+    com = commands.add_parser(
+        "compact",
+        help="give free pages back to the file system (VACUUM in place)",
+        description="Checks there is room for twice the database, then runs VACUUM in "
+        "place (same file, one transaction through its journal) and reports bytes and free "
+        "pages before and after. Exit 0 done, 2 failed or no room (nothing changed), 3 "
+        "nothing at PATH, 5 refused path.",
+    )
+    com.add_argument("path", type=Path, help=path_help)
+    com.add_argument("--json", action="store_true", help="machine-readable output")
+    com.set_defaults(run=_compact)
 
 
 def register(commands: Any) -> None:
@@ -137,3 +197,5 @@ def register(commands: Any) -> None:
         "--dry-run", action="store_true", help="with --adopt: show what it would bring in"
     )
     rec.set_defaults(run=_recover)
+
+    _register_backup(commands, path_help)

@@ -1,0 +1,377 @@
+//! `backup`: an online, consistent copy of a live store, written where no
+//! reader can mistake it for a finished one until it is.
+//!
+//! 1. The destination is refused, unchanged, if anything exists at it or at
+//!    its side-file names (`-journal`, `-wal`): a backup never replaces a
+//!    file, and never leaves a new database beside a journal it did not
+//!    write. Its folder must exist.
+//! 2. `<dest>.partial` is created exclusively (a leftover of a crashed
+//!    backup is refused, never adopted or removed: the caller removes it).
+//! 3. A read-only connection to the live file opens one read transaction
+//!    (`BEGIN`, then a read), notes the schema version and every table's
+//!    row count, and copies every page with SQLite's online backup API in
+//!    one step inside that same transaction: the copy is the snapshot of one
+//!    moment, every committed transaction in it or not. Writers of other
+//!    connections wait for that read lock like for any reader (their busy
+//!    timeout applies), so the copy holds a prefix of the committed history.
+//! 4. The copy is synced (`synchronous=FULL` commit, then `fsync`), then
+//!    verified on a fresh connection: `integrity_check`, the schema version
+//!    and every row count equal to the snapshot's.
+//! 5. It is linked to `dest` (`link(2)`: fails if `dest` appeared
+//!    meanwhile, never replaces it), the temporary name is removed and the
+//!    folder synced.
+//!
+//! On any failure the partial copy (ours: created exclusively) is removed
+//! and the live store is unchanged (it was only read).
+
+use std::ffi::c_int;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{ffi, Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+use crate::sys::files::create_exclusive;
+use crate::sys::files::side_file;
+use crate::sys::files::sync_parent_dir;
+
+/// How long the copy waits for a writer's lock before giving up (BUSY).
+pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The finished backup.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its schema version (`user_version`).
+    pub schema_version: i64,
+    /// Rows per table, as verified in the copy.
+    pub rows: Vec<(String, i64)>,
+}
+
+pub(crate) fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
+    Error::sqlite(
+        context,
+        path,
+        rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
+    )
+}
+
+fn refused(path: &Path, code: c_int, reason: impl Into<String>) -> Error {
+    Error::PathRefused {
+        path: path.to_owned(),
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Refuses `dest` if anything exists at it or its side-file names, or its
+/// folder is missing.
+pub(crate) fn check_free_destination(dest: &Path) -> Result<()> {
+    for suffix in [
+        "",
+        "-journal",
+        "-wal",
+        "-shm",
+        ".partial",
+        ".partial-journal",
+    ] {
+        let p = side_file(dest, suffix);
+        if fs::symlink_metadata(&p).is_ok() {
+            let what = if suffix.is_empty() {
+                "a file already exists at the destination; a backup never replaces one".to_owned()
+            } else {
+                format!(
+                    "{} exists beside the destination (a leftover of an earlier run?); \
+                     remove it first",
+                    p.display()
+                )
+            };
+            return Err(refused(dest, ffi::SQLITE_CANTOPEN, what));
+        }
+    }
+    let folder = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !fs::metadata(folder).is_ok_and(|m| m.is_dir()) {
+        return Err(refused(
+            dest,
+            ffi::SQLITE_CANTOPEN,
+            format!("the folder {} does not exist", folder.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// A connection through the memtree VFS (so its I/O is counted and can be
+/// faulted like the store's), trusting no schema, waiting for locks.
+pub(crate) fn open_vfs(path: &Path, flags: OpenFlags, context: &str) -> Result<Connection> {
+    crate::vfs::register().map_err(|code| sqlite_err("register the memtree VFS", path, code))?;
+    let conn = Connection::open_with_flags_and_vfs(
+        path,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        crate::vfs::VFS_NAME,
+    )
+    .map_err(|e| Error::sqlite(context, path, e))?;
+    conn.busy_timeout(BACKUP_BUSY_TIMEOUT)
+        .map_err(|e| Error::sqlite(context, path, e))?;
+    crate::schema::distrust_schema(&conn, path)?;
+    Ok(conn)
+}
+
+/// Every table's row count, by table name.
+pub type RowCounts = Vec<(String, i64)>;
+
+/// Schema version and every table's row count, in `conn`'s current
+/// transaction (or its own, if none is open).
+pub(crate) fn census(conn: &Connection, path: &Path) -> Result<(i64, RowCounts)> {
+    let err = |e| Error::sqlite("backup: count rows", path, e);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let tables: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+            )
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)?
+    };
+    let mut rows = Vec::with_capacity(tables.len());
+    for table in tables {
+        let quoted = table.replace('"', "\"\"");
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM \"{quoted}\""), [], |r| {
+                r.get(0)
+            })
+            .map_err(err)?;
+        rows.push((table, n));
+    }
+    Ok((version, rows))
+}
+
+/// Copies every page of `source` (main) into `dest` (main) in one backup
+/// step; `dest`'s write is one transaction.
+pub(crate) fn copy_pages(source: &Connection, dest: &Connection, path: &Path) -> Result<()> {
+    let main = c"main";
+    // SAFETY: both handles are open connections that outlive the backup,
+    // which is finished below on every path.
+    let backup = unsafe {
+        ffi::sqlite3_backup_init(dest.handle(), main.as_ptr(), source.handle(), main.as_ptr())
+    };
+    if backup.is_null() {
+        // SAFETY: the handle is valid; the error is the backup_init's.
+        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
+        return Err(sqlite_err("backup: start", path, rc));
+    }
+    // SAFETY: `backup` is live until finished just after.
+    let step = unsafe { ffi::sqlite3_backup_step(backup, -1) };
+    // SAFETY: finishes (and after a failure rolls back) the backup once.
+    let finished = unsafe { ffi::sqlite3_backup_finish(backup) };
+    if step != ffi::SQLITE_DONE {
+        // The step's own code is kept in the destination's error state.
+        // SAFETY: as above.
+        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
+        let rc = if rc == ffi::SQLITE_OK { step } else { rc };
+        return Err(sqlite_err("backup: copy the pages", path, rc));
+    }
+    if finished != ffi::SQLITE_OK {
+        return Err(sqlite_err("backup: finish", path, finished));
+    }
+    Ok(())
+}
+
+/// Verifies the database at `path` on a fresh read-only connection: whole,
+/// of `version`, holding `rows`.
+pub(crate) fn verify(path: &Path, version: i64, rows: &[(String, i64)]) -> Result<()> {
+    let conn = open_vfs(path, OpenFlags::SQLITE_OPEN_READ_ONLY, "backup: verify")?;
+    let integrity: Vec<String> = {
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?
+    };
+    if integrity != ["ok"] {
+        return Err(sqlite_err(
+            &format!(
+                "backup: integrity_check of the copy: {}",
+                integrity.join("; ")
+            ),
+            path,
+            ffi::SQLITE_CORRUPT,
+        ));
+    }
+    let (found_version, found_rows) = census(&conn, path)?;
+    if found_version != version || found_rows != rows {
+        return Err(sqlite_err(
+            &format!(
+                "backup: the copy holds schema {found_version} and rows {found_rows:?}, \
+                 the snapshot schema {version} and rows {rows:?}"
+            ),
+            path,
+            ffi::SQLITE_CORRUPT,
+        ));
+    }
+    Ok(())
+}
+
+/// Gives the finished file at `from` the name `to` without ever replacing a
+/// file there (`link(2)` fails with EEXIST), drops the temporary name and
+/// syncs the folder.
+pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
+    fs::hard_link(from, to).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            refused(
+                to,
+                ffi::SQLITE_CANTOPEN,
+                "a file appeared at the destination during the backup; it was left alone",
+            )
+        } else {
+            Error::io("backup: link the copy into place", to, e)
+        }
+    })?;
+    fs::remove_file(from).map_err(|e| Error::io("backup: drop the temporary name", from, e))?;
+    sync_parent_dir(to)
+}
+
+/// Syncs the file at `path` to disk.
+pub(crate) fn fsync_file(path: &Path) -> Result<()> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("backup: sync the copy", path, e))
+}
+
+/// Backs up the live database at `live` to `dest`; see the module docs.
+pub fn backup_file(live: &Path, dest: &Path) -> Result<BackupReport> {
+    check_free_destination(dest)?;
+    let partial = side_file(dest, ".partial");
+    // Ours from here on: created exclusively, so removing it on failure
+    // never removes a file we did not write.
+    drop(create_exclusive(&partial).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            refused(
+                dest,
+                ffi::SQLITE_CANTOPEN,
+                format!(
+                    "{} exists (a leftover?); remove it first",
+                    partial.display()
+                ),
+            )
+        } else {
+            Error::io("backup: create the temporary copy", &partial, e)
+        }
+    })?);
+    let outcome = write_verified(live, &partial).and_then(|report| {
+        publish(&partial, dest)?;
+        Ok(BackupReport {
+            path: dest.to_owned(),
+            ..report
+        })
+    });
+    if outcome.is_err() {
+        let _ = fs::remove_file(&partial);
+        let _ = fs::remove_file(side_file(&partial, "-journal"));
+    }
+    outcome
+}
+
+/// Steps 3 and 4 of the module docs, into `partial`.
+fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
+    // Read-write only so that a hot journal left by a crash is rolled back
+    // first, as any reader does; the backup itself only reads it.
+    let source = open_vfs(
+        live,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        "backup: open the store",
+    )?;
+    // One read transaction for the census and the copy: both see the same
+    // snapshot.
+    source
+        .execute_batch("BEGIN")
+        .map_err(|e| Error::sqlite("backup: begin", live, e))?;
+    let copied = (|| {
+        let (version, rows) = census(&source, live)?;
+        let dest = open_vfs(
+            partial,
+            OpenFlags::SQLITE_OPEN_READ_WRITE,
+            "backup: open the copy",
+        )?;
+        dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
+            .map_err(|e| Error::sqlite("backup: set up the copy", partial, e))?;
+        copy_pages(&source, &dest, partial)?;
+        drop(dest);
+        Ok((version, rows))
+    })();
+    let _ = source.execute_batch("COMMIT");
+    drop(source);
+    let (version, rows) = copied?;
+    // The TRUNCATE journal of the copy is empty after its commit: drop it,
+    // so the finished backup has no side file.
+    let journal = side_file(partial, "-journal");
+    match fs::symlink_metadata(&journal) {
+        Ok(m) if m.len() == 0 => {
+            let _ = fs::remove_file(&journal);
+        }
+        Ok(_) => {
+            return Err(sqlite_err(
+                "backup: the copy's journal is not empty",
+                partial,
+                ffi::SQLITE_IOERR,
+            ))
+        }
+        Err(_) => {}
+    }
+    fsync_file(partial)?;
+    verify(partial, version, &rows)?;
+    let bytes = fs::metadata(partial)
+        .map_err(|e| Error::io("backup: size the copy", partial, e))?
+        .len();
+    Ok(BackupReport {
+        path: partial.to_owned(),
+        bytes,
+        schema_version: version,
+        rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::store::Store;
+    use crate::NewJob;
+
+    #[test]
+    fn a_backup_is_whole_and_never_replaces_a_file() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&live)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 100])?;
+        let dest = dir.path().join("copy.db");
+        let report = backup_file(&live, &dest)?;
+        assert!(report.rows.contains(&("mem_tree_jobs".to_owned(), 100)));
+        assert!(!side_file(&dest, ".partial").exists());
+        assert!(!side_file(&dest, "-journal").exists());
+        let again = backup_file(&live, &dest).unwrap_err();
+        assert!(matches!(again, Error::PathRefused { .. }), "{again}");
+        assert_eq!(
+            fs::metadata(&dest).map(|m| m.len()).ok(),
+            Some(report.bytes)
+        );
+        let (copy, _) = Store::open_file(&dest)?;
+        assert_eq!(copy.jobs().counts()?[&crate::JobStatus::Ready], 100);
+        Ok(())
+    }
+}

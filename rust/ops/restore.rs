@@ -1,0 +1,444 @@
+//! `restore`: puts a backup's contents into a store **in place**, on the
+//! same inode, in one SQLite transaction, with the replaced contents kept.
+//!
+//! A database that may be open elsewhere must never be renamed or replaced
+//! at its path (issue 18, DESIGN.md "A database's identity is its inode"):
+//! a connection left on the old inode would take the new file's journal for
+//! its own. So, as quarantine does (`crate::quarantine`):
+//!
+//! 1. The backup is checked first, before anything is written: a regular
+//!    file (no link), `integrity_check` ok, a memtree schema no newer than
+//!    this build's. Its connection keeps a read transaction open throughout,
+//!    so it cannot change under the restore.
+//! 2. Best effort, on Linux: a store that another process holds open (any
+//!    descriptor in `/proc/<pid>/fd` on the same inode) is refused with
+//!    `SQLITE_BUSY`. Only best effort: a process of another user is not
+//!    visible, and POSIX locks show only transactions in progress, not an
+//!    idle open connection. Connections of this process are allowed: they
+//!    see the restored contents through SQLite's own locking.
+//! 3. SQLite's online backup API writes the backup *into* the live file
+//!    through a connection to it. Its first step takes the live file's write
+//!    lock; under that lock the live file is copied byte for byte, through
+//!    that connection's own file handle, to a fresh name
+//!    `<store>.pre-restore-<ms>` (created exclusively), fsynced, folder
+//!    synced. Then the backup finishes: one transaction through the file's
+//!    own journal, so a kill at any moment leaves the old contents (the next
+//!    reader rolls the hot journal back) or the new, whole.
+//! 4. The live file is verified against the backup (`integrity_check`,
+//!    schema version, every table's row count) and left in TRUNCATE mode.
+//!
+//! A missing store is created from the backup as `backup` writes one: a
+//! temporary name, verified, linked into place.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use rusqlite::{ffi, Connection, OpenFlags};
+
+use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
+use crate::error::{Error, Result};
+use crate::sys::files::sync_parent_dir;
+use crate::sys::files::{aside_path, create_exclusive};
+
+/// How long the restore waits for other connections' locks.
+const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const COPY_CHUNK: usize = 64 * 1024;
+const MAIN: &CStr = c"main";
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The store restored.
+    pub path: PathBuf,
+    /// The byte copy of the contents it replaced (None: there was no store).
+    pub replaced: Option<PathBuf>,
+    /// The schema version restored.
+    pub schema_version: i64,
+    /// Rows per table, as verified in the restored store.
+    pub rows: Vec<(String, i64)>,
+}
+
+fn refused(path: &Path, code: c_int, reason: impl Into<String>) -> Error {
+    Error::PathRefused {
+        path: path.to_owned(),
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// A regular file, not a link; `None` when nothing is there.
+fn regular_file(path: &Path, what: &str) -> Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(refused(
+            path,
+            ffi::SQLITE_CANTOPEN_SYMLINK,
+            format!("the {what} is a symbolic link"),
+        )),
+        Ok(m) if m.is_file() => Ok(Some(m)),
+        Ok(_) => Err(refused(
+            path,
+            ffi::SQLITE_CANTOPEN,
+            format!("the {what} is not a regular file"),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("restore: look at the file", path, e)),
+    }
+}
+
+/// Step 1: the backup, checked, with a read transaction open.
+fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
+    if regular_file(backup, "backup")?.is_none() {
+        return Err(refused(
+            backup,
+            ffi::SQLITE_CANTOPEN,
+            "no backup at this path",
+        ));
+    }
+    let (version, rows) = {
+        let conn = open_vfs(
+            backup,
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+            "restore: open the backup",
+        )
+        .map_err(|e| match e.sqlite_code() {
+            Some(ffi::SQLITE_NOTADB) => {
+                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
+            }
+            _ => e,
+        })?;
+        census(&conn, backup).map_err(|e| match e.sqlite_code() {
+            Some(ffi::SQLITE_NOTADB) => {
+                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
+            }
+            _ => e,
+        })?
+    };
+    if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
+        return Err(Error::NotMemtree {
+            path: backup.to_owned(),
+            reason: "the backup has no mem_tree_chunks table".to_owned(),
+        });
+    }
+    if version > crate::schema::CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: backup.to_owned(),
+            found: version,
+            supported: crate::schema::CURRENT_VERSION,
+        });
+    }
+    verify(backup, version, &rows)?;
+    let conn = open_vfs(
+        backup,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+        "restore: open the backup",
+    )?;
+    conn.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
+        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
+    // The census under the held snapshot is the one restored.
+    let (version, rows) = census(&conn, backup)?;
+    Ok((conn, version, rows))
+}
+
+/// Whether both paths name one existing file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        fs::canonicalize(a)
+            .ok()
+            .is_some_and(|a| fs::canonicalize(b).ok() == Some(a))
+    }
+}
+
+/// Step 2: another process holding the file open (Linux, best effort).
+fn holder_elsewhere(live: &Path, meta: &fs::Metadata) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (dev, ino) = (meta.dev(), meta.ino());
+        let own = std::process::id();
+        for entry in fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == own {
+                continue;
+            }
+            let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino) {
+                    return Some(pid);
+                }
+            }
+        }
+        let _ = live;
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (live, meta);
+        None
+    }
+}
+
+/// Restores `backup` into the store at `live`; see the module docs.
+pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
+    if same_file(backup, live) {
+        return Err(refused(
+            live,
+            ffi::SQLITE_CANTOPEN,
+            "the backup and the store are the same file",
+        ));
+    }
+    let (source, version, rows) = open_backup(backup)?;
+    let Some(meta) = regular_file(live, "store")? else {
+        drop(source);
+        let report = backup_file(backup, live)?;
+        return Ok(RestoreReport {
+            path: live.to_owned(),
+            replaced: None,
+            schema_version: report.schema_version,
+            rows: report.rows,
+        });
+    };
+    if let Some(pid) = holder_elsewhere(live, &meta) {
+        return Err(sqlite_err(
+            &format!(
+                "restore: process {pid} holds the store open; stop it first \
+                 (restore never changes a store another process is using)"
+            ),
+            live,
+            ffi::SQLITE_BUSY,
+        ));
+    }
+    let dest = open_vfs(
+        live,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        "restore: open the store",
+    )?;
+    dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
+        .map_err(|e| Error::sqlite("restore: set up the store", live, e))?;
+    let replaced = restore_in_place(&source, &dest, live)?;
+    let _ = source.execute_batch("COMMIT");
+    drop(source);
+    // TRUNCATE, whatever journal mode the backup's header named.
+    let mode: String = dest
+        .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("restore: journal mode", live, e))?;
+    drop(dest);
+    if !mode.eq_ignore_ascii_case("truncate") {
+        return Err(sqlite_err(
+            &format!("restore: the store kept journal_mode={mode}"),
+            live,
+            ffi::SQLITE_BUSY,
+        ));
+    }
+    verify(live, version, &rows)?;
+    Ok(RestoreReport {
+        path: live.to_owned(),
+        replaced: Some(replaced),
+        schema_version: version,
+        rows,
+    })
+}
+
+/// Step 3: the backup into the live file, with the byte copy aside taken
+/// under its write lock. Returns the copy's path.
+fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Result<PathBuf> {
+    // SAFETY: both handles are open connections that outlive the backup,
+    // which is finished below on every path.
+    let backup = unsafe {
+        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), source.handle(), MAIN.as_ptr())
+    };
+    if backup.is_null() {
+        // SAFETY: the handle is valid; the error is the backup_init's.
+        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
+        return Err(sqlite_err("restore: start", live, rc));
+    }
+    // The first step takes the live file's write lock (BUSY is retried
+    // from no lock until the deadline, as SQLite does not wait for it).
+    let deadline = Instant::now() + RESTORE_BUSY_TIMEOUT;
+    let first = loop {
+        // SAFETY: `backup` is live until finished below.
+        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
+        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
+        {
+            break rc;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let outcome = match first {
+        // One page copied, the write lock held, nothing written yet.
+        ffi::SQLITE_OK => copy_aside(dest, live).and_then(|aside| {
+            // SAFETY: as above.
+            let rc = unsafe { ffi::sqlite3_backup_step(backup, -1) };
+            if rc == ffi::SQLITE_DONE {
+                Ok(aside)
+            } else {
+                // SAFETY: as above.
+                let ext = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
+                Err(sqlite_err(
+                    "restore: write the backup into the store",
+                    live,
+                    if ext == ffi::SQLITE_OK { rc } else { ext },
+                ))
+            }
+        }),
+        // A one-page backup is done at once: the copy aside must come
+        // first, so refuse (a memtree database has many pages).
+        ffi::SQLITE_DONE => Err(sqlite_err(
+            "restore: the backup has a single page (not a memtree database)",
+            live,
+            ffi::SQLITE_NOTADB,
+        )),
+        rc => {
+            // SAFETY: as above.
+            let ext = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
+            Err(sqlite_err(
+                "restore: lock the store",
+                live,
+                if ext == ffi::SQLITE_OK { rc } else { ext },
+            ))
+        }
+    };
+    // SAFETY: finishes (after a failure: rolls back) the backup once.
+    let finished = unsafe { ffi::sqlite3_backup_finish(backup) };
+    match outcome {
+        Ok(aside) if finished == ffi::SQLITE_OK => Ok(aside),
+        Ok(_) => Err(sqlite_err("restore: finish", live, finished)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The main database file of `conn` (the very inode it has open).
+fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
+    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
+    // SAFETY: FILE_POINTER writes one pointer into `file`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            MAIN.as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        )
+    };
+    // SAFETY: a non-null file from SQLite has a methods table while open.
+    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
+        return Err(sqlite_err(
+            "restore: find the file",
+            db,
+            ffi::SQLITE_CANTOPEN,
+        ));
+    }
+    Ok(file)
+}
+
+/// Copies the main file of `conn` byte for byte to a fresh name beside
+/// `db` (created exclusively), fsyncs it and syncs the folder; a partial
+/// copy is removed on failure.
+fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
+    let file = main_file(conn, db)?;
+    let aside = aside_path(db, ".pre-restore");
+    let mut out = create_exclusive(&aside)
+        .map_err(|e| Error::io("restore: create the copy of the store", &aside, e))?;
+    let copied = (|| -> Result<()> {
+        let mut size: ffi::sqlite3_int64 = 0;
+        // SAFETY: `file` is open (main_file); the methods read into owned
+        // buffers of the given length.
+        let rc = unsafe {
+            match (*(*file).pMethods).xFileSize {
+                Some(f) => f(file, &mut size),
+                None => ffi::SQLITE_IOERR_FSTAT,
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(sqlite_err("restore: size the store", db, rc));
+        }
+        let size = size.max(0) as u64;
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut offset = 0u64;
+        while offset < size {
+            let n = COPY_CHUNK.min((size - offset) as usize);
+            // SAFETY: as above.
+            let rc = unsafe {
+                match (*(*file).pMethods).xRead {
+                    Some(read) => read(
+                        file,
+                        buf.as_mut_ptr().cast::<c_void>(),
+                        n as c_int,
+                        offset as i64,
+                    ),
+                    None => ffi::SQLITE_IOERR_READ,
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(sqlite_err("restore: read the store", db, rc));
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("restore: write the copy of the store", &aside, e))?;
+            offset += n as u64;
+        }
+        out.sync_all()
+            .map_err(|e| Error::io("restore: sync the copy of the store", &aside, e))?;
+        sync_parent_dir(db)
+    })();
+    if let Err(e) = copied {
+        drop(out);
+        let _ = fs::remove_file(&aside);
+        return Err(e);
+    }
+    Ok(aside)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::db::store::Store;
+    use crate::{JobStatus, NewJob};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_restore_keeps_the_inode_and_the_replaced_bytes() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&live)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 10])?;
+        let copy = dir.path().join("copy.db");
+        backup_file(&live, &copy)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 5])?;
+        let before = fs::read(&live).expect("read");
+        let inode = fs::metadata(&live).expect("stat").ino();
+        let report = restore_file(&copy, &live)?;
+        assert_eq!(
+            fs::metadata(&live).expect("stat").ino(),
+            inode,
+            "same inode"
+        );
+        let aside = report.replaced.expect("a copy aside");
+        assert_eq!(fs::read(&aside).expect("read"), before, "byte-exact copy");
+        // The store's own open connection sees the restored contents.
+        assert_eq!(store.jobs().counts()?[&JobStatus::Ready], 10);
+        Ok(())
+    }
+}

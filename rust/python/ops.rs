@@ -1,0 +1,239 @@
+//! Argument conversion and GIL release for the operations of `crate::ops`
+//! (purge, backup, restore, compact, retention); the methods that expose them delegate here in
+//! one line each.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::convert;
+use super::imports;
+use crate::db::store::Store;
+use crate::jobs::retry::RetryPolicy;
+use crate::jobs::JobStatus;
+use crate::ops::{backup, compact, purge, restore as restore_op, retention};
+use crate::sys::clock::now_ms;
+
+/// The cutoff of `older_than`: a `timedelta` (finished longer ago than
+/// that) or an aware `datetime` (finished before it).
+fn cutoff_ms(older_than: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let py = older_than.py();
+    let api = imports::get(py)?;
+    if older_than.is_instance(api.timedelta.bind(py))? {
+        let age = convert::timedelta_ms(older_than, "older_than")?;
+        if age < 0 {
+            return Err(PyValueError::new_err("older_than: must not be negative"));
+        }
+        return Ok(now_ms().saturating_sub(age));
+    }
+    convert::to_ms(older_than, "older_than")
+}
+
+/// The statuses to purge; `None`: every finished status.
+fn statuses(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<JobStatus>> {
+    let Some(value) = value else {
+        return Ok(JobStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect());
+    };
+    convert::strs(value, "statuses")?
+        .iter()
+        .map(|name| {
+            name.parse::<JobStatus>()
+                .map_err(|_| PyValueError::new_err(format!("statuses: unknown status {name:?}")))
+        })
+        .collect()
+}
+
+/// `Jobs.purge(older_than, statuses=None)`.
+pub fn purge_jobs(
+    py: Python<'_>,
+    store: &Store,
+    older_than: &Bound<'_, PyAny>,
+    statuses_arg: Option<&Bound<'_, PyAny>>,
+) -> PyResult<usize> {
+    let cutoff = cutoff_ms(older_than)?;
+    let statuses = statuses(statuses_arg)?;
+    let report = py.detach(|| purge::purge_jobs(store, cutoff, &statuses))?;
+    Ok(report.deleted)
+}
+
+/// What `Store.backup` or `memtree.restore` did (see the stub).
+#[pyclass(frozen, name = "CopyReport", module = "memtree")]
+#[derive(Debug, Clone)]
+pub struct PyCopyReport {
+    path: PathBuf,
+    bytes: u64,
+    replaced: Option<PathBuf>,
+    schema_version: i64,
+    rows: Vec<(String, i64)>,
+}
+
+#[pymethods]
+impl PyCopyReport {
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    #[getter]
+    fn replaced(&self) -> Option<PathBuf> {
+        self.replaced.clone()
+    }
+    #[getter]
+    fn schema_version(&self) -> i64 {
+        self.schema_version
+    }
+    #[getter]
+    fn rows(&self) -> HashMap<String, i64> {
+        self.rows.iter().cloned().collect()
+    }
+    fn __repr__(&self) -> String {
+        let replaced = self.replaced.as_ref().map_or_else(
+            || "None".to_owned(),
+            |p| format!("{:?}", p.display().to_string()),
+        );
+        format!(
+            "CopyReport(path={:?}, bytes={}, replaced={replaced}, schema_version={})",
+            self.path.display().to_string(),
+            self.bytes,
+            self.schema_version
+        )
+    }
+}
+
+/// `Store.backup(dest)`.
+pub fn backup_store(py: Python<'_>, store: &Store, dest: PathBuf) -> PyResult<PyCopyReport> {
+    let live = store.path().to_owned();
+    let report = py.detach(|| backup::backup_file(&live, &dest))?;
+    Ok(PyCopyReport {
+        path: report.path,
+        bytes: report.bytes,
+        replaced: None,
+        schema_version: report.schema_version,
+        rows: report.rows,
+    })
+}
+
+/// The `backup` argument: a path.
+fn backup_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    convert::path(value, "backup")
+}
+
+/// The `dest` argument of `Store.backup`: a path.
+pub fn dest_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    convert::path(value, "dest")
+}
+
+/// `memtree.restore(backup, path)`.
+#[pyfunction]
+fn restore(
+    py: Python<'_>,
+    #[pyo3(from_py_with = backup_arg)] backup: PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<PyCopyReport> {
+    let report = py.detach(|| restore_op::restore_file(&backup, &path))?;
+    let bytes = std::fs::metadata(&report.path).map_or(0, |m| m.len());
+    Ok(PyCopyReport {
+        path: report.path,
+        bytes,
+        replaced: report.replaced,
+        schema_version: report.schema_version,
+        rows: report.rows,
+    })
+}
+
+/// Adds `CopyReport` and `restore` to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCopyReport>()?;
+    m.add_class::<PyCompactReport>()?;
+    m.add_function(wrap_pyfunction!(restore, m)?)?;
+    Ok(())
+}
+
+/// What `Store.compact` did (see the stub).
+#[pyclass(frozen, name = "CompactReport", module = "memtree")]
+#[derive(Debug, Clone, Copy)]
+pub struct PyCompactReport {
+    #[pyo3(get)]
+    bytes_before: u64,
+    #[pyo3(get)]
+    bytes_after: u64,
+    #[pyo3(get)]
+    free_pages_before: i64,
+    #[pyo3(get)]
+    free_pages_after: i64,
+}
+
+#[pymethods]
+impl PyCompactReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "CompactReport(bytes_before={}, bytes_after={}, free_pages_before={}, \
+             free_pages_after={})",
+            self.bytes_before, self.bytes_after, self.free_pages_before, self.free_pages_after
+        )
+    }
+}
+
+/// `Store.compact()`.
+pub fn compact_store(py: Python<'_>, store: &Store) -> PyResult<PyCompactReport> {
+    let r = py.detach(|| compact::compact(store))?;
+    Ok(PyCompactReport {
+        bytes_before: r.bytes_before,
+        bytes_after: r.bytes_after,
+        free_pages_before: r.free_pages_before,
+        free_pages_after: r.free_pages_after,
+    })
+}
+
+/// The `retry` argument of `mark_failed` and `mark_failed_and_claim_next`:
+/// `None` (the default back-off) or an object with `base` and `cap`
+/// (`timedelta`) and `max_attempts` (`int` or `None`), such as
+/// `memtree.RetryPolicy`. Checked before anything is written.
+pub fn retry_policy(value: Option<&Bound<'_, PyAny>>) -> PyResult<RetryPolicy> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(RetryPolicy::default());
+    };
+    let max_attempts = value.getattr("max_attempts")?;
+    let policy = RetryPolicy {
+        base_ms: convert::timedelta_ms(&value.getattr("base")?, "retry.base")?,
+        cap_ms: convert::timedelta_ms(&value.getattr("cap")?, "retry.cap")?,
+        max_attempts: if max_attempts.is_none() {
+            None
+        } else {
+            Some(convert::int64(&max_attempts, "retry.max_attempts")?)
+        },
+    };
+    policy.validate()?;
+    Ok(policy)
+}
+
+/// `Store.delete_chunks(older_than, *, source_kind, source_id, owner, since)`.
+pub fn delete_chunks(
+    py: Python<'_>,
+    store: &Store,
+    older_than: &Bound<'_, PyAny>,
+    source_kind: Option<&Bound<'_, PyAny>>,
+    source_id: Option<String>,
+    owner: Option<String>,
+    since: Option<&Bound<'_, PyAny>>,
+) -> PyResult<usize> {
+    let cutoff = cutoff_ms(older_than)?;
+    let filter = crate::ChunkFilter {
+        source_kind: source_kind
+            .map(|k| convert::source_kind(k, "source_kind"))
+            .transpose()?,
+        source_id,
+        owner,
+        since_ms: convert::opt_to_ms(since, "since")?,
+        until_ms: None,
+    };
+    Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
+}
