@@ -331,6 +331,13 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    /// Deletes finished jobs (``statuses``, default ``("done", "failed",
+    /// "cancelled")``) that finished more than ``older_than`` ago (a
+    /// ``timedelta``) or before it (an aware ``datetime``); returns how
+    /// many. Runs as many short transactions (each aims to hold the write
+    /// lock about 20 ms), so concurrent enqueues and claims go on. A
+    /// ``ready`` or ``running`` status is a ``ValueError`` before anything
+    /// is deleted: active jobs are never purged.
     #[pyo3(signature = (older_than, statuses=None))]
     fn purge(
         &self,
@@ -341,11 +348,12 @@ impl PyJobs {
         super::ops::purge_jobs(py, self.core(), older_than, statuses)
     }
 
-    /// Ends a ``ready`` or ``failed`` job as ``cancelled`` (its dedupe key
-    /// is free again); True if it was. False, changing nothing, for a job
-    /// that is ``running`` (the worker holding its lease settles it as
-    /// usual: done, failed or back to ready, and a ready job can then be
-    /// cancelled), ``done``, already ``cancelled``, or unknown.
+    /// Ends a ``ready``, ``running`` or ``failed`` job as ``cancelled``
+    /// (its dedupe key is free again); True if it was. A running job's
+    /// worker learns it at its next :meth:`heartbeat` or settle, which
+    /// raises ``JobCancelledError`` (a ``LeaseLostError``) and changes
+    /// nothing: the job stays cancelled. False, changing nothing, for a job
+    /// already ``done`` or ``cancelled``, or unknown.
     fn cancel(
         &self,
         py: Python<'_>,
@@ -368,7 +376,9 @@ impl PyJobs {
 
     /// Records a failed attempt: ``ready`` again after 60 s doubling per
     /// attempt (capped at 1 h), or ``failed`` after the last attempt.
-    /// Returns the new status.
+    /// Returns the new status. ``retry`` (a :class:`memtree.RetryPolicy`)
+    /// gives another ``base``, ``cap`` and ``max_attempts``; a bad one is a
+    /// ``ValueError`` before anything is written.
     #[pyo3(signature = (job, error, retry=None))]
     fn mark_failed<'py>(
         &self,
@@ -512,8 +522,9 @@ impl PyJobs {
         Ok(py.detach(|| self.core().jobs().release_running_locks())?)
     }
 
-    /// Requeues running jobs whose lease expired (``failed`` if that claim
-    /// was the last attempt); returns how many.
+    /// Requeues running jobs whose lease expired, and at once those whose
+    /// holder process is provably dead on this host (``failed`` if that
+    /// claim was the last attempt); returns how many.
     fn recover_stale_locks(&self, py: Python<'_>) -> PyResult<usize> {
         Ok(py.detach(|| self.core().jobs().recover_stale_locks())?)
     }

@@ -61,7 +61,7 @@ pub fn purge_jobs(
     Ok(report.deleted)
 }
 
-/// What `Store.backup` or `memtree.restore` did (see the stub).
+/// What :meth:`Store.backup` or :func:`restore` wrote.
 #[pyclass(frozen, name = "CopyReport", module = "memtree")]
 #[derive(Debug, Clone)]
 pub struct PyCopyReport {
@@ -74,22 +74,28 @@ pub struct PyCopyReport {
 
 #[pymethods]
 impl PyCopyReport {
+    /// The backup written, or the store restored.
     #[getter]
     fn path(&self) -> PathBuf {
         self.path.clone()
     }
+    /// Its size in bytes.
     #[getter]
     fn bytes(&self) -> u64 {
         self.bytes
     }
+    /// ``restore`` only: the byte copy of the contents it replaced
+    /// (``None`` when there was no store, or for a backup).
     #[getter]
     fn replaced(&self) -> Option<PathBuf> {
         self.replaced.clone()
     }
+    /// The schema version (``user_version``) written.
     #[getter]
     fn schema_version(&self) -> i64 {
         self.schema_version
     }
+    /// Rows per table, as verified in what was written.
     #[getter]
     fn rows(&self) -> HashMap<String, i64> {
         self.rows.iter().cloned().collect()
@@ -131,7 +137,20 @@ pub fn dest_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     convert::path(value, "dest")
 }
 
-/// `memtree.restore(backup, path)`.
+/// Writes the backup at ``backup`` INTO the store at ``path``, in place:
+/// one SQLite transaction on the same file (never a rename or a replace,
+/// so connections that hold it open, in any process, see the old contents
+/// or the new through SQLite's own locking), after a byte copy of the
+/// replaced contents is kept as ``<path>.pre-restore-<ms>`` (fsynced). The
+/// backup is checked first (``integrity_check``, memtree's schema, not
+/// newer than this build); the store is verified after and left in
+/// TRUNCATE mode. A missing store is created from the backup (under a
+/// temporary name, linked into place).
+///
+/// Refuses with ``BusyError`` while another process holds the store open —
+/// best effort: only processes whose ``/proc/<pid>/fd`` this user can read
+/// (Linux), since an idle open connection holds no lock to show it.
+/// Connections of the calling process see the restored contents.
 #[pyfunction]
 fn restore(
     py: Python<'_>,
@@ -157,16 +176,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// What `Store.compact` did (see the stub).
+/// What :meth:`Store.compact` did.
 #[pyclass(frozen, name = "CompactReport", module = "memtree")]
 #[derive(Debug, Clone, Copy)]
 pub struct PyCompactReport {
+    /// The file's size before, in bytes.
     #[pyo3(get)]
     bytes_before: u64,
+    /// The file's size after, in bytes.
     #[pyo3(get)]
     bytes_after: u64,
+    /// Free pages before (``PRAGMA freelist_count``).
     #[pyo3(get)]
     free_pages_before: i64,
+    /// Free pages after.
     #[pyo3(get)]
     free_pages_after: i64,
 }

@@ -301,6 +301,14 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_source(kind, &source_id))?)
     }
 
+    /// Retention: deletes the chunks whose timestamp is more than
+    /// ``older_than`` ago (a ``timedelta``) or before it (an aware
+    /// ``datetime``), narrowed by the :meth:`list_chunks` filters, with
+    /// their score and entity-index rows (the cascade of
+    /// :meth:`delete_source`), in transactions of at most 500 chunks;
+    /// returns how many. Ingest-gate rows stay (a source is not ingested
+    /// again because its old chunks were dropped); content files named by
+    /// content pointers are not removed.
     #[pyo3(signature = (older_than, *, source_kind=None, source_id=None, owner=None, since=None))]
     #[allow(clippy::too_many_arguments)]
     fn delete_chunks(
@@ -358,10 +366,25 @@ impl PyStore {
             .collect())
     }
 
+    /// Gives free pages back to the file system with ``VACUUM``, in
+    /// place (the same file, one transaction through its journal: a kill
+    /// at any moment leaves the old contents or the compacted ones, whole).
+    /// Checks first that the store's folder (and the temporary folder, if
+    /// on another file system) has room for twice the database, raising
+    /// ``DiskFullError`` with nothing changed otherwise. Other connections
+    /// wait (busy timeout) while it runs.
     fn compact(&self, py: Python<'_>) -> PyResult<super::ops::PyCompactReport> {
         super::ops::compact_store(py, &self.inner)
     }
 
+    /// Writes an online, consistent copy of this store to ``dest`` while
+    /// other threads and processes keep using it: one snapshot (writers wait
+    /// for its read lock, as for any reader), written under
+    /// ``<dest>.partial``, synced, verified (``integrity_check``, schema
+    /// version, every table's row count) and linked into place, the folder
+    /// synced. ``PathRefusedError``, changing nothing, when anything exists
+    /// at ``dest`` or its side-file names (a backup never replaces a file)
+    /// or its folder is missing.
     fn backup(
         &self,
         py: Python<'_>,

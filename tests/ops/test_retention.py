@@ -14,7 +14,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from test_sources import add_dependents
+from support import add_dependents
 
 BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CUTOFF = BASE + timedelta(days=10)
