@@ -35,7 +35,7 @@ def test_version_and_bundled_sqlite() -> None:
 def source_tree() -> Path:
     """The checkout the tests came from: the copy's origin under
     tools/test_installed.sh, else the folder above tests/."""
-    return Path(os.environ.get("MEMTREE_SOURCE_TREE", Path(__file__).resolve().parents[1]))
+    return Path(os.environ.get("MEMTREE_SOURCE_TREE", Path(__file__).resolve().parents[2]))
 
 
 def test_one_version_from_cargo_toml() -> None:
