@@ -102,6 +102,35 @@ pub fn raw_refs_from_json(text: &str) -> std::result::Result<Vec<RawRef>, String
         .collect()
 }
 
+/// Many chunks' embeddings ([`Store::get_chunk_embeddings`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbeddingRows {
+    /// The ids found with an embedding, in the order asked.
+    pub ids: Vec<String>,
+    /// The dimension (0 when no id was found).
+    pub dim: usize,
+    /// `ids.len() × dim` little-endian `f32`, row-major.
+    pub data: Vec<u8>,
+}
+
+/// `rows` reordered by the `json_each` key each row came with.
+fn in_key_order(rows: EmbeddingRows, keys: &[i64]) -> EmbeddingRows {
+    let width = rows.dim * 4;
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| keys[i]);
+    let mut out = EmbeddingRows {
+        ids: Vec::with_capacity(order.len()),
+        dim: rows.dim,
+        data: Vec::with_capacity(rows.data.len()),
+    };
+    for i in order {
+        out.ids.push(rows.ids[i].clone());
+        out.data
+            .extend_from_slice(&rows.data[i * width..(i + 1) * width]);
+    }
+    out
+}
+
 /// A stored value that does not parse: a read error, never a silent `None`.
 fn malformed(column: usize, ty: rusqlite::types::Type, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, ty, message.into())
@@ -156,6 +185,111 @@ impl Store {
                 })
                 .transpose()
         })
+    }
+
+    /// Sets or clears many chunks' embeddings in ONE transaction: `vectors[i]`
+    /// goes to `ids[i]` (`None` clears). Every id and vector is checked
+    /// (non-empty, finite) before the transaction starts; returns how many of
+    /// the ids name a chunk (a missing id writes nothing).
+    pub fn set_chunk_embeddings(
+        &self,
+        ids: &[String],
+        vectors: &[Option<&[f32]>],
+    ) -> Result<usize> {
+        if ids.len() != vectors.len() {
+            return Err(Error::invalid(
+                "matrix",
+                format!("has {} rows for {} ids", vectors.len(), ids.len()),
+            ));
+        }
+        for (i, (id, vector)) in ids.iter().zip(vectors).enumerate() {
+            non_empty(&format!("ids[{i}]"), id)?;
+            if let Some(values) = vector {
+                validate_embedding(values, &format!("matrix[{i}]"))?;
+            }
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write("set_chunk_embeddings", |tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE mem_tree_chunks SET embedding = ?2 WHERE id = ?1")?;
+            let mut blob = Vec::new();
+            let mut found = 0;
+            for (id, vector) in ids.iter().zip(vectors) {
+                let changed = match vector {
+                    Some(values) => {
+                        blob.clear();
+                        blob.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+                        stmt.execute(params![id, blob])?
+                    }
+                    None => stmt.execute(params![id, Option::<&[u8]>::None])?,
+                };
+                found += changed;
+            }
+            Ok(found)
+        })
+    }
+
+    /// The embeddings of these chunks in one read: the ids that have one, in
+    /// the order asked (an id asked twice comes twice), their dimension, and
+    /// the vectors row-major as little-endian `f32` bytes (the stored blobs
+    /// end to end). Embeddings of different dimensions are an error.
+    pub fn get_chunk_embeddings(&self, ids: &[String]) -> Result<EmbeddingRows> {
+        if ids.is_empty() {
+            return Ok(EmbeddingRows::default());
+        }
+        let ids_json =
+            serde_json::to_string(ids).map_err(|e| Error::invalid("ids", e.to_string()))?;
+        let rows = self.read("get_chunk_embeddings", |conn| {
+            // No ORDER BY: SQLite would sort the blobs in a temporary b-tree.
+            // json_each drives the join, so rows come in the order asked;
+            // the key check below is the guarantee.
+            let mut stmt = conn.prepare_cached(
+                "SELECT j.key, j.value, c.embedding FROM json_each(?1) AS j \
+                 JOIN mem_tree_chunks AS c ON c.id = j.value \
+                 WHERE c.embedding IS NOT NULL",
+            )?;
+            let mut rows = stmt.query([&ids_json])?;
+            let mut out = EmbeddingRows::default();
+            let mut keys: Vec<i64> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: String = row.get(1)?;
+                let blob = row.get_ref(2)?.as_blob()?;
+                if blob.is_empty() || blob.len() % 4 != 0 {
+                    return Err(malformed(
+                        2,
+                        rusqlite::types::Type::Blob,
+                        format!(
+                            "embedding blob of {} bytes of chunk {id:?} is not a float32 vector",
+                            blob.len()
+                        ),
+                    ));
+                }
+                let dim = blob.len() / 4;
+                if out.ids.is_empty() {
+                    out.dim = dim;
+                    out.data.reserve_exact(ids.len() * blob.len());
+                } else if dim != out.dim {
+                    return Ok(Err(Error::invalid(
+                        "ids",
+                        format!(
+                            "embeddings of different dimensions: {} (chunk {:?}) \
+                             and {dim} (chunk {id:?})",
+                            out.dim, out.ids[0]
+                        ),
+                    )));
+                }
+                keys.push(row.get(0)?);
+                out.data.extend_from_slice(blob);
+                out.ids.push(id);
+            }
+            if !keys.is_sorted() {
+                out = in_key_order(out, &keys);
+            }
+            Ok(Ok(out))
+        })?;
+        rows
     }
 
     /// Sets (`Some`, possibly empty) or clears (`None`) a chunk's raw refs;
@@ -280,6 +414,25 @@ mod tests {
             r#"[{"path":"raw/a.md","start":0,"end":null},{"path":"raw/b.md","start":5,"end":9}]"#
         );
         assert_eq!(raw_refs_from_json(&json), Ok(refs));
+    }
+
+    #[test]
+    fn rows_out_of_key_order_are_put_back_in_order() {
+        let rows = EmbeddingRows {
+            ids: vec!["b".into(), "a".into(), "c".into()],
+            dim: 1,
+            data: [2f32, 1.0, 3.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
+        let sorted = in_key_order(rows, &[1, 0, 2]);
+        assert_eq!(sorted.ids, ["a", "b", "c"]);
+        let want: Vec<u8> = [1f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(sorted.data, want);
     }
 
     #[test]

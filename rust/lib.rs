@@ -27,6 +27,7 @@ pub mod path_guard;
 pub mod recovery;
 pub mod salvage;
 pub mod schema;
+pub mod search;
 pub mod sources;
 pub mod store;
 pub mod vfs;
@@ -36,7 +37,7 @@ mod python;
 
 pub use chunk::{Chunk, SourceKind};
 pub use chunks::{ChunkFilter, ReplaceOutcome};
-pub use derived::RawRef;
+pub use derived::{EmbeddingRows, RawRef};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobStatus, Jobs, NewJob};
 pub use sources::SourceInfo;

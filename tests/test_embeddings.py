@@ -52,7 +52,9 @@ def test_round_trip_in_the_reference_blob_format(
 ) -> None:
     assert store.get_chunk_embedding(one_chunk) is None
     assert store.set_chunk_embedding(one_chunk, [0.5, -1.25, 3.0]) is True
-    assert store.get_chunk_embedding(one_chunk) == [0.5, -1.25, 3.0]
+    got = store.get_chunk_embedding(one_chunk)
+    assert isinstance(got, array.array) and got.typecode == "f"
+    assert got.tolist() == [0.5, -1.25, 3.0]
     assert embedding_blob(db_path, one_chunk) == struct.pack("<3f", 0.5, -1.25, 3.0)
     chunk = store.get_chunk(one_chunk)
     assert chunk is not None and chunk.embedding == (0.5, -1.25, 3.0)
@@ -113,7 +115,7 @@ def test_buffers_and_sequences(
 ) -> None:
     values = [1.0, -2.5, 0.25, 2.0**100]
     assert store.set_chunk_embedding(one_chunk, make(values)) is True
-    assert store.get_chunk_embedding(one_chunk) == values
+    assert store.get_chunk_embedding(one_chunk) == array.array("f", values)
     assert embedding_blob(db_path, one_chunk) == struct.pack("<4f", *values)
 
 
@@ -123,7 +125,7 @@ def test_numpy_float32_array(store: memtree.Store, db_path: Path, one_chunk: str
     assert store.set_chunk_embedding(one_chunk, vec) is True
     assert embedding_blob(db_path, one_chunk) == vec.astype("<f4").tobytes()
     store.set_chunk_embedding(one_chunk, np.array([1.5, 2.5], dtype=">f4"))
-    assert store.get_chunk_embedding(one_chunk) == [1.5, 2.5]
+    assert store.get_chunk_embedding(one_chunk) == array.array("f", [1.5, 2.5])
     with pytest.raises(ValueError, match=r"^vector: expected a 1-dimensional"):
         store.set_chunk_embedding(one_chunk, np.zeros((2, 2), dtype=np.float32))
 

@@ -250,6 +250,33 @@ ENTRIES: dict[str, Call] = {
     ),
     "Store.get_chunk_raw_refs": lambda s, j, d: lambda: s.get_chunk_raw_refs(d(maybe(chunk_ids))),
     "Store.get_chunk_embedding": lambda s, j, d: lambda: s.get_chunk_embedding(d(maybe(chunk_ids))),
+    "Store.set_chunk_embeddings": lambda s, j, d: _with_chunk(
+        s,
+        lambda: s.set_chunk_embeddings(
+            d(maybe(st.lists(chunk_ids, max_size=3))),
+            d(
+                st.one_of(
+                    maybe(st.lists(st.one_of(st.none(), maybe(st.lists(floats, max_size=3))))),
+                    st.lists(floats, max_size=3).map(lambda v: memoryview(array.array("f", v))),
+                    st.binary(max_size=8),
+                )
+            ),
+        ),
+    ),
+    "Store.get_chunk_embeddings": lambda s, j, d: (
+        lambda: s.get_chunk_embeddings(d(maybe(st.lists(chunk_ids, max_size=3))))
+    ),
+    "Store.search_vector": lambda s, j, d: _with_chunk(
+        s,
+        lambda: s.search_vector(
+            d(maybe(st.lists(floats, max_size=3))),
+            d(maybe(ints)),
+            owner=d(st.one_of(st.none(), maybe(texts))),
+            since=d(st.one_of(st.none(), maybe(times))),
+            metric=d(maybe(st.sampled_from(["cosine", "dot", "l2", "L2"]))),
+            include_summaries=d(maybe(st.booleans())),
+        ),
+    ),
     "Store.get_chunk_content_pointers": lambda s, j, d: (
         lambda: s.get_chunk_content_pointers(d(maybe(chunk_ids)))
     ),

@@ -8,6 +8,7 @@ through memtree's API.
 
 from __future__ import annotations
 
+import array
 import json
 import sqlite3
 import struct
@@ -77,7 +78,7 @@ def test_reference_sql_reads_what_memtree_writes(
     store.set_chunk_raw_refs(b, [])
 
     (blob,) = ref_query(db_path, REF_GET_EMBEDDING, a)[0]
-    assert ref_unpack_embedding(blob) == store.get_chunk_embedding(a)
+    assert store.get_chunk_embedding(a) == array.array("f", ref_unpack_embedding(blob))
     assert len(blob) == 4 * 4
     assert ref_query(db_path, REF_GET_EMBEDDING, b) == [(None,)]
 
@@ -144,7 +145,9 @@ def test_reference_database_reads_back_through_the_api(tmp_path: Path) -> None:
     with memtree.Store.open(tmp_path) as store:
         for cid, (blob, refs_json, path, sha) in expected.items():
             embedding = store.get_chunk_embedding(cid)
-            assert embedding == (None if blob is None else ref_unpack_embedding(blob))
+            assert embedding == (
+                None if blob is None else array.array("f", ref_unpack_embedding(blob))
+            )
             refs = store.get_chunk_raw_refs(cid)
             if refs_json is None:
                 assert refs is None

@@ -3,6 +3,7 @@ and `list_sources` (per-source aggregates along an index)."""
 
 from __future__ import annotations
 
+import array
 import re
 import sqlite3
 from datetime import timedelta
@@ -202,7 +203,7 @@ def test_async_store_carries_the_new_calls(tmp_path: Path, make_chunk: ChunkFact
             await store.upsert_chunks([make_chunk(0), make_chunk(1)])
             cid = make_chunk(0).id
             assert await store.set_chunk_embedding(cid, [1.0, 2.0]) is True
-            assert await store.get_chunk_embedding(cid) == [1.0, 2.0]
+            assert await store.get_chunk_embedding(cid) == array.array("f", [1.0, 2.0])
             assert await store.set_chunk_raw_refs(cid, [memtree.RawRef("p", 1, 2)]) is True
             assert await store.get_chunk_raw_refs(cid) == [memtree.RawRef("p", 1, 2)]
             assert await store.get_chunk_content_pointers(cid) is None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -184,7 +185,7 @@ def use_the_derived_data_api(workspace: Path) -> list[str]:
         existed: bool = store.set_chunk_embedding("typed-d", array.array("f", [0.5, 1.5]))
         store.set_chunk_embedding("typed-d", memoryview(array.array("d", [0.5])))
         store.set_chunk_embedding("typed-d", (x / 2 for x in range(1, 3)))
-        vector: list[float] | None = store.get_chunk_embedding("typed-d")
+        vector: array.array[float] | None = store.get_chunk_embedding("typed-d")
         store.set_chunk_raw_refs("typed-d", [memtree.RawRef("raw/a.md", end=10)])
         refs: list[memtree.RawRef] | None = store.get_chunk_raw_refs("typed-d")
         pointers: tuple[str, str] | None = store.get_chunk_content_pointers("typed-d")
@@ -211,7 +212,7 @@ def use_the_derived_data_api(workspace: Path) -> list[str]:
 def test_typed_derived_data_usage(tmp_path: Path) -> None:
     assert use_the_derived_data_api(tmp_path) == [
         "True",
-        "[0.5, 1.0]",
+        "array('f', [0.5, 1.0])",
         "raw/a.md",
         "10",
         "None",
@@ -258,3 +259,46 @@ def test_settle_and_claim_types(tmp_path: Path) -> None:
     with memtree.Store.open(tmp_path) as store:
         status, nxt = settle_and_claim(store)
         assert status is memtree.JobStatus.READY and nxt is None
+
+
+def use_the_search_api(path: Path) -> list[str]:
+    with memtree.Store(path) as store:
+        store.upsert_chunks([memtree.Chunk(f"v{i}", "t", "chat", "s", "o", i) for i in range(3)])
+        found: int = store.set_chunk_embeddings(["v0", "v1", "v2"], [[1.0, 0.0], [0.0, 1.0], None])
+        one: array.array[float] | None = store.get_chunk_embedding("v0")
+        block: memtree.Embeddings = store.get_chunk_embeddings(["v1", "v0"])
+        ids: list[str] = block.ids
+        dim: int = block.dim
+        data: bytes = block.data
+        hits: list[memtree.Hit] = store.search_vector(
+            array.array("f", [1.0, 0.2]), 2, owner="o", metric="dot", include_summaries=True
+        )
+        best: memtree.Hit = hits[0]
+        rank: int | None = best.vector_rank
+        score: float = best.score
+    return [
+        str(found),
+        str(one),
+        *ids,
+        str(dim),
+        str(len(data)),
+        best.id,
+        best.kind,
+        str(rank),
+        f"{score:.1f}",
+    ]
+
+
+def test_typed_search_usage(tmp_path: Path) -> None:
+    assert use_the_search_api(tmp_path / "s.db") == [
+        "3",
+        "array('f', [1.0, 0.0])",
+        "v1",
+        "v0",
+        "2",
+        "16",
+        "v0",
+        "chunk",
+        "1",
+        "1.0",
+    ]

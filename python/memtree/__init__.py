@@ -18,6 +18,8 @@ import sys as _sys
 
 from memtree._native import (
     Chunk,
+    Embeddings,
+    Hit,
     Job,
     JobBatch,
     Jobs,
@@ -61,7 +63,9 @@ __all__ = [
     "CorruptDatabaseError",
     "Defer",
     "DiskFullError",
+    "Embeddings",
     "ForkedStoreError",
+    "Hit",
     "Job",
     "JobBatch",
     "JobStatus",

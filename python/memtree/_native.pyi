@@ -24,6 +24,7 @@ either message names the argument. In particular:
   number beyond a float's range (else ``ValueError``).
 """
 
+import array
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -40,6 +41,8 @@ from memtree.errors import MemtreeError
 
 __all__ = [
     "Chunk",
+    "Embeddings",
+    "Hit",
     "Job",
     "JobBatch",
     "Jobs",
@@ -77,7 +80,11 @@ class Chunk:
     datetime rounded down) and read back as UTC datetimes.
     ``time_range`` defaults to ``(timestamp, timestamp)`` and
     ``created_at`` to now. ``embedding`` is stored as a float32 vector and
-    must be finite and non-empty. ``content_path`` and ``content_sha256``
+    must be finite and non-empty: any iterable of floats, or a 1-D float32 or
+    float64 buffer (a numpy row, ``array.array``, ``memoryview``) read as raw
+    memory in one piece. ``bytes``/``bytearray`` are a ``TypeError`` (their
+    items are bytes, not floats; wrap raw float32 bytes as
+    ``memoryview(b).cast("f")``). ``content_path`` and ``content_sha256``
     point at the full body on disk when ``content`` holds a preview (the
     reference's staged upsert); they are set together or not at all, the
     SHA-256 as 64 lowercase hex digits. Like the embedding and the lifecycle
@@ -108,7 +115,7 @@ class Chunk:
         seq_in_source: int = 0,
         created_at: datetime | int | None = None,
         lifecycle_status: str | None = None,
-        embedding: Iterable[float] | None = None,
+        embedding: Iterable[float] | Buffer | None = None,
         content_path: str | None = None,
         content_sha256: str | None = None,
     ) -> Chunk: ...
@@ -179,7 +186,7 @@ class Chunk:
         seq_in_source: int = ...,
         created_at: datetime | int | None = ...,
         lifecycle_status: str | None = ...,
-        embedding: Iterable[float] | None = ...,
+        embedding: Iterable[float] | Buffer | None = ...,
     ) -> Chunk:
         """A copy with the given fields changed, validated like a new chunk."""
     def __eq__(self, other: object, /) -> bool: ...
@@ -311,8 +318,64 @@ class Store:
         little-endian ``f32``, 4 bytes per value, no header. An empty vector,
         NaN or infinity (also a float64 beyond float32's range) is a
         ``ValueError``, a non-float element or buffer format a ``TypeError``."""
-    def get_chunk_embedding(self, id: str) -> list[float] | None:
-        """A chunk's embedding, or None if it has none or does not exist."""
+    def get_chunk_embedding(self, id: str) -> array.array[float] | None:
+        """A chunk's embedding as an ``array.array("f")`` (a buffer:
+        ``numpy.asarray`` takes it without a copy), or None if it has none or
+        does not exist."""
+    def set_chunk_embeddings(
+        self, ids: Iterable[str], matrix: Buffer | Iterable[Iterable[float] | Buffer | None]
+    ) -> int:
+        """Sets many chunks' embeddings in ONE transaction (all or none):
+        row ``i`` of ``matrix`` goes to ``ids[i]``. ``matrix`` is a 2-D float32
+        or float64 buffer (a numpy ``(n, d)`` array, read as raw memory) or a
+        sequence of vectors, each ``None`` (clears), an iterable of floats or a
+        1-D float buffer. Returns how many of the ids name a chunk (a missing
+        id writes nothing). Every id and row is checked before the transaction:
+        a row count other than the ids', an empty row, NaN or infinity is a
+        ``ValueError`` naming it (``matrix[3]``)."""
+    def get_chunk_embeddings(self, ids: Iterable[str]) -> Embeddings:
+        """The embeddings of these chunks in one read: the ids that have one,
+        in the order asked (missing ids and chunks without an embedding are
+        skipped). Embeddings of different dimensions are a ``ValueError``."""
+    def search_vector(
+        self,
+        vector: Iterable[float] | Buffer,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        metric: Literal["cosine", "dot", "l2"] = "cosine",
+        include_summaries: bool = False,
+    ) -> list[Hit]:
+        """The ``k`` stored embeddings nearest ``vector``, best first.
+
+        Exact: every chunk that matches all the filters (those of
+        :meth:`list_chunks`, applied first through its indexes) and has an
+        embedding of the query's dimension is scored; ties are broken by id.
+        ``k`` rows come back whenever at least ``k`` match. Rows without an
+        embedding or of another dimension are skipped (a dimension no row has
+        gives ``[]``). ``metric``: ``"cosine"`` (a stored zero vector scores
+        0), ``"dot"`` or ``"l2"`` (the score is the negated distance); a
+        higher score is better. With ``include_summaries`` live summaries with
+        an embedding compete too (``kind="summary"``): ``since``/``until``
+        compare their ``time_range_end``, and a ``source_kind``,
+        ``source_id`` or ``owner`` filter excludes them.
+
+        Always the committed state: a write committed by any thread or
+        process is seen by the next search. The embeddings are kept in memory
+        after the first search (about ``4 * rows * dim`` bytes), keyed on
+        SQLite's change counter, and read again after any commit. The GIL is
+        released for the whole search; searches in several threads run in
+        parallel.
+
+        ``vector``: a 1-D float buffer or an iterable of floats; an empty one,
+        NaN or infinity (or a zero vector with cosine) is a ``ValueError``.
+        ``k`` follows the ``limit`` rule (any int, clamped to 1..10000; a
+        bool, float or str is a ``TypeError``); an unknown metric is a
+        ``ValueError``."""
     def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
         """Sets a chunk's raw-archive references (``raw_refs_json``, the
         reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
@@ -340,6 +403,48 @@ class Store:
         seq_in_source)`` index (no sort of the chunk table)."""
     def explain_list_sources(self) -> list[str]:
         """SQLite's query plan for :meth:`list_sources`."""
+
+@final
+class Hit:
+    """One search result (frozen; compared by value)."""
+
+    @property
+    def id(self) -> str:
+        """The chunk's or summary's id."""
+    @property
+    def kind(self) -> Literal["chunk", "summary"]:
+        """What the id names."""
+    @property
+    def score(self) -> float:
+        """Higher is better: the cosine similarity, the dot product or the
+        negated Euclidean distance."""
+    @property
+    def vector_rank(self) -> int | None:
+        """1-based rank in the vector ranking, if the vector search found it."""
+    @property
+    def text_rank(self) -> int | None:
+        """1-based rank in the text ranking (None for a vector search)."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Embeddings:
+    """Many chunks' embeddings as one block of bytes
+    (:meth:`Store.get_chunk_embeddings`)."""
+
+    @property
+    def ids(self) -> list[str]:
+        """The chunk ids, in the order asked (those with an embedding)."""
+    @property
+    def dim(self) -> int:
+        """The dimension of every vector (0 when there are none)."""
+    @property
+    def data(self) -> bytes:
+        """``len(ids) * dim`` little-endian float32 values, row-major."""
+    def to_numpy(self) -> Any:
+        """A read-only ``numpy`` array of shape ``(len(ids), dim)`` and dtype
+        float32 over :attr:`data` (no copy; numpy is imported on this call)."""
+    def __len__(self) -> int: ...
 
 @final
 class Job:

@@ -25,13 +25,15 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Callable, Literal, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
-from memtree._native import Chunk, Job, JobBatch, Jobs, Store
+from memtree._native import Chunk, Embeddings, Hit, Job, JobBatch, Jobs, Store
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
 if TYPE_CHECKING:
     # Only for annotations: typing_extensions is not a runtime dependency.
+    import array
+
     from typing_extensions import Buffer
 
 __all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
@@ -240,9 +242,47 @@ class AsyncStore:
         """Sets (or with None clears) a chunk's embedding; whether it exists."""
         return await asyncio.to_thread(self._store.set_chunk_embedding, id, vector)
 
-    async def get_chunk_embedding(self, id: str) -> list[float] | None:
-        """A chunk's embedding, or None."""
+    async def get_chunk_embedding(self, id: str) -> array.array[float] | None:
+        """A chunk's embedding as an ``array.array("f")``, or None."""
         return await asyncio.to_thread(self._store.get_chunk_embedding, id)
+
+    async def set_chunk_embeddings(
+        self, ids: Iterable[str], matrix: Buffer | Iterable[Iterable[float] | Buffer | None]
+    ) -> int:
+        """Sets many chunks' embeddings in one transaction; how many chunks exist."""
+        rows = matrix if _passes_as_is(matrix) else [_vector(r) for r in matrix]  # type: ignore[union-attr]
+        return await asyncio.to_thread(self._store.set_chunk_embeddings, _strs(ids), rows)
+
+    async def get_chunk_embeddings(self, ids: Iterable[str]) -> Embeddings:
+        """The embeddings of these chunks (``memtree.Embeddings``)."""
+        return await asyncio.to_thread(self._store.get_chunk_embeddings, _strs(ids))
+
+    async def search_vector(
+        self,
+        vector: Iterable[float] | Buffer,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        metric: Literal["cosine", "dot", "l2"] = "cosine",
+        include_summaries: bool = False,
+    ) -> builtins.list[Hit]:
+        """The ``k`` stored embeddings nearest ``vector`` (see ``Store.search_vector``)."""
+        return await asyncio.to_thread(
+            self._store.search_vector,
+            _vector(vector),
+            k,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            metric=metric,
+            include_summaries=include_summaries,
+        )
 
     async def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
         """Sets (or with None clears) a chunk's raw refs; whether it exists."""
@@ -501,3 +541,21 @@ def _strs(items: Iterable[str]) -> builtins.list[str] | str:
     # Materialised on the loop's thread; a bare str goes through for the
     # native layer to reject with its TypeError.
     return items if isinstance(items, str) else builtins.list(items)
+
+
+def _passes_as_is(value: object) -> bool:
+    # A buffer (numpy, array, memoryview), None or a str goes to the native
+    # layer unchanged: it reads a buffer in one piece and rejects a str or
+    # bytes with its own TypeError.
+    if value is None or isinstance(value, (str, bytes, bytearray)):
+        return True
+    try:
+        memoryview(value).release()  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def _vector(values: Any) -> Any:
+    # Any other iterable is materialised on the loop's thread.
+    return values if _passes_as_is(values) else builtins.list(values)

@@ -37,6 +37,7 @@ __all__ = [
     "reset_io_stats",
     "set_circuit_cooldown",
     "set_group_commit_limit",
+    "vector_cache_reads",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -231,6 +232,13 @@ def set_group_commit_limit(calls: int) -> int:
     both in one run. ``TypeError`` for a non-int, ``ValueError`` unless
     1 <= ``calls`` <= 64."""
     return _hooks.set_group_commit_limit(calls)
+
+
+def vector_cache_reads() -> int:
+    """How many times this process read stored embeddings into memory for
+    search: unchanged by a search that reused the in-memory copy, one more
+    (per table) after any commit to the file, from any process."""
+    return _hooks.vector_cache_reads()
 
 
 def circuit_status(path: PathLike) -> tuple[int, bool]:

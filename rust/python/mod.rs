@@ -15,8 +15,10 @@ mod imports;
 mod jobs;
 mod logging;
 mod payload;
+mod search;
 mod store;
 mod testing;
+mod vector;
 
 use pyo3::prelude::*;
 
@@ -106,6 +108,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<chunk::PyChunk>()?;
     m.add_class::<store::PyStore>()?;
+    m.add_class::<search::PyHit>()?;
+    m.add_class::<vector::PyEmbeddings>()?;
     m.add_function(wrap_pyfunction!(classify_code, m)?)?;
     m.add_function(wrap_pyfunction!(code_name, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_from_code, m)?)?;

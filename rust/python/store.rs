@@ -11,6 +11,7 @@ use pyo3::PyTypeInfo;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
+use super::{search, vector};
 use crate::chunks::ChunkFilter;
 use crate::store::Store;
 
@@ -285,12 +286,70 @@ impl PyStore {
         Ok(py.detach(|| self.inner.set_chunk_embedding(&id, vector.as_deref()))?)
     }
 
-    fn get_chunk_embedding(
+    fn get_chunk_embedding<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = py.detach(|| self.inner.get_chunk_embedding(&id))?;
+        found.map(|v| vector::float_array(py, &v)).transpose()
+    }
+
+    fn set_chunk_embeddings(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = arg::id)] id: String,
-    ) -> PyResult<Option<Vec<f32>>> {
-        Ok(py.detach(|| self.inner.get_chunk_embedding(&id))?)
+        ids: &Bound<'_, PyAny>,
+        matrix: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let ids = convert::strs(ids, "ids")?;
+        let matrix = vector::Matrix::extract(matrix, "matrix")?;
+        Ok(py.detach(|| self.inner.set_chunk_embeddings(&ids, &matrix.rows()))?)
+    }
+
+    fn get_chunk_embeddings(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+    ) -> PyResult<vector::PyEmbeddings> {
+        let ids = convert::strs(ids, "ids")?;
+        let rows = py.detach(|| self.inner.get_chunk_embeddings(&ids))?;
+        Ok(vector::PyEmbeddings::new(py, rows))
+    }
+
+    #[pyo3(signature = (
+        vector, k=10, *, source_kind=None, source_id=None, owner=None, since=None, until=None,
+        metric=String::from("cosine"), include_summaries=false
+    ))]
+    // The default of `metric` is converted by `arg::metric`, so PyO3 cannot
+    // print it: the signature is spelled out.
+    #[pyo3(
+        text_signature = "($self, vector, k=10, *, source_kind=None, source_id=None, owner=None, \
+                          since=None, until=None, metric='cosine', include_summaries=False)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn search_vector(
+        &self,
+        py: Python<'_>,
+        vector: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::metric)] metric: String,
+        include_summaries: bool,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search_vector(
+            py,
+            &self.inner,
+            vector,
+            k,
+            &filter,
+            &metric,
+            include_summaries,
+        )
     }
 
     fn set_chunk_raw_refs(

@@ -353,6 +353,12 @@ fn error_variants(py: Python<'_>) -> Vec<(&'static str, Py<PyBaseException>)> {
 }
 
 /// Fills `memtree._native.testing`.
+/// How many times this process read stored embeddings into memory for search.
+#[pyfunction]
+fn vector_cache_reads() -> u64 {
+    crate::search::cache::snapshot_reads()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_io_stats, m)?)?;
@@ -370,5 +376,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;
     m.add_function(wrap_pyfunction!(error_classes, m)?)?;
     m.add_function(wrap_pyfunction!(error_variants, m)?)?;
+    m.add_function(wrap_pyfunction!(vector_cache_reads, m)?)?;
     Ok(())
 }

@@ -23,6 +23,7 @@ __all__ = [
     "reset_io_stats",
     "set_circuit_cooldown",
     "set_group_commit_limit",
+    "vector_cache_reads",
 ]
 
 _PathLike = str | os.PathLike[str]
@@ -85,6 +86,10 @@ def faults_fired(path: _PathLike) -> int:
 
 def method_calls(path: _PathLike, method_name: str) -> int:
     """Calls of a VFS method since the fault was armed or counters reset."""
+
+def vector_cache_reads() -> int:
+    """How many times this process read stored embeddings into memory for
+    search (each table snapshot counts once)."""
 
 def arm_crash(
     path: _PathLike,

@@ -1,0 +1,337 @@
+"""Vector search and embedding I/O, as ratios against numpy, sqlite-vec and
+stdlib sqlite3 measured in the same run.
+
+Run with the release build: ``make bench`` builds it, or ``maturin develop
+--release`` then ``python -m pytest benches/bench_search_vector.py -q -s``
+(a file named on the command line is collected whatever its name). Needs the
+bench group (numpy, apsw, sqlite-vec). Each test records its figures with
+``conftest.record``; nothing here is a timed assertion, only correctness
+(memtree's top 10 is numpy's) is asserted.
+
+- top-10 cosine over 100k x 768 float32, no filter: memtree's steady-state
+  query against numpy's ``Mn @ q`` + ``argpartition`` on a normalised matrix
+  already in RAM (the memory-bandwidth floor) and sqlite-vec's ``vec0`` KNN;
+  the first query after open and the memory the in-RAM copy costs;
+- the same with a filter matching 1% of the rows, against the unfiltered
+  query, and how many rows sqlite-vec returns for it (KNN then filter);
+- ingest of 20k chunks with 384-d embeddings from a numpy matrix against
+  stdlib ``executemany`` (blob via ``tobytes()``), same durability, one
+  transaction each;
+- reading 10k embeddings into an ``(n, d)`` array against stdlib +
+  ``np.frombuffer``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import memtree
+import pytest
+from conftest import UPSERT_SQL, memtree_schema, record, stdlib_connect
+from memtree import _native
+
+np = pytest.importorskip("numpy")
+apsw = pytest.importorskip("apsw")
+sqlite_vec = pytest.importorskip("sqlite_vec")
+
+#: MEMTREE_BENCH_VECTOR_ROWS shrinks the corpus to try the suite quickly.
+ROWS = int(os.environ.get("MEMTREE_BENCH_VECTOR_ROWS", "100000"))
+DIM, K = 768, 10
+SCALE = f"{ROWS // 1000}k x {DIM}"
+QUERIES = 15
+#: The filtered query admits rows [FILTER_START, FILTER_START + ROWS // 100).
+FILTER_START = ROWS * 2 // 5
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def overlap(a: list[str], b: list[str]) -> int:
+    """Ids two top-k lists share: float32 sums in another order may swap
+    two rows whose scores differ in the last bits at the k-th place."""
+    return len(set(a) & set(b))
+
+
+def as_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def numpy_top_k(normalised: Any, q: Any, k: int) -> Any:
+    scores = normalised @ (q / np.linalg.norm(q))
+    top = np.argpartition(-scores, k)[:k]
+    return top[np.argsort(-scores[top])]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("vectors")
+    rng = np.random.default_rng(20)
+    matrix = rng.standard_normal((ROWS, DIM), dtype=np.float32)
+    ids = [f"bench-{i:08d}" for i in range(ROWS)]
+    db = folder / "chunks.db"
+    _native.bench.insert_select(db, 0, ROWS)
+    with memtree.Store(db) as store:
+        assert store.set_chunk_embeddings(ids, matrix) == ROWS
+    rows = _native.bench.rows(0, ROWS)
+    ts = [r[6] for r in rows]
+    since, until = ts[FILTER_START], ts[FILTER_START + ROWS // 100]
+    assert sum(since <= t < until for t in ts) == ROWS // 100
+    # sqlite-vec: the same vectors in a vec0 table with the timestamp as a
+    # metadata column, loaded through apsw (no enable_load_extension in this
+    # Python's sqlite3).
+    vec_db = folder / "vec.db"
+    conn = apsw.Connection(str(vec_db))
+    conn.enable_load_extension(True)
+    conn.load_extension(sqlite_vec.loadable_path())
+    conn.execute(
+        f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{DIM}] distance_metric=cosine,"
+        " ts integer)"
+    )
+    with conn:
+        conn.executemany(
+            "INSERT INTO v (rowid, embedding, ts) VALUES (?, ?, ?)",
+            ((i + 1, matrix[i].tobytes(), ts[i]) for i in range(ROWS)),
+        )
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    yield {
+        "db": db,
+        "ids": ids,
+        "matrix": matrix,
+        "normalised": matrix / norms,
+        "queries": rng.standard_normal((QUERIES, DIM), dtype=np.float32),
+        "since": since,
+        "until": until,
+        "in_window": np.array([since <= t < until for t in ts]),
+        "vec": conn,
+    }
+    conn.close()
+
+
+def test_top10_cosine_100k_x_768(corpus: dict[str, Any]) -> None:
+    ids, queries, vec = corpus["ids"], corpus["queries"], corpus["vec"]
+    rss_before = rss_mb()
+    with memtree.Store(corpus["db"]) as store:
+        started = time.perf_counter()
+        store.search_vector(queries[0], K)
+        first_s = time.perf_counter() - started
+        rss_after = rss_mb()
+        memtree_s, numpy_s, vec_s = [], [], []
+        agree_numpy, agree_vec = [], []
+        for q in queries:
+            # Interleaved, so load from other tenants hits all three alike.
+            started = time.perf_counter()
+            hits = store.search_vector(q, K)
+            memtree_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            top = numpy_top_k(corpus["normalised"], q, K)
+            numpy_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            found = vec.execute(
+                "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ?", (q.tobytes(), K)
+            ).fetchall()
+            vec_s.append(time.perf_counter() - started)
+            ours = [h.id for h in hits]
+            agree_numpy.append(overlap(ours, [ids[i] for i in top]))
+            agree_vec.append(overlap(ours, [ids[r - 1] for (r,) in found]))
+    assert min(agree_numpy) >= K - 1, agree_numpy
+    m, n, v = (statistics.median(x) for x in (memtree_s, numpy_s, vec_s))
+    record(
+        f"top-10 cosine {SCALE}: memtree / numpy (M @ q + argpartition)",
+        m / n,
+        at_most=1.2,
+        memtree_ms=m * 1e3,
+        numpy_ms=n * 1e3,
+    )
+    record(
+        f"top-10 cosine {SCALE}: sqlite-vec / memtree",
+        v / m,
+        at_least=3,
+        memtree_ms=m * 1e3,
+        sqlite_vec_ms=v * 1e3,
+    )
+    record(f"top-10 cosine {SCALE}: first query after open (ms)", first_s * 1e3)
+    record("top-10 cosine: ids shared with numpy's top 10 (mean)", statistics.mean(agree_numpy))
+    record("top-10 cosine: ids shared with sqlite-vec's (mean)", statistics.mean(agree_vec))
+    record(f"vector copy in RAM per {SCALE} (MiB, RSS growth)", rss_after - rss_before)
+
+
+def test_top10_with_a_filter_of_1_percent(corpus: dict[str, Any]) -> None:
+    ids, queries, vec = corpus["ids"], corpus["queries"], corpus["vec"]
+    since, until = corpus["since"], corpus["until"]
+    window = {"since": as_datetime(since), "until": as_datetime(until)}
+    normalised, in_window = corpus["normalised"], corpus["in_window"]
+    with memtree.Store(corpus["db"]) as store:
+        store.search_vector(queries[0], K)
+        filtered_s, full_s, vec_meta_s = [], [], []
+        post_filter_rows, agree = [], []
+        for q in queries:
+            started = time.perf_counter()
+            hits = store.search_vector(q, K, **window)
+            filtered_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            store.search_vector(q, K)
+            full_s.append(time.perf_counter() - started)
+            # Exact: numpy over the window's rows only.
+            rows = np.flatnonzero(in_window)
+            top = rows[numpy_top_k(normalised[rows], q, K)]
+            agree.append(overlap([h.id for h in hits], [ids[i] for i in top]))
+            assert len(hits) == K
+            # sqlite-vec as usually written: KNN, then the filter (the
+            # CTE is materialised so SQLite cannot push the filter into it).
+            post = vec.execute(
+                "WITH knn AS MATERIALIZED"
+                " (SELECT rowid, ts FROM v WHERE embedding MATCH ? AND k = ?)"
+                " SELECT rowid FROM knn WHERE ts >= ? AND ts < ?",
+                (q.tobytes(), K, since, until),
+            ).fetchall()
+            post_filter_rows.append(len(post))
+            # And with its metadata-column filter inside the KNN.
+            started = time.perf_counter()
+            meta = vec.execute(
+                "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ? AND ts >= ? AND ts < ?",
+                (q.tobytes(), K, since, until),
+            ).fetchall()
+            vec_meta_s.append(time.perf_counter() - started)
+            assert len(meta) == K
+    assert min(agree) >= K - 1, agree
+    f, u, vm = (statistics.median(x) for x in (filtered_s, full_s, vec_meta_s))
+    record(
+        "top-10, filter of 1%: unfiltered / filtered (memtree)",
+        u / f,
+        at_least=20,
+        filtered_ms=f * 1e3,
+        unfiltered_ms=u * 1e3,
+    )
+    record(
+        "top-10, filter of 1%: sqlite-vec metadata filter / memtree",
+        vm / f,
+        memtree_ms=f * 1e3,
+        sqlite_vec_ms=vm * 1e3,
+    )
+    record(
+        "top-10, filter of 1%: rows sqlite-vec KNN-then-filter returns (of 10)",
+        statistics.mean(post_filter_rows),
+    )
+
+
+INGEST_ROWS, INGEST_DIM = 20_000, 384
+
+
+def test_ingest_20k_with_384d_embeddings_vs_stdlib(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    matrix = rng.standard_normal((INGEST_ROWS, INGEST_DIM), dtype=np.float32)
+    rows = _native.bench.rows(0, INGEST_ROWS)
+    # The fields a caller holds, as plain Python values.
+    fields = [(r[0], r[1], r[2], r[3], r[5], r[6], r[10], r[11], r[12]) for r in rows]
+    counter = iter(range(1000))
+    memtree_s, stdlib_s = [], []
+    for _ in range(5):
+        path = memtree_schema(tmp_path / f"m-{next(counter)}.db")
+        with memtree.Store(path) as store:
+            started = time.perf_counter()
+            store.upsert_chunks(
+                [
+                    memtree.Chunk(
+                        cid,
+                        content,
+                        kind,
+                        sid,
+                        owner,
+                        ts,
+                        token_count=tokens,
+                        seq_in_source=seq,
+                        created_at=created,
+                        embedding=matrix[i],
+                    )
+                    for i, (cid, content, kind, sid, owner, ts, tokens, seq, created) in enumerate(
+                        fields
+                    )
+                ]
+            )
+            memtree_s.append(time.perf_counter() - started)
+        conn = stdlib_connect(memtree_schema(tmp_path / f"s-{next(counter)}.db"))
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            UPSERT_SQL,
+            [
+                (
+                    cid,
+                    content,
+                    kind,
+                    sid,
+                    None,
+                    owner,
+                    ts,
+                    ts,
+                    ts,
+                    "[]",
+                    tokens,
+                    seq,
+                    created,
+                    "admitted",
+                    matrix[i].tobytes(),
+                    None,
+                    None,
+                )
+                for i, (cid, content, kind, sid, owner, ts, tokens, seq, created) in enumerate(
+                    fields
+                )
+            ],
+        )
+        conn.execute("COMMIT")
+        stdlib_s.append(time.perf_counter() - started)
+        conn.close()
+    m, s = min(memtree_s), min(stdlib_s)
+    record(
+        "ingest 20k chunks + 384-d embeddings: memtree / stdlib executemany",
+        m / s,
+        at_most=1.0,
+        memtree_ms=m * 1e3,
+        stdlib_ms=s * 1e3,
+    )
+
+
+def test_read_10k_embeddings_into_numpy_vs_stdlib(corpus: dict[str, Any]) -> None:
+    start = ROWS // 20
+    wanted = corpus["ids"][start : start + min(10_000, ROWS // 2)]
+    conn = stdlib_connect(corpus["db"])
+    ids_json = json.dumps(wanted)
+    memtree_s, stdlib_s = [], []
+    with memtree.Store(corpus["db"]) as store:
+        for _ in range(7):
+            started = time.perf_counter()
+            ours = store.get_chunk_embeddings(wanted).to_numpy()
+            memtree_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            blobs = conn.execute(
+                # json_each drives the join: rows come in the order asked.
+                "SELECT c.embedding FROM json_each(?) AS j"
+                " JOIN mem_tree_chunks AS c ON c.id = j.value",
+                (ids_json,),
+            ).fetchall()
+            theirs = np.frombuffer(b"".join(b for (b,) in blobs), "<f4").reshape(len(blobs), DIM)
+            stdlib_s.append(time.perf_counter() - started)
+    conn.close()
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(ours, corpus["matrix"][start : start + len(wanted)])
+    m, s = min(memtree_s), min(stdlib_s)
+    record(
+        "read 10k x 768 embeddings into numpy: memtree / stdlib + frombuffer",
+        m / s,
+        at_most=1.0,
+        memtree_ms=m * 1e3,
+        stdlib_ms=s * 1e3,
+    )

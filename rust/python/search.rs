@@ -1,0 +1,84 @@
+//! `Store.search_vector` and `memtree.Hit`: argument conversion, then the
+//! whole search (snapshot, filter and scan) with the GIL released.
+
+use std::hash::{Hash, Hasher};
+
+use pyo3::prelude::*;
+
+use super::vector;
+use crate::chunks::ChunkFilter;
+use crate::search::{Hit, Metric};
+use crate::store::Store;
+
+/// One search result (see the stub for documentation).
+#[pyclass(frozen, eq, name = "Hit", module = "memtree")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyHit {
+    #[pyo3(get)]
+    id: String,
+    #[pyo3(get)]
+    kind: &'static str,
+    #[pyo3(get)]
+    score: f64,
+    #[pyo3(get)]
+    vector_rank: Option<u32>,
+    #[pyo3(get)]
+    text_rank: Option<u32>,
+}
+
+impl From<Hit> for PyHit {
+    fn from(hit: Hit) -> Self {
+        PyHit {
+            id: hit.id,
+            kind: hit.kind.as_str(),
+            score: f64::from(hit.score),
+            vector_rank: hit.vector_rank,
+            text_rank: hit.text_rank,
+        }
+    }
+}
+
+#[pymethods]
+impl PyHit {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Python's own reprs, so the text reads as the constructor would.
+        let repr = |v: Bound<'_, PyAny>| -> PyResult<String> { Ok(v.repr()?.to_string()) };
+        Ok(format!(
+            "Hit(id={}, kind={}, score={}, vector_rank={}, text_rank={})",
+            repr(self.id.clone().into_pyobject(py)?.into_any())?,
+            repr(self.kind.into_pyobject(py)?.into_any())?,
+            repr(self.score.into_pyobject(py)?.into_any())?,
+            repr(self.vector_rank.into_pyobject(py)?)?,
+            repr(self.text_rank.into_pyobject(py)?)?,
+        ))
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.id,
+            self.kind,
+            self.score.to_bits(),
+            self.vector_rank,
+            self.text_rank,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+}
+
+/// `Store.search_vector` after its keyword arguments are converted.
+pub fn search_vector(
+    py: Python<'_>,
+    store: &Store,
+    vector: &Bound<'_, PyAny>,
+    k: i64,
+    filter: &ChunkFilter,
+    metric: &str,
+    include_summaries: bool,
+) -> PyResult<Vec<PyHit>> {
+    let metric = Metric::parse(metric)?;
+    let query = vector::floats(vector, "vector")?;
+    let hits = py.detach(|| store.search_vector(&query, k, metric, filter, include_summaries))?;
+    Ok(hits.into_iter().map(PyHit::from).collect())
+}

@@ -1,0 +1,306 @@
+//! The stored embeddings held in memory for search, one matrix per
+//! dimension and table, and the rule that keeps them equal to the file.
+//!
+//! Reading 100k × 768 blobs back out of SQLite costs more than scoring them,
+//! so a search scores a copy in RAM. The copy is exact, never stale:
+//!
+//! - It belongs to one SQLite connection (attached with
+//!   `sqlite3_set_clientdata` and freed by `sqlite3_close`), so a connection
+//!   that replaces another (quarantine puts a new file in place) starts empty.
+//! - It is keyed on the pager's data version (`SQLITE_FCNTL_DATA_VERSION`),
+//!   read inside the search's own read transaction, after its shared lock:
+//!   SQLite changes that number on every commit of this connection and
+//!   whenever it finds that another connection, in any process, committed
+//!   (the file change counter moved; it then drops its page cache too).
+//!   `PRAGMA data_version` would miss this connection's own commits.
+//!   Any other number rebuilds the copy from the same read transaction.
+//!
+//! Rows stay in rowid order (the order of the table scan that builds them);
+//! each row knows its rank by id, which breaks score ties.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{ffi, Connection};
+
+use super::vector::{inverse_norm, Rows};
+
+/// The rows of one table whose embedding has one dimension.
+#[derive(Debug, Default)]
+pub struct Matrix {
+    /// Width of a row.
+    pub dim: usize,
+    /// Rowid of each row, ascending.
+    pub rowids: Vec<i64>,
+    /// Primary key of each row.
+    pub ids: Vec<String>,
+    /// Each row's rank in id order (ties go to the lower rank).
+    pub id_ranks: Vec<u32>,
+    /// The values, row-major.
+    pub data: Vec<f32>,
+    /// `1 / |row|` of each row (0 for a zero row).
+    pub inverse_norms: Vec<f32>,
+}
+
+impl Matrix {
+    /// The matrix as the scan takes it.
+    pub fn rows(&self) -> Rows<'_> {
+        Rows {
+            dim: self.dim,
+            data: &self.data,
+            inverse_norms: &self.inverse_norms,
+            id_ranks: &self.id_ranks,
+        }
+    }
+
+    /// The rows of these rowids (ascending in, ascending out); rowids this
+    /// matrix does not hold (no embedding, another dimension) are skipped.
+    pub fn rows_of(&self, rowids: &[i64]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(rowids.len().min(self.rowids.len()));
+        let mut from = 0;
+        for rowid in rowids {
+            // Both lists ascend, so each search starts where the last ended.
+            let at = from + self.rowids[from..].partition_point(|r| r < rowid);
+            if at == self.rowids.len() {
+                break;
+            }
+            if self.rowids[at] == *rowid {
+                out.push(at as u32);
+            }
+            from = at;
+        }
+        out
+    }
+
+    fn push(&mut self, rowid: i64, id: String, blob: &[u8]) {
+        let start = self.data.len();
+        self.data.extend(
+            blob.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        self.inverse_norms.push(inverse_norm(&self.data[start..]));
+        self.rowids.push(rowid);
+        self.ids.push(id);
+    }
+
+    fn rank_ids(&mut self) {
+        let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+        order.sort_unstable_by(|a, b| self.ids[*a as usize].cmp(&self.ids[*b as usize]));
+        self.id_ranks = vec![0; order.len()];
+        for (rank, row) in order.into_iter().enumerate() {
+            self.id_ranks[row as usize] = rank as u32;
+        }
+    }
+}
+
+/// One table's embedded rows at one data version: a matrix per dimension.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    matrices: HashMap<usize, Matrix>,
+}
+
+impl Snapshot {
+    /// The rows of this dimension, if any.
+    pub fn matrix(&self, dim: usize) -> Option<&Matrix> {
+        self.matrices.get(&dim)
+    }
+
+    /// Floats held, for memory accounting.
+    pub fn floats(&self) -> usize {
+        self.matrices.values().map(|m| m.data.len()).sum()
+    }
+}
+
+/// Which table a snapshot copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `mem_tree_chunks`.
+    Chunks,
+    /// `mem_tree_summaries`, live rows only.
+    Summaries,
+}
+
+impl Table {
+    fn scan_sql(self) -> &'static str {
+        match self {
+            Table::Chunks => {
+                "SELECT rowid, id, embedding FROM mem_tree_chunks WHERE embedding IS NOT NULL"
+            }
+            Table::Summaries => {
+                "SELECT rowid, id, embedding FROM mem_tree_summaries \
+                 WHERE deleted = 0 AND embedding IS NOT NULL"
+            }
+        }
+    }
+}
+
+/// The per-connection cache: the last snapshot of each table and the data
+/// version it was read at.
+#[derive(Default)]
+struct Cache {
+    chunks: Option<(u32, Arc<Snapshot>)>,
+    summaries: Option<(u32, Arc<Snapshot>)>,
+}
+
+const CLIENT_DATA: &CStr = c"memtree.vector_cache";
+
+unsafe extern "C" fn free_cache(p: *mut c_void) {
+    // SAFETY: `p` is the `Box<Mutex<Cache>>` leaked by `cache_of`; SQLite
+    // calls this once, when the connection closes or the data is replaced.
+    drop(unsafe { Box::from_raw(p.cast::<Mutex<Cache>>()) });
+}
+
+/// The connection's cache, attached on first use.
+fn cache_of(conn: &Connection) -> &Mutex<Cache> {
+    // SAFETY: the handle is valid for the borrow of `conn`; memtree uses a
+    // connection from one thread at a time (behind its mutex), so attaching
+    // cannot race. The returned reference lives no longer than `conn`, and
+    // the data is freed only when the connection closes.
+    unsafe {
+        let db = conn.handle();
+        let mut p = ffi::sqlite3_get_clientdata(db, CLIENT_DATA.as_ptr());
+        if p.is_null() {
+            let boxed = Box::into_raw(Box::new(Mutex::new(Cache::default())));
+            p = boxed.cast();
+            let rc = ffi::sqlite3_set_clientdata(db, CLIENT_DATA.as_ptr(), p, Some(free_cache));
+            if rc != ffi::SQLITE_OK {
+                // Only on out-of-memory; the destructor already ran.
+                return Box::leak(Box::new(Mutex::new(Cache::default())));
+            }
+        }
+        &*p.cast::<Mutex<Cache>>()
+    }
+}
+
+/// The pager's data version of `main` (see the module notes). Call inside a
+/// read transaction, after a statement took the shared lock.
+pub fn data_version(conn: &Connection) -> rusqlite::Result<u32> {
+    let mut version: u32 = 0;
+    // SAFETY: `SQLITE_FCNTL_DATA_VERSION` writes one `unsigned int` through
+    // the pointer; the handle is valid for the borrow of `conn`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_DATA_VERSION,
+            (&mut version as *mut u32).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
+    }
+    Ok(version)
+}
+
+/// The embedded rows of `table` at the data version `version` of the read
+/// transaction open on `conn`: the cached snapshot if it was read at that
+/// version, else a new one read now (and cached).
+pub fn snapshot(conn: &Connection, table: Table, version: u32) -> rusqlite::Result<Arc<Snapshot>> {
+    let cache = cache_of(conn);
+    {
+        let guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = match table {
+            Table::Chunks => &guard.chunks,
+            Table::Summaries => &guard.summaries,
+        };
+        if let Some((at, snapshot)) = slot {
+            if *at == version {
+                return Ok(Arc::clone(snapshot));
+            }
+        }
+    }
+    // The stale copy goes first, so memory never holds two full copies.
+    {
+        let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+        match table {
+            Table::Chunks => guard.chunks = None,
+            Table::Summaries => guard.summaries = None,
+        }
+    }
+    let snapshot = Arc::new(read_snapshot(conn, table)?);
+    let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let slot = match table {
+        Table::Chunks => &mut guard.chunks,
+        Table::Summaries => &mut guard.summaries,
+    };
+    *slot = Some((version, Arc::clone(&snapshot)));
+    Ok(snapshot)
+}
+
+/// Snapshots read from the file by this process (a test counts them to prove
+/// the cache is reused, and dropped after every commit).
+static SNAPSHOT_READS: AtomicU64 = AtomicU64::new(0);
+
+/// How many snapshots this process has read from its files.
+pub fn snapshot_reads() -> u64 {
+    SNAPSHOT_READS.load(Ordering::Relaxed)
+}
+
+/// Reads every embedded row of `table`. A blob that is no float32 vector
+/// (empty, or a length not a multiple of 4) has no dimension and is skipped,
+/// as a row of another dimension is.
+fn read_snapshot(conn: &Connection, table: Table) -> rusqlite::Result<Snapshot> {
+    SNAPSHOT_READS.fetch_add(1, Ordering::Relaxed);
+    let mut stmt = conn.prepare_cached(table.scan_sql())?;
+    let mut rows = stmt.query([])?;
+    let mut matrices: HashMap<usize, Matrix> = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let Some(blob) = row.get_ref(2)?.as_blob_or_null()? else {
+            continue;
+        };
+        if blob.is_empty() || blob.len() % 4 != 0 {
+            continue;
+        }
+        let dim = blob.len() / 4;
+        let matrix = matrices.entry(dim).or_insert_with(|| Matrix {
+            dim,
+            ..Matrix::default()
+        });
+        matrix.push(row.get(0)?, row.get(1)?, blob);
+    }
+    for matrix in matrices.values_mut() {
+        matrix.rank_ids();
+        matrix.data.shrink_to_fit();
+    }
+    Ok(Snapshot { matrices })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_maps_ascending_rowids_and_skips_the_missing() {
+        let m = Matrix {
+            rowids: vec![2, 5, 9, 12],
+            ..Matrix::default()
+        };
+        assert_eq!(m.rows_of(&[1, 2, 9, 10, 12, 40]), vec![0, 2, 3]);
+        assert_eq!(m.rows_of(&[]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_data_version_moves_with_own_and_other_commits() -> rusqlite::Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.db");
+        let a = Connection::open(&path)?;
+        let b = Connection::open(&path)?;
+        a.execute_batch("CREATE TABLE t(x)")?;
+        let read = |c: &Connection| -> rusqlite::Result<u32> {
+            c.execute_batch("BEGIN; PRAGMA schema_version;")?;
+            let v = data_version(c);
+            c.execute_batch("COMMIT")?;
+            v
+        };
+        let v0 = read(&a)?;
+        assert_eq!(read(&a)?, v0, "no change, same version");
+        a.execute("INSERT INTO t VALUES (1)", [])?;
+        let v1 = read(&a)?;
+        assert_ne!(v1, v0, "own commit");
+        b.execute("INSERT INTO t VALUES (2)", [])?;
+        assert_ne!(read(&a)?, v1, "another connection's commit");
+        Ok(())
+    }
+}
