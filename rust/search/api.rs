@@ -50,6 +50,9 @@ pub struct Hit {
     pub vector_rank: Option<u32>,
     /// 1-based rank in the text ranking (text search; `None` here).
     pub text_rank: Option<u32>,
+    /// A short excerpt of the content around the best text match (text
+    /// search only).
+    pub snippet: Option<String>,
 }
 
 /// One table's part of a search: its snapshot and, when filtered, the
@@ -98,6 +101,7 @@ fn score_part(part: &Part, query: &Query, k: usize) -> Vec<(Scored, Hit)> {
                 score: s.score,
                 vector_rank: None,
                 text_rank: None,
+                snippet: None,
             };
             (s, hit)
         })

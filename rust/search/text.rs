@@ -1,0 +1,302 @@
+//! Full-text search: [`Store::search_text`] over the FTS5 indexes the schema
+//! keeps in step with chunk and summary content (see
+//! `schema::apply_text_index`), ranked by SQLite's `bm25()`.
+//!
+//! Two query syntaxes:
+//! - [`Syntax::Words`]: any text is plain words. The text is tokenised by the
+//!   index's own tokenizer (an FTS5 table in a private in-memory database,
+//!   read back through `fts5vocab`), and every distinct token is written as
+//!   an FTS5 string, so `AND`, `OR`, `NEAR`, `*`, `^`, `:`, quotes and
+//!   parentheses are only words; a row matches when it holds every token.
+//!   Text without a single token is refused, never run.
+//! - [`Syntax::Fts5`]: the FTS5 query language as SQLite documents it; a
+//!   query SQLite cannot parse is refused with SQLite's message.
+//!
+//! Filters are exact: they are terms of the same statement as the `MATCH`,
+//! before its `LIMIT`, so `k` rows come back whenever `k` rows match. The
+//! excerpt (`snippet()`) is built for the returned hits only.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, ErrorCode};
+
+use super::api::{Hit, HitKind};
+use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// How `search_text` reads its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Plain words, all required; never a syntax error.
+    Words,
+    /// SQLite's FTS5 query language.
+    Fts5,
+}
+
+impl Syntax {
+    /// The syntax named `"words"` or `"fts5"`.
+    pub fn parse(name: &str) -> Result<Syntax> {
+        match name {
+            "words" => Ok(Syntax::Words),
+            "fts5" => Ok(Syntax::Fts5),
+            other => Err(Error::invalid(
+                "syntax",
+                format!("expected 'words' or 'fts5', got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Tokens of an excerpt around the best match (`snippet()`'s limit is 64).
+const SNIPPET_TOKENS: i32 = 16;
+
+/// The tokenizer every index uses; [`tokens`] must tokenise as they do.
+pub const TOKENIZER: &str = "unicode61 remove_diacritics 2";
+
+thread_local! {
+    /// A private in-memory database whose FTS5 table tokenises query text
+    /// exactly as the indexes do (same SQLite, same tokenizer).
+    static TOKENIZER_DB: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// The distinct tokens of `text` as the index's tokenizer folds them, in
+/// order of first appearance.
+pub fn tokens(text: &str) -> rusqlite::Result<Vec<String>> {
+    TOKENIZER_DB.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let conn = Connection::open_in_memory()?;
+            conn.execute_batch(&format!(
+                "CREATE VIRTUAL TABLE words USING fts5(text, tokenize='{TOKENIZER}');
+                 CREATE VIRTUAL TABLE words_seen USING fts5vocab(words, 'instance');"
+            ))?;
+            *slot = Some(conn);
+        }
+        let conn = slot.as_ref().expect("set above");
+        // Never committed: the row lives only inside this transaction.
+        let tx = conn.unchecked_transaction()?;
+        tx.execute("INSERT INTO words(rowid, text) VALUES (1, ?1)", [text])?;
+        let mut out: Vec<String> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached("SELECT term FROM words_seen ORDER BY offset")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let term: String = row.get(0)?;
+                if !out.contains(&term) {
+                    out.push(term);
+                }
+            }
+        }
+        tx.rollback()?;
+        Ok(out)
+    })
+}
+
+/// `text` as an FTS5 query of plain words: each distinct token an FTS5
+/// string (`"` doubled), all of them required. `None` when `text` holds no
+/// token at all.
+pub fn words_query(text: &str) -> rusqlite::Result<Option<String>> {
+    let words = tokens(text)?;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    Ok(Some(quoted.join(" ")))
+}
+
+/// The SQL filter terms on the joined row `r`, numbered from `?first`.
+fn filter_terms(
+    filter: &ChunkFilter,
+    summaries: bool,
+    first: usize,
+) -> Option<(String, Vec<Value>)> {
+    // Summaries have no source or owner: such a filter admits none.
+    let sourced =
+        filter.source_kind.is_some() || filter.source_id.is_some() || filter.owner.is_some();
+    if summaries && sourced {
+        return None;
+    }
+    let mut clauses = Vec::new();
+    if summaries {
+        clauses.push("r.deleted = 0".to_owned());
+    }
+    let mut values = Vec::new();
+    let mut add = |clause: &str, value: Value| {
+        values.push(value);
+        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
+    };
+    if summaries {
+        if let Some(since) = filter.since_ms {
+            add("r.time_range_end_ms >=", Value::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            add("r.time_range_end_ms <", Value::Integer(until));
+        }
+    } else {
+        if let Some(kind) = filter.source_kind {
+            add("r.source_kind =", Value::Text(kind.as_str().to_owned()));
+        }
+        if let Some(id) = &filter.source_id {
+            add("r.source_id =", Value::Text(id.clone()));
+        }
+        if let Some(owner) = &filter.owner {
+            add("r.owner =", Value::Text(owner.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            add("r.timestamp_ms >=", Value::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            add("r.timestamp_ms <", Value::Integer(until));
+        }
+    }
+    let sql = clauses.iter().map(|c| format!(" AND {c}")).collect();
+    Some((sql, values))
+}
+
+/// One table's best `k` for `query`: `(bm25, id, rowid)`, best first, ties
+/// by id.
+fn table_top_k(
+    conn: &Connection,
+    kind: HitKind,
+    query: &str,
+    filter: &ChunkFilter,
+    k: usize,
+) -> rusqlite::Result<Vec<(f64, String, i64)>> {
+    let (table, fts) = tables(kind);
+    let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 3) else {
+        return Ok(Vec::new());
+    };
+    values.insert(0, Value::Integer(k as i64));
+    values.insert(0, Value::Text(query.to_owned()));
+    let sql = format!(
+        "SELECT bm25({fts}), r.id, r.rowid FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid \
+         WHERE {fts} MATCH ?1{terms} ORDER BY 1, 2 LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&values), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.collect()
+}
+
+/// `(content table, FTS5 index)` of a kind of hit.
+fn tables(kind: HitKind) -> (&'static str, &'static str) {
+    match kind {
+        HitKind::Chunk => ("mem_tree_chunks", "memtree_chunks_fts"),
+        HitKind::Summary => ("mem_tree_summaries", "memtree_summaries_fts"),
+    }
+}
+
+/// The excerpt of one hit's content around the query's best match.
+fn snippet(conn: &Connection, kind: HitKind, query: &str, rowid: i64) -> rusqlite::Result<String> {
+    let (_, fts) = tables(kind);
+    let sql = format!(
+        "SELECT snippet({fts}, 0, '', '', '…', {SNIPPET_TOKENS}) FROM {fts} \
+         WHERE {fts} MATCH ?1 AND rowid = ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query((query, rowid))?;
+    match rows.next()? {
+        Some(row) => Ok(row.get::<_, Option<String>>(0)?.unwrap_or_default()),
+        None => Ok(String::new()),
+    }
+}
+
+/// True for the error SQLite gives a query it cannot parse or run (FTS5
+/// reports syntax errors, unknown columns and bad options as plain
+/// `SQLITE_ERROR`); I/O, busy and corruption keep their own codes.
+fn is_query_error(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == ErrorCode::Unknown && f.extended_code == 1)
+}
+
+/// A search's outcome inside the read: the hits, or SQLite's refusal of the
+/// query.
+type Outcome = std::result::Result<Vec<(f64, Hit, i64)>, String>;
+
+impl Store {
+    /// The `k` chunks (and with `include_summaries` live summaries) whose
+    /// content best matches `query`, by `bm25()` (score = −bm25, higher is
+    /// better), ties broken by id; each hit carries its `text_rank` and an
+    /// excerpt. `k` is clamped to 1..=10000.
+    pub fn search_text(
+        &self,
+        query: &str,
+        k: i64,
+        syntax: Syntax,
+        filter: &ChunkFilter,
+        include_summaries: bool,
+    ) -> Result<Vec<Hit>> {
+        let query = match syntax {
+            Syntax::Fts5 if query.trim().is_empty() => None,
+            Syntax::Fts5 => Some(query.to_owned()),
+            Syntax::Words => words_query(query)
+                .map_err(|e| Error::sqlite("search_text: tokenise", self.path(), e))?,
+        };
+        let Some(query) = query else {
+            return Err(Error::invalid(
+                "query",
+                "holds no word to search for (empty or only punctuation)",
+            ));
+        };
+        let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
+        let mut kinds = vec![HitKind::Chunk];
+        if include_summaries {
+            kinds.push(HitKind::Summary);
+        }
+        let outcome: Outcome = self.read("search_text", |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let mut found = Vec::new();
+            for &kind in &kinds {
+                match table_top_k(&tx, kind, &query, filter, k) {
+                    Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id, rowid)| {
+                        let hit = Hit {
+                            id,
+                            kind,
+                            score: -bm25 as f32,
+                            vector_rank: None,
+                            text_rank: None,
+                            snippet: None,
+                        };
+                        (bm25, hit, rowid)
+                    })),
+                    Err(e) if is_query_error(&e) => {
+                        tx.rollback()?;
+                        return Ok(Err(e.to_string()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            found.sort_by(|a, b| {
+                a.0.partial_cmp(&b.0)
+                    .unwrap_or(Ordering::Equal)
+                    .then_with(|| a.1.id.cmp(&b.1.id))
+                    .then(a.1.kind.cmp(&b.1.kind))
+            });
+            found.truncate(k);
+            for (_, hit, rowid) in &mut found {
+                hit.snippet = Some(snippet(&tx, hit.kind, &query, *rowid)?);
+            }
+            tx.commit()?;
+            Ok(Ok(found))
+        })?;
+        let found = outcome.map_err(|message| Error::invalid("query", message))?;
+        Ok(found
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (_, mut hit, _))| {
+                hit.text_rank = Some(rank as u32 + 1);
+                hit
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;
