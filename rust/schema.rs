@@ -72,8 +72,9 @@ const MIGRATIONS: &[Migration] = &[
 /// by OpenHuman's own SQL through any SQLite with FTS5. The update trigger
 /// fires only when `content` is set and changed (`UPDATE OF content` …
 /// `WHEN`), so embedding, lifecycle and re-ingest-unchanged writes cost the
-/// index nothing. FTS5 tags itself innocuous (SQLite 3.44+), so the triggers
-/// also run under `PRAGMA trusted_schema=OFF`.
+/// index nothing. The bundled SQLite's FTS5 tags itself innocuous, so the
+/// triggers also run under `PRAGMA trusted_schema=OFF` (an SQLite 3.40
+/// writer refuses them there: "unsafe use of virtual table").
 ///
 /// `rebuild` indexes the rows already there, in this step's transaction: an
 /// interrupted build leaves the previous version and no index, and the next

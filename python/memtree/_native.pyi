@@ -376,6 +376,46 @@ class Store:
         ``k`` follows the ``limit`` rule (any int, clamped to 1..10000; a
         bool, float or str is a ``TypeError``); an unknown metric is a
         ``ValueError``."""
+    def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+        syntax: Literal["words", "fts5"] = "words",
+    ) -> list[Hit]:
+        """The ``k`` chunks whose content best matches ``query``, best first.
+
+        Ranked by SQLite's ``bm25()`` over the full-text index of chunk
+        content (tokenizer ``unicode61 remove_diacritics 2``: case and
+        accents fold); the hit's ``score`` is the negated bm25 (higher is
+        better), ties are broken by id, ``text_rank`` is the 1-based rank and
+        ``snippet`` a short excerpt around the best match. The filters are
+        those of :meth:`list_chunks`, exact and applied before the limit:
+        ``k`` rows come back whenever at least ``k`` match. With
+        ``include_summaries`` live summaries compete too (``kind="summary"``,
+        ranked in their own index): ``since``/``until`` compare their
+        ``time_range_end``, and a ``source_kind``, ``source_id`` or ``owner``
+        filter excludes them.
+
+        ``syntax="words"`` (the default): any text is plain words, all of
+        them required; quotes, ``AND``/``OR``/``NEAR``, ``*``, ``^``,
+        parentheses and colons are only words, never a syntax error. Text
+        without a single word (empty, only punctuation) is a ``ValueError``
+        naming ``query``. ``syntax="fts5"``: the FTS5 query language as
+        SQLite documents it (phrases, ``AND``/``OR``/``NOT``, ``NEAR``,
+        prefixes); a query it cannot parse is a ``ValueError`` naming
+        ``query`` with SQLite's message.
+
+        The index is kept by triggers in the transaction of every write, so a
+        search sees exactly the committed rows. ``k`` follows the ``limit``
+        rule (any int, clamped to 1..10000; a bool, float or str is a
+        ``TypeError``). The GIL is released for the whole search."""
     def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
         """Sets a chunk's raw-archive references (``raw_refs_json``, the
         reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
@@ -424,6 +464,10 @@ class Hit:
     @property
     def text_rank(self) -> int | None:
         """1-based rank in the text ranking (None for a vector search)."""
+    @property
+    def snippet(self) -> str | None:
+        """A short excerpt of the content around the best text match, ``…``
+        where text was cut (None for a vector search)."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 

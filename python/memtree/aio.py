@@ -257,6 +257,33 @@ class AsyncStore:
         """The embeddings of these chunks (``memtree.Embeddings``)."""
         return await asyncio.to_thread(self._store.get_chunk_embeddings, _strs(ids))
 
+    async def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+        syntax: Literal["words", "fts5"] = "words",
+    ) -> builtins.list[Hit]:
+        """The ``k`` chunks whose content best matches ``query`` (see ``Store.search_text``)."""
+        return await asyncio.to_thread(
+            self._store.search_text,
+            query,
+            k,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            include_summaries=include_summaries,
+            syntax=syntax,
+        )
+
     async def search_vector(
         self,
         vector: Iterable[float] | Buffer,

@@ -1,13 +1,14 @@
-//! `Store.search_vector` and `memtree.Hit`: argument conversion, then the
-//! whole search (snapshot, filter and scan) with the GIL released.
+//! `Store.search_vector`, `Store.search_text` and `memtree.Hit`: argument
+//! conversion, then the whole search (snapshot, filter and scan, or the
+//! FTS5 query) with the GIL released.
 
 use std::hash::{Hash, Hasher};
 
 use pyo3::prelude::*;
 
-use super::vector;
+use super::{convert, vector};
 use crate::chunks::ChunkFilter;
-use crate::search::{Hit, Metric};
+use crate::search::{Hit, Metric, Syntax};
 use crate::store::Store;
 
 /// One search result (see the stub for documentation).
@@ -24,6 +25,8 @@ pub struct PyHit {
     vector_rank: Option<u32>,
     #[pyo3(get)]
     text_rank: Option<u32>,
+    #[pyo3(get)]
+    snippet: Option<String>,
 }
 
 impl From<Hit> for PyHit {
@@ -34,6 +37,7 @@ impl From<Hit> for PyHit {
             score: f64::from(hit.score),
             vector_rank: hit.vector_rank,
             text_rank: hit.text_rank,
+            snippet: hit.snippet,
         }
     }
 }
@@ -44,12 +48,13 @@ impl PyHit {
         // Python's own reprs, so the text reads as the constructor would.
         let repr = |v: Bound<'_, PyAny>| -> PyResult<String> { Ok(v.repr()?.to_string()) };
         Ok(format!(
-            "Hit(id={}, kind={}, score={}, vector_rank={}, text_rank={})",
+            "Hit(id={}, kind={}, score={}, vector_rank={}, text_rank={}, snippet={})",
             repr(self.id.clone().into_pyobject(py)?.into_any())?,
             repr(self.kind.into_pyobject(py)?.into_any())?,
             repr(self.score.into_pyobject(py)?.into_any())?,
             repr(self.vector_rank.into_pyobject(py)?)?,
             repr(self.text_rank.into_pyobject(py)?)?,
+            repr(self.snippet.clone().into_pyobject(py)?)?,
         ))
     }
 
@@ -61,6 +66,7 @@ impl PyHit {
             self.score.to_bits(),
             self.vector_rank,
             self.text_rank,
+            &self.snippet,
         )
             .hash(&mut h);
         h.finish()
@@ -80,5 +86,30 @@ pub fn search_vector(
     let metric = Metric::parse(metric)?;
     let query = vector::floats(vector, "vector")?;
     let hits = py.detach(|| store.search_vector(&query, k, metric, filter, include_summaries))?;
+    Ok(hits.into_iter().map(PyHit::from).collect())
+}
+
+/// The `query` argument: a `str`.
+pub fn query_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    convert::text(value, "query")
+}
+
+/// The `syntax` argument: a `str`.
+pub fn syntax_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    convert::text(value, "syntax")
+}
+
+/// `Store.search_text` after its keyword arguments are converted.
+pub fn search_text(
+    py: Python<'_>,
+    store: &Store,
+    query: &str,
+    k: i64,
+    filter: &ChunkFilter,
+    syntax: &str,
+    include_summaries: bool,
+) -> PyResult<Vec<PyHit>> {
+    let syntax = Syntax::parse(syntax)?;
+    let hits = py.detach(|| store.search_text(query, k, syntax, filter, include_summaries))?;
     Ok(hits.into_iter().map(PyHit::from).collect())
 }

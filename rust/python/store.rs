@@ -352,6 +352,40 @@ impl PyStore {
         )
     }
 
+    #[pyo3(signature = (
+        query, k=10, *, source_kind=None, source_id=None, owner=None, since=None, until=None,
+        include_summaries=false, syntax=String::from("words")
+    ))]
+    #[pyo3(
+        text_signature = "($self, query, k=10, *, source_kind=None, source_id=None, owner=None, \
+                          since=None, until=None, include_summaries=False, syntax='words')"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = search::query_arg)] query: String,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        include_summaries: bool,
+        #[pyo3(from_py_with = search::syntax_arg)] syntax: String,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search_text(
+            py,
+            &self.inner,
+            &query,
+            k,
+            &filter,
+            &syntax,
+            include_summaries,
+        )
+    }
+
     fn set_chunk_raw_refs(
         &self,
         py: Python<'_>,
