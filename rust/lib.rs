@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod busy;
 pub mod chunk;
 pub mod chunks;
+pub mod chunks_paging;
 pub mod classify;
 pub mod clock;
 pub mod codes;

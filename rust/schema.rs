@@ -59,7 +59,38 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 6,
         apply: apply_text_index,
     },
+    // list_chunks in a total order (id last), so a cursor pages exactly.
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 7,
+        apply: apply_total_list_order_indexes,
+    },
 ];
+
+/// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC, id ASC`: a
+/// total order (chunks can share a timestamp and a sequence number), so
+/// `list_chunks(after=…)` and `iter_chunks` page by a cursor without
+/// skipping or repeating a row. Each list index of version 104 gains
+/// `id DESC` and keeps its name: walked backwards it yields exactly that
+/// order, so a list stays an index search without a temporary sort.
+fn apply_total_list_order_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, keys) in [
+        ("idx_memtree_chunks_time_seq", ""),
+        ("idx_memtree_chunks_kind_time_seq", "source_kind, "),
+        ("idx_memtree_chunks_source_id_time_seq", "source_id, "),
+        ("idx_memtree_chunks_owner_time_seq", "owner, "),
+        (
+            "idx_memtree_chunks_kind_owner_time_seq",
+            "source_kind, owner, ",
+        ),
+    ] {
+        conn.execute_batch(&format!(
+            "DROP INDEX IF EXISTS {name};
+             CREATE INDEX {name}
+                 ON mem_tree_chunks({keys}timestamp_ms, seq_in_source DESC, id DESC);"
+        ))?;
+    }
+    Ok(())
+}
 
 /// The full-text index (`search_text`): one external-content FTS5 table per
 /// table searched, holding only the index (the text stays in its row),

@@ -26,7 +26,7 @@ either message names the argument. In particular:
 
 import array
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -262,12 +262,19 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
+        after: Chunk | None = None,
     ) -> list[Chunk]:
         """Newest-first chunks matching every filter given (``since`` inclusive,
-        ``until`` exclusive); chunks of one timestamp come in reading order
-        (``seq_in_source`` ascending). ``limit`` is any ``int``, clamped to
-        1..10000 however large or negative; a ``bool``, ``float`` or ``str``
-        raises ``TypeError`` naming ``limit``."""
+        ``until`` exclusive), in a total order: ``timestamp`` descending, then
+        ``seq_in_source`` ascending (a document's chunks in reading order),
+        then ``id`` ascending. ``limit`` is any ``int``, clamped to 1..10000
+        however large or negative; a ``bool``, ``float`` or ``str`` raises
+        ``TypeError`` naming ``limit``.
+
+        ``after``: a chunk (usually the last of the previous page); only the
+        rows that follow it in that order are listed, so pages never skip or
+        repeat a row, whatever rows share its timestamp. It need not still be
+        stored. :meth:`iter_chunks` pages this way for you."""
     def explain_list_chunks(
         self,
         *,
@@ -276,11 +283,31 @@ class Store:
         owner: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: Chunk | None = None,
     ) -> list[str]:
         """SQLite's query plan for :meth:`list_chunks` with these filters, one
         line per step: every combination of filters is one ``SEARCH`` on an
         index (no filter at all: a ``SCAN`` of the time index that ``limit``
         stops), never a ``TEMP B-TREE``."""
+    def iter_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Chunk]:
+        """Every chunk matching the filters, once each, in :meth:`list_chunks`
+        order, read ``page_size`` rows at a time (each page one read, the GIL
+        released; ``page_size`` follows the ``limit`` rule).
+
+        Pages follow one another by cursor, not by offset: each costs the
+        same however far the walk has gone. Rows committed while iterating
+        are seen when the walk reaches their place in the order (an older
+        row inserted meanwhile comes up; a newer one, already behind the
+        cursor, does not); no row is yielded twice."""
     def count_chunks(self) -> int:
         """Number of chunks stored."""
     def get_lifecycle_status(self, id: str) -> str | None:

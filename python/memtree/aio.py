@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 import os
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -157,8 +158,9 @@ class AsyncStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
+        after: Chunk | None = None,
     ) -> list[Chunk]:
-        """Newest-first chunks matching every filter given."""
+        """Newest-first chunks matching every filter given (see ``Store.list_chunks``)."""
         return await asyncio.to_thread(
             self._store.list_chunks,
             source_kind=source_kind,
@@ -167,7 +169,36 @@ class AsyncStore:
             since=since,
             until=until,
             limit=limit,
+            after=after,
         )
+
+    async def iter_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Chunk]:
+        """Every chunk matching the filters, once each, one page per read off
+        the loop (see ``Store.iter_chunks``)."""
+        pages = self._store.iter_chunks(
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            page_size=page_size,
+        )
+        page_size = max(1, min(page_size, 10_000))
+        while True:
+            page = await asyncio.to_thread(list, itertools.islice(pages, page_size))
+            for chunk in page:
+                yield chunk
+            if len(page) < page_size:
+                return
 
     async def explain_list_chunks(
         self,
@@ -177,6 +208,7 @@ class AsyncStore:
         owner: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: Chunk | None = None,
     ) -> list[str]:
         """SQLite's query plan for :meth:`list_chunks` with these filters."""
         return await asyncio.to_thread(
@@ -186,6 +218,7 @@ class AsyncStore:
             owner=owner,
             since=since,
             until=until,
+            after=after,
         )
 
     async def count_chunks(self) -> int:

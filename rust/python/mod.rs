@@ -14,6 +14,7 @@ mod errors;
 mod imports;
 mod jobs;
 mod logging;
+mod paging;
 mod payload;
 mod search;
 mod store;

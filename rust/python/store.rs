@@ -11,8 +11,9 @@ use pyo3::PyTypeInfo;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
-use super::{search, vector};
+use super::{paging, search, vector};
 use crate::chunks::ChunkFilter;
+use crate::chunks_paging::{ChunkPages, ListCursor};
 use crate::store::Store;
 
 /// A handle on one memtree database (see the stub for documentation).
@@ -152,7 +153,10 @@ impl PyStore {
         PyChunk::wrap_all(py, found)
     }
 
-    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100))]
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100,
+        after=None
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn list_chunks(
         &self,
@@ -163,14 +167,18 @@ impl PyStore {
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::clamped_limit)] limit: i64,
+        #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
-        let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
+        let found = py.detach(|| self.inner.list_chunks_after(&filter, after.as_ref(), limit))?;
         PyChunk::wrap_all(py, found)
     }
 
     /// The query plan of `list_chunks` for these filters (for tests and tuning).
-    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None))]
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, after=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn explain_list_chunks(
         &self,
         py: Python<'_>,
@@ -179,9 +187,33 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<String>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
-        Ok(py.detach(|| self.inner.explain_list_chunks(&filter))?)
+        Ok(py.detach(|| {
+            self.inner
+                .explain_list_chunks_after(&filter, after.as_ref())
+        })?)
+    }
+
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, page_size=1000
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn iter_chunks(
+        slf: Py<Self>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = paging::page_size_arg)] page_size: i64,
+    ) -> PyResult<paging::PyChunkIterator> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        Ok(paging::PyChunkIterator::new(
+            slf,
+            ChunkPages::new(filter, page_size),
+        ))
     }
 
     fn count_chunks(&self, py: Python<'_>) -> PyResult<i64> {
