@@ -58,6 +58,22 @@ def rss_mb() -> float:
     return float("nan")
 
 
+#: Pause before each timed call. numpy's OpenBLAS threads spin after a
+#: matrix product (up to 2^28 cycles, about 0.1 s, by default), and on a
+#: 2-core machine they take the CPU from whatever is timed next (measured:
+#: memtree's process CPU per query 27 ms with OPENBLAS_NUM_THREADS=1, 42-78
+#: ms interleaved with spinning workers).
+SETTLE_S = 0.2
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    """Wall seconds of ``fn()`` started from a quiet process, and its result."""
+    time.sleep(SETTLE_S)
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
 def overlap(a: list[str], b: list[str]) -> int:
     """Ids two top-k lists share: float32 sums in another order may swap
     two rows whose scores differ in the last bits at the k-th place."""
@@ -131,17 +147,16 @@ def test_top10_cosine_100k_x_768(corpus: dict[str, Any]) -> None:
         agree_numpy, agree_vec = [], []
         for q in queries:
             # Interleaved, so load from other tenants hits all three alike.
-            started = time.perf_counter()
-            hits = store.search_vector(q, K)
-            memtree_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            top = numpy_top_k(corpus["normalised"], q, K)
-            numpy_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            found = vec.execute(
-                "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ?", (q.tobytes(), K)
-            ).fetchall()
-            vec_s.append(time.perf_counter() - started)
+            elapsed, hits = timed(lambda q=q: store.search_vector(q, K))
+            memtree_s.append(elapsed)
+            elapsed, top = timed(lambda q=q: numpy_top_k(corpus["normalised"], q, K))
+            numpy_s.append(elapsed)
+            elapsed, found = timed(
+                lambda q=q: vec.execute(
+                    "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ?", (q.tobytes(), K)
+                ).fetchall()
+            )
+            vec_s.append(elapsed)
             ours = [h.id for h in hits]
             agree_numpy.append(overlap(ours, [ids[i] for i in top]))
             agree_vec.append(overlap(ours, [ids[r - 1] for (r,) in found]))
@@ -177,12 +192,10 @@ def test_top10_with_a_filter_of_1_percent(corpus: dict[str, Any]) -> None:
         filtered_s, full_s, vec_meta_s = [], [], []
         post_filter_rows, agree = [], []
         for q in queries:
-            started = time.perf_counter()
-            hits = store.search_vector(q, K, **window)
-            filtered_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            store.search_vector(q, K)
-            full_s.append(time.perf_counter() - started)
+            elapsed, hits = timed(lambda q=q: store.search_vector(q, K, **window))
+            filtered_s.append(elapsed)
+            elapsed, _ = timed(lambda q=q: store.search_vector(q, K))
+            full_s.append(elapsed)
             # Exact: numpy over the window's rows only.
             rows = np.flatnonzero(in_window)
             top = rows[numpy_top_k(normalised[rows], q, K)]
@@ -198,12 +211,13 @@ def test_top10_with_a_filter_of_1_percent(corpus: dict[str, Any]) -> None:
             ).fetchall()
             post_filter_rows.append(len(post))
             # And with its metadata-column filter inside the KNN.
-            started = time.perf_counter()
-            meta = vec.execute(
-                "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ? AND ts >= ? AND ts < ?",
-                (q.tobytes(), K, since, until),
-            ).fetchall()
-            vec_meta_s.append(time.perf_counter() - started)
+            elapsed, meta = timed(
+                lambda q=q: vec.execute(
+                    "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ? AND ts >= ? AND ts < ?",
+                    (q.tobytes(), K, since, until),
+                ).fetchall()
+            )
+            vec_meta_s.append(elapsed)
             assert len(meta) == K
     assert min(agree) >= K - 1, agree
     f, u, vm = (statistics.median(x) for x in (filtered_s, full_s, vec_meta_s))

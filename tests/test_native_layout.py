@@ -30,6 +30,7 @@ HOOKS = {
         "reset_io_stats",
         "set_circuit_cooldown",
         "set_group_commit_limit",
+        "vector_cache_reads",
     },
     "bench": {
         "chunk_columns",

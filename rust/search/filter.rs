@@ -134,6 +134,41 @@ mod tests {
         assert_eq!(summary_scope(&by_owner), Scope::Nothing);
     }
 
+    /// Every filter set walks an index (the plan names one), never a scan
+    /// of the table.
+    #[test]
+    fn every_filter_set_is_answered_from_an_index() -> crate::Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = crate::Store::open_file(&dir.path().join("f.db"))?;
+        let conn = Connection::open(store.path()).expect("open");
+        let some = |k: bool, s: bool, o: bool, t: bool| ChunkFilter {
+            source_kind: k.then_some(SourceKind::Chat),
+            source_id: s.then(|| "s".to_owned()),
+            owner: o.then(|| "o".to_owned()),
+            since_ms: t.then_some(1),
+            until_ms: t.then_some(9),
+        };
+        for bits in 1..16u8 {
+            let filter = some(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            let Scope::Rows(q) = chunk_scope(&filter) else {
+                panic!("expected rows")
+            };
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", q.sql))
+                .expect("plan");
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(&q.values), |r| r.get(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("plan");
+            assert!(
+                plan.iter().any(|step| step.contains("USING")),
+                "{filter:?}: {plan:?}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn chunk_terms_are_bound_in_order() {
         let filter = ChunkFilter {

@@ -1,16 +1,16 @@
 //! Exact top-k over float32 vectors: the three metrics, their scoring
 //! kernels and the selection of the k best rows.
 //!
-//! The kernels keep 32 independent `f32` accumulators so LLVM turns the
-//! loop into SIMD lanes without being allowed to reassociate floating-point
-//! adds (no fast-math): each lane sums its own strided subsequence, the lanes
-//! are added once at the end. The same loop is compiled twice: for the
-//! baseline target (SSE2 on x86-64) and, picked once per process when the
-//! CPU has them, with AVX2 and FMA (`#[target_feature]`, measured 2-3x less
-//! CPU per scan than SSE2 on the 768-d bench). One process always uses one
-//! kernel, so equal rows get bit-for-bit equal scores and ties are real ties.
-//! A scan of more than [`PARALLEL_FLOATS`] floats is split across the
-//! machine's cores.
+//! Two kernels, one picked per process: with AVX2 and FMA (intrinsics, four
+//! 8-lane accumulators) when the CPU has both, else a portable loop of 32
+//! independent `f32` accumulators that LLVM vectorises for the baseline
+//! target without reassociating floating-point adds (no fast-math). The AVX2
+//! kernel halves the CPU of a 100k x 768 scan (56 -> 27 ms measured; LLVM
+//! gives the portable loop 128-bit lanes even with AVX2 enabled). One process
+//! always uses one kernel, so equal rows get bit-for-bit equal scores and
+//! ties are real ties. Rows are scored in blocks of [`BLOCK_ROWS`], then
+//! offered to a bounded heap; a scan of more than [`PARALLEL_FLOATS`] floats
+//! is split across the machine's cores.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
