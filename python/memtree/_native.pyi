@@ -443,6 +443,32 @@ class Store:
         search sees exactly the committed rows. ``k`` follows the ``limit``
         rule (any int, clamped to 1..10000; a bool, float or str is a
         ``TypeError``). The GIL is released for the whole search."""
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        vector: Iterable[float] | Buffer | None = None,
+        k: int = 10,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+    ) -> list[Hit]:
+        """Hybrid search: ``text`` (plain words, as :meth:`search_text`) and
+        ``vector`` (cosine, as :meth:`search_vector`) fused by reciprocal
+        rank fusion, best first.
+
+        With both, each search ranks the rows matching the filters to a depth
+        of ``max(k, 100)``, and a hit scores ``1 / (60 + rank)`` summed over
+        the lists that hold it: ``score`` is that sum, ``text_rank`` and
+        ``vector_rank`` its rank in each list (None when the list does not
+        hold it), ``snippet`` the excerpt when its content matches the text.
+        Ties are broken by id. With only one of them, that search alone
+        (its own scores). Neither is a ``ValueError`` naming ``text``; the
+        arguments are checked as the single searches check them, before
+        either runs."""
     def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
         """Sets a chunk's raw-archive references (``raw_refs_json``, the
         reference's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one

@@ -290,6 +290,33 @@ class AsyncStore:
         """The embeddings of these chunks (``memtree.Embeddings``)."""
         return await asyncio.to_thread(self._store.get_chunk_embeddings, _strs(ids))
 
+    async def search(
+        self,
+        *,
+        text: str | None = None,
+        vector: Iterable[float] | Buffer | None = None,
+        k: int = 10,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+    ) -> builtins.list[Hit]:
+        """Text and vector search fused by RRF, or either alone (see ``Store.search``)."""
+        return await asyncio.to_thread(
+            self._store.search,
+            text=text,
+            vector=None if vector is None else _vector(vector),
+            k=k,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            include_summaries=include_summaries,
+        )
+
     async def search_text(
         self,
         query: str,

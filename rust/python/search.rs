@@ -1,4 +1,5 @@
-//! `Store.search_vector`, `Store.search_text` and `memtree.Hit`: argument
+//! `Store.search_vector`, `Store.search_text`, `Store.search` and
+//! `memtree.Hit`: argument
 //! conversion, then the whole search (snapshot, filter and scan, or the
 //! FTS5 query) with the GIL released.
 
@@ -111,5 +112,36 @@ pub fn search_text(
 ) -> PyResult<Vec<PyHit>> {
     let syntax = Syntax::parse(syntax)?;
     let hits = py.detach(|| store.search_text(query, k, syntax, filter, include_summaries))?;
+    Ok(hits.into_iter().map(PyHit::from).collect())
+}
+
+/// `Store.search` after its keyword arguments are converted: `text` a
+/// `str` or None, `vector` a float buffer, an iterable of floats or None.
+pub fn search(
+    py: Python<'_>,
+    store: &Store,
+    text: Option<&Bound<'_, PyAny>>,
+    vector: Option<&Bound<'_, PyAny>>,
+    k: i64,
+    filter: &ChunkFilter,
+    include_summaries: bool,
+) -> PyResult<Vec<PyHit>> {
+    let text = text
+        .filter(|t| !t.is_none())
+        .map(|t| convert::text(t, "text"))
+        .transpose()?;
+    let vector = vector
+        .filter(|v| !v.is_none())
+        .map(|v| vector::floats(v, "vector"))
+        .transpose()?;
+    let hits = py.detach(|| {
+        store.search(
+            text.as_deref(),
+            vector.as_deref(),
+            k,
+            filter,
+            include_summaries,
+        )
+    })?;
     Ok(hits.into_iter().map(PyHit::from).collect())
 }

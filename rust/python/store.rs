@@ -418,6 +418,28 @@ impl PyStore {
         )
     }
 
+    #[pyo3(signature = (
+        *, text=None, vector=None, k=10, source_kind=None, source_id=None, owner=None,
+        since=None, until=None, include_summaries=false
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        text: Option<&Bound<'_, PyAny>>,
+        vector: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        include_summaries: bool,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search(py, &self.inner, text, vector, k, &filter, include_summaries)
+    }
+
     fn set_chunk_raw_refs(
         &self,
         py: Python<'_>,

@@ -8,11 +8,14 @@
 //!   detection so a search always sees the committed state;
 //! - [`api`]: [`crate::Store::search_vector`] and the [`Hit`] it returns;
 //! - [`text`]: [`crate::Store::search_text`], full-text search over the FTS5
-//!   indexes the schema keeps in step with the content.
+//!   indexes the schema keeps in step with the content;
+//! - [`hybrid`]: [`crate::Store::search`], text and vector fused by
+//!   reciprocal rank fusion.
 
 pub mod api;
 pub mod cache;
 pub mod filter;
+pub mod hybrid;
 pub mod text;
 pub mod vector;
 

@@ -159,15 +159,14 @@ fn filter_terms(
     Some((sql, values))
 }
 
-/// One table's best `k` for `query`: `(bm25, id, rowid)`, best first, ties
-/// by id.
+/// One table's best `k` for `query`: `(bm25, id)`, best first, ties by id.
 fn table_top_k(
     conn: &Connection,
     kind: HitKind,
     query: &str,
     filter: &ChunkFilter,
     k: usize,
-) -> rusqlite::Result<Vec<(f64, String, i64)>> {
+) -> rusqlite::Result<Vec<(f64, String)>> {
     let (table, fts) = tables(kind);
     let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 3) else {
         return Ok(Vec::new());
@@ -175,13 +174,11 @@ fn table_top_k(
     values.insert(0, Value::Integer(k as i64));
     values.insert(0, Value::Text(query.to_owned()));
     let sql = format!(
-        "SELECT bm25({fts}), r.id, r.rowid FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid \
+        "SELECT bm25({fts}), r.id FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid \
          WHERE {fts} MATCH ?1{terms} ORDER BY 1, 2 LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(&values), |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })?;
+    let rows = stmt.query_map(params_from_iter(&values), |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
@@ -193,19 +190,41 @@ fn tables(kind: HitKind) -> (&'static str, &'static str) {
     }
 }
 
-/// The excerpt of one hit's content around the query's best match.
-fn snippet(conn: &Connection, kind: HitKind, query: &str, rowid: i64) -> rusqlite::Result<String> {
-    let (_, fts) = tables(kind);
+/// The excerpt of one row's content around the query's best match, `None`
+/// when the row does not match. The row is found by id first, so FTS5 gets
+/// a `rowid =` constraint and reads one row's entries, not every match.
+fn snippet(
+    conn: &Connection,
+    kind: HitKind,
+    query: &str,
+    id: &str,
+) -> rusqlite::Result<Option<String>> {
+    let (table, fts) = tables(kind);
     let sql = format!(
         "SELECT snippet({fts}, 0, '', '', '…', {SNIPPET_TOKENS}) FROM {fts} \
-         WHERE {fts} MATCH ?1 AND rowid = ?2"
+         WHERE {fts} MATCH ?1 AND rowid = (SELECT rowid FROM {table} WHERE id = ?2)"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query((query, rowid))?;
+    let mut rows = stmt.query((query, id))?;
     match rows.next()? {
-        Some(row) => Ok(row.get::<_, Option<String>>(0)?.unwrap_or_default()),
-        None => Ok(String::new()),
+        Some(row) => Ok(Some(row.get::<_, Option<String>>(0)?.unwrap_or_default())),
+        None => Ok(None),
     }
+}
+
+/// The FTS5 query a text search runs for `query` in `syntax`.
+pub(crate) fn match_query(query: &str, syntax: Syntax) -> Result<String> {
+    let fts = match syntax {
+        Syntax::Fts5 if query.trim().is_empty() => None,
+        Syntax::Fts5 => Some(query.to_owned()),
+        Syntax::Words => words_query(query).map_err(|e| Error::invalid("query", e.to_string()))?,
+    };
+    fts.ok_or_else(|| {
+        Error::invalid(
+            "query",
+            "holds no word to search for (empty or only punctuation)",
+        )
+    })
 }
 
 /// True for the error SQLite gives a query it cannot parse or run (FTS5
@@ -218,7 +237,7 @@ fn is_query_error(e: &rusqlite::Error) -> bool {
 
 /// A search's outcome inside the read: the hits, or SQLite's refusal of the
 /// query.
-type Outcome = std::result::Result<Vec<(f64, Hit, i64)>, String>;
+type Outcome = std::result::Result<Vec<(f64, Hit)>, String>;
 
 impl Store {
     /// The `k` chunks (and with `include_summaries` live summaries) whose
@@ -233,18 +252,20 @@ impl Store {
         filter: &ChunkFilter,
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
-        let query = match syntax {
-            Syntax::Fts5 if query.trim().is_empty() => None,
-            Syntax::Fts5 => Some(query.to_owned()),
-            Syntax::Words => words_query(query)
-                .map_err(|e| Error::sqlite("search_text: tokenise", self.path(), e))?,
-        };
-        let Some(query) = query else {
-            return Err(Error::invalid(
-                "query",
-                "holds no word to search for (empty or only punctuation)",
-            ));
-        };
+        let fts = match_query(query, syntax)?;
+        self.text_hits(&fts, k, filter, include_summaries, true)
+    }
+
+    /// [`Store::search_text`] for an FTS5 query already built, excerpts
+    /// optional (a hybrid search builds them for its fused hits only).
+    pub(crate) fn text_hits(
+        &self,
+        fts: &str,
+        k: i64,
+        filter: &ChunkFilter,
+        include_summaries: bool,
+        snippets: bool,
+    ) -> Result<Vec<Hit>> {
         let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
         let mut kinds = vec![HitKind::Chunk];
         if include_summaries {
@@ -254,8 +275,8 @@ impl Store {
             let tx = conn.unchecked_transaction()?;
             let mut found = Vec::new();
             for &kind in &kinds {
-                match table_top_k(&tx, kind, &query, filter, k) {
-                    Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id, rowid)| {
+                match table_top_k(&tx, kind, fts, filter, k) {
+                    Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id)| {
                         let hit = Hit {
                             id,
                             kind,
@@ -264,7 +285,7 @@ impl Store {
                             text_rank: None,
                             snippet: None,
                         };
-                        (bm25, hit, rowid)
+                        (bm25, hit)
                     })),
                     Err(e) if is_query_error(&e) => {
                         tx.rollback()?;
@@ -280,8 +301,10 @@ impl Store {
                     .then(a.1.kind.cmp(&b.1.kind))
             });
             found.truncate(k);
-            for (_, hit, rowid) in &mut found {
-                hit.snippet = Some(snippet(&tx, hit.kind, &query, *rowid)?);
+            if snippets {
+                for (_, hit) in &mut found {
+                    hit.snippet = snippet(&tx, hit.kind, fts, &hit.id)?;
+                }
             }
             tx.commit()?;
             Ok(Ok(found))
@@ -290,11 +313,29 @@ impl Store {
         Ok(found
             .into_iter()
             .enumerate()
-            .map(|(rank, (_, mut hit, _))| {
+            .map(|(rank, (_, mut hit))| {
                 hit.text_rank = Some(rank as u32 + 1);
                 hit
             })
             .collect())
+    }
+
+    /// Sets the excerpt of every hit whose content matches `fts`, in one
+    /// read.
+    pub(crate) fn add_snippets(&self, fts: &str, hits: &mut [Hit]) -> Result<()> {
+        let excerpts = self.read("search: snippets", |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let out = hits
+                .iter()
+                .map(|hit| snippet(&tx, hit.kind, fts, &hit.id))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(out)
+        })?;
+        for (hit, excerpt) in hits.iter_mut().zip(excerpts) {
+            hit.snippet = excerpt;
+        }
+        Ok(())
     }
 }
 
