@@ -399,3 +399,37 @@ fn words_are_only_words_and_filters_are_exact() -> TestResult {
     assert_eq!(ids(&hits), ["a"]);
     Ok(())
 }
+
+/// A run of tied rows longer than the first read's slack is still cut by
+/// id, with and without a filter (the index-only and the joined plan).
+#[test]
+fn long_runs_of_ties_are_cut_by_id() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = Store::open_file(&dir.path().join("s.db"))?;
+    // 200 identical rows (equal bm25), ids inserted in reverse order, and
+    // one better row.
+    let mut rows: Vec<Chunk> = (0..200)
+        .rev()
+        .map(|i| chunk(&format!("t{i:03}"), "s", "u", i, "tied words here"))
+        .collect();
+    rows.push(chunk("best", "s", "u", 0, "tied tied tied"));
+    store.upsert_chunks(&rows)?;
+    let all = ChunkFilter::default();
+    let by_owner = ChunkFilter {
+        owner: Some("u".into()),
+        ..ChunkFilter::default()
+    };
+    for filter in [&all, &by_owner] {
+        for k in [1, 10, 70, 150, 300] {
+            let hits = store.search_text("tied", k, Syntax::Words, filter, false)?;
+            let mut want = vec!["best".to_owned()];
+            want.extend((0..200).map(|i| format!("t{i:03}")));
+            want.truncate(k as usize);
+            assert_eq!(
+                ids(&hits),
+                want.iter().map(String::as_str).collect::<Vec<_>>()
+            );
+        }
+    }
+    Ok(())
+}
