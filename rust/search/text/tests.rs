@@ -433,3 +433,50 @@ fn long_runs_of_ties_are_cut_by_id() -> TestResult {
     }
     Ok(())
 }
+
+/// The excerpt built in the scratch table is the one `snippet()` gives on
+/// the store's own index (it uses no index statistics).
+#[test]
+fn excerpts_equal_snippet_on_the_index() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = Store::open_file(&dir.path().join("s.db"))?;
+    let words = [
+        "river", "stone", "otter", "Crème", "reed", "night", "moss", "heron", "pike", "willow",
+    ];
+    let rows: Vec<Chunk> = (0..120)
+        .map(|i| {
+            let text: Vec<&str> = (0..(10 + i % 50))
+                .map(|j| words[(i * 7 + j * (1 + i % 3)) % words.len()])
+                .collect();
+            chunk(&format!("e{i:03}"), "s", "u", i as i64, &text.join(" "))
+        })
+        .collect();
+    store.upsert_chunks(&rows)?;
+    let raw = Connection::open(store.path())?;
+    for (query, syntax) in [
+        ("otter", Syntax::Words),
+        ("creme heron", Syntax::Words),
+        ("pike OR willow", Syntax::Fts5),
+        ("\"river stone\"", Syntax::Fts5),
+    ] {
+        let fts = match_query(query, syntax)?;
+        let hits = store.search_text(query, 50, syntax, &ChunkFilter::default(), false)?;
+        assert!(!hits.is_empty(), "{query}");
+        for hit in hits {
+            let want: String = raw.query_row(
+                "SELECT snippet(memtree_chunks_fts, 0, '', '', '…', 16) FROM memtree_chunks_fts
+                 WHERE memtree_chunks_fts MATCH ?1
+                 AND rowid = (SELECT rowid FROM mem_tree_chunks WHERE id = ?2)",
+                (&fts, &hit.id),
+                |r| r.get(0),
+            )?;
+            assert_eq!(
+                hit.snippet.as_deref(),
+                Some(want.as_str()),
+                "{query} {}",
+                hit.id
+            );
+        }
+    }
+    Ok(())
+}
