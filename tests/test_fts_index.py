@@ -197,3 +197,38 @@ def test_a_newer_file_is_refused_unchanged(tmp_path: Path) -> None:
     with pytest.raises(memtree.MemtreeError):
         memtree.Store(db)
     assert db.read_bytes() == before
+
+
+def test_salvage_of_a_quarantined_file_indexes_every_row_it_brings_back(tmp_path: Path) -> None:
+    from test_recovery_protocol import corrupt_last_index_page
+
+    db = tmp_path / "chunks.db"
+    with memtree.Store(db) as store:
+        store.upsert_chunks([chunk(i) for i in range(60)])
+    corrupt_last_index_page(db)
+    with memtree.Store(db) as store:
+        with pytest.raises(memtree.CorruptDatabaseError) as info:
+            store.check(full=True)
+        assert info.value.quarantined_path is not None, "the salvage ran"
+        assert store.count_chunks() == 60
+        assert [h.id for h in store.search_text("word7")] == ["c00007"]
+    found = check_index(db)
+    assert len(found["common"]) == 60
+
+
+def test_merged_stranded_rows_are_indexed(tmp_path: Path) -> None:
+    from reference_db import create_reference_db
+    from test_recovery_protocol import strand_a_wal_as_the_last_release_did
+
+    db = tmp_path / "chunks.db"
+    ids = set(create_reference_db(db, chunks=6, wal_frames_only=3))
+    strand_a_wal_as_the_last_release_did(db)
+    with memtree.Store(db) as store:
+        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+        merged = testing.open_counters(db)["stranded_merged"]
+        assert merged == 1, "the merge ran"
+        contents = {c.id: c.content for c in store.get_chunks(sorted(ids))}
+        for chunk_id, content in contents.items():
+            # Every word of its own content: the row matches itself.
+            assert chunk_id in {h.id for h in store.search_text(content, 100)}
+    check_index(db)
