@@ -62,6 +62,7 @@ bench: $(BENCH_STAMP)  ## Release build, then the pytest-benchmark suites and ta
 	$(ACTIVATE) maturin develop --release --quiet
 	rm -f $(NATIVE_STAMP)  # the next `make build` puts the debug build back
 	$(BIN)/python -m pytest benches -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+	$(BIN)/python benches/bench_trees.py
 
 .PHONY: docs
 docs: $(DEPS_STAMP)  ## Build the documentation site into site/ (mkdocs build --strict: any warning fails)

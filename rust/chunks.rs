@@ -758,7 +758,7 @@ fn list_query(
 }
 
 /// The [`Chunk`] in a row selected with the [`CHUNK_COLUMNS`] list.
-fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
+pub(crate) fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
     let kind: String = row.get(col!("source_kind"))?;
     let source_kind = kind.parse().map_err(|()| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -44,6 +44,7 @@ use crate::fork::{self, ForkLocal};
 use crate::group_commit::{GroupCommit, GroupStats};
 use crate::journal::{self, JournalSetup, TARGET_JOURNAL_MODE};
 use crate::path_guard::{self, Claim};
+use crate::quarantine;
 use crate::recovery;
 use crate::salvage;
 use crate::schema::{self, MigrateError};
@@ -170,14 +171,15 @@ impl Database {
         move |e| Error::sqlite(context, &self.path, e)
     }
 
-    /// Moves the (corrupt) file aside with its side files and puts a fresh,
-    /// empty database in its place, under the init lock and the connection
-    /// mutex: every handle sharing this database continues on the new file,
-    /// and none can write into the quarantined one. Returns its new name.
-    /// `cause` is the failure that revealed the corruption.
+    /// Copies the (corrupt) file aside and rebuilds it in place, on the same
+    /// inode, with every row still readable (see [`crate::quarantine`]),
+    /// under the init lock and the connection mutex: every handle sharing
+    /// this database continues on the rebuilt file, and other processes see
+    /// the old file or the rebuilt one. Returns the copy's name. `cause` is
+    /// the failure that revealed the corruption.
     ///
     /// If the path no longer names this database's file (it was moved or
-    /// deleted while open), nothing is moved: the file now at the path is
+    /// deleted while open), nothing is touched: the file now at the path is
     /// not the one found corrupt.
     pub fn quarantine_and_rebuild(&self, cause: &Error) -> Result<PathBuf> {
         self.check_process()?;
@@ -195,8 +197,8 @@ impl Database {
             ));
         }
         if let Some(old) = guard.take() {
-            // Closing first: the old connection's handle must not outlive the
-            // rename (on Unix it would keep writing into the moved inode).
+            // The file keeps its inode, so the old connection would see the
+            // rebuilt file; a fresh one starts from a clean configuration.
             let _ = old.close();
         }
         let (quarantined, conn, setup) = quarantine_and_reopen(&self.path, cause)?;
@@ -380,21 +382,20 @@ pub fn open_database_as(path: &Path, claim: Claim) -> Result<OpenOutcome> {
     })
 }
 
-/// Moves the corrupt file at `key` (with its side files) aside, counts and
-/// reports it, and opens a fresh database in its place. The caller holds the
+/// Copies the corrupt file at `key` aside and rebuilds it in place, counts
+/// and reports it, and opens a connection to the rebuilt file. The caller holds the
 /// init lock and no connection to the file is open.
 fn quarantine_and_reopen(key: &Path, cause: &Error) -> Result<(PathBuf, Connection, JournalSetup)> {
-    let quarantined = recovery::quarantine(key)?;
+    // The rows still readable are back in the rebuilt file by the time it
+    // replaces the damaged one (same transaction); the copy is kept.
+    let quarantined = quarantine::quarantine_in_place(key)?;
     bump(key, |c| c.quarantines += 1);
-    events::quarantined(key, cause.sqlite_code(), &quarantined);
-    let (conn, setup) = open_connection(key)?;
-    // A file moved aside is not kept until its rows are back: whatever the
-    // damaged file still yields is copied into the fresh one now.
-    match salvage::salvage_quarantined(&conn, key, &quarantined) {
-        Ok(report) => events::salvaged(key, &quarantined, &report),
-        Err(e) => events::stranded_left(key, &quarantined, &e.to_string()),
+    events::quarantined(key, cause.sqlite_code(), &quarantined.aside);
+    if let Some(report) = &quarantined.salvaged {
+        events::salvaged(key, &quarantined.aside, report);
     }
-    Ok((quarantined, conn, setup))
+    let (conn, setup) = open_connection(key)?;
+    Ok((quarantined.aside, conn, setup))
 }
 
 /// Caches a freshly opened connection as the shared database for `key`.
@@ -449,11 +450,20 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
         .map_err(|e| Error::sqlite("open", path, e))?;
+    distrust_schema(&conn, path)?;
     // The store's upsert of a large batch reads it through this table
     // (`crate::chunks::upsert_in`); registering is in-memory, no I/O.
     crate::batch_rows::register(&conn)
         .map_err(|e| Error::sqlite("register the batch rows table", path, e))?;
     Ok(conn)
+}
+
+/// Stops SQL functions and virtual tables from running inside the views,
+/// triggers and CHECK constraints of a schema memtree did not write (a
+/// planted or attached file's): `PRAGMA trusted_schema = OFF`, no I/O.
+pub fn distrust_schema(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::sqlite("distrust the schema", path, e))
 }
 
 /// Brings the schema of `conn` (the database at `path`) to the current version.
@@ -474,7 +484,12 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<schema::Migr
 /// connection never needs the `-shm`; a file that must be refused is refused
 /// from reads before anything writes.
 fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
-    let stranded = salvage::adopt_legacy_bundles(path);
+    // Files beside the database that earlier releases left are reported,
+    // never merged on open: only `memtree recover --adopt` brings them in.
+    salvage::keep_legacy_bases(path);
+    for (file, note) in salvage::describe_unadopted(path) {
+        events::stranded_left(path, &file, &note);
+    }
     let left_wal = if recovery::is_wal_era(path) {
         recovery::recover_side_files(path)?.checkpointed_wal
     } else {
@@ -492,8 +507,6 @@ fn open_connection(path: &Path) -> Result<(Connection, JournalSetup)> {
     if report.steps_applied > 0 {
         bump(path, |c| c.schema_inits += 1);
     }
-    let merged = salvage::merge_stranded(&conn, path, stranded);
-    bump(path, |c| c.stranded_merged += merged.merged.len() as u64);
     Ok((conn, setup))
 }
 
@@ -533,6 +546,18 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_distrusts_the_schema() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
+        let db = open_database(&dir.path().join("chunks.db"))?.db;
+        let trusted: i64 = db.with_conn(|conn| {
+            conn.query_row("PRAGMA trusted_schema", [], |r| r.get(0))
+                .map_err(db.err("read trusted_schema"))
+        })?;
+        assert_eq!(trusted, 0);
+        Ok(())
+    }
+
+    #[test]
     fn a_moved_file_keeps_its_handles_and_new_opens_get_the_path() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", Path::new("."), e))?;
         let path = dir.path().join("chunks.db");
@@ -553,7 +578,14 @@ mod tests {
         fs::rename(&path, &moved).map_err(|e| Error::io("rename", &path, e))?;
         let second = open_database(&path)?.db;
         assert!(!Arc::ptr_eq(&first, &second), "moved: a new connection");
-        assert_eq!((count(&first)?, count(&second)?), (1, 0));
+        assert_eq!(count(&second)?, 0);
+        // The old handle reads no more: its path names another file, whose
+        // journal it must never take for its own.
+        let read = count(&first);
+        assert_eq!(
+            read.err().and_then(|e| e.sqlite_code()),
+            Some(rusqlite::ffi::SQLITE_READONLY_DBMOVED)
+        );
         assert!(Arc::ptr_eq(&second, &open_database(&path)?.db));
 
         // The old handle finds no file of its own at the path: no quarantine.

@@ -66,8 +66,8 @@ pub enum Error {
         /// What was found instead.
         reason: String,
     },
-    /// The database was corrupt: it was moved aside (with its side files) to
-    /// `quarantined` and a fresh, empty database now stands at `path`.
+    /// The database was corrupt: it was copied aside to `quarantined` and
+    /// rebuilt in place at `path` with every row still readable.
     Quarantined {
         /// The database file (now fresh).
         path: PathBuf,
@@ -107,6 +107,19 @@ pub enum Error {
     LeaseLost {
         /// The job whose lease was lost.
         job_id: String,
+    },
+    /// A seal presented a buffer version that is no longer the buffer's: a
+    /// write reached the buffer after the caller read it. Nothing was
+    /// changed; read the buffer again and summarise what it holds now.
+    StaleBuffer {
+        /// The tree.
+        tree_id: String,
+        /// The buffer's level.
+        level: i64,
+        /// The version the caller read.
+        expected: String,
+        /// The version the buffer has now.
+        found: String,
     },
 }
 
@@ -164,7 +177,8 @@ impl Error {
             | Error::SchemaTooNew { .. }
             | Error::NotMemtree { .. }
             | Error::PathRefused { .. }
-            | Error::LeaseLost { .. } => ErrorClass::Permanent,
+            | Error::LeaseLost { .. }
+            | Error::StaleBuffer { .. } => ErrorClass::Permanent,
             Error::Io { source, .. } => classify::classify_code(io_error_code(source)),
             _ => classify::classify_error(self),
         }
@@ -204,7 +218,7 @@ impl fmt::Display for Error {
                 source,
             } => write!(
                 f,
-                "corrupt database moved aside to {} and replaced by a fresh one at {}: {source}",
+                "corrupt database copied aside to {} and rebuilt in place at {}: {source}",
                 quarantined.display(),
                 path.display()
             ),
@@ -238,6 +252,16 @@ impl fmt::Display for Error {
             Error::LeaseLost { job_id } => write!(
                 f,
                 "lease lost on job {job_id}: it was recovered, re-claimed or already settled"
+            ),
+            Error::StaleBuffer {
+                tree_id,
+                level,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the buffer of tree {tree_id} at level {level} changed since it was read \
+                 (version {expected}, now {found}); nothing was sealed"
             ),
         }
     }

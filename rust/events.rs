@@ -44,13 +44,13 @@ pub fn recovery(path: &Path, sqlite_code: Option<i32>, outcome: &str) {
     );
 }
 
-/// A corrupt database was moved aside and replaced by a fresh one.
+/// A corrupt database was copied aside and rebuilt in place.
 pub fn quarantined(path: &Path, sqlite_code: Option<i32>, moved_to: &Path) {
     let code = sqlite_code.unwrap_or(codes::CORRUPT);
     log::error!(
         target: "memtree::recovery",
         db_path:% = path.display(), sqlite_code = code, quarantined:% = moved_to.display();
-        "corrupt database {} ({} {code}) moved aside to {}; a fresh database replaces it",
+        "corrupt database {} ({} {code}) copied aside to {} and rebuilt in place",
         path.display(),
         codes::name_or_primary(code),
         moved_to.display()
@@ -81,14 +81,13 @@ pub fn stranded_merged(path: &Path, bundle: &Path, chunks: u64) {
     );
 }
 
-/// Rows stranded beside the database could not be merged yet; the file is
-/// kept and the next open tries again.
+/// A file beside the database may hold rows not in it; it is kept, and
+/// merged only by `memtree recover --adopt` (reported on every open).
 pub fn stranded_left(path: &Path, stranded: &Path, reason: &str) {
     log::warn!(
         target: "memtree::recovery",
         db_path:% = path.display(), bundle:% = stranded.display();
-        "{} holds committed rows not in {}; kept for the next open or `memtree recover` \
-         ({reason})",
+        "{} may hold committed rows not in {}; kept ({reason})",
         stranded.display(),
         path.display()
     );
@@ -105,7 +104,7 @@ pub fn salvaged(path: &Path, quarantined: &Path, report: &crate::salvage::Salvag
         target: "memtree::recovery",
         db_path:% = path.display(), quarantined:% = quarantined.display();
         "salvaged {} rows ({} chunks) from the quarantined {} into {} ({complete}); \
-         the quarantined file is kept",
+         the copy is kept",
         report.rows,
         report.chunks,
         quarantined.display(),

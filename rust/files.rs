@@ -15,9 +15,10 @@ use crate::error::{Error, Result};
 use crate::vfs::side_file;
 
 /// A path beside `original` that does not exist yet (not even as a dangling
-/// link): `<original><tag>-<ms>`, with `.N` appended on a collision. The
-/// caller still creates or moves exclusively: the name can be taken between
-/// this check and the use.
+/// link), nor do its side-file names (`-journal`, `-wal`, `-shm`: SQLite
+/// would pair a file planted there with it): `<original><tag>-<ms>`, with
+/// `.N` appended on a collision. The caller still creates exclusively: the
+/// name can be taken between this check and the use.
 pub fn aside_path(original: &Path, tag: &str) -> PathBuf {
     let stamp = now_ms();
     let mut n: u64 = 0;
@@ -28,7 +29,10 @@ pub fn aside_path(original: &Path, tag: &str) -> PathBuf {
             format!("{tag}-{stamp}.{n}")
         };
         let candidate = side_file(original, &suffix);
-        if fs::symlink_metadata(&candidate).is_err() {
+        let taken = ["", "-journal", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| fs::symlink_metadata(side_file(&candidate, suffix)).is_ok());
+        if !taken {
             return candidate;
         }
         n += 1;

@@ -661,7 +661,9 @@ fn notify_if_any(n: usize) -> usize {
     n
 }
 
-fn enqueue_in(
+/// Enqueues `jobs` inside an open transaction (`now` stamps them); one id
+/// or `None` (a dedupe collision) per job.
+pub(crate) fn enqueue_in(
     tx: &Transaction<'_>,
     jobs: &[NewJob],
     now: i64,

@@ -21,16 +21,21 @@ pub mod events;
 pub mod files;
 pub mod fork;
 pub mod group_commit;
+pub mod job_kinds;
 pub mod jobs;
 pub mod journal;
 mod lent;
 pub mod path_guard;
+pub mod quarantine;
 pub mod recovery;
 pub mod salvage;
+pub mod scheduler;
 pub mod schema;
+pub mod scores;
 pub mod search;
 pub mod sources;
 pub mod store;
+pub mod trees;
 pub mod vfs;
 
 #[cfg(feature = "python")]

@@ -31,18 +31,18 @@
 //!    further along, and the next open simply tries again.
 //! 5. **A `-journal` is never touched**: a hot journal is what rolls an
 //!    interrupted commit back, and the next reader does so.
-//! 6. **Moves never replace.** Quarantine moves a corrupt database and its
-//!    side files together (so the moved set still opens as a database) to
-//!    fresh names, by link-then-unlink, never onto an existing name or
-//!    through a link.
+//! 6. **Nothing is moved.** A database that may be open elsewhere is never
+//!    renamed or replaced at its path: quarantine copies it aside and
+//!    rebuilds it in place (see [`crate::quarantine`]).
 //!
-//! Side bundles written by earlier releases (a `-wal` moved aside as
-//! `<db>-wal.unrecovered-<ms>`) are brought home by [`crate::salvage`].
+//! Side files written by earlier releases (a `-wal` moved aside as
+//! `<db>-wal.unrecovered-<ms>`) are reported, and merged on request, by
+//! [`crate::salvage`].
 
 use std::ffi::{c_int, c_void, CStr};
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -50,7 +50,7 @@ use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::classify::ErrorClass;
 use crate::error::{Error, Result};
-use crate::files::{aside_path, move_no_replace, remove_if_empty_file};
+use crate::files::remove_if_empty_file;
 use crate::journal::sync_parent_dir;
 use crate::schema;
 pub use crate::vfs::side_file;
@@ -164,6 +164,7 @@ fn owning_connection(db: &Path) -> Result<Option<Connection>> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
         .map_err(err("recovery: open"))?;
+    crate::connection::distrust_schema(&conn, db)?;
     guard(&conn, true, db)?;
     conn.busy_timeout(OWNER_BUSY_TIMEOUT)
         .map_err(err("recovery: busy timeout"))?;
@@ -247,47 +248,11 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
     Ok(report)
 }
 
-/// Moves a corrupt database and its side files to `<name>.corrupt-<ms>`
-/// (side files keep their suffix after it, so SQLite can still open the
-/// quarantined set as a whole). Returns the new name. The caller holds the
-/// init lock and has closed every connection to it.
-pub fn quarantine(db: &Path) -> Result<PathBuf> {
-    let dest = aside_path(db, ".corrupt");
-    // Side files first, so the database never stands without its -wal or
-    // hot -journal (an empty database beside a stray -wal makes SQLite
-    // delete that -wal). If the database cannot move, they move back.
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for suffix in ["-journal", "-wal", "-shm"] {
-        let side = side_file(db, suffix);
-        if fs::symlink_metadata(&side).is_ok() {
-            let to = side_file(&dest, suffix);
-            if let Err(e) = move_no_replace(&side, &to) {
-                undo_moves(&moved);
-                return Err(e);
-            }
-            moved.push((side, to));
-        }
-    }
-    if let Err(e) = move_no_replace(db, &dest) {
-        undo_moves(&moved);
-        return Err(e);
-    }
-    sync_parent_dir(db)?;
-    Ok(dest)
-}
-
-/// Puts back side files a failed quarantine had moved (best effort: a file
-/// that cannot move back stays, under its quarantine name, never deleted).
-fn undo_moves(moved: &[(PathBuf, PathBuf)]) {
-    for (from, to) in moved.iter().rev() {
-        let _ = move_no_replace(to, from);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::vfs::{self, Fault, FileRole, VfsMethod};
+    use std::path::PathBuf;
 
     /// A database whose last rows exist only as frames in its `-wal`: the
     /// files are copied while the writer is still open, as after a crash.

@@ -1,30 +1,33 @@
-//! Bringing stranded rows home: a `-wal` an earlier release moved aside
-//! (`<db>-wal.unrecovered-<ms>`) holds committed transactions that are in
-//! no live file. A file moved aside is not "kept" until its rows are back.
+//! Bringing rows home: from a quarantined copy, and — only on request —
+//! from a side file an earlier release left.
 //!
-//! A `-wal` is only meaningful next to the database it was written against,
-//! so each stranded `-wal` is first made a *bundle*: a copy of the database
-//! (`<db>.unrecovered-<ms>`, created exclusively) with the `-wal` moved
-//! beside it under the matching name (`<db>.unrecovered-<ms>-wal`). The
-//! release that moved the `-wal` had just restored the database it belonged
-//! to, so the live database is that base unless it was written since; the
-//! bundle must pass `integrity_check` before anything is taken from it.
+//! **Salvage** copies every row still readable from a damaged copy into the
+//! image a quarantine rebuilds the live file from ([`salvage_rows`]), row by
+//! row past damaged pages.
 //!
-//! Merging attaches the bundle to the live connection with its WAL index in
-//! heap memory (no `-shm`), guarded so nothing checkpoints into it, and
-//! copies in one transaction every row of every memtree table whose key the
-//! live database lacks (`INSERT OR IGNORE`: a row present in both keeps the
-//! live, newer version). Only after that commit is durable is the bundle
-//! removed. A bundle that cannot be merged stays, and every open says so.
+//! **Stranded files.** A `-wal` an earlier release moved aside
+//! (`<db>-wal.unrecovered-<ms>`) or a bundle it left (`<db>.unrecovered-<ms>`)
+//! may hold committed rows in no live file, but memtree cannot prove it
+//! wrote it: a planted file would otherwise reach the user's tables and job
+//! queue. So no open reads or merges one; every open reports it
+//! ([`describe_unadopted`]) and keeps a copy of the live database as the
+//! base of a stranded `-wal` before writing ([`keep_legacy_bases`]).
+//! [`adopt`] (`memtree recover --adopt FILE`) merges one explicitly: it
+//! refuses at once anything but a regular file with one link of bounded
+//! size, attaches a private copy (never the file where it lies), checks the
+//! schema and `quick_check` within a time budget, and copies in one
+//! transaction the rows the live database lacks (`INSERT OR IGNORE`: a row
+//! present in both keeps the live version). Only after that commit is the
+//! file removed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::events;
-use crate::files::{aside_path, copy_exclusive, move_no_replace};
+use crate::files::{aside_path, create_exclusive};
 use crate::journal::sync_parent_dir;
 use crate::recovery::guard;
 use crate::vfs::side_file;
@@ -41,15 +44,6 @@ pub struct Stranded {
     pub path: PathBuf,
     /// True for a legacy `-wal` not yet paired with a database copy.
     pub legacy: bool,
-}
-
-/// What [`merge_stranded`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MergeReport {
-    /// Bundles merged and removed, with the chunk rows each brought back.
-    pub merged: Vec<(PathBuf, u64)>,
-    /// Stranded files left in place, with the reason.
-    pub left: Vec<(PathBuf, String)>,
 }
 
 /// Every stranded file beside `db`, oldest name first.
@@ -69,7 +63,7 @@ pub fn find_stranded(db: &Path) -> Vec<Stranded> {
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             if !is_file {
                 None
-            } else if file.starts_with(&legacy_prefix) {
+            } else if file.starts_with(&legacy_prefix) && !file.ends_with(BASE_SUFFIX) {
                 Some(Stranded {
                     path: entry.path(),
                     legacy: true,
@@ -90,45 +84,59 @@ pub fn find_stranded(db: &Path) -> Vec<Stranded> {
     found
 }
 
-/// Pairs every legacy stranded `-wal` beside `db` with a copy of the live
-/// database, before anything of this open writes to it (the live file is
-/// then as close as it can be to the base the `-wal` was written against).
-/// Never fails the caller: a `-wal` that cannot be paired stays as it is.
-/// Returns every stranded file, adopted ones as their bundles, for
-/// [`merge_stranded`] (one scan of the folder per open).
-pub fn adopt_legacy_bundles(db: &Path) -> Vec<Stranded> {
+/// Every stranded file beside `db` with what an open says of it. Nothing
+/// is opened or read: a file memtree cannot prove it wrote is never merged
+/// on open, only by an explicit `memtree recover --adopt FILE`.
+pub fn describe_unadopted(db: &Path) -> Vec<(PathBuf, String)> {
     find_stranded(db)
         .into_iter()
         .map(|s| {
-            if !s.legacy {
-                return s;
-            }
-            match adopt_legacy(db, &s.path) {
-                Ok(bundle) => Stranded {
-                    path: bundle,
-                    legacy: false,
-                },
-                Err(e) => {
-                    events::stranded_left(db, &s.path, &e.to_string());
-                    s
-                }
-            }
+            let what = if s.legacy {
+                "a -wal an earlier release moved aside"
+            } else {
+                "a side bundle an earlier release left"
+            };
+            let note = format!(
+                "{what}; not merged automatically: check it and merge it with \
+                 `memtree recover --adopt {}` (`--dry-run` shows what it brings in)",
+                s.path.display()
+            );
+            (s.path, note)
         })
         .collect()
 }
 
-/// Pairs a legacy stranded `-wal` with a copy of the live database, making
-/// it a bundle. Returns the bundle's database path.
-fn adopt_legacy(db: &Path, legacy_wal: &Path) -> Result<PathBuf> {
-    let bundle = aside_path(db, BUNDLE_TAG);
-    copy_exclusive(db, &bundle)?;
-    if let Err(e) = move_no_replace(legacy_wal, &side_file(&bundle, "-wal")) {
-        // The copy is ours and holds nothing the live database lacks.
-        let _ = fs::remove_file(&bundle);
-        return Err(e);
+/// The suffix of the copy of the live database an open keeps beside a
+/// legacy stranded `-wal` (`<db>-wal.unrecovered-<ms>.base`).
+const BASE_SUFFIX: &str = ".base";
+
+/// The base copy kept for the legacy `-wal` at `wal`.
+fn base_of(wal: &Path) -> PathBuf {
+    side_file(wal, BASE_SUFFIX)
+}
+
+/// Keeps, before an open writes anything, a byte copy of the live database
+/// beside every legacy stranded `-wal` that has none yet: a `-wal`'s frames
+/// apply only to the database they were written against, and the release
+/// that moved it aside had restored that base; once this build migrates the
+/// file, `recover --adopt` could no longer pair them. Nothing is merged,
+/// and nothing but this copy (created exclusively) is written. Never fails
+/// the caller: a copy that cannot be made is reported.
+pub fn keep_legacy_bases(db: &Path) {
+    for s in find_stranded(db).into_iter().filter(|s| s.legacy) {
+        let base = base_of(&s.path);
+        if fs::symlink_metadata(&base).is_ok() {
+            continue;
+        }
+        let kept = fs::File::open(db)
+            .map_err(|e| Error::io("keep the base of a stranded -wal", db, e))
+            .and_then(|f| copy_open_file(f, &base))
+            .and_then(|()| sync_parent_dir(db));
+        if let Err(e) = kept {
+            let _ = fs::remove_file(&base);
+            crate::events::stranded_left(db, &s.path, &e.to_string());
+        }
     }
-    sync_parent_dir(db)?;
-    Ok(bundle)
 }
 
 /// The memtree tables present in both schemas, with their shared columns.
@@ -221,96 +229,293 @@ fn copy_in_transaction<T>(
     copied.map_err(err("salvage: copy the rows"))
 }
 
-/// Copies the rows of the bundle at `bundle` the live database lacks into
-/// it, in one transaction. Returns the chunk rows brought back.
-fn merge_bundle(conn: &Connection, live: &Path, bundle: &Path) -> Result<u64> {
-    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, bundle, e);
-    with_side(conn, bundle, || {
-        let integrity: String = conn
-            .query_row("PRAGMA side.quick_check", [], |r| r.get(0))
-            .map_err(err("salvage: check the bundle"))?;
-        if integrity != "ok" {
-            return Err(Error::sqlite(
-                "salvage: the bundle fails its integrity check",
-                bundle,
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(integrity),
-                ),
+/// What [`adopt`] brought in (or, on a dry run, would bring in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdoptReport {
+    /// Rows the live database lacked, by table.
+    pub rows: Vec<(String, u64)>,
+    /// Chunk rows among them.
+    pub chunks: u64,
+    /// True when nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// True when the adopted file was removed after its rows were merged.
+    pub removed: bool,
+}
+
+/// The largest file [`adopt`] copies in: anything larger is refused at
+/// once rather than copied and checked for minutes.
+pub const ADOPT_MAX_BYTES: u64 = 4 << 30;
+/// The time a check of a foreign file may take before it is given up.
+const FOREIGN_CHECK_BUDGET: Duration = Duration::from_secs(10);
+
+/// Opens `file` for reading only if it is a regular file with one link,
+/// no larger than [`ADOPT_MAX_BYTES`], never following a link and never
+/// waiting (a FIFO planted between the check and the open is opened
+/// non-blocking and refused by the `fstat` after it).
+fn open_foreign(file: &Path) -> Result<(fs::File, u64)> {
+    let refuse = |why: &str| Error::invalid("file", format!("{}: {why}", file.display()));
+    let meta = fs::symlink_metadata(file).map_err(|e| Error::io("adopt: inspect", file, e))?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "not a regular file (a link, FIFO, device or folder)",
+        ));
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let opened = options
+        .open(file)
+        .map_err(|e| Error::io("adopt: open", file, e))?;
+    let meta = opened
+        .metadata()
+        .map_err(|e| Error::io("adopt: inspect", file, e))?;
+    if !meta.file_type().is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() != 1 {
+            return Err(refuse(
+                "has other hard links (it may be another database's file)",
             ));
         }
-        // A -wal SQLite reads no frame from (a torn or foreign header) would
-        // merge as nothing: it is kept rather than taken for merged.
-        let frames: i64 = conn
-            .query_row("PRAGMA side.wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .map_err(err("salvage: read the bundle's frames"))?;
-        let wal_len = fs::metadata(side_file(bundle, "-wal")).map_or(0, |m| m.len());
-        if frames <= 0 && wal_len > 0 {
-            return Err(Error::sqlite(
-                "salvage: SQLite reads no frame from the stranded -wal",
-                bundle,
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-                    None,
-                ),
-            ));
+    }
+    if meta.len() > ADOPT_MAX_BYTES {
+        return Err(refuse("larger than memtree adopts"));
+    }
+    Ok((opened, meta.len()))
+}
+
+/// Copies the open `source` into a new file `to` (created exclusively) and
+/// syncs it.
+fn copy_open_file(mut source: fs::File, to: &Path) -> Result<()> {
+    let mut dest = create_exclusive(to).map_err(|e| Error::io("adopt: create a copy", to, e))?;
+    std::io::copy(&mut source, &mut dest)
+        .and_then(|_| dest.sync_all())
+        .map_err(|e| Error::io("adopt: write a copy", to, e))
+}
+
+/// True when `file` starts with a WAL header's magic (a `-wal` alone).
+fn is_wal_file(file: &mut fs::File) -> bool {
+    use std::io::{Read, Seek};
+    let mut magic = [0u8; 4];
+    let is_wal = file.read_exact(&mut magic).is_ok()
+        && matches!(u32::from_be_bytes(magic), 0x377f_0682 | 0x377f_0683);
+    let _ = file.rewind();
+    is_wal
+}
+
+/// Interrupts every statement of `conn` that runs past a deadline, while
+/// alive: a foreign schema's CHECK constraints or generated columns are
+/// evaluated by `quick_check`, and a hostile one can make that slow.
+struct Deadline<'c> {
+    conn: &'c Connection,
+    _at: Box<Instant>,
+}
+
+impl<'c> Deadline<'c> {
+    fn new(conn: &'c Connection, budget: Duration) -> Self {
+        unsafe extern "C" fn past(arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+            // SAFETY: `arg` is the boxed Instant owned by the Deadline,
+            // which removes this handler before dropping the box.
+            let at = unsafe { &*(arg as *const Instant) };
+            std::ffi::c_int::from(Instant::now() >= *at)
         }
-        let tables = shared_tables(conn, live)?;
-        copy_in_transaction(conn, bundle, || {
-            let mut chunks = 0;
-            for (table, columns) in &tables {
-                let n = conn.execute(&copy_sql(table, columns, ""), [])?;
-                if table == "mem_tree_chunks" {
-                    chunks = n as u64;
+        let at = Box::new(Instant::now() + budget);
+        // SAFETY: the handle is valid; the box outlives the handler.
+        unsafe {
+            rusqlite::ffi::sqlite3_progress_handler(
+                conn.handle(),
+                1000,
+                Some(past),
+                (&*at as *const Instant).cast_mut().cast(),
+            );
+        }
+        Deadline { conn, _at: at }
+    }
+}
+
+impl Drop for Deadline<'_> {
+    fn drop(&mut self) {
+        // SAFETY: clears the handler before the box it reads is freed.
+        unsafe {
+            rusqlite::ffi::sqlite3_progress_handler(
+                self.conn.handle(),
+                0,
+                None,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+}
+
+/// Refuses an attached `side` that is not a memtree database this build
+/// can read: no `mem_tree_chunks`, or a newer schema.
+fn check_side_is_memtree(conn: &Connection, file: &Path) -> Result<()> {
+    let err = |e| Error::sqlite("adopt: read the file's schema", file, e);
+    let version: i64 = conn
+        .query_row("PRAGMA side.user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let has_chunks: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM side.sqlite_master
+             WHERE type = 'table' AND name = 'mem_tree_chunks'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if !has_chunks {
+        return Err(Error::NotMemtree {
+            path: file.to_owned(),
+            reason: "no mem_tree_chunks table".to_owned(),
+        });
+    }
+    if version > crate::schema::CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: file.to_owned(),
+            found: version,
+            supported: crate::schema::CURRENT_VERSION,
+        });
+    }
+    let integrity: String = conn
+        .query_row("PRAGMA side.quick_check", [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("adopt: check the file (bounded in time)", file, e))?;
+    if integrity != "ok" {
+        return Err(Error::sqlite(
+            "adopt: the file fails its integrity check",
+            file,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(integrity),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Merges the rows of `file` — a memtree database, or a `-wal` an earlier
+/// release moved aside — that the live database behind `conn` lacks, in one
+/// transaction (rolled back on a dry run). `file` is refused unless it is
+/// a regular file with one link and a memtree schema; it is never opened
+/// where it lies: a private copy (with, for a `-wal`, a copy of the live
+/// database as its base, taken under a read transaction) is attached,
+/// checked within a time budget, merged and removed. After a merge that
+/// committed, `file` itself is removed: its rows are in the live database.
+pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result<AdoptReport> {
+    let (mut source, _len) = open_foreign(file)?;
+    let bundle = aside_path(db, ".adopting");
+    let wal = is_wal_file(&mut source);
+    let kept_base = base_of(file);
+    let copied = if wal && fs::symlink_metadata(&kept_base).is_ok() {
+        // The base an earlier open kept before it wrote (checked like the
+        // file itself: regular, one link, bounded).
+        open_foreign(&kept_base)
+            .and_then(|(f, _)| copy_open_file(f, &bundle))
+            .and_then(|()| copy_open_file(source, &side_file(&bundle, "-wal")))
+    } else if wal {
+        // A -wal's frames apply only to the database it was written
+        // against: without a kept base, the live file as it is now (the
+        // release that moved it aside had restored that base).
+        let err = |e| Error::sqlite("adopt: hold a read transaction", db, e);
+        conn.execute_batch("BEGIN; SELECT count(*) FROM main.sqlite_master;")
+            .map_err(err)?;
+        let base = fs::File::open(db)
+            .map_err(|e| Error::io("adopt: open the live database", db, e))
+            .and_then(|f| copy_open_file(f, &bundle));
+        let _ = conn.execute_batch("COMMIT;");
+        base.and_then(|()| copy_open_file(source, &side_file(&bundle, "-wal")))
+    } else {
+        copy_open_file(source, &bundle)
+    };
+    let outcome = copied.and_then(|()| {
+        guard(conn, true, db)?;
+        let merged = with_side(conn, &bundle, || {
+            // The checks of the foreign file are bounded in time; the merge
+            // of a file that passed them is not.
+            let deadline = Deadline::new(conn, FOREIGN_CHECK_BUDGET);
+            check_side_is_memtree(conn, file)?;
+            if wal {
+                let frames: i64 = conn
+                    .query_row("PRAGMA side.wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                    .map_err(|e| Error::sqlite("adopt: read the -wal's frames", file, e))?;
+                if frames <= 0 {
+                    return Err(Error::sqlite(
+                        "adopt: SQLite reads no frame from the -wal against this database",
+                        file,
+                        rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+                            None,
+                        ),
+                    ));
                 }
             }
-            Ok(chunks)
-        })
-    })
-}
-
-/// Merges every stranded file beside `db` into the live connection `conn`.
-/// Never fails the caller: what cannot be merged is reported and kept.
-pub fn merge_stranded(conn: &Connection, db: &Path, stranded: Vec<Stranded>) -> MergeReport {
-    let mut report = MergeReport::default();
-    if stranded.is_empty() {
-        return report;
-    }
-    // While merging, closing the attached bundle must not checkpoint into it.
-    if let Err(e) = guard(conn, true, db) {
-        for s in stranded {
-            report.left.push((s.path, e.to_string()));
-        }
-        return report;
-    }
-    for s in stranded {
-        let bundle = if s.legacy {
-            adopt_legacy(db, &s.path)
-        } else {
-            Ok(s.path.clone())
-        };
-        let outcome = bundle.and_then(|bundle| {
-            let chunks = merge_bundle(conn, db, &bundle)?;
-            remove_bundle(&bundle)?;
-            sync_parent_dir(db)?;
-            Ok((bundle, chunks))
+            drop(deadline);
+            let tables = shared_tables(conn, db)?;
+            merge_rows(conn, file, &tables, dry_run)
         });
-        match outcome {
-            Ok((bundle, chunks)) => {
-                events::stranded_merged(db, &bundle, chunks);
-                report.merged.push((bundle, chunks));
-            }
-            Err(e) => {
-                events::stranded_left(db, &s.path, &e.to_string());
-                report.left.push((s.path, e.to_string()));
-            }
+        let _ = guard(conn, false, db);
+        merged
+    });
+    let _ = remove_bundle(&bundle);
+    let mut report = outcome?;
+    if !dry_run {
+        fs::remove_file(file).map_err(|e| Error::io("adopt: remove the merged file", file, e))?;
+        if wal && fs::symlink_metadata(&kept_base).is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&kept_base)
+                .map_err(|e| Error::io("adopt: remove the merged -wal's base", &kept_base, e))?;
         }
+        sync_parent_dir(file)?;
+        report.removed = true;
     }
-    let _ = guard(conn, false, db);
-    report
+    Ok(report)
 }
 
-/// Removes a merged bundle: its rows are in the live database, durably.
+/// Copies the rows of `tables` the live database lacks from `side`, in one
+/// transaction that is committed, or rolled back on a dry run.
+fn merge_rows(
+    conn: &Connection,
+    file: &Path,
+    tables: &[(String, Vec<String>)],
+    dry_run: bool,
+) -> Result<AdoptReport> {
+    let err = |e| Error::sqlite("adopt: copy the rows", file, e);
+    conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
+        .map_err(err)?;
+    let copied = (|| -> rusqlite::Result<AdoptReport> {
+        let mut report = AdoptReport {
+            dry_run,
+            ..AdoptReport::default()
+        };
+        for (table, columns) in tables {
+            let n = conn.execute(&copy_sql(table, columns, ""), [])? as u64;
+            if table == "mem_tree_chunks" {
+                report.chunks = n;
+            }
+            report.rows.push((table.clone(), n));
+        }
+        Ok(report)
+    })();
+    let end = if dry_run || copied.is_err() {
+        "ROLLBACK;"
+    } else {
+        "COMMIT;"
+    };
+    let ended = conn.execute_batch(end);
+    if ended.is_err() && end == "COMMIT;" {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    let report = copied.map_err(err)?;
+    ended.map_err(err)?;
+    Ok(report)
+}
+
+/// Removes a bundle memtree made (its rows are merged, or it was only a
+/// private copy of a file that stays where it was).
 fn remove_bundle(bundle: &Path) -> Result<()> {
     for suffix in ["-wal", "-shm", "-journal", ""] {
         let file = side_file(bundle, suffix);
@@ -322,41 +527,15 @@ fn remove_bundle(bundle: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every stranded file beside `db` with the chunk rows it holds (`None`
-/// when that cannot be read yet) and what the next open will do with it.
-/// Read-only: nothing is paired, checkpointed or moved.
+/// Every stranded file beside `db`, with what to do about it. Nothing is
+/// opened or read (a planted file may be a FIFO, a link or huge): the
+/// chunk rows are `None`; `memtree recover --adopt FILE --dry-run` counts
+/// them after checking the file.
 pub fn describe_stranded(db: &Path) -> Vec<(PathBuf, Option<u64>, String)> {
-    find_stranded(db)
+    describe_unadopted(db)
         .into_iter()
-        .map(|s| {
-            if s.legacy {
-                let note = "a -wal moved aside by an earlier release; the next open pairs it \
-                            with the database and merges its rows";
-                return (s.path, None, note.to_owned());
-            }
-            match count_bundle_chunks(&s.path) {
-                Ok(n) => (s.path, Some(n), "the next open merges its rows".to_owned()),
-                Err(e) => (s.path, None, format!("cannot be read yet: {e}")),
-            }
-        })
+        .map(|(path, note)| (path, None, note))
         .collect()
-}
-
-/// Chunk rows in a bundle, read through a guarded read-only connection
-/// whose WAL index lives in heap memory (no `-shm`, no checkpoint).
-fn count_bundle_chunks(bundle: &Path) -> Result<u64> {
-    let err = |e| Error::sqlite("salvage: count a bundle's rows", bundle, e);
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(bundle, flags).map_err(err)?;
-    guard(&conn, true, bundle)?;
-    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
-        .map_err(err)?;
-    conn.query_row("SELECT count(*) FROM mem_tree_chunks", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n.max(0) as u64)
-    .map_err(err)
 }
 
 /// What [`salvage_quarantined`] brought back from a quarantined file.
@@ -380,7 +559,16 @@ pub fn salvage_quarantined(
     quarantined: &Path,
 ) -> Result<SalvageReport> {
     guard(conn, true, live)?;
-    let report = with_side(conn, quarantined, || {
+    let report = salvage_rows(conn, live, quarantined);
+    let _ = guard(conn, false, live);
+    report
+}
+
+/// [`salvage_quarantined`] into any connection `conn` (the in-memory image
+/// a quarantine rebuilds the live file from, see [`crate::quarantine`]):
+/// `live` names the database in messages only.
+pub fn salvage_rows(conn: &Connection, live: &Path, quarantined: &Path) -> Result<SalvageReport> {
+    with_side(conn, quarantined, || {
         let tables = shared_tables(conn, live)?;
         copy_in_transaction(conn, quarantined, || {
             let mut report = SalvageReport::default();
@@ -409,9 +597,7 @@ pub fn salvage_quarantined(
             }
             Ok(report)
         })
-    });
-    let _ = guard(conn, false, live);
-    report
+    })
 }
 
 /// Copies `table`'s rows from `side` into `main`: all at once, or, where the

@@ -413,9 +413,9 @@ impl Store {
 
     /// Runs `PRAGMA integrity_check` when `full`, else `PRAGMA quick_check`
     /// (the polarity of Python's `check(full=...)`); returns `["ok"]` for a healthy file. A corrupt file (a failed
-    /// check, or CORRUPT / NOTADB while checking) is quarantined — moved aside
-    /// with its side files, replaced by a fresh database for every handle —
-    /// and reported as [`Error::Quarantined`].
+    /// check, or CORRUPT / NOTADB while checking) is quarantined — copied
+    /// aside and rebuilt in place with every row still readable (see
+    /// [`crate::quarantine`]) — and reported as [`Error::Quarantined`].
     pub fn check(&self, full: bool) -> Result<Vec<String>> {
         let pragma = if full {
             "integrity_check"

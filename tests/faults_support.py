@@ -245,15 +245,20 @@ def open_outcome(db: Path) -> tuple[str, list[str]]:
 
 
 def legacy_stranded_wals(db: Path) -> list[Path]:
-    """``-wal`` files an earlier release moved aside: ``<db>-wal.unrecovered-<ms>``."""
-    return sorted(db.parent.glob(db.name + "-wal.unrecovered-*"))
+    """``-wal`` files an earlier release moved aside: ``<db>-wal.unrecovered-<ms>``
+    (not the ``.base`` copy an open keeps beside one)."""
+    return sorted(
+        p for p in db.parent.glob(db.name + "-wal.unrecovered-*") if not p.name.endswith(".base")
+    )
 
 
 def legacy_rows(db: Path, wal: Path, scratch: Path) -> Rows:
     """The rows of a legacy stranded ``-wal`` read against (a copy of) the
-    live database it was moved away from."""
+    database it was moved away from: the base an open kept beside it
+    (``<wal>.base``) before writing, else the live database."""
     scratch.mkdir(parents=True)
-    shutil.copyfile(db, scratch / db.name)
+    base = wal.with_name(wal.name + ".base")
+    shutil.copyfile(base if base.exists() else db, scratch / db.name)
     shutil.copyfile(wal, scratch / (db.name + "-wal"))
     return reference_rows(scratch / db.name)
 

@@ -150,9 +150,10 @@ VARIANT_TABLE: dict[str, tuple[type[Exception], int | None]] = {
     "CircuitOpen": (memtree.CircuitOpenError, ResultCode.IOERR_SHMOPEN),
     "LeaseLost": (memtree.LeaseLostError, ResultCode.ERROR),
     "PathRefused": (memtree.PathRefusedError, ResultCode.NOTADB),
+    "StaleBuffer": (memtree.StaleBufferError, ResultCode.ERROR),
 }
 SAMPLE_PATH = "/nonexistent/memtree-sample.db"
-WITHOUT_PATH = {"Closed", "LeaseLost"}
+WITHOUT_PATH = {"Closed", "LeaseLost", "StaleBuffer"}
 
 
 def test_every_classifier_class_maps_to_a_python_class_and_back() -> None:

@@ -31,6 +31,12 @@ def _assert_old_handle_refuses_writes(old: memtree.Store, make_chunk: ChunkFacto
     assert err.extended_code == DBMOVED
     assert err.name == "SQLITE_READONLY_DBMOVED"
     assert err.path == str(old.path)
+    # Reads stop too (issue 18): a read would look for a hot journal at the
+    # path's name, which belongs to the file now there.
+    for read in (old.count_chunks, lambda: old.get_chunks(["chunk-00001"])):
+        with pytest.raises(memtree.PermanentError) as info:
+            read()
+        assert info.value.extended_code == DBMOVED
 
 
 def test_renamed_database_new_open_gets_the_file_at_the_path(

@@ -7,10 +7,10 @@ or from then on — during
   only as frames in its ``-wal`` (the reference layout after a crash);
 * **recovery**: the same open, made to fail once at its first step (so the
   side-file recovery runs), with call N counted from the call after that
-  first failure — i.e. call N of the recovery and the retry it leads to;
-* **stranded rows**: the open of a database whose newest rows sit in a
-  ``-wal`` an earlier release moved aside (``<db>-wal.unrecovered-<ms>``),
-  which the open pairs with a copy of the database and merges back.
+  first failure — i.e. call N of the recovery and the retry it leads to.
+
+(Stranded ``-wal`` files are no longer merged on open; their explicit
+adoption has its own loop in ``test_quarantine_fault_loops``.)
 
 After each fault point (every handle closed) the contract of the recovery
 protocol is checked on copies of the files (see ``faults_support``): the open
@@ -99,19 +99,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         wal_frames_only=3 * scale,
     )
     return Template(folder, committed)
-
-
-# What a release before the recovery protocol left after a failed checkpoint:
-# the database restored, its -wal moved aside under this name.
-LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
-
-
-@pytest.fixture(scope="module")
-def stranded_template(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    folder = tmp_path_factory.mktemp("stranded")
-    shutil.copyfile(template.folder / "chunks.db", folder / "chunks.db")
-    shutil.copyfile(template.folder / "chunks.db-wal", folder / LEGACY_WAL)
-    return Template(folder, template.committed, stranded=True)
 
 
 @pytest.fixture
@@ -228,22 +215,6 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
     recoveries = testing.open_counters(probe / "chunks.db")["recoveries"]
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
     fault_loop(template, work, method, persistent, trigger=first)
-
-
-@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
-@pytest.mark.parametrize("method", METHODS)
-def test_fault_while_bringing_stranded_rows_home_keeps_every_row(
-    stranded_template: Template, work: Path, method: testing.VfsMethod, persistent: bool
-) -> None:
-    # A clean open must merge this layout, or the loop tests no merge at all.
-    probe = work / "probe"
-    shutil.copytree(stranded_template.folder, probe)
-    outcome, problems = open_outcome(probe / "chunks.db")
-    merged = testing.open_counters(probe / "chunks.db")["stranded_merged"]
-    assert (outcome, problems, merged) == ("opened", [], 1)
-    # Faults reach the live database's files only: the shim keys by path, and
-    # the bundle the merge reads is a file of another name.
-    fault_loop(stranded_template, work, method, persistent, trigger=None)
 
 
 # --- the fault chain the recovery loop relies on --------------------------------

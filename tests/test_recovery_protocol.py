@@ -195,18 +195,54 @@ def strand_a_wal_as_the_last_release_did(db: Path) -> Path:
     return stranded
 
 
-def test_stranded_rows_come_home_on_the_next_open(tmp_path: Path) -> None:
+def test_stranded_rows_are_reported_not_merged_then_adopted_on_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # Case 2, as earlier releases left it: rows only in a moved-aside -wal.
+    # An open merges nothing it cannot prove it wrote; it keeps a copy of the
+    # base the -wal was written against and says what to run.
     db = tmp_path / "chunks.db"
     ids = set(create_reference_db(db, chunks=6, wal_frames_only=3))
     stranded = strand_a_wal_as_the_last_release_did(db)
-    assert len(rows_in_live_pair(db, tmp_path / "scratch")) == 3
+    stranded_bytes = stranded.read_bytes()
+    caplog.set_level("WARNING", logger="memtree")
+    with memtree.Store(db) as store:
+        assert store.count_chunks() == 3
+    assert any("recover --adopt" in r.getMessage() for r in caplog.records)
+    assert stranded.read_bytes() == stranded_bytes
+    assert testing.open_counters(db)["stranded_merged"] == 0
+    dry = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "memtree",
+            "recover",
+            str(db),
+            "--adopt",
+            str(stranded),
+            "--dry-run",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert json.loads(dry.stdout)["chunk_rows"] == 3
+    assert stranded.read_bytes() == stranded_bytes, "a dry run writes nothing"
+    with memtree.Store(db) as store:
+        assert store.count_chunks() == 3
+    done = subprocess.run(
+        [sys.executable, "-m", "memtree", "recover", str(db), "--adopt", str(stranded)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
     with memtree.Store(db) as store:
         assert {c.id for c in store.get_chunks(sorted(ids))} == ids
         assert store.check(full=True) == ["ok"]
-    assert testing.open_counters(db)["stranded_merged"] == 1
-    assert not stranded.exists()
-    assert not [p for p in tmp_path.iterdir() if "unrecovered" in p.name]
+    assert not [p for p in tmp_path.iterdir() if "unrecovered" in p.name or "adopting" in p.name]
 
 
 def test_unreadable_stranded_wal_is_kept_and_reported_every_open(
@@ -222,16 +258,18 @@ def test_unreadable_stranded_wal_is_kept_and_reported_every_open(
         memtree.Store.invalidate(db)
         with memtree.Store(db) as store:
             assert store.count_chunks() == 3
-    warnings = [r for r in caplog.records if "holds committed rows" in r.getMessage()]
+    warnings = [r for r in caplog.records if "not merged automatically" in r.getMessage()]
     assert len(warnings) == 2, "every open says so"
-    kept = [p for p in tmp_path.iterdir() if "unrecovered" in p.name and p.name.endswith("-wal")]
-    assert [p.read_bytes() for p in kept] == [garbage], "kept byte for byte"
+    assert stranded.read_bytes() == garbage, "kept byte for byte"
+    with pytest.raises(memtree.MemtreeError):
+        memtree._native.adopt_file(db, stranded, False)
+    assert stranded.read_bytes() == garbage, "a refused file stays"
 
 
-def test_recover_command_lists_and_merges_stranded_rows(tmp_path: Path) -> None:
+def test_recover_command_lists_stranded_files_and_merges_none(tmp_path: Path) -> None:
     db = tmp_path / "memory_tree" / "chunks.db"
-    ids = set(create_reference_db(db, chunks=4, wal_frames_only=2))
-    strand_a_wal_as_the_last_release_did(db)
+    create_reference_db(db, chunks=4, wal_frames_only=2)
+    stranded = strand_a_wal_as_the_last_release_did(db)
     listed = memtree._native.stranded_files(db)
     assert len(listed) == 1 and listed[0][1] is None and "earlier release" in listed[0][2]
     done = subprocess.run(
@@ -240,11 +278,9 @@ def test_recover_command_lists_and_merges_stranded_rows(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert '"chunk_rows": 4' in done.stdout
-    assert memtree._native.stranded_files(db) == []
-    with memtree.Store(db) as store:
-        assert {c.id for c in store.get_chunks(sorted(ids))} == ids
+    assert done.returncode == 1, done.stderr
+    assert stranded.exists()
+    assert "--adopt" in done.stdout
 
 
 def test_quarantine_brings_readable_rows_back(tmp_path: Path) -> None:

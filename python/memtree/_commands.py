@@ -33,6 +33,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    if args.adopt is not None:
+        from memtree import adopt, recover
+
+        return adopt.run(
+            recover._database(args.path), args.adopt, dry_run=args.dry_run, as_json=args.json
+        )
     from memtree import recover
 
     return recover.run(args.path, as_json=args.json)
@@ -107,16 +113,27 @@ def register(commands: Any) -> None:
 
     rec = commands.add_parser(
         "recover",
-        help="merge stranded rows (a -wal moved aside by an earlier release) back now "
-        "(exit 0 none left, 1 some left, 2 cannot open, 3 nothing there, 4 not memtree, "
-        "5 refused path)",
-        description="Merges stranded side files back into the database now, as every open "
-        "does. Never creates a database: a missing or empty file exits 3, and a file that "
-        "is not an SQLite database, another application's database or a refused path is "
-        "left as it was.",
+        help="list stranded side files (a -wal moved aside by an earlier release), or merge "
+        "one with --adopt FILE after checking it (exit 0 none left or merged, 1 some left, "
+        "2 cannot open, 3 nothing there, 4 not memtree, 5 refused path or refused FILE)",
+        description="Lists stranded side files: no open merges a file memtree cannot prove "
+        "it wrote. --adopt FILE checks one (a regular, singly linked file of memtree's schema "
+        "passing quick_check) and merges the rows the database lacks; --dry-run shows what "
+        "it would bring in. Never creates a database: a missing or empty file exits 3, and a "
+        "file that is not an SQLite database, another application's database or a refused "
+        "path is left as it was.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rec.add_argument("path", type=Path, help=path_help)
     rec.add_argument("--json", action="store_true", help="machine-readable output")
+    rec.add_argument(
+        "--adopt",
+        type=Path,
+        metavar="FILE",
+        help="merge the rows of FILE (a memtree database, or a stranded -wal) the database lacks",
+    )
+    rec.add_argument(
+        "--dry-run", action="store_true", help="with --adopt: show what it would bring in"
+    )
     rec.set_defaults(run=_recover)

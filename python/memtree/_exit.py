@@ -65,7 +65,8 @@ exit status (doctor, stats, migrate and recover alike):
   {EXIT_NOT_MEMTREE}  not a memtree database: tables of its own and no mem_tree_chunks;
      nothing was changed
   {EXIT_REFUSED_PATH}  refused path: a FIFO, device, socket, directory or symbolic link at
-     the database or a side-file name (-journal, -wal); nothing was opened
+     the database or a side-file name (-journal, -wal), or a FILE that
+     recover --adopt refuses; nothing was opened or merged
   141  standard output closed early (memtree ... | head): 128 + SIGPIPE"""
 
 

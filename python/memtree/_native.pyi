@@ -27,7 +27,7 @@ either message names the argument. In particular:
 import array
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
@@ -36,7 +36,19 @@ from typing_extensions import Buffer
 
 from memtree._native import bench as bench
 from memtree._native import testing as testing
-from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
+from memtree._types import (
+    Entity,
+    EntityHit,
+    Hotness,
+    JobKind,
+    JobStatus,
+    RawRef,
+    Score,
+    SourceInfo,
+    SourceKind,
+    TreeKind,
+    TreeStatus,
+)
 from memtree.errors import MemtreeError
 
 __all__ = [
@@ -45,14 +57,23 @@ __all__ = [
     "Hit",
     "Job",
     "JobBatch",
+    "JobPayload",
     "Jobs",
+    "Scheduler",
+    "Scores",
     "Store",
+    "Summary",
+    "Tree",
+    "TreeBuffer",
+    "Trees",
     "__version__",
+    "adopt_file",
     "bench",
     "check_path",
     "classify_code",
     "code_name",
     "error_from_code",
+    "job_kinds",
     "job_signal",
     "notify_job_signal",
     "result_codes",
@@ -230,6 +251,15 @@ class Store:
     @property
     def jobs(self) -> Jobs:
         """The job queue stored in this database."""
+    @property
+    def scheduler(self) -> Scheduler:
+        """The periodic side of the job queue (``memtree.Scheduler``)."""
+    @property
+    def scores(self) -> Scores:
+        """The scores, entity index and hotness in this database (``memtree.Scores``)."""
+    @property
+    def trees(self) -> Trees:
+        """The summary trees in this database (``memtree.Trees``)."""
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
@@ -734,6 +764,16 @@ class Jobs:
     ) -> list[Job]:
         """Jobs oldest first, filtered in SQL; ``limit`` clamped to 1..10000
         (past 64 bits a ``ValueError``); an unknown ``status`` is a ``ValueError``."""
+    def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Periodic enqueue, once per slot of ``every``: the same call as
+        :meth:`Scheduler.schedule`."""
     def counts(self) -> dict[str, int]:
         """Job counts for every status."""
 
@@ -790,6 +830,97 @@ class JobBatch:
 def job_signal() -> int:
     """The generation of the process-wide enqueue signal."""
 
+@final
+class JobPayload:
+    """One of OpenHuman's typed job payloads, built by the static methods
+    below: the payload JSON exactly as OpenHuman's serde writes it and the
+    dedupe key it derives. Enqueue it with
+    ``store.jobs.enqueue(p.kind, p.payload, dedupe_key=p.dedupe_key)``.
+    A bad field (an empty id, an unknown node or target kind, a level outside
+    0..32, a date not ``YYYY-MM-DD``, a negative age) is a ``ValueError``."""
+
+    @staticmethod
+    def extract_chunk(chunk_id: str) -> JobPayload:
+        """``extract_chunk``; dedupe key ``extract:<chunk_id>``."""
+    @staticmethod
+    def append_buffer(
+        node_kind: Literal["leaf", "summary"],
+        node_id: str,
+        target_kind: Literal["source", "topic"],
+        target_id: str,
+    ) -> JobPayload:
+        """``append_buffer`` of a chunk (``leaf``) or summary to a source
+        tree (by source id) or a topic tree (by tree id); dedupe key
+        ``append:<target_kind>:<target_id>:<node_kind>:<node_id>``."""
+    @staticmethod
+    def seal(tree_id: str, level: int, force_now: datetime | int | None = None) -> JobPayload:
+        """``seal`` of a tree's buffer at ``level``; dedupe key ``seal:<tree_id>:<level>``."""
+    @staticmethod
+    def topic_route(node_kind: Literal["leaf", "summary"], node_id: str) -> JobPayload:
+        """``topic_route`` of a node; dedupe key ``topic_route:<node_kind>:<node_id>``."""
+    @staticmethod
+    def digest_daily(date: date | str) -> JobPayload:
+        """``digest_daily`` of a day; dedupe key ``digest_daily:<YYYY-MM-DD>``."""
+    @staticmethod
+    def flush_stale(date: date | str, max_age_secs: int | None = None) -> JobPayload:
+        """``flush_stale`` (once a day); dedupe key ``flush_stale:<YYYY-MM-DD>``."""
+    @property
+    def kind(self) -> JobKind:
+        """The job kind."""
+    @property
+    def payload_json(self) -> str:
+        """The payload as OpenHuman's serde writes it."""
+    @property
+    def payload(self) -> Any:
+        """The payload, parsed (a fresh dict on every access)."""
+    @property
+    def dedupe_key(self) -> str:
+        """OpenHuman's dedupe key for the payload."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Scheduler:
+    """Periodic jobs on a store's queue (``store.scheduler``), crash-safe and
+    once per time slot: a schedule fires by enqueueing its job, and the job
+    row records that the slot fired; the check and the enqueue are one
+    transaction, so however many processes call, each slot gets exactly one
+    job, and a crash leaves the slot fired (its job committed) or not. Times
+    (``now``, ``today``) are aware datetimes or int milliseconds, now when
+    omitted."""
+
+    def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Fires schedule ``key`` (default: ``kind``) for the slot of ``every``
+        holding ``now`` (slots start at multiples of ``every`` since the
+        epoch): enqueues a job of ``kind`` with ``payload`` (default ``{}``),
+        dedupe key ``<key>@<slot start ms>``, available at the slot's start,
+        unless the slot already fired (its job in any status). Returns the new
+        job's id or None. ``ValueError``: ``every`` under 1 ms, an empty kind
+        or key, a payload JSON cannot hold."""
+    def trigger_digest(self, date: date | str) -> str | None:
+        """OpenHuman's manual trigger: ``digest_daily`` for ``date`` unless one
+        for that day is ready or running (a finished one does not stop it)."""
+    def backfill_missing_digests(self, days_back: int, today: datetime | int | None = None) -> int:
+        """A ``digest_daily`` for each of the ``days_back`` days before
+        ``today``, in one transaction; how many were new."""
+    def run_daily(self, now: datetime | int | None = None) -> tuple[str | None, str | None]:
+        """OpenHuman's daily run, once per UTC day however often called: the
+        digest of yesterday and the stale-buffer flush of today (keys
+        ``digest_daily:<date>``, ``flush_stale:<date>``) in one transaction,
+        each only if its key never had a job. Returns the two new ids."""
+    def next_daily_run_in(self, now: datetime | int | None = None) -> timedelta:
+        """The time until the next daily run, 00:05 UTC (OpenHuman's)."""
+
+def job_kinds() -> list[tuple[str, bool]]:
+    """``(kind, is_llm_bound)`` of every job kind of the core, in OpenHuman's
+    order (:class:`memtree.JobKind` mirrors it)."""
+
 def wait_job_signal(seen: int, timeout: float) -> int:
     """Waits until the signal moves past ``seen`` or ``timeout`` seconds pass."""
 
@@ -828,6 +959,345 @@ def check_path(path: _PathLike, *, must_exist: bool = False) -> None:
     on the file."""
 
 def stranded_files(path: _PathLike) -> list[tuple[str, int | None, str]]:
-    """Stranded side files beside the database file ``path``: ``(file, chunk
-    rows or None when not readable yet, what the next open does with it)``.
-    Read-only: nothing is paired, checkpointed or moved."""
+    """Stranded side files beside the database file ``path``: ``(file, None,
+    what to do about it)``. Nothing is opened or read."""
+
+def adopt_file(
+    path: _PathLike, file: _PathLike, dry_run: bool
+) -> tuple[list[tuple[str, int]], int, bool]:
+    """Merges the rows of ``file`` (a memtree database, or a ``-wal`` an
+    earlier release moved aside) that the database at ``path`` lacks, after
+    checking it; nothing is written on a dry run. Returns the rows by table,
+    the chunk rows, and whether ``file`` was removed."""
+
+_TreeKind = TreeKind | Literal["source", "topic", "global"]
+
+@final
+class Tree:
+    """One summary tree (a row of ``mem_tree_trees``)."""
+
+    @property
+    def id(self) -> str:
+        """Primary key (``"<kind>:<uuid>"`` when memtree made it)."""
+    @property
+    def kind(self) -> TreeKind:
+        """What the tree groups."""
+    @property
+    def scope(self) -> str:
+        """What it covers (a source id, an entity id, ``"global"``); unique per kind."""
+    @property
+    def root_id(self) -> str | None:
+        """The current top summary; None until the first seal."""
+    @property
+    def max_level(self) -> int:
+        """The highest level ever sealed (0 before the first seal)."""
+    @property
+    def status(self) -> TreeStatus:
+        """Active or archived."""
+    @property
+    def created_at(self) -> datetime:
+        """Creation time (UTC)."""
+    @property
+    def last_sealed_at(self) -> datetime | None:
+        """Time of the last seal (UTC)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Summary:
+    """One sealed summary (a row of ``mem_tree_summaries``, all 18 columns);
+    immutable and valid once constructed.
+
+    Times are aware datetimes or integer milliseconds since the epoch, as for
+    :class:`Chunk`; ``sealed_at`` defaults to now. ``level`` is 1 (over
+    chunks) to 32. ``embedding`` and the content pointers follow the rules of
+    :class:`Chunk`. Raises ``TypeError`` for a field of the wrong type and
+    ``ValueError`` for a bad value (an empty id, an unknown ``tree_kind``, a
+    level out of range, a non-finite ``score``, a negative ``token_count``,
+    a time range that ends before it starts), each naming the field.
+    """
+
+    def __new__(
+        cls,
+        id: str,
+        tree_id: str,
+        level: int,
+        content: str,
+        time_range_start: datetime | int,
+        time_range_end: datetime | int,
+        *,
+        tree_kind: _TreeKind | None = None,
+        parent_id: str | None = None,
+        child_ids: Iterable[str] | None = None,
+        token_count: int = 0,
+        entities: Iterable[str] | None = None,
+        topics: Iterable[str] | None = None,
+        score: float = 0.0,
+        sealed_at: datetime | int | None = None,
+        deleted: bool = False,
+        embedding: Iterable[float] | None = None,
+        content_path: str | None = None,
+        content_sha256: str | None = None,
+    ) -> Summary: ...
+    @property
+    def id(self) -> str:
+        """Primary key."""
+    @property
+    def tree_id(self) -> str:
+        """The tree it belongs to."""
+    @property
+    def tree_kind(self) -> TreeKind:
+        """That tree's kind (``source`` when not given)."""
+    @property
+    def level(self) -> int:
+        """1 over chunks, 2 over level-1 summaries, and so on."""
+    @property
+    def parent_id(self) -> str | None:
+        """The summary one level up that sealed over this one."""
+    @property
+    def child_ids(self) -> tuple[str, ...]:
+        """The chunk ids (level 1) or summary ids it summarises."""
+    @property
+    def content(self) -> str:
+        """The summary text (a preview when ``content_path`` is set)."""
+    @property
+    def token_count(self) -> int:
+        """Tokens of ``content``."""
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """Canonical entity ids (``"<kind>:<value>"``)."""
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Topic labels."""
+    @property
+    def time_range_start(self) -> datetime:
+        """Time of the oldest child (UTC)."""
+    @property
+    def time_range_end(self) -> datetime:
+        """Time of the newest child (UTC)."""
+    @property
+    def score(self) -> float:
+        """The highest score among the children at seal time."""
+    @property
+    def sealed_at(self) -> datetime:
+        """Seal time (UTC)."""
+    @property
+    def deleted(self) -> bool:
+        """The soft-delete flag."""
+    @property
+    def embedding(self) -> tuple[float, ...] | None:
+        """The embedding, as :attr:`Chunk.embedding` returns one."""
+    @property
+    def content_path(self) -> str | None:
+        """Relative path of the full text on disk."""
+    @property
+    def content_sha256(self) -> str | None:
+        """SHA-256 of that file (64 lowercase hex digits)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class TreeBuffer:
+    """The unsealed frontier of a tree at one level (a row of
+    ``mem_tree_buffers``, or the empty buffer a missing row stands for)."""
+
+    @property
+    def tree_id(self) -> str:
+        """The tree."""
+    @property
+    def level(self) -> int:
+        """0 holds chunk ids; level n holds level-n summary ids."""
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """The pending items, in append order."""
+    @property
+    def token_sum(self) -> int:
+        """The sum of the items' token counts."""
+    @property
+    def oldest_at(self) -> datetime | None:
+        """Time of the oldest item (UTC); None when empty."""
+    @property
+    def updated_at(self) -> datetime | None:
+        """Time of the last write (UTC); None when there is no row."""
+    @property
+    def version(self) -> str:
+        """What :meth:`Trees.seal` compares: changes with every write."""
+    @property
+    def is_empty(self) -> bool:
+        """True when no item is pending."""
+    @property
+    def should_seal(self) -> bool:
+        """OpenHuman's seal gate: level 0 at 50,000 tokens or 10 items,
+        higher levels at 10 items."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Scores:
+    """Chunk scores, the entity index and entity hotness of a store
+    (``store.scores``), in OpenHuman's tables and formats; every call is one
+    transaction with the GIL released. Rows cross as :class:`memtree.Score`,
+    :class:`memtree.Entity`, :class:`memtree.EntityHit` and
+    :class:`memtree.Hotness`. A non-finite float, an unknown entity kind or
+    a counter outside 0..2**32-1 is a ``ValueError`` before any write."""
+
+    def upsert_score(self, score: Score) -> None:
+        """Writes a chunk's score row (all 13 columns), replacing any earlier one."""
+    def get_score(self, chunk_id: str) -> Score | None:
+        """A chunk's score row."""
+    def count_scores(self) -> int:
+        """How many score rows there are."""
+    def replace_score(
+        self,
+        score: Score,
+        entities: Iterable[Entity],
+        *,
+        timestamp: datetime | int,
+        tree_id: str | None = None,
+    ) -> int:
+        """Writes ``score`` and replaces the entities indexed for its chunk
+        with ``entities`` (node kind ``"leaf"``, at ``timestamp``, in
+        ``tree_id``) in ONE transaction: a crash or an I/O error leaves the
+        old score with its old entities or the new score with the new ones.
+        Returns how many entities were indexed."""
+    def index_entities(
+        self,
+        node_id: str,
+        entities: Iterable[Entity],
+        *,
+        timestamp: datetime | int,
+        node_kind: str = "leaf",
+        tree_id: str | None = None,
+    ) -> int:
+        """Indexes entities against a node (``node_kind`` ``"leaf"`` or
+        ``"summary"``) in one transaction, idempotent per (entity, node);
+        returns how many rows were written."""
+    def lookup_entity(self, entity_id: str, limit: int = 100) -> list[EntityHit]:
+        """The nodes indexed against an entity, newest first; ``limit``
+        clamped to 1..10000."""
+    def node_entities(self, node_id: str) -> list[str]:
+        """A node's entity ids, highest score first, then newest, then by id."""
+    def clear_entities(self, node_id: str) -> int:
+        """Deletes a node's index rows; returns how many."""
+    def count_entities(self) -> int:
+        """How many index rows there are."""
+    def get_hotness(self, entity_id: str) -> Hotness | None:
+        """An entity's hotness counters; None when never stored."""
+    def get_or_fresh_hotness(self, entity_id: str) -> Hotness:
+        """An entity's counters, or a zero row stamped now (not stored)."""
+    def upsert_hotness(self, hotness: Hotness) -> None:
+        """Writes an entity's counters, replacing every field."""
+    def distinct_trees(self, entity_id: str) -> int:
+        """How many distinct trees an entity is indexed in (rows without a
+        tree do not count): the refresh of ``distinct_sources``."""
+    def count_hotness(self) -> int:
+        """How many entities have counters."""
+
+@final
+class Trees:
+    """The summary trees of a store (``store.trees``); every call is one
+    transaction with the GIL released. Kinds are :class:`TreeKind` members or
+    their strings; an unknown kind or a level outside 0..32 is a
+    ``ValueError`` before any write."""
+
+    def create(
+        self,
+        kind: _TreeKind,
+        scope: str,
+        *,
+        id: str | None = None,
+        created_at: datetime | int | None = None,
+    ) -> Tree:
+        """Creates an active tree (id ``"<kind>:<uuid>"`` unless given,
+        created now unless given). A second tree of the same kind and scope
+        (or id) raises :class:`memtree.ConstraintError`; nothing is written."""
+    def get(self, id: str) -> Tree | None:
+        """The tree with this id."""
+    def get_by_scope(self, kind: _TreeKind, scope: str) -> Tree | None:
+        """The tree of ``kind`` over ``scope``."""
+    def get_or_create(self, kind: _TreeKind, scope: str) -> Tree:
+        """The tree of ``kind`` over ``scope``, created when missing; racing
+        callers get the same tree."""
+    def insert_summary(self, summary: Summary) -> bool:
+        """Inserts a summary; False when its id exists (the stored row is
+        kept as it is: summaries are immutable). The tree must exist
+        (:class:`memtree.ConstraintError` otherwise)."""
+    def get_summary(self, id: str) -> Summary | None:
+        """One summary; a soft-deleted one comes back with ``deleted=True``."""
+    def list_summaries(self, tree_id: str, level: int) -> list[Summary]:
+        """The live summaries of a tree at ``level``, in seal order."""
+    def count_summaries(self, tree_id: str) -> int:
+        """How many live summaries a tree has."""
+    def delete_summary(self, id: str) -> bool:
+        """Soft-deletes a summary (the row stays, flagged); True when it was live."""
+    def set_summary_embedding(self, id: str, vector: Iterable[float] | Buffer | None) -> bool:
+        """Sets or (None) clears a summary's embedding, as
+        :meth:`Store.set_chunk_embedding` does a chunk's; True when the
+        summary exists."""
+    def get_summary_embedding(self, id: str) -> array.array[float] | None:
+        """A summary's embedding as an ``array.array("f")``, as
+        ``get_chunk_embedding`` returns one; None when it is missing or has
+        none."""
+    def get_buffer(self, tree_id: str, level: int) -> TreeBuffer:
+        """The buffer of a tree at ``level``; an empty one when there is none."""
+    def list_stale_buffers(self, older_than: datetime | int) -> list[TreeBuffer]:
+        """The non-empty level-0 buffers whose oldest item is at or before
+        ``older_than``, oldest first (upper levels are never forced)."""
+    def append_to_buffer(
+        self,
+        tree_id: str,
+        level: int,
+        item_ids: Sequence[str],
+        tokens: Sequence[int],
+        oldest: datetime | int,
+    ) -> TreeBuffer:
+        """Appends items (one token count each) to a buffer in one
+        transaction; items already in it are skipped, so a retried append
+        changes nothing. ``oldest`` is the time of the oldest item appended.
+        Returns the buffer as it now stands."""
+    def seal(
+        self,
+        tree_id: str,
+        level: int,
+        version: str,
+        *,
+        content: str,
+        token_count: int = 0,
+        id: str | None = None,
+        entities: Iterable[str] | None = None,
+        topics: Iterable[str] | None = None,
+        time_range: tuple[datetime | int, datetime | int] | None = None,
+        score: float | None = None,
+        sealed_at: datetime | int | None = None,
+        embedding: Iterable[float] | None = None,
+        content_path: str | None = None,
+        content_sha256: str | None = None,
+        enqueue_follow_ups: bool = True,
+    ) -> Summary:
+        """Seals the buffer of ``tree_id`` at ``level`` into one summary at
+        ``level + 1``, in ONE transaction: the summary row, its entities in
+        the entity index, the children's parent links, the cleared buffer,
+        the summary appended to the parent level's buffer, the follow-up
+        jobs (``seal`` of the parent level when its gate is met, with dedupe
+        key ``seal:<tree>:<level>``; ``topic_route`` for a source tree, key
+        ``topic_route:summary:<id>``) and the tree's root and max level.
+
+        ``version`` is :attr:`TreeBuffer.version` as read before summarising:
+        when the buffer changed since, nothing is written and
+        :class:`memtree.StaleBufferError` is raised. The children are the
+        buffer's items; the time range and score default to the children's
+        envelope and highest score, the id to OpenHuman's
+        ``summary:<ms>:L<level>-<hex>``. ``ValueError``: a level outside
+        0..31, an empty buffer, a non-finite score, an unknown tree, an id
+        that exists; nothing is written."""
+    def walk(self, summary_id: str, depth: int | None = None) -> list[Summary | Chunk]:
+        """The subtree under a summary in ONE statement (a recursive CTE):
+        the summary, then each child and its subtree, depth first, children
+        in seal order; ``depth`` levels deep (None: down to the chunks; 0:
+        the summary alone). The children of a level-1 summary are chunks.
+        Soft-deleted summaries come flagged; children with no row are left
+        out; empty when ``summary_id`` is no summary. ``ValueError``: a
+        negative ``depth``."""
+    def ancestors(self, id: str) -> list[Summary]:
+        """The summaries above a chunk or summary, nearest first (the root
+        last), in ONE statement."""
+    # Last in the class: below it, ``list`` in an annotation would name this method.
+    def list(self, kind: _TreeKind) -> list[Tree]:
+        """Every tree of ``kind``, in creation order."""

@@ -28,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
+from memtree._aio_scores import AsyncScheduler, AsyncScores
+from memtree._aio_trees import AsyncTrees
 from memtree._native import Chunk, Embeddings, Hit, Job, JobBatch, Jobs, Store
 from memtree._types import JobStatus, RawRef, SourceInfo, SourceKind
 
@@ -37,7 +39,14 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-__all__ = ["AsyncJobBatch", "AsyncJobs", "AsyncStore"]
+__all__ = [
+    "AsyncJobBatch",
+    "AsyncJobs",
+    "AsyncScheduler",
+    "AsyncScores",
+    "AsyncStore",
+    "AsyncTrees",
+]
 
 _Kind = Union[SourceKind, str]
 _PathLike = Union[str, "os.PathLike[str]"]
@@ -115,6 +124,21 @@ class AsyncStore:
     def jobs(self) -> AsyncJobs:
         """The job queue stored in this database, as coroutines."""
         return AsyncJobs(self._store.jobs)
+
+    @property
+    def scheduler(self) -> AsyncScheduler:
+        """The periodic side of the job queue, as coroutines."""
+        return AsyncScheduler(self._store.scheduler)
+
+    @property
+    def scores(self) -> AsyncScores:
+        """The scores, entity index and hotness in this database, as coroutines."""
+        return AsyncScores(self._store.scores)
+
+    @property
+    def trees(self) -> AsyncTrees:
+        """The summary trees in this database, as coroutines."""
+        return AsyncTrees(self._store.trees)
 
     async def close(self) -> None:
         """Releases this handle; the connection closes with the last one."""
@@ -561,6 +585,17 @@ class AsyncJobs:
     async def counts(self) -> dict[str, int]:
         """Job counts for every status."""
         return await asyncio.to_thread(self._jobs.counts)
+
+    async def schedule(
+        self,
+        kind: str,
+        every: timedelta,
+        payload: object = None,
+        key: str | None = None,
+        now: datetime | int | None = None,
+    ) -> str | None:
+        """Periodic enqueue, once per slot of ``every`` (``Scheduler.schedule``)."""
+        return await asyncio.to_thread(self._jobs.schedule, kind, every, payload, key, now)
 
 
 class AsyncJobBatch:

@@ -174,8 +174,8 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
     if d.status == "damaged":
         d.advice.append(
             "the database is damaged: copy it and its side files somewhere safe before "
-            "anything opens it; memtree would quarantine it (move it aside, keep it) and "
-            "start a fresh database"
+            "anything opens it; memtree would quarantine it (copy it aside, keep the copy) and "
+            "rebuild it in place with every row still readable"
         )
         return d
     if not_ours is not None:
@@ -223,13 +223,15 @@ def diagnose(path: Path, *, full: bool = False) -> Diagnosis:
 
 
 def _note_stranded(d: Diagnosis, db: Path) -> None:
-    """Side files holding committed rows that are not in the live file yet."""
+    """Side files that may hold committed rows not in the live file: listed,
+    never opened here (a planted one may be a FIFO, a link or huge)."""
     for file, rows, note in stranded_files(db):
         d.stranded.append({"file": file, "chunk_rows": rows, "note": note})
     if d.stranded:
         d.advice.append(
-            f"{len(d.stranded)} stranded side file(s) hold committed rows not in the database: "
-            "every open merges them back; `memtree recover PATH` does it now. Never delete them"
+            f"{len(d.stranded)} stranded side file(s) may hold committed rows not in the "
+            "database; no open merges them: `memtree recover PATH --adopt FILE --dry-run` "
+            "checks one and shows its rows, without --dry-run merges them. Never delete them"
         )
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "PathRefusedError",
     "PermanentError",
     "SchemaVersionError",
+    "StaleBufferError",
     "StoreClosedError",
     "TransientIOError",
     "from_code",
@@ -111,8 +112,9 @@ class CorruptDatabaseError(MemtreeError):
     """The database file is malformed or is not a database (CORRUPT, NOTADB).
 
     When memtree found the corruption itself (at open or in ``Store.check``),
-    it moved the file and its side files aside to ``quarantined_path`` and a
-    fresh, empty database now stands at ``path``. Nothing was deleted.
+    it copied the file aside to ``quarantined_path`` and rebuilt it in place
+    (same file, one transaction) with every row still readable. Nothing was
+    deleted.
     """
 
     quarantined_path: str | None = None
@@ -172,6 +174,12 @@ class LeaseLostError(MemtreeError):
     """A job settle or heartbeat came from a worker that no longer holds the
     job's lease (it expired and was recovered or re-claimed, or the job was
     already settled). Nothing was changed; the current holder owns the job."""
+
+
+class StaleBufferError(MemtreeError):
+    """A seal presented a buffer version that is no longer the buffer's: an
+    append or another seal reached the buffer after it was read. Nothing was
+    written; read the buffer again and summarise what it holds now."""
 
 
 def from_code(extended_code: int, message: str = "") -> MemtreeError:

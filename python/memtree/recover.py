@@ -1,10 +1,11 @@
-"""``memtree recover PATH``: bring stranded rows home now.
+"""``memtree recover PATH``: list stranded side files.
 
 Rows are stranded when an earlier release moved a ``-wal`` it could not
-checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). Every open of the
-store merges such files back on its own and warns while it cannot; this
-command does the same on demand and says what happened. It never creates a
-database and never changes a file it refuses. Exit codes (the table of
+checkpoint aside (``chunks.db-wal.unrecovered-<ms>``). memtree cannot prove
+such a file belongs to the database, so no open merges it: every open warns,
+and this command lists them; ``--adopt FILE`` (see :mod:`memtree.adopt`)
+checks one and merges it. It never creates a database and never changes a
+file it refuses. Exit codes (the table of
 :mod:`memtree._exit`): 0 nothing left stranded, 1 something could not be
 merged yet, 2 the database cannot be opened or is not an SQLite file (left
 byte for byte as it was), 3 nothing there (no file or folder, or an empty
@@ -90,5 +91,7 @@ def run(path: Path, *, as_json: bool = False) -> int:
         for f, n, why in left:
             rows = "?" if n is None else str(n)
             print(f"  {f}: {rows} chunk rows; {why}")
+        if left:
+            print("merge one with: memtree recover PATH --adopt FILE [--dry-run]")
         print(f"chunk rows:    {chunks}")
     return EXIT_NEEDS_ATTENTION if left else EXIT_OK

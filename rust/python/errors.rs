@@ -30,6 +30,7 @@ pyo3::import_exception!(memtree.errors, SchemaVersionError);
 pyo3::import_exception!(memtree.errors, NotMemtreeDatabaseError);
 pyo3::import_exception!(memtree.errors, LeaseLostError);
 pyo3::import_exception!(memtree.errors, PathRefusedError);
+pyo3::import_exception!(memtree.errors, StaleBufferError);
 pyo3::import_exception!(memtree.errors, JournalModeWarning);
 
 /// The exception class of a classifier class.
@@ -107,6 +108,7 @@ fn parts<'a, 'py>(py: Python<'py>, err: &'a Error) -> Parts<'a, 'py> {
         Error::PathRefused { path, code, .. } => {
             (PathRefusedError::type_object(py), *code, Some(path), None)
         }
+        Error::StaleBuffer { .. } => (StaleBufferError::type_object(py), codes::ERROR, None, None),
         // Never reached: `From<Error> for PyErr` raises a plain ValueError
         // for bad input before asking here.
         Error::InvalidInput { .. } => (PermanentError::type_object(py), codes::ERROR, None, None),
@@ -205,6 +207,7 @@ fn variant_name(err: &Error) -> &'static str {
         Error::CircuitOpen { .. } => "CircuitOpen",
         Error::LeaseLost { .. } => "LeaseLost",
         Error::PathRefused { .. } => "PathRefused",
+        Error::StaleBuffer { .. } => "StaleBuffer",
     }
 }
 
@@ -256,6 +259,12 @@ fn samples() -> Vec<Error> {
             path: path.to_owned(),
             code: codes::NOTADB,
             reason: "sample".into(),
+        },
+        Error::StaleBuffer {
+            tree_id: "sample".into(),
+            level: 0,
+            expected: "1-0".into(),
+            found: "2-0".into(),
         },
     ]
 }

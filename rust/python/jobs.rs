@@ -430,6 +430,20 @@ impl PyJobs {
         to_py_jobs(py, jobs)
     }
 
+    /// `store.scheduler.schedule` (see `memtree.Scheduler`).
+    #[pyo3(signature = (kind, every, payload=None, key=None, now=None))]
+    fn schedule(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::kind)] kind: String,
+        every: &Bound<'_, PyAny>,
+        payload: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<String>> {
+        super::scheduler::schedule(self.core(), py, kind, every, payload, key, now)
+    }
+
     fn counts(&self, py: Python<'_>) -> PyResult<HashMap<&'static str, i64>> {
         let counts = py.detach(|| self.core().jobs().counts())?;
         Ok(counts.into_iter().map(|(s, n)| (s.as_str(), n)).collect())

@@ -12,13 +12,17 @@ mod chunk;
 mod convert;
 mod errors;
 mod imports;
+mod job_kinds;
 mod jobs;
 mod logging;
 mod paging;
 mod payload;
+mod scheduler;
+mod scores;
 mod search;
 mod store;
 mod testing;
+mod trees;
 mod vector;
 
 use pyo3::prelude::*;
@@ -77,6 +81,27 @@ fn check_path(
     Ok(check_database_path(&path, Claim::Explicit, must_exist)?)
 }
 
+/// What [`adopt_file`] returns: rows by table, chunk rows, file removed.
+type AdoptOutcome = (Vec<(String, u64)>, u64, bool);
+
+/// Merges the rows of `file` (a memtree database, or a `-wal` an earlier
+/// release moved aside) that the database at `path` lacks, after checking
+/// the file; on a dry run nothing is written. Returns the rows by table,
+/// the chunk rows, and whether `file` was removed.
+#[pyfunction]
+fn adopt_file(
+    py: Python<'_>,
+    #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
+    #[pyo3(from_py_with = convert::arg::path)] file: std::path::PathBuf,
+    dry_run: bool,
+) -> PyResult<AdoptOutcome> {
+    let report = py.detach(|| -> crate::error::Result<_> {
+        let db = connection::open_database(&path)?.db;
+        db.with_conn(|conn| crate::salvage::adopt(conn, db.path(), &file, dry_run))
+    })?;
+    Ok((report.rows, report.chunks, report.removed))
+}
+
 /// The schema version a fully migrated database carries.
 #[pyfunction]
 fn schema_version() -> i64 {
@@ -119,8 +144,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schema_version, m)?)?;
     m.add_function(wrap_pyfunction!(stranded_files, m)?)?;
     m.add_function(wrap_pyfunction!(check_path, m)?)?;
+    m.add_function(wrap_pyfunction!(adopt_file, m)?)?;
     add_submodule(m, "testing", testing::register)?;
     add_submodule(m, "bench", bench::register)?;
     jobs::register(m)?;
+    trees::register(m)?;
+    job_kinds::register(m)?;
+    scheduler::register(m)?;
+    scores::register(m)?;
     Ok(())
 }

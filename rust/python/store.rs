@@ -101,6 +101,24 @@ impl PyStore {
         super::jobs::PyJobs::new(slf)
     }
 
+    /// The scores, entity index and hotness in this database (`memtree.Scores`).
+    #[getter]
+    fn scores(slf: &Bound<'_, Self>) -> super::scores::PyScores {
+        super::scores::PyScores::new(slf)
+    }
+
+    /// The periodic side of the job queue (`memtree.Scheduler`).
+    #[getter]
+    fn scheduler(slf: &Bound<'_, Self>) -> super::scheduler::PyScheduler {
+        super::scheduler::PyScheduler::new(slf)
+    }
+
+    /// The summary trees in this database (`memtree.Trees`).
+    #[getter]
+    fn trees(slf: &Bound<'_, Self>) -> super::trees::PyTrees {
+        super::trees::PyTrees::new(slf)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_closed()

@@ -163,9 +163,34 @@ unsafe extern "C" fn x_lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     if let Some(code) = h.enter(VfsMethod::Lock) {
         return code;
     }
+    if level == ffi::SQLITE_LOCK_SHARED && h.role == FileRole::MainDb && has_moved(inner) {
+        // Every transaction starts here, before SQLite looks for a hot
+        // journal by name: once the path names another file, that journal
+        // is the other file's, and rolling it back into this one would
+        // corrupt both. The handle reads no more (one stat of the path per
+        // transaction start).
+        return ffi::SQLITE_READONLY_DBMOVED;
+    }
     fork_gate(h.role, || {
         inner_call!(inner, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
     })
+}
+
+/// True when the main database file `inner` no longer is the file at its
+/// path (renamed, replaced or unlinked since it was opened), as the real
+/// VFS's `SQLITE_FCNTL_HAS_MOVED` reports it (a VFS without it: false).
+fn has_moved(inner: *mut ffi::sqlite3_file) -> bool {
+    let mut moved: c_int = 0;
+    let p = (&mut moved as *mut c_int).cast::<c_void>();
+    let rc = inner_call!(
+        inner,
+        1,
+        xFileControl,
+        ffi::SQLITE_NOTFOUND,
+        ffi::SQLITE_FCNTL_HAS_MOVED,
+        p
+    );
+    rc == ffi::SQLITE_OK && moved != 0
 }
 
 unsafe extern "C" fn x_unlock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {

@@ -2,8 +2,8 @@
 stdlib sqlite3 measured in the same run.
 
 Run with the release build: ``make bench`` builds it, or ``maturin develop
---release`` then ``python -m pytest benches/bench_search_vector.py -q -s``
-(a file named on the command line is collected whatever its name). Needs the
+--release`` then ``python -m pytest benches/test_vector_recall.py -q -s``
+(make bench collects it with the other suites). Needs the
 bench group (numpy, apsw, sqlite-vec). Each test records its figures with
 ``conftest.record``; nothing here is a timed assertion, only correctness
 (memtree's top 10 is numpy's) is asserted.

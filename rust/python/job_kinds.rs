@@ -1,0 +1,157 @@
+//! `memtree.JobPayload`: OpenHuman's typed job payloads, built and checked
+//! by the core (`crate::job_kinds`), and `job_kinds()`, the core's list of
+//! kinds that `memtree.JobKind` mirrors.
+
+use pyo3::prelude::*;
+
+use super::convert;
+use super::imports;
+use crate::job_kinds::{AppendTarget, JobKind, NodeRef, Payload};
+
+fn node(kind: &str, id: String) -> PyResult<NodeRef> {
+    match kind {
+        "leaf" => Ok(NodeRef::Leaf(id)),
+        "summary" => Ok(NodeRef::Summary(id)),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "node_kind: expected \"leaf\" or \"summary\", got {other:?}"
+        ))),
+    }
+}
+
+fn target(kind: &str, id: String) -> PyResult<AppendTarget> {
+    match kind {
+        "source" => Ok(AppendTarget::Source(id)),
+        "topic" => Ok(AppendTarget::Topic(id)),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "target_kind: expected \"source\" or \"topic\", got {other:?}"
+        ))),
+    }
+}
+
+/// A `date` or `datetime`'s `isoformat()[:10]`, or a `YYYY-MM-DD` str.
+fn date_iso(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if value.is_instance_of::<pyo3::types::PyString>() {
+        return convert::text(value, "date");
+    }
+    if value.hasattr("isoformat")? {
+        let iso: String = value.call_method0("isoformat")?.extract()?;
+        return Ok(iso.chars().take(10).collect());
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "date: expected a datetime.date or a YYYY-MM-DD str, got {}",
+        convert::type_name(value)
+    )))
+}
+
+/// One of OpenHuman's typed job payloads (see the stub for documentation).
+#[pyclass(frozen, eq, name = "JobPayload", module = "memtree")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyJobPayload {
+    inner: Payload,
+}
+
+fn built(inner: Payload) -> PyResult<PyJobPayload> {
+    inner.validate()?;
+    Ok(PyJobPayload { inner })
+}
+
+#[pymethods]
+impl PyJobPayload {
+    #[staticmethod]
+    fn extract_chunk(chunk_id: String) -> PyResult<Self> {
+        built(Payload::ExtractChunk { chunk_id })
+    }
+
+    #[staticmethod]
+    fn append_buffer(
+        node_kind: &str,
+        node_id: String,
+        target_kind: &str,
+        target_id: String,
+    ) -> PyResult<Self> {
+        built(Payload::AppendBuffer {
+            node: node(node_kind, node_id)?,
+            target: target(target_kind, target_id)?,
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (tree_id, level, force_now=None))]
+    fn seal(tree_id: String, level: i64, force_now: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        built(Payload::Seal {
+            tree_id,
+            level,
+            force_now_ms: convert::opt_time_or_ms(force_now, "force_now")?,
+        })
+    }
+
+    #[staticmethod]
+    fn topic_route(node_kind: &str, node_id: String) -> PyResult<Self> {
+        built(Payload::TopicRoute {
+            node: node(node_kind, node_id)?,
+        })
+    }
+
+    #[staticmethod]
+    fn digest_daily(date: &Bound<'_, PyAny>) -> PyResult<Self> {
+        built(Payload::DigestDaily {
+            date_iso: date_iso(date)?,
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (date, max_age_secs=None))]
+    fn flush_stale(date: &Bound<'_, PyAny>, max_age_secs: Option<i64>) -> PyResult<Self> {
+        built(Payload::FlushStale {
+            max_age_secs,
+            date_iso: date_iso(date)?,
+        })
+    }
+
+    /// The kind, a `memtree.JobKind`.
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("memtree._types")?
+            .getattr("JobKind")?
+            .call1((self.inner.kind().as_str(),))
+    }
+    #[getter]
+    fn payload_json(&self) -> String {
+        self.inner.payload_json()
+    }
+    /// A fresh dict on every access.
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        imports::get(py)?
+            .json_loads
+            .bind(py)
+            .call1((self.inner.payload_json(),))
+    }
+    #[getter]
+    fn dedupe_key(&self) -> String {
+        self.inner.dedupe_key()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "JobPayload(kind={:?}, payload={}, dedupe_key={:?})",
+            self.inner.kind().as_str(),
+            self.inner.payload_json(),
+            self.inner.dedupe_key()
+        )
+    }
+}
+
+/// `(kind, is_llm_bound)` of every job kind, in OpenHuman's order.
+#[pyfunction]
+fn job_kinds() -> Vec<(&'static str, bool)> {
+    JobKind::ALL
+        .into_iter()
+        .map(|k| (k.as_str(), k.is_llm_bound()))
+        .collect()
+}
+
+/// Adds the class and the function to `m`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyJobPayload>()?;
+    m.add_function(wrap_pyfunction!(job_kinds, m)?)
+}

@@ -1,0 +1,247 @@
+"""SQLite's I/O-error loop over quarantine and explicit adoption (issue 18).
+
+For N = 1, 2, … until no fault fires, call N of one VFS method of the live
+database's files fails — once, or from then on — during
+
+* **quarantine**: ``check(full=True)`` of a database with a damaged index
+  page, which copies the file aside and rebuilds it in place with the rows
+  still readable (see ``rust/quarantine.rs``);
+* **adoption**: ``memtree recover --adopt`` of a ``-wal`` an earlier release
+  moved aside (``_native.adopt_file``).
+
+The invariant after each fault point (every handle closed): every committed
+row is in the live database or, while it is not, in a file beside it (the
+copy aside, or the file being adopted, which is never removed before its
+rows are in); after a fault-free retry every committed row is live.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import memtree
+import pytest
+from faults_support import copy_database, ram_folder
+from memtree import ResultCode, _native, testing
+
+METHODS: list[testing.VfsMethod] = [
+    "xOpen",
+    "xRead",
+    "xWrite",
+    "xSync",
+    "xTruncate",
+    "xFileSize",
+    "xLock",
+    "xDelete",
+    "xAccess",
+]
+CODES = [ResultCode.IOERR_WRITE, ResultCode.FULL, ResultCode.IOERR_FSYNC, ResultCode.CANTOPEN]
+MAX_N = 5_000
+ROWS = 40
+
+
+def ids_in(db: Path, scratch: Path) -> set[str]:
+    """The chunk ids readable from ``db`` (with its ``-journal``, rolled back
+    on a copy as any reader would), by a table scan that needs no index;
+    empty when the file cannot be read at all."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    copy = copy_database(db, scratch)
+    try:
+        conn = sqlite3.connect(copy)
+        try:
+            return {r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks NOT INDEXED")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return set()
+
+
+def copies_aside(db: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in db.parent.glob(db.name + ".corrupt-*")
+        if not p.name.endswith(("-journal", "-wal", "-shm"))
+    )
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with ram_folder("memtree-quarantine-faults-") as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    folder = tmp_path_factory.mktemp("damaged")
+    db = folder / "chunks.db"
+    with memtree.Store(db) as s:
+        s.upsert_chunks(
+            [memtree.Chunk(f"c{i:03d}", "words " * 30, "chat", "s", "o", i) for i in range(ROWS)]
+        )
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name = 'mem_tree_chunks' AND sql IS NOT NULL ORDER BY rootpage LIMIT 1"
+    ).fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xa5" * page_size)
+    return folder, {f"c{i:03d}" for i in range(ROWS)}
+
+
+def check(db: Path) -> str:
+    try:
+        with memtree.Store(db) as s:
+            s.check(full=True)
+        return "ok"
+    except memtree.CorruptDatabaseError as e:
+        return "quarantined" if e.quarantined_path else f"corrupt {e.name}"
+    except memtree.MemtreeError as e:
+        assert e.name, "every failure carries a code name"
+        return f"failed {e.name}"
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_during_quarantine_loses_no_row(
+    damaged: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    template, committed = damaged
+    # Without a fault the check quarantines: the loop tests that path.
+    probe = work / "probe"
+    shutil.copytree(template, probe)
+    assert check(probe / "chunks.db") == "quarantined"
+    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    violations: list[str] = []
+    points = 0
+    for n in range(1, MAX_N):
+        code = CODES[n % len(CODES)]
+        case = work / f"n{n}"
+        shutil.copytree(template, case)
+        db = case / "chunks.db"
+        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
+        try:
+            outcome = check(db)
+        finally:
+            fired = testing.clear_fault(db)
+        if not fired:
+            shutil.rmtree(case)
+            break
+        points += 1
+        scratch = work / "scratch"
+        beside: set[str] = set()
+        for aside in copies_aside(db):
+            beside |= ids_in(aside, scratch)
+        if not committed <= ids_in(db, scratch) | beside:
+            violations.append(f"#{n} [{outcome}]: rows neither live nor beside it")
+        # A fault-free check finishes the job: every row is live.
+        again = check(db)
+        final = check(db)
+        live = ids_in(db, scratch)
+        if final != "ok" or live != committed:
+            violations.append(
+                f"#{n} [{outcome}, then {again}, {final}]: {len(committed - live)} rows not live"
+            )
+        shutil.rmtree(case)
+    else:
+        pytest.fail(f"{method}: still firing at N = {MAX_N}")
+    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+    assert not violations, "\n".join(violations[:20])
+
+
+LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
+
+
+def stranded_wal_layout(folder: Path, name: str = LEGACY_WAL) -> set[str]:
+    """What an earlier release left after a failed checkpoint: a memtree
+    database (``folder/chunks.db``, restored to the base the ``-wal`` was
+    written against) and its ``-wal`` moved aside as ``name``, holding rows
+    in no live file. Returns every committed chunk id."""
+    db = folder / "chunks.db"
+    with memtree.Store(db) as s:
+        s.upsert_chunks(
+            [memtree.Chunk(f"c{i}", "words " * 30, "chat", "s", "o", i) for i in range(3)]
+        )
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TEMP TABLE t AS SELECT * FROM mem_tree_chunks")
+    conn.execute("UPDATE t SET id = 'wal-' || id")
+    conn.execute("INSERT INTO mem_tree_chunks SELECT * FROM t")
+    base = folder / "base"
+    base.mkdir()
+    shutil.copyfile(db, base / "chunks.db")
+    shutil.copyfile(folder / "chunks.db-wal", base / name)
+    conn.close()
+    for f in folder.glob("chunks.db*"):
+        f.unlink()
+    for f in base.iterdir():
+        f.rename(folder / f.name)
+    base.rmdir()
+    return {f"c{i}" for i in range(3)} | {f"wal-c{i}" for i in range(3)}
+
+
+@pytest.fixture(scope="module")
+def stranded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    folder = tmp_path_factory.mktemp("stranded")
+    return folder, stranded_wal_layout(folder)
+
+
+def _adopt(db: Path, file: Path) -> str:
+    try:
+        _native.adopt_file(db, file, False)
+        return "adopted"
+    except memtree.MemtreeError as e:
+        assert e.name, "every failure carries a code name"
+        return f"failed {e.name}"
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_during_adoption_loses_no_row(
+    stranded: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    template, committed = stranded
+    probe = work / "probe"
+    shutil.copytree(template, probe)
+    assert _adopt(probe / "chunks.db", probe / LEGACY_WAL) == "adopted"
+    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    assert not (probe / LEGACY_WAL).exists()
+    violations: list[str] = []
+    points = 0
+    for n in range(1, MAX_N):
+        code = CODES[n % len(CODES)]
+        case = work / f"n{n}"
+        shutil.copytree(template, case)
+        db, legacy = case / "chunks.db", case / LEGACY_WAL
+        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
+        try:
+            outcome = _adopt(db, legacy)
+        finally:
+            fired = testing.clear_fault(db)
+        if not fired:
+            shutil.rmtree(case)
+            break
+        points += 1
+        scratch = work / "scratch"
+        live = ids_in(db, scratch)
+        if not legacy.exists() and live != committed:
+            violations.append(f"#{n} [{outcome}]: the -wal is gone with rows not live")
+        if legacy.exists():
+            again = _adopt(db, legacy)
+            live = ids_in(db, scratch)
+            if again != "adopted" or live != committed:
+                violations.append(f"#{n} [{outcome}, then {again}]: rows not live")
+        leftovers = [p.name for p in case.iterdir() if ".adopting" in p.name]
+        if leftovers:
+            violations.append(f"#{n} [{outcome}]: private copies left: {leftovers}")
+        shutil.rmtree(case)
+    else:
+        pytest.fail(f"{method}: still firing at N = {MAX_N}")
+    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+    assert not violations, "\n".join(violations[:20])
