@@ -146,6 +146,50 @@ def version_and_index(db: Path) -> tuple[int, bool]:
     return int(version), bool(has)
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("method", ["xWrite", "xSync", "xRead", "xTruncate", "xFileSize", "xOpen"])
+def test_io_fault_loop_over_the_index_step(
+    tmp_path: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    base = tmp_path / "base.db"
+    make_pre_index_file(base, 300)
+    rows = content_digest(base)
+    fired_points = redone = 0
+    for n in range(1, 3000):
+        db = tmp_path / f"run-{n}.db"
+        shutil.copy2(base, db)
+        testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
+        try:
+            with memtree.Store(db):
+                pass
+        except memtree.MemtreeError as e:
+            assert e.code & 0xFF in (ResultCode.IOERR, ResultCode.CANTOPEN), e
+        finally:
+            fired = testing.clear_fault(db)
+            memtree.Store.invalidate(db)
+        assert content_digest(db) == rows, f"rows changed: {method} fault at call {n}"
+        version, has_index = version_and_index(db)
+        # The step and its version commit together, or neither does.
+        assert has_index == (version > BEFORE_INDEX_VERSION), (method, n, version)
+        redone += not has_index
+        with memtree.Store(db):
+            pass
+        memtree.Store.invalidate(db)
+        found = check_index(db)
+        assert len(found["common"]) == 300 and found["word3"] == ["c00003"], (method, n)
+        db.unlink()
+        Path(str(db) + "-journal").unlink(missing_ok=True)
+        if fired == 0:
+            break
+        fired_points += 1
+    else:
+        pytest.fail("the fault still fired at call 2999")
+    print(f"{method} persistent={persistent}: {fired_points} fault points, {redone} redone")
+    assert fired_points >= 1, "the loop must have injected at least one fault"
+    if method in ("xWrite", "xSync"):
+        assert redone >= 1, "at least one fault must have hit inside the step"
+
+
 OPEN_UNDER_CRASH = """
 db, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 testing.arm_crash(db, seed=seed, at_sync=n, exit_code=77)
