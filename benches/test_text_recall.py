@@ -2,7 +2,7 @@
 ratios against stdlib sqlite3 measured in the same run.
 
 Run with the release build: ``make bench`` builds it, or ``maturin develop
---release`` then ``python -m pytest benches/bench_search_text.py -q -s``.
+--release`` then ``python -m pytest benches/test_text_recall.py -q -s``.
 Each test records its figures with ``conftest.record``; nothing here is a
 timed assertion, only correctness (memtree's hits are the peer's) is
 asserted.

@@ -85,7 +85,7 @@ impl Store {
             }
             (Some(text), Some(vector)) => {
                 // Both arguments checked before either search runs.
-                let fts = match_query(text, Syntax::Words)?;
+                let fts = match_query(text, Syntax::Words, self.path())?;
                 super::vector::Query::new(vector.to_vec(), Metric::Cosine)?;
                 let depth = k.max(FUSION_DEPTH);
                 let by_text = self.text_hits(&fts, depth, filter, include_summaries, false)?;

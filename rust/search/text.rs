@@ -335,12 +335,15 @@ fn add_excerpts(conn: &Connection, query: &str, hits: &mut [Hit]) -> rusqlite::R
     Ok(())
 }
 
-/// The FTS5 query a text search runs for `query` in `syntax`.
-pub(crate) fn match_query(query: &str, syntax: Syntax) -> Result<String> {
+/// The FTS5 query a text search runs for `query` in `syntax` (`path`
+/// names the store in a tokenizer failure, which is SQLite's, not the
+/// query's).
+pub(crate) fn match_query(query: &str, syntax: Syntax, path: &std::path::Path) -> Result<String> {
     let fts = match syntax {
         Syntax::Fts5 if query.trim().is_empty() => None,
         Syntax::Fts5 => Some(query.to_owned()),
-        Syntax::Words => words_query(query).map_err(|e| Error::invalid("query", e.to_string()))?,
+        Syntax::Words => words_query(query)
+            .map_err(|e| Error::sqlite("search_text: tokenise the query", path, e))?,
     };
     fts.ok_or_else(|| {
         Error::invalid(
@@ -375,7 +378,7 @@ impl Store {
         filter: &ChunkFilter,
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
-        let fts = match_query(query, syntax)?;
+        let fts = match_query(query, syntax, self.path())?;
         self.text_hits(&fts, k, filter, include_summaries, true)
     }
 

@@ -459,7 +459,7 @@ fn excerpts_equal_snippet_on_the_index() -> TestResult {
         ("pike OR willow", Syntax::Fts5),
         ("\"river stone\"", Syntax::Fts5),
     ] {
-        let fts = match_query(query, syntax)?;
+        let fts = match_query(query, syntax, store.path())?;
         let hits = store.search_text(query, 50, syntax, &ChunkFilter::default(), false)?;
         assert!(!hits.is_empty(), "{query}");
         for hit in hits {
