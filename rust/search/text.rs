@@ -13,8 +13,10 @@
 //!   query SQLite cannot parse is refused with SQLite's message.
 //!
 //! Filters are exact: they are terms of the same statement as the `MATCH`,
-//! before its `LIMIT`, so `k` rows come back whenever `k` rows match. The
-//! excerpt (`snippet()`) is built for the returned hits only.
+//! before its `LIMIT`, so `k` rows come back whenever `k` rows match.
+//! Without a filter the ranking reads the index alone and looks up the ids
+//! of the rows it keeps ([`index_top_k`]). The excerpt (`snippet()`) is
+//! built for the returned hits only, in the scratch database ([`excerpts`]).
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
