@@ -12,10 +12,11 @@
 //! - [`Syntax::Fts5`]: the FTS5 query language as SQLite documents it; a
 //!   query SQLite cannot parse is refused with SQLite's message.
 //!
-//! Filters are exact: they are terms of the same statement as the `MATCH`,
-//! before its `LIMIT`, so `k` rows come back whenever `k` rows match.
-//! Without a filter the ranking reads the index alone and looks up the ids
-//! of the rows it keeps ([`index_top_k`]). The excerpt (`snippet()`) is
+//! Filters are exact and applied before the cut to `k`: matches are read best
+//! first and each is checked against the filter until `k` pass, so `k` rows
+//! come back whenever `k` rows match; a source id also bounds the index's
+//! walk to that source's rowid range. Without a filter the ranking reads the
+//! index alone and looks up the ids of the rows it keeps ([`index_top_k`]). The excerpt (`snippet()`) is
 //! built for the returned hits only, in the scratch database ([`excerpts`]).
 
 use std::cell::RefCell;
@@ -177,7 +178,7 @@ fn table_top_k(
     k: usize,
 ) -> rusqlite::Result<Vec<(f64, String)>> {
     let (table, fts) = tables(kind);
-    let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 3) else {
+    let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 2) else {
         return Ok(Vec::new());
     };
     if terms.is_empty() {
@@ -185,15 +186,51 @@ fn table_top_k(
             return Ok(found);
         }
     }
-    values.insert(0, Value::Integer(k as i64));
-    values.insert(0, Value::Text(query.to_owned()));
-    let sql = format!(
-        "SELECT bm25({fts}), r.id FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid \
-         WHERE {fts} MATCH ?1{terms} ORDER BY 1, 2 LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(&values), |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+    let mut range = String::new();
+    let mut range_values = Vec::new();
+    if let (HitKind::Chunk, Some(source_id)) = (kind, &filter.source_id) {
+        // A source's chunks are a handful of rows, usually written together:
+        // bounding the index's walk to their rowid range skips the matches
+        // of every other source (FTS5 seeks a rowid range in its doclists).
+        let (low, high): (Option<i64>, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT min(rowid), max(rowid) FROM mem_tree_chunks WHERE source_id = ?1",
+            )?
+            .query_row([source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (Some(low), Some(high)) = (low, high) else {
+            return Ok(Vec::new());
+        };
+        range = " AND rowid >= ?2 AND rowid <= ?3".to_owned();
+        range_values = vec![Value::Integer(low), Value::Integer(high)];
+    }
+    // Matches best first, each checked against the filter by its rowid
+    // until k pass (and every row tied with the k-th): a broad filter stops
+    // after about k checks, a narrow one checks what a join would.
+    let mut ranked = conn.prepare_cached(&format!(
+        "SELECT bm25({fts}), rowid FROM {fts} WHERE {fts} MATCH ?1{range} ORDER BY 1"
+    ))?;
+    let mut ranked_values = vec![Value::Text(query.to_owned())];
+    ranked_values.extend(range_values);
+    let mut passes = conn.prepare_cached(&format!(
+        "SELECT r.id FROM {table} r WHERE r.rowid = ?1{terms}"
+    ))?;
+    values.insert(0, Value::Null);
+    let mut found: Vec<(f64, String)> = Vec::new();
+    let mut rows = ranked.query(params_from_iter(&ranked_values))?;
+    while let Some(row) = rows.next()? {
+        let bm25: f64 = row.get(0)?;
+        if found.len() >= k && bm25 > found[k - 1].0 {
+            break;
+        }
+        values[0] = Value::Integer(row.get(1)?);
+        let mut hit = passes.query(params_from_iter(&values))?;
+        if let Some(r) = hit.next()? {
+            found.push((bm25, r.get(0)?));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    found.truncate(k);
+    Ok(found)
 }
 
 /// Rows read past the `k`-th by [`index_top_k`], so that a run of rows tied
