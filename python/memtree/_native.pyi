@@ -453,8 +453,8 @@ class Store:
         accents fold); the hit's ``score`` is the negated bm25 (higher is
         better), ties are broken by id, ``text_rank`` is the 1-based rank and
         ``snippet`` a short excerpt around the best match. The filters are
-        those of :meth:`list_chunks`, exact and applied before the limit:
-        ``k`` rows come back whenever at least ``k`` match. With
+        those of :meth:`list_chunks`, exact and applied before the cut to
+        ``k``: ``k`` rows come back whenever at least ``k`` match. With
         ``include_summaries`` live summaries compete too (``kind="summary"``,
         ranked in their own index): ``since``/``until`` compare their
         ``time_range_end``, and a ``source_kind``, ``source_id`` or ``owner``
