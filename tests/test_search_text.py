@@ -300,3 +300,41 @@ def test_async_store_searches_text(tmp_path: Path) -> None:
 
     hits = asyncio.run(run())
     assert [h.id for h in hits] == ["c1"] and hits[0].snippet == "otter river"
+
+
+def stdlib_tokens(text: str) -> set[str]:
+    """The tokens of ``text`` by stdlib sqlite3's FTS5 with the same
+    tokenizer (an oracle independent of memtree's build)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(c, tokenize='unicode61 remove_diacritics 2')"
+        )
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        conn.execute("INSERT INTO t (c) VALUES (?)", (text,))
+        return {r[0] for r in conn.execute("SELECT term FROM v")}
+    finally:
+        conn.close()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=st.text(max_size=40))
+def test_any_unicode_text_is_plain_words(
+    searched: tuple[memtree.Store, sqlite3.Connection], query: str
+) -> None:
+    """Any surrogate-free text: hits that hold every word, or (only when
+    the text has no word at all) a ValueError naming ``query``."""
+    store, _ = searched
+    words = stdlib_tokens(query)
+    try:
+        hits = store.search_text(query, 50)
+    except ValueError as e:
+        assert str(e).startswith("query"), e
+        assert not words, (query, words)
+        return
+    assert words, query
+    for hit in hits:
+        content = next(c.content for c in CHUNKS if c.id == hit.id)
+        assert words <= stdlib_tokens(content), (query, hit.id)
