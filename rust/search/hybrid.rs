@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use super::api::{Hit, HitKind};
-use super::text::{match_query, Syntax};
+use super::text::{match_query, rank_text, Syntax};
 use super::vector::Metric;
 use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
 use crate::error::{Error, Result};
@@ -88,9 +88,16 @@ impl Store {
                 let fts = match_query(text, Syntax::Words, self.path())?;
                 super::vector::Query::new(vector.to_vec(), Metric::Cosine)?;
                 let depth = k.max(FUSION_DEPTH);
-                let by_text = self.text_hits(&fts, depth, filter, include_summaries, false)?;
-                let by_vector =
-                    self.search_vector(vector, depth, Metric::Cosine, filter, include_summaries)?;
+                // Both rankings in one read transaction: one snapshot.
+                let (by_vector, by_text) = self.search_vector_with(
+                    vector,
+                    depth,
+                    Metric::Cosine,
+                    filter,
+                    include_summaries,
+                    |conn| rank_text(conn, &fts, depth, filter, include_summaries, false),
+                )?;
+                let by_text = by_text.map_err(|message| Error::invalid("query", message))?;
                 let mut hits = fuse(by_text, by_vector, k as usize);
                 self.add_snippets(&fts, &mut hits)?;
                 Ok(hits)

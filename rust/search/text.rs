@@ -400,9 +400,65 @@ fn is_query_error(e: &rusqlite::Error) -> bool {
         if f.code == ErrorCode::Unknown && f.extended_code == 1)
 }
 
-/// A search's outcome inside the read: the hits, or SQLite's refusal of the
-/// query.
-type Outcome = std::result::Result<Vec<(f64, Hit)>, String>;
+/// A text ranking: the hits (best first, `text_rank` set), or SQLite's
+/// refusal of the query.
+pub(crate) type Outcome = std::result::Result<Vec<Hit>, String>;
+
+/// The text ranking of `fts` inside the caller's read transaction (a hybrid
+/// search runs it in the transaction its vectors are read in, so both lists
+/// rank one snapshot): the best `k` over chunks (and live summaries), ties
+/// by id, excerpts optional.
+pub(crate) fn rank_text(
+    conn: &Connection,
+    fts: &str,
+    k: i64,
+    filter: &ChunkFilter,
+    include_summaries: bool,
+    snippets: bool,
+) -> rusqlite::Result<Outcome> {
+    let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
+    let mut kinds = vec![HitKind::Chunk];
+    if include_summaries {
+        kinds.push(HitKind::Summary);
+    }
+    let mut found: Vec<(f64, Hit)> = Vec::new();
+    for &kind in &kinds {
+        match table_top_k(conn, kind, fts, filter, k) {
+            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id)| {
+                let hit = Hit {
+                    id,
+                    kind,
+                    score: -bm25 as f32,
+                    vector_rank: None,
+                    text_rank: None,
+                    snippet: None,
+                };
+                (bm25, hit)
+            })),
+            Err(e) if is_query_error(&e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    found.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| a.1.id.cmp(&b.1.id))
+            .then(a.1.kind.cmp(&b.1.kind))
+    });
+    found.truncate(k);
+    let mut hits: Vec<Hit> = found
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (_, mut hit))| {
+            hit.text_rank = Some(rank as u32 + 1);
+            hit
+        })
+        .collect();
+    if snippets {
+        add_excerpts(conn, fts, &mut hits)?;
+    }
+    Ok(Ok(hits))
+}
 
 impl Store {
     /// The `k` chunks (and with `include_summaries` live summaries) whose
@@ -431,62 +487,13 @@ impl Store {
         include_summaries: bool,
         snippets: bool,
     ) -> Result<Vec<Hit>> {
-        let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
-        let mut kinds = vec![HitKind::Chunk];
-        if include_summaries {
-            kinds.push(HitKind::Summary);
-        }
         let outcome: Outcome = self.read("search_text", |conn| {
             let tx = conn.unchecked_transaction()?;
-            let mut found: Vec<(f64, Hit)> = Vec::new();
-            for &kind in &kinds {
-                match table_top_k(&tx, kind, fts, filter, k) {
-                    Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id)| {
-                        let hit = Hit {
-                            id,
-                            kind,
-                            score: -bm25 as f32,
-                            vector_rank: None,
-                            text_rank: None,
-                            snippet: None,
-                        };
-                        (bm25, hit)
-                    })),
-                    Err(e) if is_query_error(&e) => {
-                        tx.rollback()?;
-                        return Ok(Err(e.to_string()));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            found.sort_by(|a, b| {
-                a.0.partial_cmp(&b.0)
-                    .unwrap_or(Ordering::Equal)
-                    .then_with(|| a.1.id.cmp(&b.1.id))
-                    .then(a.1.kind.cmp(&b.1.kind))
-            });
-            found.truncate(k);
-            if snippets {
-                // In the ranking's own read: the excerpts are of the rows ranked.
-                let mut filled: Vec<Hit> = found.iter().map(|(_, hit)| hit.clone()).collect();
-                add_excerpts(&tx, fts, &mut filled)?;
-                for ((_, hit), with) in found.iter_mut().zip(filled) {
-                    *hit = with;
-                }
-            }
+            let outcome = rank_text(&tx, fts, k, filter, include_summaries, snippets)?;
             tx.commit()?;
-            Ok(Ok(found))
+            Ok(outcome)
         })?;
-        let found = outcome.map_err(|message| Error::invalid("query", message))?;
-        let hits: Vec<Hit> = found
-            .into_iter()
-            .enumerate()
-            .map(|(rank, (_, mut hit))| {
-                hit.text_rank = Some(rank as u32 + 1);
-                hit
-            })
-            .collect();
-        Ok(hits)
+        outcome.map_err(|message| Error::invalid("query", message))
     }
 
     /// Sets the excerpt of every hit whose content matches `fts`, in one
