@@ -277,3 +277,52 @@ def test_adopted_stranded_rows_are_indexed(tmp_path: Path) -> None:
             # Every word of its own content: the row matches itself.
             assert chunk_id in {h.id for h in store.search_text(content, 100)}
     check_index(db)
+
+
+OPENHUMAN_UPSERT = """INSERT INTO mem_tree_chunks (
+    id, source_kind, source_id, source_ref, owner,
+    timestamp_ms, time_range_start_ms, time_range_end_ms,
+    tags_json, content, token_count, seq_in_source, created_at_ms
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+ON CONFLICT(id) DO UPDATE SET
+    source_kind = excluded.source_kind,
+    source_id = excluded.source_id,
+    source_ref = excluded.source_ref,
+    owner = excluded.owner,
+    timestamp_ms = excluded.timestamp_ms,
+    time_range_start_ms = excluded.time_range_start_ms,
+    time_range_end_ms = excluded.time_range_end_ms,
+    tags_json = excluded.tags_json,
+    content = excluded.content,
+    token_count = excluded.token_count,
+    seq_in_source = excluded.seq_in_source,
+    created_at_ms = excluded.created_at_ms"""
+
+
+def test_openhuman_sql_through_another_sqlite_build_keeps_the_index(tmp_path: Path) -> None:
+    """OpenHuman's upsert, lifecycle update and delete, run by Python's own
+    sqlite3 (another SQLite build, with FTS5) in another connection while a
+    store is open: the next search sees exactly its commits."""
+    db = tmp_path / "chunks.db"
+    with memtree.Store(db) as store:
+        store.upsert_chunks([chunk(i) for i in range(5)])
+        conn = sqlite3.connect(db)
+        try:
+            row = ("oh-1", "chat", "s", None, "me", 9, 9, 9, "[]", "walrus tusk", 2, 0, 9)
+            conn.execute(OPENHUMAN_UPSERT, row)
+            conn.commit()
+            assert [h.id for h in store.search_text("walrus")] == ["oh-1"]
+            conn.execute(OPENHUMAN_UPSERT, (*row[:9], "narwhal tusk", *row[10:]))
+            conn.execute(
+                "UPDATE mem_tree_chunks SET lifecycle_status = ?1 WHERE id = ?2", ("sealed", "oh-1")
+            )
+            conn.commit()
+            assert store.search_text("walrus") == []
+            assert [h.id for h in store.search_text("narwhal")] == ["oh-1"]
+            conn.execute("DELETE FROM mem_tree_chunks WHERE id = ?", ("c00002",))
+            conn.commit()
+        finally:
+            conn.close()
+        assert store.search_text("word2") == []
+    found = check_index(db)
+    assert len(found["common"]) == 4
