@@ -42,6 +42,7 @@ pub struct PyChunkIterator {
 }
 
 impl PyChunkIterator {
+    /// An iterator over `pages`, read through `store`.
     pub fn new(store: Py<PyStore>, pages: ChunkPages) -> Self {
         PyChunkIterator {
             store,
