@@ -58,6 +58,94 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 5,
         apply: apply_job_partial_indexes,
     },
+    // Full-text index of chunk and summary content, kept by triggers.
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 6,
+        apply: apply_text_index,
+    },
+    // list_chunks in a total order (id last), so a cursor pages exactly.
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 7,
+        apply: apply_total_list_order_indexes,
+    },
+];
+
+/// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC, id ASC`: a
+/// total order (chunks can share a timestamp and a sequence number), so
+/// `list_chunks(after=…)` and `iter_chunks` page by a cursor without
+/// skipping or repeating a row. Each list index of version 104 gains
+/// `id DESC` and keeps its name: walked backwards it yields exactly that
+/// order, so a list stays an index search without a temporary sort.
+fn apply_total_list_order_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, keys) in [
+        ("idx_memtree_chunks_time_seq", ""),
+        ("idx_memtree_chunks_kind_time_seq", "source_kind, "),
+        ("idx_memtree_chunks_source_id_time_seq", "source_id, "),
+        ("idx_memtree_chunks_owner_time_seq", "owner, "),
+        (
+            "idx_memtree_chunks_kind_owner_time_seq",
+            "source_kind, owner, ",
+        ),
+    ] {
+        conn.execute_batch(&format!(
+            "DROP INDEX IF EXISTS {name};
+             CREATE INDEX {name}
+                 ON mem_tree_chunks({keys}timestamp_ms, seq_in_source DESC, id DESC);"
+        ))?;
+    }
+    Ok(())
+}
+
+/// The full-text index (`search_text`): one external-content FTS5 table per
+/// table searched, holding only the index (the text stays in its row),
+/// keyed on the row's rowid, tokenised `unicode61 remove_diacritics 2`.
+///
+/// Triggers keep it in step inside the writing statement's own transaction,
+/// so every write path is covered at once, whoever runs it: memtree's
+/// per-row and one-statement upserts (the `DO UPDATE` half fires the update
+/// trigger), deletes and cascades, salvage and merge, and rows written later
+/// by OpenHuman's own SQL through any SQLite with FTS5. The update trigger
+/// fires only when `content` is set and changed (`UPDATE OF content` …
+/// `WHEN`), so embedding, lifecycle and re-ingest-unchanged writes cost the
+/// index nothing. The bundled SQLite's FTS5 tags itself innocuous, so the
+/// triggers also run under `PRAGMA trusted_schema=OFF` (an SQLite 3.40
+/// writer refuses them there: "unsafe use of virtual table").
+///
+/// `rebuild` indexes the rows already there, in this step's transaction: an
+/// interrupted build leaves the previous version and no index, and the next
+/// open does it again. Known limit: a foreign writer's `INSERT OR REPLACE`
+/// that replaces a row deletes it without firing the delete trigger (SQLite
+/// fires it only under `PRAGMA recursive_triggers`), leaving a stale entry;
+/// neither memtree nor OpenHuman writes chunks or summaries that way.
+fn apply_text_index(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, fts) in TEXT_INDEXED_TABLES {
+        conn.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(
+                 content, content='{table}', content_rowid='rowid',
+                 tokenize='unicode61 remove_diacritics 2');
+             CREATE TRIGGER IF NOT EXISTS {fts}_insert AFTER INSERT ON {table} BEGIN
+                 INSERT INTO {fts}(rowid, content) VALUES (new.rowid, new.content);
+             END;
+             CREATE TRIGGER IF NOT EXISTS {fts}_delete AFTER DELETE ON {table} BEGIN
+                 INSERT INTO {fts}({fts}, rowid, content)
+                     VALUES ('delete', old.rowid, old.content);
+             END;
+             CREATE TRIGGER IF NOT EXISTS {fts}_update AFTER UPDATE OF content ON {table}
+             WHEN old.content IS NOT new.content BEGIN
+                 INSERT INTO {fts}({fts}, rowid, content)
+                     VALUES ('delete', old.rowid, old.content);
+                 INSERT INTO {fts}(rowid, content) VALUES (new.rowid, new.content);
+             END;
+             INSERT INTO {fts}({fts}) VALUES ('rebuild');"
+        ))?;
+    }
+    Ok(())
+}
+
+/// Each table `search_text` reads and its FTS5 index.
+pub const TEXT_INDEXED_TABLES: [(&str, &str); 2] = [
+    ("mem_tree_chunks", "memtree_chunks_fts"),
+    ("mem_tree_summaries", "memtree_summaries_fts"),
 ];
 
 /// The queue's one index: `(status, kind, available_at_ms, created_at_ms)`
@@ -536,8 +624,8 @@ mod tests {
         )?;
         conn.pragma_update(None, "user_version", step - 1)?;
         let report = migrate(&mut conn)?;
-        assert_eq!(report.steps_applied, 1);
-        assert_eq!(user_version(&conn)?, step);
+        assert_eq!(report.steps_applied as i64, CURRENT_VERSION - (step - 1));
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION);
         assert_eq!(job_indexes(&conn)?, current);
         // Every row kept; the partial index holds exactly the active ones.
         let count = |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [], |r| r.get(0)) };
@@ -551,6 +639,62 @@ mod tests {
             )?,
             2
         );
+        Ok(())
+    }
+
+    #[test]
+    fn text_index_step_indexes_existing_rows_or_nothing() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        // A file one version before the step: rows, no index, no triggers.
+        let step = FIRST_MEMTREE_VERSION + 6;
+        for (_, fts) in TEXT_INDEXED_TABLES {
+            conn.execute_batch(&format!(
+                "DROP TRIGGER {fts}_insert; DROP TRIGGER {fts}_delete;
+                 DROP TRIGGER {fts}_update; DROP TABLE {fts};"
+            ))?;
+        }
+        conn.execute_batch(
+            "INSERT INTO mem_tree_chunks (id, source_kind, source_id, owner, timestamp_ms,
+                 time_range_start_ms, time_range_end_ms, content, token_count,
+                 seq_in_source, created_at_ms)
+             VALUES ('c1', 'chat', 's', 'o', 1, 1, 1, 'older words here', 1, 0, 1);
+             INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms) VALUES ('t', 'k', 's', 1);
+             INSERT INTO mem_tree_summaries (id, tree_id, tree_kind, level, content,
+                 token_count, time_range_start_ms, time_range_end_ms, sealed_at_ms)
+             VALUES ('s1', 't', 'k', 1, 'summary words', 1, 1, 1, 1);",
+        )?;
+        conn.pragma_update(None, "user_version", step - 1)?;
+        // A step that fails half way (a table named like the summaries'
+        // index) commits nothing: the old version, no chunk index either.
+        conn.execute_batch("CREATE TABLE memtree_summaries_fts (x)")?;
+        assert!(matches!(migrate(&mut conn), Err(MigrateError::Sqlite(_))));
+        assert_eq!(user_version(&conn)?, step - 1);
+        let tables = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'memtree_chunks_fts'",
+                [],
+                |r| r.get(0),
+            )
+        };
+        assert_eq!(tables(&conn)?, 0);
+        conn.execute_batch("DROP TABLE memtree_summaries_fts")?;
+        migrate(&mut conn)?;
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION);
+        for (_, fts) in TEXT_INDEXED_TABLES {
+            conn.execute(
+                &format!("INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"),
+                [],
+            )?;
+        }
+        let found: i64 = conn.query_row(
+            "SELECT (SELECT count(*) FROM memtree_chunks_fts WHERE memtree_chunks_fts MATCH 'older')
+                  + (SELECT count(*) FROM memtree_summaries_fts
+                     WHERE memtree_summaries_fts MATCH 'summary')",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(found, 2);
         Ok(())
     }
 

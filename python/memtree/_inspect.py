@@ -196,12 +196,14 @@ def open_snapshot(db: Path) -> Iterator[tuple[sqlite3.Connection, str]]:
 
 
 def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per table, user tables only."""
+    """Rows per table, user tables only: the full-text index (``memtree_*_fts``
+    and its shadow tables) is derived from the rows and left out."""
     names = [
         row[0]
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memtree\\_%\\_fts%' ESCAPE '\\' "
+            "ORDER BY name"
         )
     ]
     counts: dict[str, int] = {}

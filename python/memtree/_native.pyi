@@ -26,7 +26,7 @@ either message names the argument. In particular:
 
 import array
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -306,12 +306,19 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
+        after: Chunk | None = None,
     ) -> list[Chunk]:
         """Newest-first chunks matching every filter given (``since`` inclusive,
-        ``until`` exclusive); chunks of one timestamp come in reading order
-        (``seq_in_source`` ascending). ``limit`` is any ``int``, clamped to
-        1..10000 however large or negative; a ``bool``, ``float`` or ``str``
-        raises ``TypeError`` naming ``limit``."""
+        ``until`` exclusive), in a total order: ``timestamp`` descending, then
+        ``seq_in_source`` ascending (a document's chunks in reading order),
+        then ``id`` ascending. ``limit`` is any ``int``, clamped to 1..10000
+        however large or negative; a ``bool``, ``float`` or ``str`` raises
+        ``TypeError`` naming ``limit``.
+
+        ``after``: a chunk (usually the last of the previous page); only the
+        rows that follow it in that order are listed, so pages never skip or
+        repeat a row, whatever rows share its timestamp. It need not still be
+        stored. :meth:`iter_chunks` pages this way for you."""
     def explain_list_chunks(
         self,
         *,
@@ -320,11 +327,31 @@ class Store:
         owner: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: Chunk | None = None,
     ) -> list[str]:
         """SQLite's query plan for :meth:`list_chunks` with these filters, one
         line per step: every combination of filters is one ``SEARCH`` on an
         index (no filter at all: a ``SCAN`` of the time index that ``limit``
         stops), never a ``TEMP B-TREE``."""
+    def iter_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Chunk]:
+        """Every chunk matching the filters, once each, in :meth:`list_chunks`
+        order, read ``page_size`` rows at a time (each page one read, the GIL
+        released; ``page_size`` follows the ``limit`` rule).
+
+        Pages follow one another by cursor, not by offset: each costs the
+        same however far the walk has gone. Rows committed while iterating
+        are seen when the walk reaches their place in the order (an older
+        row inserted meanwhile comes up; a newer one, already behind the
+        cursor, does not); no row is yielded twice."""
     def count_chunks(self) -> int:
         """Number of chunks stored."""
     def get_lifecycle_status(self, id: str) -> str | None:
@@ -454,6 +481,72 @@ class Store:
         ``k`` follows the ``limit`` rule (any int, clamped to 1..10000; a
         bool, float or str is a ``TypeError``); an unknown metric is a
         ``ValueError``."""
+    def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+        syntax: Literal["words", "fts5"] = "words",
+    ) -> list[Hit]:
+        """The ``k`` chunks whose content best matches ``query``, best first.
+
+        Ranked by SQLite's ``bm25()`` over the full-text index of chunk
+        content (tokenizer ``unicode61 remove_diacritics 2``: case and
+        accents fold); the hit's ``score`` is the negated bm25 (higher is
+        better), ties are broken by id, ``text_rank`` is the 1-based rank and
+        ``snippet`` a short excerpt around the best match. The filters are
+        those of :meth:`list_chunks`, exact and applied before the cut to
+        ``k``: ``k`` rows come back whenever at least ``k`` match. With
+        ``include_summaries`` live summaries compete too (``kind="summary"``,
+        ranked in their own index): ``since``/``until`` compare their
+        ``time_range_end``, and a ``source_kind``, ``source_id`` or ``owner``
+        filter excludes them.
+
+        ``syntax="words"`` (the default): any text is plain words, all of
+        them required; quotes, ``AND``/``OR``/``NEAR``, ``*``, ``^``,
+        parentheses and colons are only words, never a syntax error. Text
+        without a single word (empty, only punctuation) is a ``ValueError``
+        naming ``query``. ``syntax="fts5"``: the FTS5 query language as
+        SQLite documents it (phrases, ``AND``/``OR``/``NOT``, ``NEAR``,
+        prefixes); a query it cannot parse is a ``ValueError`` naming
+        ``query`` with SQLite's message.
+
+        The index is kept by triggers in the transaction of every write, so a
+        search sees exactly the committed rows. ``k`` follows the ``limit``
+        rule (any int, clamped to 1..10000; a bool, float or str is a
+        ``TypeError``). The GIL is released for the whole search."""
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        vector: Iterable[float] | Buffer | None = None,
+        k: int = 10,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+    ) -> list[Hit]:
+        """Hybrid search: ``text`` (plain words, as :meth:`search_text`) and
+        ``vector`` (cosine, as :meth:`search_vector`) fused by reciprocal
+        rank fusion, best first.
+
+        With both, each search ranks the rows matching the filters to a depth
+        of ``max(k, 100)``, and a hit scores ``1 / (60 + rank)`` summed over
+        the lists that hold it: ``score`` is that sum, ``text_rank`` and
+        ``vector_rank`` its rank in each list (None when the list does not
+        hold it), ``snippet`` the excerpt when its content matches the text.
+        Ties are broken by id. With only one of them, that search alone
+        (its own scores). Neither is a ``ValueError`` naming ``text``; the
+        arguments are checked as the single searches check them, before
+        either runs."""
     def set_chunk_raw_refs(self, id: str, refs: Iterable[RawRef] | None) -> bool:
         """Sets a chunk's raw-archive references (``raw_refs_json``,
         OpenHuman's JSON: ``[{"path": ..., "start": ..., "end": ...}]``) in one
@@ -502,6 +595,10 @@ class Hit:
     @property
     def text_rank(self) -> int | None:
         """1-based rank in the text ranking (None for a vector search)."""
+    @property
+    def snippet(self) -> str | None:
+        """A short excerpt of the content around the best text match, ``…``
+        where text was cut (None for a vector search)."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import itertools
 import os
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -193,8 +194,9 @@ class AsyncStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
+        after: Chunk | None = None,
     ) -> list[Chunk]:
-        """Newest-first chunks matching every filter given."""
+        """Newest-first chunks matching every filter given (see ``Store.list_chunks``)."""
         return await asyncio.to_thread(
             self._store.list_chunks,
             source_kind=source_kind,
@@ -203,7 +205,36 @@ class AsyncStore:
             since=since,
             until=until,
             limit=limit,
+            after=after,
         )
+
+    async def iter_chunks(
+        self,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Chunk]:
+        """Every chunk matching the filters, once each, one page per read off
+        the loop (see ``Store.iter_chunks``)."""
+        pages = self._store.iter_chunks(
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            page_size=page_size,
+        )
+        page_size = max(1, min(page_size, 10_000))
+        while True:
+            page = await asyncio.to_thread(list, itertools.islice(pages, page_size))
+            for chunk in page:
+                yield chunk
+            if len(page) < page_size:
+                return
 
     async def explain_list_chunks(
         self,
@@ -213,6 +244,7 @@ class AsyncStore:
         owner: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: Chunk | None = None,
     ) -> list[str]:
         """SQLite's query plan for :meth:`list_chunks` with these filters."""
         return await asyncio.to_thread(
@@ -222,6 +254,7 @@ class AsyncStore:
             owner=owner,
             since=since,
             until=until,
+            after=after,
         )
 
     async def count_chunks(self) -> int:
@@ -321,6 +354,60 @@ class AsyncStore:
     async def get_chunk_embeddings(self, ids: Iterable[str]) -> Embeddings:
         """The embeddings of these chunks (``memtree.Embeddings``)."""
         return await asyncio.to_thread(self._store.get_chunk_embeddings, _strs(ids))
+
+    async def search(
+        self,
+        *,
+        text: str | None = None,
+        vector: Iterable[float] | Buffer | None = None,
+        k: int = 10,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+    ) -> builtins.list[Hit]:
+        """Text and vector search fused by RRF, or either alone (see ``Store.search``)."""
+        return await asyncio.to_thread(
+            self._store.search,
+            text=text,
+            vector=None if vector is None else _vector(vector),
+            k=k,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            include_summaries=include_summaries,
+        )
+
+    async def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        source_kind: _Kind | None = None,
+        source_id: str | None = None,
+        owner: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_summaries: bool = False,
+        syntax: Literal["words", "fts5"] = "words",
+    ) -> builtins.list[Hit]:
+        """The ``k`` chunks whose content best matches ``query`` (see ``Store.search_text``)."""
+        return await asyncio.to_thread(
+            self._store.search_text,
+            query,
+            k,
+            source_kind=source_kind,
+            source_id=source_id,
+            owner=owner,
+            since=since,
+            until=until,
+            include_summaries=include_summaries,
+            syntax=syntax,
+        )
 
     async def search_vector(
         self,

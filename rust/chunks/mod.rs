@@ -7,6 +7,7 @@
 pub mod batch_rows;
 pub mod derived;
 pub mod ops;
+pub mod paging;
 pub mod record;
 pub mod row;
 pub mod sources;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Transaction};
 
+use crate::chunks::paging::ListCursor;
 use crate::chunks::record::{non_empty, Chunk, SourceKind};
 use crate::chunks::row::{
     bind_chunk, chunk_from_row, Encoded, CHUNK_COLUMNS, GET_MANY_SQL, GET_SQL, INSERT_SQL,
@@ -142,7 +143,18 @@ impl Store {
     /// clamped to 1..=[`MAX_LIST_LIMIT`]. Every filter runs in SQL before the
     /// limit.
     pub fn list_chunks(&self, filter: &ChunkFilter, limit: i64) -> Result<Vec<Chunk>> {
-        let (sql, values) = list_query(filter, limit);
+        self.list_chunks_after(filter, None, limit)
+    }
+
+    /// [`Store::list_chunks`] continued after `after` (see
+    /// [`crate::chunks::paging`]).
+    pub fn list_chunks_after(
+        &self,
+        filter: &ChunkFilter,
+        after: Option<&ListCursor>,
+        limit: i64,
+    ) -> Result<Vec<Chunk>> {
+        let (sql, values) = list_query(filter, after, limit);
         self.read("list_chunks", |conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(&values), chunk_from_row)?;
@@ -152,7 +164,16 @@ impl Store {
 
     /// The plan SQLite picks for `list_chunks(filter)`, one line per step.
     pub fn explain_list_chunks(&self, filter: &ChunkFilter) -> Result<Vec<String>> {
-        let (sql, values) = list_query(filter, 100);
+        self.explain_list_chunks_after(filter, None)
+    }
+
+    /// The plan SQLite picks for `list_chunks(filter, after=…)`.
+    pub fn explain_list_chunks_after(
+        &self,
+        filter: &ChunkFilter,
+        after: Option<&ListCursor>,
+    ) -> Result<Vec<String>> {
+        let (sql, values) = list_query(filter, after, 100);
         self.read("explain list_chunks", |conn| {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             let rows = stmt.query_map(params_from_iter(&values), |r| r.get::<_, String>(3))?;
@@ -419,12 +440,17 @@ pub(crate) fn delete_dependents(
 }
 
 /// Builds the `list_chunks` statement: only the filters given, all in SQL,
-/// ordered `timestamp_ms DESC, seq_in_source ASC` (the reference's order: a
-/// document's chunks share a timestamp and read in sequence). Each indexed
-/// equality filter set has a `(key…, timestamp_ms, seq_in_source DESC)`
+/// ordered `timestamp_ms DESC, seq_in_source ASC, id ASC` (the reference's
+/// order: a document's chunks share a timestamp and read in sequence; the
+/// id makes it total, so a cursor pages exactly). Each indexed equality
+/// filter set has a `(key…, timestamp_ms, seq_in_source DESC, id DESC)`
 /// index that SQLite walks backwards, so the order costs no temporary sort
-/// (see `schema::apply_list_order_indexes`).
-fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
+/// (see `schema::apply_total_list_order_indexes`).
+fn list_query(
+    filter: &ChunkFilter,
+    after: Option<&ListCursor>,
+    limit: i64,
+) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     let mut add = |clause: &str, value: Value| {
@@ -454,6 +480,11 @@ fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
     if let Some(until) = filter.until_ms {
         add("timestamp_ms <", Value::Integer(until));
     }
+    if let Some(cursor) = after {
+        let (clause, cursor_values) = cursor.clause(values.len() + 1);
+        clauses.push(clause);
+        values.extend(cursor_values);
+    }
     let where_clause = if clauses.is_empty() {
         String::new()
     } else {
@@ -461,7 +492,7 @@ fn list_query(filter: &ChunkFilter, limit: i64) -> (String, Vec<Value>) {
     };
     values.push(Value::Integer(limit.clamp(1, MAX_LIST_LIMIT)));
     let sql = format!(
-        "{}{where_clause} ORDER BY timestamp_ms DESC, seq_in_source ASC LIMIT ?{}",
+        "{}{where_clause} ORDER BY timestamp_ms DESC, seq_in_source ASC, id ASC LIMIT ?{}",
         *SELECT_SQL,
         values.len()
     );

@@ -114,6 +114,12 @@ pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result
         }
     }
     conn.execute_batch("VACUUM").map_err(err)?;
+    // The text indexes are keyed on the implicit rowid of their tables,
+    // which VACUUM may renumber (SQLite promises to keep only an explicit
+    // INTEGER PRIMARY KEY): rebuild each from its table, in one
+    // transaction, so the index names the rows it indexed. A crash between
+    // the VACUUM and this commit is a known window (docs/operations.md).
+    rebuild_text_indexes(&conn).map_err(err)?;
     let free_pages_after = pragma("freelist_count")?;
     drop(conn);
     Ok(CompactReport {
@@ -122,6 +128,29 @@ pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result
         free_pages_before,
         free_pages_after,
     })
+}
+
+/// Rebuilds every FTS5 index of [`crate::schema::TEXT_INDEXED_TABLES`]
+/// that exists, in one write transaction.
+fn rebuild_text_indexes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let rebuilt = (|| {
+        for (_, fts) in crate::schema::TEXT_INDEXED_TABLES {
+            let exists: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [fts],
+                |r| r.get(0),
+            )?;
+            if exists {
+                conn.execute_batch(&format!("INSERT INTO {fts}({fts}) VALUES('rebuild')"))?;
+            }
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if rebuilt.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    rebuilt
 }
 
 #[cfg(unix)]

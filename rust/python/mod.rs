@@ -16,6 +16,7 @@ mod job_kinds;
 mod jobs;
 mod logging;
 mod ops;
+mod paging;
 mod payload;
 mod scheduler;
 mod scores;

@@ -1,14 +1,16 @@
-//! `Store.search_vector` and `memtree.Hit`: argument conversion, then the
-//! whole search (snapshot, filter and scan) with the GIL released.
+//! `Store.search_vector`, `Store.search_text`, `Store.search` and
+//! `memtree.Hit`: argument
+//! conversion, then the whole search (snapshot, filter and scan, or the
+//! FTS5 query) with the GIL released.
 
 use std::hash::{Hash, Hasher};
 
 use pyo3::prelude::*;
 
-use super::convert::vector;
+use super::convert::{self, vector};
 use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
-use crate::search::{Hit, Metric};
+use crate::search::{Hit, Metric, Syntax};
 
 /// One search result (frozen; compared by value).
 #[pyclass(frozen, eq, name = "Hit", module = "memtree")]
@@ -30,6 +32,10 @@ pub struct PyHit {
     /// 1-based rank in the text ranking (None for a vector search).
     #[pyo3(get)]
     text_rank: Option<u32>,
+    /// A short excerpt of the content around the best text match, ``…``
+    /// where text was cut (None for a vector search).
+    #[pyo3(get)]
+    snippet: Option<String>,
 }
 
 impl From<Hit> for PyHit {
@@ -40,6 +46,7 @@ impl From<Hit> for PyHit {
             score: f64::from(hit.score),
             vector_rank: hit.vector_rank,
             text_rank: hit.text_rank,
+            snippet: hit.snippet,
         }
     }
 }
@@ -50,12 +57,13 @@ impl PyHit {
         // Python's own reprs, so the text reads as the constructor would.
         let repr = |v: Bound<'_, PyAny>| -> PyResult<String> { Ok(v.repr()?.to_string()) };
         Ok(format!(
-            "Hit(id={}, kind={}, score={}, vector_rank={}, text_rank={})",
+            "Hit(id={}, kind={}, score={}, vector_rank={}, text_rank={}, snippet={})",
             repr(self.id.clone().into_pyobject(py)?.into_any())?,
             repr(self.kind.into_pyobject(py)?.into_any())?,
             repr(self.score.into_pyobject(py)?.into_any())?,
             repr(self.vector_rank.into_pyobject(py)?)?,
             repr(self.text_rank.into_pyobject(py)?)?,
+            repr(self.snippet.clone().into_pyobject(py)?)?,
         ))
     }
 
@@ -67,6 +75,7 @@ impl PyHit {
             self.score.to_bits(),
             self.vector_rank,
             self.text_rank,
+            &self.snippet,
         )
             .hash(&mut h);
         h.finish()
@@ -86,5 +95,61 @@ pub fn search_vector(
     let metric = Metric::parse(metric)?;
     let query = vector::floats(vector, "vector")?;
     let hits = py.detach(|| store.search_vector(&query, k, metric, filter, include_summaries))?;
+    Ok(hits.into_iter().map(PyHit::from).collect())
+}
+
+/// The `query` argument: a `str`.
+pub fn query_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    convert::text(value, "query")
+}
+
+/// The `syntax` argument: a `str`.
+pub fn syntax_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    convert::text(value, "syntax")
+}
+
+/// `Store.search_text` after its keyword arguments are converted.
+pub fn search_text(
+    py: Python<'_>,
+    store: &Store,
+    query: &str,
+    k: i64,
+    filter: &ChunkFilter,
+    syntax: &str,
+    include_summaries: bool,
+) -> PyResult<Vec<PyHit>> {
+    let syntax = Syntax::parse(syntax)?;
+    let hits = py.detach(|| store.search_text(query, k, syntax, filter, include_summaries))?;
+    Ok(hits.into_iter().map(PyHit::from).collect())
+}
+
+/// `Store.search` after its keyword arguments are converted: `text` a
+/// `str` or None, `vector` a float buffer, an iterable of floats or None.
+pub fn search(
+    py: Python<'_>,
+    store: &Store,
+    text: Option<&Bound<'_, PyAny>>,
+    vector: Option<&Bound<'_, PyAny>>,
+    k: i64,
+    filter: &ChunkFilter,
+    include_summaries: bool,
+) -> PyResult<Vec<PyHit>> {
+    let text = text
+        .filter(|t| !t.is_none())
+        .map(|t| convert::text(t, "text"))
+        .transpose()?;
+    let vector = vector
+        .filter(|v| !v.is_none())
+        .map(|v| vector::floats(v, "vector"))
+        .transpose()?;
+    let hits = py.detach(|| {
+        store.search(
+            text.as_deref(),
+            vector.as_deref(),
+            k,
+            filter,
+            include_summaries,
+        )
+    })?;
     Ok(hits.into_iter().map(PyHit::from).collect())
 }

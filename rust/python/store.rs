@@ -12,7 +12,8 @@ use super::chunk::PyChunk;
 use super::convert::vector;
 use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
-use super::search;
+use super::{paging, search};
+use crate::chunks::paging::{ChunkPages, ListCursor};
 use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
 
@@ -197,12 +198,21 @@ impl PyStore {
         PyChunk::wrap_all(py, found)
     }
 
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100,
+        after=None
+    ))]
     /// Newest-first chunks matching every filter given (``since`` inclusive,
-    /// ``until`` exclusive); chunks of one timestamp come in reading order
-    /// (``seq_in_source`` ascending). ``limit`` is any ``int``, clamped to
-    /// 1..10000 however large or negative; a ``bool``, ``float`` or ``str``
-    /// raises ``TypeError`` naming ``limit``.
-    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None, limit=100))]
+    /// ``until`` exclusive), in a total order: ``timestamp`` descending, then
+    /// ``seq_in_source`` ascending (a document's chunks in reading order),
+    /// then ``id`` ascending. ``limit`` is any ``int``, clamped to 1..10000
+    /// however large or negative; a ``bool``, ``float`` or ``str`` raises
+    /// ``TypeError`` naming ``limit``.
+    ///
+    /// ``after``: a chunk (usually the last of the previous page); only the
+    /// rows that follow it in that order are listed, so pages never skip or
+    /// repeat a row, whatever rows share its timestamp. It need not still be
+    /// stored. :meth:`iter_chunks` pages this way for you.
     #[allow(clippy::too_many_arguments)]
     fn list_chunks(
         &self,
@@ -213,9 +223,10 @@ impl PyStore {
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::clamped_limit)] limit: i64,
+        #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
-        let found = py.detach(|| self.inner.list_chunks(&filter, limit))?;
+        let found = py.detach(|| self.inner.list_chunks_after(&filter, after.as_ref(), limit))?;
         PyChunk::wrap_all(py, found)
     }
 
@@ -223,7 +234,10 @@ impl PyStore {
     /// line per step: every combination of filters is one ``SEARCH`` on an
     /// index (no filter at all: a ``SCAN`` of the time index that ``limit``
     /// stops), never a ``TEMP B-TREE``.
-    #[pyo3(signature = (*, source_kind=None, source_id=None, owner=None, since=None, until=None))]
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, after=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn explain_list_chunks(
         &self,
         py: Python<'_>,
@@ -232,9 +246,42 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<String>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
-        Ok(py.detach(|| self.inner.explain_list_chunks(&filter))?)
+        Ok(py.detach(|| {
+            self.inner
+                .explain_list_chunks_after(&filter, after.as_ref())
+        })?)
+    }
+
+    #[pyo3(signature = (
+        *, source_kind=None, source_id=None, owner=None, since=None, until=None, page_size=1000
+    ))]
+    /// Every chunk matching the filters, once each, in :meth:`list_chunks`
+    /// order, read ``page_size`` rows at a time (each page one read, the GIL
+    /// released; ``page_size`` follows the ``limit`` rule).
+    ///
+    /// Pages follow one another by cursor, not by offset: each costs the
+    /// same however far the walk has gone. Rows committed while iterating
+    /// are seen when the walk reaches their place in the order (an older
+    /// row inserted meanwhile comes up; a newer one, already behind the
+    /// cursor, does not); no row is yielded twice.
+    #[allow(clippy::too_many_arguments)]
+    fn iter_chunks(
+        slf: Py<Self>,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = paging::page_size_arg)] page_size: i64,
+    ) -> PyResult<paging::PyChunkIterator> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        Ok(paging::PyChunkIterator::new(
+            slf,
+            ChunkPages::new(filter, page_size),
+        ))
     }
 
     /// Number of chunks stored.
@@ -523,6 +570,102 @@ impl PyStore {
             &metric,
             include_summaries,
         )
+    }
+
+    #[pyo3(signature = (
+        query, k=10, *, source_kind=None, source_id=None, owner=None, since=None, until=None,
+        include_summaries=false, syntax=String::from("words")
+    ))]
+    #[pyo3(
+        text_signature = "($self, query, k=10, *, source_kind=None, source_id=None, owner=None, \
+                          since=None, until=None, include_summaries=False, syntax='words')"
+    )]
+    /// The ``k`` chunks whose content best matches ``query``, best first.
+    ///
+    /// Ranked by SQLite's ``bm25()`` over the full-text index of chunk
+    /// content (tokenizer ``unicode61 remove_diacritics 2``: case and
+    /// accents fold); the hit's ``score`` is the negated bm25 (higher is
+    /// better), ties are broken by id, ``text_rank`` is the 1-based rank and
+    /// ``snippet`` a short excerpt around the best match. The filters are
+    /// those of :meth:`list_chunks`, exact and applied before the cut to
+    /// ``k``: ``k`` rows come back whenever at least ``k`` match. With
+    /// ``include_summaries`` live summaries compete too (``kind="summary"``,
+    /// ranked in their own index): ``since``/``until`` compare their
+    /// ``time_range_end``, and a ``source_kind``, ``source_id`` or ``owner``
+    /// filter excludes them.
+    ///
+    /// ``syntax="words"`` (the default): any text is plain words, all of
+    /// them required; quotes, ``AND``/``OR``/``NEAR``, ``*``, ``^``,
+    /// parentheses and colons are only words, never a syntax error. Text
+    /// without a single word (empty, only punctuation) is a ``ValueError``
+    /// naming ``query``. ``syntax="fts5"``: the FTS5 query language as
+    /// SQLite documents it (phrases, ``AND``/``OR``/``NOT``, ``NEAR``,
+    /// prefixes); a query it cannot parse is a ``ValueError`` naming
+    /// ``query`` with SQLite's message.
+    ///
+    /// The index is kept by triggers in the transaction of every write, so a
+    /// search sees exactly the committed rows. ``k`` follows the ``limit``
+    /// rule (any int, clamped to 1..10000; a bool, float or str is a
+    /// ``TypeError``). The GIL is released for the whole search.
+    #[allow(clippy::too_many_arguments)]
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = search::query_arg)] query: String,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        include_summaries: bool,
+        #[pyo3(from_py_with = search::syntax_arg)] syntax: String,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search_text(
+            py,
+            &self.inner,
+            &query,
+            k,
+            &filter,
+            &syntax,
+            include_summaries,
+        )
+    }
+
+    #[pyo3(signature = (
+        *, text=None, vector=None, k=10, source_kind=None, source_id=None, owner=None,
+        since=None, until=None, include_summaries=false
+    ))]
+    /// Hybrid search: ``text`` (plain words, as :meth:`search_text`) and
+    /// ``vector`` (cosine, as :meth:`search_vector`) fused by reciprocal
+    /// rank fusion, best first.
+    ///
+    /// With both, each search ranks the rows matching the filters to a depth
+    /// of ``max(k, 100)``, and a hit scores ``1 / (60 + rank)`` summed over
+    /// the lists that hold it: ``score`` is that sum, ``text_rank`` and
+    /// ``vector_rank`` its rank in each list (None when the list does not
+    /// hold it), ``snippet`` the excerpt when its content matches the text.
+    /// Ties are broken by id. With only one of them, that search alone
+    /// (its own scores). Neither is a ``ValueError`` naming ``text``; the
+    /// arguments are checked as the single searches check them, before
+    /// either runs.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        text: Option<&Bound<'_, PyAny>>,
+        vector: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::k)] k: i64,
+        source_kind: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        include_summaries: bool,
+    ) -> PyResult<Vec<search::PyHit>> {
+        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        search::search(py, &self.inner, text, vector, k, &filter, include_summaries)
     }
 
     /// Sets a chunk's raw-archive references (``raw_refs_json``,

@@ -50,6 +50,9 @@ pub struct Hit {
     pub vector_rank: Option<u32>,
     /// 1-based rank in the text ranking (text search; `None` here).
     pub text_rank: Option<u32>,
+    /// A short excerpt of the content around the best text match (text
+    /// search only).
+    pub snippet: Option<String>,
 }
 
 /// One table's part of a search: its snapshot and, when filtered, the
@@ -98,6 +101,7 @@ fn score_part(part: &Part, query: &Query, k: usize) -> Vec<(Scored, Hit)> {
                 score: s.score,
                 vector_rank: None,
                 text_rank: None,
+                snippet: None,
             };
             (s, hit)
         })
@@ -126,6 +130,23 @@ impl Store {
         filter: &ChunkFilter,
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
+        let (hits, ()) =
+            self.search_vector_with(vector, k, metric, filter, include_summaries, |_| Ok(()))?;
+        Ok(hits)
+    }
+
+    /// [`Store::search_vector`], with `also` run in the read transaction the
+    /// vectors are read in (a hybrid search ranks the text there, so both
+    /// rankings see one snapshot).
+    pub(crate) fn search_vector_with<T>(
+        &self,
+        vector: &[f32],
+        k: i64,
+        metric: Metric,
+        filter: &ChunkFilter,
+        include_summaries: bool,
+        also: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<(Vec<Hit>, T)> {
         let query = Query::new(vector.to_vec(), metric)?;
         let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
         let chunk_scope = filter::chunk_scope(filter);
@@ -134,7 +155,7 @@ impl Store {
         } else {
             Scope::Nothing
         };
-        let parts = self.read("search_vector", |conn| {
+        let (parts, extra) = self.read("search_vector", |conn| {
             // Deferred: the first statement takes the shared lock, and with
             // it SQLite notices another connection's commit (see `cache`).
             let tx = conn.unchecked_transaction()?;
@@ -150,8 +171,9 @@ impl Store {
                     version,
                 )?,
             ];
+            let extra = also(&tx)?;
             tx.commit()?;
-            Ok(parts)
+            Ok((parts, extra))
         })?;
         let mut hits: Vec<(Scored, Hit)> = parts
             .iter()
@@ -160,14 +182,15 @@ impl Store {
             .collect();
         hits.sort_by(merged_cmp);
         hits.truncate(k);
-        Ok(hits
+        let hits = hits
             .into_iter()
             .enumerate()
             .map(|(rank, (_, mut hit))| {
                 hit.vector_rank = Some(rank as u32 + 1);
                 hit
             })
-            .collect())
+            .collect();
+        Ok((hits, extra))
     }
 }
 

@@ -302,3 +302,27 @@ def test_typed_search_usage(tmp_path: Path) -> None:
         "1",
         "1.0",
     ]
+
+
+def use_text_search_and_paging(path: Path) -> list[str]:
+    with memtree.Store(path) as store:
+        store.upsert_chunks(
+            [
+                memtree.Chunk(f"w{i}", f"otter {i}", "chat", "s", "o", 1000, seq_in_source=i)
+                for i in range(3)
+            ]
+        )
+        hits: list[memtree.Hit] = store.search_text("otter", 2, owner="o", syntax="words")
+        excerpt: str | None = hits[0].snippet
+        text_rank: int | None = hits[0].text_rank
+        fused: list[memtree.Hit] = store.search(text="otter", vector=[1.0, 0.0], k=1)
+        first: list[memtree.Chunk] = store.list_chunks(limit=1)
+        after: list[memtree.Chunk] = store.list_chunks(after=first[-1], limit=1)
+        walked: list[str] = [c.id for c in store.iter_chunks(page_size=2)]
+    return [hits[0].id, str(excerpt), str(text_rank), str(len(fused)), after[0].id, *walked]
+
+
+def test_typed_text_search_and_paging(tmp_path: Path) -> None:
+    assert use_text_search_and_paging(tmp_path / "t.db") == [
+        "w0", "otter 0", "1", "1", "w1", "w0", "w1", "w2",
+    ]  # fmt: skip

@@ -300,7 +300,10 @@ def test_hit_is_a_frozen_value(tmp_path: Path) -> None:
         1,
         None,
     )
-    assert repr(hit) == "Hit(id='a', kind='chunk', score=1.0, vector_rank=1, text_rank=None)"
+    assert (
+        repr(hit)
+        == "Hit(id='a', kind='chunk', score=1.0, vector_rank=1, text_rank=None, snippet=None)"
+    )
     assert hit == hit and hash(hit) == hash(hit)
     with pytest.raises(AttributeError):
         hit.score = 2.0  # type: ignore[misc]

@@ -19,7 +19,9 @@ def test_async_api_mirrors_the_store() -> None:
         if not name.startswith("_") and callable(member) and name not in {"open", "invalidate"}
     }
     for name in public:
-        assert inspect.iscoroutinefunction(getattr(AsyncStore, name)), name
+        method = getattr(AsyncStore, name)
+        # iter_chunks is an async generator: `async for chunk in ...`.
+        assert inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method), name
     for prop in ("path", "journal_mode", "closed", "jobs"):
         assert isinstance(inspect.getattr_static(AsyncStore, prop), property)
 

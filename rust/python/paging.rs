@@ -1,0 +1,70 @@
+//! `Store.iter_chunks` and the `after` argument of `Store.list_chunks`: the
+//! cursor taken from a `memtree.Chunk`, and the iterator that reads one page
+//! per step with the GIL released.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use super::chunk::PyChunk;
+use super::store::PyStore;
+use crate::chunks::paging::{ChunkPages, ListCursor};
+use crate::chunks::record::Chunk;
+
+/// The `after` argument: the position of a `memtree.Chunk`, or None.
+pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    match value.cast::<PyChunk>() {
+        Ok(chunk) => Ok(Some(ListCursor::of(&chunk.get().inner))),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "after: expected memtree.Chunk or None, got {}",
+            value.get_type().name()?
+        ))),
+    }
+}
+
+/// The `page_size` argument: the `limit` rule (any int, clamped to
+/// 1..=10000).
+pub fn page_size_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    super::convert::clamped_limit(value, "page_size")
+}
+
+/// The iterator `Store.iter_chunks` returns (see the stub).
+#[pyclass(name = "ChunkIterator", module = "memtree")]
+pub struct PyChunkIterator {
+    store: Py<PyStore>,
+    /// The pages read so far and the rows of the current one not yet given.
+    state: Mutex<(ChunkPages, VecDeque<Chunk>)>,
+}
+
+impl PyChunkIterator {
+    /// An iterator over `pages`, read through `store`.
+    pub fn new(store: Py<PyStore>, pages: ChunkPages) -> Self {
+        PyChunkIterator {
+            store,
+            state: Mutex::new((pages, VecDeque::new())),
+        }
+    }
+}
+
+#[pymethods]
+impl PyChunkIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyChunk>> {
+        let store = self.store.get();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (pages, buffered) = &mut *state;
+        if buffered.is_empty() {
+            let page = py.detach(|| pages.next_page(&store.inner))?;
+            buffered.extend(page);
+        }
+        Ok(buffered.pop_front().map(|inner| PyChunk { inner }))
+    }
+}

@@ -1,0 +1,514 @@
+//! Full-text search: [`Store::search_text`] over the FTS5 indexes the schema
+//! keeps in step with chunk and summary content (see
+//! `schema::apply_text_index`), ranked by SQLite's `bm25()`.
+//!
+//! Two query syntaxes:
+//! - [`Syntax::Words`]: any text is plain words. The text is tokenised by the
+//!   index's own tokenizer (an FTS5 table in a private in-memory database,
+//!   read back through `fts5vocab`), and every distinct token is written as
+//!   an FTS5 string, so `AND`, `OR`, `NEAR`, `*`, `^`, `:`, quotes and
+//!   parentheses are only words; a row matches when it holds every token.
+//!   Text without a single token is refused, never run.
+//! - [`Syntax::Fts5`]: the FTS5 query language as SQLite documents it; a
+//!   query SQLite cannot parse is refused with SQLite's message.
+//!
+//! Filters are exact and applied before the cut to `k`: matches are read best
+//! first and each is checked against the filter until `k` pass, so `k` rows
+//! come back whenever `k` rows match; a source id also bounds the index's
+//! walk to that source's rowid range. Without a filter the ranking reads the
+//! index alone and looks up the ids of the rows it keeps ([`index_top_k`]). The excerpt (`snippet()`) is
+//! built for the returned hits only, in the scratch database ([`excerpts`]).
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, ErrorCode};
+
+use super::api::{Hit, HitKind};
+use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
+use crate::db::store::Store;
+use crate::error::{Error, Result};
+
+/// How `search_text` reads its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Plain words, all required; never a syntax error.
+    Words,
+    /// SQLite's FTS5 query language.
+    Fts5,
+}
+
+impl Syntax {
+    /// The syntax named `"words"` or `"fts5"`.
+    pub fn parse(name: &str) -> Result<Syntax> {
+        match name {
+            "words" => Ok(Syntax::Words),
+            "fts5" => Ok(Syntax::Fts5),
+            other => Err(Error::invalid(
+                "syntax",
+                format!("expected 'words' or 'fts5', got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Tokens of an excerpt around the best match (`snippet()`'s limit is 64).
+const SNIPPET_TOKENS: i32 = 16;
+
+/// The tokenizer every index uses; [`tokens`] must tokenise as they do.
+pub const TOKENIZER: &str = "unicode61 remove_diacritics 2";
+
+thread_local! {
+    /// A private in-memory database with an FTS5 table of the indexes' own
+    /// column name and tokenizer (same SQLite): it tokenises query text
+    /// exactly as they do, and builds excerpts (see [`excerpts`]).
+    static SCRATCH_DB: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's scratch database, created on first use.
+fn with_scratch<T>(f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    SCRATCH_DB.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let conn = Connection::open_in_memory()?;
+            conn.execute_batch(&format!(
+                "CREATE VIRTUAL TABLE words USING fts5(content, tokenize='{TOKENIZER}');
+                 CREATE VIRTUAL TABLE words_seen USING fts5vocab(words, 'instance');"
+            ))?;
+            *slot = Some(conn);
+        }
+        f(slot.as_ref().expect("set above"))
+    })
+}
+
+/// The distinct tokens of `text` as the index's tokenizer folds them, in
+/// order of first appearance.
+pub fn tokens(text: &str) -> rusqlite::Result<Vec<String>> {
+    with_scratch(|conn| {
+        // Never committed: the row lives only inside this transaction.
+        let tx = conn.unchecked_transaction()?;
+        tx.execute("INSERT INTO words(rowid, content) VALUES (1, ?1)", [text])?;
+        let mut out: Vec<String> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached("SELECT term FROM words_seen ORDER BY offset")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let term: String = row.get(0)?;
+                if !out.contains(&term) {
+                    out.push(term);
+                }
+            }
+        }
+        tx.rollback()?;
+        Ok(out)
+    })
+}
+
+/// `text` as an FTS5 query of plain words: each distinct token an FTS5
+/// string (`"` doubled), all of them required. `None` when `text` holds no
+/// token at all.
+pub fn words_query(text: &str) -> rusqlite::Result<Option<String>> {
+    let words = tokens(text)?;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    Ok(Some(quoted.join(" ")))
+}
+
+/// The SQL filter terms on the joined row `r`, numbered from `?first`.
+fn filter_terms(
+    filter: &ChunkFilter,
+    summaries: bool,
+    first: usize,
+) -> Option<(String, Vec<Value>)> {
+    // Summaries have no source or owner: such a filter admits none.
+    let sourced =
+        filter.source_kind.is_some() || filter.source_id.is_some() || filter.owner.is_some();
+    if summaries && sourced {
+        return None;
+    }
+    let mut clauses = Vec::new();
+    if summaries {
+        clauses.push("r.deleted = 0".to_owned());
+    }
+    let mut values = Vec::new();
+    let mut add = |clause: &str, value: Value| {
+        values.push(value);
+        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
+    };
+    if summaries {
+        if let Some(since) = filter.since_ms {
+            add("r.time_range_end_ms >=", Value::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            add("r.time_range_end_ms <", Value::Integer(until));
+        }
+    } else {
+        if let Some(kind) = filter.source_kind {
+            add("r.source_kind =", Value::Text(kind.as_str().to_owned()));
+        }
+        if let Some(id) = &filter.source_id {
+            add("r.source_id =", Value::Text(id.clone()));
+        }
+        if let Some(owner) = &filter.owner {
+            add("r.owner =", Value::Text(owner.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            add("r.timestamp_ms >=", Value::Integer(since));
+        }
+        if let Some(until) = filter.until_ms {
+            add("r.timestamp_ms <", Value::Integer(until));
+        }
+    }
+    let sql = clauses.iter().map(|c| format!(" AND {c}")).collect();
+    Some((sql, values))
+}
+
+/// One table's best `k` for `query`: `(bm25, id)`, best first, ties by id.
+fn table_top_k(
+    conn: &Connection,
+    kind: HitKind,
+    query: &str,
+    filter: &ChunkFilter,
+    k: usize,
+) -> rusqlite::Result<Vec<(f64, String)>> {
+    let (table, fts) = tables(kind);
+    let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 2) else {
+        return Ok(Vec::new());
+    };
+    if terms.is_empty() {
+        if let Some(found) = index_top_k(conn, kind, query, k)? {
+            return Ok(found);
+        }
+    }
+    let mut range = String::new();
+    let mut range_values = Vec::new();
+    if let (HitKind::Chunk, Some(source_id)) = (kind, &filter.source_id) {
+        // A source's chunks are a handful of rows, usually written together:
+        // bounding the index's walk to their rowid range skips the matches
+        // of every other source (FTS5 seeks a rowid range in its doclists).
+        let (low, high): (Option<i64>, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT min(rowid), max(rowid) FROM mem_tree_chunks WHERE source_id = ?1",
+            )?
+            .query_row([source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (Some(low), Some(high)) = (low, high) else {
+            return Ok(Vec::new());
+        };
+        range = " AND rowid >= ?2 AND rowid <= ?3".to_owned();
+        range_values = vec![Value::Integer(low), Value::Integer(high)];
+    }
+    // Matches best first, each checked against the filter by its rowid
+    // until k pass (and every row tied with the k-th): a broad filter stops
+    // after about k checks, a narrow one checks what a join would.
+    let mut ranked = conn.prepare_cached(&format!(
+        "SELECT bm25({fts}), rowid FROM {fts} WHERE {fts} MATCH ?1{range} ORDER BY 1"
+    ))?;
+    let mut ranked_values = vec![Value::Text(query.to_owned())];
+    ranked_values.extend(range_values);
+    let mut passes = conn.prepare_cached(&format!(
+        "SELECT r.id FROM {table} r WHERE r.rowid = ?1{terms}"
+    ))?;
+    values.insert(0, Value::Null);
+    let mut found: Vec<(f64, String)> = Vec::new();
+    let mut rows = ranked.query(params_from_iter(&ranked_values))?;
+    while let Some(row) = rows.next()? {
+        let bm25: f64 = row.get(0)?;
+        if found.len() >= k && bm25 > found[k - 1].0 {
+            break;
+        }
+        values[0] = Value::Integer(row.get(1)?);
+        let mut hit = passes.query(params_from_iter(&values))?;
+        if let Some(r) = hit.next()? {
+            found.push((bm25, r.get(0)?));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    found.truncate(k);
+    Ok(found)
+}
+
+/// Rows read past the `k`-th by [`index_top_k`], so that a run of rows tied
+/// with it (equal bm25: same term counts, same length) is usually read
+/// whole by the first query.
+const TIE_SLACK: usize = 64;
+
+/// The unfiltered best `k`, read from the index alone: rowids by bm25, then
+/// the ids of the rows kept. Joining every match to its row (for the id,
+/// the tie-break) costs a table lookup per match, more than ranking them
+/// (measured 2x on 20k chunks for a word in a quarter of them). Exact with
+/// ties: every row tied with the `k`-th is read (past the slack, by a
+/// second query that stops at the end of the run) and the run is cut by id.
+/// `None` when a rowid has no row (an index out of step): the caller's
+/// join then ranks only rows that exist.
+fn index_top_k(
+    conn: &Connection,
+    kind: HitKind,
+    query: &str,
+    k: usize,
+) -> rusqlite::Result<Option<Vec<(f64, String)>>> {
+    let (table, fts) = tables(kind);
+    let ranked_sql =
+        format!("SELECT bm25({fts}), rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY 1 LIMIT ?2");
+    let ranked = |limit: i64, stop_after: Option<f64>| -> rusqlite::Result<Vec<(f64, i64)>> {
+        let mut stmt = conn.prepare_cached(&ranked_sql)?;
+        let mut rows = stmt.query((query, limit))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let bm25: f64 = row.get(0)?;
+            if stop_after.is_some_and(|last| bm25 > last) {
+                break;
+            }
+            out.push((bm25, row.get(1)?));
+        }
+        Ok(out)
+    };
+    let limit = k + TIE_SLACK;
+    let mut rows = ranked(limit as i64, None)?;
+    if rows.len() > k {
+        let kth = rows[k - 1].0;
+        if rows.len() == limit && rows[limit - 1].0 == kth {
+            // The run of ties goes past the slack: read it to its end.
+            rows = ranked(-1, Some(kth))?;
+        }
+        rows.retain(|r| r.0 <= kth);
+    }
+    let mut id_of = conn.prepare_cached(&format!("SELECT id FROM {table} WHERE rowid = ?1"))?;
+    let mut found = Vec::with_capacity(rows.len());
+    for (bm25, rowid) in rows {
+        match id_of.query_row([rowid], |r| r.get::<_, String>(0)) {
+            Ok(id) => found.push((bm25, id)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    found.truncate(k);
+    Ok(Some(found))
+}
+
+/// `(content table, FTS5 index)` of a kind of hit.
+fn tables(kind: HitKind) -> (&'static str, &'static str) {
+    match kind {
+        HitKind::Chunk => ("mem_tree_chunks", "memtree_chunks_fts"),
+        HitKind::Summary => ("mem_tree_summaries", "memtree_summaries_fts"),
+    }
+}
+
+/// The excerpts of these rows' content around the query's best match (`None`
+/// for a row that does not match), in the order given.
+///
+/// `snippet()` scores windows by the query's hits in one row, with no
+/// statistics of the rest of the index, so it gives the same excerpt in a
+/// one-row-per-hit scratch table as in the store's index. There it costs
+/// one tokenisation of each hit's text; on the store's index each hit is a
+/// `MATCH` that seeks every query term's whole doclist (measured 50-100 µs
+/// a hit for three common words over 20k chunks).
+fn excerpts(
+    conn: &Connection,
+    kind: HitKind,
+    query: &str,
+    ids: &[&str],
+) -> rusqlite::Result<Vec<Option<String>>> {
+    let (table, _) = tables(kind);
+    let mut contents = Vec::with_capacity(ids.len());
+    {
+        let mut content_of =
+            conn.prepare_cached(&format!("SELECT content FROM {table} WHERE id = ?1"))?;
+        for id in ids {
+            let mut rows = content_of.query([id])?;
+            let content: Option<String> = match rows.next()? {
+                Some(row) => row.get(0)?,
+                None => None,
+            };
+            contents.push(content);
+        }
+    }
+    with_scratch(|scratch| {
+        let tx = scratch.unchecked_transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO words(rowid, content) VALUES (?1, ?2)")?;
+            for (i, content) in contents.iter().enumerate() {
+                if let Some(content) = content {
+                    insert.execute((i as i64, content))?;
+                }
+            }
+        }
+        let mut out = vec![None; ids.len()];
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT rowid, snippet(words, 0, '', '', '…', {SNIPPET_TOKENS}) FROM words \
+                 WHERE words MATCH ?1"
+            ))?;
+            let mut rows = stmt.query([query])?;
+            while let Some(row) = rows.next()? {
+                let at: i64 = row.get(0)?;
+                out[at as usize] = Some(row.get::<_, Option<String>>(1)?.unwrap_or_default());
+            }
+        }
+        tx.rollback()?;
+        Ok(out)
+    })
+}
+
+/// Sets the excerpt of every hit, chunks and summaries each from their own
+/// table.
+fn add_excerpts(conn: &Connection, query: &str, hits: &mut [Hit]) -> rusqlite::Result<()> {
+    for kind in [HitKind::Chunk, HitKind::Summary] {
+        let at: Vec<usize> = (0..hits.len()).filter(|&i| hits[i].kind == kind).collect();
+        if at.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = at.iter().map(|&i| hits[i].id.as_str()).collect();
+        let found = excerpts(conn, kind, query, &ids)?;
+        for (i, excerpt) in at.into_iter().zip(found) {
+            hits[i].snippet = excerpt;
+        }
+    }
+    Ok(())
+}
+
+/// The FTS5 query a text search runs for `query` in `syntax` (`path`
+/// names the store in a tokenizer failure, which is SQLite's, not the
+/// query's).
+pub(crate) fn match_query(query: &str, syntax: Syntax, path: &std::path::Path) -> Result<String> {
+    let fts = match syntax {
+        Syntax::Fts5 if query.trim().is_empty() => None,
+        Syntax::Fts5 => Some(query.to_owned()),
+        Syntax::Words => words_query(query)
+            .map_err(|e| Error::sqlite("search_text: tokenise the query", path, e))?,
+    };
+    fts.ok_or_else(|| {
+        Error::invalid(
+            "query",
+            "holds no word to search for (empty or only punctuation)",
+        )
+    })
+}
+
+/// True for the error SQLite gives a query it cannot parse or run (FTS5
+/// reports syntax errors, unknown columns and bad options as plain
+/// `SQLITE_ERROR`); I/O, busy and corruption keep their own codes.
+fn is_query_error(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == ErrorCode::Unknown && f.extended_code == 1)
+}
+
+/// A text ranking: the hits (best first, `text_rank` set), or SQLite's
+/// refusal of the query.
+pub(crate) type Outcome = std::result::Result<Vec<Hit>, String>;
+
+/// The text ranking of `fts` inside the caller's read transaction (a hybrid
+/// search runs it in the transaction its vectors are read in, so both lists
+/// rank one snapshot): the best `k` over chunks (and live summaries), ties
+/// by id, excerpts optional.
+pub(crate) fn rank_text(
+    conn: &Connection,
+    fts: &str,
+    k: i64,
+    filter: &ChunkFilter,
+    include_summaries: bool,
+    snippets: bool,
+) -> rusqlite::Result<Outcome> {
+    let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
+    let mut kinds = vec![HitKind::Chunk];
+    if include_summaries {
+        kinds.push(HitKind::Summary);
+    }
+    let mut found: Vec<(f64, Hit)> = Vec::new();
+    for &kind in &kinds {
+        match table_top_k(conn, kind, fts, filter, k) {
+            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id)| {
+                let hit = Hit {
+                    id,
+                    kind,
+                    score: -bm25 as f32,
+                    vector_rank: None,
+                    text_rank: None,
+                    snippet: None,
+                };
+                (bm25, hit)
+            })),
+            Err(e) if is_query_error(&e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    found.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| a.1.id.cmp(&b.1.id))
+            .then(a.1.kind.cmp(&b.1.kind))
+    });
+    found.truncate(k);
+    let mut hits: Vec<Hit> = found
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (_, mut hit))| {
+            hit.text_rank = Some(rank as u32 + 1);
+            hit
+        })
+        .collect();
+    if snippets {
+        add_excerpts(conn, fts, &mut hits)?;
+    }
+    Ok(Ok(hits))
+}
+
+impl Store {
+    /// The `k` chunks (and with `include_summaries` live summaries) whose
+    /// content best matches `query`, by `bm25()` (score = −bm25, higher is
+    /// better), ties broken by id; each hit carries its `text_rank` and an
+    /// excerpt. `k` is clamped to 1..=10000.
+    pub fn search_text(
+        &self,
+        query: &str,
+        k: i64,
+        syntax: Syntax,
+        filter: &ChunkFilter,
+        include_summaries: bool,
+    ) -> Result<Vec<Hit>> {
+        let fts = match_query(query, syntax, self.path())?;
+        self.text_hits(&fts, k, filter, include_summaries, true)
+    }
+
+    /// [`Store::search_text`] for an FTS5 query already built, excerpts
+    /// optional (a hybrid search builds them for its fused hits only).
+    pub(crate) fn text_hits(
+        &self,
+        fts: &str,
+        k: i64,
+        filter: &ChunkFilter,
+        include_summaries: bool,
+        snippets: bool,
+    ) -> Result<Vec<Hit>> {
+        let outcome: Outcome = self.read("search_text", |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let outcome = rank_text(&tx, fts, k, filter, include_summaries, snippets)?;
+            tx.commit()?;
+            Ok(outcome)
+        })?;
+        outcome.map_err(|message| Error::invalid("query", message))
+    }
+
+    /// Sets the excerpt of every hit whose content matches `fts`, in one
+    /// read.
+    pub(crate) fn add_snippets(&self, fts: &str, hits: &mut [Hit]) -> Result<()> {
+        // A read may be retried (busy), so it fills a copy each time.
+        let filled = self.read("search: snippets", |conn| {
+            let mut copy = hits.to_vec();
+            add_excerpts(conn, fts, &mut copy)?;
+            Ok(copy)
+        })?;
+        hits.clone_from_slice(&filled);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
