@@ -116,9 +116,9 @@ pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result
     conn.execute_batch("VACUUM").map_err(err)?;
     // The text indexes are keyed on the implicit rowid of their tables,
     // which VACUUM may renumber (SQLite promises to keep only an explicit
-    // INTEGER PRIMARY KEY): rebuild each from its table, in one
-    // transaction, so the index names the rows it indexed. A crash between
-    // the VACUUM and this commit is a known window (docs/operations.md).
+    // INTEGER PRIMARY KEY; its transfer copy keeps them today): each index
+    // is checked against its table and rebuilt, in one transaction, if the
+    // check fails, so the index always names the rows it indexed.
     rebuild_text_indexes(&conn).map_err(err)?;
     let free_pages_after = pragma("freelist_count")?;
     drop(conn);
@@ -130,8 +130,9 @@ pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result
     })
 }
 
-/// Rebuilds every FTS5 index of [`crate::schema::TEXT_INDEXED_TABLES`]
-/// that exists, in one write transaction.
+/// Checks every FTS5 index of [`crate::schema::TEXT_INDEXED_TABLES`] that
+/// exists against its table and rebuilds the ones out of step, in one write
+/// transaction.
 fn rebuild_text_indexes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let rebuilt = (|| {
@@ -141,7 +142,13 @@ fn rebuild_text_indexes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
                 [fts],
                 |r| r.get(0),
             )?;
-            if exists {
+            let in_step = exists
+                && conn
+                    .execute_batch(&format!(
+                        "INSERT INTO {fts}({fts}, rank) VALUES('integrity-check', 1)"
+                    ))
+                    .is_ok();
+            if exists && !in_step {
                 conn.execute_batch(&format!("INSERT INTO {fts}({fts}) VALUES('rebuild')"))?;
             }
         }
