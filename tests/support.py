@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import memtree
+from memtree import testing
 
 # CI runs a short version; `make soak` raises this.
 SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
@@ -409,3 +410,58 @@ def ram_folder(prefix: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def fault_loop(
+    tmp_path: Path,
+    base: Path,
+    method: testing.VfsMethod,
+    persistent: bool,
+    operation: Callable[[memtree.Store], object],
+    *,
+    state: Callable[[Path], object],
+    outcomes: set[object],
+    before: object,
+    codes: tuple[int, ...] = (memtree.ResultCode.IOERR,),
+    primary_code: bool = False,
+    prepare: Callable[[memtree.Store], object] | None = None,
+    in_store: Callable[[memtree.Store], object] | None = None,
+    verify: Callable[[Path, object, object, int], None] | None = None,
+    limit: int = 500,
+) -> tuple[int, int]:
+    """Runs ``operation`` on a fresh copy of ``base`` with an I/O fault at
+    call N of ``method`` (once or persistent), for N = 1, 2, … until a run
+    meets no fault; after each run the file's ``state`` must be one of
+    ``outcomes`` (before or after the operation). A raised error must carry
+    one of ``codes`` (its primary code when ``primary_code``). ``prepare``
+    runs on the store before the fault is armed and ``in_store`` after it
+    is cleared, the store still open; ``verify(db, seen, in_store's result,
+    n)`` once the store is closed. Returns how many
+    faults fired and how many of those left the ``before`` state: a caller
+    asserts on both, so a loop that never injected cannot pass."""
+    fired_points = rolled_back = 0
+    for n in range(1, limit):
+        db = tmp_path / f"run-{n}.db"
+        shutil.copy2(base, db)
+        with memtree.Store(db) as store:
+            if prepare is not None:
+                prepare(store)
+            testing.inject_fault(db, method, n, memtree.ResultCode.IOERR, persistent=persistent)
+            try:
+                operation(store)
+            except memtree.MemtreeError as e:
+                code = e.code & 0xFF if primary_code else e.code
+                assert code in codes, e
+            fired = testing.clear_fault(db)
+            found = in_store(store) if in_store is not None else None
+        seen = state(db)
+        assert seen in outcomes, f"{method} fault at call {n}"
+        if verify is not None:
+            verify(db, seen, found, n)
+        rolled_back += fired > 0 and seen == before
+        db.unlink()
+        Path(str(db) + "-journal").unlink(missing_ok=True)
+        if fired == 0:
+            return fired_points, rolled_back
+        fired_points += 1
+    raise AssertionError(f"{method}: the fault still fired at call {limit - 1}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import SOAK_SCALE, content_digest, run_child
+from support import SOAK_SCALE, content_digest, fault_loop, run_child
 
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 INDEXES = ("memtree_chunks_fts", "memtree_summaries_fts")
@@ -89,28 +89,24 @@ def test_io_fault_loop_over_upsert_keeps_the_index_in_step(
         store.upsert_chunks(work)
     after = content_digest(done)
     expected = {before: check_index(base), after: check_index(done)}
-    fired_points = rolled_back = 0
-    for n in range(1, 3000):
-        db = tmp_path / f"run-{n}.db"
-        shutil.copy2(base, db)
-        with memtree.Store(db) as store:
-            testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
-            try:
-                store.upsert_chunks(work)
-            except memtree.MemtreeError as e:
-                assert e.code & 0xFF in (ResultCode.IOERR, ResultCode.CANTOPEN), e
-            fired = testing.clear_fault(db)
-        seen = content_digest(db)
-        assert seen in expected, f"{method} fault at call {n}"
+
+    def index_agrees(db: Path, seen: object, _found: object, n: int) -> None:
         assert check_index(db) == expected[seen], f"index after a {method} fault at call {n}"
-        rolled_back += fired > 0 and seen == before
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
-    else:
-        pytest.fail("the fault still fired at call 2999")
+
+    fired_points, rolled_back = fault_loop(
+        tmp_path,
+        base,
+        method,
+        persistent,
+        lambda store: store.upsert_chunks(work),
+        state=content_digest,
+        outcomes=set(expected),
+        before=before,
+        codes=(ResultCode.IOERR, ResultCode.CANTOPEN),
+        primary_code=True,
+        verify=index_agrees,
+        limit=3000,
+    )
     print(f"{method} persistent={persistent} batch={batch}: {fired_points} fault points")
     assert fired_points >= 1, "the loop must have injected at least one fault"
     if method in ("xWrite", "xSync"):

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from memtree import ResultCode, testing
-from support import file_digest
+from support import fault_loop, file_digest
 
 np = pytest.importorskip("numpy")
 
@@ -646,30 +646,27 @@ def test_io_fault_loop_all_or_nothing_and_the_next_search_agrees(
         store.set_chunk_embeddings(ids, rows)
     after = embedding_state(done)
     assert after != before
-    fired_points = rolled_back = 0
-    for n in range(1, 2000):
-        db = tmp_path / f"run-{n}.db"
-        db.write_bytes(base.read_bytes())
-        with memtree.Store(db) as store:
-            store.search_vector(q, 10, metric="dot")  # the copy in memory is built
-            testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
-            try:
-                store.set_chunk_embeddings(ids, rows)
-            except memtree.MemtreeError as e:
-                assert e.code & 0xFF in (ResultCode.IOERR, ResultCode.CANTOPEN), e
-            fired = testing.clear_fault(db)
-            hits = [h.id for h in store.search_vector(q, 10, metric="dot")]
-        seen = embedding_state(db)
-        assert seen in {before, after}, f"{method} fault at call {n}"
-        rolled_back += fired > 0 and seen == before
+
+    def next_search_agrees(db: Path, _seen: object, hits: object, n: int) -> None:
         assert hits == file_ranking(db, q), f"search after a {method} fault at call {n}"
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
-    else:
-        pytest.fail("the fault still fired at call 1999")
+
+    fired_points, rolled_back = fault_loop(
+        tmp_path,
+        base,
+        method,
+        persistent,
+        lambda store: store.set_chunk_embeddings(ids, rows),
+        state=embedding_state,
+        outcomes={before, after},
+        before=before,
+        codes=(ResultCode.IOERR, ResultCode.CANTOPEN),
+        primary_code=True,
+        # The copy in memory is built before the fault, and searched after.
+        prepare=lambda store: store.search_vector(q, 10, metric="dot"),
+        in_store=lambda store: [h.id for h in store.search_vector(q, 10, metric="dot")],
+        verify=next_search_agrees,
+        limit=2000,
+    )
     print(
         f"{method} persistent={persistent}: {fired_points} fault points, {rolled_back} rolled back"
     )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import memtree
 import pytest
-from memtree import Entity, Hotness, ResultCode, Score, testing
-from support import file_digest, run_child
+from memtree import Entity, Hotness, Score, testing
+from support import fault_loop, file_digest, run_child
 
 T0 = 1_700_000_000_000
 
@@ -283,27 +283,16 @@ def test_replace_score_under_a_fault_at_every_io_call(
         replace(store)
     after = state(done)
     assert after != before
-    fired_points = rolled_back = 0
-    for n in range(1, 500):
-        db = tmp_path / f"run-{n}.db"
-        shutil.copy2(base, db)
-        with memtree.Store(db) as store:
-            testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
-            try:
-                replace(store)
-            except memtree.MemtreeError as e:
-                assert e.code == ResultCode.IOERR, e
-            fired = testing.clear_fault(db)
-        seen = state(db)
-        assert seen in {before, after}, f"{method} fault at call {n}"
-        rolled_back += fired > 0 and seen == before
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
-    else:
-        pytest.fail(f"{method}: still firing at call 499")
+    fired_points, rolled_back = fault_loop(
+        tmp_path,
+        base,
+        method,
+        persistent,
+        replace,
+        state=state,
+        outcomes={before, after},
+        before=before,
+    )
     if method in ("xWrite", "xSync", "xLock"):
         assert fired_points >= 1, "the loop must have injected at least one fault"
         assert rolled_back >= 1, "at least one fault must have hit inside the transaction"

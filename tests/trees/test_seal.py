@@ -11,8 +11,8 @@ from pathlib import Path
 
 import memtree
 import pytest
-from memtree import ResultCode, TreeKind, testing
-from support import ChunkFactory, file_digest, run_child
+from memtree import TreeKind, testing
+from support import ChunkFactory, fault_loop, file_digest, run_child
 
 # Every table the seal writes, with every column but those that differ
 # between two runs of the same seal (a job's id and its enqueue time, a
@@ -300,27 +300,16 @@ def test_a_fault_at_every_io_call_leaves_before_or_after(
         seal(store, version, sealed_at=1_700_000_000_000)
     after = state(done)
     assert after != before
-    fired_points = rolled_back = 0
-    for n in range(1, 500):
-        db = tmp_path / f"run-{n}.db"
-        shutil.copy2(base, db)
-        with memtree.Store(db) as store:
-            testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
-            try:
-                seal(store, version, sealed_at=1_700_000_000_000)
-            except memtree.MemtreeError as e:
-                assert e.code == ResultCode.IOERR, e
-            fired = testing.clear_fault(db)
-        seen = state(db)
-        assert seen in {before, after}, f"{method} fault at call {n}"
-        rolled_back += fired > 0 and seen == before
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
-    else:
-        pytest.fail(f"{method}: still firing at call 499")
+    fired_points, rolled_back = fault_loop(
+        tmp_path,
+        base,
+        method,
+        persistent,
+        lambda store: seal(store, version, sealed_at=1_700_000_000_000),
+        state=state,
+        outcomes={before, after},
+        before=before,
+    )
     if method in ("xWrite", "xSync", "xLock"):
         assert fired_points >= 1, "the loop must have injected at least one fault"
         assert rolled_back >= 1, "at least one fault must have hit inside the transaction"
