@@ -817,14 +817,7 @@ def run(args: Any) -> int:
     if args.commits is not None:
         commits = dict.fromkeys(commits, args.commits)
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
-    if args.plot is not None:
-        # Checked before the matrix runs: a missing matplotlib found after
-        # minutes of measuring would throw the whole run away.
-        try:
-            _require_matplotlib()
-        except RuntimeError as e:
-            print(f"memtree bench: {e}", file=sys.stderr)
-            return 1
+    report: dict[str, Any] | None = None
     if args.from_json is not None:
         try:
             report = json.loads(args.from_json.read_text())
@@ -838,7 +831,16 @@ def run(args: Any) -> int:
                 file=sys.stderr,
             )
             return 2
-    else:
+    if args.plot is not None:
+        # Checked after a saved report is read (a bad file exits 2 with or
+        # without --plot) and before the matrix runs: a missing matplotlib
+        # found after minutes of measuring would throw the whole run away.
+        try:
+            _require_matplotlib()
+        except RuntimeError as e:
+            print(f"memtree bench: {e}", file=sys.stderr)
+            return 1
+    if report is None:
         folder: contextlib.AbstractContextManager[str | Path] = (
             contextlib.nullcontext(args.dir)
             if args.dir is not None

@@ -488,8 +488,21 @@ impl PyTrees {
     /// Inserts a summary; False when its id exists (the stored row is
     /// kept as it is: summaries are immutable). The tree must exist
     /// (:class:`memtree.ConstraintError` otherwise).
-    fn insert_summary(&self, py: Python<'_>, summary: PyRef<'_, PySummary>) -> PyResult<bool> {
-        let summary = summary.inner.clone();
+    fn insert_summary(&self, py: Python<'_>, summary: &Bound<'_, PyAny>) -> PyResult<bool> {
+        // Cast here rather than in the signature: PyO3 names the argument of
+        // a failed conversion only in an exception note, which CPython < 3.11
+        // never shows.
+        let summary = summary.cast::<PySummary>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "summary: expected memtree.Summary, got {}",
+                summary
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let summary = summary.borrow().inner.clone();
         Ok(py.detach(|| self.core().trees().insert_summary(&summary))?)
     }
 

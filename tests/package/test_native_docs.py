@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -138,6 +139,11 @@ def test_runtime_signature_has_the_stubs_parameters(
 ) -> None:
     module = importlib.import_module(module_name)
     if isinstance(node, ast.ClassDef):
+        if sys.version_info < (3, 10):
+            # Before CPython 3.10 a heap type's docstring loses its text
+            # signature; PyO3 puts it back only outside the limited API, and
+            # memtree is an abi3 build: on 3.9 help(memtree.Chunk) shows none.
+            pytest.skip("CPython 3.9 gives abi3 classes no __text_signature__")
         new = next(
             (s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__new__"),
             None,
