@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,6 +118,36 @@ def side_files(db: Path) -> set[str]:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def strand_a_wal_as_the_last_release_did(db: Path) -> Path:
+    """The release before this one moved a ``-wal`` it could not checkpoint
+    aside as ``<db>-wal.unrecovered-<ms>`` after restoring the database it
+    belonged to: recreate that state."""
+    wal = Path(str(db) + "-wal")
+    stranded = db.with_name(f"{db.name}-wal.unrecovered-{int(time.time() * 1000)}")
+    wal.rename(stranded)
+    Path(str(db) + "-shm").unlink(missing_ok=True)
+    return stranded
+
+
+def corrupt_last_index_page(db: Path) -> None:
+    """Overwrites the last page that belongs to an index of mem_tree_chunks."""
+    conn = sqlite3.connect(db)
+    pages = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name LIKE 'idx_mem_tree_chunks%' ORDER BY pageno"
+        )
+    ]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    assert pages, "the fixture has chunk indexes"
+    data = bytearray(db.read_bytes())
+    target = pages[-1] - 1
+    data[target * page_size : (target + 1) * page_size] = b"\xa5" * page_size
+    data[24:28] = (int.from_bytes(data[24:28], "big") + 1).to_bytes(4, "big")
+    db.write_bytes(bytes(data))
 
 
 CHILD_PRELUDE = """
@@ -465,3 +496,35 @@ def fault_loop(
             return fired_points, rolled_back
         fired_points += 1
     raise AssertionError(f"{method}: the fault still fired at call {limit - 1}")
+
+
+LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
+
+
+def stranded_wal_layout(folder: Path, name: str = LEGACY_WAL) -> set[str]:
+    """What an earlier release left after a failed checkpoint: a memtree
+    database (``folder/chunks.db``, restored to the base the ``-wal`` was
+    written against) and its ``-wal`` moved aside as ``name``, holding rows
+    in no live file. Returns every committed chunk id."""
+    db = folder / "chunks.db"
+    with memtree.Store(db) as s:
+        s.upsert_chunks(
+            [memtree.Chunk(f"c{i}", "words " * 30, "chat", "s", "o", i) for i in range(3)]
+        )
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TEMP TABLE t AS SELECT * FROM mem_tree_chunks")
+    conn.execute("UPDATE t SET id = 'wal-' || id")
+    conn.execute("INSERT INTO mem_tree_chunks SELECT * FROM t")
+    base = folder / "base"
+    base.mkdir()
+    shutil.copyfile(db, base / "chunks.db")
+    shutil.copyfile(folder / "chunks.db-wal", base / name)
+    conn.close()
+    for f in folder.glob("chunks.db*"):
+        f.unlink()
+    for f in base.iterdir():
+        f.rename(folder / f.name)
+    base.rmdir()
+    return {f"c{i}" for i in range(3)} | {f"wal-c{i}" for i in range(3)}

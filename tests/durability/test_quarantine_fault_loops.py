@@ -25,7 +25,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, _native, testing
-from support import copy_database, ram_folder
+from support import LEGACY_WAL, copy_database, ram_folder, stranded_wal_layout
 
 METHODS: list[testing.VfsMethod] = [
     "xOpen",
@@ -152,38 +152,6 @@ def test_fault_during_quarantine_loses_no_row(
         pytest.fail(f"{method}: still firing at N = {MAX_N}")
     print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
     assert not violations, "\n".join(violations[:20])
-
-
-LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"
-
-
-def stranded_wal_layout(folder: Path, name: str = LEGACY_WAL) -> set[str]:
-    """What an earlier release left after a failed checkpoint: a memtree
-    database (``folder/chunks.db``, restored to the base the ``-wal`` was
-    written against) and its ``-wal`` moved aside as ``name``, holding rows
-    in no live file. Returns every committed chunk id."""
-    db = folder / "chunks.db"
-    with memtree.Store(db) as s:
-        s.upsert_chunks(
-            [memtree.Chunk(f"c{i}", "words " * 30, "chat", "s", "o", i) for i in range(3)]
-        )
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute("CREATE TEMP TABLE t AS SELECT * FROM mem_tree_chunks")
-    conn.execute("UPDATE t SET id = 'wal-' || id")
-    conn.execute("INSERT INTO mem_tree_chunks SELECT * FROM t")
-    base = folder / "base"
-    base.mkdir()
-    shutil.copyfile(db, base / "chunks.db")
-    shutil.copyfile(folder / "chunks.db-wal", base / name)
-    conn.close()
-    for f in folder.glob("chunks.db*"):
-        f.unlink()
-    for f in base.iterdir():
-        f.rename(folder / f.name)
-    base.rmdir()
-    return {f"c{i}" for i in range(3)} | {f"wal-c{i}" for i in range(3)}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import memtree
 import pytest
 from memtree import ResultCode, testing
 from reference_db import create_reference_db
-from support import side_files
+from support import corrupt_last_index_page, side_files, strand_a_wal_as_the_last_release_did
 
 SUFFIXES = ("", "-wal", "-journal")
 
@@ -184,17 +184,6 @@ def test_quarantine_never_writes_through_a_planted_link(tmp_path: Path) -> None:
     assert all(link.is_symlink() for link in planted)
 
 
-def strand_a_wal_as_the_last_release_did(db: Path) -> Path:
-    """The release before this one moved a ``-wal`` it could not checkpoint
-    aside as ``<db>-wal.unrecovered-<ms>`` after restoring the database it
-    belonged to: recreate that state."""
-    wal = Path(str(db) + "-wal")
-    stranded = db.with_name(f"{db.name}-wal.unrecovered-{int(time.time() * 1000)}")
-    wal.rename(stranded)
-    Path(str(db) + "-shm").unlink(missing_ok=True)
-    return stranded
-
-
 def test_stranded_rows_are_reported_not_merged_then_adopted_on_request(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -317,25 +306,6 @@ def test_quarantine_of_a_damaged_index_salvages_every_row(tmp_path: Path) -> Non
         assert {c.id for c in store.get_chunks(sorted(ids))} == ids
         assert store.check(full=True) == ["ok"]
     assert Path(str(info.value.quarantined_path)).exists(), "kept"
-
-
-def corrupt_last_index_page(db: Path) -> None:
-    """Overwrites the last page that belongs to an index of mem_tree_chunks."""
-    conn = sqlite3.connect(db)
-    pages = [
-        r[0]
-        for r in conn.execute(
-            "SELECT pageno FROM dbstat WHERE name LIKE 'idx_mem_tree_chunks%' ORDER BY pageno"
-        )
-    ]
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    conn.close()
-    assert pages, "the fixture has chunk indexes"
-    data = bytearray(db.read_bytes())
-    target = pages[-1] - 1
-    data[target * page_size : (target + 1) * page_size] = b"\xa5" * page_size
-    data[24:28] = (int.from_bytes(data[24:28], "big") + 1).to_bytes(4, "big")
-    db.write_bytes(bytes(data))
 
 
 def test_doctor_lists_stranded_files_read_only(tmp_path: Path) -> None:

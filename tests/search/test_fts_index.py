@@ -14,7 +14,14 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import SOAK_SCALE, content_digest, fault_loop, run_child
+from support import (
+    SOAK_SCALE,
+    content_digest,
+    corrupt_last_index_page,
+    fault_loop,
+    run_child,
+    strand_a_wal_as_the_last_release_did,
+)
 
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 INDEXES = ("memtree_chunks_fts", "memtree_summaries_fts")
@@ -240,7 +247,6 @@ def test_a_newer_file_is_refused_unchanged(tmp_path: Path) -> None:
 
 
 def test_salvage_of_a_quarantined_file_indexes_every_row_it_brings_back(tmp_path: Path) -> None:
-    from test_recovery_protocol import corrupt_last_index_page
 
     db = tmp_path / "chunks.db"
     with memtree.Store(db) as store:
@@ -258,7 +264,6 @@ def test_salvage_of_a_quarantined_file_indexes_every_row_it_brings_back(tmp_path
 
 def test_adopted_stranded_rows_are_indexed(tmp_path: Path) -> None:
     from reference_db import create_reference_db
-    from test_recovery_protocol import strand_a_wal_as_the_last_release_did
 
     db = tmp_path / "chunks.db"
     ids = set(create_reference_db(db, chunks=6, wal_frames_only=3))
