@@ -528,3 +528,22 @@ def stranded_wal_layout(folder: Path, name: str = LEGACY_WAL) -> set[str]:
         f.rename(folder / f.name)
     base.rmdir()
     return {f"c{i}" for i in range(3)} | {f"wal-c{i}" for i in range(3)}
+
+
+class ReferenceConnection(sqlite3.Connection):
+    """stdlib sqlite3 for OpenHuman's statements, which number their
+    parameters (``?1``, ``?2``, ...) as rusqlite binds them. CPython 3.12
+    takes those for named parameters and warns when they get a sequence
+    (3.13 dropped the warning): a sequence goes in as the mapping keyed
+    ``"1"``, ``"2"``, ... that every version binds alike."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if isinstance(parameters, (tuple, list)) and "?1" in sql:
+            parameters = {str(i): value for i, value in enumerate(parameters, start=1)}
+        return super().execute(sql, parameters)
+
+
+def reference_connection(db: Path, **kwargs: Any) -> ReferenceConnection:
+    """``sqlite3.connect(db)`` for OpenHuman's numbered-parameter SQL."""
+    conn: ReferenceConnection = sqlite3.connect(db, factory=ReferenceConnection, **kwargs)
+    return conn

@@ -18,7 +18,7 @@ from typing import Any
 import memtree
 import pytest
 from reference_db import create_reference_db
-from support import ChunkFactory
+from support import ChunkFactory, reference_connection
 
 # The reference's reads (memory/tree/store.rs), verbatim but for whitespace.
 REF_GET_EMBEDDING = "SELECT embedding FROM mem_tree_chunks WHERE id = ?1"
@@ -35,13 +35,9 @@ REF_LIST_SUMMARIES_WITH_PATH = (
 
 
 def ref_query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    # The reference's statements number their parameters (?1, ?2, ...), as
-    # rusqlite binds them; Python 3.12+'s sqlite3 takes those for named
-    # parameters, bound from a mapping keyed "1", "2", ...
-    params: Any = {str(i): a for i, a in enumerate(args, start=1)} if "?1" in sql else args
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     try:
-        return [tuple(r) for r in conn.execute(sql, params)]
+        return [tuple(r) for r in conn.execute(sql, args)]
     finally:
         conn.close()
 

@@ -7,7 +7,6 @@ index, salvage and merge all leave index and tables in agreement
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from support import (
     content_digest,
     corrupt_last_index_page,
     fault_loop,
+    reference_connection,
     run_child,
     strand_a_wal_as_the_last_release_did,
 )
@@ -44,7 +44,7 @@ def chunk(i: int, content: str | None = None) -> memtree.Chunk:
 def check_index(db: Path) -> dict[str, list[str]]:
     """Asserts both indexes agree with their tables (content compared too);
     returns, per probe word, the chunk ids the index finds."""
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         for fts in INDEXES:
@@ -125,7 +125,7 @@ def make_pre_index_file(db: Path, n: int) -> None:
     triggers, ``user_version`` one step back."""
     with memtree.Store(db) as store:
         store.upsert_chunks([chunk(i) for i in range(n)])
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     try:
         for fts in INDEXES:
             for trigger in ("insert", "delete", "update"):
@@ -138,7 +138,7 @@ def make_pre_index_file(db: Path, n: int) -> None:
 
 
 def version_and_index(db: Path) -> tuple[int, bool]:
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         has = conn.execute(
@@ -236,7 +236,7 @@ def test_a_newer_file_is_refused_unchanged(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with memtree.Store(db) as store:
         store.upsert_chunks([chunk(1)])
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     conn.execute("PRAGMA user_version = 999")
     conn.commit()
     conn.close()
@@ -307,7 +307,7 @@ def test_openhuman_sql_through_another_sqlite_build_keeps_the_index(tmp_path: Pa
     db = tmp_path / "chunks.db"
     with memtree.Store(db) as store:
         store.upsert_chunks([chunk(i) for i in range(5)])
-        conn = sqlite3.connect(db)
+        conn = reference_connection(db)
         try:
             row = ("oh-1", "chat", "s", None, "me", 9, 9, 9, "[]", "walrus tusk", 2, 0, 9)
             conn.execute(OPENHUMAN_UPSERT, row)

@@ -9,14 +9,13 @@ power loss), interop through OpenHuman's own SQL, and bad input.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import Entity, Hotness, Score, testing
-from support import fault_loop, file_digest, run_child
+from support import fault_loop, file_digest, reference_connection, run_child
 
 T0 = 1_700_000_000_000
 
@@ -242,7 +241,7 @@ def test_replace_score_swaps_the_entities_with_the_score(store: memtree.Store) -
 
 
 def state(db: Path) -> tuple[object, ...]:
-    conn = sqlite3.connect(db)
+    conn = reference_connection(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         return (
@@ -375,7 +374,7 @@ def test_openhumans_selects_read_memtrees_rows(store: memtree.Store, db_path: Pa
         tree_id="t",
     )
     store.scores.upsert_hotness(Hotness("email:alice", 3, 1, 5, 0, None, 2, 1.5, 6))
-    conn = sqlite3.connect(db_path)
+    conn = reference_connection(db_path)
     try:
         assert conn.execute(REFERENCE_GET_SCORE, ("c1",)).fetchone() == (
             "c1", 0.7, 1.0, 0.8, 0.9, 0.5, 0.6, 0.3, 0.5, "why", 1, "below threshold", T0,
@@ -393,7 +392,7 @@ def test_openhumans_selects_read_memtrees_rows(store: memtree.Store, db_path: Pa
 def test_memtree_reads_rows_written_by_openhumans_statements(
     store: memtree.Store, db_path: Path
 ) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = reference_connection(db_path)
     with conn:
         conn.execute(
             REFERENCE_UPSERT_SCORE,
@@ -431,7 +430,7 @@ REFERENCE_UPSERT_HOTNESS = """INSERT INTO mem_tree_entity_hotness (
 def test_memtree_reads_hotness_written_by_openhumans_upsert(
     store: memtree.Store, db_path: Path
 ) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = reference_connection(db_path)
     with conn:
         conn.execute(REFERENCE_UPSERT_HOTNESS, ("topic:x", 4, 2, None, 1, 0.5, 7, None, T0))
     conn.close()

@@ -9,14 +9,13 @@ before any write.
 from __future__ import annotations
 
 import array
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import Summary, TreeKind, TreeStatus
-from support import file_digest
+from support import file_digest, reference_connection
 
 T0 = 1_700_000_000_000
 
@@ -51,7 +50,7 @@ def upsert_buffer(
     db: Path, tree_id: str, level: int, items: list[str], tokens: int, oldest: int
 ) -> None:
     """OpenHuman's ``upsert_buffer_tx``, verbatim, through sqlite3."""
-    with sqlite3.connect(db) as conn:
+    with reference_connection(db) as conn:
         conn.execute(
             """INSERT INTO mem_tree_buffers (
             tree_id, level, item_ids_json, token_sum, oldest_at_ms, updated_at_ms
@@ -126,7 +125,7 @@ def test_buffer_upsert_and_clear(store: memtree.Store, db_path: Path) -> None:
         utc(T0),
     )
     # clear_buffer_tx is an upsert of the empty buffer.
-    with sqlite3.connect(db_path) as conn:
+    with reference_connection(db_path) as conn:
         conn.execute(
             "UPDATE mem_tree_buffers SET item_ids_json = '[]', token_sum = 0, oldest_at_ms = NULL"
         )
@@ -215,7 +214,7 @@ def test_summary_embedding_uses_the_chunk_format(store: memtree.Store, db_path: 
     assert store.trees.get_summary_embedding("sum-1") is None
     assert store.trees.set_summary_embedding("sum-1", [0.5, -1.0, 2.0])
     assert store.trees.get_summary_embedding("sum-1") == array.array("f", [0.5, -1.0, 2.0])
-    with sqlite3.connect(db_path) as conn:
+    with reference_connection(db_path) as conn:
         (blob,) = conn.execute("SELECT embedding FROM mem_tree_summaries").fetchone()
     conn.close()
     assert blob == bytes.fromhex("0000003f000080bf00000040")  # little-endian f32
@@ -287,7 +286,7 @@ def test_openhumans_selects_read_memtrees_rows(store: memtree.Store, db_path: Pa
     store.trees.insert_summary(sample_summary("sum-1", "tree-1", 1))
     store.trees.set_summary_embedding("sum-1", [1.0, 2.0])
     store.trees.append_to_buffer("tree-1", 0, ["leaf-a", "leaf-b"], [5, 6], T0)
-    conn = sqlite3.connect(db_path)
+    conn = reference_connection(db_path)
     try:
         assert conn.execute(REFERENCE_GET_TREE, ("tree-1",)).fetchone() == (
             "tree-1",
@@ -332,7 +331,7 @@ def test_openhumans_selects_read_memtrees_rows(store: memtree.Store, db_path: Pa
 def test_memtree_reads_rows_written_by_openhumans_inserts(
     store: memtree.Store, db_path: Path
 ) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = reference_connection(db_path)
     with conn:
         conn.execute(
             REFERENCE_INSERT_TREE,
@@ -397,7 +396,7 @@ def test_a_stored_list_that_is_not_a_json_list_is_a_read_error(
 ) -> None:
     sample_tree(store, "tree-1", "slack:#eng")
     store.trees.insert_summary(sample_summary("sum-1", "tree-1", 1))
-    with sqlite3.connect(db_path) as conn:
+    with reference_connection(db_path) as conn:
         conn.execute("UPDATE mem_tree_summaries SET child_ids_json = '{\"a\": 1}'")
     conn.close()
     with pytest.raises(memtree.MemtreeError, match="not a JSON list"):
