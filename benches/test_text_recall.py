@@ -8,8 +8,8 @@ timed assertion, only correctness (memtree's hits and excerpts are the
 peer's) is asserted. A search is timed as the best of ``REPEATS`` runs of
 each query, the contenders interleaved in an order that rotates from run to
 run (whoever runs first meets caches the previous query left cold), then
-the median over the queries; the LIKE scans, which stream the whole table
-through the CPU caches, run in a loop of their own.
+the median over the queries; the LIKE scan, which costs a hundred searches,
+runs once per query, after them.
 
 - top-10 by bm25 over 100k chunks of ~500 bytes, one-word and three-word
   queries: memtree's ``search_text`` against stdlib sqlite3's FTS5 (the same
@@ -202,7 +202,9 @@ def test_top10_text_against_stdlib_fts5_and_like(corpus: dict[str, Any], shape: 
             want = peer_top10(peer, q)
             # Equal bm25 at the 10th place may order two rows differently
             # (memtree breaks ties by id, the peer by rowid).
-            assert len({h.id for h in hits} & {r[0] for r in want}) >= K - 1, (q, hits, want)
+            # (A small corpus may hold fewer than K matches: both return them all.)
+            assert len(hits) == len(want), (q, hits, want)
+            assert len({h.id for h in hits} & {r[0] for r in want}) >= len(want) - 1, (q, hits)
             # The same work: the peer's excerpt of each hit is memtree's.
             excerpt = {r[0]: r[2] for r in want}
             for hit in hits:
@@ -217,7 +219,7 @@ def test_top10_text_against_stdlib_fts5_and_like(corpus: dict[str, Any], shape: 
             ours_s.append(best["memtree"])
             peer_s.append(best["peer"])
             bare_s.append(best["bare"])
-        for q in queries:
+            # Once (a scan costs a hundred searches), after the searches.
             elapsed, _ = timed(lambda q=q: like_scan(peer, q))
             like_s.append(elapsed)
     m, p, bare, like = (statistics.median(x) for x in (ours_s, peer_s, bare_s, like_s))
