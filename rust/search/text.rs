@@ -16,8 +16,10 @@
 //! first and each is checked against the filter until `k` pass, so `k` rows
 //! come back whenever `k` rows match; a source id also bounds the index's
 //! walk to that source's rowid range. Without a filter the ranking reads the
-//! index alone and looks up the ids of the rows it keeps ([`index_top_k`]). The excerpt (`snippet()`) is
-//! built for the returned hits only, in the scratch database ([`excerpts`]).
+//! index alone and looks up the ids of the rows it keeps ([`index_top_k`]).
+//! The excerpt (`snippet()`) is built for the returned hits only, in the
+//! scratch database ([`excerpts`]), from content read by the rowid the
+//! ranking already holds.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -169,14 +171,18 @@ fn filter_terms(
     Some((sql, values))
 }
 
-/// One table's best `k` for `query`: `(bm25, id)`, best first, ties by id.
+/// A ranked row: its `bm25()`, its rowid (the excerpt reads its content by
+/// it) and its id.
+type Ranked = (f64, i64, String);
+
+/// One table's best `k` for `query`, best first, ties by id.
 fn table_top_k(
     conn: &Connection,
     kind: HitKind,
     query: &str,
     filter: &ChunkFilter,
     k: usize,
-) -> rusqlite::Result<Vec<(f64, String)>> {
+) -> rusqlite::Result<Vec<Ranked>> {
     let (table, fts) = tables(kind);
     let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 2) else {
         return Ok(Vec::new());
@@ -215,28 +221,33 @@ fn table_top_k(
         "SELECT r.id FROM {table} r WHERE r.rowid = ?1{terms}"
     ))?;
     values.insert(0, Value::Null);
-    let mut found: Vec<(f64, String)> = Vec::new();
+    let mut found: Vec<Ranked> = Vec::new();
     let mut rows = ranked.query(params_from_iter(&ranked_values))?;
     while let Some(row) = rows.next()? {
         let bm25: f64 = row.get(0)?;
         if found.len() >= k && bm25 > found[k - 1].0 {
             break;
         }
-        values[0] = Value::Integer(row.get(1)?);
+        let rowid: i64 = row.get(1)?;
+        values[0] = Value::Integer(rowid);
         let mut hit = passes.query(params_from_iter(&values))?;
         if let Some(r) = hit.next()? {
-            found.push((bm25, r.get(0)?));
+            found.push((bm25, rowid, r.get(0)?));
         }
     }
-    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     found.truncate(k);
     Ok(found)
 }
 
-/// Rows read past the `k`-th by [`index_top_k`], so that a run of rows tied
-/// with it (equal bm25: same term counts, same length) is usually read
-/// whole by the first query.
-const TIE_SLACK: usize = 64;
+/// Rows read past the `k`-th by [`index_top_k`], so that a short run of
+/// rows tied with it (equal bm25: same term counts, same length, as
+/// duplicated content has) is read whole by the first query; a longer run
+/// costs a second query. Small, because every row of the `LIMIT` is paid
+/// for in SQLite's bounded sort: one word over 100k chunks ranked with
+/// `LIMIT 10` in 1.66 ms, `LIMIT 74` in 1.77 ms, `LIMIT 164` (a hybrid
+/// search's depth of 100 plus 64) in 1.97 ms (CPU, medians of 15 queries).
+const TIE_SLACK: usize = 8;
 
 /// The unfiltered best `k`, read from the index alone: rowids by bm25, then
 /// the ids of the rows kept. Joining every match to its row (for the id,
@@ -251,7 +262,7 @@ fn index_top_k(
     kind: HitKind,
     query: &str,
     k: usize,
-) -> rusqlite::Result<Option<Vec<(f64, String)>>> {
+) -> rusqlite::Result<Option<Vec<Ranked>>> {
     let (table, fts) = tables(kind);
     let ranked_sql =
         format!("SELECT bm25({fts}), rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY 1 LIMIT ?2");
@@ -282,12 +293,12 @@ fn index_top_k(
     let mut found = Vec::with_capacity(rows.len());
     for (bm25, rowid) in rows {
         match id_of.query_row([rowid], |r| r.get::<_, String>(0)) {
-            Ok(id) => found.push((bm25, id)),
+            Ok(id) => found.push((bm25, rowid, id)),
             Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
-    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     found.truncate(k);
     Ok(Some(found))
 }
@@ -298,6 +309,14 @@ fn tables(kind: HitKind) -> (&'static str, &'static str) {
         HitKind::Chunk => ("mem_tree_chunks", "memtree_chunks_fts"),
         HitKind::Summary => ("mem_tree_summaries", "memtree_summaries_fts"),
     }
+}
+
+/// How [`excerpts`] finds a row's content: by rowid when the ranking read
+/// it (one table lookup), else by id (the id index, then the table).
+#[derive(Clone, Copy)]
+enum RowKey<'a> {
+    Rowid(i64),
+    Id(&'a str),
 }
 
 /// The excerpts of these rows' content around the query's best match (`None`
@@ -313,16 +332,21 @@ fn excerpts(
     conn: &Connection,
     kind: HitKind,
     query: &str,
-    ids: &[&str],
+    rows: &[RowKey<'_>],
 ) -> rusqlite::Result<Vec<Option<String>>> {
     let (table, _) = tables(kind);
-    let mut contents = Vec::with_capacity(ids.len());
+    let mut contents = Vec::with_capacity(rows.len());
     {
-        let mut content_of =
+        let mut by_rowid =
+            conn.prepare_cached(&format!("SELECT content FROM {table} WHERE rowid = ?1"))?;
+        let mut by_id =
             conn.prepare_cached(&format!("SELECT content FROM {table} WHERE id = ?1"))?;
-        for id in ids {
-            let mut rows = content_of.query([id])?;
-            let content: Option<String> = match rows.next()? {
+        for key in rows {
+            let mut found = match key {
+                RowKey::Rowid(rowid) => by_rowid.query([rowid])?,
+                RowKey::Id(id) => by_id.query([id])?,
+            };
+            let content: Option<String> = match found.next()? {
                 Some(row) => row.get(0)?,
                 None => None,
             };
@@ -340,7 +364,7 @@ fn excerpts(
                 }
             }
         }
-        let mut out = vec![None; ids.len()];
+        let mut out = vec![None; rows.len()];
         {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT rowid, snippet(words, 0, '', '', '…', {SNIPPET_TOKENS}) FROM words \
@@ -358,15 +382,26 @@ fn excerpts(
 }
 
 /// Sets the excerpt of every hit, chunks and summaries each from their own
-/// table.
-fn add_excerpts(conn: &Connection, query: &str, hits: &mut [Hit]) -> rusqlite::Result<()> {
+/// table; `rowids[i]`, when given, is hit `i`'s rowid.
+fn add_excerpts(
+    conn: &Connection,
+    query: &str,
+    hits: &mut [Hit],
+    rowids: Option<&[i64]>,
+) -> rusqlite::Result<()> {
     for kind in [HitKind::Chunk, HitKind::Summary] {
         let at: Vec<usize> = (0..hits.len()).filter(|&i| hits[i].kind == kind).collect();
         if at.is_empty() {
             continue;
         }
-        let ids: Vec<&str> = at.iter().map(|&i| hits[i].id.as_str()).collect();
-        let found = excerpts(conn, kind, query, &ids)?;
+        let keys: Vec<RowKey<'_>> = at
+            .iter()
+            .map(|&i| match rowids {
+                Some(rowids) => RowKey::Rowid(rowids[i]),
+                None => RowKey::Id(hits[i].id.as_str()),
+            })
+            .collect();
+        let found = excerpts(conn, kind, query, &keys)?;
         for (i, excerpt) in at.into_iter().zip(found) {
             hits[i].snippet = excerpt;
         }
@@ -421,10 +456,10 @@ pub(crate) fn rank_text(
     if include_summaries {
         kinds.push(HitKind::Summary);
     }
-    let mut found: Vec<(f64, Hit)> = Vec::new();
+    let mut found: Vec<(f64, i64, Hit)> = Vec::new();
     for &kind in &kinds {
         match table_top_k(conn, kind, fts, filter, k) {
-            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, id)| {
+            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, rowid, id)| {
                 let hit = Hit {
                     id,
                     kind,
@@ -433,7 +468,7 @@ pub(crate) fn rank_text(
                     text_rank: None,
                     snippet: None,
                 };
-                (bm25, hit)
+                (bm25, rowid, hit)
             })),
             Err(e) if is_query_error(&e) => return Ok(Err(e.to_string())),
             Err(e) => return Err(e),
@@ -442,20 +477,21 @@ pub(crate) fn rank_text(
     found.sort_by(|a, b| {
         a.0.partial_cmp(&b.0)
             .unwrap_or(Ordering::Equal)
-            .then_with(|| a.1.id.cmp(&b.1.id))
-            .then(a.1.kind.cmp(&b.1.kind))
+            .then_with(|| a.2.id.cmp(&b.2.id))
+            .then(a.2.kind.cmp(&b.2.kind))
     });
     found.truncate(k);
+    let rowids: Vec<i64> = found.iter().map(|f| f.1).collect();
     let mut hits: Vec<Hit> = found
         .into_iter()
         .enumerate()
-        .map(|(rank, (_, mut hit))| {
+        .map(|(rank, (_, _, mut hit))| {
             hit.text_rank = Some(rank as u32 + 1);
             hit
         })
         .collect();
     if snippets {
-        add_excerpts(conn, fts, &mut hits)?;
+        add_excerpts(conn, fts, &mut hits, Some(&rowids))?;
     }
     Ok(Ok(hits))
 }
@@ -497,12 +533,16 @@ impl Store {
     }
 
     /// Sets the excerpt of every hit whose content matches `fts`, in one
-    /// read.
+    /// read transaction (without it each content lookup would be a
+    /// transaction of its own: a shared lock taken and released, and the
+    /// file's change counter read, per hit).
     pub(crate) fn add_snippets(&self, fts: &str, hits: &mut [Hit]) -> Result<()> {
         // A read may be retried (busy), so it fills a copy each time.
         let filled = self.read("search: snippets", |conn| {
             let mut copy = hits.to_vec();
-            add_excerpts(conn, fts, &mut copy)?;
+            let tx = conn.unchecked_transaction()?;
+            add_excerpts(&tx, fts, &mut copy, None)?;
+            tx.commit()?;
             Ok(copy)
         })?;
         hits.clone_from_slice(&filled);
