@@ -118,6 +118,23 @@ impl Trees<'_> {
         })
     }
 
+    /// Runs the walk's statement to its last row without reading a column:
+    /// the time of the SQL alone, which the benchmark sets against
+    /// [`Trees::walk`]'s (SQL, decoding and ordering). The number of rows.
+    #[doc(hidden)]
+    pub fn walk_rows(&self, id: &str, depth: Option<i64>) -> Result<usize> {
+        let depth = depth.unwrap_or(MAX_LEVEL + 1);
+        self.store.read("walk_rows", |conn| {
+            let mut stmt = conn.prepare_cached(&WALK_SQL)?;
+            let mut rows = stmt.query(rusqlite::params![id, depth])?;
+            let mut n = 0;
+            while rows.next()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
     /// The summaries above chunk or summary `id`, nearest first (the root
     /// last). One statement.
     pub fn ancestors(&self, id: &str) -> Result<Vec<Summary>> {
