@@ -102,9 +102,9 @@ impl Trees<'_> {
             let mut found = Rows::default();
             while let Some(row) = rows.next()? {
                 if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
-                    found.summaries.push(summary_from_row(row)?);
+                    found.summaries.push(Some(summary_from_row(row)?));
                 } else {
-                    found.chunks.push(chunk_from_row(row)?);
+                    found.chunks.push(Some(chunk_from_row(row)?));
                 }
             }
             Ok(found)
@@ -140,11 +140,12 @@ impl Trees<'_> {
     }
 }
 
-/// The rows of one walk, in the order the statement returned them.
+/// The rows of one walk, in the order the statement returned them; each
+/// slot is emptied when its node moves out.
 #[derive(Default)]
 struct Rows {
-    summaries: Vec<Summary>,
-    chunks: Vec<Chunk>,
+    summaries: Vec<Option<Summary>>,
+    chunks: Vec<Option<Chunk>>,
 }
 
 /// A node of [`Rows`] by position.
@@ -162,7 +163,7 @@ impl Rows {
     /// summaries; a child with no row is left out). A node reached twice
     /// (a file whose links are not a tree) comes twice, as the statement
     /// returned it: the last time moved, before that copied.
-    fn depth_first(self, root: &str, depth: i64) -> Vec<Node> {
+    fn depth_first(mut self, root: &str, depth: i64) -> Vec<Node> {
         let order = self.order(root, depth);
         let mut summary_uses = vec![0_u32; self.summaries.len()];
         let mut chunk_uses = vec![0_u32; self.chunks.len()];
@@ -172,36 +173,31 @@ impl Rows {
                 At::Chunk(i) => chunk_uses[i] += 1,
             }
         }
-        let mut summaries: Vec<Option<Summary>> = self.summaries.into_iter().map(Some).collect();
-        let mut chunks: Vec<Option<Chunk>> = self.chunks.into_iter().map(Some).collect();
-        order
-            .into_iter()
-            .filter_map(|at| match at {
+        // Sized once: a vector grown by doubling copies every node again.
+        let mut nodes = Vec::with_capacity(order.len());
+        for at in order {
+            let node = match at {
                 At::Summary(i) => {
                     summary_uses[i] -= 1;
-                    take_or_copy(&mut summaries[i], summary_uses[i]).map(Node::Summary)
+                    take_or_copy(&mut self.summaries[i], summary_uses[i]).map(Node::Summary)
                 }
                 At::Chunk(i) => {
                     chunk_uses[i] -= 1;
-                    take_or_copy(&mut chunks[i], chunk_uses[i]).map(Node::Chunk)
+                    take_or_copy(&mut self.chunks[i], chunk_uses[i]).map(Node::Chunk)
                 }
-            })
-            .collect()
+            };
+            nodes.extend(node);
+        }
+        nodes
     }
 
     /// [`Rows::depth_first`]'s order, as positions in `self`.
     fn order(&self, root: &str, depth: i64) -> Vec<At> {
-        let summary_at: HashMap<&str, usize> = self
-            .summaries
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
+        let summary_at: HashMap<&str, usize> = (self.summaries.iter().enumerate())
+            .filter_map(|(i, s)| Some((s.as_ref()?.id.as_str(), i)))
             .collect();
-        let chunk_at: HashMap<&str, usize> = self
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str(), i))
+        let chunk_at: HashMap<&str, usize> = (self.chunks.iter().enumerate())
+            .filter_map(|(i, c)| Some((c.as_ref()?.id.as_str(), i)))
             .collect();
         let mut order = Vec::with_capacity(self.summaries.len() + self.chunks.len());
         // An explicit stack: `depth` is the caller's and may be deep.
@@ -213,7 +209,9 @@ impl Rows {
         while let Some((at, below_root)) = stack.pop() {
             order.push(at);
             let At::Summary(i) = at else { continue };
-            let summary = &self.summaries[i];
+            let Some(summary) = &self.summaries[i] else {
+                continue;
+            };
             if below_root >= depth {
                 continue;
             }
