@@ -16,6 +16,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import Summary, TreeKind, TreeStatus
+from memtree._native.bench import walk_phases
 from support import file_digest
 
 T0 = 1_700_000_000_000
@@ -495,6 +496,24 @@ def test_walk_returns_the_subtree_depth_first_in_one_statement(store: memtree.St
     assert top.child_ids == ("s1-0", "s1-2") and l1[0].parent_id is None
     with pytest.raises(ValueError, match="depth"):
         store.trees.walk("s2", -1)
+
+
+def test_walk_phases_time_the_statement_and_the_core_walk_of_a_real_subtree(
+    store: memtree.Store,
+) -> None:
+    """The benchmark's split: both phases run (a nonexistent root or a bad
+    depth fails as ``walk`` does), each timed in nanoseconds."""
+    sample_tree(store, "t", "phases")
+    store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "phases", "me", T0)])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["c0"]))
+    sql_ns, core_ns = walk_phases(store, "s1")
+    assert isinstance(sql_ns, int) and isinstance(core_ns, int)
+    assert sql_ns > 0 and core_ns > 0
+    with pytest.raises(ValueError, match="depth"):
+        walk_phases(store, "s1", -1)
+    store.close()
+    with pytest.raises(memtree.StoreClosedError):
+        walk_phases(store, "s1")
 
 
 def test_walk_and_ancestors_end_on_a_link_cycle(store: memtree.Store, db_path: Path) -> None:
