@@ -25,6 +25,10 @@ pub enum Node {
 /// summary, 0: a chunk); the row's node columns come before it.
 const KIND_COLUMN: usize = 18;
 
+// A chunk's columns and one NULL fill a summary's 18: a chunk column added
+// must widen the summaries' arm too.
+const _: () = assert!(CHUNK_COLUMNS.len() + 1 == KIND_COLUMN);
+
 /// The walk: `?1` the root summary, `?2` how many levels below it to go.
 /// The recursion runs over summaries only (the children of a summary above
 /// level 1 are summaries), carrying each one's `child_ids_json`; then one
@@ -32,7 +36,7 @@ const KIND_COLUMN: usize = 18;
 /// level-1 ones (the children of a level-1 summary are chunks), each row
 /// found by its primary key. Children whose row is missing have no row.
 /// A row is a summary's [`SUMMARY_COLUMNS`] or a chunk's [`CHUNK_COLUMNS`]
-/// (and a NULL: one column fewer), then [`KIND_COLUMN`]. Neither arm orders
+/// padded with one NULL to as many, then [`KIND_COLUMN`]. Neither arm orders
 /// anything: [`Trees::walk`] puts the rows depth first from the summaries'
 /// child lists, which it decodes anyway, where an order built in SQL (a
 /// path string per row, sorted) cost more than the rest of the statement.
@@ -261,6 +265,7 @@ mod tests {
         let dir =
             tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        assert_eq!(SUMMARY_COLUMNS.split(',').count(), KIND_COLUMN);
         let by_key = |table: &str| format!("USING INDEX sqlite_autoindex_{table}_1 (id=?)");
         for (sql, summary_seeks, chunk_seeks) in [(&*WALK_SQL, 3, 1), (&*ANCESTORS_SQL, 3, 1)] {
             let steps = plan(&store, sql)?;
