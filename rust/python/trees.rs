@@ -719,13 +719,16 @@ impl PyTrees {
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let depth = depth.map(|d| convert::int64(d, "depth")).transpose()?;
         let nodes = py.detach(|| self.core().trees().walk(&summary_id, depth))?;
-        nodes
-            .into_iter()
-            .map(|node| match node {
-                Node::Summary(inner) => Ok(Bound::new(py, PySummary { inner })?.into_any()),
-                Node::Chunk(inner) => Ok(Bound::new(py, PyChunk { inner })?.into_any()),
-            })
-            .collect()
+        // Each node moves into its object as it is: nothing is converted
+        // until an attribute is read.
+        let mut objects = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            objects.push(match node {
+                Node::Summary(inner) => Bound::new(py, PySummary { inner })?.into_any(),
+                Node::Chunk(inner) => Bound::new(py, PyChunk { inner })?.into_any(),
+            });
+        }
+        Ok(objects)
     }
 
     /// The summaries above a chunk or summary, nearest first (the root

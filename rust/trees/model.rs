@@ -259,6 +259,15 @@ pub(crate) fn list_to_json(items: &[String]) -> String {
 
 /// A list column read back; anything but a JSON array of strings is an error.
 pub(crate) fn list_from_json(text: &str, column: usize) -> rusqlite::Result<Vec<String>> {
+    // The forms every row memtree or OpenHuman writes has: an empty list
+    // without a parser, a list of strings parsed straight into strings.
+    // Only what these refuse pays for a second parse that says what is wrong.
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    if let Ok(items) = serde_json::from_str::<Vec<String>>(text) {
+        return Ok(items);
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| malformed(column, format!("not JSON: {e}")))?;
     let serde_json::Value::Array(items) = value else {
@@ -276,23 +285,39 @@ pub(crate) fn list_from_json(text: &str, column: usize) -> rusqlite::Result<Vec<
         .collect()
 }
 
+/// A TEXT column borrowed from the row, with no copy (the lists and kinds
+/// are parsed from it, never kept); any other type is the error
+/// `get::<String>` gives.
+fn text_at<'r>(r: &'r rusqlite::Row<'_>, column: usize) -> rusqlite::Result<&'r str> {
+    match r.get_ref(column)? {
+        rusqlite::types::ValueRef::Text(bytes) => {
+            std::str::from_utf8(bytes).map_err(|e| rusqlite::Error::Utf8Error(column, e))
+        }
+        other => Err(rusqlite::Error::InvalidColumnType(
+            column,
+            r.as_ref().column_name(column)?.to_owned(),
+            other.data_type(),
+        )),
+    }
+}
+
 fn parse_column<T>(
-    value: String,
+    value: &str,
     column: usize,
     parse: fn(&str, &str) -> Result<T>,
 ) -> rusqlite::Result<T> {
-    parse(&value, "").map_err(|e| malformed(column, e.to_string()))
+    parse(value, "").map_err(|e| malformed(column, e.to_string()))
 }
 
 /// A tree from a row selected with [`TREE_COLUMNS`].
 pub(crate) fn tree_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tree> {
     Ok(Tree {
         id: r.get(0)?,
-        kind: parse_column(r.get(1)?, 1, TreeKind::parse_field)?,
+        kind: parse_column(text_at(r, 1)?, 1, TreeKind::parse_field)?,
         scope: r.get(2)?,
         root_id: r.get(3)?,
         max_level: r.get(4)?,
-        status: parse_column(r.get(5)?, 5, TreeStatus::parse_field)?,
+        status: parse_column(text_at(r, 5)?, 5, TreeStatus::parse_field)?,
         created_at_ms: r.get(6)?,
         last_sealed_at_ms: r.get(7)?,
     })
@@ -306,10 +331,10 @@ pub(crate) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summar
 /// A summary from the [`SUMMARY_COLUMNS`] of a row, starting at column `at`
 /// (a walk's rows carry a chunk's columns first).
 pub(crate) fn summary_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Summary> {
-    let embedding = match r.get::<_, Option<Vec<u8>>>(at + 15)? {
+    let embedding = match r.get_ref(at + 15)?.as_blob_or_null()? {
         None => None,
         Some(blob) => Some(
-            crate::chunks::record::embedding_from_blob(&blob).ok_or_else(|| {
+            crate::chunks::record::embedding_from_blob(blob).ok_or_else(|| {
                 malformed(
                     at + 15,
                     format!(
@@ -323,14 +348,14 @@ pub(crate) fn summary_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
     Ok(Summary {
         id: r.get(at)?,
         tree_id: r.get(at + 1)?,
-        tree_kind: parse_column(r.get(at + 2)?, at + 2, TreeKind::parse_field)?,
+        tree_kind: parse_column(text_at(r, at + 2)?, at + 2, TreeKind::parse_field)?,
         level: r.get(at + 3)?,
         parent_id: r.get(at + 4)?,
-        child_ids: list_from_json(&r.get::<_, String>(at + 5)?, at + 5)?,
+        child_ids: list_from_json(text_at(r, at + 5)?, at + 5)?,
         content: r.get(at + 6)?,
         token_count: r.get(at + 7)?,
-        entities: list_from_json(&r.get::<_, String>(at + 8)?, at + 8)?,
-        topics: list_from_json(&r.get::<_, String>(at + 9)?, at + 9)?,
+        entities: list_from_json(text_at(r, at + 8)?, at + 8)?,
+        topics: list_from_json(text_at(r, at + 9)?, at + 9)?,
         time_range_start_ms: r.get(at + 10)?,
         time_range_end_ms: r.get(at + 11)?,
         score: r.get(at + 12)?,
@@ -347,7 +372,7 @@ pub(crate) fn buffer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Buffer>
     Ok(Buffer {
         tree_id: r.get(0)?,
         level: r.get(1)?,
-        item_ids: list_from_json(&r.get::<_, String>(2)?, 2)?,
+        item_ids: list_from_json(text_at(r, 2)?, 2)?,
         token_sum: r.get(3)?,
         oldest_at_ms: r.get(4)?,
         updated_at_ms: r.get(5)?,

@@ -39,6 +39,7 @@ HOOKS = {
         "insert_select",
         "rows",
         "upsert_sql",
+        "walk_phases",
     },
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import Summary, TreeKind, TreeStatus
+from memtree._native.bench import walk_phases
 from support import file_digest, reference_connection
 
 T0 = 1_700_000_000_000
@@ -496,9 +497,69 @@ def test_walk_returns_the_subtree_depth_first_in_one_statement(store: memtree.St
         store.trees.walk("s2", -1)
 
 
+def test_walk_phases_time_the_statement_and_the_core_walk_of_a_real_subtree(
+    store: memtree.Store,
+) -> None:
+    """The benchmark's split: both phases run (a nonexistent root or a bad
+    depth fails as ``walk`` does), each timed in nanoseconds."""
+    sample_tree(store, "t", "phases")
+    store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "phases", "me", T0)])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["c0"]))
+    sql_ns, core_ns = walk_phases(store, "s1")
+    assert isinstance(sql_ns, int) and isinstance(core_ns, int)
+    assert sql_ns > 0 and core_ns > 0
+    with pytest.raises(ValueError, match="depth"):
+        walk_phases(store, "s1", -1)
+    store.close()
+    with pytest.raises(memtree.StoreClosedError):
+        walk_phases(store, "s1")
+
+
 def test_walk_and_ancestors_end_on_a_link_cycle(store: memtree.Store, db_path: Path) -> None:
     sample_tree(store, "t", "cycle")
     for a, b in (("a", "b"), ("b", "a")):
         store.trees.insert_summary(Summary(a, "t", 2, "x", T0, T0, child_ids=[b], parent_id=b))
-    assert len(store.trees.walk("a")) == 34  # the root and MAX_LEVEL + 1 levels
+    walked = store.trees.walk("a")
+    assert [n.id for n in walked] == ["a", "b"] * 17  # the root and MAX_LEVEL + 1 levels
+    assert walked[0] == walked[2] and walked[0] is not walked[2]
+    assert [n.id for n in store.trees.walk("a", 3)] == ["a", "b", "a", "b"]
     assert len(store.trees.ancestors("a")) == 33
+
+
+def test_walk_expands_children_by_the_parents_level_and_repeats_a_shared_node(
+    store: memtree.Store,
+) -> None:
+    """The children of a level-1 summary are chunks and of a higher one
+    summaries, whatever else has the id; a node listed twice comes twice,
+    each time with its subtree, equal and in place."""
+    sample_tree(store, "t", "shared")
+    store.upsert_chunks(
+        [memtree.Chunk(c, f"text {c}", "chat", "shared", "me", T0) for c in ("c0", "c1", "x")]
+    )
+
+    def summary(id: str, level: int, children: list[str]) -> None:
+        store.trees.insert_summary(Summary(id, "t", level, id, T0, T0, child_ids=children))
+
+    summary("x", 1, ["c1"])  # a summary and a chunk share the id "x"
+    summary("l1-a", 1, ["c0", "x", "missing", "c1"])  # "x" here is the chunk
+    summary("l1-b", 1, ["c1", "l1-a"])  # "l1-a" is no chunk: left out
+    summary("l2", 2, ["l1-a", "c0", "x", "l1-b", "l1-a"])  # "c0" is no summary
+    walked = store.trees.walk("l2")
+    assert [(n.id, type(n).__name__) for n in walked] == [
+        ("l2", "Summary"),
+        ("l1-a", "Summary"),
+        ("c0", "Chunk"),
+        ("x", "Chunk"),
+        ("c1", "Chunk"),
+        ("x", "Summary"),
+        ("c1", "Chunk"),
+        ("l1-b", "Summary"),
+        ("c1", "Chunk"),
+        ("l1-a", "Summary"),
+        ("c0", "Chunk"),
+        ("x", "Chunk"),
+        ("c1", "Chunk"),
+    ]
+    assert walked[1] == walked[9] == store.trees.get_summary("l1-a")
+    assert walked[4] == walked[6] == walked[8] == store.get_chunk("c1")
+    assert [n.id for n in store.trees.walk("l2", 1)] == ["l2", "l1-a", "x", "l1-b", "l1-a"]

@@ -4,7 +4,7 @@ the generated rows that ``memtree.bench`` and ``benches/`` use."""
 
 import os
 
-from memtree._native import Chunk
+from memtree._native import Chunk, Store
 
 __all__ = [
     "chunk_columns",
@@ -13,6 +13,7 @@ __all__ = [
     "insert_select",
     "rows",
     "upsert_sql",
+    "walk_phases",
 ]
 
 _PathLike = str | os.PathLike[str]
@@ -70,3 +71,10 @@ def chunk_columns() -> list[str]:
 
 def upsert_sql() -> str:
     """The store's upsert statement."""
+
+def walk_phases(store: Store, summary_id: str, depth: int | None = None) -> tuple[int, int]:
+    """The two inner phases of ``store.trees.walk(summary_id, depth)``, in
+    nanoseconds: ``(sql, core)``. ``sql`` runs the walk's statement to its
+    last row without reading a column; ``core`` is the whole core walk (the
+    statement, every row decoded, the nodes put in order), with no Python
+    object built. The caller times ``walk`` itself: the rest is conversion."""

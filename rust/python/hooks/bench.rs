@@ -3,6 +3,7 @@
 //! the GIL released for every database call; out of the product namespace.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -11,6 +12,7 @@ use rusqlite::types::Value;
 
 use crate::bench;
 use crate::python::chunk::PyChunk;
+use crate::python::store::PyStore;
 // Aliased: `chunks` is also the name of the Python function below.
 use crate::chunks::row as chunk_sql;
 
@@ -119,6 +121,33 @@ fn upsert_sql() -> &'static str {
     &chunk_sql::UPSERT_SQL
 }
 
+/// The two inner phases of ``store.trees.walk(summary_id, depth)``, in
+/// nanoseconds: ``(sql, core)``. ``sql`` runs the walk's statement to its
+/// last row without reading a column; ``core`` is the whole core walk (the
+/// statement, every row decoded, the nodes put in order), with no Python
+/// object built. The caller times ``walk`` itself: the rest is conversion.
+#[pyfunction]
+#[pyo3(signature = (store, summary_id, depth=None))]
+fn walk_phases(
+    py: Python<'_>,
+    store: &Bound<'_, PyStore>,
+    summary_id: String,
+    depth: Option<i64>,
+) -> PyResult<(u64, u64)> {
+    let core = &store.get().inner;
+    let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    py.detach(|| {
+        let trees = core.trees();
+        let start = Instant::now();
+        trees.walk_rows(&summary_id, depth)?;
+        let sql = start.elapsed();
+        let start = Instant::now();
+        trees.walk(&summary_id, depth)?;
+        Ok::<_, crate::error::Error>((nanos(sql), nanos(start.elapsed())))
+    })
+    .map_err(PyErr::from)
+}
+
 /// Fills `memtree._native.bench`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commits, m)?)?;
@@ -127,5 +156,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rows, m)?)?;
     m.add_function(wrap_pyfunction!(chunk_columns, m)?)?;
     m.add_function(wrap_pyfunction!(upsert_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(walk_phases, m)?)?;
     Ok(())
 }
