@@ -4,7 +4,7 @@
 
 use pyo3::prelude::*;
 
-use super::convert;
+use super::convert::{self, arg};
 use super::imports;
 use crate::job_kinds::{AppendTarget, JobKind, NodeRef, Payload};
 
@@ -64,7 +64,7 @@ fn built(inner: Payload) -> PyResult<PyJobPayload> {
 impl PyJobPayload {
     /// ``extract_chunk``; dedupe key ``extract:<chunk_id>``.
     #[staticmethod]
-    fn extract_chunk(chunk_id: String) -> PyResult<Self> {
+    fn extract_chunk(#[pyo3(from_py_with = arg::chunk_id)] chunk_id: String) -> PyResult<Self> {
         built(Payload::ExtractChunk { chunk_id })
     }
 
@@ -73,21 +73,25 @@ impl PyJobPayload {
     /// ``append:<target_kind>:<target_id>:<node_kind>:<node_id>``.
     #[staticmethod]
     fn append_buffer(
-        node_kind: &str,
-        node_id: String,
-        target_kind: &str,
-        target_id: String,
+        #[pyo3(from_py_with = arg::node_kind)] node_kind: String,
+        #[pyo3(from_py_with = arg::node_id)] node_id: String,
+        #[pyo3(from_py_with = arg::target_kind)] target_kind: String,
+        #[pyo3(from_py_with = arg::target_id)] target_id: String,
     ) -> PyResult<Self> {
         built(Payload::AppendBuffer {
-            node: node(node_kind, node_id)?,
-            target: target(target_kind, target_id)?,
+            node: node(&node_kind, node_id)?,
+            target: target(&target_kind, target_id)?,
         })
     }
 
     /// ``seal`` of a tree's buffer at ``level``; dedupe key ``seal:<tree_id>:<level>``.
     #[staticmethod]
     #[pyo3(signature = (tree_id, level, force_now=None))]
-    fn seal(tree_id: String, level: i64, force_now: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn seal(
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
+        force_now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         built(Payload::Seal {
             tree_id,
             level,
@@ -97,9 +101,12 @@ impl PyJobPayload {
 
     /// ``topic_route`` of a node; dedupe key ``topic_route:<node_kind>:<node_id>``.
     #[staticmethod]
-    fn topic_route(node_kind: &str, node_id: String) -> PyResult<Self> {
+    fn topic_route(
+        #[pyo3(from_py_with = arg::node_kind)] node_kind: String,
+        #[pyo3(from_py_with = arg::node_id)] node_id: String,
+    ) -> PyResult<Self> {
         built(Payload::TopicRoute {
-            node: node(node_kind, node_id)?,
+            node: node(&node_kind, node_id)?,
         })
     }
 
@@ -114,7 +121,10 @@ impl PyJobPayload {
     /// ``flush_stale`` (once a day); dedupe key ``flush_stale:<YYYY-MM-DD>``.
     #[staticmethod]
     #[pyo3(signature = (date, max_age_secs=None))]
-    fn flush_stale(date: &Bound<'_, PyAny>, max_age_secs: Option<i64>) -> PyResult<Self> {
+    fn flush_stale(
+        date: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::opt_max_age_secs)] max_age_secs: Option<i64>,
+    ) -> PyResult<Self> {
         built(Payload::FlushStale {
             max_age_secs,
             date_iso: date_iso(date)?,

@@ -80,7 +80,7 @@ fn stranded_files(
 #[pyo3(signature = (path, *, must_exist=false))]
 fn check_path(
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
-    must_exist: bool,
+    #[pyo3(from_py_with = convert::arg::must_exist)] must_exist: bool,
 ) -> PyResult<()> {
     use crate::sys::path_guard::{check_database_path, Claim};
     Ok(check_database_path(&path, Claim::Explicit, must_exist)?)
@@ -98,7 +98,7 @@ fn adopt_file(
     py: Python<'_>,
     #[pyo3(from_py_with = convert::arg::path)] path: std::path::PathBuf,
     #[pyo3(from_py_with = convert::arg::path)] file: std::path::PathBuf,
-    dry_run: bool,
+    #[pyo3(from_py_with = convert::arg::dry_run)] dry_run: bool,
 ) -> PyResult<AdoptOutcome> {
     let report = py.detach(|| -> crate::error::Result<_> {
         let db = connection::open_database(&path)?.db;

@@ -116,7 +116,7 @@ impl PyScheduler {
     fn backfill_missing_digests(
         &self,
         py: Python<'_>,
-        days_back: i64,
+        #[pyo3(from_py_with = arg::days_back)] days_back: i64,
         today: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let today = convert::opt_time_or_ms(today, "today")?.unwrap_or_else(now_ms);

@@ -280,14 +280,17 @@ impl PyScores {
     /// Indexes entities against a node (``node_kind`` ``"leaf"`` or
     /// ``"summary"``) in one transaction, idempotent per (entity, node);
     /// returns how many rows were written.
-    #[pyo3(signature = (node_id, entities, *, timestamp, node_kind="leaf", tree_id=None))]
+    #[pyo3(
+        signature = (node_id, entities, *, timestamp, node_kind="leaf".to_string(), tree_id=None),
+        text_signature = "($self, node_id, entities, *, timestamp, node_kind='leaf', tree_id=None)"
+    )]
     fn index_entities(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::id)] node_id: String,
         entities: &Bound<'_, PyAny>,
         timestamp: &Bound<'_, PyAny>,
-        node_kind: &str,
+        #[pyo3(from_py_with = arg::node_kind)] node_kind: String,
         tree_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let entities = entities_in(entities)?;

@@ -363,8 +363,8 @@ impl PyStore {
         py: Python<'_>,
         older_than: &Bound<'_, PyAny>,
         source_kind: Option<&Bound<'_, PyAny>>,
-        source_id: Option<String>,
-        owner: Option<String>,
+        #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
+        #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         super::ops::delete_chunks(
@@ -442,7 +442,11 @@ impl PyStore {
 
     /// ``quick_check`` (or ``integrity_check`` with ``full``); ``["ok"]`` if healthy.
     #[pyo3(signature = (*, full=false))]
-    fn check(&self, py: Python<'_>, full: bool) -> PyResult<Vec<String>> {
+    fn check(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::full)] full: bool,
+    ) -> PyResult<Vec<String>> {
         Ok(py.detach(|| self.inner.check(full))?)
     }
 
@@ -558,7 +562,7 @@ impl PyStore {
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::metric)] metric: String,
-        include_summaries: bool,
+        #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
     ) -> PyResult<Vec<search::PyHit>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search_vector(
@@ -618,7 +622,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        include_summaries: bool,
+        #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
         #[pyo3(from_py_with = search::syntax_arg)] syntax: String,
     ) -> PyResult<Vec<search::PyHit>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
@@ -662,7 +666,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        include_summaries: bool,
+        #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
     ) -> PyResult<Vec<search::PyHit>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search(py, &self.inner, text, vector, k, &filter, include_summaries)

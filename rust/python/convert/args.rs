@@ -145,6 +145,40 @@ fn utf8(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
     })
 }
 
+/// A `bool` (or numpy's `bool_`, as PyO3 takes it); anything else, an
+/// `int` included, is a `TypeError` naming the field.
+pub fn flag(value: &Bound<'_, PyAny>, field: &str) -> PyResult<bool> {
+    value.extract::<bool>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected bool, got {}", type_name(value)))
+    })
+}
+
+/// A number as `f64` (anything with `__float__`, as PyO3 takes it); else a
+/// `TypeError` naming the field.
+pub fn float(value: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
+    value.extract::<f64>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected float, got {}", type_name(value)))
+    })
+}
+
+/// [`float`] for an optional argument: `None` stays `None`.
+fn opt_float(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<f64>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        float(value, field).map(Some)
+    }
+}
+
+/// [`int64`] for an optional argument: `None` stays `None`.
+fn opt_int64(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<i64>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        int64(value, field).map(Some)
+    }
+}
+
 /// [`text`] for an optional argument: `None` stays `None`.
 fn opt_text(value: &Bound<'_, PyAny>, field: &str) -> PyResult<Option<String>> {
     if value.is_none() {
@@ -192,7 +226,7 @@ pub fn source_kind(value: &Bound<'_, PyAny>, field: &str) -> PyResult<SourceKind
     Ok(SourceKind::parse_field(&text, field)?)
 }
 
-/// `from_py_with` adapters, one per integer or path argument name, so that
+/// `from_py_with` adapters, one per argument name, so that
 /// PyO3 keeps the Python signature (and its defaults) while the errors
 /// follow the rule above.
 pub mod arg {
@@ -237,5 +271,22 @@ pub mod arg {
         opt_dedupe_key("dedupe_key"): Option<String> = super::opt_text;
         opt_status("status"): Option<String> = super::opt_text;
         opt_kind("kind"): Option<String> = super::opt_text;
+        chunk_id("chunk_id"): String = super::text;
+        node_kind("node_kind"): String = super::text;
+        node_id("node_id"): String = super::text;
+        target_kind("target_kind"): String = super::text;
+        target_id("target_id"): String = super::text;
+        tree_id("tree_id"): String = super::text;
+        level("level"): i64 = super::int64;
+        days_back("days_back"): i64 = super::int64;
+        opt_max_age_secs("max_age_secs"): Option<i64> = super::opt_int64;
+        score("score"): f64 = super::float;
+        opt_score("score"): Option<f64> = super::opt_float;
+        include_summaries("include_summaries"): bool = super::flag;
+        full("full"): bool = super::flag;
+        deleted("deleted"): bool = super::flag;
+        enqueue_follow_ups("enqueue_follow_ups"): bool = super::flag;
+        must_exist("must_exist"): bool = super::flag;
+        dry_run("dry_run"): bool = super::flag;
     }
 }
