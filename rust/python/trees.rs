@@ -495,11 +495,7 @@ impl PyTrees {
         let summary = summary.cast::<PySummary>().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "summary: expected memtree.Summary, got {}",
-                summary
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
+                convert::args::type_name(summary)
             ))
         })?;
         let summary = summary.borrow().inner.clone();

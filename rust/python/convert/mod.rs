@@ -4,10 +4,12 @@
 //! One rule for every public call: a value of the wrong type is a
 //! `TypeError`, a value of the right type that memtree cannot take (out of
 //! range, a NUL in a path) is a `ValueError`, and either message starts with
-//! the argument's name. PyO3's own extraction names the argument only in a
-//! `TypeError`; an `int` past 64 bits would surface as an anonymous
-//! `OverflowError`, so integer arguments come through here
-//! (`#[pyo3(from_py_with = convert::arg::…)]`).
+//! the argument's name. PyO3's own extraction names the argument only in an
+//! exception note (which CPython < 3.11 cannot show), and an `int` past 64
+//! bits would surface as an anonymous `OverflowError`, so every argument
+//! PyO3 would convert by its type comes through here
+//! (`#[pyo3(from_py_with = convert::arg::…)]`;
+//! tests/package/test_argument_names.py finds any that does not).
 //!
 //! Times: PyO3's datetime types (the `datetime` C API) are unavailable under
 //! the stable ABI (abi3). An aware `datetime` of the exact type becomes
