@@ -68,7 +68,114 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 7,
         apply: apply_total_list_order_indexes,
     },
+    // A version per searched table, bumped by triggers on every write that
+    // can change its embedded rows: the vector cache's key (rust/search/).
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 8,
+        apply: apply_vector_versions,
+    },
 ];
+
+/// The table of vector versions: one row per table the vector search
+/// copies into memory, its `version` bumped by [`vector_version_triggers`].
+pub const VECTOR_VERSIONS_TABLE: &str = "memtree_vector_versions";
+
+/// Each table the vector search reads, the id of its row in
+/// [`VECTOR_VERSIONS_TABLE`], and the extra columns its copy in memory
+/// depends on (beyond rowid, id and embedding): a summary is searched only
+/// while `deleted = 0`.
+pub const VECTOR_VERSIONED_TABLES: [(&str, i64, &[&str]); 2] = [
+    ("mem_tree_chunks", 1, &[]),
+    ("mem_tree_summaries", 2, &["deleted"]),
+];
+
+/// `(name, sql)` of every trigger that keeps [`VECTOR_VERSIONS_TABLE`] in
+/// step, the `sql` exactly as `sqlite_master` stores it (the vector cache
+/// compares the two before trusting the versions; see
+/// `search::cache::versions_are_kept`).
+///
+/// Per table, three triggers, each one `UPDATE … SET version = version + 1`
+/// by rowid (a write to one page, dirty after the first row of a
+/// transaction):
+/// - every INSERT: an `INSERT OR REPLACE` (a foreign writer's) deletes the
+///   row it replaces without firing a delete trigger, so an insert without
+///   an embedding can still have removed one;
+/// - an UPDATE that changes the rowid, the id, the embedding or a column of
+///   the copy's WHERE (`deleted`): a plain `AFTER UPDATE` with a `WHEN`,
+///   since `UPDATE OF` cannot name the rowid. Re-ingest (the upsert's `DO
+///   UPDATE`), lifecycle and filter-column writes leave the copy as it is:
+///   a search reads its filter's rowids from the table, never from the copy;
+/// - a DELETE of a row that had an embedding.
+pub fn vector_version_triggers() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (table, row, extra) in VECTOR_VERSIONED_TABLES {
+        let short = table.trim_start_matches("mem_tree_");
+        let bump = format!(
+            "BEGIN\n    UPDATE {VECTOR_VERSIONS_TABLE} SET version = version + 1 WHERE id = {row};\nEND"
+        );
+        let changed: Vec<String> = ["rowid", "id", "embedding"]
+            .iter()
+            .chain(extra.iter())
+            .map(|c| format!("old.{c} IS NOT new.{c}"))
+            .collect();
+        let name = |event: &str| format!("memtree_vectors_{short}_{event}");
+        out.push((
+            name("insert"),
+            format!(
+                "CREATE TRIGGER {} AFTER INSERT ON {table}\n{bump}",
+                name("insert")
+            ),
+        ));
+        out.push((
+            name("update"),
+            format!(
+                "CREATE TRIGGER {} AFTER UPDATE ON {table}\nWHEN {}\n{bump}",
+                name("update"),
+                changed.join(" OR ")
+            ),
+        ));
+        out.push((
+            name("delete"),
+            format!(
+                "CREATE TRIGGER {} AFTER DELETE ON {table}\nWHEN old.embedding IS NOT NULL\n{bump}",
+                name("delete")
+            ),
+        ));
+    }
+    out
+}
+
+/// The vector versions (see [`vector_version_triggers`]). Versions start
+/// at 0; the cache pairs a version with the schema cookie, which a restore
+/// (the backup API writes the destination's cookie plus one), a VACUUM (the
+/// cookie plus one; it may renumber rowids) and any DDL move, so a file whose contents
+/// were replaced is never taken for the one cached even where its versions
+/// are equal. Triggers are dropped and created (not `IF NOT EXISTS`), so
+/// their stored text is exactly this build's. Like every step, one
+/// transaction: an interrupted step leaves the previous version and no
+/// trigger, and the next open does it again.
+fn apply_vector_versions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {VECTOR_VERSIONS_TABLE} (
+             id INTEGER PRIMARY KEY,
+             table_name TEXT NOT NULL,
+             version INTEGER NOT NULL
+         );"
+    ))?;
+    for (table, row, _) in VECTOR_VERSIONED_TABLES {
+        conn.execute(
+            &format!(
+                "INSERT OR IGNORE INTO {VECTOR_VERSIONS_TABLE} (id, table_name, version) \
+                 VALUES (?1, ?2, 0)"
+            ),
+            (row, table),
+        )?;
+    }
+    for (name, sql) in vector_version_triggers() {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {name}; {sql};"))?;
+    }
+    Ok(())
+}
 
 /// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC, id ASC`: a
 /// total order (chunks can share a timestamp and a sequence number), so
