@@ -805,6 +805,193 @@ mod tests {
         Ok(())
     }
 
+    /// The vector version of each table: (chunks, summaries).
+    fn vector_versions(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+        conn.query_row(
+            &format!(
+                "SELECT (SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = 1), \
+                        (SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = 2)"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    #[test]
+    fn vector_versions_move_with_every_vector_write_and_only_those() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let insert = |id: &str, embedding: &str| {
+            format!(
+                "INSERT INTO mem_tree_chunks (id, source_kind, source_id, owner, timestamp_ms,
+                     time_range_start_ms, time_range_end_ms, content, token_count,
+                     seq_in_source, created_at_ms, embedding)
+                 VALUES ('{id}', 'chat', 's', 'o', 1, 1, 1, 'words', 1, 0, 1, {embedding})"
+            )
+        };
+        // (what, SQL, bumps of (chunks, summaries))
+        let steps: Vec<(&str, String, (i64, i64))> = vec![
+            ("insert, no embedding", insert("a", "NULL"), (1, 0)),
+            ("insert with one", insert("b", "x'0000803f'"), (1, 0)),
+            (
+                "set an embedding",
+                "UPDATE mem_tree_chunks SET embedding = x'0000803f' WHERE id = 'a'".into(),
+                (1, 0),
+            ),
+            (
+                "the same bytes again",
+                "UPDATE mem_tree_chunks SET embedding = x'0000803f' WHERE id = 'a'".into(),
+                (0, 0),
+            ),
+            (
+                "filter columns",
+                "UPDATE mem_tree_chunks SET owner = 'p', timestamp_ms = 9".into(),
+                (0, 0),
+            ),
+            (
+                "lifecycle",
+                "UPDATE mem_tree_chunks SET lifecycle_status = 'x'".into(),
+                (0, 0),
+            ),
+            (
+                "content",
+                "UPDATE mem_tree_chunks SET content = 'other'".into(),
+                (0, 0),
+            ),
+            (
+                "two ids",
+                "UPDATE mem_tree_chunks SET id = id || '2'".into(),
+                (2, 0),
+            ),
+            (
+                "a rowid",
+                "UPDATE mem_tree_chunks SET rowid = rowid + 100 WHERE id = 'a2'".into(),
+                (1, 0),
+            ),
+            (
+                "insert or replace clearing an embedding",
+                insert("b2", "NULL").replace("INSERT INTO", "INSERT OR REPLACE INTO"),
+                (1, 0),
+            ),
+            (
+                "delete without an embedding",
+                "DELETE FROM mem_tree_chunks WHERE id = 'b2'".into(),
+                (0, 0),
+            ),
+            (
+                "delete with one",
+                "DELETE FROM mem_tree_chunks WHERE id = 'a2'".into(),
+                (1, 0),
+            ),
+            (
+                "jobs and trees",
+                "INSERT INTO mem_tree_jobs (id, kind, payload_json, available_at_ms, created_at_ms)
+                     VALUES ('j', 'k', '{}', 1, 1);
+                 UPDATE mem_tree_jobs SET status = 'running';
+                 DELETE FROM mem_tree_jobs;
+                 INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms)
+                     VALUES ('t', 'k', 's', 1);"
+                    .into(),
+                (0, 0),
+            ),
+            (
+                "a summary",
+                "INSERT INTO mem_tree_summaries (id, tree_id, tree_kind, level, content,
+                     token_count, time_range_start_ms, time_range_end_ms, sealed_at_ms)
+                 VALUES ('s', 't', 'k', 1, 'w', 1, 1, 1, 1)"
+                    .into(),
+                (0, 1),
+            ),
+            (
+                "its embedding",
+                "UPDATE mem_tree_summaries SET embedding = x'0000803f'".into(),
+                (0, 1),
+            ),
+            (
+                "its score",
+                "UPDATE mem_tree_summaries SET score = 2".into(),
+                (0, 0),
+            ),
+            (
+                "soft delete",
+                "UPDATE mem_tree_summaries SET deleted = 1".into(),
+                (0, 1),
+            ),
+            (
+                "hard delete",
+                "DELETE FROM mem_tree_summaries".into(),
+                (0, 1),
+            ),
+            (
+                "a write rolled back takes its bump back",
+                "SAVEPOINT x; UPDATE mem_tree_chunks SET embedding = NULL;
+                 ROLLBACK TO x; RELEASE x;"
+                    .into(),
+                (0, 0),
+            ),
+        ];
+        for (what, sql, bumps) in steps {
+            let before = vector_versions(&conn)?;
+            conn.execute_batch(&sql)?;
+            let after = vector_versions(&conn)?;
+            assert_eq!((after.0 - before.0, after.1 - before.1), bumps, "{what}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn vector_version_step_is_refused_whole_and_resumes() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let step = FIRST_MEMTREE_VERSION + 8;
+        let triggers = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' \
+                 AND name LIKE 'memtree_vectors_%'",
+                [],
+                |r| r.get(0),
+            )
+        };
+        assert_eq!(triggers(&conn)?, 6);
+        // A file one version before the step, where another tool left a
+        // view under the table's name: the step fails whole (no trigger,
+        // the old version), and changes nothing.
+        for (name, _) in vector_version_triggers() {
+            conn.execute_batch(&format!("DROP TRIGGER {name}"))?;
+        }
+        conn.execute_batch(&format!(
+            "DROP TABLE {VECTOR_VERSIONS_TABLE};
+             CREATE VIEW {VECTOR_VERSIONS_TABLE} AS SELECT 1 AS id, 'x' AS table_name, 0 AS version;"
+        ))?;
+        conn.pragma_update(None, "user_version", step - 1)?;
+        assert!(matches!(migrate(&mut conn), Err(MigrateError::Sqlite(_))));
+        assert_eq!(user_version(&conn)?, step - 1);
+        assert_eq!(triggers(&conn)?, 0);
+        // Resumed over what an older text left: versions kept (they only
+        // grow), each trigger replaced by this build's text.
+        conn.execute_batch(&format!(
+            "DROP VIEW {VECTOR_VERSIONS_TABLE};
+             CREATE TABLE {VECTOR_VERSIONS_TABLE} (id INTEGER PRIMARY KEY,
+                 table_name TEXT NOT NULL, version INTEGER NOT NULL);
+             INSERT INTO {VECTOR_VERSIONS_TABLE} VALUES (1, 'mem_tree_chunks', 41);
+             CREATE TRIGGER memtree_vectors_chunks_insert AFTER INSERT ON mem_tree_chunks BEGIN
+                 SELECT 1;
+             END;"
+        ))?;
+        migrate(&mut conn)?;
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION);
+        assert_eq!(vector_versions(&conn)?, (41, 0));
+        for (name, sql) in vector_version_triggers() {
+            let stored: String = conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )?;
+            assert_eq!(stored, sql);
+        }
+        Ok(())
+    }
+
     #[test]
     fn newer_version_is_refused_untouched() -> Result<(), MigrateError> {
         let mut conn = Connection::open_in_memory()?;

@@ -454,6 +454,66 @@ mod tests {
         assert_eq!(m.rows_of(&[]), Vec::<u32>::new());
     }
 
+    /// The key of the chunks in a read transaction of its own.
+    fn chunk_key(c: &Connection) -> rusqlite::Result<Key> {
+        c.execute_batch("BEGIN")?;
+        let schema: i64 = c.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        let key = key(c, Table::Chunks, schema);
+        c.execute_batch("COMMIT")?;
+        key
+    }
+
+    #[test]
+    fn the_key_is_the_version_only_while_the_triggers_are_exactly_in_place() -> crate::Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = crate::Store::open_file(&dir.path().join("k.db"))?;
+        let c = Connection::open(store.path()).expect("open");
+        let run = |sql: &str| c.execute_batch(sql).expect(sql);
+        let k0 = chunk_key(&c).expect("key");
+        let Key::Versioned { schema, version: 0 } = k0 else {
+            panic!("{k0:?}")
+        };
+        run(
+            "INSERT INTO mem_tree_jobs (id, kind, payload_json, available_at_ms, created_at_ms) \
+             VALUES ('j', 'k', '{}', 1, 1)",
+        );
+        assert_eq!(chunk_key(&c).expect("key"), k0, "a job leaves the key");
+        run(
+            "INSERT INTO mem_tree_chunks (id, source_kind, source_id, owner, timestamp_ms, \
+                 time_range_start_ms, time_range_end_ms, content, token_count, seq_in_source, \
+                 created_at_ms) VALUES ('a', 'chat', 's', 'o', 1, 1, 1, 'w', 1, 0, 1)",
+        );
+        assert_eq!(
+            chunk_key(&c).expect("key"),
+            Key::Versioned { schema, version: 1 }
+        );
+        // A trigger dropped, or stored with another text: the data version.
+        let (name, sql) = vector_version_triggers().remove(2);
+        run(&format!("DROP TRIGGER {name}"));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        run(&format!("{} ", sql.replace("BEGIN", "BEGIN SELECT 1;")));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        run(&format!("DROP TRIGGER {name}; {sql}"));
+        let Key::Versioned {
+            schema: moved,
+            version: 1,
+        } = chunk_key(&c).expect("key")
+        else {
+            panic!("the exact text is trusted again")
+        };
+        assert_ne!(moved, schema, "every DDL moves the cookie");
+        // VACUUM (compact) moves the cookie too: it may renumber rowids.
+        run("VACUUM");
+        assert!(matches!(
+            chunk_key(&c).expect("key"),
+            Key::Versioned { schema, version: 1 } if schema != moved
+        ));
+        // A missing version row bumps nothing: the data version.
+        run(&format!("DELETE FROM {VECTOR_VERSIONS_TABLE} WHERE id = 1"));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        Ok(())
+    }
+
     #[test]
     fn the_data_version_moves_with_own_and_other_commits() -> rusqlite::Result<()> {
         let dir = tempfile::tempdir().expect("tempdir");
