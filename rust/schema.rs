@@ -71,10 +71,13 @@ const MIGRATIONS: &[Migration] = &[
     // A version per searched table, bumped by triggers on every write that
     // can change its embedded rows: the vector cache's key (rust/search/).
     Migration {
-        version: FIRST_MEMTREE_VERSION + 8,
+        version: VECTOR_VERSIONS_STEP,
         apply: apply_vector_versions,
     },
 ];
+
+/// The step that adds the vector versions (named, so tests need no number).
+const VECTOR_VERSIONS_STEP: i64 = FIRST_MEMTREE_VERSION + 8;
 
 /// The table of vector versions: one row per table the vector search
 /// copies into memory, its `version` bumped by [`vector_version_triggers`].
@@ -943,7 +946,7 @@ mod tests {
     fn vector_version_step_is_refused_whole_and_resumes() -> Result<(), MigrateError> {
         let mut conn = Connection::open_in_memory()?;
         migrate(&mut conn)?;
-        let step = FIRST_MEMTREE_VERSION + 8;
+        let step = VECTOR_VERSIONS_STEP;
         let triggers = |conn: &Connection| -> rusqlite::Result<i64> {
             conn.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' \
