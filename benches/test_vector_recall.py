@@ -18,13 +18,22 @@ bench group (numpy, apsw, sqlite-vec). Each test records its figures with
   stdlib ``executemany`` (blob via ``tobytes()``), same durability, one
   transaction each;
 - reading 10k embeddings into an ``(n, d)`` array against stdlib +
-  ``np.frombuffer``.
+  ``np.frombuffer``;
+- a search right after a job claim and settle (the agent workload: a Worker
+  settles jobs while the app searches) against a cached search, with the
+  cache keyed on the vector versions and, on a copy of the file whose
+  version triggers were dropped, on the data version as before them (any
+  commit reads the matrix again);
+- what the version triggers cost an ingest at batch 1000 and a single-row
+  embedding write, against the same file without them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import statistics
 import time
 from collections.abc import Iterator
@@ -35,7 +44,7 @@ from typing import Any
 import memtree
 import pytest
 from conftest import UPSERT_SQL, memtree_schema, record, stdlib_connect
-from memtree import _native
+from memtree import _native, testing
 
 np = pytest.importorskip("numpy")
 apsw = pytest.importorskip("apsw")
@@ -348,4 +357,162 @@ def test_read_10k_embeddings_into_numpy_vs_stdlib(corpus: dict[str, Any]) -> Non
         at_most=1.0,
         memtree_ms=m * 1e3,
         stdlib_ms=s * 1e3,
+    )
+
+
+#: The six triggers that bump the vector versions (schema step "vector
+#: versions"): dropping them puts a file back on the data-version key.
+VECTOR_TRIGGERS = [
+    f"memtree_vectors_{table}_{event}"
+    for table in ("chunks", "summaries")
+    for event in ("insert", "update", "delete")
+]
+
+
+def without_vector_triggers(path: Path) -> Path:
+    """Drops the version triggers of a closed file (the cache then reads
+    the matrix after any commit, as before the versions existed)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        for name in VECTOR_TRIGGERS:
+            conn.execute(f"DROP TRIGGER {name}")
+    conn.close()
+    return path
+
+
+def claim_and_settle(store: memtree.Store) -> None:
+    """One job through the queue: enqueue, claim, settle (three commits)."""
+    store.jobs.enqueue("extract", {})
+    job = store.jobs.claim_next(kinds=["extract"])
+    assert job is not None
+    store.jobs.mark_done(job)
+
+
+def searches_after_claims(db: Path, queries: Any) -> tuple[float, float, int]:
+    """Per query: a search right after a job claim and settle, then the same
+    search again with nothing written between (cached). Returns both
+    medians and how many matrices were read from the file."""
+    after_claim_s, cached_s = [], []
+    before = testing.vector_cache_reads()
+    with memtree.Store(db) as store:
+        store.search_vector(queries[0], K)
+        for q in queries:
+            claim_and_settle(store)
+            elapsed, hits = timed(lambda q=q: store.search_vector(q, K))
+            after_claim_s.append(elapsed)
+            elapsed, again = timed(lambda q=q: store.search_vector(q, K))
+            cached_s.append(elapsed)
+            assert [h.id for h in again] == [h.id for h in hits]
+    reads = testing.vector_cache_reads() - before
+    return statistics.median(after_claim_s), statistics.median(cached_s), reads
+
+
+def test_search_right_after_a_job_claim(corpus: dict[str, Any], tmp_path: Path) -> None:
+    queries = corpus["queries"]
+    legacy = tmp_path / "data-version-key.db"
+    shutil.copyfile(corpus["db"], legacy)
+    without_vector_triggers(legacy)
+    figures = {}
+    # One store at a time: each holds its own copy of the matrix.
+    for label, db in (("versions", corpus["db"]), ("data version", legacy)):
+        figures[label] = searches_after_claims(db, queries)
+    after, cached, reads = figures["versions"]
+    assert reads == 1, "the versions key reads the matrix once"
+    before, before_cached, before_reads = figures["data version"]
+    assert before_reads == 1 + len(queries), "the data-version key reads it after every claim"
+    record(
+        f"search right after a job claim {SCALE}: / cached search (vector versions)",
+        after / cached,
+        at_most=1.5,
+        after_claim_ms=after * 1e3,
+        cached_ms=cached * 1e3,
+    )
+    record(
+        f"search right after a job claim {SCALE}: / cached search (data-version key, before)",
+        before / before_cached,
+        after_claim_ms=before * 1e3,
+        cached_ms=before_cached * 1e3,
+    )
+
+
+VERSION_INGEST_ROWS, VERSION_INGEST_BATCH = 20_000, 1000
+
+
+def test_ingest_cost_of_the_vector_version_triggers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(22)
+    matrix = rng.standard_normal((VERSION_INGEST_ROWS, DIM), dtype=np.float32)
+    rows = _native.bench.rows(0, VERSION_INGEST_ROWS)
+    chunks = [
+        memtree.Chunk(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[5],
+            r[6],
+            token_count=r[10],
+            seq_in_source=r[11],
+            created_at=r[12],
+            embedding=matrix[i],
+        )
+        for i, r in enumerate(rows)
+    ]
+    singles = 200
+    counter = iter(range(1000))
+    ingest: dict[bool, list[float]] = {True: [], False: []}
+    ingest_cpu: dict[bool, list[float]] = {True: [], False: []}
+    files: dict[bool, Path] = {}
+    for _ in range(3):
+        # Alternated, so load from other tenants hits both alike.
+        for triggers in (True, False):
+            path = memtree_schema(tmp_path / f"t-{next(counter)}.db")
+            if not triggers:
+                without_vector_triggers(path)
+            files[triggers] = path
+            with memtree.Store(path) as store:
+                started, cpu_started = time.perf_counter(), time.thread_time()
+                for at in range(0, VERSION_INGEST_ROWS, VERSION_INGEST_BATCH):
+                    store.upsert_chunks(chunks[at : at + VERSION_INGEST_BATCH])
+                ingest[triggers].append(time.perf_counter() - started)
+                # The ingest runs on this thread (GIL released, not handed
+                # off): its CPU time is what the triggers add, minus the
+                # waits on the disk and on other tenants.
+                ingest_cpu[triggers].append(time.thread_time() - cpu_started)
+    # Single-row commits, one on each file in turn (medians).
+    single: dict[bool, list[float]] = {True: [], False: []}
+    written: dict[bool, float] = {}
+    syncs: dict[bool, float] = {}
+    with memtree.Store(files[True]) as with_store, memtree.Store(files[False]) as without_store:
+        stores = {True: with_store, False: without_store}
+        for path in files.values():
+            testing.reset_io_stats(path)
+        for i in range(singles):
+            for triggers, store in stores.items():
+                started = time.perf_counter()
+                store.set_chunk_embedding(rows[i][0], matrix[-1 - i])
+                single[triggers].append(time.perf_counter() - started)
+        for triggers, path in files.items():
+            io = testing.io_stats(path)
+            written[triggers] = io["bytes_written"] / singles
+            syncs[triggers] = io["syncs_total"] / singles
+    with_t, without_t = min(ingest[True]), min(ingest[False])
+    record(
+        f"ingest {VERSION_INGEST_ROWS // 1000}k x {DIM}, batches of {VERSION_INGEST_BATCH}:"
+        " with / without the vector version triggers",
+        with_t / without_t,
+        with_us_per_chunk=with_t / VERSION_INGEST_ROWS * 1e6,
+        without_us_per_chunk=without_t / VERSION_INGEST_ROWS * 1e6,
+        with_cpu_us_per_chunk=min(ingest_cpu[True]) / VERSION_INGEST_ROWS * 1e6,
+        without_cpu_us_per_chunk=min(ingest_cpu[False]) / VERSION_INGEST_ROWS * 1e6,
+    )
+    with_s, without_s = statistics.median(single[True]), statistics.median(single[False])
+    record(
+        "set_chunk_embedding, one per commit: with / without the vector version triggers",
+        with_s / without_s,
+        with_ms_per_commit=with_s * 1e3,
+        without_ms_per_commit=without_s * 1e3,
+        with_bytes_written_per_commit=written[True],
+        without_bytes_written_per_commit=written[False],
+        with_syncs_per_commit=syncs[True],
+        without_syncs_per_commit=syncs[False],
     )

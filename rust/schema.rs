@@ -68,7 +68,117 @@ const MIGRATIONS: &[Migration] = &[
         version: FIRST_MEMTREE_VERSION + 7,
         apply: apply_total_list_order_indexes,
     },
+    // A version per searched table, bumped by triggers on every write that
+    // can change its embedded rows: the vector cache's key (rust/search/).
+    Migration {
+        version: VECTOR_VERSIONS_STEP,
+        apply: apply_vector_versions,
+    },
 ];
+
+/// The step that adds the vector versions (named, so tests need no number).
+const VECTOR_VERSIONS_STEP: i64 = FIRST_MEMTREE_VERSION + 8;
+
+/// The table of vector versions: one row per table the vector search
+/// copies into memory, its `version` bumped by [`vector_version_triggers`].
+pub const VECTOR_VERSIONS_TABLE: &str = "memtree_vector_versions";
+
+/// Each table the vector search reads, the id of its row in
+/// [`VECTOR_VERSIONS_TABLE`], and the extra columns its copy in memory
+/// depends on (beyond rowid, id and embedding): a summary is searched only
+/// while `deleted = 0`.
+pub const VECTOR_VERSIONED_TABLES: [(&str, i64, &[&str]); 2] = [
+    ("mem_tree_chunks", 1, &[]),
+    ("mem_tree_summaries", 2, &["deleted"]),
+];
+
+/// `(name, sql)` of every trigger that keeps [`VECTOR_VERSIONS_TABLE`] in
+/// step, the `sql` exactly as `sqlite_master` stores it (the vector cache
+/// compares the two before trusting the versions; see
+/// `search::cache::versions_are_kept`).
+///
+/// Per table, three triggers, each one `UPDATE … SET version = version + 1`
+/// by rowid (a write to one page, dirty after the first row of a
+/// transaction):
+/// - every INSERT: an `INSERT OR REPLACE` (a foreign writer's) deletes the
+///   row it replaces without firing a delete trigger, so an insert without
+///   an embedding can still have removed one;
+/// - an UPDATE that changes the rowid, the id, the embedding or a column of
+///   the copy's WHERE (`deleted`): a plain `AFTER UPDATE` with a `WHEN`,
+///   since `UPDATE OF` cannot name the rowid. Re-ingest (the upsert's `DO
+///   UPDATE`), lifecycle and filter-column writes leave the copy as it is:
+///   a search reads its filter's rowids from the table, never from the copy;
+/// - a DELETE of a row that had an embedding.
+pub fn vector_version_triggers() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (table, row, extra) in VECTOR_VERSIONED_TABLES {
+        let short = table.trim_start_matches("mem_tree_");
+        let bump = format!(
+            "BEGIN\n    UPDATE {VECTOR_VERSIONS_TABLE} SET version = version + 1 WHERE id = {row};\nEND"
+        );
+        let changed: Vec<String> = ["rowid", "id", "embedding"]
+            .iter()
+            .chain(extra.iter())
+            .map(|c| format!("old.{c} IS NOT new.{c}"))
+            .collect();
+        let name = |event: &str| format!("memtree_vectors_{short}_{event}");
+        out.push((
+            name("insert"),
+            format!(
+                "CREATE TRIGGER {} AFTER INSERT ON {table}\n{bump}",
+                name("insert")
+            ),
+        ));
+        out.push((
+            name("update"),
+            format!(
+                "CREATE TRIGGER {} AFTER UPDATE ON {table}\nWHEN {}\n{bump}",
+                name("update"),
+                changed.join(" OR ")
+            ),
+        ));
+        out.push((
+            name("delete"),
+            format!(
+                "CREATE TRIGGER {} AFTER DELETE ON {table}\nWHEN old.embedding IS NOT NULL\n{bump}",
+                name("delete")
+            ),
+        ));
+    }
+    out
+}
+
+/// The vector versions (see [`vector_version_triggers`]). Versions start
+/// at 0; the cache pairs a version with the schema cookie, which a restore
+/// (the backup API writes the destination's cookie plus one), a VACUUM (the
+/// cookie plus one; it may renumber rowids) and any DDL move, so a file whose contents
+/// were replaced is never taken for the one cached even where its versions
+/// are equal. Triggers are dropped and created (not `IF NOT EXISTS`), so
+/// their stored text is exactly this build's. Like every step, one
+/// transaction: an interrupted step leaves the previous version and no
+/// trigger, and the next open does it again.
+fn apply_vector_versions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {VECTOR_VERSIONS_TABLE} (
+             id INTEGER PRIMARY KEY,
+             table_name TEXT NOT NULL,
+             version INTEGER NOT NULL
+         );"
+    ))?;
+    for (table, row, _) in VECTOR_VERSIONED_TABLES {
+        conn.execute(
+            &format!(
+                "INSERT OR IGNORE INTO {VECTOR_VERSIONS_TABLE} (id, table_name, version) \
+                 VALUES (?1, ?2, 0)"
+            ),
+            (row, table),
+        )?;
+    }
+    for (name, sql) in vector_version_triggers() {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {name}; {sql};"))?;
+    }
+    Ok(())
+}
 
 /// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC, id ASC`: a
 /// total order (chunks can share a timestamp and a sequence number), so
@@ -695,6 +805,193 @@ mod tests {
             |r| r.get(0),
         )?;
         assert_eq!(found, 2);
+        Ok(())
+    }
+
+    /// The vector version of each table: (chunks, summaries).
+    fn vector_versions(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+        conn.query_row(
+            &format!(
+                "SELECT (SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = 1), \
+                        (SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = 2)"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    #[test]
+    fn vector_versions_move_with_every_vector_write_and_only_those() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let insert = |id: &str, embedding: &str| {
+            format!(
+                "INSERT INTO mem_tree_chunks (id, source_kind, source_id, owner, timestamp_ms,
+                     time_range_start_ms, time_range_end_ms, content, token_count,
+                     seq_in_source, created_at_ms, embedding)
+                 VALUES ('{id}', 'chat', 's', 'o', 1, 1, 1, 'words', 1, 0, 1, {embedding})"
+            )
+        };
+        // (what, SQL, bumps of (chunks, summaries))
+        let steps: Vec<(&str, String, (i64, i64))> = vec![
+            ("insert, no embedding", insert("a", "NULL"), (1, 0)),
+            ("insert with one", insert("b", "x'0000803f'"), (1, 0)),
+            (
+                "set an embedding",
+                "UPDATE mem_tree_chunks SET embedding = x'0000803f' WHERE id = 'a'".into(),
+                (1, 0),
+            ),
+            (
+                "the same bytes again",
+                "UPDATE mem_tree_chunks SET embedding = x'0000803f' WHERE id = 'a'".into(),
+                (0, 0),
+            ),
+            (
+                "filter columns",
+                "UPDATE mem_tree_chunks SET owner = 'p', timestamp_ms = 9".into(),
+                (0, 0),
+            ),
+            (
+                "lifecycle",
+                "UPDATE mem_tree_chunks SET lifecycle_status = 'x'".into(),
+                (0, 0),
+            ),
+            (
+                "content",
+                "UPDATE mem_tree_chunks SET content = 'other'".into(),
+                (0, 0),
+            ),
+            (
+                "two ids",
+                "UPDATE mem_tree_chunks SET id = id || '2'".into(),
+                (2, 0),
+            ),
+            (
+                "a rowid",
+                "UPDATE mem_tree_chunks SET rowid = rowid + 100 WHERE id = 'a2'".into(),
+                (1, 0),
+            ),
+            (
+                "insert or replace clearing an embedding",
+                insert("b2", "NULL").replace("INSERT INTO", "INSERT OR REPLACE INTO"),
+                (1, 0),
+            ),
+            (
+                "delete without an embedding",
+                "DELETE FROM mem_tree_chunks WHERE id = 'b2'".into(),
+                (0, 0),
+            ),
+            (
+                "delete with one",
+                "DELETE FROM mem_tree_chunks WHERE id = 'a2'".into(),
+                (1, 0),
+            ),
+            (
+                "jobs and trees",
+                "INSERT INTO mem_tree_jobs (id, kind, payload_json, available_at_ms, created_at_ms)
+                     VALUES ('j', 'k', '{}', 1, 1);
+                 UPDATE mem_tree_jobs SET status = 'running';
+                 DELETE FROM mem_tree_jobs;
+                 INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms)
+                     VALUES ('t', 'k', 's', 1);"
+                    .into(),
+                (0, 0),
+            ),
+            (
+                "a summary",
+                "INSERT INTO mem_tree_summaries (id, tree_id, tree_kind, level, content,
+                     token_count, time_range_start_ms, time_range_end_ms, sealed_at_ms)
+                 VALUES ('s', 't', 'k', 1, 'w', 1, 1, 1, 1)"
+                    .into(),
+                (0, 1),
+            ),
+            (
+                "its embedding",
+                "UPDATE mem_tree_summaries SET embedding = x'0000803f'".into(),
+                (0, 1),
+            ),
+            (
+                "its score",
+                "UPDATE mem_tree_summaries SET score = 2".into(),
+                (0, 0),
+            ),
+            (
+                "soft delete",
+                "UPDATE mem_tree_summaries SET deleted = 1".into(),
+                (0, 1),
+            ),
+            (
+                "hard delete",
+                "DELETE FROM mem_tree_summaries".into(),
+                (0, 1),
+            ),
+            (
+                "a write rolled back takes its bump back",
+                "SAVEPOINT x; UPDATE mem_tree_chunks SET embedding = NULL;
+                 ROLLBACK TO x; RELEASE x;"
+                    .into(),
+                (0, 0),
+            ),
+        ];
+        for (what, sql, bumps) in steps {
+            let before = vector_versions(&conn)?;
+            conn.execute_batch(&sql)?;
+            let after = vector_versions(&conn)?;
+            assert_eq!((after.0 - before.0, after.1 - before.1), bumps, "{what}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn vector_version_step_is_refused_whole_and_resumes() -> Result<(), MigrateError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let step = VECTOR_VERSIONS_STEP;
+        let triggers = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' \
+                 AND name LIKE 'memtree_vectors_%'",
+                [],
+                |r| r.get(0),
+            )
+        };
+        assert_eq!(triggers(&conn)?, 6);
+        // A file one version before the step, where another tool left a
+        // view under the table's name: the step fails whole (no trigger,
+        // the old version), and changes nothing.
+        for (name, _) in vector_version_triggers() {
+            conn.execute_batch(&format!("DROP TRIGGER {name}"))?;
+        }
+        conn.execute_batch(&format!(
+            "DROP TABLE {VECTOR_VERSIONS_TABLE};
+             CREATE VIEW {VECTOR_VERSIONS_TABLE} AS SELECT 1 AS id, 'x' AS table_name, 0 AS version;"
+        ))?;
+        conn.pragma_update(None, "user_version", step - 1)?;
+        assert!(matches!(migrate(&mut conn), Err(MigrateError::Sqlite(_))));
+        assert_eq!(user_version(&conn)?, step - 1);
+        assert_eq!(triggers(&conn)?, 0);
+        // Resumed over what an older text left: versions kept (they only
+        // grow), each trigger replaced by this build's text.
+        conn.execute_batch(&format!(
+            "DROP VIEW {VECTOR_VERSIONS_TABLE};
+             CREATE TABLE {VECTOR_VERSIONS_TABLE} (id INTEGER PRIMARY KEY,
+                 table_name TEXT NOT NULL, version INTEGER NOT NULL);
+             INSERT INTO {VECTOR_VERSIONS_TABLE} VALUES (1, 'mem_tree_chunks', 41);
+             CREATE TRIGGER memtree_vectors_chunks_insert AFTER INSERT ON mem_tree_chunks BEGIN
+                 SELECT 1;
+             END;"
+        ))?;
+        migrate(&mut conn)?;
+        assert_eq!(user_version(&conn)?, CURRENT_VERSION);
+        assert_eq!(vector_versions(&conn)?, (41, 0));
+        for (name, sql) in vector_version_triggers() {
+            let stored: String = conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )?;
+            assert_eq!(stored, sql);
+        }
         Ok(())
     }
 

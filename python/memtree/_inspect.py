@@ -197,12 +197,15 @@ def open_snapshot(db: Path) -> Iterator[tuple[sqlite3.Connection, str]]:
 
 def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Rows per table, user tables only: the full-text index (``memtree_*_fts``
-    and its shadow tables) is derived from the rows and left out."""
+    and its shadow tables) is derived from the rows, and the vector versions
+    (``memtree_vector_versions``) are the search cache's bookkeeping, kept by
+    triggers; both are left out."""
     names = [
         row[0]
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
             "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memtree\\_%\\_fts%' ESCAPE '\\' "
+            "AND name != 'memtree_vector_versions' "
             "ORDER BY name"
         )
     ]

@@ -1,8 +1,8 @@
 //! [`Store::search_vector`] and the [`Hit`] every search returns.
 //!
 //! One read transaction (under the connection mutex) fixes the snapshot:
-//! the data version, the cached matrices of that version and the filter's
-//! rowids are all read in it. The scan itself runs after the mutex is
+//! the cache keys (schema cookie and vector versions, see `cache`), the
+//! cached matrices of those keys and the filter's rowids are all read in it. The scan itself runs after the mutex is
 //! released, on the snapshot's shared copy, so searches in several threads
 //! score in parallel and never block a writer.
 
@@ -69,7 +69,7 @@ fn read_part(
     table: Table,
     kind: HitKind,
     scope: &Scope,
-    version: u32,
+    schema: i64,
 ) -> rusqlite::Result<Option<Part>> {
     let rowids = match scope {
         Scope::Nothing => return Ok(None),
@@ -78,7 +78,7 @@ fn read_part(
     };
     Ok(Some(Part {
         kind,
-        snapshot: cache::snapshot(conn, table, version)?,
+        snapshot: cache::snapshot(conn, table, cache::key(conn, table, schema)?)?,
         rowids,
     }))
 }
@@ -159,16 +159,15 @@ impl Store {
             // Deferred: the first statement takes the shared lock, and with
             // it SQLite notices another connection's commit (see `cache`).
             let tx = conn.unchecked_transaction()?;
-            tx.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
-            let version = cache::data_version(&tx)?;
+            let schema: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
             let parts = [
-                read_part(&tx, Table::Chunks, HitKind::Chunk, &chunk_scope, version)?,
+                read_part(&tx, Table::Chunks, HitKind::Chunk, &chunk_scope, schema)?,
                 read_part(
                     &tx,
                     Table::Summaries,
                     HitKind::Summary,
                     &summary_scope,
-                    version,
+                    schema,
                 )?,
             ];
             let extra = also(&tx)?;

@@ -2,18 +2,37 @@
 //! dimension and table, and the rule that keeps them equal to the file.
 //!
 //! Reading 100k × 768 blobs back out of SQLite costs more than scoring them,
-//! so a search scores a copy in RAM. The copy is exact, never stale:
+//! so a search scores a copy in RAM. The copy is exact, never stale, and is
+//! read again only when the rows it copies can have changed:
 //!
 //! - It belongs to one SQLite connection (attached with
 //!   `sqlite3_set_clientdata` and freed by `sqlite3_close`), so a connection
 //!   that replaces another (quarantine puts a new file in place) starts empty.
-//! - It is keyed on the pager's data version (`SQLITE_FCNTL_DATA_VERSION`),
-//!   read inside the search's own read transaction, after its shared lock:
-//!   SQLite changes that number on every commit of this connection and
-//!   whenever it finds that another connection, in any process, committed
-//!   (the file change counter moved; it then drops its page cache too).
-//!   `PRAGMA data_version` would miss this connection's own commits.
-//!   Any other number rebuilds the copy from the same read transaction.
+//! - It is keyed on the table's **vector version** paired with the **schema
+//!   cookie** ([`Key::Versioned`]), both read inside the search's own read
+//!   transaction. Triggers of the schema (`schema::vector_version_triggers`)
+//!   bump a table's version in the writing statement's own transaction on
+//!   every insert, every delete of an embedded row and every update of a
+//!   row's rowid, id, embedding (and a summary's `deleted`), whoever writes:
+//!   memtree's paths, another process, OpenHuman's own SQL. A job claim or
+//!   settle, a score, a lifecycle or re-ingest write leave the version, and
+//!   the copy, as they are. The cookie moves when the contents are replaced
+//!   wholesale without a row write: a restore or a quarantine (the backup
+//!   API writes the destination's cookie + 1), a VACUUM (cookie + 1; it may
+//!   renumber rowids), any DDL; so equal versions of two different contents
+//!   are never taken for one another.
+//! - The triggers are trusted only while `sqlite_master` holds exactly this
+//!   build's text for each of them and the version rows exist (checked once
+//!   per schema cookie). Otherwise (a file restored from an older backup, a
+//!   trigger dropped by another tool) the key falls back to the pager's data
+//!   version ([`Key::DataVersion`], `SQLITE_FCNTL_DATA_VERSION`), which
+//!   changes on every commit of this connection and whenever SQLite finds
+//!   that another connection, in any process, committed. `PRAGMA
+//!   data_version` would miss this connection's own commits.
+//! - Any other key rebuilds the copy from the same read transaction.
+//!
+//! What the triggers cannot see: a writer that disables triggers
+//! (`SQLITE_DBCONFIG_ENABLE_TRIGGER`) or rewrites the version rows itself.
 //!
 //! Rows stay in rowid order (the order of the table scan that builds them);
 //! each row knows its rank by id, which breaks score ties.
@@ -29,9 +48,10 @@ use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{ffi, Connection};
+use rusqlite::{ffi, Connection, OptionalExtension};
 
 use super::vector::{inverse_norm, Rows};
+use crate::schema::{vector_version_triggers, VECTOR_VERSIONED_TABLES, VECTOR_VERSIONS_TABLE};
 
 /// The rows of one table whose embedding has one dimension.
 #[derive(Debug, Default)]
@@ -172,6 +192,14 @@ pub enum Table {
 }
 
 impl Table {
+    /// The table's name.
+    fn name(self) -> &'static str {
+        match self {
+            Table::Chunks => "mem_tree_chunks",
+            Table::Summaries => "mem_tree_summaries",
+        }
+    }
+
     fn count_sql(self) -> &'static str {
         match self {
             Table::Chunks => "SELECT count(*) FROM mem_tree_chunks",
@@ -192,12 +220,28 @@ impl Table {
     }
 }
 
-/// The per-connection cache: the last snapshot of each table and the data
-/// version it was read at.
+/// What a snapshot was read at: two reads at one key copy the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// The table's vector version under one schema cookie (see the module
+    /// notes).
+    Versioned {
+        /// `PRAGMA schema_version`.
+        schema: i64,
+        /// The table's row of `memtree_vector_versions`.
+        version: i64,
+    },
+    /// The pager's data version: the triggers are not (all) in place.
+    DataVersion(u32),
+}
+
+/// The per-connection cache: the last snapshot of each table and the key
+/// it was read at, and whether the schema of one cookie keeps the versions.
 #[derive(Default)]
 struct Cache {
-    chunks: Option<(u32, Arc<Snapshot>)>,
-    summaries: Option<(u32, Arc<Snapshot>)>,
+    chunks: Option<(Key, Arc<Snapshot>)>,
+    summaries: Option<(Key, Arc<Snapshot>)>,
+    versions_kept: Option<(i64, bool)>,
 }
 
 const CLIENT_DATA: &CStr = c"memtree.vector_cache";
@@ -232,7 +276,7 @@ fn cache_of(conn: &Connection) -> &Mutex<Cache> {
 
 /// The pager's data version of `main` (see the module notes). Call inside a
 /// read transaction, after a statement took the shared lock.
-pub fn data_version(conn: &Connection) -> rusqlite::Result<u32> {
+fn data_version(conn: &Connection) -> rusqlite::Result<u32> {
     let mut version: u32 = 0;
     // SAFETY: `SQLITE_FCNTL_DATA_VERSION` writes one `unsigned int` through
     // the pointer; the handle is valid for the borrow of `conn`.
@@ -250,10 +294,67 @@ pub fn data_version(conn: &Connection) -> rusqlite::Result<u32> {
     Ok(version)
 }
 
-/// The embedded rows of `table` at the data version `version` of the read
-/// transaction open on `conn`: the cached snapshot if it was read at that
-/// version, else a new one read now (and cached).
-pub fn snapshot(conn: &Connection, table: Table, version: u32) -> rusqlite::Result<Arc<Snapshot>> {
+/// True when the schema at cookie `schema` keeps the vector versions: every
+/// trigger of `schema::vector_version_triggers` stored with exactly this
+/// build's text. Asked of `sqlite_master` once per cookie (any change to a
+/// trigger moves the cookie).
+fn versions_are_kept(conn: &Connection, schema: i64) -> rusqlite::Result<bool> {
+    let cache = cache_of(conn);
+    if let Some((at, kept)) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .versions_kept
+    {
+        if at == schema {
+            return Ok(kept);
+        }
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1")?;
+    let mut kept = true;
+    for (name, sql) in vector_version_triggers() {
+        let stored: Option<Option<String>> = stmt.query_row([&name], |r| r.get(0)).optional()?;
+        if stored.flatten().as_deref() != Some(sql.as_str()) {
+            kept = false;
+            break;
+        }
+    }
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .versions_kept = Some((schema, kept));
+    Ok(kept)
+}
+
+/// The key of `table` in the read transaction open on `conn`, whose `PRAGMA
+/// schema_version` (read inside it, after its shared lock) is `schema`.
+pub fn key(conn: &Connection, table: Table, schema: i64) -> rusqlite::Result<Key> {
+    if versions_are_kept(conn, schema)? {
+        let row = VECTOR_VERSIONED_TABLES
+            .iter()
+            .find(|(name, _, _)| *name == table.name())
+            .map(|(_, row, _)| *row);
+        let version: Option<i64> = match row {
+            Some(row) => conn
+                .prepare_cached(&format!(
+                    "SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = ?1"
+                ))?
+                .query_row([row], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        // A missing row (deleted by another tool) bumps nothing: fall back.
+        if let Some(version) = version {
+            return Ok(Key::Versioned { schema, version });
+        }
+    }
+    Ok(Key::DataVersion(data_version(conn)?))
+}
+
+/// The embedded rows of `table` at `key` (read by [`key`] in the read
+/// transaction open on `conn`): the cached snapshot if it was read at that
+/// key, else a new one read now (and cached).
+pub fn snapshot(conn: &Connection, table: Table, key: Key) -> rusqlite::Result<Arc<Snapshot>> {
     let cache = cache_of(conn);
     {
         let guard = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -262,7 +363,7 @@ pub fn snapshot(conn: &Connection, table: Table, version: u32) -> rusqlite::Resu
             Table::Summaries => &guard.summaries,
         };
         if let Some((at, snapshot)) = slot {
-            if *at == version {
+            if *at == key {
                 return Ok(Arc::clone(snapshot));
             }
         }
@@ -281,12 +382,13 @@ pub fn snapshot(conn: &Connection, table: Table, version: u32) -> rusqlite::Resu
         Table::Chunks => &mut guard.chunks,
         Table::Summaries => &mut guard.summaries,
     };
-    *slot = Some((version, Arc::clone(&snapshot)));
+    *slot = Some((key, Arc::clone(&snapshot)));
     Ok(snapshot)
 }
 
 /// Snapshots read from the file by this process (a test counts them to prove
-/// the cache is reused, and dropped after every commit).
+/// the cache is reused across unrelated commits, and dropped after every
+/// write that changes the rows it copies).
 static SNAPSHOT_READS: AtomicU64 = AtomicU64::new(0);
 
 /// How many snapshots this process has read from its files.
@@ -350,6 +452,66 @@ mod tests {
         };
         assert_eq!(m.rows_of(&[1, 2, 9, 10, 12, 40]), vec![0, 2, 3]);
         assert_eq!(m.rows_of(&[]), Vec::<u32>::new());
+    }
+
+    /// The key of the chunks in a read transaction of its own.
+    fn chunk_key(c: &Connection) -> rusqlite::Result<Key> {
+        c.execute_batch("BEGIN")?;
+        let schema: i64 = c.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        let key = key(c, Table::Chunks, schema);
+        c.execute_batch("COMMIT")?;
+        key
+    }
+
+    #[test]
+    fn the_key_is_the_version_only_while_the_triggers_are_exactly_in_place() -> crate::Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = crate::Store::open_file(&dir.path().join("k.db"))?;
+        let c = Connection::open(store.path()).expect("open");
+        let run = |sql: &str| c.execute_batch(sql).expect(sql);
+        let k0 = chunk_key(&c).expect("key");
+        let Key::Versioned { schema, version: 0 } = k0 else {
+            panic!("{k0:?}")
+        };
+        run(
+            "INSERT INTO mem_tree_jobs (id, kind, payload_json, available_at_ms, created_at_ms) \
+             VALUES ('j', 'k', '{}', 1, 1)",
+        );
+        assert_eq!(chunk_key(&c).expect("key"), k0, "a job leaves the key");
+        run(
+            "INSERT INTO mem_tree_chunks (id, source_kind, source_id, owner, timestamp_ms, \
+                 time_range_start_ms, time_range_end_ms, content, token_count, seq_in_source, \
+                 created_at_ms) VALUES ('a', 'chat', 's', 'o', 1, 1, 1, 'w', 1, 0, 1)",
+        );
+        assert_eq!(
+            chunk_key(&c).expect("key"),
+            Key::Versioned { schema, version: 1 }
+        );
+        // A trigger dropped, or stored with another text: the data version.
+        let (name, sql) = vector_version_triggers().remove(2);
+        run(&format!("DROP TRIGGER {name}"));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        run(&format!("{} ", sql.replace("BEGIN", "BEGIN SELECT 1;")));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        run(&format!("DROP TRIGGER {name}; {sql}"));
+        let Key::Versioned {
+            schema: moved,
+            version: 1,
+        } = chunk_key(&c).expect("key")
+        else {
+            panic!("the exact text is trusted again")
+        };
+        assert_ne!(moved, schema, "every DDL moves the cookie");
+        // VACUUM (compact) moves the cookie too: it may renumber rowids.
+        run("VACUUM");
+        assert!(matches!(
+            chunk_key(&c).expect("key"),
+            Key::Versioned { schema, version: 1 } if schema != moved
+        ));
+        // A missing version row bumps nothing: the data version.
+        run(&format!("DELETE FROM {VECTOR_VERSIONS_TABLE} WHERE id = 1"));
+        assert!(matches!(chunk_key(&c).expect("key"), Key::DataVersion(_)));
+        Ok(())
     }
 
     #[test]
