@@ -15,6 +15,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -165,10 +166,10 @@ def chunk(i, content=None):
 """
 
 
-HOLD_READ_TRANSACTION = """
+HOLD_TRANSACTION = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN")
+conn.execute(sys.argv[2])
 conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
 print("holding", flush=True)
 sys.stdin.readline()
@@ -177,14 +178,26 @@ conn.close()
 """
 
 
-@contextmanager
-def read_transaction_in_another_process(db: Path) -> Iterator[Callable[[], None]]:
+def read_transaction_in_another_process(db: Path) -> ContextManager[Callable[[], None]]:
     """Another *process* holds a read transaction on ``db`` (so SQLite cannot
     leave WAL) until the yielded ``release()`` is called or the block ends.
     It must be a process: two SQLite libraries in one process do not see
     each other's POSIX locks."""
+    return transaction_in_another_process(db, "BEGIN")
+
+
+def write_lock_in_another_process(db: Path) -> ContextManager[Callable[[], None]]:
+    """Another process holds the EXCLUSIVE lock on ``db`` (rollback journal:
+    no connection can even read) until ``release()`` or the block's end."""
+    return transaction_in_another_process(db, "BEGIN EXCLUSIVE")
+
+
+@contextmanager
+def transaction_in_another_process(db: Path, begin: str) -> Iterator[Callable[[], None]]:
+    """A child process runs ``begin`` and a read on ``db``, then holds that
+    transaction until the yielded ``release()`` is called or the block ends."""
     with subprocess.Popen(
-        [sys.executable, "-c", HOLD_READ_TRANSACTION, str(db)],
+        [sys.executable, "-c", HOLD_TRANSACTION, str(db), begin],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

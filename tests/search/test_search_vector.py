@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from memtree import ResultCode, testing
-from support import fault_loop, file_digest
+from support import fault_loop, file_digest, write_lock_in_another_process
 
 np = pytest.importorskip("numpy")
 
@@ -568,34 +568,37 @@ def test_concurrent_searches_in_threads_agree_with_numpy(tmp_path: Path) -> None
 
 
 def test_a_search_releases_the_gil(tmp_path: Path) -> None:
-    m = np.random.default_rng(5).standard_normal((20_000, 128)).astype(np.float32)
-    with memtree.Store(tmp_path / "g.db") as store:
+    # Not timed: another process holds the write lock, so the search waits
+    # in native code (the busy handler retrying xLock) until this thread
+    # releases it. Were the GIL held while it waits, this thread could
+    # neither watch the retries nor release the lock: the search would end
+    # in BusyError after the busy timeout, before the loop below saw it.
+    m = np.random.default_rng(5).standard_normal((2_000, 16)).astype(np.float32)
+    db = tmp_path / "g.db"
+    with memtree.Store(db) as store:
         ids = [f"c{i:05d}" for i in range(len(m))]
         store.upsert_chunks([memtree.Chunk(i, "t", "chat", "s", "o", 0) for i in ids])
         store.set_chunk_embeddings(ids, m)
-        store.search_vector(m[0], 10)  # the copy in memory is built
-        ticks = 0
-        in_native = threading.Event()
-        done = threading.Event()
+        expected = store.search_vector(m[1], 10)  # the copy in memory is built
+        outcome: dict[str, Any] = {}
 
-        def ticker() -> None:
-            nonlocal ticks
-            in_native.wait()
-            while not done.is_set():
-                ticks += 1
-                time.sleep(0)
+        def search() -> None:
+            try:
+                outcome["hits"] = store.search_vector(m[1], 10)
+            except memtree.MemtreeError as e:  # BusyError, were the GIL held
+                outcome["error"] = e
 
-        t = threading.Thread(target=ticker)
-        t.start()
-        in_native.set()
-        for q in m[1:4]:
-            store.search_vector(q, 10)
-        ticks_during = ticks
-        done.set()
-        t.join()
-        # Counted, not timed: with the GIL held for the three searches the
-        # ticker could only run at the switch points between them.
-        assert ticks_during > 100, ticks_during
+        with write_lock_in_another_process(db) as release:
+            retries_before = testing.method_calls(db, "xLock")
+            searcher = threading.Thread(target=search)
+            searcher.start()
+            while testing.method_calls(db, "xLock") < retries_before + 3:
+                assert searcher.is_alive(), outcome
+                time.sleep(0.001)
+            assert searcher.is_alive(), "the search waits for the lock"
+            release()
+        searcher.join(timeout=60)
+        assert outcome == {"hits": expected}
 
 
 # --- I/O faults ------------------------------------------------------------------
