@@ -58,6 +58,19 @@ def _start_holder(path: Path, mode: str = "hold") -> tuple[subprocess.Popen[str]
     return proc, line[0], line[1]
 
 
+# rust/jobs/lease.rs: SWEEP_INTERVAL_MS.
+SWEEP_INTERVAL = 0.2
+
+
+def _wait_until_zombie(pid: int) -> None:
+    """Until the killed process has exited (state Z, not yet reaped)."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 60  # a hang guard, not a measure
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, f"process {pid} did not exit"
+        time.sleep(0.001)
+
+
 def _reap(proc: subprocess.Popen[str]) -> int:
     rc = proc.wait()
     if proc.stdout is not None:
@@ -80,24 +93,30 @@ def test_a_killed_holders_job_is_claimed_again_at_once_50_times(tmp_path: Path) 
         assert holder_pid == str(proc.pid), "the token names its holder"
         # Alive: never taken from it, whatever the caller tries.
         assert store.jobs.recover_stale_locks() == 0
+        last_claim_at = time.monotonic()
         assert store.jobs.claim_next(lease=LONG_LEASE, kinds=["slow"]) is None
         running = store.jobs.get(job_id)
         assert running is not None and running.status == "running"
         assert running.lease_token == token
         assert proc.poll() is None, "the holder was alive, heartbeating, until the kill"
+        killed_at = time.monotonic()
         proc.kill()
         if trial % 2 == 0:
             proc.wait()  # reaped: the pid has no process
-        # Odd trials leave it a zombie until the end of the trial: it has
-        # exited, so it is dead too.
-        killed_at = time.monotonic()
-        again = None
-        while again is None and time.monotonic() - killed_at < 1.0:
-            again = store.jobs.claim_next(lease=LONG_LEASE, kinds=["slow"])
-            if again is None:
-                time.sleep(0.02)
+        else:
+            # Left a zombie until the end of the trial: it has exited, so
+            # it is dead too.
+            _wait_until_zombie(proc.pid)
+        # Not timed: a claim looks for dead holders at most once per 200 ms
+        # per thread (rust/jobs/lease.rs, SWEEP_INTERVAL_MS), so once the
+        # holder is provably dead and that long has passed since this
+        # thread's last claim, the very next claim takes the job back. The
+        # issue's "within 1 s" follows; the figure printed below is the
+        # kill-to-claim time.
+        time.sleep(max(0.0, last_claim_at + SWEEP_INTERVAL + 0.05 - time.monotonic()))
+        again = store.jobs.claim_next(lease=LONG_LEASE, kinds=["slow"])
         waits.append(time.monotonic() - killed_at)
-        assert again is not None, f"trial {trial}: not claimable within 1 s of the kill"
+        assert again is not None, f"trial {trial}: the first claim after the death failed"
         assert again.id == job_id and again.lease_token != token
         assert again.attempts == trial + 2, "the killed claim spent its attempt"
         # Hand it back for the next holder (the release refunds the attempt
