@@ -137,13 +137,14 @@ impl Store {
             db,
             journal_warning,
         } = connection::open_database_as(path, claim)?;
-        Ok((
-            Store {
-                path: db.path().to_owned(),
-                db: RwLock::new(Some(db)),
-            },
-            journal_warning,
-        ))
+        let store = Store {
+            path: db.path().to_owned(),
+            db: RwLock::new(Some(db)),
+        };
+        // Finishes an erasure a crash interrupted between its commit and
+        // its file removals; one read of an empty log otherwise.
+        crate::ops::erase::sweep_on_open(&store);
+        Ok((store, journal_warning))
     }
 
     /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
