@@ -668,6 +668,8 @@ fn remove_file(root: &Path, parts: &[&str], sha: &str, id: i64, folders: &mut Fo
         Err(_) => return Outcome::Failed,
     }
     step();
+    // `st_dev` and `st_ino` are u64 on Linux but narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
     let key = match fstat(&dir) {
         Ok(st) => (st.st_dev as u64, st.st_ino as u64),
         Err(_) => return Outcome::Failed,
