@@ -16,6 +16,7 @@ from typing import Literal, TypedDict, Union
 from memtree._native import testing as _hooks
 
 __all__ = [
+    "abort_erasure_at",
     "CrashReport",
     "Fault",
     "IoStats",
@@ -239,6 +240,15 @@ def vector_cache_reads() -> int:
     search: unchanged by a search that reused the in-memory copy, one more
     (per table) after any commit to the file, from any process."""
     return _hooks.vector_cache_reads()
+
+
+def abort_erasure_at(step: int) -> None:
+    """Aborts this process (as ``kill -9`` would stop it) at step ``step`` of
+    the next :meth:`memtree.Store.erase_owner` (or open-time sweep), counted
+    from 1 across the erasure's path: the end of its transaction, its
+    commit, before and after each file's unlink, each batch's end and
+    commit. 0 disarms. For crash tests run in a child process."""
+    _hooks.abort_erasure_at(step)
 
 
 def circuit_status(path: PathLike) -> tuple[int, bool]:
