@@ -93,7 +93,9 @@ __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
-_KeptReason = Literal["changed", "still_named", "symlink", "not_regular", "unsafe_path", "no_sha256"]
+_KeptReason = Literal[
+    "changed", "still_named", "symlink", "not_regular", "unsafe_path", "no_sha256"
+]
 
 class _Retry(Protocol):
     """What ``retry=`` reads (``memtree.RetryPolicy`` has it)."""
@@ -372,9 +374,7 @@ class Store:
         ingest claim, in one transaction; returns the chunks deleted."""
     def delete_owner(self, owner: str) -> int:
         """Deletes an owner's chunks with their score and entity-index rows."""
-    def erase_owner(
-        self, owner: str, *, content_root: _PathLike | None = None
-    ) -> ErasureReport:
+    def erase_owner(self, owner: str, *, content_root: _PathLike | None = None) -> ErasureReport:
         """Erases an owner: deletes its chunks with their score and
         entity-index rows in one transaction that also logs the content
         files their pointers name, then removes those files — each only if

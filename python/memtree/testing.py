@@ -16,12 +16,12 @@ from typing import Literal, TypedDict, Union
 from memtree._native import testing as _hooks
 
 __all__ = [
-    "abort_erasure_at",
     "CrashReport",
     "Fault",
     "IoStats",
     "OpenCounters",
     "VfsMethod",
+    "abort_erasure_at",
     "arm_crash",
     "circuit_status",
     "clear_fault",

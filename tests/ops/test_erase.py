@@ -19,19 +19,21 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, FrozenSet, Optional, Tuple
 
 import memtree
 import pytest
 from memtree import ResultCode, testing
 from support import add_dependents, fault_loop
 
+# FIFOs, symbolic links and openat: the removal path exists on Unix only.
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix file removal path")
+
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 ALICE_FILES = 12
 
 # (relative path, sha256 of its bytes, inode) of every file under a folder.
-Files = FrozenSet[Tuple[str, str, int]]
-State = Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], Files, int]
+Files = frozenset[tuple[str, str, int]]
+State = tuple[frozenset[str], frozenset[str], frozenset[str], Files, int]
 
 
 def body_sha(body: str) -> str:
@@ -46,7 +48,7 @@ def write_content(root: Path, rel: str, body: str) -> str:
     return body_sha(body)
 
 
-def chunk(i: int, owner: str, path: Optional[str], sha: Optional[str]) -> memtree.Chunk:
+def chunk(i: int, owner: str, path: str | None, sha: str | None) -> memtree.Chunk:
     return memtree.Chunk(
         id=f"{owner}-{i:03d}",
         source_kind="document",
@@ -123,7 +125,7 @@ def copy_content(src: Path, dst: Path, link_to: Path) -> None:
 def files(folder: Path) -> Files:
     """Every regular file under ``folder`` (links not followed)."""
     found = set()
-    for top, dirs, names in os.walk(folder):
+    for top, _dirs, names in os.walk(folder):
         for name in names:
             path = Path(top) / name
             st = path.lstat()
@@ -134,7 +136,7 @@ def files(folder: Path) -> Files:
     return frozenset(found)
 
 
-def rows(db: Path) -> Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], int]:
+def rows(db: Path) -> tuple[frozenset[str], frozenset[str], frozenset[str], int]:
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -198,13 +200,14 @@ def test_bad_arguments_change_nothing(tmp_path: Path) -> None:
     assert state(db) == before
 
 
+TREE = "INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms) VALUES ('t', 'source', 's', 1)"
+
+
 def test_summaries_that_cover_the_owner_are_counted_and_kept(tmp_path: Path) -> None:
     db = build(tmp_path / "w")
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute(
-            "INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms) VALUES ('t', 'source', 's', 1)"
-        )
+        conn.execute(TREE)
         for sid, children in [("s1", ["alice-000", "bob-000"]), ("s2", ["bob-001"])]:
             conn.execute(
                 "INSERT INTO mem_tree_summaries (id, tree_id, tree_kind, level, child_ids_json, "
@@ -224,9 +227,7 @@ def test_a_summary_naming_a_file_keeps_it(tmp_path: Path) -> None:
     db = build(tmp_path / "w")
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute(
-            "INSERT INTO mem_tree_trees (id, kind, scope, created_at_ms) VALUES ('t', 'source', 's', 1)"
-        )
+        conn.execute(TREE)
         conn.execute(
             "INSERT INTO mem_tree_summaries (id, tree_id, tree_kind, level, content, token_count, "
             "time_range_start_ms, time_range_end_ms, sealed_at_ms, content_path, content_sha256) "
@@ -282,7 +283,6 @@ ERASER = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="openat")
 def test_an_abort_at_every_step_leaves_no_listed_file_and_touches_no_other(
     tmp_path: Path,
 ) -> None:
@@ -324,7 +324,6 @@ def test_an_abort_at_every_step_leaves_no_listed_file_and_touches_no_other(
     assert after != before
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="openat")
 def test_an_open_leaves_another_roots_files_to_an_explicit_sweep(tmp_path: Path) -> None:
     db = build(tmp_path / "w")
     moved = tmp_path / "moved-content"
@@ -388,7 +387,10 @@ def test_a_fault_at_every_io_erases_all_or_nothing(
         primary_code=True,
         prepare=fresh_content,
     )
-    assert fired >= 2 and rolled_back >= 1
+    print(f"{method} persistent={persistent}: {fired} faults, {rolled_back} rolled back")
+    # Faults in the transaction roll back; faults after its commit (in the
+    # file batches) leave the log, which the next open finished.
+    assert rolled_back >= 1 and fired - rolled_back >= 1
 
 
 def test_cli_erase_owner(tmp_path: Path) -> None:
@@ -396,7 +398,7 @@ def test_cli_erase_owner(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "memtree", "erase-owner"]
     out = subprocess.run([*run, str(db), "alice", "--json"], capture_output=True, text=True)
     assert out.returncode == 1, out.stderr  # done, with files kept
-    report: Dict[str, object] = json.loads(out.stdout)
+    report: dict[str, object] = json.loads(out.stdout)
     assert report["chunks"] == 19 and report["files_removed"] == ALICE_FILES
     kept = report["files_kept"]
     assert isinstance(kept, list)
