@@ -324,9 +324,10 @@ pub fn sweep(store: &Store, content_root: Option<&Path>) -> Result<FileSweep> {
     sweep_root(store, &root)
 }
 
-/// The sweep an open runs: one read of the log's first row when it is
-/// empty (the usual case); otherwise a pass over the default root. It never
-/// fails the open: a failure is logged and the rows wait for the next pass.
+/// The sweep the open that makes a process's connection to the file runs:
+/// one read of the log's first row when it is empty (the usual case);
+/// otherwise a pass over the default root. It never fails the open: a
+/// failure is logged and the rows wait for the next pass.
 pub fn sweep_on_open(store: &Store) {
     let pending = store.read("erasure log", |conn| {
         conn.prepare_cached("SELECT 1 FROM memtree_erasure_log LIMIT 1")?
