@@ -390,8 +390,9 @@ class Store:
     def sweep_erased_files(self, *, content_root: _PathLike | None = None) -> FileSweep:
         """Removes the files an erasure logged under ``content_root`` (by
         default ``content/`` beside the database) and has not removed yet,
-        with the checks of :meth:`erase_owner`. Every open does this for the
-        default root; call it for a root of your own."""
+        with the checks of :meth:`erase_owner`. The open that makes this
+        process's connection to the file does this for the default root; call
+        it for a root of your own."""
     def replace_source_chunks(
         self, source_kind: _Kind, source_id: str, chunks: Sequence[Chunk]
     ) -> tuple[int, int]:

@@ -1,8 +1,8 @@
 //! Owner erasure: `erase_owner` deletes an owner's chunks with their score
 //! and entity-index rows, then removes the content files their content
 //! pointers (`content_path` + `content_sha256`) name — database first,
-//! files after — and a sweep (on every open, and on request) finishes what
-//! a crash in between left.
+//! files after — and a sweep (when an open makes the process's connection,
+//! and on request) finishes what a crash in between left.
 //!
 //! The rule that keeps it safe: memtree removes only a file it was told to
 //! erase, reached only by a path it chose.
@@ -318,7 +318,7 @@ fn delete_and_log(
 }
 
 /// Removes the files logged for removal under `content_root` (or the
-/// default root): the explicit form of the sweep every open runs.
+/// default root): the explicit form of the sweep an open runs.
 pub fn sweep(store: &Store, content_root: Option<&Path>) -> Result<FileSweep> {
     let root = root_text(store, content_root)?;
     sweep_root(store, &root)

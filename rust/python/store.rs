@@ -411,8 +411,9 @@ impl PyStore {
 
     /// Removes the files an erasure logged under ``content_root`` (by
     /// default ``content/`` beside the database) and has not removed yet,
-    /// with the checks of :meth:`erase_owner`. Every open does this for the
-    /// default root; call it for a root of your own.
+    /// with the checks of :meth:`erase_owner`. The open that makes this
+    /// process's connection to the file does this for the default root; call
+    /// it for a root of your own.
     #[pyo3(signature = (*, content_root=None))]
     fn sweep_erased_files(
         &self,
