@@ -358,7 +358,26 @@ def test_a_fault_at_every_io_erases_all_or_nothing(
         shutil.rmtree(root, ignore_errors=True)
         copy_content(template / "content", root, template / "elsewhere")
 
+    alice_rows = 19
+
     def seen(db: Path) -> object:
+        # As the fault left it, before any open sweeps: the rows all there,
+        # nothing logged and every file there; or the rows all gone and
+        # every one of alice's files still on disk listed in the log.
+        conn = sqlite3.connect(db)
+        try:
+            alice = conn.execute(
+                "SELECT count(*) FROM mem_tree_chunks WHERE owner = 'alice'"
+            ).fetchone()[0]
+            listed = {r[0] for r in conn.execute("SELECT content_path FROM memtree_erasure_log")}
+        finally:
+            conn.close()
+        root = db.parent / "content"
+        present = {rel for rel in ALICE_ONLY if (root / rel).exists()}
+        if alice:
+            assert (alice, listed, present) == (alice_rows, set(), ALICE_ONLY)
+        else:
+            assert present <= listed, sorted(present - listed)
         chunks, _, _, on_disk, logged = state(db)
         content = frozenset((p, d) for p, d, _ in on_disk if p.startswith("content/"))
         return chunks, content, logged
