@@ -150,6 +150,27 @@ def rows(db: Path) -> tuple[frozenset[str], frozenset[str], frozenset[str], int]
         conn.close()
 
 
+def check_as_left(db: Path) -> int:
+    """The state an abort or a fault left, before any open sweeps: alice's
+    rows all there, nothing logged and every file of hers there; or her
+    rows all gone and each of her files still on disk listed in the log.
+    Returns how many log rows there are."""
+    conn = sqlite3.connect(db)
+    try:
+        alice = conn.execute("SELECT count(*) FROM mem_tree_chunks WHERE owner = 'alice'")
+        alice_rows = alice.fetchone()[0]
+        listed = [r[0] for r in conn.execute("SELECT content_path FROM memtree_erasure_log")]
+    finally:
+        conn.close()
+    root = db.parent / "content"
+    present = {rel for rel in ALICE_ONLY if (root / rel).exists()}
+    if alice_rows:
+        assert (alice_rows, listed, present) == (19, [], ALICE_ONLY)
+    else:
+        assert present <= set(listed), sorted(present - set(listed))
+    return len(listed)
+
+
 def state(db: Path) -> State:
     """Rows, log rows and files once an open has swept (as a user sees it)."""
     memtree.Store(db).close()
@@ -305,8 +326,7 @@ def test_an_abort_at_every_step_leaves_no_listed_file_and_touches_no_other(
             assert state(db) == expected_after(run_before)
             break
         assert child.returncode < 0, child.stderr
-        logged = rows(db)[3]
-        finished_by_open += logged > 0
+        finished_by_open += check_as_left(db) > 0
         seen = state(db)
         assert seen[4] == 0, f"step {n}: the open left log rows"
         assert seen in (run_before, expected_after(run_before)), f"step {n}"
@@ -358,26 +378,8 @@ def test_a_fault_at_every_io_erases_all_or_nothing(
         shutil.rmtree(root, ignore_errors=True)
         copy_content(template / "content", root, template / "elsewhere")
 
-    alice_rows = 19
-
     def seen(db: Path) -> object:
-        # As the fault left it, before any open sweeps: the rows all there,
-        # nothing logged and every file there; or the rows all gone and
-        # every one of alice's files still on disk listed in the log.
-        conn = sqlite3.connect(db)
-        try:
-            alice = conn.execute(
-                "SELECT count(*) FROM mem_tree_chunks WHERE owner = 'alice'"
-            ).fetchone()[0]
-            listed = {r[0] for r in conn.execute("SELECT content_path FROM memtree_erasure_log")}
-        finally:
-            conn.close()
-        root = db.parent / "content"
-        present = {rel for rel in ALICE_ONLY if (root / rel).exists()}
-        if alice:
-            assert (alice, listed, present) == (alice_rows, set(), ALICE_ONLY)
-        else:
-            assert present <= listed, sorted(present - listed)
+        check_as_left(db)
         chunks, _, _, on_disk, logged = state(db)
         content = frozenset((p, d) for p, d, _ in on_disk if p.startswith("content/"))
         return chunks, content, logged
