@@ -378,7 +378,7 @@ def test_a_fault_at_every_io_erases_all_or_nothing(
         shutil.rmtree(root, ignore_errors=True)
         copy_content(template / "content", root, template / "elsewhere")
 
-    def seen(db: Path) -> object:
+    def seen(db: Path) -> tuple[frozenset[str], frozenset[tuple[str, str]], int]:
         check_as_left(db)
         chunks, _, _, on_disk, logged = state(db)
         content = frozenset((p, d) for p, d, _ in on_disk if p.startswith("content/"))
