@@ -44,7 +44,6 @@
 //! (an I/O error) stays for the next pass. Folders are never removed.
 
 use std::collections::HashMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -593,7 +592,7 @@ mod walk {
 /// Checks and removes one logged file (see the module's rule).
 #[cfg(unix)]
 fn remove_file(root: &Path, parts: &[&str], sha: &str, id: i64, folders: &mut Folders) -> Outcome {
-    use std::io::Read;
+    use std::io::{self, Read};
     use walk::{fstat, is_kind, lstat_at, open_at, open_root, same, unlink_at};
 
     let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
