@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         version: VECTOR_VERSIONS_STEP,
         apply: apply_vector_versions,
     },
+    // Owner erasure: the log of content files to remove, and the indexes
+    // that tell whether a remaining row still names a file (rust/ops/erase.rs).
+    Migration {
+        version: FIRST_MEMTREE_VERSION + 9,
+        apply: apply_erasure_log,
+    },
 ];
 
 /// The step that adds the vector versions (named, so tests need no number).
@@ -178,6 +184,32 @@ fn apply_vector_versions(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {name}; {sql};"))?;
     }
     Ok(())
+}
+
+/// `erase_owner` deletes rows first and content files after: in the
+/// deleting transaction each file to remove is logged here (the content
+/// root chosen by the caller, the row's relative path, its sha256), and a
+/// row goes once its file is handled, so a crash in between leaves the
+/// list for the next open's sweep. The sweep reads the first row only when
+/// the log is empty. The partial indexes on `content_path` answer "does a
+/// remaining chunk or summary still name this file?" per file; rows without
+/// a pointer (`NULL`) are in neither, so they cost no write.
+fn apply_erasure_log(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS memtree_erasure_log (
+             id INTEGER PRIMARY KEY,
+             content_root TEXT NOT NULL,
+             content_path TEXT NOT NULL,
+             content_sha256 TEXT NOT NULL,
+             logged_at_ms INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS idx_memtree_erasure_log_root
+             ON memtree_erasure_log(content_root);
+         CREATE INDEX IF NOT EXISTS idx_memtree_chunks_content_path
+             ON mem_tree_chunks(content_path) WHERE content_path IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS idx_memtree_summaries_content_path
+             ON mem_tree_summaries(content_path) WHERE content_path IS NOT NULL;",
+    )
 }
 
 /// `list_chunks` orders `timestamp_ms DESC, seq_in_source ASC, id ASC`: a
@@ -675,6 +707,7 @@ mod tests {
             [
                 "idx_mem_tree_chunks_lifecycle",
                 "idx_mem_tree_chunks_source_seq",
+                "idx_memtree_chunks_content_path",
                 "idx_memtree_chunks_kind_owner_time_seq",
                 "idx_memtree_chunks_kind_time_seq",
                 "idx_memtree_chunks_owner_time_seq",

@@ -15,7 +15,13 @@ import logging
 
 #: Every logger memtree emits records on: the Rust core's (see ``events.rs``)
 #: and the worker's.
-LOGGERS = ("memtree.journal", "memtree.recovery", "memtree.breaker", "memtree.worker")
+LOGGERS = (
+    "memtree.journal",
+    "memtree.recovery",
+    "memtree.breaker",
+    "memtree.worker",
+    "memtree.erase",
+)
 
 #: What the native glue calls to get a logger (see ``imports.rs``).
 get_logger = logging.getLogger

@@ -56,6 +56,8 @@ __all__ = [
     "CompactReport",
     "CopyReport",
     "Embeddings",
+    "ErasureReport",
+    "FileSweep",
     "Hit",
     "Job",
     "JobBatch",
@@ -91,6 +93,9 @@ __version__: str
 
 _Kind = SourceKind | str
 _PathLike = str | os.PathLike[str]
+_KeptReason = Literal[
+    "changed", "still_named", "symlink", "not_regular", "unsafe_path", "no_sha256"
+]
 
 class _Retry(Protocol):
     """What ``retry=`` reads (``memtree.RetryPolicy`` has it)."""
@@ -369,6 +374,25 @@ class Store:
         ingest claim, in one transaction; returns the chunks deleted."""
     def delete_owner(self, owner: str) -> int:
         """Deletes an owner's chunks with their score and entity-index rows."""
+    def erase_owner(self, owner: str, *, content_root: _PathLike | None = None) -> ErasureReport:
+        """Erases an owner: deletes its chunks with their score and
+        entity-index rows in one transaction that also logs the content
+        files their pointers name, then removes those files — each only if
+        it lies under the content root (``content_root``, by default
+        ``content/`` beside the database, as OpenHuman keeps
+        ``memory_tree/content`` beside ``memory_tree/chunks.db``), is reached
+        without a symbolic link, is a regular file, still has the recorded
+        SHA-256 (of its body after the front matter, or of the whole file)
+        and is named by no remaining chunk or summary. Any other file is
+        kept and listed with why; folders stay. A crash after the commit
+        leaves the log, which the next open (or :meth:`sweep_erased_files`)
+        finishes. ``ValueError`` for an empty ``owner``, changing nothing."""
+    def sweep_erased_files(self, *, content_root: _PathLike | None = None) -> FileSweep:
+        """Removes the files an erasure logged under ``content_root`` (by
+        default ``content/`` beside the database) and has not removed yet,
+        with the checks of :meth:`erase_owner`. The open that makes this
+        process's connection to the file does this for the default root; call
+        it for a root of your own."""
     def replace_source_chunks(
         self, source_kind: _Kind, source_id: str, chunks: Sequence[Chunk]
     ) -> tuple[int, int]:
@@ -1042,6 +1066,56 @@ class CompactReport:
     @property
     def free_pages_after(self) -> int:
         """Free pages after."""
+
+@final
+class ErasureReport:
+    """What :meth:`Store.erase_owner` deleted and removed."""
+
+    @property
+    def chunks(self) -> int:
+        """Chunks deleted."""
+    @property
+    def scores(self) -> int:
+        """Score rows deleted."""
+    @property
+    def entity_rows(self) -> int:
+        """Entity-index rows deleted."""
+    @property
+    def summaries_derived(self) -> int:
+        """Summaries kept that list an erased chunk among their children (trees
+        have no owner and a summary may mix owners: resealing or deleting
+        them is the application's choice)."""
+    @property
+    def files_removed(self) -> int:
+        """Content files removed."""
+    @property
+    def files_missing(self) -> int:
+        """Content files named by the erased rows that were already gone."""
+    @property
+    def files_kept(self) -> list[tuple[str, _KeptReason]]:
+        """Content files left in place, as ``(content_path, reason)``."""
+    @property
+    def files_pending(self) -> int:
+        """Files still logged for removal after this call (an I/O error, or
+        logged under another content root); a later open or
+        :meth:`Store.sweep_erased_files` finishes them."""
+
+@final
+class FileSweep:
+    """What :meth:`Store.sweep_erased_files` did with the logged files."""
+
+    @property
+    def removed(self) -> int:
+        """Files removed."""
+    @property
+    def missing(self) -> int:
+        """Logged files that were already gone."""
+    @property
+    def kept(self) -> list[tuple[str, _KeptReason]]:
+        """Files left in place, as ``(content_path, reason)``."""
+    @property
+    def pending(self) -> int:
+        """Files still logged for removal (an I/O error, or another root)."""
 
 def restore(backup: _PathLike, path: _PathLike) -> CopyReport:
     """Writes the backup at ``backup`` INTO the store at ``path``, in place:

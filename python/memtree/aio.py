@@ -35,6 +35,8 @@ from memtree._native import (
     CompactReport,
     CopyReport,
     Embeddings,
+    ErasureReport,
+    FileSweep,
     Hit,
     Job,
     JobBatch,
@@ -326,6 +328,17 @@ class AsyncStore:
             owner=owner,
             since=since,
         )
+
+    async def erase_owner(
+        self, owner: str, *, content_root: _PathLike | None = None
+    ) -> ErasureReport:
+        """Erases an owner's rows, then the content files they name; see
+        :meth:`memtree.Store.erase_owner`."""
+        return await asyncio.to_thread(self._store.erase_owner, owner, content_root=content_root)
+
+    async def sweep_erased_files(self, *, content_root: _PathLike | None = None) -> FileSweep:
+        """Finishes logged file removals; see :meth:`memtree.Store.sweep_erased_files`."""
+        return await asyncio.to_thread(self._store.sweep_erased_files, content_root=content_root)
 
     async def compact(self) -> CompactReport:
         """``VACUUM`` in place after a free-space check; see

@@ -21,6 +21,7 @@ __all__ = [
     "IoStats",
     "OpenCounters",
     "VfsMethod",
+    "abort_erasure_at",
     "arm_crash",
     "circuit_status",
     "clear_fault",
@@ -239,6 +240,15 @@ def vector_cache_reads() -> int:
     search: unchanged by a search that reused the in-memory copy, one more
     (per table) after any commit to the file, from any process."""
     return _hooks.vector_cache_reads()
+
+
+def abort_erasure_at(step: int) -> None:
+    """Aborts this process (as ``kill -9`` would stop it) at step ``step`` of
+    the next :meth:`memtree.Store.erase_owner` (or open-time sweep), counted
+    from 1 across the erasure's path: the end of its transaction, its
+    commit, before and after each file's unlink, each batch's end and
+    commit. 0 disarms. For crash tests run in a child process."""
+    _hooks.abort_erasure_at(step)
 
 
 def circuit_status(path: PathLike) -> tuple[int, bool]:

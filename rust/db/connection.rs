@@ -222,6 +222,9 @@ pub struct OpenOutcome {
     pub db: Arc<Database>,
     /// Set when the journal is not TRUNCATE: SQLite refused the switch.
     pub journal_warning: Option<String>,
+    /// True when this open made the connection; false when it joined the
+    /// one other handles of this process share.
+    pub opened: bool,
 }
 
 /// Per-path counters the tests read to prove "exactly once" claims.
@@ -347,6 +350,7 @@ pub fn open_database_as(path: &Path, claim: Claim) -> Result<OpenOutcome> {
         return Ok(OpenOutcome {
             db,
             journal_warning,
+            opened: false,
         });
     }
     // Re-checked under the lock: only one caller makes the half-open attempt.
@@ -379,6 +383,7 @@ pub fn open_database_as(path: &Path, claim: Claim) -> Result<OpenOutcome> {
     Ok(OpenOutcome {
         db: register(&key, conn, setup),
         journal_warning,
+        opened: true,
     })
 }
 

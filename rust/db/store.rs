@@ -136,14 +136,20 @@ impl Store {
         let OpenOutcome {
             db,
             journal_warning,
+            opened,
         } = connection::open_database_as(path, claim)?;
-        Ok((
-            Store {
-                path: db.path().to_owned(),
-                db: RwLock::new(Some(db)),
-            },
-            journal_warning,
-        ))
+        let store = Store {
+            path: db.path().to_owned(),
+            db: RwLock::new(Some(db)),
+        };
+        // Finishes an erasure a crash interrupted between its commit and
+        // its file removals; one read of an empty log otherwise. Only when
+        // this open made the connection: a join must not wait for the
+        // connection another handle may be writing on (even on this thread).
+        if opened {
+            crate::ops::erase::sweep_on_open(&store);
+        }
+        Ok((store, journal_warning))
     }
 
     /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.

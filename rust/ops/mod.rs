@@ -1,11 +1,12 @@
 //! Operations on a store kept for years: purging finished jobs, backup,
-//! restore, compaction and age-based retention of chunks (owner erasure is
-//! still to come). Each lives in its own file
+//! restore, compaction, age-based retention of chunks and owner erasure
+//! (rows, then the content files they name). Each lives in its own file
 //! and goes through [`crate::db::store::Store`]'s write path, so its
 //! transactions retry, classify and log like every other write.
 
 pub mod backup;
 pub mod compact;
+pub mod erase;
 pub mod purge;
 pub mod restore;
 pub mod retention;

@@ -11,8 +11,8 @@
 //!   cascade and the delete name the same rows.
 //! - The ingest-gate rows (`mem_tree_ingested_sources`) stay: a source whose
 //!   old chunks were dropped is not ingested again by the gate.
-//! - Content files named by content pointers are not removed here (the
-//!   owner erasure of issue 23 item 5 is not built yet).
+//! - Content files named by content pointers are not removed here; owner
+//!   erasure ([`crate::ops::erase`]) removes them.
 
 use rusqlite::types::Value;
 

@@ -1,6 +1,6 @@
 //! Argument conversion and GIL release for the operations of `crate::ops`
-//! (purge, backup, restore, compact, retention); the methods that expose them delegate here in
-//! one line each.
+//! (purge, backup, restore, compact, retention, owner erasure); the methods
+//! that expose them delegate here in one line each.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use super::imports;
 use crate::db::store::Store;
 use crate::jobs::retry::RetryPolicy;
 use crate::jobs::JobStatus;
-use crate::ops::{backup, compact, purge, restore as restore_op, retention};
+use crate::ops::{backup, compact, erase, purge, restore as restore_op, retention};
 use crate::sys::clock::now_ms;
 
 /// The cutoff of `older_than`: a `timedelta` (finished longer ago than
@@ -172,6 +172,8 @@ fn restore(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCopyReport>()?;
     m.add_class::<PyCompactReport>()?;
+    m.add_class::<PyErasureReport>()?;
+    m.add_class::<PyFileSweep>()?;
     m.add_function(wrap_pyfunction!(restore, m)?)?;
     Ok(())
 }
@@ -259,4 +261,139 @@ pub fn delete_chunks(
         until_ms: None,
     };
     Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
+}
+
+/// The `content_root` argument: `None` (``content/`` beside the database)
+/// or a path.
+fn content_root(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<PathBuf>> {
+    value
+        .filter(|v| !v.is_none())
+        .map(|v| convert::path(v, "content_root"))
+        .transpose()
+}
+
+fn kept_files(kept: &[erase::KeptFile]) -> Vec<(String, &'static str)> {
+    kept.iter()
+        .map(|k| (k.path.clone(), k.reason.as_str()))
+        .collect()
+}
+
+/// What :meth:`Store.erase_owner` deleted and removed.
+#[pyclass(frozen, name = "ErasureReport", module = "memtree")]
+#[derive(Debug, Clone)]
+pub struct PyErasureReport {
+    /// Chunks deleted.
+    #[pyo3(get)]
+    chunks: usize,
+    /// Score rows deleted.
+    #[pyo3(get)]
+    scores: usize,
+    /// Entity-index rows deleted.
+    #[pyo3(get)]
+    entity_rows: usize,
+    /// Summaries kept that list an erased chunk among their children (trees
+    /// have no owner and a summary may mix owners: resealing or deleting
+    /// them is the application's choice).
+    #[pyo3(get)]
+    summaries_derived: usize,
+    /// Content files removed.
+    #[pyo3(get)]
+    files_removed: usize,
+    /// Content files named by the erased rows that were already gone.
+    #[pyo3(get)]
+    files_missing: usize,
+    /// Content files left in place, as ``(content_path, reason)``.
+    #[pyo3(get)]
+    files_kept: Vec<(String, &'static str)>,
+    /// Files still logged for removal after this call (an I/O error, or
+    /// logged under another content root); a later open or
+    /// :meth:`Store.sweep_erased_files` finishes them.
+    #[pyo3(get)]
+    files_pending: usize,
+}
+
+#[pymethods]
+impl PyErasureReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "ErasureReport(chunks={}, scores={}, entity_rows={}, summaries_derived={}, \
+             files_removed={}, files_missing={}, files_kept={}, files_pending={})",
+            self.chunks,
+            self.scores,
+            self.entity_rows,
+            self.summaries_derived,
+            self.files_removed,
+            self.files_missing,
+            self.files_kept.len(),
+            self.files_pending
+        )
+    }
+}
+
+/// What :meth:`Store.sweep_erased_files` did with the logged files.
+#[pyclass(frozen, name = "FileSweep", module = "memtree")]
+#[derive(Debug, Clone)]
+pub struct PyFileSweep {
+    /// Files removed.
+    #[pyo3(get)]
+    removed: usize,
+    /// Logged files that were already gone.
+    #[pyo3(get)]
+    missing: usize,
+    /// Files left in place, as ``(content_path, reason)``.
+    #[pyo3(get)]
+    kept: Vec<(String, &'static str)>,
+    /// Files still logged for removal (an I/O error, or another root).
+    #[pyo3(get)]
+    pending: usize,
+}
+
+#[pymethods]
+impl PyFileSweep {
+    fn __repr__(&self) -> String {
+        format!(
+            "FileSweep(removed={}, missing={}, kept={}, pending={})",
+            self.removed,
+            self.missing,
+            self.kept.len(),
+            self.pending
+        )
+    }
+}
+
+/// `Store.erase_owner(owner, *, content_root=None)`.
+pub fn erase_owner(
+    py: Python<'_>,
+    store: &Store,
+    owner: String,
+    root: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyErasureReport> {
+    let root = content_root(root)?;
+    let r = py.detach(|| erase::erase_owner(store, &owner, root.as_deref()))?;
+    Ok(PyErasureReport {
+        chunks: r.chunks,
+        scores: r.scores,
+        entity_rows: r.entity_rows,
+        summaries_derived: r.summaries_derived,
+        files_removed: r.files.removed,
+        files_missing: r.files.missing,
+        files_kept: kept_files(&r.files.kept),
+        files_pending: r.files.pending,
+    })
+}
+
+/// `Store.sweep_erased_files(*, content_root=None)`.
+pub fn sweep_erased_files(
+    py: Python<'_>,
+    store: &Store,
+    root: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyFileSweep> {
+    let root = content_root(root)?;
+    let r = py.detach(|| erase::sweep(store, root.as_deref()))?;
+    Ok(PyFileSweep {
+        removed: r.removed,
+        missing: r.missing,
+        kept: kept_files(&r.kept),
+        pending: r.pending,
+    })
 }

@@ -387,6 +387,42 @@ impl PyStore {
         Ok(py.detach(|| self.inner.delete_owner(&owner))?)
     }
 
+    /// Erases an owner: deletes its chunks with their score and
+    /// entity-index rows in one transaction that also logs the content
+    /// files their pointers name, then removes those files — each only if
+    /// it lies under the content root (``content_root``, by default
+    /// ``content/`` beside the database, as OpenHuman keeps
+    /// ``memory_tree/content`` beside ``memory_tree/chunks.db``), is reached
+    /// without a symbolic link, is a regular file, still has the recorded
+    /// SHA-256 (of its body after the front matter, or of the whole file)
+    /// and is named by no remaining chunk or summary. Any other file is
+    /// kept and listed with why; folders stay. A crash after the commit
+    /// leaves the log, which the next open (or :meth:`sweep_erased_files`)
+    /// finishes. ``ValueError`` for an empty ``owner``, changing nothing.
+    #[pyo3(signature = (owner, *, content_root=None))]
+    fn erase_owner(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::owner)] owner: String,
+        content_root: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<super::ops::PyErasureReport> {
+        super::ops::erase_owner(py, &self.inner, owner, content_root)
+    }
+
+    /// Removes the files an erasure logged under ``content_root`` (by
+    /// default ``content/`` beside the database) and has not removed yet,
+    /// with the checks of :meth:`erase_owner`. The open that makes this
+    /// process's connection to the file does this for the default root; call
+    /// it for a root of your own.
+    #[pyo3(signature = (*, content_root=None))]
+    fn sweep_erased_files(
+        &self,
+        py: Python<'_>,
+        content_root: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<super::ops::PyFileSweep> {
+        super::ops::sweep_erased_files(py, &self.inner, content_root)
+    }
+
     /// Makes ``chunks`` the whole content of the source in one transaction;
     /// returns ``(upserted, removed)``.
     fn replace_source_chunks(

@@ -14,6 +14,7 @@ from memtree import _native, testing
 
 HOOKS = {
     "testing": {
+        "abort_erasure_at",
         "arm_crash",
         "circuit_status",
         "clear_fault",

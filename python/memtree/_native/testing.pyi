@@ -7,6 +7,7 @@ from memtree.errors import MemtreeError
 from memtree.testing import CrashReport, IoStats, OpenCounters
 
 __all__ = [
+    "abort_erasure_at",
     "arm_crash",
     "circuit_status",
     "clear_fault",
@@ -90,6 +91,12 @@ def method_calls(path: _PathLike, method_name: str) -> int:
 def vector_cache_reads() -> int:
     """How many times this process read stored embeddings into memory for
     search (each table snapshot counts once)."""
+
+def abort_erasure_at(step: int) -> None:
+    """Aborts this process (as ``kill -9`` would stop it) at step ``step`` of
+    the next owner erasure, counted from 1: the end of its transaction, its
+    commit, before and after each file's unlink, each batch's end and
+    commit. 0 disarms."""
 
 def arm_crash(
     path: _PathLike,

@@ -1,5 +1,5 @@
 """The ``doctor``, ``migrate``, ``stats``, ``recover``, ``backup``,
-``restore`` and ``compact`` subcommands of ``memtree``.
+``restore``, ``compact`` and ``erase-owner`` subcommands of ``memtree``.
 
 :func:`register` adds them to the CLI's subparsers; each parser carries its
 handler as the ``run`` default, so :func:`memtree.cli.main` dispatches without
@@ -67,6 +67,38 @@ def _compact(args: argparse.Namespace) -> int:
     from memtree import backup
 
     return backup.run_compact(args.path, as_json=args.json)
+
+
+def _erase_owner(args: argparse.Namespace) -> int:
+    from memtree import erase
+
+    return erase.run_erase_owner(
+        args.path, args.owner, content_root=args.content_root, as_json=args.json
+    )
+
+
+def _register_erase(commands: Any, path_help: str) -> None:
+    era = commands.add_parser(
+        "erase-owner",
+        help="delete an owner's chunks and the content files they name",
+        description="Deletes OWNER's chunks with their score and entity-index rows in one "
+        "transaction that logs the content files they name, then removes each file that "
+        "lies under the content root (default: content/ beside the database), is reached "
+        "without a symbolic link, is a regular file, still has its recorded SHA-256 and is "
+        "named by no other row; any other file is kept and listed. A crash in between is "
+        "finished by the next open. Exit 0 done, 1 done with files kept or pending, 2 "
+        "failed (nothing changed), 3 nothing at PATH, 4 not memtree, 5 refused path.",
+    )
+    era.add_argument("path", type=Path, help=path_help)
+    era.add_argument("owner", help="the owner whose rows and files go")
+    era.add_argument(
+        "--content-root",
+        type=Path,
+        default=None,
+        help="the folder content_path is relative to (default: content/ beside the database)",
+    )
+    era.add_argument("--json", action="store_true", help="machine-readable output")
+    era.set_defaults(run=_erase_owner)
 
 
 def _register_backup(commands: Any, path_help: str) -> None:
@@ -199,3 +231,4 @@ def register(commands: Any) -> None:
     rec.set_defaults(run=_recover)
 
     _register_backup(commands, path_help)
+    _register_erase(commands, path_help)

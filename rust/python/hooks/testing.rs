@@ -354,7 +354,17 @@ fn vector_cache_reads() -> u64 {
     crate::search::cache::snapshot_reads()
 }
 
+/// Aborts this process (as ``kill -9`` would stop it) at step ``step`` of
+/// the next owner erasure, counted from 1: the end of its transaction, its
+/// commit, before and after each file's unlink, each batch's end and
+/// commit. 0 disarms.
+#[pyfunction]
+fn abort_erasure_at(step: u64) {
+    crate::ops::erase::abort_at_step(step);
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(abort_erasure_at, m)?)?;
     m.add_function(wrap_pyfunction!(io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_io_stats, m)?)?;
     m.add_function(wrap_pyfunction!(inject_fault, m)?)?;
