@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import ResultCode, _native, testing
-from support import LEGACY_WAL, copy_database, ram_folder, stranded_wal_layout
+from support import (
+    LEGACY_WAL,
+    copy_database,
+    loop_over_fault_points,
+    ram_folder,
+    stranded_wal_layout,
+)
 
 METHODS: list[testing.VfsMethod] = [
     "xOpen",
@@ -106,6 +112,42 @@ def check(db: Path) -> str:
         return f"failed {e.name}"
 
 
+def loop_faults_over(
+    template: Path,
+    work: Path,
+    method: testing.VfsMethod,
+    persistent: bool,
+    run: Callable[[Path], str],
+    violations_after: Callable[[Path, int, str], list[str]],
+) -> tuple[int, list[str]]:
+    """For N = 1, 2, … until no fault fires (``loop_over_fault_points``): on a
+    fresh copy of ``template``, ``run(case)`` the path with call N of
+    ``method`` of ``case/chunks.db``'s files failing, with a code rotating
+    through ``CODES``; after each fault that fired,
+    ``violations_after(case, n, outcome)`` checks the invariant. Returns the
+    fault points and every violation."""
+    violations: list[str] = []
+
+    def run_point(n: int) -> bool:
+        code = CODES[n % len(CODES)]
+        case = work / f"n{n}"
+        shutil.copytree(template, case)
+        db = case / "chunks.db"
+        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
+        try:
+            outcome = run(case)
+        finally:
+            fired = testing.clear_fault(db)
+        if fired:
+            violations.extend(violations_after(case, n, outcome))
+        shutil.rmtree(case)
+        return fired > 0
+
+    points = loop_over_fault_points(run_point, method, limit=MAX_N)
+    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+    return points, violations
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
 @pytest.mark.parametrize("method", METHODS)
 def test_fault_during_quarantine_loses_no_row(
@@ -117,23 +159,10 @@ def test_fault_during_quarantine_loses_no_row(
     shutil.copytree(template, probe)
     assert check(probe / "chunks.db") == "quarantined"
     assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
-    violations: list[str] = []
-    points = 0
-    for n in range(1, MAX_N):
-        code = CODES[n % len(CODES)]
-        case = work / f"n{n}"
-        shutil.copytree(template, case)
-        db = case / "chunks.db"
-        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
-        try:
-            outcome = check(db)
-        finally:
-            fired = testing.clear_fault(db)
-        if not fired:
-            shutil.rmtree(case)
-            break
-        points += 1
-        scratch = work / "scratch"
+
+    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
+        violations = []
+        db, scratch = case / "chunks.db", work / "scratch"
         beside: set[str] = set()
         for aside in copies_aside(db):
             beside |= ids_in(aside, scratch)
@@ -147,10 +176,11 @@ def test_fault_during_quarantine_loses_no_row(
             violations.append(
                 f"#{n} [{outcome}, then {again}, {final}]: {len(committed - live)} rows not live"
             )
-        shutil.rmtree(case)
-    else:
-        pytest.fail(f"{method}: still firing at N = {MAX_N}")
-    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+        return violations
+
+    _, violations = loop_faults_over(
+        template, work, method, persistent, lambda case: check(case / "chunks.db"), rows_kept
+    )
     assert not violations, "\n".join(violations[:20])
 
 
@@ -180,23 +210,10 @@ def test_fault_during_adoption_loses_no_row(
     assert _adopt(probe / "chunks.db", probe / LEGACY_WAL) == "adopted"
     assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
     assert not (probe / LEGACY_WAL).exists()
-    violations: list[str] = []
-    points = 0
-    for n in range(1, MAX_N):
-        code = CODES[n % len(CODES)]
-        case = work / f"n{n}"
-        shutil.copytree(template, case)
-        db, legacy = case / "chunks.db", case / LEGACY_WAL
-        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
-        try:
-            outcome = _adopt(db, legacy)
-        finally:
-            fired = testing.clear_fault(db)
-        if not fired:
-            shutil.rmtree(case)
-            break
-        points += 1
-        scratch = work / "scratch"
+
+    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
+        violations = []
+        db, legacy, scratch = case / "chunks.db", case / LEGACY_WAL, work / "scratch"
         live = ids_in(db, scratch)
         if not legacy.exists() and live != committed:
             violations.append(f"#{n} [{outcome}]: the -wal is gone with rows not live")
@@ -208,8 +225,14 @@ def test_fault_during_adoption_loses_no_row(
         leftovers = [p.name for p in case.iterdir() if ".adopting" in p.name]
         if leftovers:
             violations.append(f"#{n} [{outcome}]: private copies left: {leftovers}")
-        shutil.rmtree(case)
-    else:
-        pytest.fail(f"{method}: still firing at N = {MAX_N}")
-    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+        return violations
+
+    _, violations = loop_faults_over(
+        template,
+        work,
+        method,
+        persistent,
+        lambda case: _adopt(case / "chunks.db", case / LEGACY_WAL),
+        rows_kept,
+    )
     assert not violations, "\n".join(violations[:20])
