@@ -61,6 +61,15 @@ def expected_after(base: Path, work: Path) -> str:
     return content_digest(target)
 
 
+def lost_power(result: subprocess.CompletedProcess[str]) -> bool:
+    """Whether the child lost power (exited ``CRASH_EXIT``) rather than
+    completing; any other ending fails the test."""
+    if result.returncode == 0:
+        return False
+    assert result.returncode == CRASH_EXIT, result.stderr
+    return True
+
+
 def power_loss_points(seeds: int, crash_at: Callable[[int, int], bool]) -> int:
     """For each seed, the crash loop (``support.loop_over_fault_points``):
     ``crash_at(seed, n)`` runs the path losing power at sync N, for N = 1,
@@ -85,11 +94,10 @@ def test_power_loss_during_ingest_keeps_before_or_after(tmp_path: Path) -> None:
         db = tmp_path / f"crash-{seed}-{n}.db"
         shutil.copy2(base, db)
         result = run_child(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
-        if result.returncode == 0:
+        if not lost_power(result):
             assert "completed" in result.stdout
             assert content_digest(db) == after
             return False
-        assert result.returncode == CRASH_EXIT, result.stderr
         digest = content_digest(db)  # asserts integrity_check == ok
         assert digest in {before, after}, f"seed {seed}, crash at sync {n}"
         outcomes_after += digest == after
@@ -120,11 +128,10 @@ def test_power_loss_during_wal_migration_loses_no_row(tmp_path: Path) -> None:
             shutil.copy2(f, work / f.name)
         db = work / "chunks.db"
         result = run_child(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
-        if result.returncode == 0:
+        if not lost_power(result):
             assert "completed truncate" in result.stdout
             assert chunk_ids(db) == ids
             return False
-        assert result.returncode == CRASH_EXIT, result.stderr
         # Integrity ok, reading through any -wal left behind.
         assert chunk_ids(db) == ids, f"rows lost: seed {seed}, sync {n}"
         return True
@@ -239,10 +246,9 @@ def test_power_loss_during_a_job_settle_keeps_before_or_after(tmp_path: Path) ->
         db = tmp_path / f"settle-{seed}-{n}.db"
         shutil.copy2(base, db)
         result = run_child(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
-        if result.returncode == 0:
+        if not lost_power(result):
             assert job_status(db, job_id) == ("done", 1)
             return False
-        assert result.returncode == CRASH_EXIT, result.stderr
         read_back(db)  # integrity ok
         # Before the settle the claim had committed (running, attempt 1);
         # after it, done. Nothing in between, nothing lost.
