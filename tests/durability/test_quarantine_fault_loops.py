@@ -112,6 +112,55 @@ def check(db: Path) -> str:
         return f"failed {e.name}"
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("method", METHODS)
+def test_fault_during_quarantine_loses_no_row(
+    damaged: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
+) -> None:
+    template, committed = damaged
+    # Without a fault the check quarantines: the loop tests that path.
+    run_without_a_fault(template, work, quarantine, "quarantined", committed)
+
+    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
+        violations = []
+        db, scratch = case / "chunks.db", work / "scratch"
+        beside: set[str] = set()
+        for aside in copies_aside(db):
+            beside |= ids_in(aside, scratch)
+        if not committed <= ids_in(db, scratch) | beside:
+            violations.append(f"#{n} [{outcome}]: rows neither live nor beside it")
+        # A fault-free check finishes the job: every row is live.
+        again = check(db)
+        final = check(db)
+        live = ids_in(db, scratch)
+        if final != "ok" or live != committed:
+            violations.append(
+                f"#{n} [{outcome}, then {again}, {final}]: {len(committed - live)} rows not live"
+            )
+        return violations
+
+    _, violations = loop_faults_over(template, work, method, persistent, quarantine, rows_kept)
+    assert not violations, "\n".join(violations[:20])
+
+
+def quarantine(case: Path) -> str:
+    """The quarantine path: a full check of the damaged copy in ``case``."""
+    return check(case / "chunks.db")
+
+
+def run_without_a_fault(
+    template: Path, work: Path, run: Callable[[Path], str], expected: str, committed: set[str]
+) -> Path:
+    """``run`` the path once, with no fault, on a copy of ``template``: it
+    ends ``expected`` with every committed row live (so the loop tests that
+    path). Returns the copy's folder."""
+    probe = work / "probe"
+    shutil.copytree(template, probe)
+    assert run(probe) == expected
+    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    return probe
+
+
 def loop_faults_over(
     template: Path,
     work: Path,
@@ -148,42 +197,6 @@ def loop_faults_over(
     return points, violations
 
 
-@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
-@pytest.mark.parametrize("method", METHODS)
-def test_fault_during_quarantine_loses_no_row(
-    damaged: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
-) -> None:
-    template, committed = damaged
-    # Without a fault the check quarantines: the loop tests that path.
-    probe = work / "probe"
-    shutil.copytree(template, probe)
-    assert check(probe / "chunks.db") == "quarantined"
-    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
-
-    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
-        violations = []
-        db, scratch = case / "chunks.db", work / "scratch"
-        beside: set[str] = set()
-        for aside in copies_aside(db):
-            beside |= ids_in(aside, scratch)
-        if not committed <= ids_in(db, scratch) | beside:
-            violations.append(f"#{n} [{outcome}]: rows neither live nor beside it")
-        # A fault-free check finishes the job: every row is live.
-        again = check(db)
-        final = check(db)
-        live = ids_in(db, scratch)
-        if final != "ok" or live != committed:
-            violations.append(
-                f"#{n} [{outcome}, then {again}, {final}]: {len(committed - live)} rows not live"
-            )
-        return violations
-
-    _, violations = loop_faults_over(
-        template, work, method, persistent, lambda case: check(case / "chunks.db"), rows_kept
-    )
-    assert not violations, "\n".join(violations[:20])
-
-
 @pytest.fixture(scope="module")
 def stranded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
     folder = tmp_path_factory.mktemp("stranded")
@@ -199,16 +212,18 @@ def _adopt(db: Path, file: Path) -> str:
         return f"failed {e.name}"
 
 
+def adopt(case: Path) -> str:
+    """The adoption path: ``case``'s stranded ``-wal`` adopted."""
+    return _adopt(case / "chunks.db", case / LEGACY_WAL)
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
 @pytest.mark.parametrize("method", METHODS)
 def test_fault_during_adoption_loses_no_row(
     stranded: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
     template, committed = stranded
-    probe = work / "probe"
-    shutil.copytree(template, probe)
-    assert _adopt(probe / "chunks.db", probe / LEGACY_WAL) == "adopted"
-    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    probe = run_without_a_fault(template, work, adopt, "adopted", committed)
     assert not (probe / LEGACY_WAL).exists()
 
     def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
@@ -227,12 +242,5 @@ def test_fault_during_adoption_loses_no_row(
             violations.append(f"#{n} [{outcome}]: private copies left: {leftovers}")
         return violations
 
-    _, violations = loop_faults_over(
-        template,
-        work,
-        method,
-        persistent,
-        lambda case: _adopt(case / "chunks.db", case / LEGACY_WAL),
-        rows_kept,
-    )
+    _, violations = loop_faults_over(template, work, method, persistent, adopt, rows_kept)
     assert not violations, "\n".join(violations[:20])
