@@ -456,6 +456,18 @@ def ram_folder(prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def loop_over_fault_points(run_point: Callable[[int], bool], what: str, *, limit: int) -> int:
+    """SQLite's I/O-error loop: ``run_point(n)`` runs the path once with
+    call N of a VFS method failing (once or from then on, as it arms it),
+    checks the invariant, and returns whether the fault fired; for N = 1, 2,
+    … until a run meets no fault. Returns how many faults fired; fails when
+    one still fires at call ``limit - 1`` (the path never ran out of calls)."""
+    for n in range(1, limit):
+        if not run_point(n):
+            return n - 1
+    raise AssertionError(f"{what}: the fault still fired at call {limit - 1}")
+
+
 def fault_loop(
     tmp_path: Path,
     base: Path,
@@ -475,16 +487,19 @@ def fault_loop(
 ) -> tuple[int, int]:
     """Runs ``operation`` on a fresh copy of ``base`` with an I/O fault at
     call N of ``method`` (once or persistent), for N = 1, 2, … until a run
-    meets no fault; after each run the file's ``state`` must be one of
-    ``outcomes`` (before or after the operation). A raised error must carry
-    one of ``codes`` (its primary code when ``primary_code``). ``prepare``
-    runs on the store before the fault is armed and ``in_store`` after it
-    is cleared, the store still open; ``verify(db, seen, in_store's result,
-    n)`` once the store is closed. Returns how many
-    faults fired and how many of those left the ``before`` state: a caller
-    asserts on both, so a loop that never injected cannot pass."""
-    fired_points = rolled_back = 0
-    for n in range(1, limit):
+    meets no fault (:func:`loop_over_fault_points`); after each run the
+    file's ``state`` must be one of ``outcomes`` (before or after the
+    operation). A raised error must carry one of ``codes`` (its primary code
+    when ``primary_code``). ``prepare`` runs on the store before the fault
+    is armed and ``in_store`` after it is cleared, the store still open;
+    ``verify(db, seen, in_store's result, n)`` once the store is closed.
+    Returns how many faults fired and how many of those left the ``before``
+    state: a caller asserts on both, so a loop that never injected cannot
+    pass."""
+    rolled_back = 0
+
+    def run_point(n: int) -> bool:
+        nonlocal rolled_back
         db = tmp_path / f"run-{n}.db"
         shutil.copy2(base, db)
         with memtree.Store(db) as store:
@@ -505,10 +520,10 @@ def fault_loop(
         rolled_back += fired > 0 and seen == before
         db.unlink()
         Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            return fired_points, rolled_back
-        fired_points += 1
-    raise AssertionError(f"{method}: the fault still fired at call {limit - 1}")
+        return fired > 0
+
+    fired_points = loop_over_fault_points(run_point, method, limit=limit)
+    return fired_points, rolled_back
 
 
 LEGACY_WAL = "chunks.db-wal.unrecovered-1700000000000"

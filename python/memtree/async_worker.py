@@ -26,7 +26,13 @@ from typing import Callable, Union
 
 from memtree._native import Job, Store
 from memtree.errors import JobCancelledError, LeaseLostError
-from memtree.worker import Defer, RetryPolicy, describe_error
+from memtree.worker import (
+    Defer,
+    RetryPolicy,
+    check_loop_settings,
+    checked_retry_policies,
+    describe_error,
+)
 
 __all__ = ["AsyncHandler", "AsyncWorker"]
 
@@ -60,23 +66,13 @@ class AsyncWorker:
         priorities: Mapping[str, int] | None = None,
         retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
-        if not handlers:
-            raise ValueError("handlers: at least one {kind: handler} is needed")
-        if concurrency < 1:
-            raise ValueError("concurrency: must be at least 1")
-        if not (poll_interval > 0 and math.isfinite(poll_interval)):
-            raise ValueError("poll_interval: must be a positive, finite number of seconds")
+        check_loop_settings(handlers, concurrency, poll_interval)
         if not isinstance(lease, timedelta) or lease < timedelta(milliseconds=1):
             raise ValueError("lease: a timedelta of at least 1 millisecond")
         for kind, handler in handlers.items():
             if not asyncio.iscoroutinefunction(handler):
                 raise TypeError(f"handlers[{kind!r}]: expected an async def function")
-        self._retry = dict(retry or {})
-        for kind, policy in self._retry.items():
-            if not isinstance(policy, RetryPolicy):
-                raise TypeError(
-                    f"retry[{kind!r}]: expected a memtree.RetryPolicy, got {type(policy).__name__}"
-                )
+        self._retry = checked_retry_policies(retry)
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)

@@ -144,6 +144,32 @@ def _log_error(exc: BaseException) -> None:
     logger.error("memtree worker: unexpected error", exc_info=exc)
 
 
+def check_loop_settings(
+    handlers: Mapping[str, object], concurrency: int, poll_interval: float
+) -> None:
+    """The loop settings every worker refuses at construction, each a
+    ``ValueError`` naming its argument: no handler, a concurrency below 1, a
+    poll interval that is not a positive, finite number of seconds."""
+    if not handlers:
+        raise ValueError("handlers: at least one {kind: handler} is needed")
+    if concurrency < 1:
+        raise ValueError("concurrency: must be at least 1")
+    if not (poll_interval > 0 and math.isfinite(poll_interval)):
+        raise ValueError("poll_interval: must be a positive, finite number of seconds")
+
+
+def checked_retry_policies(retry: Mapping[str, RetryPolicy] | None) -> dict[str, RetryPolicy]:
+    """A copy of ``retry``, refused now (``TypeError`` naming the kind) when
+    a value is not a :class:`RetryPolicy`."""
+    policies = dict(retry or {})
+    for kind, policy in policies.items():
+        if not isinstance(policy, RetryPolicy):
+            raise TypeError(
+                f"retry[{kind!r}]: expected a memtree.RetryPolicy, got {type(policy).__name__}"
+            )
+    return policies
+
+
 def _check_priorities(priorities: Mapping[str, int] | None) -> dict[str, int]:
     """A copy of ``priorities``, refused now (not at every claim) when a kind
     is not a non-empty str or a priority not an int within 64 bits."""
@@ -206,12 +232,7 @@ class Worker:
         on_error: ErrorHook | None = None,
         retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
-        if not handlers:
-            raise ValueError("handlers: at least one {kind: handler} is needed")
-        if concurrency < 1:
-            raise ValueError("concurrency: must be at least 1")
-        if not (poll_interval > 0 and math.isfinite(poll_interval)):
-            raise ValueError("poll_interval: must be a positive, finite number of seconds")
+        check_loop_settings(handlers, concurrency, poll_interval)
         if not isinstance(lease, timedelta):
             raise TypeError(f"lease: expected a timedelta, got {type(lease).__name__}")
         if lease < timedelta(milliseconds=1):
@@ -222,12 +243,7 @@ class Worker:
             # Every claim would be refused for it; say so now, not per loop.
             raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
         self._priorities = _check_priorities(priorities)
-        self._retry = dict(retry or {})
-        for kind, policy in self._retry.items():
-            if not isinstance(policy, RetryPolicy):
-                raise TypeError(
-                    f"retry[{kind!r}]: expected a memtree.RetryPolicy, got {type(policy).__name__}"
-                )
+        self._retry = checked_retry_policies(retry)
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)

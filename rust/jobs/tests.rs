@@ -57,6 +57,16 @@ fn lease_of(j: &Job) -> (String, String) {
     (j.id.clone(), j.lease_token.clone().unwrap_or_default())
 }
 
+/// Enqueues `new` allowed only `max_attempts` attempts; its id.
+fn enqueue_with_attempts(jobs: &Jobs<'_>, new: NewJob, max_attempts: i64) -> Result<String> {
+    Ok(jobs
+        .enqueue(&NewJob {
+            max_attempts,
+            ..new
+        })?
+        .expect("id"))
+}
+
 #[test]
 fn unrepresentable_times_are_refused_before_any_write() -> Result<()> {
     let (_dir, store) = open()?;
@@ -179,12 +189,7 @@ fn claim_takes_oldest_available_of_the_kinds() -> Result<()> {
 fn failure_backs_off_then_dead_letters_and_retry_revives() -> Result<()> {
     let (_dir, store) = open()?;
     let jobs = store.jobs();
-    let id = jobs
-        .enqueue(&NewJob {
-            max_attempts: 3,
-            ..job("k", Some("dk"))
-        })?
-        .expect("id");
+    let id = enqueue_with_attempts(&jobs, job("k", Some("dk")), 3)?;
     let mut now = now_ms();
     for attempt in 1..=3 {
         let claimed = jobs.claim_at(now, LEASE, None, 1)?;
@@ -273,12 +278,7 @@ fn mark_done_many_is_all_or_nothing() -> Result<()> {
 fn defer_and_release_do_not_count_as_attempts() -> Result<()> {
     let (_dir, store) = open()?;
     let jobs = store.jobs();
-    let id = jobs
-        .enqueue(&NewJob {
-            max_attempts: 1,
-            ..job("k", None)
-        })?
-        .expect("id");
+    let id = enqueue_with_attempts(&jobs, job("k", None), 1)?;
     let now = now_ms();
     for _ in 0..3 {
         let j = jobs.claim_next(LEASE, None)?.expect("claim");
@@ -306,12 +306,7 @@ fn defer_and_release_do_not_count_as_attempts() -> Result<()> {
 fn expired_last_attempt_is_dead_lettered() -> Result<()> {
     let (_dir, store) = open()?;
     let jobs = store.jobs();
-    let id = jobs
-        .enqueue(&NewJob {
-            max_attempts: 1,
-            ..job("k", None)
-        })?
-        .expect("id");
+    let id = enqueue_with_attempts(&jobs, job("k", None), 1)?;
     let now = now_ms();
     jobs.claim_at(now, Duration::from_millis(1), None, 1)?;
     assert_eq!(jobs.recover_stale_locks_at(now + 1)?, 1);
@@ -784,12 +779,7 @@ fn cancel_ends_ready_running_and_failed_jobs() -> Result<()> {
     let row = jobs.get(&id)?.expect("row");
     assert_eq!(row.status, JobStatus::Cancelled);
     assert_eq!(row.lease_token, held.lease_token, "the cancelled claim");
-    let failing = jobs
-        .enqueue(&NewJob {
-            max_attempts: 1,
-            ..job("k", None)
-        })?
-        .expect("id");
+    let failing = enqueue_with_attempts(&jobs, job("k", None), 1)?;
     let j = jobs.claim_next(LEASE, None)?.expect("claim");
     assert_eq!(j.id, failing);
     let (id, token) = lease_of(&j);

@@ -29,7 +29,7 @@ fn target(kind: &str, id: String) -> PyResult<AppendTarget> {
 }
 
 /// A `date` or `datetime`'s `isoformat()[:10]`, or a `YYYY-MM-DD` str.
-fn date_iso(value: &Bound<'_, PyAny>) -> PyResult<String> {
+pub(super) fn date_iso(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if value.is_instance_of::<pyo3::types::PyString>() {
         return convert::text(value, "date");
     }

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use super::convert::{self, arg};
+use super::job_kinds::date_iso;
 use super::payload;
 use super::store::PyStore;
 use crate::db::store::Store;
@@ -32,21 +33,6 @@ impl PyScheduler {
     fn core(&self) -> &Store {
         &self.store.get().inner
     }
-}
-
-/// A `date` / `datetime` as `YYYY-MM-DD`, or such a str.
-fn date_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    if value.is_instance_of::<pyo3::types::PyString>() {
-        return convert::text(value, "date");
-    }
-    if value.hasattr("isoformat")? {
-        let iso: String = value.call_method0("isoformat")?.extract()?;
-        return Ok(iso.chars().take(10).collect());
-    }
-    Err(pyo3::exceptions::PyTypeError::new_err(format!(
-        "date: expected a datetime.date or a YYYY-MM-DD str, got {}",
-        convert::type_name(value)
-    )))
 }
 
 fn now_arg(now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
@@ -106,7 +92,7 @@ impl PyScheduler {
     /// OpenHuman's manual trigger: ``digest_daily`` for ``date`` unless one
     /// for that day is ready or running (a finished one does not stop it).
     fn trigger_digest(&self, py: Python<'_>, date: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-        let date = date_arg(date)?;
+        let date = date_iso(date)?;
         Ok(py.detach(|| self.core().scheduler().trigger_digest(&date))?)
     }
 

@@ -9,6 +9,7 @@ catch loss is shown in the Rust tests (`synchronous=OFF` control)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from reference_db import create_reference_db
@@ -25,6 +27,7 @@ from support import (
     SOAK_SCALE,
     chunk_ids,
     content_digest,
+    loop_over_fault_points,
     read_back,
     run_child,
 )
@@ -58,25 +61,49 @@ def expected_after(base: Path, work: Path) -> str:
     return content_digest(target)
 
 
+def lost_power(result: subprocess.CompletedProcess[str]) -> bool:
+    """Whether the child lost power (exited ``CRASH_EXIT``) rather than
+    completing; any other ending fails the test."""
+    if result.returncode == 0:
+        return False
+    assert result.returncode == CRASH_EXIT, result.stderr
+    return True
+
+
+def power_loss_points(seeds: int, crash_at: Callable[[int, int], bool]) -> int:
+    """For each seed, the crash loop (``support.loop_over_fault_points``):
+    ``crash_at(seed, n)`` runs the path losing power at sync N, for N = 1,
+    2, … until a run completes, checks the invariant and returns whether
+    the power was lost. Returns the crash points of every seed."""
+    return sum(
+        loop_over_fault_points(
+            functools.partial(crash_at, seed), f"power loss, seed {seed}", limit=100
+        )
+        for seed in range(seeds)
+    )
+
+
 def test_power_loss_during_ingest_keeps_before_or_after(tmp_path: Path) -> None:
     base = tmp_path / "base.db"
     build_base(base)
     before, after = content_digest(base), expected_after(base, tmp_path)
-    crashes = outcomes_after = 0
-    for seed in range(3 * SOAK_SCALE):
-        for n in range(1, 100):
-            db = tmp_path / f"crash-{seed}-{n}.db"
-            shutil.copy2(base, db)
-            result = run_child(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
-            if result.returncode == 0:
-                assert "completed" in result.stdout
-                assert content_digest(db) == after
-                break
-            assert result.returncode == CRASH_EXIT, result.stderr
-            crashes += 1
-            digest = content_digest(db)  # asserts integrity_check == ok
-            assert digest in {before, after}, f"seed {seed}, crash at sync {n}"
-            outcomes_after += digest == after
+    outcomes_after = 0
+
+    def crash_at(seed: int, n: int) -> bool:
+        nonlocal outcomes_after
+        db = tmp_path / f"crash-{seed}-{n}.db"
+        shutil.copy2(base, db)
+        result = run_child(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
+        if not lost_power(result):
+            assert "completed" in result.stdout
+            assert content_digest(db) == after
+            return False
+        digest = content_digest(db)  # asserts integrity_check == ok
+        assert digest in {before, after}, f"seed {seed}, crash at sync {n}"
+        outcomes_after += digest == after
+        return True
+
+    crashes = power_loss_points(3 * SOAK_SCALE, crash_at)
     print(f"power-loss points: {crashes}, after-state outcomes: {outcomes_after}")
     assert crashes >= 3 * SOAK_SCALE * 4, "every sync of the commit is a crash point"
 
@@ -93,23 +120,23 @@ def test_power_loss_during_wal_migration_loses_no_row(tmp_path: Path) -> None:
     source = tmp_path / "source" / "chunks.db"
     source.parent.mkdir()
     ids = set(create_reference_db(source, chunks=12, wal_frames_only=5))
-    crashes = 0
-    for seed in range(2 * SOAK_SCALE):
-        for n in range(1, 100):
-            work = tmp_path / f"m-{seed}-{n}"
-            work.mkdir()
-            for f in source.parent.iterdir():
-                shutil.copy2(f, work / f.name)
-            db = work / "chunks.db"
-            result = run_child(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
-            if result.returncode == 0:
-                assert "completed truncate" in result.stdout
-                assert chunk_ids(db) == ids
-                break
-            assert result.returncode == CRASH_EXIT, result.stderr
-            crashes += 1
-            # Integrity ok, reading through any -wal left behind.
-            assert chunk_ids(db) == ids, f"rows lost: seed {seed}, sync {n}"
+
+    def crash_at(seed: int, n: int) -> bool:
+        work = tmp_path / f"m-{seed}-{n}"
+        work.mkdir()
+        for f in source.parent.iterdir():
+            shutil.copy2(f, work / f.name)
+        db = work / "chunks.db"
+        result = run_child(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
+        if not lost_power(result):
+            assert "completed truncate" in result.stdout
+            assert chunk_ids(db) == ids
+            return False
+        # Integrity ok, reading through any -wal left behind.
+        assert chunk_ids(db) == ids, f"rows lost: seed {seed}, sync {n}"
+        return True
+
+    crashes = power_loss_points(2 * SOAK_SCALE, crash_at)
     print(f"migration crash points: {crashes}")
     assert crashes >= 2
 
@@ -214,20 +241,20 @@ def test_power_loss_during_a_job_settle_keeps_before_or_after(tmp_path: Path) ->
     )
     assert out.returncode == 0, out.stderr
     job_id = out.stdout.strip()
-    crashes = 0
-    for seed in range(3 * SOAK_SCALE):
-        for n in range(1, 100):
-            db = tmp_path / f"settle-{seed}-{n}.db"
-            shutil.copy2(base, db)
-            result = run_child(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
-            if result.returncode == 0:
-                assert job_status(db, job_id) == ("done", 1)
-                break
-            assert result.returncode == CRASH_EXIT, result.stderr
-            crashes += 1
-            read_back(db)  # integrity ok
-            # Before the settle the claim had committed (running, attempt 1);
-            # after it, done. Nothing in between, nothing lost.
-            assert job_status(db, job_id) in {("running", 1), ("done", 1)}
+
+    def crash_at(seed: int, n: int) -> bool:
+        db = tmp_path / f"settle-{seed}-{n}.db"
+        shutil.copy2(base, db)
+        result = run_child(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
+        if not lost_power(result):
+            assert job_status(db, job_id) == ("done", 1)
+            return False
+        read_back(db)  # integrity ok
+        # Before the settle the claim had committed (running, attempt 1);
+        # after it, done. Nothing in between, nothing lost.
+        assert job_status(db, job_id) in {("running", 1), ("done", 1)}
+        return True
+
+    crashes = power_loss_points(3 * SOAK_SCALE, crash_at)
     print(f"job-settle crash points: {crashes}")
     assert crashes >= 3 * SOAK_SCALE * 4

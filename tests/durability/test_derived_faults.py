@@ -11,8 +11,8 @@ from typing import Callable
 
 import memtree
 import pytest
-from memtree import ResultCode, testing
-from support import ChunkFactory, add_dependents
+from memtree import testing
+from support import ChunkFactory, add_dependents, fault_loop
 
 TARGET = "chunk-00003"
 
@@ -56,27 +56,15 @@ def test_fault_at_every_io_leaves_before_or_after(
         OPERATIONS[operation](store)
     after = state(done)
     assert after != before
-    fired_points = 0
-    rolled_back = 0
-    for n in range(1, 500):
-        db = tmp_path / f"run-{n}.db"
-        shutil.copy2(base, db)
-        with memtree.Store(db) as store:
-            testing.inject_fault(db, method, n, ResultCode.IOERR)
-            try:
-                OPERATIONS[operation](store)
-            except memtree.MemtreeError:
-                pass
-            fired = testing.clear_fault(db)
-        seen = state(db)
-        assert seen in {before, after}, f"{method} fault at call {n}"
-        rolled_back += fired > 0 and seen == before
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
-    else:
-        pytest.fail(f"{method}: still firing at call 499; the loop never got past the path")
+    fired_points, rolled_back = fault_loop(
+        tmp_path,
+        base,
+        method,
+        False,
+        OPERATIONS[operation],
+        state=state,
+        outcomes={before, after},
+        before=before,
+    )
     assert fired_points >= 1, "the loop must have injected at least one fault"
     assert rolled_back >= 1, "at least one fault must have hit inside the transaction"

@@ -4,7 +4,6 @@ the I/O-error loop of SQLite's test harness."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from support import (
     ChunkFactory,
     after_digest,
     content_digest,
+    fault_loop,
     file_digest,
     read_transaction_in_another_process,
     side_files,
@@ -309,22 +309,16 @@ def test_io_error_loop_leaves_before_or_after(
     batch = [make_chunk(i, content="rewritten") for i in range(50, 80 * SOAK_SCALE)]
     before = content_digest(base)
     after = after_digest(base, batch)
-    fired_points = 0
-    for n in range(1, 10_000):
-        db = tmp_path / f"run-{n}.db"
-        shutil.copy2(base, db)
-        with memtree.Store(db) as store:
-            testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
-            try:
-                store.upsert_chunks(batch)
-            except memtree.MemtreeError:
-                pass
-            fired = testing.clear_fault(db)
-        assert content_digest(db) in {before, after}, f"{method} fault at call {n}"
-        db.unlink()
-        Path(str(db) + "-journal").unlink(missing_ok=True)
-        if fired == 0:
-            break
-        fired_points += 1
+    fired_points, _ = fault_loop(
+        tmp_path,
+        base,
+        method,
+        persistent,
+        lambda store: store.upsert_chunks(batch),
+        state=content_digest,
+        outcomes={before, after},
+        before=before,
+        limit=10_000,
+    )
     print(f"{method} persistent={persistent}: {fired_points} fault points")
     assert fired_points >= 1, "the loop must have injected at least one fault"

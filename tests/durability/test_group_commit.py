@@ -12,6 +12,7 @@ Every call writes several chunks, so a call partly present is detectable."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,7 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import SOAK_SCALE, ram_folder, read_back, run_child
+from support import SOAK_SCALE, loop_over_fault_points, ram_folder, read_back, run_child
 
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 CHUNKS_PER_CALL = 3
@@ -179,33 +180,37 @@ def test_io_error_loop_over_concurrent_calls(method: testing.VfsMethod, code: in
         base = folder / "base.db"
         with memtree.Store(base) as store:
             store.upsert_chunks(call_chunks("base"))
+
+        def run_point(persistent: bool, n: int) -> bool:
+            nonlocal largest, failed_calls, late_calls
+            db = folder / f"{method}-{persistent}-{n}.db"
+            shutil.copyfile(base, db)
+            with memtree.Store(db) as store:
+                testing.inject_fault(db, method, n, code, persistent=persistent)
+                try:
+                    outcomes = run_concurrently(store, threads=4, calls=2, tag=f"n{n}")
+                finally:
+                    fired = testing.clear_fault(db)
+                largest = max(largest, testing.io_stats(db)["largest_group"])
+            ok, failed, late = check_calls(db, outcomes)
+            if fired == 0:
+                assert ok == len(outcomes), "no fault fired, yet a call failed"
+                return False
+            failed_calls += failed
+            late_calls += late
+            # A fault that fired failed at least one call, or SQLite
+            # rode it out (e.g. a failed read it retried) and every
+            # call's rows are there — both checked above.
+            with memtree.Store(db) as store:  # and the file works on
+                store.upsert_chunks(call_chunks("after"))
+            assert call_ids("after") <= read_back(db)[1]
+            db.unlink()
+            return True
+
         for persistent in (False, True):
-            for n in range(1, 10_000):
-                db = folder / f"{method}-{persistent}-{n}.db"
-                shutil.copyfile(base, db)
-                with memtree.Store(db) as store:
-                    testing.inject_fault(db, method, n, code, persistent=persistent)
-                    try:
-                        outcomes = run_concurrently(store, threads=4, calls=2, tag=f"n{n}")
-                    finally:
-                        fired = testing.clear_fault(db)
-                    largest = max(largest, testing.io_stats(db)["largest_group"])
-                ok, failed, late = check_calls(db, outcomes)
-                if fired == 0:
-                    assert ok == len(outcomes), "no fault fired, yet a call failed"
-                    break
-                points += 1
-                failed_calls += failed
-                late_calls += late
-                # A fault that fired failed at least one call, or SQLite
-                # rode it out (e.g. a failed read it retried) and every
-                # call's rows are there — both checked above.
-                with memtree.Store(db) as store:  # and the file works on
-                    store.upsert_chunks(call_chunks("after"))
-                assert call_ids("after") <= read_back(db)[1]
-                db.unlink()
-            else:
-                pytest.fail("the fault kept firing")
+            points += loop_over_fault_points(
+                functools.partial(run_point, persistent), method, limit=10_000
+            )
     print(
         f"{method}: {points} fault points, {failed_calls} calls failed with no rows, "
         f"{late_calls} at the last sync with all rows, largest group {largest}"

@@ -45,6 +45,7 @@ from support import (
     Rows,
     check_after_clean_reopen,
     check_after_fault,
+    loop_over_fault_points,
     open_outcome,
     ram_folder,
     wal_only_template,
@@ -149,7 +150,7 @@ def run_point(
     return fault_fired, problems
 
 
-def fault_loop(
+def open_fault_loop(
     template: Template,
     work: Path,
     method: testing.VfsMethod,
@@ -159,7 +160,9 @@ def fault_loop(
     started = time.perf_counter()
     points = 0
     failures: list[str] = []
-    for n in range(1, MAX_N):
+
+    def run_n(n: int) -> bool:
+        nonlocal points
         fired_here = []
         for code in codes_at(method, n, persistent):
             fault = testing.Fault(method, n, code, persistent=persistent)
@@ -170,17 +173,16 @@ def fault_loop(
             fired_here.append(fired)
             if fired:
                 points += 1
-            failures += [f"{method} #{n} {ResultCode(code).name}: {p}" for p in problems]
+            failures.extend(f"{method} #{n} {ResultCode(code).name}: {p}" for p in problems)
         # Whether call N happens does not depend on the code of the fault
         # that would fail it (calls 1..N-1 succeeded alike).
         assert len(set(fired_here)) == 1, f"{method} #{n}: fired for some codes only"
-        if not fired_here[0]:
-            break
-    else:
-        pytest.fail(f"{method}: still firing at N = {MAX_N}")
+        return fired_here[0]
+
+    ended_at = loop_over_fault_points(run_n, method, limit=MAX_N) + 1
     mode = "persistent" if persistent else "once"
     print(
-        f"{method} {mode}: {points} fault points, loop ended at N = {n}, "
+        f"{method} {mode}: {points} fault points, loop ended at N = {ended_at}, "
         f"{len(failures)} violations, {time.perf_counter() - started:.1f} s"
     )
     assert not failures, f"{len(failures)} contract violations:\n" + "\n".join(failures[:25])
@@ -191,7 +193,7 @@ def fault_loop(
 def test_fault_during_wal_migration_keeps_every_row(
     template: Template, work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
-    fault_loop(template, work, method, persistent, trigger=None)
+    open_fault_loop(template, work, method, persistent, trigger=None)
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
@@ -214,7 +216,7 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
         trigger_fired = testing.faults_fired(probe / "chunks.db")
     recoveries = testing.open_counters(probe / "chunks.db")["recoveries"]
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
-    fault_loop(template, work, method, persistent, trigger=first)
+    open_fault_loop(template, work, method, persistent, trigger=first)
 
 
 # --- the fault chain the recovery loop relies on --------------------------------

@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import ResultCode, _native, testing
-from support import LEGACY_WAL, copy_database, ram_folder, stranded_wal_layout
+from support import (
+    LEGACY_WAL,
+    copy_database,
+    loop_over_fault_points,
+    ram_folder,
+    stranded_wal_layout,
+)
 
 METHODS: list[testing.VfsMethod] = [
     "xOpen",
@@ -113,27 +119,11 @@ def test_fault_during_quarantine_loses_no_row(
 ) -> None:
     template, committed = damaged
     # Without a fault the check quarantines: the loop tests that path.
-    probe = work / "probe"
-    shutil.copytree(template, probe)
-    assert check(probe / "chunks.db") == "quarantined"
-    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
-    violations: list[str] = []
-    points = 0
-    for n in range(1, MAX_N):
-        code = CODES[n % len(CODES)]
-        case = work / f"n{n}"
-        shutil.copytree(template, case)
-        db = case / "chunks.db"
-        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
-        try:
-            outcome = check(db)
-        finally:
-            fired = testing.clear_fault(db)
-        if not fired:
-            shutil.rmtree(case)
-            break
-        points += 1
-        scratch = work / "scratch"
+    run_without_a_fault(template, work, quarantine, "quarantined", committed)
+
+    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
+        violations = []
+        db, scratch = case / "chunks.db", work / "scratch"
         beside: set[str] = set()
         for aside in copies_aside(db):
             beside |= ids_in(aside, scratch)
@@ -147,11 +137,64 @@ def test_fault_during_quarantine_loses_no_row(
             violations.append(
                 f"#{n} [{outcome}, then {again}, {final}]: {len(committed - live)} rows not live"
             )
-        shutil.rmtree(case)
-    else:
-        pytest.fail(f"{method}: still firing at N = {MAX_N}")
-    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+        return violations
+
+    _, violations = loop_faults_over(template, work, method, persistent, quarantine, rows_kept)
     assert not violations, "\n".join(violations[:20])
+
+
+def quarantine(case: Path) -> str:
+    """The quarantine path: a full check of the damaged copy in ``case``."""
+    return check(case / "chunks.db")
+
+
+def run_without_a_fault(
+    template: Path, work: Path, run: Callable[[Path], str], expected: str, committed: set[str]
+) -> Path:
+    """``run`` the path once, with no fault, on a copy of ``template``: it
+    ends ``expected`` with every committed row live (so the loop tests that
+    path). Returns the copy's folder."""
+    probe = work / "probe"
+    shutil.copytree(template, probe)
+    assert run(probe) == expected
+    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    return probe
+
+
+def loop_faults_over(
+    template: Path,
+    work: Path,
+    method: testing.VfsMethod,
+    persistent: bool,
+    run: Callable[[Path], str],
+    violations_after: Callable[[Path, int, str], list[str]],
+) -> tuple[int, list[str]]:
+    """For N = 1, 2, … until no fault fires (``loop_over_fault_points``): on a
+    fresh copy of ``template``, ``run(case)`` the path with call N of
+    ``method`` of ``case/chunks.db``'s files failing, with a code rotating
+    through ``CODES``; after each fault that fired,
+    ``violations_after(case, n, outcome)`` checks the invariant. Returns the
+    fault points and every violation."""
+    violations: list[str] = []
+
+    def run_point(n: int) -> bool:
+        code = CODES[n % len(CODES)]
+        case = work / f"n{n}"
+        shutil.copytree(template, case)
+        db = case / "chunks.db"
+        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
+        try:
+            outcome = run(case)
+        finally:
+            fired = testing.clear_fault(db)
+        if fired:
+            violations.extend(violations_after(case, n, outcome))
+        shutil.rmtree(case)
+        return fired > 0
+
+    points = loop_over_fault_points(run_point, method, limit=MAX_N)
+    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+    return points, violations
 
 
 @pytest.fixture(scope="module")
@@ -169,34 +212,23 @@ def _adopt(db: Path, file: Path) -> str:
         return f"failed {e.name}"
 
 
+def adopt(case: Path) -> str:
+    """The adoption path: ``case``'s stranded ``-wal`` adopted."""
+    return _adopt(case / "chunks.db", case / LEGACY_WAL)
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
 @pytest.mark.parametrize("method", METHODS)
 def test_fault_during_adoption_loses_no_row(
     stranded: tuple[Path, set[str]], work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
     template, committed = stranded
-    probe = work / "probe"
-    shutil.copytree(template, probe)
-    assert _adopt(probe / "chunks.db", probe / LEGACY_WAL) == "adopted"
-    assert ids_in(probe / "chunks.db", work / "probe-scratch") == committed
+    probe = run_without_a_fault(template, work, adopt, "adopted", committed)
     assert not (probe / LEGACY_WAL).exists()
-    violations: list[str] = []
-    points = 0
-    for n in range(1, MAX_N):
-        code = CODES[n % len(CODES)]
-        case = work / f"n{n}"
-        shutil.copytree(template, case)
-        db, legacy = case / "chunks.db", case / LEGACY_WAL
-        testing.inject_faults(db, testing.Fault(method, n, code, persistent=persistent))
-        try:
-            outcome = _adopt(db, legacy)
-        finally:
-            fired = testing.clear_fault(db)
-        if not fired:
-            shutil.rmtree(case)
-            break
-        points += 1
-        scratch = work / "scratch"
+
+    def rows_kept(case: Path, n: int, outcome: str) -> list[str]:
+        violations = []
+        db, legacy, scratch = case / "chunks.db", case / LEGACY_WAL, work / "scratch"
         live = ids_in(db, scratch)
         if not legacy.exists() and live != committed:
             violations.append(f"#{n} [{outcome}]: the -wal is gone with rows not live")
@@ -208,8 +240,7 @@ def test_fault_during_adoption_loses_no_row(
         leftovers = [p.name for p in case.iterdir() if ".adopting" in p.name]
         if leftovers:
             violations.append(f"#{n} [{outcome}]: private copies left: {leftovers}")
-        shutil.rmtree(case)
-    else:
-        pytest.fail(f"{method}: still firing at N = {MAX_N}")
-    print(f"{method} {'persistent' if persistent else 'once'}: {points} fault points")
+        return violations
+
+    _, violations = loop_faults_over(template, work, method, persistent, adopt, rows_kept)
     assert not violations, "\n".join(violations[:20])
