@@ -16,7 +16,7 @@
 //!    writing the file until it ends (a writer may fill its journal, but
 //!    needs EXCLUSIVE to touch the database), so the file's first
 //!    `page_count × page_size` bytes *are* that snapshot: they are copied
-//!    byte for byte, in large blocks, through the memtree VFS (the same
+//!    byte for byte, in 64 KiB blocks, through the memtree VFS (the same
 //!    counted, faultable reads and writes as every other file access). A
 //!    file in WAL mode (whose committed pages may sit in its `-wal`) is
 //!    copied page by page with SQLite's online backup API in one step
