@@ -17,7 +17,9 @@
 //!    needs EXCLUSIVE to touch the database), so the file's first
 //!    `page_count × page_size` bytes *are* that snapshot: they are copied
 //!    byte for byte, in 64 KiB blocks, through the memtree VFS (the same
-//!    counted, faultable reads and writes as every other file access). A
+//!    counted, faultable reads and writes as every other file access), all
+//!    but the lock-byte page at 1 GiB, which SQLite never uses and leaves
+//!    zero in a copy (on Windows its locks are mandatory: not readable). A
 //!    file in WAL mode (whose committed pages may sit in its `-wal`) is
 //!    copied page by page with SQLite's online backup API in one step
 //!    instead. Writers wait for the read lock like for any reader (their
@@ -57,6 +59,30 @@ pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const COPY_CHUNK: usize = 64 * 1024;
 
 const MAIN: &CStr = c"main";
+
+/// SQLite's lock bytes start at this offset (1 GiB) in every database file;
+/// the page holding them (the "lock-byte page" of a file over 1 GiB) is
+/// never read or written by SQLite: on Windows the locks are mandatory, so
+/// reading it while another handle holds a lock fails.
+const PENDING_BYTE: u64 = 0x4000_0000;
+
+/// The parts of the block `[offset, offset + len)` to read from the store,
+/// as `(start, end)` offsets within the block: all of it, less the
+/// lock-byte page (`[PENDING_BYTE, PENDING_BYTE + page_size)`), which the
+/// copy leaves zero as SQLite's own backup does.
+fn readable_parts(offset: u64, len: u64, page_size: u64) -> Vec<(usize, usize)> {
+    let (lock_start, lock_end) = (PENDING_BYTE, PENDING_BYTE + page_size);
+    let end = offset + len;
+    let mut parts = Vec::with_capacity(2);
+    if offset < lock_start {
+        parts.push((0, (end.min(lock_start) - offset) as usize));
+    }
+    if end > lock_end {
+        parts.push(((offset.max(lock_end) - offset) as usize, len as usize));
+    }
+    parts.retain(|(a, b)| a < b);
+    parts
+}
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +268,7 @@ fn copy_file_bytes(
     live: &Path,
     dest: &Connection,
     partial: &Path,
+    page_size: u64,
     bytes: u64,
 ) -> Result<()> {
     let from = main_file(source, live)?;
@@ -250,24 +277,28 @@ fn copy_file_bytes(
     let mut offset = 0u64;
     while offset < bytes {
         let n = COPY_CHUNK.min((bytes - offset) as usize);
-        // SAFETY: both files are open (main_file) while their connections
-        // live, which outlive this call; xRead fills at most `n` bytes of
-        // `buf` and xWrite reads `n` bytes of it. A short read is an error
-        // here (SQLITE_IOERR_SHORT_READ): under the read lock the file
-        // holds every page the snapshot counts.
-        let rc = unsafe {
-            match (*(*from).pMethods).xRead {
-                Some(read) => read(
-                    from,
-                    buf.as_mut_ptr().cast::<c_void>(),
-                    n as c_int,
-                    offset as i64,
-                ),
-                None => ffi::SQLITE_IOERR_READ,
+        buf[..n].fill(0);
+        for (start, end) in readable_parts(offset, n as u64, page_size) {
+            // SAFETY: both files are open (main_file) while their
+            // connections live, which outlive this call; xRead fills at
+            // most `end - start` bytes from `buf[start]` (end <= n), and
+            // xWrite below reads `n` bytes of `buf`. A short read is an
+            // error here (SQLITE_IOERR_SHORT_READ): under the read lock the
+            // file holds every page the snapshot counts.
+            let rc = unsafe {
+                match (*(*from).pMethods).xRead {
+                    Some(read) => read(
+                        from,
+                        buf.as_mut_ptr().add(start).cast::<c_void>(),
+                        (end - start) as c_int,
+                        (offset + start as u64) as i64,
+                    ),
+                    None => ffi::SQLITE_IOERR_READ,
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(sqlite_err("backup: read the store", live, rc));
             }
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(sqlite_err("backup: read the store", live, rc));
         }
         // SAFETY: as above.
         let rc = unsafe {
@@ -446,7 +477,8 @@ fn copy_snapshot(source: &Connection, live: &Path, partial: &Path) -> Result<(i6
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .map_err(err)?;
         let bytes = u64::try_from(page_size.saturating_mul(page_count)).unwrap_or(0);
-        copy_file_bytes(source, live, &dest, partial, bytes)?;
+        let page_size = u64::try_from(page_size).unwrap_or(0);
+        copy_file_bytes(source, live, &dest, partial, page_size, bytes)?;
     }
     Ok((version, rows))
 }
@@ -505,6 +537,33 @@ mod tests {
         let (copy, _) = Store::open_file(&dest)?;
         assert_eq!(copy.jobs().counts()?[&crate::JobStatus::Ready], 100);
         Ok(())
+    }
+
+    #[test]
+    fn the_lock_byte_page_is_never_read() {
+        let page = 4096;
+        // Below it, and past it: whole blocks.
+        assert_eq!(readable_parts(0, 65536, page), vec![(0, 65536)]);
+        assert_eq!(
+            readable_parts(PENDING_BYTE + 65536, 65536, page),
+            vec![(0, 65536)]
+        );
+        // The block that starts with it: the rest of the block only.
+        assert_eq!(
+            readable_parts(PENDING_BYTE, 65536, page),
+            vec![(4096, 65536)]
+        );
+        // A 64 KiB page fills the block: nothing to read.
+        assert_eq!(readable_parts(PENDING_BYTE, 65536, 65536), vec![]);
+        // A block that ends inside it, and one around it.
+        assert_eq!(
+            readable_parts(PENDING_BYTE - 1024, 2048, page),
+            vec![(0, 1024)]
+        );
+        assert_eq!(
+            readable_parts(PENDING_BYTE - 1024, 8192, page),
+            vec![(0, 1024), (5120, 8192)]
+        );
     }
 
     #[test]
