@@ -7,16 +7,27 @@
 //!    write. Its folder must exist.
 //! 2. `<dest>.partial` is created exclusively (a leftover of a crashed
 //!    backup is refused, never adopted or removed: the caller removes it).
-//! 3. A read-only connection to the live file opens one read transaction
-//!    (`BEGIN`, then a read), notes the schema version and every table's
-//!    row count, and copies every page with SQLite's online backup API in
-//!    one step inside that same transaction: the copy is the snapshot of one
-//!    moment, every committed transaction in it or not. Writers of other
-//!    connections wait for that read lock like for any reader (their busy
-//!    timeout applies), so the copy holds a prefix of the committed history.
-//! 4. The copy is synced (`synchronous=FULL` commit, then `fsync`), then
-//!    verified on a fresh connection: `integrity_check`, the schema version
-//!    and every row count equal to the snapshot's.
+//! 3. A connection to the live file opens one read transaction (`BEGIN`,
+//!    then a read), notes the schema version and every stored table's row
+//!    count, and copies the database inside that same transaction: the copy
+//!    is the snapshot of one moment, every committed transaction in it or
+//!    not. In a rollback-journal mode (memtree's TRUNCATE) the transaction's
+//!    SHARED lock keeps every other connection, of any process, from
+//!    writing the file until it ends (a writer may fill its journal, but
+//!    needs EXCLUSIVE to touch the database), so the file's first
+//!    `page_count × page_size` bytes *are* that snapshot: they are copied
+//!    byte for byte, in 64 KiB blocks, through the memtree VFS (the same
+//!    counted, faultable reads and writes as every other file access), all
+//!    but the lock-byte page at 1 GiB, which SQLite never uses and leaves
+//!    zero in a copy (on Windows its locks are mandatory: not readable). A
+//!    file in WAL mode (whose committed pages may sit in its `-wal`) is
+//!    copied page by page with SQLite's online backup API in one step
+//!    instead. Writers wait for the read lock like for any reader (their
+//!    busy timeout applies), so the copy holds a prefix of the committed
+//!    history.
+//! 4. The copy is synced, then verified on a fresh connection:
+//!    `integrity_check`, the schema version and every row count equal to the
+//!    snapshot's.
 //! 5. It is linked to `dest` (`link(2)`: fails if `dest` appeared
 //!    meanwhile, never replaces it), the temporary name is removed and the
 //!    folder synced.
@@ -24,10 +35,11 @@
 //! On any failure the partial copy (ours: created exclusively) is removed
 //! and the live store is unchanged (it was only read).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void, CStr};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::ptr;
 use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
@@ -39,6 +51,38 @@ use crate::sys::files::sync_parent_dir;
 
 /// How long the copy waits for a writer's lock before giving up (BUSY).
 pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes per read and per write of the byte copy: large enough that the
+/// per-call cost (system call, VFS accounting) is lost in the copying, and
+/// within what the unix VFS writes in one call (it masks a write's length
+/// to 17 bits: a longer one would be cut and reported as SQLITE_FULL).
+const COPY_CHUNK: usize = 64 * 1024;
+
+const MAIN: &CStr = c"main";
+
+/// SQLite's lock bytes start at this offset (1 GiB) in every database file;
+/// the page holding them (the "lock-byte page" of a file over 1 GiB) is
+/// never read or written by SQLite: on Windows the locks are mandatory, so
+/// reading it while another handle holds a lock fails.
+const PENDING_BYTE: u64 = 0x4000_0000;
+
+/// The parts of the block `[offset, offset + len)` to read from the store,
+/// as `(start, end)` offsets within the block: all of it, less the
+/// lock-byte page (`[PENDING_BYTE, PENDING_BYTE + page_size)`), which the
+/// copy leaves zero as SQLite's own backup does.
+fn readable_parts(offset: u64, len: u64, page_size: u64) -> Vec<(usize, usize)> {
+    let (lock_start, lock_end) = (PENDING_BYTE, PENDING_BYTE + page_size);
+    let end = offset + len;
+    let mut parts = Vec::with_capacity(2);
+    if offset < lock_start {
+        parts.push((0, (end.min(lock_start) - offset) as usize));
+    }
+    if end > lock_end {
+        parts.push(((offset.max(lock_end) - offset) as usize, len as usize));
+    }
+    parts.retain(|(a, b)| a < b);
+    parts
+}
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,8 +171,10 @@ pub(crate) fn open_vfs(path: &Path, flags: OpenFlags, context: &str) -> Result<C
 /// Every table's row count, by table name.
 pub type RowCounts = Vec<(String, i64)>;
 
-/// Schema version and every table's row count, in `conn`'s current
-/// transaction (or its own, if none is open).
+/// Schema version and the row count of every table that stores rows (plain
+/// and shadow tables; not virtual tables, whose rows live in those: counting
+/// an external-content FTS5 table would scan its content table a second
+/// time), in `conn`'s current transaction (or its own, if none is open).
 pub(crate) fn census(conn: &Connection, path: &Path) -> Result<(i64, RowCounts)> {
     let err = |e| Error::sqlite("backup: count rows", path, e);
     let version: i64 = conn
@@ -137,7 +183,8 @@ pub(crate) fn census(conn: &Connection, path: &Path) -> Result<(i64, RowCounts)>
     let tables: Vec<String> = {
         let mut stmt = conn
             .prepare(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' \
+                 AND type IN ('table', 'shadow') \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
             )
             .map_err(err)?;
@@ -157,8 +204,8 @@ pub(crate) fn census(conn: &Connection, path: &Path) -> Result<(i64, RowCounts)>
     Ok((version, rows))
 }
 
-/// Copies every page of `source` (main) into `dest` (main) in one backup
-/// step; `dest`'s write is one transaction.
+/// Copies every page of `source` (main) into `dest` (main) with SQLite's
+/// online backup API in one step; `dest`'s write is one transaction.
 pub(crate) fn copy_pages(source: &Connection, dest: &Connection, path: &Path) -> Result<()> {
     let main = c"main";
     // SAFETY: both handles are open connections that outlive the backup,
@@ -184,6 +231,96 @@ pub(crate) fn copy_pages(source: &Connection, dest: &Connection, path: &Path) ->
     }
     if finished != ffi::SQLITE_OK {
         return Err(sqlite_err("backup: finish", path, finished));
+    }
+    Ok(())
+}
+
+/// The main database file of `conn` as SQLite (and the memtree VFS) hold it:
+/// reads and writes through it reach the very inode the connection has open.
+fn main_file(conn: &Connection, path: &Path) -> Result<*mut ffi::sqlite3_file> {
+    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
+    // SAFETY: FILE_POINTER writes one pointer into `file`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            MAIN.as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        )
+    };
+    // SAFETY: a non-null file from SQLite has a methods table while open.
+    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
+        return Err(sqlite_err(
+            "backup: find the file",
+            path,
+            ffi::SQLITE_CANTOPEN,
+        ));
+    }
+    Ok(file)
+}
+
+/// Copies the first `bytes` bytes of `source`'s main file into `dest`'s
+/// (an empty file no connection has read or locked) and syncs them, all
+/// through the files' own VFS methods. The caller holds a read transaction
+/// on `source`, so no connection writes those bytes meanwhile.
+fn copy_file_bytes(
+    source: &Connection,
+    live: &Path,
+    dest: &Connection,
+    partial: &Path,
+    page_size: u64,
+    bytes: u64,
+) -> Result<()> {
+    let from = main_file(source, live)?;
+    let to = main_file(dest, partial)?;
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut offset = 0u64;
+    while offset < bytes {
+        let n = COPY_CHUNK.min((bytes - offset) as usize);
+        buf[..n].fill(0);
+        for (start, end) in readable_parts(offset, n as u64, page_size) {
+            // SAFETY: both files are open (main_file) while their
+            // connections live, which outlive this call; xRead fills at
+            // most `end - start` bytes from `buf[start]` (end <= n), and
+            // xWrite below reads `n` bytes of `buf`. A short read is an
+            // error here (SQLITE_IOERR_SHORT_READ): under the read lock the
+            // file holds every page the snapshot counts.
+            let rc = unsafe {
+                match (*(*from).pMethods).xRead {
+                    Some(read) => read(
+                        from,
+                        buf.as_mut_ptr().add(start).cast::<c_void>(),
+                        (end - start) as c_int,
+                        (offset + start as u64) as i64,
+                    ),
+                    None => ffi::SQLITE_IOERR_READ,
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(sqlite_err("backup: read the store", live, rc));
+            }
+        }
+        // SAFETY: as above.
+        let rc = unsafe {
+            match (*(*to).pMethods).xWrite {
+                Some(write) => write(to, buf.as_ptr().cast::<c_void>(), n as c_int, offset as i64),
+                None => ffi::SQLITE_IOERR_WRITE,
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(sqlite_err("backup: write the copy", partial, rc));
+        }
+        offset += n as u64;
+    }
+    // SAFETY: as above. SYNC_FULL: F_FULLFSYNC on macOS, fsync elsewhere.
+    let rc = unsafe {
+        match (*(*to).pMethods).xSync {
+            Some(sync) => sync(to, ffi::SQLITE_SYNC_FULL),
+            None => ffi::SQLITE_IOERR_FSYNC,
+        }
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(sqlite_err("backup: sync the copy", partial, rc));
     }
     Ok(())
 }
@@ -300,24 +437,61 @@ fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
     source
         .execute_batch("BEGIN")
         .map_err(|e| Error::sqlite("backup: begin", live, e))?;
-    let copied = (|| {
-        let (version, rows) = census(&source, live)?;
-        let dest = open_vfs(
-            partial,
-            OpenFlags::SQLITE_OPEN_READ_WRITE,
-            "backup: open the copy",
-        )?;
-        dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
-            .map_err(|e| Error::sqlite("backup: set up the copy", partial, e))?;
-        copy_pages(&source, &dest, partial)?;
-        drop(dest);
-        Ok((version, rows))
-    })();
+    let copied = copy_snapshot(&source, live, partial);
     let _ = source.execute_batch("COMMIT");
     drop(source);
     let (version, rows) = copied?;
-    // The TRUNCATE journal of the copy is empty after its commit: drop it,
-    // so the finished backup has no side file.
+    verify(partial, version, &rows)?;
+    let bytes = fs::metadata(partial)
+        .map_err(|e| Error::io("backup: size the copy", partial, e))?
+        .len();
+    Ok(BackupReport {
+        path: partial.to_owned(),
+        bytes,
+        schema_version: version,
+        rows,
+    })
+}
+
+/// Inside `source`'s open transaction: the census, then the copy into
+/// `partial`, synced (step 3 of the module docs).
+fn copy_snapshot(source: &Connection, live: &Path, partial: &Path) -> Result<(i64, RowCounts)> {
+    let err = |e| Error::sqlite("backup: read the store's layout", live, e);
+    // The census's reads take the SHARED lock that holds the file still.
+    let (version, rows) = census(source, live)?;
+    let mode: String = source
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(err)?;
+    let dest = open_vfs(
+        partial,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        "backup: open the copy",
+    )?;
+    if mode.eq_ignore_ascii_case("wal") {
+        copy_wal_database(source, dest, partial)?;
+    } else {
+        let page_size: i64 = source
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(err)?;
+        let page_count: i64 = source
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(err)?;
+        let bytes = u64::try_from(page_size.saturating_mul(page_count)).unwrap_or(0);
+        let page_size = u64::try_from(page_size).unwrap_or(0);
+        copy_file_bytes(source, live, &dest, partial, page_size, bytes)?;
+    }
+    Ok((version, rows))
+}
+
+/// The copy of a store in WAL mode: its committed pages may sit in the
+/// `-wal`, so they are copied with the backup API into `dest` set to
+/// TRUNCATE + FULL, whose emptied journal is then dropped (the finished
+/// backup has no side file) and the file synced.
+fn copy_wal_database(source: &Connection, dest: Connection, partial: &Path) -> Result<()> {
+    dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
+        .map_err(|e| Error::sqlite("backup: set up the copy", partial, e))?;
+    copy_pages(source, &dest, partial)?;
+    drop(dest);
     let journal = side_file(partial, "-journal");
     match fs::symlink_metadata(&journal) {
         Ok(m) if m.len() == 0 => {
@@ -332,17 +506,7 @@ fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
         }
         Err(_) => {}
     }
-    fsync_file(partial)?;
-    verify(partial, version, &rows)?;
-    let bytes = fs::metadata(partial)
-        .map_err(|e| Error::io("backup: size the copy", partial, e))?
-        .len();
-    Ok(BackupReport {
-        path: partial.to_owned(),
-        bytes,
-        schema_version: version,
-        rows,
-    })
+    fsync_file(partial)
 }
 
 #[cfg(test)]
@@ -372,6 +536,84 @@ mod tests {
         );
         let (copy, _) = Store::open_file(&dest)?;
         assert_eq!(copy.jobs().counts()?[&crate::JobStatus::Ready], 100);
+        Ok(())
+    }
+
+    #[test]
+    fn the_lock_byte_page_is_never_read() {
+        let page = 4096;
+        // Below it, and past it: whole blocks.
+        assert_eq!(readable_parts(0, 65536, page), vec![(0, 65536)]);
+        assert_eq!(
+            readable_parts(PENDING_BYTE + 65536, 65536, page),
+            vec![(0, 65536)]
+        );
+        // The block that starts with it: the rest of the block only.
+        assert_eq!(
+            readable_parts(PENDING_BYTE, 65536, page),
+            vec![(4096, 65536)]
+        );
+        // A 64 KiB page fills the block: nothing to read.
+        assert_eq!(readable_parts(PENDING_BYTE, 65536, 65536), vec![]);
+        // A block that ends inside it, and one around it.
+        assert_eq!(
+            readable_parts(PENDING_BYTE - 1024, 2048, page),
+            vec![(0, 1024)]
+        );
+        assert_eq!(
+            readable_parts(PENDING_BYTE - 1024, 8192, page),
+            vec![(0, 1024), (5120, 8192)]
+        );
+    }
+
+    #[test]
+    fn a_rollback_journal_store_is_copied_byte_for_byte() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&live)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 500])?;
+        let dest = dir.path().join("copy.db");
+        backup_file(&live, &dest)?;
+        // No writer ran since: the copy is the live file's bytes (the
+        // backup API would have written a new header change counter).
+        assert_eq!(
+            fs::read(&dest).expect("read"),
+            fs::read(&live).expect("read")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_store_in_wal_mode_is_copied_with_its_wal_frames() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("wal.db");
+        let writer = Connection::open(&live).expect("open");
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .expect("wal");
+        assert_eq!(mode, "wal");
+        writer
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t(x); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+                 INSERT INTO t SELECT i FROM n;",
+            )
+            .expect("write");
+        // The rows are in the -wal only: a byte copy of the main file
+        // would miss them.
+        assert!(fs::metadata(side_file(&live, "-wal")).expect("wal").len() > 0);
+        let dest = dir.path().join("copy.db");
+        let report = backup_file(&live, &dest)?;
+        assert_eq!(report.rows, vec![("t".to_owned(), 1000)]);
+        assert!(!side_file(&dest, "-journal").exists());
+        let copy = Connection::open(&dest).expect("open copy");
+        let n: i64 = copy
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 1000);
+        drop(writer);
         Ok(())
     }
 }

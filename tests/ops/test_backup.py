@@ -152,6 +152,86 @@ def test_backups_during_a_4_thread_ingest_hold_a_prefix_of_whole_batches(
     assert non_empty >= 1
 
 
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import memtree
+
+    BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    store = memtree.Store(Path(sys.argv[1]))
+    stop = Path(sys.argv[2])
+    b = 0
+    while not stop.exists() and b < 2000:
+        with store.jobs.batch() as batch:
+            batch.upsert_chunks([
+                memtree.Chunk(id=f"p{b}-{i}", source_kind="chat", source_id=f"p{b}",
+                              owner="o", timestamp=BASE, content="x" * 3000,
+                              seq_in_source=i)
+                for i in range(8)
+            ])
+            batch.enqueue("k", {"b": b})
+        b += 1
+        if b == 1:
+            print("writing", flush=True)
+    store.close()
+    print(b, flush=True)
+    """
+)
+
+
+def test_backups_while_another_process_writes_hold_a_prefix_of_its_batches(
+    tmp_path: Path,
+) -> None:
+    """The byte copy relies on the read transaction's SHARED lock keeping
+    other processes' writers off the file (POSIX locks, not the in-process
+    lock table the thread test exercises): every copy holds whole batches,
+    a prefix of the writer's history, and the writer never fails (it waits
+    for the copy within its busy timeout)."""
+    live = tmp_path / "chunks.db"
+    # Opened before the writer starts: the test is about the backup, not
+    # about opening a store while another process commits.
+    store = memtree.Store(live)
+    stop = tmp_path / "stop"
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(live), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    backups = []
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+        for k in range(5):
+            time.sleep(0.05)
+            backups.append(store.backup(tmp_path / f"backup-{k}.db").path)
+    finally:
+        stop.touch()
+        out, err = child.communicate(timeout=120)
+        store.close()
+    assert child.returncode == 0, err
+    written = int(out.strip())
+    sizes = []
+    for path in backups:
+        with memtree.Store(path) as copy:
+            assert copy.check(full=True) == ["ok"]
+        conn = sqlite3.connect(path)
+        ids = [r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")]
+        jobs = conn.execute("SELECT count(*) FROM mem_tree_jobs").fetchone()[0]
+        conn.close()
+        per: dict[int, int] = {}
+        for cid in ids:
+            b = int(cid.split("-")[0][1:])
+            per[b] = per.get(b, 0) + 1
+        assert set(per.values()) <= {8}, "a batch's chunks all there or none"
+        assert sorted(per) == list(range(len(per))), "a prefix of the writer's history"
+        assert jobs == len(per), "each batch's job with its chunks"
+        sizes.append(len(per))
+    assert sizes == sorted(sizes) and 0 < sizes[-1] <= written, (sizes, written)
+
+
 def _partial(dest: Path) -> Path:
     return Path(f"{dest}.partial")
 
