@@ -461,6 +461,12 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
         .map_err(|e| Error::sqlite("open", path, e))?;
+    // Before the first read: the open's own checks read the schema, and
+    // until now they waited under rusqlite's default `busy_timeout`, whose
+    // 100 ms sleeps miss the instants between another process's back-to-back
+    // commits (see crate::db::busy): an open during a busy ingest could end
+    // in BusyError where every later statement would have got through.
+    crate::db::busy::install(&conn).map_err(|e| Error::sqlite("set busy handler", path, e))?;
     schema::distrust_schema(&conn, path)?;
     Ok(conn)
 }
