@@ -114,6 +114,25 @@ fn roll_back_alone<T>(
     Turn::Broken(result, failure)
 }
 
+/// A store just opened: the handle, the journal warning of its open, and
+/// whether this open made the process's connection to the file (rather
+/// than joining the one another handle holds).
+#[derive(Debug)]
+pub struct Opened {
+    /// The handle.
+    pub store: Store,
+    /// What the open's journal setup has to say (a WAL it could not leave).
+    pub journal_warning: Option<String>,
+    /// This open made the process's connection to the file.
+    pub made_connection: bool,
+}
+
+impl Opened {
+    fn into_pair(self) -> (Store, Option<String>) {
+        (self.store, self.journal_warning)
+    }
+}
+
 /// A handle on one database file. Handles on the same file share one
 /// connection; closing a handle releases it, and the connection closes with
 /// the last handle.
@@ -126,34 +145,47 @@ pub struct Store {
 impl Store {
     /// Opens (or joins) the store at an explicit database file (Python's
     /// `Store(path)`; [`Store::open_workspace`] is Python's `Store.open`).
+    ///
+    /// The handle alone: an application opens through
+    /// [`crate::ops::open`], which also runs what an open owes the layers
+    /// above this one.
     pub fn open_file(path: &Path) -> Result<(Store, Option<String>)> {
+        Store::open_file_reporting(path).map(Opened::into_pair)
+    }
+
+    /// [`Store::open_file`], saying whether this open made the process's
+    /// connection to the file.
+    pub fn open_file_reporting(path: &Path) -> Result<Opened> {
         path_guard::check_names(path, false)?;
         Store::open_checked(path, Claim::Explicit)
     }
 
     /// Opens a path whose names [`path_guard`] has accepted.
-    fn open_checked(path: &Path, claim: Claim) -> Result<(Store, Option<String>)> {
+    fn open_checked(path: &Path, claim: Claim) -> Result<Opened> {
         let OpenOutcome {
             db,
             journal_warning,
             opened,
         } = connection::open_database_as(path, claim)?;
-        let store = Store {
-            path: db.path().to_owned(),
-            db: RwLock::new(Some(db)),
-        };
-        // Finishes an erasure a crash interrupted between its commit and
-        // its file removals; one read of an empty log otherwise. Only when
-        // this open made the connection: a join must not wait for the
-        // connection another handle may be writing on (even on this thread).
-        if opened {
-            crate::ops::erase::sweep_on_open(&store);
-        }
-        Ok((store, journal_warning))
+        Ok(Opened {
+            store: Store {
+                path: db.path().to_owned(),
+                db: RwLock::new(Some(db)),
+            },
+            journal_warning,
+            made_connection: opened,
+        })
     }
 
-    /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders.
+    /// Opens `<workspace>/memory_tree/chunks.db`, creating the folders (the
+    /// handle alone, as [`Store::open_file`]).
     pub fn open_workspace(workspace: &Path) -> Result<(Store, Option<String>)> {
+        Store::open_workspace_reporting(workspace).map(Opened::into_pair)
+    }
+
+    /// [`Store::open_workspace`], saying whether this open made the
+    /// process's connection to the file.
+    pub fn open_workspace_reporting(workspace: &Path) -> Result<Opened> {
         let dir = workspace.join("memory_tree");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("create the memory_tree folder", &dir, e))?;

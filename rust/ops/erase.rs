@@ -861,7 +861,7 @@ mod tests {
         let other = dir.path().join("other-root");
         let sha = content_file(&root, "chat/x/1.md", "one");
         content_file(&other, "chat/x/1.md", "one");
-        let (store, _) = Store::open_file(&db)?;
+        let (store, _) = crate::ops::open::open_file(&db)?;
         let default_root = root_text(&store, None)?;
         let other_root = root_text(&store, Some(&other))?;
         store.write("test", |tx| {
@@ -875,7 +875,7 @@ mod tests {
             Ok(())
         })?;
         store.close();
-        let (store, _) = Store::open_file(&db)?;
+        let (store, _) = crate::ops::open::open_file(&db)?;
         assert!(!root.join("chat/x/1.md").exists());
         assert!(
             other.join("chat/x/1.md").exists(),

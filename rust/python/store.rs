@@ -80,7 +80,7 @@ impl PyStore {
 impl PyStore {
     #[new]
     fn new(py: Python<'_>, #[pyo3(from_py_with = arg::path)] path: PathBuf) -> PyResult<Self> {
-        PyStore::open_with(py, || Store::open_file(&path))
+        PyStore::open_with(py, || crate::ops::open::open_file(&path))
     }
 
     /// Opens ``<workspace>/memory_tree/chunks.db``, creating the folders
@@ -91,7 +91,7 @@ impl PyStore {
         py: Python<'_>,
         #[pyo3(from_py_with = arg::workspace)] workspace: PathBuf,
     ) -> PyResult<Self> {
-        PyStore::open_with(py, || Store::open_workspace(&workspace))
+        PyStore::open_with(py, || crate::ops::open::open_workspace(&workspace))
     }
 
     /// Clears the circuit breaker of ``path`` so the next open tries at once.
