@@ -35,6 +35,7 @@ __all__ = [
     "method_calls",
     "open_counters",
     "reset_io_stats",
+    "set_adopt_check_budget",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -223,6 +224,16 @@ def set_circuit_cooldown(seconds: float) -> None:
     day). ``TypeError`` for a non-number, ``ValueError`` for a negative,
     non-finite or too long cool-down (nothing changes then)."""
     _hooks.set_circuit_cooldown(seconds)
+
+
+def set_adopt_check_budget(seconds: float) -> float:
+    """The time budget of ``memtree recover --adopt``'s checks of a file (its
+    schema and ``quick_check``, default 10 s) for this process; returns the
+    previous one. Past it the check is interrupted and the file refused
+    (``SQLITE_INTERRUPT``), so a test can prove the bound with a small budget.
+    ``TypeError`` for a non-number, ``ValueError`` for a negative, non-finite
+    or longer than an hour budget (nothing changes then)."""
+    return _hooks.set_adopt_check_budget(seconds)
 
 
 def set_group_commit_limit(calls: int) -> int:

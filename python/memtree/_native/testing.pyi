@@ -21,6 +21,7 @@ __all__ = [
     "method_calls",
     "open_counters",
     "reset_io_stats",
+    "set_adopt_check_budget",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -45,6 +46,12 @@ def set_circuit_cooldown(seconds: float) -> None:
     """How long a tripped circuit breaker stays open (all paths).
     ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
     86400."""
+
+def set_adopt_check_budget(seconds: float) -> float:
+    """The time budget of ``memtree recover --adopt``'s checks of a file (its
+    schema and ``quick_check``) in this process; returns the previous one
+    (default 10 s). ``TypeError`` for a non-number; ``ValueError`` unless
+    0 <= ``seconds`` <= 3600."""
 
 def set_group_commit_limit(calls: int) -> int:
     """The most write calls one group commit may carry (all databases);

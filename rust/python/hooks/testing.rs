@@ -229,6 +229,17 @@ pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(crate::db::breaker::set_cooldown(cooldown)?)
 }
 
+/// The time budget of ``memtree recover --adopt``'s checks of a file (its
+/// schema and ``quick_check``) in this process; returns the previous one
+/// (default 10 s). ``TypeError`` for a non-number; ``ValueError`` unless
+/// 0 <= ``seconds`` <= 3600.
+#[pyfunction]
+pub fn set_adopt_check_budget(seconds: &Bound<'_, PyAny>) -> PyResult<f64> {
+    use crate::recovery::salvage;
+    let budget = convert::seconds(seconds, "seconds", salvage::MAX_FOREIGN_CHECK_BUDGET)?;
+    Ok(salvage::set_foreign_check_budget(budget)?.as_secs_f64())
+}
+
 /// The most write calls one group commit may carry (all databases);
 /// returns the previous limit. ``TypeError`` for a non-int; ``ValueError``
 /// unless 1 <= ``calls`` <= 64.
@@ -366,6 +377,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_circuit_cooldown, m)?)?;
     m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
     m.add_function(wrap_pyfunction!(set_group_commit_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(set_adopt_check_budget, m)?)?;
     m.add_function(wrap_pyfunction!(arm_crash, m)?)?;
     m.add_function(wrap_pyfunction!(crash_state, m)?)?;
     m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;
