@@ -243,7 +243,7 @@ pub struct OpenCounters {
     pub recoveries: u64,
     /// Corrupt files moved aside.
     pub quarantines: u64,
-    /// Stranded side files whose rows were merged back.
+    /// Side files merged by `memtree recover --adopt` ([`adopt_file`]).
     pub stranded_merged: u64,
 }
 
@@ -317,6 +317,20 @@ pub fn reset_group_stats(path: &Path) -> Result<()> {
         db.group.reset_stats();
     }
     Ok(())
+}
+
+/// `memtree recover PATH --adopt FILE`: merges the rows of `file` the
+/// database at `path` lacks, after checking it ([`salvage::adopt`]). A
+/// merge that committed (and removed `file`) is logged and counted in
+/// [`OpenCounters::stranded_merged`]; a dry run or a refusal counts nothing.
+pub fn adopt_file(path: &Path, file: &Path, dry_run: bool) -> Result<salvage::AdoptReport> {
+    let db = open_database(path)?.db;
+    let report = db.with_conn(|conn| salvage::adopt(conn, db.path(), file, dry_run))?;
+    if report.removed {
+        bump(db.path(), |c| c.stranded_merged += 1);
+        events::stranded_merged(db.path(), file, report.chunks);
+    }
+    Ok(report)
 }
 
 /// Forgets the circuit-breaker state of `path`.
