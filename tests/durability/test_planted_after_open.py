@@ -153,6 +153,13 @@ KIND_CODES = {
 }
 
 
+def same_file_name(reported: str, planted: str) -> bool:
+    """True when ``reported`` names ``planted``: the same name in the same
+    folder (folders compared resolved; the name itself never followed)."""
+    a, b = Path(reported), Path(planted)
+    return a.name == b.name and a.parent.resolve() == b.parent.resolve()
+
+
 def can_make_devices() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -170,8 +177,10 @@ def test_a_file_planted_after_the_open_is_a_permanent_refusal(
         assert got.get("type") == "PathRefusedError", (call, got)
         assert got["name"] == KIND_CODES[kind], (call, got)
         assert got["transient"] is False, (call, got)
-        assert got["path"] == planted, (call, got)
-        assert planted in got["message"] and KIND_WORDS[kind] in got["message"], (call, got)
+        # The planted file's name (its folder as the store spells it: the
+        # canonical path, which may differ where the temp folder is a link).
+        assert same_file_name(got["path"], planted), (call, got)
+        assert got["path"] in got["message"] and KIND_WORDS[kind] in got["message"], (call, got)
     # Nothing was created, written, renamed or removed by the refused calls.
     assert out["after"] == out["before"]
     # The same handle works again once the file is gone: every committed
