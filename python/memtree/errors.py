@@ -160,7 +160,9 @@ class PathRefusedError(PermanentError):
       cold-start failure: permanent, so a worker does not retry it forever),
       ``memtree recover`` found no file, or a FIFO, device or socket stands
       at the database or a side-file name (``-journal``, ``-wal``; not
-      ``-shm``, which memtree never opens).
+      ``-shm``, which memtree never opens) — also one planted there while
+      the store is open: every call raises this error, naming that file,
+      until it is removed.
     * ``SQLITE_CANTOPEN_ISDIR`` (526): a directory at one of those names.
     * ``SQLITE_CANTOPEN_SYMLINK`` (1550): a symbolic link at one of those
       names; pass the path of the file it points to.

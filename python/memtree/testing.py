@@ -24,18 +24,21 @@ __all__ = [
     "abort_erasure_at",
     "arm_crash",
     "circuit_status",
+    "clear_copy_fault",
     "clear_fault",
     "crash_state",
     "disarm_crash",
     "fault",
     "fault_chain",
     "faults_fired",
+    "inject_copy_fault",
     "inject_fault",
     "inject_faults",
     "io_stats",
     "method_calls",
     "open_counters",
     "reset_io_stats",
+    "set_adopt_check_budget",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -224,6 +227,35 @@ def set_circuit_cooldown(seconds: float) -> None:
     day). ``TypeError`` for a non-number, ``ValueError`` for a negative,
     non-finite or too long cool-down (nothing changes then)."""
     _hooks.set_circuit_cooldown(seconds)
+
+
+def inject_copy_fault(
+    path: PathLike, nth: int, *, persistent: bool = False, errno: int = 5
+) -> None:
+    """Fails the ``nth`` operation of the next copy aside a quarantine of the
+    database at ``path`` makes (from now: creating the copy, each 64 KiB
+    write, its fsync, the folder's sync), with the OS error ``errno`` (EIO
+    by default; 28 is ENOSPC), and with ``persistent`` every one after it.
+    The copy is plain file I/O, which :func:`inject_fault` (the VFS) never
+    reaches. ``ValueError`` for ``nth`` below 1."""
+    _hooks.inject_copy_fault(path, nth, persistent, errno)
+
+
+def clear_copy_fault(path: PathLike) -> tuple[int, int]:
+    """Disarms the copy-aside fault of ``path``; returns ``(operations seen,
+    operations failed)`` since it was armed: a loop stops at the first N
+    whose fault did not fire."""
+    return _hooks.clear_copy_fault(path)
+
+
+def set_adopt_check_budget(seconds: float) -> float:
+    """The time budget of ``memtree recover --adopt``'s checks of a file (its
+    schema and ``quick_check``, default 10 s) for this process; returns the
+    previous one. Past it the check is interrupted and the file refused
+    (``SQLITE_INTERRUPT``), so a test can prove the bound with a small budget.
+    ``TypeError`` for a non-number, ``ValueError`` for a negative, non-finite
+    or longer than an hour budget (nothing changes then)."""
+    return _hooks.set_adopt_check_budget(seconds)
 
 
 def set_group_commit_limit(calls: int) -> int:

@@ -167,8 +167,14 @@ impl Database {
     /// Wraps a SQLite error with `context` and this database's path. The
     /// closure borrows `context`: nothing is allocated unless it runs (it is
     /// built on every call's success path, by `map_err`).
+    ///
+    /// A `CANTOPEN` that is the VFS refusing a FIFO, device, socket, folder
+    /// or link planted at the journal or `-wal` name after the open becomes
+    /// the permanent [`Error::PathRefused`] naming that file: SQLite's own
+    /// `CANTOPEN` is transient, and a worker would retry a path that cannot
+    /// work until someone removes the file.
     pub fn err<'a>(&'a self, context: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
-        move |e| Error::sqlite(context, &self.path, e)
+        move |e| refused_open_or(&self.path, Error::sqlite(context, &self.path, e))
     }
 
     /// Copies the (corrupt) file aside and rebuilds it in place, on the same
@@ -240,7 +246,7 @@ pub struct OpenCounters {
     pub recoveries: u64,
     /// Corrupt files moved aside.
     pub quarantines: u64,
-    /// Stranded side files whose rows were merged back.
+    /// Side files merged by `memtree recover --adopt` ([`adopt_file`]).
     pub stranded_merged: u64,
 }
 
@@ -314,6 +320,20 @@ pub fn reset_group_stats(path: &Path) -> Result<()> {
         db.group.reset_stats();
     }
     Ok(())
+}
+
+/// `memtree recover PATH --adopt FILE`: merges the rows of `file` the
+/// database at `path` lacks, after checking it ([`salvage::adopt`]). A
+/// merge that committed (and removed `file`) is logged and counted in
+/// [`OpenCounters::stranded_merged`]; a dry run or a refusal counts nothing.
+pub fn adopt_file(path: &Path, file: &Path, dry_run: bool) -> Result<salvage::AdoptReport> {
+    let db = open_database(path)?.db;
+    let report = db.with_conn(|conn| salvage::adopt(conn, db.path(), file, dry_run))?;
+    if report.removed {
+        bump(db.path(), |c| c.stranded_merged += 1);
+        events::stranded_merged(db.path(), file, report.chunks);
+    }
+    Ok(report)
 }
 
 /// Forgets the circuit-breaker state of `path`.
@@ -445,6 +465,27 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
     }
 }
 
+/// `e`, or the refusal behind it: when `e` is a `CANTOPEN` (any of its
+/// extended codes) and the VFS's `xOpen` refused a non-regular file of
+/// `path`'s database with that very code, and that name still holds such a
+/// file, the refusal ([`Error::PathRefused`], permanent, naming the file and
+/// what it is). A refusal whose file was removed since, or an unrelated
+/// `CANTOPEN`, stays `e` (transient: the next try works).
+fn refused_open_or(path: &Path, e: Error) -> Error {
+    let Some(code) = e.sqlite_code() else {
+        return e;
+    };
+    if crate::error::codes::primary(code) != crate::error::codes::CANTOPEN
+        || !matches!(e, Error::Sqlite { .. })
+    {
+        return e;
+    }
+    crate::vfs::refused_open(path)
+        .filter(|&(_, refused)| refused == code)
+        .and_then(|(side, refused)| path_guard::refused_after_open(&side, refused))
+        .unwrap_or(e)
+}
+
 /// A bare read-write connection to `path` through the memtree VFS, with no
 /// settings applied. Every memtree connection goes through the accounting /
 /// fault-injection shim, so tests exercise the same I/O path users run.
@@ -460,7 +501,7 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
         )
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite("open", path, e))?;
+        .map_err(|e| refused_open_or(path, Error::sqlite("open", path, e)))?;
     // Before the first read: the open's own checks read the schema, and
     // until now they waited under rusqlite's default `busy_timeout`, whose
     // 100 ms sleeps miss the instants between another process's back-to-back

@@ -79,6 +79,13 @@ fn copy_error(e: &Error, context: &str, path: &Path) -> Error {
     match e {
         Error::Closed => Error::Closed,
         Error::Forked { path } => Error::Forked { path: path.clone() },
+        // Permanent whatever its code: a copy as `Error::Sqlite` would
+        // classify a refused side file's CANTOPEN as transient.
+        Error::PathRefused { path, code, reason } => Error::PathRefused {
+            path: path.clone(),
+            code: *code,
+            reason: reason.clone(),
+        },
         Error::Sqlite { source, path, .. } => {
             let copy = match source {
                 rusqlite::Error::SqliteFailure(code, message) => {
@@ -104,5 +111,27 @@ fn copy_error(e: &Error, context: &str, path: &Path) -> Error {
                 Some(other.to_string()),
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::classify::ErrorClass;
+    use crate::error::codes;
+
+    #[test]
+    fn a_refused_side_file_reaches_every_call_of_the_group_as_permanent() {
+        let leader = Error::PathRefused {
+            path: "/tmp/x/chunks.db-journal".into(),
+            code: codes::CANTOPEN,
+            reason: "a FIFO (named pipe) stands there".into(),
+        };
+        let shared = SharedError::copy_of(&leader, "upsert_chunks", Path::new("/tmp/x/chunks.db"));
+        let copy = shared.for_call("enqueue", Path::new("/tmp/x/chunks.db"));
+        assert!(matches!(copy, Error::PathRefused { .. }), "{copy:?}");
+        assert_eq!(copy.class(), ErrorClass::Permanent);
+        assert_eq!(copy.sqlite_code(), Some(codes::CANTOPEN));
+        assert_eq!(copy.to_string(), leader.to_string());
     }
 }

@@ -92,9 +92,12 @@ pub enum Error {
     /// open: a missing folder, a non-regular file or a symbolic link at the
     /// database or a side-file name, or (for an explicit path) a file that
     /// is not an SQLite database. Nothing was created, renamed or written.
-    /// Permanent whatever `code` is: retrying the same path cannot help.
+    /// Also, for a store already open, a non-regular file planted at the
+    /// `-journal` or `-wal` name that the VFS refused to open (reported
+    /// while it is there). Permanent whatever `code` is: retrying the same
+    /// path cannot help.
     PathRefused {
-        /// The database path as given.
+        /// The database path as given, or the planted side file.
         path: PathBuf,
         /// The SQLite code that says why: `NOTADB` (not an SQLite file),
         /// `CANTOPEN` (missing folder or file, FIFO, device, socket),

@@ -100,10 +100,7 @@ fn adopt_file(
     #[pyo3(from_py_with = convert::arg::path)] file: std::path::PathBuf,
     #[pyo3(from_py_with = convert::arg::dry_run)] dry_run: bool,
 ) -> PyResult<AdoptOutcome> {
-    let report = py.detach(|| -> crate::error::Result<_> {
-        let db = connection::open_database(&path)?.db;
-        db.with_conn(|conn| crate::recovery::salvage::adopt(conn, db.path(), &file, dry_run))
-    })?;
+    let report = py.detach(|| connection::adopt_file(&path, &file, dry_run))?;
     Ok((report.rows, report.chunks, report.removed))
 }
 

@@ -69,8 +69,9 @@ pub fn circuit_tripped(path: &Path, failures: u32, sqlite_code: Option<i32>) {
     );
 }
 
-/// Rows stranded beside the database (a `-wal` an earlier release moved
-/// aside) were merged back into it and the side files removed.
+/// `memtree recover --adopt` merged the rows of a side file (a `-wal` an
+/// earlier release moved aside, or a bundle) into the database and removed
+/// the file.
 pub fn stranded_merged(path: &Path, bundle: &Path, chunks: u64) {
     log::warn!(
         target: "memtree::recovery",

@@ -39,6 +39,7 @@
 //! `<db>-wal.unrecovered-<ms>`) are reported, and merged on request, by
 //! [`crate::recovery::salvage`].
 
+pub mod copy_faults;
 pub mod events;
 pub mod quarantine;
 pub mod salvage;

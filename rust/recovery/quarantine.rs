@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::recovery::copy_faults::{self, CopyOp};
 use crate::recovery::salvage::{salvage_rows, SalvageReport};
 use crate::sys::files::{aside_path, create_exclusive, sync_parent_dir};
 
@@ -277,7 +278,9 @@ fn create_aside(db: &Path) -> Result<(PathBuf, File)> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..NAME_ATTEMPTS {
         let candidate = aside_path(db, ".corrupt");
-        match create_exclusive(&candidate) {
+        let created =
+            copy_faults::check(db, CopyOp::Create).and_then(|()| create_exclusive(&candidate));
+        match created {
             Ok(file) => return Ok((candidate, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
             Err(e) => return Err(Error::io("quarantine: create the copy", &candidate, e)),
@@ -311,12 +314,16 @@ fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
                     None,
                 ));
             }
-            out.write_all(&buf[..n])
+            copy_faults::check(db, CopyOp::Write)
+                .and_then(|()| out.write_all(&buf[..n]))
                 .map_err(|e| Error::io("quarantine: write the copy", &aside, e))?;
             offset += n as u64;
         }
-        out.sync_all()
+        copy_faults::check(db, CopyOp::Sync)
+            .and_then(|()| out.sync_all())
             .map_err(|e| Error::io("quarantine: sync the copy", &aside, e))?;
+        copy_faults::check(db, CopyOp::SyncDir)
+            .map_err(|e| Error::io("sync the database folder", db, e))?;
         sync_parent_dir(db)
     })();
     if let Err(e) = copied {

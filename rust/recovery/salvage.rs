@@ -22,6 +22,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -243,8 +244,42 @@ pub struct AdoptReport {
 /// The largest file [`adopt`] copies in: anything larger is refused at
 /// once rather than copied and checked for minutes.
 pub const ADOPT_MAX_BYTES: u64 = 4 << 30;
-/// The time a check of a foreign file may take before it is given up.
-const FOREIGN_CHECK_BUDGET: Duration = Duration::from_secs(10);
+/// The time the checks of a foreign file (its schema, `quick_check`) may
+/// take before they are given up and the file refused: a hostile schema's
+/// CHECK constraints or generated columns are evaluated by `quick_check`
+/// (with `trusted_schema` off, every built-in function still is).
+pub const FOREIGN_CHECK_BUDGET: Duration = Duration::from_secs(10);
+/// The longest budget [`set_foreign_check_budget`] takes.
+pub const MAX_FOREIGN_CHECK_BUDGET: Duration = Duration::from_secs(3600);
+
+/// The budget in force, in microseconds: [`FOREIGN_CHECK_BUDGET`] unless a
+/// test set another ([`set_foreign_check_budget`]).
+static CHECK_BUDGET_US: AtomicU64 = AtomicU64::new(FOREIGN_CHECK_BUDGET.as_micros() as u64);
+
+/// Sets the budget of the checks of a foreign file (for every adoption in
+/// this process); returns the previous one. A test seam
+/// (`memtree.testing.set_adopt_check_budget`): a test proves the bound with
+/// a small budget rather than by waiting out the real one. More than
+/// [`MAX_FOREIGN_CHECK_BUDGET`] is refused and changes nothing.
+pub fn set_foreign_check_budget(budget: Duration) -> Result<Duration> {
+    if budget > MAX_FOREIGN_CHECK_BUDGET {
+        return Err(Error::invalid(
+            "seconds",
+            format!(
+                "must be at most {} seconds",
+                MAX_FOREIGN_CHECK_BUDGET.as_secs()
+            ),
+        ));
+    }
+    // At most 3.6e9 microseconds: the cast cannot truncate.
+    let previous = CHECK_BUDGET_US.swap(budget.as_micros() as u64, Ordering::Relaxed);
+    Ok(Duration::from_micros(previous))
+}
+
+/// The budget of the checks of a foreign file now.
+pub fn foreign_check_budget() -> Duration {
+    Duration::from_micros(CHECK_BUDGET_US.load(Ordering::Relaxed))
+}
 
 /// Opens `file` for reading only if it is a regular file with one link,
 /// no larger than [`ADOPT_MAX_BYTES`], never following a link and never
@@ -313,28 +348,69 @@ fn is_wal_file(file: &mut fs::File) -> bool {
 /// evaluated by `quick_check`, and a hostile one can make that slow.
 struct Deadline<'c> {
     conn: &'c Connection,
-    _at: Box<Instant>,
+    budget: Duration,
+    at: Box<DeadlineState>,
+}
+
+/// What the progress handler reads and writes (boxed: its address is the
+/// handler's argument).
+struct DeadlineState {
+    at: Instant,
+    /// Set when the handler interrupted a statement, so the interrupt is
+    /// reported as the budget running out (and a test can tell it fired).
+    fired: AtomicBool,
 }
 
 impl<'c> Deadline<'c> {
     fn new(conn: &'c Connection, budget: Duration) -> Self {
         unsafe extern "C" fn past(arg: *mut std::ffi::c_void) -> std::ffi::c_int {
-            // SAFETY: `arg` is the boxed Instant owned by the Deadline,
+            // SAFETY: `arg` is the boxed state owned by the Deadline,
             // which removes this handler before dropping the box.
-            let at = unsafe { &*(arg as *const Instant) };
-            std::ffi::c_int::from(Instant::now() >= *at)
+            let state = unsafe { &*(arg as *const DeadlineState) };
+            let past = Instant::now() >= state.at;
+            if past {
+                state.fired.store(true, Ordering::Relaxed);
+            }
+            std::ffi::c_int::from(past)
         }
-        let at = Box::new(Instant::now() + budget);
+        let at = Box::new(DeadlineState {
+            at: Instant::now() + budget,
+            fired: AtomicBool::new(false),
+        });
         // SAFETY: the handle is valid; the box outlives the handler.
         unsafe {
             rusqlite::ffi::sqlite3_progress_handler(
                 conn.handle(),
                 1000,
                 Some(past),
-                (&*at as *const Instant).cast_mut().cast(),
+                (&*at as *const DeadlineState).cast_mut().cast(),
             );
         }
-        Deadline { conn, _at: at }
+        Deadline { conn, budget, at }
+    }
+
+    /// `e`, or — when this deadline interrupted the statement — the
+    /// refusal of `file` for taking longer than the budget (still
+    /// `SQLITE_INTERRUPT`, with a message that says why).
+    fn explain(&self, file: &Path, e: Error) -> Error {
+        if !self.at.fired.load(Ordering::Relaxed)
+            || e.sqlite_code() != Some(rusqlite::ffi::SQLITE_INTERRUPT)
+        {
+            return e;
+        }
+        Error::sqlite(
+            "adopt: check the file",
+            file,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                Some(format!(
+                    "checking the file took longer than its time budget ({:.3} s) and was \
+                     interrupted; the file is refused (a schema whose checks are this slow \
+                     is not one memtree wrote)",
+                    self.budget.as_secs_f64()
+                )),
+            ),
+        )
     }
 }
 
@@ -435,23 +511,27 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
         let merged = with_side(conn, &bundle, || {
             // The checks of the foreign file are bounded in time; the merge
             // of a file that passed them is not.
-            let deadline = Deadline::new(conn, FOREIGN_CHECK_BUDGET);
-            check_side_is_memtree(conn, file)?;
-            if wal {
-                let frames: i64 = conn
-                    .query_row("PRAGMA side.wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-                    .map_err(|e| Error::sqlite("adopt: read the -wal's frames", file, e))?;
-                if frames <= 0 {
-                    return Err(Error::sqlite(
-                        "adopt: SQLite reads no frame from the -wal against this database",
-                        file,
-                        rusqlite::Error::SqliteFailure(
-                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-                            None,
-                        ),
-                    ));
+            let deadline = Deadline::new(conn, foreign_check_budget());
+            let checked = (|| {
+                check_side_is_memtree(conn, file)?;
+                if wal {
+                    let frames: i64 = conn
+                        .query_row("PRAGMA side.wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                        .map_err(|e| Error::sqlite("adopt: read the -wal's frames", file, e))?;
+                    if frames <= 0 {
+                        return Err(Error::sqlite(
+                            "adopt: SQLite reads no frame from the -wal against this database",
+                            file,
+                            rusqlite::Error::SqliteFailure(
+                                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+                                None,
+                            ),
+                        ));
+                    }
                 }
-            }
+                Ok(())
+            })();
+            checked.map_err(|e| deadline.explain(file, e))?;
             drop(deadline);
             let tables = shared_tables(conn, db)?;
             merge_rows(conn, file, &tables, dry_run)

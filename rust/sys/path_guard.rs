@@ -201,15 +201,53 @@ fn kind_code(meta: &fs::Metadata) -> Option<(i32, &'static str)> {
     Some((codes::CANTOPEN, "not a regular file"))
 }
 
-/// For the VFS's `xOpen`: the code to fail the open of `path` with when a
-/// non-regular file (FIFO, device, socket, directory, link) stands at that
-/// name, so no open can block on it. `None` when the name is free or a
-/// regular file.
-pub fn special_file_code(path: &Path) -> Option<i32> {
+/// For the VFS's `xOpen`: the code to fail the open of `path` with, and
+/// what stands there, when a non-regular file (FIFO, device, socket,
+/// directory, link) stands at that name, so no open can block on it. `None`
+/// when the name is free or a regular file.
+pub fn special_file(path: &Path) -> Option<(i32, &'static str)> {
     fs::symlink_metadata(path)
         .ok()
         .and_then(|meta| kind_code(&meta))
-        .map(|(code, _)| code)
+}
+
+/// [`special_file`]'s code alone.
+pub fn special_file_code(path: &Path) -> Option<i32> {
+    special_file(path).map(|(code, _)| code)
+}
+
+/// The refusal of a file SQLite tried to open for a store that was already
+/// open, when the VFS's `xOpen` refused it ([`special_file`]) with `code`
+/// because `kind` stood at `side`: reported only while the name still holds
+/// that kind of file, so a refusal whose cause was removed since (or an
+/// unrelated `CANTOPEN`) stays the transient error SQLite returned and the
+/// next try works. `None` when `side` no longer refuses with `code`.
+pub fn refused_after_open(side: &Path, code: i32) -> Option<Error> {
+    let (now, kind) = special_file(side)?;
+    (now == code).then(|| {
+        refused(
+            side,
+            code,
+            format!(
+                "{kind} stands where SQLite keeps this database's {}; memtree \
+                 refuses to open it (it appeared after the store was opened): \
+                 remove it, and the store works again",
+                side_role(side)
+            ),
+        )
+    })
+}
+
+/// What SQLite keeps at `side`, for a message.
+fn side_role(side: &Path) -> &'static str {
+    let name = side.as_os_str().to_string_lossy();
+    if name.ends_with("-journal") {
+        "rollback journal (-journal)"
+    } else if name.ends_with("-wal") {
+        "write-ahead log (-wal)"
+    } else {
+        "database file"
+    }
 }
 
 /// True when SQLite may still roll back or replay something into `path`:
@@ -332,6 +370,37 @@ mod tests {
             Some(codes::CANTOPEN)
         );
         assert!(!db.exists(), "nothing was created");
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_refusal_after_the_open_is_reported_only_while_its_cause_is_there() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let journal = side_file(&dir.path().join("chunks.db"), "-journal");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&journal)
+            .status()?;
+        assert!(made.success());
+        let refusal = refused_after_open(&journal, codes::CANTOPEN).ok_or("not refused")?;
+        assert_eq!(
+            refusal.class(),
+            crate::error::classify::ErrorClass::Permanent
+        );
+        let message = refusal.to_string();
+        assert!(message.contains("a FIFO (named pipe)"), "{message}");
+        assert!(message.contains("rollback journal"), "{message}");
+        assert!(
+            message.contains(&journal.display().to_string()),
+            "{message}"
+        );
+        // Another code than the one the VFS refused with: not this refusal.
+        assert!(refused_after_open(&journal, codes::CANTOPEN_ISDIR).is_none());
+        // Removed since: the error stays SQLite's (transient) one.
+        fs::remove_file(&journal)?;
+        assert!(refused_after_open(&journal, codes::CANTOPEN).is_none());
+        fs::write(&journal, b"")?;
+        assert!(refused_after_open(&journal, codes::CANTOPEN).is_none());
         Ok(())
     }
 }

@@ -137,6 +137,22 @@ pub fn method_calls(db_path: &Path, method: VfsMethod) -> u64 {
     })
 }
 
+/// The last file of `db_path` the VFS's `xOpen` refused because a
+/// non-regular file (FIFO, device, socket, directory, link) stood at its
+/// name — possibly planted after the store opened — and the code it failed
+/// with; `None` if none was refused. SQLite reports such a refusal as its
+/// own `CANTOPEN`, which on its own reads as transient; the store's error
+/// mapping asks here to report the refusal instead (see
+/// [`crate::sys::path_guard::refused_after_open`]).
+pub fn refused_open(db_path: &Path) -> Option<(std::path::PathBuf, i32)> {
+    state::existing(db_path).and_then(|s| {
+        s.refused_open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    })
+}
+
 /// Arms a simulated power loss for the database at `db_path` (keyed like
 /// [`inject_fault`]): from now on its main-db, journal and WAL writes stay
 /// pending until synced, and power is lost as `plan` says. Files opened later

@@ -431,8 +431,29 @@ pub(crate) fn role_from_flags(flags: c_int) -> FileRole {
 
 /// For the VFS's `xOpen` of `name` in `role`: the code to fail it with when
 /// a non-regular file stands at a database, journal or `-wal` name (see
-/// [`special_file_code`](crate::sys::path_guard::special_file_code)); `None` for any other open.
-fn refuse_at_open(name: Option<&std::ffi::CStr>, role: FileRole) -> Option<i32> {
+/// [`special_file_code`](crate::sys::path_guard::special_file_code)); `None`
+/// for any other open. A refusal is noted in the database's state, so the
+/// `CANTOPEN` SQLite turns it into can be reported as the permanent refusal
+/// it is ([`super::refused_open`]).
+///
+/// Refusing here never skips a hot journal. The refused open fails the
+/// statement; it is never turned into "no journal there". SQLite's
+/// `hasHotJournal` asks `xAccess` first (which still answers "exists" for
+/// the planted file: it is not ours to hide), then opens the journal
+/// read-only to look at its first byte; an open that fails with
+/// `SQLITE_CANTOPEN` makes it *assume the journal is hot*, take the
+/// EXCLUSIVE lock and open it again read-write to roll it back — which is
+/// refused too, so the read fails with `CANTOPEN` and reads nothing. Had a
+/// real hot journal been replaced by the planted file, the database would
+/// hold a half-written transaction; no read sees it while the name is
+/// refused, and once the planted file is removed SQLite's usual check runs
+/// again. Any other code (`CANTOPEN_ISDIR`, `CANTOPEN_SYMLINK`) is returned
+/// by `hasHotJournal` as an error, with the same outcome.
+fn refuse_at_open(
+    name: Option<&std::ffi::CStr>,
+    role: FileRole,
+    db: Option<&DbState>,
+) -> Option<i32> {
     if !matches!(
         role,
         FileRole::MainDb | FileRole::MainJournal | FileRole::Wal
@@ -446,7 +467,11 @@ fn refuse_at_open(name: Option<&std::ffi::CStr>, role: FileRole) -> Option<i32> 
     };
     #[cfg(not(unix))]
     let path = std::path::Path::new(name?.to_str().ok()?);
-    crate::sys::path_guard::special_file_code(path)
+    let code = crate::sys::path_guard::special_file_code(path)?;
+    if let Some(db) = db {
+        db.note_refused_open(path, code);
+    }
+    Some(code)
 }
 
 /// Drops the header's `Arc` after a failed open (SQLite will not call xClose).
@@ -503,7 +528,7 @@ unsafe extern "C" fn x_open(
         return code;
     }
     // A FIFO at a journal's name would block this open for ever.
-    if let Some(code) = refuse_at_open(name, role) {
+    if let Some(code) = refuse_at_open(name, role, h.db()) {
         // SAFETY: header initialised above.
         unsafe { abandon(hp) };
         return code;

@@ -50,6 +50,10 @@ pub(crate) struct DbState {
     pub(crate) faults: FaultSlot,
     /// The crash-simulation plan and its pending writes, if any.
     pub(crate) crash: CrashSlot,
+    /// The last file `xOpen` refused because a non-regular file stood at
+    /// its name, with the code it failed with (see
+    /// [`crate::vfs::refused_open`]).
+    pub(crate) refused_open: Mutex<Option<(PathBuf, c_int)>>,
 }
 
 impl DbState {
@@ -58,6 +62,12 @@ impl DbState {
     pub(crate) fn enter(&self, method: VfsMethod, role: FileRole) -> Option<i32> {
         self.calls[method.index()].fetch_add(1, Ordering::Relaxed);
         self.faults.check(method, role)
+    }
+
+    /// Remembers that `xOpen` refused `path` with `code`.
+    pub(crate) fn note_refused_open(&self, path: &Path, code: c_int) {
+        *self.refused_open.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((path.to_owned(), code));
     }
 
     /// Zeroes the per-method call counts.

@@ -248,7 +248,9 @@ def test_a_fifo_planted_after_the_open_fails_the_read_instead_of_blocking(
     tmp_path: Path,
 ) -> None:
     # SQLite opens a journal O_RDONLY when it finds one at the next read: the
-    # VFS refuses the open of a non-regular file there (rust/sys/path_guard.rs).
+    # VFS refuses the open of a non-regular file there (rust/sys/path_guard.rs),
+    # and the refusal is the permanent PathRefusedError (more cases in
+    # tests/durability/test_planted_after_open.py).
     out = in_subprocess(
         """
         import os, sys, memtree
@@ -264,7 +266,7 @@ def test_a_fifo_planted_after_the_open_fails_the_read_instead_of_blocking(
         """,
         tmp_path / "chunks.db",
     )
-    assert out == "TransientIOError SQLITE_CANTOPEN", out
+    assert out == "PathRefusedError SQLITE_CANTOPEN", out
     assert stat.S_ISFIFO(Path(f"{tmp_path / 'chunks.db'}-journal").lstat().st_mode)
 
 

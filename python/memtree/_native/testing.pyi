@@ -10,18 +10,21 @@ __all__ = [
     "abort_erasure_at",
     "arm_crash",
     "circuit_status",
+    "clear_copy_fault",
     "clear_fault",
     "crash_state",
     "disarm_crash",
     "error_classes",
     "error_variants",
     "faults_fired",
+    "inject_copy_fault",
     "inject_fault",
     "inject_faults",
     "io_stats",
     "method_calls",
     "open_counters",
     "reset_io_stats",
+    "set_adopt_check_budget",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -46,6 +49,23 @@ def set_circuit_cooldown(seconds: float) -> None:
     """How long a tripped circuit breaker stays open (all paths).
     ``TypeError`` for a non-number; ``ValueError`` unless 0 <= ``seconds`` <=
     86400."""
+
+def inject_copy_fault(path: _PathLike, nth: int, persistent: bool = False, errno: int = 5) -> None:
+    """Arms a fault in the quarantine's copy aside of the database at ``path``
+    (plain file I/O, which the VFS faults never reach): its ``nth``
+    operation from now (create, each 64 KiB write, fsync, folder sync)
+    fails with the OS error ``errno``, and every one after it with
+    ``persistent``. Replaces a fault armed for that database."""
+
+def clear_copy_fault(path: _PathLike) -> tuple[int, int]:
+    """Disarms the copy-aside fault of the database at ``path``; returns
+    ``(operations seen, operations failed)`` since it was armed."""
+
+def set_adopt_check_budget(seconds: float) -> float:
+    """The time budget of ``memtree recover --adopt``'s checks of a file (its
+    schema and ``quick_check``) in this process; returns the previous one
+    (default 10 s). ``TypeError`` for a non-number; ``ValueError`` unless
+    0 <= ``seconds`` <= 3600."""
 
 def set_group_commit_limit(calls: int) -> int:
     """The most write calls one group commit may carry (all databases);

@@ -229,6 +229,46 @@ pub fn set_circuit_cooldown(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(crate::db::breaker::set_cooldown(cooldown)?)
 }
 
+/// The time budget of ``memtree recover --adopt``'s checks of a file (its
+/// schema and ``quick_check``) in this process; returns the previous one
+/// (default 10 s). ``TypeError`` for a non-number; ``ValueError`` unless
+/// 0 <= ``seconds`` <= 3600.
+#[pyfunction]
+pub fn set_adopt_check_budget(seconds: &Bound<'_, PyAny>) -> PyResult<f64> {
+    use crate::recovery::salvage;
+    let budget = convert::seconds(seconds, "seconds", salvage::MAX_FOREIGN_CHECK_BUDGET)?;
+    Ok(salvage::set_foreign_check_budget(budget)?.as_secs_f64())
+}
+
+/// Arms a fault in the quarantine's copy aside of the database at ``path``
+/// (plain file I/O, which the VFS faults never reach): its ``nth``
+/// operation from now (create, each 64 KiB write, fsync, folder sync)
+/// fails with the OS error ``errno``, and every one after it with
+/// ``persistent``. Replaces a fault armed for that database.
+#[pyfunction]
+#[pyo3(signature = (path, nth, persistent = false, errno = 5))]
+pub fn inject_copy_fault(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+    nth: u64,
+    persistent: bool,
+    errno: i32,
+) -> PyResult<()> {
+    if nth == 0 {
+        return Err(PyValueError::new_err("nth: must be at least 1"));
+    }
+    crate::recovery::copy_faults::arm(&key(path)?, nth, persistent, errno);
+    Ok(())
+}
+
+/// Disarms the copy-aside fault of the database at ``path``; returns
+/// ``(operations seen, operations failed)`` since it was armed.
+#[pyfunction]
+pub fn clear_copy_fault(
+    #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
+) -> PyResult<(u64, u64)> {
+    Ok(crate::recovery::copy_faults::disarm(&key(path)?))
+}
+
 /// The most write calls one group commit may carry (all databases);
 /// returns the previous limit. ``TypeError`` for a non-int; ``ValueError``
 /// unless 1 <= ``calls`` <= 64.
@@ -376,6 +416,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_circuit_cooldown, m)?)?;
     m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
     m.add_function(wrap_pyfunction!(set_group_commit_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(set_adopt_check_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(inject_copy_fault, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_copy_fault, m)?)?;
     m.add_function(wrap_pyfunction!(arm_crash, m)?)?;
     m.add_function(wrap_pyfunction!(crash_state, m)?)?;
     m.add_function(wrap_pyfunction!(disarm_crash, m)?)?;
