@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import memtree
 from memtree import testing
@@ -30,6 +31,7 @@ SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
 BASE_TIME = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 ChunkFactory = Callable[..., memtree.Chunk]
+T = TypeVar("T")
 
 
 def _make_chunk(i: int = 0, **overrides: Any) -> memtree.Chunk:
@@ -190,6 +192,37 @@ def write_lock_in_another_process(db: Path) -> ContextManager[Callable[[], None]
     """Another process holds the EXCLUSIVE lock on ``db`` (rollback journal:
     no connection can even read) until ``release()`` or the block's end."""
     return transaction_in_another_process(db, "BEGIN EXCLUSIVE")
+
+
+def wait_for_a_write_lock_in_native_code(db: Path, call: Callable[[], T]) -> T:
+    """Runs ``call`` in a thread while another process holds the write lock
+    on ``db``, and returns its result once the lock is released. Proves the
+    call waits in native code with the GIL released, without timing it:
+    this thread watches the busy handler's xLock retries and then releases
+    the lock. Were the GIL held while the call waits, this thread could do
+    neither, and the call would end in BusyError after the busy timeout
+    before the watch saw it."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except memtree.MemtreeError as e:  # BusyError, were the GIL held
+            outcome["error"] = e
+
+    with write_lock_in_another_process(db) as release:
+        retries_before = testing.method_calls(db, "xLock")
+        caller = threading.Thread(target=run)
+        caller.start()
+        while testing.method_calls(db, "xLock") < retries_before + 3:
+            assert caller.is_alive(), outcome
+            time.sleep(0.001)
+        assert caller.is_alive(), "the call waits for the lock"
+        release()
+    caller.join(timeout=60)
+    assert set(outcome) == {"value"}, outcome
+    value: T = outcome["value"]
+    return value
 
 
 @contextmanager

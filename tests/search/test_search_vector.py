@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from memtree import ResultCode, testing
-from support import fault_loop, file_digest, write_lock_in_another_process
+from support import fault_loop, file_digest, wait_for_a_write_lock_in_native_code
 
 np = pytest.importorskip("numpy")
 
@@ -568,11 +567,6 @@ def test_concurrent_searches_in_threads_agree_with_numpy(tmp_path: Path) -> None
 
 
 def test_a_search_releases_the_gil(tmp_path: Path) -> None:
-    # Not timed: another process holds the write lock, so the search waits
-    # in native code (the busy handler retrying xLock) until this thread
-    # releases it. Were the GIL held while it waits, this thread could
-    # neither watch the retries nor release the lock: the search would end
-    # in BusyError after the busy timeout, before the loop below saw it.
     m = np.random.default_rng(5).standard_normal((2_000, 16)).astype(np.float32)
     db = tmp_path / "g.db"
     with memtree.Store(db) as store:
@@ -580,25 +574,8 @@ def test_a_search_releases_the_gil(tmp_path: Path) -> None:
         store.upsert_chunks([memtree.Chunk(i, "t", "chat", "s", "o", 0) for i in ids])
         store.set_chunk_embeddings(ids, m)
         expected = store.search_vector(m[1], 10)  # the copy in memory is built
-        outcome: dict[str, Any] = {}
-
-        def search() -> None:
-            try:
-                outcome["hits"] = store.search_vector(m[1], 10)
-            except memtree.MemtreeError as e:  # BusyError, were the GIL held
-                outcome["error"] = e
-
-        with write_lock_in_another_process(db) as release:
-            retries_before = testing.method_calls(db, "xLock")
-            searcher = threading.Thread(target=search)
-            searcher.start()
-            while testing.method_calls(db, "xLock") < retries_before + 3:
-                assert searcher.is_alive(), outcome
-                time.sleep(0.001)
-            assert searcher.is_alive(), "the search waits for the lock"
-            release()
-        searcher.join(timeout=60)
-        assert outcome == {"hits": expected}
+        hits = wait_for_a_write_lock_in_native_code(db, lambda: store.search_vector(m[1], 10))
+        assert hits == expected
 
 
 # --- I/O faults ------------------------------------------------------------------
