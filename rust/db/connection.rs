@@ -471,7 +471,7 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
 /// file, the refusal ([`Error::PathRefused`], permanent, naming the file and
 /// what it is). A refusal whose file was removed since, or an unrelated
 /// `CANTOPEN`, stays `e` (transient: the next try works).
-fn refused_open_or(path: &Path, e: Error) -> Error {
+pub(crate) fn refused_open_or(path: &Path, e: Error) -> Error {
     let Some(code) = e.sqlite_code() else {
         return e;
     };

@@ -149,6 +149,18 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
 impl From<Error> for PyErr {
     #[cold]
     fn from(err: Error) -> PyErr {
+        // The store's own calls map a side file memtree's VFS refused when
+        // they build the error; the operations that run on connections of
+        // their own (backup, compact, restore, quarantine) build theirs
+        // directly, so the mapping runs once more here, where every error
+        // leaves for Python.
+        let err = match err {
+            Error::Sqlite { ref path, .. } => {
+                let path = path.clone();
+                crate::db::connection::refused_open_or(&path, err)
+            }
+            other => other,
+        };
         match err {
             Error::InvalidInput { .. } => PyValueError::new_err(err.to_string()),
             other => Python::attach(|py| build(py, &other).unwrap_or_else(|failure| failure)),

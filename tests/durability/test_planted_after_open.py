@@ -7,7 +7,7 @@ block for ever), a socket, a device, a directory or a symbolic link at a
 name SQLite opens. SQLite reports that refusal as its own CANTOPEN, which
 alone is a ``TransientIOError``: a ``Worker`` would back off and retry a
 path that cannot work until someone removes the file. Each test proves:
-every call (a read, a write, a job claim) raises ``PathRefusedError`` with
+every call (a read, a write, a job claim, a check, a backup, a compaction) raises ``PathRefusedError`` with
 the planted file's path and what it is in the message; nothing on disk
 changes (names, kinds and a digest of every regular file); once the file is
 removed the same handle reads and writes again, with every committed row.
@@ -98,6 +98,11 @@ calls = {
     "write": lambda: store.upsert_chunks([chunk(100)]),
     "claim": lambda: store.jobs.claim_next(),
     "enqueue": lambda: store.jobs.enqueue("work", {"i": 99}),
+    "check": lambda: store.check(),
+    # The operations that run on connections of their own: their errors are
+    # mapped where every error leaves for Python.
+    "backup": lambda: store.backup(os.path.join(folder, "backup.db")),
+    "compact": lambda: store.compact(),
 }
 refused = {name: outcome(call) for name, call in calls.items()}
 after = listing(folder)
