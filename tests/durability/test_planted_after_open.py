@@ -7,8 +7,9 @@ block for ever), a socket, a device, a directory or a symbolic link at a
 name SQLite opens. SQLite reports that refusal as its own CANTOPEN, which
 alone is a ``TransientIOError``: a ``Worker`` would back off and retry a
 path that cannot work until someone removes the file. Each test proves:
-every call (a read, a write, a job claim, a check, a backup, a compaction) raises ``PathRefusedError`` with
-the planted file's path and what it is in the message; nothing on disk
+every call (a read, a write, a job claim, a check, a backup, a compaction)
+raises ``PathRefusedError`` with the planted file's path and what it is in
+the message; nothing on disk
 changes (names, kinds and a digest of every regular file); once the file is
 removed the same handle reads and writes again, with every committed row.
 And the refusal never makes SQLite skip a real hot journal's rollback.
