@@ -9,9 +9,6 @@ use crate::error::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
 use crate::sys::files::sync_parent_dir;
 
-/// How long a statement waits on a lock held by another connection.
-pub use crate::db::busy::BUSY_TIMEOUT;
-
 /// The journal mode memtree runs on.
 pub const TARGET_JOURNAL_MODE: &str = "truncate";
 
