@@ -439,18 +439,11 @@ pub(crate) fn delete_dependents(
     Ok(())
 }
 
-/// Builds the `list_chunks` statement: only the filters given, all in SQL,
-/// ordered `timestamp_ms DESC, seq_in_source ASC, id ASC` (the reference's
-/// order: a document's chunks share a timestamp and read in sequence; the
-/// id makes it total, so a cursor pages exactly). Each indexed equality
-/// filter set has a `(key…, timestamp_ms, seq_in_source DESC, id DESC)`
-/// index that SQLite walks backwards, so the order costs no temporary sort
-/// (see `schema::apply_total_list_order_indexes`).
-fn list_query(
-    filter: &ChunkFilter,
-    after: Option<&ListCursor>,
-    limit: i64,
-) -> (String, Vec<Value>) {
+/// A filter's terms on `mem_tree_chunks`: `WHERE` clauses joined by `AND`,
+/// their parameters numbered `?1…` in the order of the values. `list_chunks`
+/// and every search's pre-filter (`search::filter`) select rows through these
+/// same terms, so both walk the same indexes.
+pub(crate) fn filter_terms(filter: &ChunkFilter) -> (Vec<String>, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     let mut add = |clause: &str, value: Value| {
@@ -480,6 +473,22 @@ fn list_query(
     if let Some(until) = filter.until_ms {
         add("timestamp_ms <", Value::Integer(until));
     }
+    (clauses, values)
+}
+
+/// Builds the `list_chunks` statement: only the filters given, all in SQL,
+/// ordered `timestamp_ms DESC, seq_in_source ASC, id ASC` (the reference's
+/// order: a document's chunks share a timestamp and read in sequence; the
+/// id makes it total, so a cursor pages exactly). Each indexed equality
+/// filter set has a `(key…, timestamp_ms, seq_in_source DESC, id DESC)`
+/// index that SQLite walks backwards, so the order costs no temporary sort
+/// (see `schema::apply_total_list_order_indexes`).
+fn list_query(
+    filter: &ChunkFilter,
+    after: Option<&ListCursor>,
+    limit: i64,
+) -> (String, Vec<Value>) {
+    let (mut clauses, mut values) = filter_terms(filter);
     if let Some(cursor) = after {
         let (clause, cursor_values) = cursor.clause(values.len() + 1);
         clauses.push(clause);

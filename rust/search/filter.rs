@@ -11,6 +11,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
+use crate::chunks::ops::filter_terms;
 use crate::chunks::ChunkFilter;
 
 /// The rowids of one table's matching rows, as SQL and its parameters.
@@ -49,38 +50,14 @@ fn is_empty(filter: &ChunkFilter) -> bool {
     filter == &ChunkFilter::default()
 }
 
-/// The chunks a filter admits. The terms are `list_chunks`'s (see
-/// `chunks::list_query`): with a source id, a unary `+` keeps kind and owner
-/// off the indexes, so the planner walks the source id's handful of rows.
+/// The chunks a filter admits, through `list_chunks`'s own terms
+/// ([`filter_terms`]): with a source id, a unary `+` keeps kind and owner off
+/// the indexes, so the planner walks the source id's handful of rows.
 pub fn chunk_scope(filter: &ChunkFilter) -> Scope {
     if is_empty(filter) {
         return Scope::All;
     }
-    let mut clauses = Vec::new();
-    let mut values = Vec::new();
-    let mut add = |clause: &str, value: Value| {
-        values.push(value);
-        clauses.push(format!("{clause} ?{}", values.len()));
-    };
-    let pinned = if filter.source_id.is_some() { "+" } else { "" };
-    if let Some(kind) = filter.source_kind {
-        add(
-            &format!("{pinned}source_kind ="),
-            Value::Text(kind.as_str().to_owned()),
-        );
-    }
-    if let Some(id) = &filter.source_id {
-        add("source_id =", Value::Text(id.clone()));
-    }
-    if let Some(owner) = &filter.owner {
-        add(&format!("{pinned}owner ="), Value::Text(owner.clone()));
-    }
-    if let Some(since) = filter.since_ms {
-        add("timestamp_ms >=", Value::Integer(since));
-    }
-    if let Some(until) = filter.until_ms {
-        add("timestamp_ms <", Value::Integer(until));
-    }
+    let (clauses, values) = filter_terms(filter);
     Scope::Rows(RowidQuery {
         sql: format!(
             "SELECT rowid FROM mem_tree_chunks WHERE {}",
