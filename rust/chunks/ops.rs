@@ -524,6 +524,30 @@ pub(crate) fn validate_all<C: ChunkInput>(chunks: &[C]) -> Result<()> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A chunk with no optional field set, every time at `ts`: a test sets
+    /// the fields it varies with `..plain_chunk(id, ts)`.
+    pub(crate) fn plain_chunk(id: &str, ts: i64) -> Chunk {
+        Chunk {
+            id: id.into(),
+            content: "c".into(),
+            source_kind: SourceKind::Chat,
+            source_id: "s".into(),
+            source_ref: None,
+            owner: "o".into(),
+            timestamp_ms: ts,
+            time_range_start_ms: ts,
+            time_range_end_ms: ts,
+            tags: vec![],
+            token_count: 1,
+            seq_in_source: 0,
+            created_at_ms: ts,
+            lifecycle_status: "admitted".into(),
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+        }
+    }
+
     /// A chunk with every optional field set, so no column may bind NULL.
     pub(crate) fn full_chunk() -> Chunk {
         Chunk {
