@@ -440,15 +440,16 @@ pub(crate) fn delete_dependents(
 }
 
 /// A filter's terms on `mem_tree_chunks`: `WHERE` clauses joined by `AND`,
-/// their parameters numbered `?1…` in the order of the values. `list_chunks`
-/// and every search's pre-filter (`search::filter`) select rows through these
-/// same terms, so both walk the same indexes.
-pub(crate) fn filter_terms(filter: &ChunkFilter) -> (Vec<String>, Vec<Value>) {
+/// their parameters numbered from `?first` in the order of the values.
+/// `list_chunks`, every search's pre-filter (`search::filter`) and the text
+/// ranking's per-match check select rows through these same terms, so the
+/// first two walk the same indexes.
+pub(crate) fn filter_terms(filter: &ChunkFilter, first: usize) -> (Vec<String>, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     let mut add = |clause: &str, value: Value| {
         values.push(value);
-        clauses.push(format!("{clause} ?{}", values.len()));
+        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
     };
     // A source id pins a handful of rows, so with one the planner must walk
     // the source_id index: a unary `+` keeps the kind and owner terms off
@@ -488,7 +489,7 @@ fn list_query(
     after: Option<&ListCursor>,
     limit: i64,
 ) -> (String, Vec<Value>) {
-    let (mut clauses, mut values) = filter_terms(filter);
+    let (mut clauses, mut values) = filter_terms(filter, 1);
     if let Some(cursor) = after {
         let (clause, cursor_values) = cursor.clause(values.len() + 1);
         clauses.push(clause);
