@@ -481,22 +481,9 @@ impl Store {
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
         let fts = match_query(query, syntax, self.path())?;
-        self.text_hits(&fts, k, filter, include_summaries, true)
-    }
-
-    /// [`Store::search_text`] for an FTS5 query already built, excerpts
-    /// optional (a hybrid search builds them for its fused hits only).
-    pub(crate) fn text_hits(
-        &self,
-        fts: &str,
-        k: i64,
-        filter: &ChunkFilter,
-        include_summaries: bool,
-        snippets: bool,
-    ) -> Result<Vec<Hit>> {
         let outcome: Outcome = self.read("search_text", |conn| {
             let tx = conn.unchecked_transaction()?;
-            let outcome = rank_text(&tx, fts, k, filter, include_summaries, snippets)?;
+            let outcome = rank_text(&tx, &fts, k, filter, include_summaries, true)?;
             tx.commit()?;
             Ok(outcome)
         })?;
