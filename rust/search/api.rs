@@ -2,9 +2,10 @@
 //!
 //! One read transaction (under the connection mutex) fixes the snapshot:
 //! the cache keys (schema cookie and vector versions, see `cache`), the
-//! cached matrices of those keys and the filter's rowids are all read in it. The scan itself runs after the mutex is
-//! released, on the snapshot's shared copy, so searches in several threads
-//! score in parallel and never block a writer.
+//! cached matrices of those keys and the filter's rowids are all read in
+//! it. The scan itself runs after the mutex is released, on the snapshot's
+//! shared copy, so searches in several threads score in parallel and never
+//! block a writer.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
