@@ -439,23 +439,17 @@ pub(crate) fn delete_dependents(
     Ok(())
 }
 
-/// Builds the `list_chunks` statement: only the filters given, all in SQL,
-/// ordered `timestamp_ms DESC, seq_in_source ASC, id ASC` (the reference's
-/// order: a document's chunks share a timestamp and read in sequence; the
-/// id makes it total, so a cursor pages exactly). Each indexed equality
-/// filter set has a `(key…, timestamp_ms, seq_in_source DESC, id DESC)`
-/// index that SQLite walks backwards, so the order costs no temporary sort
-/// (see `schema::apply_total_list_order_indexes`).
-fn list_query(
-    filter: &ChunkFilter,
-    after: Option<&ListCursor>,
-    limit: i64,
-) -> (String, Vec<Value>) {
+/// A filter's terms on `mem_tree_chunks`: `WHERE` clauses joined by `AND`,
+/// their parameters numbered from `?first` in the order of the values.
+/// `list_chunks`, every search's pre-filter (`search::filter`) and the text
+/// ranking's per-match check select rows through these same terms, so the
+/// first two walk the same indexes.
+pub(crate) fn filter_terms(filter: &ChunkFilter, first: usize) -> (Vec<String>, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     let mut add = |clause: &str, value: Value| {
         values.push(value);
-        clauses.push(format!("{clause} ?{}", values.len()));
+        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
     };
     // A source id pins a handful of rows, so with one the planner must walk
     // the source_id index: a unary `+` keeps the kind and owner terms off
@@ -480,6 +474,22 @@ fn list_query(
     if let Some(until) = filter.until_ms {
         add("timestamp_ms <", Value::Integer(until));
     }
+    (clauses, values)
+}
+
+/// Builds the `list_chunks` statement: only the filters given, all in SQL,
+/// ordered `timestamp_ms DESC, seq_in_source ASC, id ASC` (the reference's
+/// order: a document's chunks share a timestamp and read in sequence; the
+/// id makes it total, so a cursor pages exactly). Each indexed equality
+/// filter set has a `(key…, timestamp_ms, seq_in_source DESC, id DESC)`
+/// index that SQLite walks backwards, so the order costs no temporary sort
+/// (see `schema::apply_total_list_order_indexes`).
+fn list_query(
+    filter: &ChunkFilter,
+    after: Option<&ListCursor>,
+    limit: i64,
+) -> (String, Vec<Value>) {
+    let (mut clauses, mut values) = filter_terms(filter, 1);
     if let Some(cursor) = after {
         let (clause, cursor_values) = cursor.clause(values.len() + 1);
         clauses.push(clause);
@@ -514,6 +524,30 @@ pub(crate) fn validate_all<C: ChunkInput>(chunks: &[C]) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A chunk with no optional field set, every time at `ts`: a test sets
+    /// the fields it varies with `..plain_chunk(id, ts)`.
+    pub(crate) fn plain_chunk(id: &str, ts: i64) -> Chunk {
+        Chunk {
+            id: id.into(),
+            content: "c".into(),
+            source_kind: SourceKind::Chat,
+            source_id: "s".into(),
+            source_ref: None,
+            owner: "o".into(),
+            timestamp_ms: ts,
+            time_range_start_ms: ts,
+            time_range_end_ms: ts,
+            tags: vec![],
+            token_count: 1,
+            seq_in_source: 0,
+            created_at_ms: ts,
+            lifecycle_status: "admitted".into(),
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+        }
+    }
 
     /// A chunk with every optional field set, so no column may bind NULL.
     pub(crate) fn full_chunk() -> Chunk {

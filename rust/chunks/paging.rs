@@ -100,27 +100,12 @@ impl ChunkPages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SourceKind;
+    use crate::chunks::ops::tests::plain_chunk;
 
     fn chunk(id: &str, ts: i64, seq: i64) -> Chunk {
         Chunk {
-            id: id.into(),
-            content: "c".into(),
-            source_kind: SourceKind::Chat,
-            source_id: "s".into(),
-            source_ref: None,
-            owner: "o".into(),
-            timestamp_ms: ts,
-            time_range_start_ms: ts,
-            time_range_end_ms: ts,
-            tags: vec![],
-            token_count: 1,
             seq_in_source: seq,
-            created_at_ms: ts,
-            lifecycle_status: "admitted".into(),
-            embedding: None,
-            content_path: None,
-            content_sha256: None,
+            ..plain_chunk(id, ts)
         }
     }
 

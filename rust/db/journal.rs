@@ -9,9 +9,6 @@ use crate::error::classify::{classify_error, ErrorClass};
 use crate::error::{Error, Result};
 use crate::sys::files::sync_parent_dir;
 
-/// How long a statement waits on a lock held by another connection.
-pub use crate::db::busy::BUSY_TIMEOUT;
-
 /// The journal mode memtree runs on.
 pub const TARGET_JOURNAL_MODE: &str = "truncate";
 
@@ -54,13 +51,12 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
 }
 
 /// The per-connection settings every memtree connection (and the benchmark's)
-/// carries before its journal is chosen: the busy handler (see
-/// [`crate::db::busy`]), `foreign_keys` and `fullfsync`.
+/// carries before its journal is chosen: `foreign_keys` and `fullfsync`. The
+/// busy handler is not among them: [`crate::db::connection::open_through_vfs`]
+/// installs it before the open's first read, on every connection this runs on.
 pub fn apply_connection_pragmas(conn: &Connection, path: &Path) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
-    crate::db::busy::install(conn).map_err(err("set busy handler"))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
-        .map_err(err("set connection pragmas"))
+        .map_err(|e| Error::sqlite("set connection pragmas", path, e))
 }
 
 fn query_journal_mode(conn: &Connection, sql: &str) -> rusqlite::Result<String> {

@@ -2,9 +2,10 @@
 //!
 //! One read transaction (under the connection mutex) fixes the snapshot:
 //! the cache keys (schema cookie and vector versions, see `cache`), the
-//! cached matrices of those keys and the filter's rowids are all read in it. The scan itself runs after the mutex is
-//! released, on the snapshot's shared copy, so searches in several threads
-//! score in parallel and never block a writer.
+//! cached matrices of those keys and the filter's rowids are all read in
+//! it. The scan itself runs after the mutex is released, on the snapshot's
+//! shared copy, so searches in several threads score in parallel and never
+//! block a writer.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -196,27 +197,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Chunk, SourceKind};
+    use crate::chunks::ops::tests::plain_chunk;
+    use crate::Chunk;
 
     fn chunk(id: &str, owner: &str, ts: i64) -> Chunk {
         Chunk {
-            id: id.into(),
             content: format!("content {id}"),
-            source_kind: SourceKind::Chat,
             source_id: format!("s-{owner}"),
-            source_ref: None,
             owner: owner.into(),
-            timestamp_ms: ts,
-            time_range_start_ms: ts,
-            time_range_end_ms: ts,
-            tags: vec![],
-            token_count: 1,
-            seq_in_source: 0,
-            created_at_ms: ts,
-            lifecycle_status: "admitted".into(),
-            embedding: None,
-            content_path: None,
-            content_sha256: None,
+            ..plain_chunk(id, ts)
         }
     }
 

@@ -46,7 +46,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use rusqlite::{ffi, Connection, OptionalExtension};
 
@@ -192,12 +192,18 @@ pub enum Table {
 }
 
 impl Table {
-    /// The table's name.
-    fn name(self) -> &'static str {
-        match self {
+    /// The id of the table's row in [`VECTOR_VERSIONS_TABLE`], as
+    /// [`VECTOR_VERSIONED_TABLES`] lists it.
+    fn version_row(self) -> i64 {
+        let name = match self {
             Table::Chunks => "mem_tree_chunks",
             Table::Summaries => "mem_tree_summaries",
-        }
+        };
+        VECTOR_VERSIONED_TABLES
+            .iter()
+            .find(|(table, _, _)| *table == name)
+            .map(|(_, row, _)| *row)
+            .expect("every searched table has a vector version row")
     }
 
     fn count_sql(self) -> &'static str {
@@ -326,23 +332,18 @@ fn versions_are_kept(conn: &Connection, schema: i64) -> rusqlite::Result<bool> {
     Ok(kept)
 }
 
+/// A table's vector version, by the id of its row (`?1`); built once.
+static VERSION_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = ?1"));
+
 /// The key of `table` in the read transaction open on `conn`, whose `PRAGMA
 /// schema_version` (read inside it, after its shared lock) is `schema`.
 pub fn key(conn: &Connection, table: Table, schema: i64) -> rusqlite::Result<Key> {
     if versions_are_kept(conn, schema)? {
-        let row = VECTOR_VERSIONED_TABLES
-            .iter()
-            .find(|(name, _, _)| *name == table.name())
-            .map(|(_, row, _)| *row);
-        let version: Option<i64> = match row {
-            Some(row) => conn
-                .prepare_cached(&format!(
-                    "SELECT version FROM {VECTOR_VERSIONS_TABLE} WHERE id = ?1"
-                ))?
-                .query_row([row], |r| r.get(0))
-                .optional()?,
-            None => None,
-        };
+        let version: Option<i64> = conn
+            .prepare_cached(&VERSION_SQL)?
+            .query_row([table.version_row()], |r| r.get(0))
+            .optional()?;
         // A missing row (deleted by another tool) bumps nothing: fall back.
         if let Some(version) = version {
             return Ok(Key::Versioned { schema, version });

@@ -11,6 +11,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
+use crate::chunks::ops::filter_terms;
 use crate::chunks::ChunkFilter;
 
 /// The rowids of one table's matching rows, as SQL and its parameters.
@@ -49,38 +50,14 @@ fn is_empty(filter: &ChunkFilter) -> bool {
     filter == &ChunkFilter::default()
 }
 
-/// The chunks a filter admits. The terms are `list_chunks`'s (see
-/// `chunks::list_query`): with a source id, a unary `+` keeps kind and owner
-/// off the indexes, so the planner walks the source id's handful of rows.
+/// The chunks a filter admits, through `list_chunks`'s own terms
+/// ([`filter_terms`]): with a source id, a unary `+` keeps kind and owner off
+/// the indexes, so the planner walks the source id's handful of rows.
 pub fn chunk_scope(filter: &ChunkFilter) -> Scope {
     if is_empty(filter) {
         return Scope::All;
     }
-    let mut clauses = Vec::new();
-    let mut values = Vec::new();
-    let mut add = |clause: &str, value: Value| {
-        values.push(value);
-        clauses.push(format!("{clause} ?{}", values.len()));
-    };
-    let pinned = if filter.source_id.is_some() { "+" } else { "" };
-    if let Some(kind) = filter.source_kind {
-        add(
-            &format!("{pinned}source_kind ="),
-            Value::Text(kind.as_str().to_owned()),
-        );
-    }
-    if let Some(id) = &filter.source_id {
-        add("source_id =", Value::Text(id.clone()));
-    }
-    if let Some(owner) = &filter.owner {
-        add(&format!("{pinned}owner ="), Value::Text(owner.clone()));
-    }
-    if let Some(since) = filter.since_ms {
-        add("timestamp_ms >=", Value::Integer(since));
-    }
-    if let Some(until) = filter.until_ms {
-        add("timestamp_ms <", Value::Integer(until));
-    }
+    let (clauses, values) = filter_terms(filter, 1);
     Scope::Rows(RowidQuery {
         sql: format!(
             "SELECT rowid FROM mem_tree_chunks WHERE {}",
@@ -90,24 +67,42 @@ pub fn chunk_scope(filter: &ChunkFilter) -> Scope {
     })
 }
 
-/// The live summaries a filter admits (see the module notes).
-pub fn summary_scope(filter: &ChunkFilter) -> Scope {
+/// A filter's terms on `mem_tree_summaries` (see the module notes):
+/// `deleted = 0` first, then the time range, their parameters numbered from
+/// `?first`. `None` when the filter names a source kind, source id or owner,
+/// which no summary has. The vector and text searches both filter summaries
+/// through these terms.
+pub(crate) fn summary_terms(
+    filter: &ChunkFilter,
+    first: usize,
+) -> Option<(Vec<String>, Vec<Value>)> {
     if filter.source_kind.is_some() || filter.source_id.is_some() || filter.owner.is_some() {
-        return Scope::Nothing;
-    }
-    if filter.since_ms.is_none() && filter.until_ms.is_none() {
-        // The cache holds live summaries only (`deleted = 0`).
-        return Scope::All;
+        return None;
     }
     let mut clauses = vec!["deleted = 0".to_owned()];
     let mut values = Vec::new();
+    let mut add = |clause: &str, value: Value| {
+        values.push(value);
+        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
+    };
     if let Some(since) = filter.since_ms {
-        values.push(Value::Integer(since));
-        clauses.push(format!("time_range_end_ms >= ?{}", values.len()));
+        add("time_range_end_ms >=", Value::Integer(since));
     }
     if let Some(until) = filter.until_ms {
-        values.push(Value::Integer(until));
-        clauses.push(format!("time_range_end_ms < ?{}", values.len()));
+        add("time_range_end_ms <", Value::Integer(until));
+    }
+    Some((clauses, values))
+}
+
+/// The live summaries a filter admits (see the module notes).
+pub fn summary_scope(filter: &ChunkFilter) -> Scope {
+    let Some((clauses, values)) = summary_terms(filter, 1) else {
+        return Scope::Nothing;
+    };
+    if values.is_empty() {
+        // No time range: every live summary, and the cache holds live
+        // summaries only (`deleted = 0`).
+        return Scope::All;
     }
     Scope::Rows(RowidQuery {
         sql: format!(

@@ -28,6 +28,8 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 
 use super::api::{Hit, HitKind};
+use super::filter::summary_terms;
+use crate::chunks::ops::filter_terms as chunk_terms;
 use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
@@ -122,51 +124,20 @@ pub fn words_query(text: &str) -> rusqlite::Result<Option<String>> {
     Ok(Some(quoted.join(" ")))
 }
 
-/// The SQL filter terms on the joined row `r`, numbered from `?first`.
+/// The SQL filter terms on the row `r` a match is checked against, each
+/// prefixed by ` AND `, numbered from `?first`: the terms `list_chunks` and
+/// the vector search filter by. `None` when the filter admits no row of the
+/// table (a summary has no source or owner).
 fn filter_terms(
     filter: &ChunkFilter,
     summaries: bool,
     first: usize,
 ) -> Option<(String, Vec<Value>)> {
-    // Summaries have no source or owner: such a filter admits none.
-    let sourced =
-        filter.source_kind.is_some() || filter.source_id.is_some() || filter.owner.is_some();
-    if summaries && sourced {
-        return None;
-    }
-    let mut clauses = Vec::new();
-    if summaries {
-        clauses.push("r.deleted = 0".to_owned());
-    }
-    let mut values = Vec::new();
-    let mut add = |clause: &str, value: Value| {
-        values.push(value);
-        clauses.push(format!("{clause} ?{}", first + values.len() - 1));
-    };
-    if summaries {
-        if let Some(since) = filter.since_ms {
-            add("r.time_range_end_ms >=", Value::Integer(since));
-        }
-        if let Some(until) = filter.until_ms {
-            add("r.time_range_end_ms <", Value::Integer(until));
-        }
+    let (clauses, values) = if summaries {
+        summary_terms(filter, first)?
     } else {
-        if let Some(kind) = filter.source_kind {
-            add("r.source_kind =", Value::Text(kind.as_str().to_owned()));
-        }
-        if let Some(id) = &filter.source_id {
-            add("r.source_id =", Value::Text(id.clone()));
-        }
-        if let Some(owner) = &filter.owner {
-            add("r.owner =", Value::Text(owner.clone()));
-        }
-        if let Some(since) = filter.since_ms {
-            add("r.timestamp_ms >=", Value::Integer(since));
-        }
-        if let Some(until) = filter.until_ms {
-            add("r.timestamp_ms <", Value::Integer(until));
-        }
-    }
+        chunk_terms(filter, first)
+    };
     let sql = clauses.iter().map(|c| format!(" AND {c}")).collect();
     Some((sql, values))
 }
@@ -510,22 +481,9 @@ impl Store {
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
         let fts = match_query(query, syntax, self.path())?;
-        self.text_hits(&fts, k, filter, include_summaries, true)
-    }
-
-    /// [`Store::search_text`] for an FTS5 query already built, excerpts
-    /// optional (a hybrid search builds them for its fused hits only).
-    pub(crate) fn text_hits(
-        &self,
-        fts: &str,
-        k: i64,
-        filter: &ChunkFilter,
-        include_summaries: bool,
-        snippets: bool,
-    ) -> Result<Vec<Hit>> {
         let outcome: Outcome = self.read("search_text", |conn| {
             let tx = conn.unchecked_transaction()?;
-            let outcome = rank_text(&tx, fts, k, filter, include_summaries, snippets)?;
+            let outcome = rank_text(&tx, &fts, k, filter, include_summaries, true)?;
             tx.commit()?;
             Ok(outcome)
         })?;

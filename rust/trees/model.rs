@@ -323,20 +323,15 @@ pub(crate) fn tree_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tree> {
     })
 }
 
-/// A summary from a row selected with [`SUMMARY_COLUMNS`].
+/// A summary from a row whose first columns are [`SUMMARY_COLUMNS`] (a
+/// walk's rows carry one more, after them).
 pub(crate) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
-    summary_from_row_at(r, 0)
-}
-
-/// A summary from the [`SUMMARY_COLUMNS`] of a row, starting at column `at`
-/// (a walk's rows carry a chunk's columns first).
-pub(crate) fn summary_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Summary> {
-    let embedding = match r.get_ref(at + 15)?.as_blob_or_null()? {
+    let embedding = match r.get_ref(15)?.as_blob_or_null()? {
         None => None,
         Some(blob) => Some(
             crate::chunks::record::embedding_from_blob(blob).ok_or_else(|| {
                 malformed(
-                    at + 15,
+                    15,
                     format!(
                         "embedding blob of {} bytes is not a float32 vector",
                         blob.len()
@@ -346,24 +341,24 @@ pub(crate) fn summary_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         ),
     };
     Ok(Summary {
-        id: r.get(at)?,
-        tree_id: r.get(at + 1)?,
-        tree_kind: parse_column(text_at(r, at + 2)?, at + 2, TreeKind::parse_field)?,
-        level: r.get(at + 3)?,
-        parent_id: r.get(at + 4)?,
-        child_ids: list_from_json(text_at(r, at + 5)?, at + 5)?,
-        content: r.get(at + 6)?,
-        token_count: r.get(at + 7)?,
-        entities: list_from_json(text_at(r, at + 8)?, at + 8)?,
-        topics: list_from_json(text_at(r, at + 9)?, at + 9)?,
-        time_range_start_ms: r.get(at + 10)?,
-        time_range_end_ms: r.get(at + 11)?,
-        score: r.get(at + 12)?,
-        sealed_at_ms: r.get(at + 13)?,
-        deleted: r.get::<_, i64>(at + 14)? != 0,
+        id: r.get(0)?,
+        tree_id: r.get(1)?,
+        tree_kind: parse_column(text_at(r, 2)?, 2, TreeKind::parse_field)?,
+        level: r.get(3)?,
+        parent_id: r.get(4)?,
+        child_ids: list_from_json(text_at(r, 5)?, 5)?,
+        content: r.get(6)?,
+        token_count: r.get(7)?,
+        entities: list_from_json(text_at(r, 8)?, 8)?,
+        topics: list_from_json(text_at(r, 9)?, 9)?,
+        time_range_start_ms: r.get(10)?,
+        time_range_end_ms: r.get(11)?,
+        score: r.get(12)?,
+        sealed_at_ms: r.get(13)?,
+        deleted: r.get::<_, i64>(14)? != 0,
         embedding,
-        content_path: r.get(at + 16)?,
-        content_sha256: r.get(at + 17)?,
+        content_path: r.get(16)?,
+        content_sha256: r.get(17)?,
     })
 }
 

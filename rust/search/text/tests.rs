@@ -5,28 +5,16 @@
 use rusqlite::Connection;
 
 use super::*;
+use crate::chunks::ops::tests::plain_chunk;
 use crate::chunks::ops::BATCH_STATEMENT_MIN_ROWS as LENT_BIND_MIN_ROWS;
 use crate::{Chunk, SourceKind};
 
 fn chunk(id: &str, source: &str, owner: &str, ts: i64, content: &str) -> Chunk {
     Chunk {
-        id: id.into(),
         content: content.into(),
-        source_kind: SourceKind::Chat,
         source_id: source.into(),
-        source_ref: None,
         owner: owner.into(),
-        timestamp_ms: ts,
-        time_range_start_ms: ts,
-        time_range_end_ms: ts,
-        tags: vec![],
-        token_count: 1,
-        seq_in_source: 0,
-        created_at_ms: ts,
-        lifecycle_status: "admitted".into(),
-        embedding: None,
-        content_path: None,
-        content_sha256: None,
+        ..plain_chunk(id, ts)
     }
 }
 
