@@ -30,17 +30,17 @@
 //! A missing store is created from the backup as `backup` writes one: a
 //! temporary name, verified, linked into place.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
 use crate::error::{Error, Result};
+use crate::recovery::main_file::{file_size, main_file, read_at};
 use crate::sys::files::sync_parent_dir;
 use crate::sys::files::{aside_path, create_exclusive};
 
@@ -327,67 +327,21 @@ fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Resu
     }
 }
 
-/// The main database file of `conn` (the very inode it has open).
-fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: FILE_POINTER writes one pointer into `file`.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            MAIN.as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        )
-    };
-    // SAFETY: a non-null file from SQLite has a methods table while open.
-    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err(
-            "restore: find the file",
-            db,
-            ffi::SQLITE_CANTOPEN,
-        ));
-    }
-    Ok(file)
-}
-
 /// Copies the main file of `conn` byte for byte to a fresh name beside
 /// `db` (created exclusively), fsyncs it and syncs the folder; a partial
 /// copy is removed on failure.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "restore: find the file")?;
     let aside = aside_path(db, ".pre-restore");
     let mut out = create_exclusive(&aside)
         .map_err(|e| Error::io("restore: create the copy of the store", &aside, e))?;
     let copied = (|| -> Result<()> {
-        let mut size: ffi::sqlite3_int64 = 0;
-        // SAFETY: `file` is open (main_file); the methods read into owned
-        // buffers of the given length.
-        let rc = unsafe {
-            match (*(*file).pMethods).xFileSize {
-                Some(f) => f(file, &mut size),
-                None => ffi::SQLITE_IOERR_FSTAT,
-            }
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(sqlite_err("restore: size the store", db, rc));
-        }
-        let size = size.max(0) as u64;
+        let size = file_size(file).map_err(|rc| sqlite_err("restore: size the store", db, rc))?;
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut offset = 0u64;
         while offset < size {
             let n = COPY_CHUNK.min((size - offset) as usize);
-            // SAFETY: as above.
-            let rc = unsafe {
-                match (*(*file).pMethods).xRead {
-                    Some(read) => read(
-                        file,
-                        buf.as_mut_ptr().cast::<c_void>(),
-                        n as c_int,
-                        offset as i64,
-                    ),
-                    None => ffi::SQLITE_IOERR_READ,
-                }
-            };
+            let rc = read_at(file, &mut buf[..n], offset);
             if rc != ffi::SQLITE_OK {
                 return Err(sqlite_err("restore: read the store", db, rc));
             }

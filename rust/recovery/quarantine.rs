@@ -38,17 +38,17 @@
 //! SQLite's own VFS locking, then truncated to zero bytes in place (an
 //! empty file is an empty database), still on the same inode.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
+use crate::recovery::main_file::{file_size, main_file, read_at};
 use crate::recovery::salvage::{salvage_rows, SalvageReport};
 use crate::sys::files::{aside_path, create_exclusive, sync_parent_dir};
 
@@ -213,64 +213,6 @@ fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result
     }
 }
 
-/// The main database file of `conn`, as SQLite (and the memtree VFS) hold
-/// it: reads through it reach the very inode the connection has open.
-fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: FILE_POINTER writes one pointer into `file`.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            MAIN.as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        )
-    };
-    // SAFETY: a non-null file from SQLite has a methods table while open.
-    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err(
-            "quarantine: find the file",
-            db,
-            ffi::SQLITE_CANTOPEN,
-            None,
-        ));
-    }
-    Ok(file)
-}
-
-/// Reads `buf.len()` bytes at `offset` from `file`.
-fn read_at(file: *mut ffi::sqlite3_file, buf: &mut [u8], offset: u64) -> c_int {
-    // SAFETY: `file` is an open sqlite3_file (see `main_file`); xRead
-    // fills at most `buf.len()` bytes of the buffer.
-    unsafe {
-        match (*(*file).pMethods).xRead {
-            Some(read) => read(
-                file,
-                buf.as_mut_ptr().cast::<c_void>(),
-                buf.len() as c_int,
-                offset as i64,
-            ),
-            None => ffi::SQLITE_IOERR_READ,
-        }
-    }
-}
-
-fn file_size(file: *mut ffi::sqlite3_file) -> std::result::Result<u64, c_int> {
-    let mut size: ffi::sqlite3_int64 = 0;
-    // SAFETY: as in `read_at`; xFileSize writes one integer.
-    let rc = unsafe {
-        match (*(*file).pMethods).xFileSize {
-            Some(f) => f(file, &mut size),
-            None => ffi::SQLITE_IOERR_FSTAT,
-        }
-    };
-    if rc == ffi::SQLITE_OK {
-        Ok(size.max(0) as u64)
-    } else {
-        Err(rc)
-    }
-}
-
 /// A fresh name beside `db` with no file at it nor at its side-file names,
 /// created exclusively (never through a link); another suffix is tried
 /// while names are taken.
@@ -296,7 +238,7 @@ fn create_aside(db: &Path) -> Result<(PathBuf, File)> {
 /// Copies the main file of `conn` byte for byte to a fresh name beside
 /// `db`, fsyncs it and syncs the folder. Removes a partial copy on failure.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "quarantine: find the file")?;
     let (aside, mut out) = create_aside(db)?;
     let copied = (|| -> Result<()> {
         let size =
@@ -352,7 +294,7 @@ fn set_lock(file: *mut ffi::sqlite3_file, lock: bool, level: c_int) -> c_int {
 /// synced. `conn` has no transaction open (its backup failed at the
 /// header), so the lock levels it holds are the ones set here.
 fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "quarantine: find the file")?;
     // A hot journal beside a headerless file would have been rolled back by
     // the backup's read; one that is still there is not ours to ignore.
     let journal = crate::sys::files::side_file(db, "-journal");
