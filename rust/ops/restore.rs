@@ -98,25 +98,24 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             "no backup at this path",
         ));
     }
-    let (version, rows) = {
-        let conn = open_vfs(
-            backup,
-            OpenFlags::SQLITE_OPEN_READ_ONLY,
-            "restore: open the backup",
-        )
-        .map_err(|e| match e.sqlite_code() {
-            Some(ffi::SQLITE_NOTADB) => {
-                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
-            }
-            _ => e,
-        })?;
-        census(&conn, backup).map_err(|e| match e.sqlite_code() {
-            Some(ffi::SQLITE_NOTADB) => {
-                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
-            }
-            _ => e,
-        })?
+    let not_a_database = |e: Error| match e.sqlite_code() {
+        Some(ffi::SQLITE_NOTADB) => refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database"),
+        _ => e,
     };
+    let conn = open_vfs(
+        backup,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+        "restore: open the backup",
+    )
+    .map_err(not_a_database)?;
+    // A deferred BEGIN reads nothing; the census's first read takes the
+    // SHARED lock and the transaction holds it, so the census checked and
+    // verified here is the snapshot restored (one open, one count of every
+    // table, where a census on a throw-away connection and a second one
+    // under the held snapshot read the backup twice).
+    conn.execute_batch("BEGIN")
+        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
+    let (version, rows) = census(&conn, backup).map_err(not_a_database)?;
     if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
         return Err(Error::NotMemtree {
             path: backup.to_owned(),
@@ -131,15 +130,6 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
         });
     }
     verify(backup, version, &rows)?;
-    let conn = open_vfs(
-        backup,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-        "restore: open the backup",
-    )?;
-    conn.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
-        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
-    // The census under the held snapshot is the one restored.
-    let (version, rows) = census(&conn, backup)?;
     Ok((conn, version, rows))
 }
 
