@@ -30,24 +30,23 @@
 //! A missing store is created from the backup as `backup` writes one: a
 //! temporary name, verified, linked into place.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
 use crate::error::{Error, Result};
-use crate::recovery::main_file::{file_size, main_file, read_at};
+use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
 use crate::sys::files::sync_parent_dir;
 use crate::sys::files::{aside_path, create_exclusive};
 
 /// How long the restore waits for other connections' locks.
 const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const COPY_CHUNK: usize = 64 * 1024;
-const MAIN: &CStr = c"main";
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,32 +251,14 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
 /// Step 3: the backup into the live file, with the byte copy aside taken
 /// under its write lock. Returns the copy's path.
 fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Result<PathBuf> {
-    // SAFETY: both handles are open connections that outlive the backup,
-    // which is finished below on every path.
-    let backup = unsafe {
-        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), source.handle(), MAIN.as_ptr())
-    };
-    if backup.is_null() {
-        // SAFETY: the handle is valid; the error is the backup_init's.
-        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
-        return Err(sqlite_err("restore: start", live, rc));
-    }
-    // The first step takes the live file's write lock (BUSY is retried
-    // from no lock until the deadline, as SQLite does not wait for it).
-    let deadline = Instant::now() + RESTORE_BUSY_TIMEOUT;
-    let first = loop {
-        // SAFETY: `backup` is live until finished below.
-        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
-        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
-        {
-            break rc;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    // The first step takes the live file's write lock; the backup is
+    // finished below on every path.
+    let (backup, first) = start_backup(dest, source, RESTORE_BUSY_TIMEOUT)
+        .map_err(|rc| sqlite_err("restore: start", live, rc))?;
     let outcome = match first {
         // One page copied, the write lock held, nothing written yet.
         ffi::SQLITE_OK => copy_aside(dest, live).and_then(|aside| {
-            // SAFETY: as above.
+            // SAFETY: `backup` is live until finished below.
             let rc = unsafe { ffi::sqlite3_backup_step(backup, -1) };
             if rc == ffi::SQLITE_DONE {
                 Ok(aside)

@@ -3,11 +3,14 @@
 //! Backup, restore and quarantine copy a database byte for byte through the
 //! `sqlite3_file` SQLite (and the memtree VFS) holds open, so the bytes come
 //! from the very inode the connection has open, never from a path looked up
-//! again. This module finds that file and wraps the methods they share.
+//! again. This module finds that file and wraps the methods they share, and
+//! starts the online backup (restore, quarantine) whose first step takes
+//! the file's write lock before the copy is made.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::path::Path;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection};
 
@@ -77,4 +80,39 @@ pub(crate) fn file_size(file: *mut ffi::sqlite3_file) -> std::result::Result<u64
     } else {
         Err(rc)
     }
+}
+
+/// Starts SQLite's online backup of `source` into `dest` (both "main") and
+/// runs its first one-page step, which takes `dest`'s write lock: SQLite
+/// does not wait for that lock when another connection holds RESERVED (it
+/// would deadlock), so BUSY and LOCKED are retried here, from no lock,
+/// until `timeout` has passed. Returns the backup and the first step's
+/// result code (OK: the lock is held and nothing is written yet); the
+/// caller finishes the backup on every path. Err: the extended code of a
+/// backup that could not start (nothing to finish).
+pub(crate) fn start_backup(
+    dest: &Connection,
+    source: &Connection,
+    timeout: Duration,
+) -> std::result::Result<(*mut ffi::sqlite3_backup, c_int), c_int> {
+    // SAFETY: both handles are open connections that outlive the backup;
+    // "main" is NUL-terminated.
+    let backup = unsafe {
+        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), source.handle(), MAIN.as_ptr())
+    };
+    if backup.is_null() {
+        // SAFETY: the handle is valid; the error is the backup_init's.
+        return Err(unsafe { ffi::sqlite3_extended_errcode(dest.handle()) });
+    }
+    let deadline = Instant::now() + timeout;
+    let first = loop {
+        // SAFETY: `backup` is live until the caller finishes it.
+        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
+        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
+        {
+            break rc;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok((backup, first))
 }
