@@ -35,16 +35,16 @@
 //! On any failure the partial copy (ours: created exclusively) is removed
 //! and the live store is unchanged (it was only read).
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::recovery::main_file::{main_file, read_at};
 use crate::sys::files::create_exclusive;
 use crate::sys::files::side_file;
 use crate::sys::files::sync_parent_dir;
@@ -57,8 +57,6 @@ pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// within what the unix VFS writes in one call (it masks a write's length
 /// to 17 bits: a longer one would be cut and reported as SQLITE_FULL).
 const COPY_CHUNK: usize = 64 * 1024;
-
-const MAIN: &CStr = c"main";
 
 /// SQLite's lock bytes start at this offset (1 GiB) in every database file;
 /// the page holding them (the "lock-byte page" of a file over 1 GiB) is
@@ -235,30 +233,6 @@ pub(crate) fn copy_pages(source: &Connection, dest: &Connection, path: &Path) ->
     Ok(())
 }
 
-/// The main database file of `conn` as SQLite (and the memtree VFS) hold it:
-/// reads and writes through it reach the very inode the connection has open.
-fn main_file(conn: &Connection, path: &Path) -> Result<*mut ffi::sqlite3_file> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: FILE_POINTER writes one pointer into `file`.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            MAIN.as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        )
-    };
-    // SAFETY: a non-null file from SQLite has a methods table while open.
-    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err(
-            "backup: find the file",
-            path,
-            ffi::SQLITE_CANTOPEN,
-        ));
-    }
-    Ok(file)
-}
-
 /// Copies the first `bytes` bytes of `source`'s main file into `dest`'s
 /// (an empty file no connection has read or locked) and syncs them, all
 /// through the files' own VFS methods. The caller holds a read transaction
@@ -271,36 +245,23 @@ fn copy_file_bytes(
     page_size: u64,
     bytes: u64,
 ) -> Result<()> {
-    let from = main_file(source, live)?;
-    let to = main_file(dest, partial)?;
+    let from = main_file(source, live, "backup: find the file")?;
+    let to = main_file(dest, partial, "backup: find the file")?;
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut offset = 0u64;
     while offset < bytes {
         let n = COPY_CHUNK.min((bytes - offset) as usize);
         buf[..n].fill(0);
         for (start, end) in readable_parts(offset, n as u64, page_size) {
-            // SAFETY: both files are open (main_file) while their
-            // connections live, which outlive this call; xRead fills at
-            // most `end - start` bytes from `buf[start]` (end <= n), and
-            // xWrite below reads `n` bytes of `buf`. A short read is an
-            // error here (SQLITE_IOERR_SHORT_READ): under the read lock the
-            // file holds every page the snapshot counts.
-            let rc = unsafe {
-                match (*(*from).pMethods).xRead {
-                    Some(read) => read(
-                        from,
-                        buf.as_mut_ptr().add(start).cast::<c_void>(),
-                        (end - start) as c_int,
-                        (offset + start as u64) as i64,
-                    ),
-                    None => ffi::SQLITE_IOERR_READ,
-                }
-            };
+            // A short read is an error here (SQLITE_IOERR_SHORT_READ): under
+            // the read lock the file holds every page the snapshot counts.
+            let rc = read_at(from, &mut buf[start..end], offset + start as u64);
             if rc != ffi::SQLITE_OK {
                 return Err(sqlite_err("backup: read the store", live, rc));
             }
         }
-        // SAFETY: as above.
+        // SAFETY: both files are open (main_file) while their connections
+        // live, which outlive this call; xWrite reads `n` bytes of `buf`.
         let rc = unsafe {
             match (*(*to).pMethods).xWrite {
                 Some(write) => write(to, buf.as_ptr().cast::<c_void>(), n as c_int, offset as i64),

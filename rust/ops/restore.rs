@@ -30,24 +30,23 @@
 //! A missing store is created from the backup as `backup` writes one: a
 //! temporary name, verified, linked into place.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::c_int;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::ptr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
 use crate::error::{Error, Result};
+use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
 use crate::sys::files::sync_parent_dir;
 use crate::sys::files::{aside_path, create_exclusive};
 
 /// How long the restore waits for other connections' locks.
 const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const COPY_CHUNK: usize = 64 * 1024;
-const MAIN: &CStr = c"main";
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,25 +97,24 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             "no backup at this path",
         ));
     }
-    let (version, rows) = {
-        let conn = open_vfs(
-            backup,
-            OpenFlags::SQLITE_OPEN_READ_ONLY,
-            "restore: open the backup",
-        )
-        .map_err(|e| match e.sqlite_code() {
-            Some(ffi::SQLITE_NOTADB) => {
-                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
-            }
-            _ => e,
-        })?;
-        census(&conn, backup).map_err(|e| match e.sqlite_code() {
-            Some(ffi::SQLITE_NOTADB) => {
-                refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database")
-            }
-            _ => e,
-        })?
+    let not_a_database = |e: Error| match e.sqlite_code() {
+        Some(ffi::SQLITE_NOTADB) => refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database"),
+        _ => e,
     };
+    let conn = open_vfs(
+        backup,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+        "restore: open the backup",
+    )
+    .map_err(not_a_database)?;
+    // A deferred BEGIN reads nothing; the census's first read takes the
+    // SHARED lock and the transaction holds it, so the census checked and
+    // verified here is the snapshot restored (one open, one count of every
+    // table, where a census on a throw-away connection and a second one
+    // under the held snapshot read the backup twice).
+    conn.execute_batch("BEGIN")
+        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
+    let (version, rows) = census(&conn, backup).map_err(not_a_database)?;
     if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
         return Err(Error::NotMemtree {
             path: backup.to_owned(),
@@ -131,15 +129,6 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
         });
     }
     verify(backup, version, &rows)?;
-    let conn = open_vfs(
-        backup,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-        "restore: open the backup",
-    )?;
-    conn.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
-        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
-    // The census under the held snapshot is the one restored.
-    let (version, rows) = census(&conn, backup)?;
     Ok((conn, version, rows))
 }
 
@@ -262,32 +251,14 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
 /// Step 3: the backup into the live file, with the byte copy aside taken
 /// under its write lock. Returns the copy's path.
 fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Result<PathBuf> {
-    // SAFETY: both handles are open connections that outlive the backup,
-    // which is finished below on every path.
-    let backup = unsafe {
-        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), source.handle(), MAIN.as_ptr())
-    };
-    if backup.is_null() {
-        // SAFETY: the handle is valid; the error is the backup_init's.
-        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
-        return Err(sqlite_err("restore: start", live, rc));
-    }
-    // The first step takes the live file's write lock (BUSY is retried
-    // from no lock until the deadline, as SQLite does not wait for it).
-    let deadline = Instant::now() + RESTORE_BUSY_TIMEOUT;
-    let first = loop {
-        // SAFETY: `backup` is live until finished below.
-        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
-        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
-        {
-            break rc;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    // The first step takes the live file's write lock; the backup is
+    // finished below on every path.
+    let (backup, first) = start_backup(dest, source, RESTORE_BUSY_TIMEOUT)
+        .map_err(|rc| sqlite_err("restore: start", live, rc))?;
     let outcome = match first {
         // One page copied, the write lock held, nothing written yet.
         ffi::SQLITE_OK => copy_aside(dest, live).and_then(|aside| {
-            // SAFETY: as above.
+            // SAFETY: `backup` is live until finished below.
             let rc = unsafe { ffi::sqlite3_backup_step(backup, -1) };
             if rc == ffi::SQLITE_DONE {
                 Ok(aside)
@@ -327,67 +298,21 @@ fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Resu
     }
 }
 
-/// The main database file of `conn` (the very inode it has open).
-fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: FILE_POINTER writes one pointer into `file`.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            MAIN.as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        )
-    };
-    // SAFETY: a non-null file from SQLite has a methods table while open.
-    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err(
-            "restore: find the file",
-            db,
-            ffi::SQLITE_CANTOPEN,
-        ));
-    }
-    Ok(file)
-}
-
 /// Copies the main file of `conn` byte for byte to a fresh name beside
 /// `db` (created exclusively), fsyncs it and syncs the folder; a partial
 /// copy is removed on failure.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "restore: find the file")?;
     let aside = aside_path(db, ".pre-restore");
     let mut out = create_exclusive(&aside)
         .map_err(|e| Error::io("restore: create the copy of the store", &aside, e))?;
     let copied = (|| -> Result<()> {
-        let mut size: ffi::sqlite3_int64 = 0;
-        // SAFETY: `file` is open (main_file); the methods read into owned
-        // buffers of the given length.
-        let rc = unsafe {
-            match (*(*file).pMethods).xFileSize {
-                Some(f) => f(file, &mut size),
-                None => ffi::SQLITE_IOERR_FSTAT,
-            }
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(sqlite_err("restore: size the store", db, rc));
-        }
-        let size = size.max(0) as u64;
+        let size = file_size(file).map_err(|rc| sqlite_err("restore: size the store", db, rc))?;
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut offset = 0u64;
         while offset < size {
             let n = COPY_CHUNK.min((size - offset) as usize);
-            // SAFETY: as above.
-            let rc = unsafe {
-                match (*(*file).pMethods).xRead {
-                    Some(read) => read(
-                        file,
-                        buf.as_mut_ptr().cast::<c_void>(),
-                        n as c_int,
-                        offset as i64,
-                    ),
-                    None => ffi::SQLITE_IOERR_READ,
-                }
-            };
+            let rc = read_at(file, &mut buf[..n], offset);
             if rc != ffi::SQLITE_OK {
                 return Err(sqlite_err("restore: read the store", db, rc));
             }

@@ -41,6 +41,7 @@
 
 pub mod copy_faults;
 pub mod events;
+pub(crate) mod main_file;
 pub mod quarantine;
 pub mod salvage;
 

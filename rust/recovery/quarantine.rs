@@ -38,17 +38,17 @@
 //! SQLite's own VFS locking, then truncated to zero bytes in place (an
 //! empty file is an empty database), still on the same inode.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::c_int;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
+use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
 use crate::recovery::salvage::{salvage_rows, SalvageReport};
 use crate::sys::files::{aside_path, create_exclusive, sync_parent_dir};
 
@@ -58,7 +58,6 @@ const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NAME_ATTEMPTS: u32 = 64;
 /// The size of each read of the damaged file while copying it aside.
 const COPY_CHUNK: usize = 64 * 1024;
-const MAIN: &CStr = c"main";
 
 fn sqlite_err(context: &str, path: &Path, rc: c_int, msg: Option<String>) -> Error {
     Error::sqlite(
@@ -138,30 +137,10 @@ fn fresh_database(db: &Path) -> Result<Connection> {
 
 /// Steps 1–3 of the module docs.
 fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result<Quarantined> {
-    // SAFETY: both handles are open connections that outlive the backup;
-    // "main" is NUL-terminated. The backup is finished on every path below.
-    let backup = unsafe {
-        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), fresh.handle(), MAIN.as_ptr())
-    };
-    if backup.is_null() {
-        // SAFETY: the handle is valid; the error is the backup_init's.
-        let rc = unsafe { ffi::sqlite3_extended_errcode(dest.handle()) };
-        return Err(sqlite_err("quarantine: start the rebuild", db, rc, None));
-    }
-    // The first step takes the write lock. SQLite does not wait for it when
-    // another connection holds RESERVED while this one holds SHARED (that
-    // would deadlock), so BUSY is retried here, from no lock, until the
-    // deadline.
-    let deadline = Instant::now() + REBUILD_BUSY_TIMEOUT;
-    let first = loop {
-        // SAFETY: `backup` is live until sqlite3_backup_finish below.
-        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
-        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
-        {
-            break rc;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    // The first step takes the write lock (see `start_backup`); the backup
+    // is finished on every path below.
+    let (backup, first) = start_backup(dest, fresh, REBUILD_BUSY_TIMEOUT)
+        .map_err(|rc| sqlite_err("quarantine: start the rebuild", db, rc, None))?;
     let outcome = if first == ffi::SQLITE_OK {
         copy_aside(dest, db).and_then(|aside| {
             // The rows still readable in the copy join the image before it
@@ -175,7 +154,7 @@ fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result
                     return Err(e);
                 }
             };
-            // SAFETY: as above.
+            // SAFETY: `backup` is live until finished below.
             let rc = unsafe { ffi::sqlite3_backup_step(backup, -1) };
             if rc == ffi::SQLITE_DONE {
                 Ok(Quarantined {
@@ -213,64 +192,6 @@ fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result
     }
 }
 
-/// The main database file of `conn`, as SQLite (and the memtree VFS) hold
-/// it: reads through it reach the very inode the connection has open.
-fn main_file(conn: &Connection, db: &Path) -> Result<*mut ffi::sqlite3_file> {
-    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
-    // SAFETY: FILE_POINTER writes one pointer into `file`.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            MAIN.as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        )
-    };
-    // SAFETY: a non-null file from SQLite has a methods table while open.
-    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(sqlite_err(
-            "quarantine: find the file",
-            db,
-            ffi::SQLITE_CANTOPEN,
-            None,
-        ));
-    }
-    Ok(file)
-}
-
-/// Reads `buf.len()` bytes at `offset` from `file`.
-fn read_at(file: *mut ffi::sqlite3_file, buf: &mut [u8], offset: u64) -> c_int {
-    // SAFETY: `file` is an open sqlite3_file (see `main_file`); xRead
-    // fills at most `buf.len()` bytes of the buffer.
-    unsafe {
-        match (*(*file).pMethods).xRead {
-            Some(read) => read(
-                file,
-                buf.as_mut_ptr().cast::<c_void>(),
-                buf.len() as c_int,
-                offset as i64,
-            ),
-            None => ffi::SQLITE_IOERR_READ,
-        }
-    }
-}
-
-fn file_size(file: *mut ffi::sqlite3_file) -> std::result::Result<u64, c_int> {
-    let mut size: ffi::sqlite3_int64 = 0;
-    // SAFETY: as in `read_at`; xFileSize writes one integer.
-    let rc = unsafe {
-        match (*(*file).pMethods).xFileSize {
-            Some(f) => f(file, &mut size),
-            None => ffi::SQLITE_IOERR_FSTAT,
-        }
-    };
-    if rc == ffi::SQLITE_OK {
-        Ok(size.max(0) as u64)
-    } else {
-        Err(rc)
-    }
-}
-
 /// A fresh name beside `db` with no file at it nor at its side-file names,
 /// created exclusively (never through a link); another suffix is tried
 /// while names are taken.
@@ -296,7 +217,7 @@ fn create_aside(db: &Path) -> Result<(PathBuf, File)> {
 /// Copies the main file of `conn` byte for byte to a fresh name beside
 /// `db`, fsyncs it and syncs the folder. Removes a partial copy on failure.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "quarantine: find the file")?;
     let (aside, mut out) = create_aside(db)?;
     let copied = (|| -> Result<()> {
         let size =
@@ -336,7 +257,7 @@ fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
 
 /// Calls the lock (`lock` true) or unlock method of `file` at `level`.
 fn set_lock(file: *mut ffi::sqlite3_file, lock: bool, level: c_int) -> c_int {
-    // SAFETY: as in `read_at`.
+    // SAFETY: as in `main_file::read_at` (`file` is open).
     unsafe {
         let methods = &*(*file).pMethods;
         match if lock { methods.xLock } else { methods.xUnlock } {
@@ -352,7 +273,7 @@ fn set_lock(file: *mut ffi::sqlite3_file, lock: bool, level: c_int) -> c_int {
 /// synced. `conn` has no transaction open (its backup failed at the
 /// header), so the lock levels it holds are the ones set here.
 fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db)?;
+    let file = main_file(conn, db, "quarantine: find the file")?;
     // A hot journal beside a headerless file would have been rolled back by
     // the backup's read; one that is still there is not ours to ignore.
     let journal = crate::sys::files::side_file(db, "-journal");
@@ -392,7 +313,7 @@ fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
     }
     if outcome.is_ok() {
         outcome = copy_aside(conn, db).and_then(|aside| {
-            // SAFETY: as in `read_at`; xTruncate and xSync on the open file.
+            // SAFETY: as in `main_file::read_at` (`file` is open); xTruncate and xSync on the open file.
             let rc = unsafe {
                 let methods = &*(*file).pMethods;
                 match (methods.xTruncate, methods.xSync) {

@@ -101,6 +101,17 @@ def test_backup_into_a_missing_folder_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+def _checked_contents(path: Path) -> tuple[list[str], int]:
+    """A backup's chunk ids and job count, after a full check that it is whole."""
+    with memtree.Store(path) as copy:
+        assert copy.check(full=True) == ["ok"]
+    conn = sqlite3.connect(path)
+    ids = [r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")]
+    jobs = conn.execute("SELECT count(*) FROM mem_tree_jobs").fetchone()[0]
+    conn.close()
+    return ids, jobs
+
+
 def test_backups_during_a_4_thread_ingest_hold_a_prefix_of_whole_batches(
     tmp_path: Path,
 ) -> None:
@@ -133,20 +144,15 @@ def test_backups_during_a_4_thread_ingest_hold_a_prefix_of_whole_batches(
     assert any(0 < n for n in committed)
     non_empty = 0
     for path in backups:
-        with memtree.Store(path) as copy:
-            assert copy.check(full=True) == ["ok"]
-        conn = sqlite3.connect(path)
-        ids = [r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")]
-        jobs = conn.execute("SELECT count(*) FROM mem_tree_jobs").fetchone()[0]
-        conn.close()
+        ids, jobs = _checked_contents(path)
         per: dict[tuple[int, int], int] = {}
         for cid in ids:
             t, b = cid.split("-")[0][1:].split("b")
             per[int(t), int(b)] = per.get((int(t), int(b)), 0) + 1
         assert set(per.values()) <= {per_batch}, "a batch's chunks all there or none"
         assert jobs == len(per), "each batch's job with its chunks"
-        for t in range(4):
-            held = sorted(b for (tt, b) in per if tt == t)
+        for thread in range(4):
+            held = sorted(b for (tt, b) in per if tt == thread)
             assert held == list(range(len(held))), "a prefix of each thread's history"
         non_empty += bool(ids)
     assert non_empty >= 1
@@ -215,12 +221,7 @@ def test_backups_while_another_process_writes_hold_a_prefix_of_its_batches(
     written = int(out.strip())
     sizes = []
     for path in backups:
-        with memtree.Store(path) as copy:
-            assert copy.check(full=True) == ["ok"]
-        conn = sqlite3.connect(path)
-        ids = [r[0] for r in conn.execute("SELECT id FROM mem_tree_chunks")]
-        jobs = conn.execute("SELECT count(*) FROM mem_tree_jobs").fetchone()[0]
-        conn.close()
+        ids, jobs = _checked_contents(path)
         per: dict[int, int] = {}
         for cid in ids:
             b = int(cid.split("-")[0][1:])

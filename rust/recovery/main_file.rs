@@ -1,0 +1,118 @@
+//! A connection's main database file reached through its own VFS methods.
+//!
+//! Backup, restore and quarantine copy a database byte for byte through the
+//! `sqlite3_file` SQLite (and the memtree VFS) holds open, so the bytes come
+//! from the very inode the connection has open, never from a path looked up
+//! again. This module finds that file and wraps the methods they share, and
+//! starts the online backup (restore, quarantine) whose first step takes
+//! the file's write lock before the copy is made.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::path::Path;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use rusqlite::{ffi, Connection};
+
+use crate::error::{Error, Result};
+
+const MAIN: &CStr = c"main";
+
+/// The main database file of `conn`: reads and writes through it reach the
+/// very inode the connection has open. A file SQLite cannot give is a
+/// CANTOPEN error for `path` under `context`.
+pub(crate) fn main_file(
+    conn: &Connection,
+    path: &Path,
+    context: &str,
+) -> Result<*mut ffi::sqlite3_file> {
+    let mut file: *mut ffi::sqlite3_file = ptr::null_mut();
+    // SAFETY: FILE_POINTER writes one pointer into `file`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            MAIN.as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        )
+    };
+    // SAFETY: a non-null file from SQLite has a methods table while open.
+    if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
+        return Err(Error::sqlite(
+            context,
+            path,
+            rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), None),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads `buf.len()` bytes at `offset` from `file` (a short read is
+/// SQLITE_IOERR_SHORT_READ, the rest of `buf` zeroed by the VFS).
+pub(crate) fn read_at(file: *mut ffi::sqlite3_file, buf: &mut [u8], offset: u64) -> c_int {
+    // SAFETY: `file` is an open sqlite3_file (see `main_file`) whose
+    // connection outlives the call; xRead fills at most `buf.len()` bytes.
+    unsafe {
+        match (*(*file).pMethods).xRead {
+            Some(read) => read(
+                file,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len() as c_int,
+                offset as i64,
+            ),
+            None => ffi::SQLITE_IOERR_READ,
+        }
+    }
+}
+
+/// The size of `file` in bytes, or the result code of its xFileSize.
+pub(crate) fn file_size(file: *mut ffi::sqlite3_file) -> std::result::Result<u64, c_int> {
+    let mut size: ffi::sqlite3_int64 = 0;
+    // SAFETY: as in `read_at`; xFileSize writes one integer.
+    let rc = unsafe {
+        match (*(*file).pMethods).xFileSize {
+            Some(f) => f(file, &mut size),
+            None => ffi::SQLITE_IOERR_FSTAT,
+        }
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(size.max(0) as u64)
+    } else {
+        Err(rc)
+    }
+}
+
+/// Starts SQLite's online backup of `source` into `dest` (both "main") and
+/// runs its first one-page step, which takes `dest`'s write lock: SQLite
+/// does not wait for that lock when another connection holds RESERVED (it
+/// would deadlock), so BUSY and LOCKED are retried here, from no lock,
+/// until `timeout` has passed. Returns the backup and the first step's
+/// result code (OK: the lock is held and nothing is written yet); the
+/// caller finishes the backup on every path. Err: the extended code of a
+/// backup that could not start (nothing to finish).
+pub(crate) fn start_backup(
+    dest: &Connection,
+    source: &Connection,
+    timeout: Duration,
+) -> std::result::Result<(*mut ffi::sqlite3_backup, c_int), c_int> {
+    // SAFETY: both handles are open connections that outlive the backup;
+    // "main" is NUL-terminated.
+    let backup = unsafe {
+        ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), source.handle(), MAIN.as_ptr())
+    };
+    if backup.is_null() {
+        // SAFETY: the handle is valid; the error is the backup_init's.
+        return Err(unsafe { ffi::sqlite3_extended_errcode(dest.handle()) });
+    }
+    let deadline = Instant::now() + timeout;
+    let first = loop {
+        // SAFETY: `backup` is live until the caller finishes it.
+        let rc = unsafe { ffi::sqlite3_backup_step(backup, 1) };
+        if !matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) || Instant::now() >= deadline
+        {
+            break rc;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok((backup, first))
+}
