@@ -251,15 +251,7 @@ pub fn delete_chunks(
     since: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<usize> {
     let cutoff = cutoff_ms(older_than)?;
-    let filter = crate::ChunkFilter {
-        source_kind: source_kind
-            .map(|k| convert::source_kind(k, "source_kind"))
-            .transpose()?,
-        source_id,
-        owner,
-        since_ms: convert::opt_to_ms(since, "since")?,
-        until_ms: None,
-    };
+    let filter = super::store::chunk_filter(source_kind, source_id, owner, since, None)?;
     Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
 }
 

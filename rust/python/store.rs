@@ -46,8 +46,9 @@ fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
     Ok(())
 }
 
-/// The `list_chunks` keyword arguments as a core filter.
-fn chunk_filter(
+/// The `list_chunks` keyword arguments as a core filter (also those of
+/// `delete_chunks`, which has no `until`).
+pub(super) fn chunk_filter(
     source_kind: Option<&Bound<'_, PyAny>>,
     source_id: Option<String>,
     owner: Option<String>,
