@@ -27,12 +27,6 @@ pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
     }
 }
 
-/// The `page_size` argument: the `limit` rule (any int, clamped to
-/// 1..=10000).
-pub fn page_size_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
-    super::convert::clamped_limit(value, "page_size")
-}
-
 /// The iterator `Store.iter_chunks` returns (see the stub).
 #[pyclass(name = "ChunkIterator", module = "memtree")]
 pub struct PyChunkIterator {
