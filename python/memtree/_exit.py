@@ -12,12 +12,13 @@ exits ``EXIT_REFUSED_PATH`` without blocking, a missing file or folder
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Final
 
 from memtree import _native
 from memtree._codes import ResultCode
-from memtree.errors import PathRefusedError
+from memtree.errors import BusyError, NotMemtreeDatabaseError, PathRefusedError
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -27,7 +28,9 @@ __all__ = [
     "EXIT_NOT_MEMTREE",
     "EXIT_OK",
     "EXIT_REFUSED_PATH",
+    "exit_for_error",
     "refused_path",
+    "said_refused",
 ]
 
 #: Healthy (doctor), reported (stats), migrated or already on the rollback
@@ -84,3 +87,28 @@ def refused_path(db: Path) -> tuple[int, str] | None:
             return EXIT_NOTHING_THERE, f"no database at {db}"
         return EXIT_REFUSED_PATH, str(e)
     return None
+
+
+def said_refused(command: str, db: Path) -> int | None:
+    """:func:`refused_path` for ``memtree COMMAND``: the message goes to
+    standard error and its exit status is returned; ``None`` when the
+    command may open ``db``."""
+    refused = refused_path(db)
+    if refused is None:
+        return None
+    print(f"memtree {command}: {refused[1]}", file=sys.stderr)
+    return refused[0]
+
+
+def exit_for_error(error: Exception, *, busy: int = EXIT_DAMAGED) -> int:
+    """The exit status for an error a command caught opening or changing a
+    store: a refused path, another application's database, ``busy`` for a
+    ``BusyError`` (a command that says "stop the other process first"
+    passes :data:`EXIT_NEEDS_ATTENTION`), else damaged or failed."""
+    if isinstance(error, PathRefusedError):
+        return EXIT_REFUSED_PATH
+    if isinstance(error, NotMemtreeDatabaseError):
+        return EXIT_NOT_MEMTREE
+    if isinstance(error, BusyError):
+        return busy
+    return EXIT_DAMAGED

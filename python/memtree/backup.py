@@ -23,13 +23,11 @@ import sys
 from pathlib import Path
 
 from memtree._exit import (
-    EXIT_DAMAGED,
     EXIT_NEEDS_ATTENTION,
-    EXIT_NOT_MEMTREE,
     EXIT_NOTHING_THERE,
     EXIT_OK,
-    EXIT_REFUSED_PATH,
-    refused_path,
+    exit_for_error,
+    said_refused,
 )
 from memtree._inspect import resolve_db_path
 
@@ -37,15 +35,8 @@ __all__ = ["run_backup", "run_compact", "run_restore"]
 
 
 def _exit_for(error: Exception) -> int:
-    from memtree.errors import BusyError, NotMemtreeDatabaseError, PathRefusedError
-
-    if isinstance(error, PathRefusedError):
-        return EXIT_REFUSED_PATH
-    if isinstance(error, NotMemtreeDatabaseError):
-        return EXIT_NOT_MEMTREE
-    if isinstance(error, BusyError):
-        return EXIT_NEEDS_ATTENTION
-    return EXIT_DAMAGED
+    # restore says "stop the other process first" for a busy store.
+    return exit_for_error(error, busy=EXIT_NEEDS_ATTENTION)
 
 
 def _report(kind: str, fields: dict[str, object], as_json: bool) -> None:
@@ -61,10 +52,9 @@ def run_backup(path: Path, dest: Path, *, as_json: bool = False) -> int:
     import memtree
 
     db = resolve_db_path(path)
-    refused = refused_path(db)
+    refused = said_refused("backup", db)
     if refused is not None:
-        print(f"memtree backup: {refused[1]}", file=sys.stderr)
-        return refused[0]
+        return refused
     try:
         with memtree.Store(db) as store:
             report = store.backup(dest)
@@ -116,10 +106,9 @@ def run_compact(path: Path, *, as_json: bool = False) -> int:
     import memtree
 
     db = resolve_db_path(path)
-    refused = refused_path(db)
+    refused = said_refused("compact", db)
     if refused is not None:
-        print(f"memtree compact: {refused[1]}", file=sys.stderr)
-        return refused[0]
+        return refused
     try:
         with memtree.Store(db) as store:
             report = store.compact()

@@ -16,27 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from memtree._exit import (
-    EXIT_DAMAGED,
-    EXIT_NEEDS_ATTENTION,
-    EXIT_NOT_MEMTREE,
-    EXIT_OK,
-    EXIT_REFUSED_PATH,
-    refused_path,
-)
+from memtree._exit import EXIT_NEEDS_ATTENTION, EXIT_OK, exit_for_error, said_refused
 from memtree._inspect import resolve_db_path
 
 __all__ = ["run_erase_owner"]
-
-
-def _exit_for(error: Exception) -> int:
-    from memtree.errors import NotMemtreeDatabaseError, PathRefusedError
-
-    if isinstance(error, PathRefusedError):
-        return EXIT_REFUSED_PATH
-    if isinstance(error, NotMemtreeDatabaseError):
-        return EXIT_NOT_MEMTREE
-    return EXIT_DAMAGED
 
 
 def run_erase_owner(
@@ -46,16 +29,15 @@ def run_erase_owner(
     import memtree
 
     db = resolve_db_path(path)
-    refused = refused_path(db)
+    refused = said_refused("erase-owner", db)
     if refused is not None:
-        print(f"memtree erase-owner: {refused[1]}", file=sys.stderr)
-        return refused[0]
+        return refused
     try:
         with memtree.Store(db) as store:
             report = store.erase_owner(owner, content_root=content_root)
     except (memtree.MemtreeError, ValueError) as e:
         print(f"memtree erase-owner: {e}", file=sys.stderr)
-        return _exit_for(e)
+        return exit_for_error(e)
     fields: dict[str, object] = {
         "store": str(db),
         "owner": owner,

@@ -36,12 +36,6 @@ from memtree._inspect import resolve_db_path
 __all__ = ["run"]
 
 
-def _database(path: Path) -> Path:
-    """``PATH`` may be the database file, ``<ws>/memory_tree`` or ``<ws>``
-    (the rule every command uses)."""
-    return resolve_db_path(path)
-
-
 def _refusal(db: Path) -> tuple[int, str] | None:
     """Why ``recover`` must not open ``db``, as ``(exit status, message)``:
     it brings rows home into an existing database and never creates one."""
@@ -58,7 +52,9 @@ def _fail(db: Path, code: int, message: str, name: str, as_json: bool) -> int:
 
 
 def run(path: Path, *, as_json: bool = False) -> int:
-    db = _database(path)
+    # PATH may be the database file, <ws>/memory_tree or <ws> (the rule every
+    # command uses).
+    db = resolve_db_path(path)
     refusal = _refusal(db)
     if refusal is not None:
         code, message = refusal

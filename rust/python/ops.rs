@@ -127,16 +127,6 @@ pub fn backup_store(py: Python<'_>, store: &Store, dest: PathBuf) -> PyResult<Py
     })
 }
 
-/// The `backup` argument: a path.
-fn backup_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    convert::path(value, "backup")
-}
-
-/// The `dest` argument of `Store.backup`: a path.
-pub fn dest_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    convert::path(value, "dest")
-}
-
 /// Writes the backup at ``backup`` INTO the store at ``path``, in place:
 /// one SQLite transaction on the same file (never a rename or a replace,
 /// so connections that hold it open, in any process, see the old contents
@@ -154,7 +144,7 @@ pub fn dest_arg(value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 #[pyfunction]
 fn restore(
     py: Python<'_>,
-    #[pyo3(from_py_with = backup_arg)] backup: PathBuf,
+    #[pyo3(from_py_with = convert::arg::backup)] backup: PathBuf,
     #[pyo3(from_py_with = convert::arg::path)] path: PathBuf,
 ) -> PyResult<PyCopyReport> {
     let report = py.detach(|| restore_op::restore_file(&backup, &path))?;
@@ -251,15 +241,7 @@ pub fn delete_chunks(
     since: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<usize> {
     let cutoff = cutoff_ms(older_than)?;
-    let filter = crate::ChunkFilter {
-        source_kind: source_kind
-            .map(|k| convert::source_kind(k, "source_kind"))
-            .transpose()?,
-        source_id,
-        owner,
-        since_ms: convert::opt_to_ms(since, "since")?,
-        until_ms: None,
-    };
+    let filter = super::store::chunk_filter(source_kind, source_id, owner, since, None)?;
     Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
 }
 

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 
 use super::chunk::PyChunk;
 use super::store::PyStore;
@@ -25,12 +26,6 @@ pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
             value.get_type().name()?
         ))),
     }
-}
-
-/// The `page_size` argument: the `limit` rule (any int, clamped to
-/// 1..=10000).
-pub fn page_size_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
-    super::convert::clamped_limit(value, "page_size")
 }
 
 /// The iterator `Store.iter_chunks` returns (see the stub).
@@ -59,7 +54,12 @@ impl PyChunkIterator {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyChunk>> {
         let store = self.store.get();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Waits for the lock detached: a thread that holds it is reading a
+        // page detached and needs the interpreter back to finish.
+        let mut state = self
+            .state
+            .lock_py_attached(py)
+            .unwrap_or_else(|p| p.into_inner());
         let (pages, buffered) = &mut *state;
         if buffered.is_empty() {
             let page = py.detach(|| pages.next_page(&store.inner))?;

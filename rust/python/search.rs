@@ -98,16 +98,6 @@ pub fn search_vector(
     Ok(hits.into_iter().map(PyHit::from).collect())
 }
 
-/// The `query` argument: a `str`.
-pub fn query_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    convert::text(value, "query")
-}
-
-/// The `syntax` argument: a `str`.
-pub fn syntax_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    convert::text(value, "syntax")
-}
-
 /// `Store.search_text` after its keyword arguments are converted.
 pub fn search_text(
     py: Python<'_>,

@@ -46,8 +46,9 @@ fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
     Ok(())
 }
 
-/// The `list_chunks` keyword arguments as a core filter.
-fn chunk_filter(
+/// The `list_chunks` keyword arguments as a core filter (also those of
+/// `delete_chunks`, which has no `until`).
+pub(super) fn chunk_filter(
     source_kind: Option<&Bound<'_, PyAny>>,
     source_id: Option<String>,
     owner: Option<String>,
@@ -275,7 +276,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::opt_owner)] owner: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = paging::page_size_arg)] page_size: i64,
+        #[pyo3(from_py_with = arg::page_size)] page_size: i64,
     ) -> PyResult<paging::PyChunkIterator> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         Ok(paging::PyChunkIterator::new(
@@ -471,7 +472,7 @@ impl PyStore {
     fn backup(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = super::ops::dest_arg)] dest: PathBuf,
+        #[pyo3(from_py_with = arg::dest)] dest: PathBuf,
     ) -> PyResult<super::ops::PyCopyReport> {
         super::ops::backup_store(py, &self.inner, dest)
     }
@@ -651,7 +652,7 @@ impl PyStore {
     fn search_text(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = search::query_arg)] query: String,
+        #[pyo3(from_py_with = arg::query)] query: String,
         #[pyo3(from_py_with = arg::k)] k: i64,
         source_kind: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::opt_source_id)] source_id: Option<String>,
@@ -659,7 +660,7 @@ impl PyStore {
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
-        #[pyo3(from_py_with = search::syntax_arg)] syntax: String,
+        #[pyo3(from_py_with = arg::syntax)] syntax: String,
     ) -> PyResult<Vec<search::PyHit>> {
         let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search_text(

@@ -46,18 +46,6 @@ fn kind_arg(value: &Bound<'_, PyAny>) -> PyResult<TreeKind> {
     tree_kind(value, "kind")
 }
 
-fn level_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
-    convert::int64(value, "level")
-}
-
-fn tree_id_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    convert::text(value, "tree_id")
-}
-
-fn scope_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    convert::text(value, "scope")
-}
-
 /// A float vector for `set_summary_embedding`, as `set_chunk_embedding` takes it.
 pub(super) fn vector_in(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<f32>>> {
     convert::vector(value, "vector")
@@ -166,8 +154,8 @@ impl PySummary {
     #[allow(clippy::too_many_arguments)]
     fn new(
         #[pyo3(from_py_with = arg::id)] id: String,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
-        #[pyo3(from_py_with = level_arg)] level: i64,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
         #[pyo3(from_py_with = arg::content)] content: String,
         time_range_start: &Bound<'_, PyAny>,
         time_range_end: &Bound<'_, PyAny>,
@@ -418,7 +406,7 @@ impl PyTrees {
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = kind_arg)] kind: TreeKind,
-        #[pyo3(from_py_with = scope_arg)] scope: String,
+        #[pyo3(from_py_with = arg::scope)] scope: String,
         id: Option<&Bound<'_, PyAny>>,
         created_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTree> {
@@ -456,7 +444,7 @@ impl PyTrees {
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = kind_arg)] kind: TreeKind,
-        #[pyo3(from_py_with = scope_arg)] scope: String,
+        #[pyo3(from_py_with = arg::scope)] scope: String,
     ) -> PyResult<Option<PyTree>> {
         let tree = py.detach(|| self.core().trees().get_by_scope(kind, &scope))?;
         Ok(tree.map(|inner| PyTree { inner }))
@@ -468,7 +456,7 @@ impl PyTrees {
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = kind_arg)] kind: TreeKind,
-        #[pyo3(from_py_with = scope_arg)] scope: String,
+        #[pyo3(from_py_with = arg::scope)] scope: String,
     ) -> PyResult<PyTree> {
         let inner = py.detach(|| self.core().trees().get_or_create(kind, &scope))?;
         Ok(PyTree { inner })
@@ -516,8 +504,8 @@ impl PyTrees {
     fn list_summaries(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
-        #[pyo3(from_py_with = level_arg)] level: i64,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
     ) -> PyResult<Vec<PySummary>> {
         let rows = py.detach(|| self.core().trees().list_summaries(&tree_id, level))?;
         Ok(rows.into_iter().map(|inner| PySummary { inner }).collect())
@@ -527,7 +515,7 @@ impl PyTrees {
     fn count_summaries(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
     ) -> PyResult<i64> {
         Ok(py.detach(|| self.core().trees().count_summaries(&tree_id))?)
     }
@@ -576,8 +564,8 @@ impl PyTrees {
     fn get_buffer(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
-        #[pyo3(from_py_with = level_arg)] level: i64,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
     ) -> PyResult<PyBuffer> {
         let inner = py.detach(|| self.core().trees().get_buffer(&tree_id, level))?;
         Ok(PyBuffer { inner })
@@ -602,8 +590,8 @@ impl PyTrees {
     fn append_to_buffer(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
-        #[pyo3(from_py_with = level_arg)] level: i64,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
         item_ids: &Bound<'_, PyAny>,
         tokens: &Bound<'_, PyAny>,
         oldest: &Bound<'_, PyAny>,
@@ -644,8 +632,8 @@ impl PyTrees {
     fn seal(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = tree_id_arg)] tree_id: String,
-        #[pyo3(from_py_with = level_arg)] level: i64,
+        #[pyo3(from_py_with = arg::tree_id)] tree_id: String,
+        #[pyo3(from_py_with = arg::level)] level: i64,
         version: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = arg::content)] content: String,
         #[pyo3(from_py_with = arg::token_count)] token_count: i64,

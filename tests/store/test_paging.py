@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -149,6 +151,50 @@ def test_iteration_while_another_thread_inserts_older_rows(tmp_path: Path) -> No
     late = [i for i in ids if i.startswith("late-")]
     print(f"older rows inserted meanwhile: {len(inserted)}, seen by the walk: {len(late)}")
     assert late, "the writer's rows, older than every row, are reached by the walk"
+
+
+_SHARED_ITERATOR = """
+import sys, threading
+import memtree
+
+store = memtree.Store(sys.argv[1])
+it = store.iter_chunks(page_size=1)
+got = [[], []]
+
+def drain(out):
+    for chunk in it:
+        out.append(chunk.id)
+
+threads = [threading.Thread(target=drain, args=(out,)) for out in got]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(" ".join(sorted(got[0] + got[1])))
+"""
+
+
+def test_two_threads_share_one_iterator(tmp_path: Path) -> None:
+    """One iterator read from two threads: each row goes to exactly one of
+    them, and neither hangs. With page_size=1 every step reads a page with
+    the interpreter released; a thread that waited for the iterator's lock
+    while attached would keep that reader from ever getting back (the
+    whole process hangs, hence the child process and its timeout)."""
+    db = tmp_path / "shared.db"
+    rows = corpus(400)
+    with memtree.Store(db) as store:
+        store.upsert_chunks(rows)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SHARED_ITERATOR, str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("two threads reading one iterator hang")
+    assert done.stdout.split() == sorted(c.id for c in rows), "a row was lost or yielded twice"
 
 
 def test_arguments_are_checked(tmp_path: Path) -> None:

@@ -35,10 +35,11 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _recover(args: argparse.Namespace) -> int:
     if args.adopt is not None:
-        from memtree import adopt, recover
+        from memtree import adopt
+        from memtree._inspect import resolve_db_path
 
         return adopt.run(
-            recover._database(args.path), args.adopt, dry_run=args.dry_run, as_json=args.json
+            resolve_db_path(args.path), args.adopt, dry_run=args.dry_run, as_json=args.json
         )
     from memtree import recover
 

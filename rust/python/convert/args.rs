@@ -277,6 +277,12 @@ pub mod arg {
         target_kind("target_kind"): String = super::text;
         target_id("target_id"): String = super::text;
         tree_id("tree_id"): String = super::text;
+        scope("scope"): String = super::text;
+        query("query"): String = super::text;
+        syntax("syntax"): String = super::text;
+        backup("backup"): PathBuf = super::path;
+        dest("dest"): PathBuf = super::path;
+        page_size("page_size"): i64 = super::clamped_limit;
         level("level"): i64 = super::int64;
         days_back("days_back"): i64 = super::int64;
         opt_max_age_secs("max_age_secs"): Option<i64> = super::opt_int64;
