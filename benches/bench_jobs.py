@@ -55,7 +55,8 @@ from pathlib import Path
 
 import memtree
 import persistqueue
-from _harness import TruncateFullAckQueue, time_threads
+from _harness import time_threads
+from _persist_queue import TruncateFullAckQueue
 from huey.storage import SqliteStorage
 from memtree import testing
 

@@ -54,7 +54,7 @@ from typing import Any, Optional
 import apsw
 import memtree
 import sqlite_utils
-from _harness import TruncateFullAckQueue
+from _persist_queue import TruncateFullAckQueue
 from conftest import (
     CHUNK_COLUMNS,
     INGEST_ROWS,
