@@ -52,10 +52,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import memtree
 import persistqueue
+from _harness import time_threads
+from _persist_queue import TruncateFullAckQueue
 from huey.storage import SqliteStorage
 from memtree import testing
 
@@ -117,19 +118,6 @@ def assert_truncate_full(conn: sqlite3.Connection) -> None:
     """The settings a peer's connection really runs with."""
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "truncate"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
-
-
-class TruncateFullAckQueue(persistqueue.SQLiteAckQueue):  # type: ignore[misc]
-    """persist-queue's ack queue on TRUNCATE + FULL (the library's factory
-    sets WAL); the same subclass as in ``test_peers.py``."""
-
-    def _new_db_connection(self, path: str, multithreading: bool, timeout: float) -> Any:
-        conn = sqlite3.connect(
-            f"{path}/{self.db_file_name}", timeout=timeout, check_same_thread=not multithreading
-        )
-        assert conn.execute("PRAGMA journal_mode = TRUNCATE").fetchone()[0] == "truncate"
-        conn.execute("PRAGMA synchronous = FULL")
-        return conn
 
 
 #: One queue under test: ``produce(i)`` enqueues job i in its own commit;
@@ -278,13 +266,7 @@ def end_to_end(contender: Contender, threads: int, n: int) -> float:
         threading.Thread(target=guarded(lambda: contender.consume(done, settled)))
         for _ in range(threads)
     ]
-    for w in workers:
-        w.start()
-    start_line.wait()
-    started = time.perf_counter()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - started
+    elapsed = time_threads(workers, start_line)
     if errors:
         raise errors[0]
     assert count[0] == n, count[0]

@@ -75,6 +75,27 @@ def record(
     TARGETS.append({"name": name, "value": value, "target": target, "met": met, **details})
 
 
+_SECONDS_IN = {"ms": 1e3, "us": 1e6}
+
+
+def record_ratio(
+    name: str,
+    top: float,
+    bottom: float,
+    times: dict[str, float],
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    unit: str = "ms",
+) -> None:
+    """``record(name, top / bottom, ...)`` for a ratio of two measured times
+    (in seconds), reporting each of ``times`` beside it in ``unit`` as
+    ``<key>_<unit>`` (in the order given)."""
+    scale = _SECONDS_IN[unit]
+    details = {f"{key}_{unit}": seconds * scale for key, seconds in times.items()}
+    record(name, top / bottom, at_least=at_least, at_most=at_most, **details)
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``fn`` in seconds."""
     return statistics.median(times_of(fn, repeats))

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import memtree
+from _harness import time_threads
 from conftest import UPSERT_SQL, memtree_schema, record
 from memtree import _native, testing
 
@@ -50,13 +51,7 @@ def memtree_rate(path: Path, threads: int, calls_per_thread: int) -> tuple[float
                 store.upsert_chunks([chunk])
 
         workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-        for w in workers:
-            w.start()
-        start.wait()
-        began = time.perf_counter()
-        for w in workers:
-            w.join()
-        elapsed = time.perf_counter() - began
+        elapsed = time_threads(workers, start)
         stats = dict(testing.io_stats(path))
         assert store.count_chunks() == threads * calls_per_thread + 1
     return threads * calls_per_thread / elapsed, stats

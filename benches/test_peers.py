@@ -53,8 +53,8 @@ from typing import Any, Optional
 
 import apsw
 import memtree
-import persistqueue
 import sqlite_utils
+from _persist_queue import TruncateFullAckQueue
 from conftest import (
     CHUNK_COLUMNS,
     INGEST_ROWS,
@@ -457,20 +457,6 @@ def test_reads_side_by_side(read_db: Path) -> None:
 
 
 # --- the queue, one job at a time -----------------------------------------------
-
-
-class TruncateFullAckQueue(persistqueue.SQLiteAckQueue):
-    """persist-queue's ack queue with the connection on TRUNCATE + FULL: the
-    library's factory sets ``journal_mode=WAL``; this one sets the same
-    settings as every other contender."""
-
-    def _new_db_connection(self, path: str, multithreading: bool, timeout: float) -> Any:
-        conn = sqlite3.connect(
-            f"{path}/{self.db_file_name}", timeout=timeout, check_same_thread=not multithreading
-        )
-        assert conn.execute("PRAGMA journal_mode = TRUNCATE").fetchone()[0] == "truncate"
-        conn.execute("PRAGMA synchronous = FULL")
-        return conn
 
 
 #: A queue contender: ``run()`` does the timed jobs; ``finish()`` (untimed)

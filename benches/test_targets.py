@@ -29,6 +29,7 @@ from conftest import (
     median_time,
     memtree_schema,
     record,
+    record_ratio,
     stdlib_connect,
 )
 from memtree import _native, testing
@@ -149,25 +150,28 @@ def test_get_vs_stdlib(read_db: Path) -> None:
         sl_many = best_time(lambda: [one(i) for i in batch], 50)
     finally:
         conn.close()
-    record(
+    record_ratio(
         "get_chunk: stdlib+Chunk / memtree",
-        sl_one / mt_one,
+        sl_one,
+        mt_one,
+        {"memtree": mt_one, "stdlib": sl_one},
         at_least=1.5,
-        memtree_us=mt_one * 1e6,
-        stdlib_us=sl_one * 1e6,
+        unit="us",
     )
-    record(
+    record_ratio(
         "get_chunks(100): stdlib+Chunk / memtree",
-        sl_many / mt_many,
+        sl_many,
+        mt_many,
+        {"memtree": mt_many, "stdlib": sl_many},
         at_least=1.5,
-        memtree_us=mt_many * 1e6,
-        stdlib_us=sl_many * 1e6,
+        unit="us",
     )
-    record(
+    record_ratio(
         "get_chunk: stdlib raw tuple / memtree (info)",
-        sl_raw / mt_one,
-        memtree_us=mt_one * 1e6,
-        stdlib_us=sl_raw * 1e6,
+        sl_raw,
+        mt_one,
+        {"memtree": mt_one, "stdlib": sl_raw},
+        unit="us",
     )
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import memtree
 import pytest
-from conftest import UPSERT_SQL, memtree_schema, record, stdlib_connect
+from conftest import UPSERT_SQL, memtree_schema, record, record_ratio, stdlib_connect
 
 #: MEMTREE_BENCH_TEXT_ROWS shrinks the corpus to try the suite quickly.
 ROWS = int(os.environ.get("MEMTREE_BENCH_TEXT_ROWS", "100000"))
@@ -223,31 +223,31 @@ def test_top10_text_against_stdlib_fts5_and_like(corpus: dict[str, Any], shape: 
             elapsed, _ = timed(lambda q=q: like_scan(peer, q))
             like_s.append(elapsed)
     m, p, bare, like = (statistics.median(x) for x in (ours_s, peer_s, bare_s, like_s))
-    record(
+    record_ratio(
         f"top-10 text {words}, {SCALE} x 500 B: memtree / stdlib FTS5 (id, bm25, snippet)",
-        m / p,
+        m,
+        p,
+        {"memtree": m, "stdlib": p},
         at_most=1.1,
-        memtree_ms=m * 1e3,
-        stdlib_ms=p * 1e3,
     )
-    record(
+    record_ratio(
         f"top-10 text {words}, {SCALE}: memtree / stdlib FTS5 rowids only (no id, no snippet)",
-        m / bare,
-        memtree_ms=m * 1e3,
-        stdlib_ms=bare * 1e3,
+        m,
+        bare,
+        {"memtree": m, "stdlib": bare},
     )
-    record(
+    record_ratio(
         f"top-10 text {words}, {SCALE}: LIKE scan / memtree",
-        like / m,
+        like,
+        m,
+        {"memtree": m, "like": like},
         at_least=50,
-        memtree_ms=m * 1e3,
-        like_ms=like * 1e3,
     )
-    record(
+    record_ratio(
         f"top-10 text {words}, {SCALE}: LIKE scan / stdlib FTS5 rowids only",
-        like / bare,
-        stdlib_ms=bare * 1e3,
-        like_ms=like * 1e3,
+        like,
+        bare,
+        {"stdlib": bare, "like": like},
     )
 
 
@@ -370,12 +370,12 @@ def test_hybrid_against_the_two_searches(corpus: dict[str, Any], tmp_path: Path)
             hybrid_s.append(best["hybrid"])
             sum_s.append(best["both"])
     h, s = statistics.median(hybrid_s), statistics.median(sum_s)
-    record(
+    record_ratio(
         f"hybrid top-10 text + {DIM}-d vector, {SCALE}: hybrid / (text + vector)",
-        h / s,
+        h,
+        s,
+        {"hybrid": h, "sum": s},
         at_most=1.1,
-        hybrid_ms=h * 1e3,
-        sum_ms=s * 1e3,
     )
 
 
@@ -401,10 +401,10 @@ def test_iter_chunks_against_list_chunks_pages(corpus: dict[str, Any]) -> None:
             assert n == ROWS
             iter_s.append(elapsed)
     p, i = min(pages_s), min(iter_s)
-    record(
+    record_ratio(
         f"iter_chunks over {SCALE} / list_chunks pages of 10,000",
-        i / p,
+        i,
+        p,
+        {"iter": i, "pages": p},
         at_most=1.2,
-        iter_ms=i * 1e3,
-        pages_ms=p * 1e3,
     )

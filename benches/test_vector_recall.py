@@ -43,7 +43,7 @@ from typing import Any
 
 import memtree
 import pytest
-from conftest import UPSERT_SQL, memtree_schema, record, stdlib_connect
+from conftest import UPSERT_SQL, memtree_schema, record, record_ratio, stdlib_connect
 from memtree import _native, testing
 
 np = pytest.importorskip("numpy")
@@ -171,19 +171,19 @@ def test_top10_cosine_100k_x_768(corpus: dict[str, Any]) -> None:
             agree_vec.append(overlap(ours, [ids[r - 1] for (r,) in found]))
     assert min(agree_numpy) >= K - 1, agree_numpy
     m, n, v = (statistics.median(x) for x in (memtree_s, numpy_s, vec_s))
-    record(
+    record_ratio(
         f"top-10 cosine {SCALE}: memtree / numpy (M @ q + argpartition)",
-        m / n,
+        m,
+        n,
+        {"memtree": m, "numpy": n},
         at_most=1.2,
-        memtree_ms=m * 1e3,
-        numpy_ms=n * 1e3,
     )
-    record(
+    record_ratio(
         f"top-10 cosine {SCALE}: sqlite-vec / memtree",
-        v / m,
+        v,
+        m,
+        {"memtree": m, "sqlite_vec": v},
         at_least=3,
-        memtree_ms=m * 1e3,
-        sqlite_vec_ms=v * 1e3,
     )
     record(f"top-10 cosine {SCALE}: first query after open (ms)", first_s * 1e3)
     record("top-10 cosine: ids shared with numpy's top 10 (mean)", statistics.mean(agree_numpy))
@@ -230,18 +230,18 @@ def test_top10_with_a_filter_of_1_percent(corpus: dict[str, Any]) -> None:
             assert len(meta) == K
     assert min(agree) >= K - 1, agree
     f, u, vm = (statistics.median(x) for x in (filtered_s, full_s, vec_meta_s))
-    record(
+    record_ratio(
         "top-10, filter of 1%: unfiltered / filtered (memtree)",
-        u / f,
+        u,
+        f,
+        {"filtered": f, "unfiltered": u},
         at_least=20,
-        filtered_ms=f * 1e3,
-        unfiltered_ms=u * 1e3,
     )
-    record(
+    record_ratio(
         "top-10, filter of 1%: sqlite-vec metadata filter / memtree",
-        vm / f,
-        memtree_ms=f * 1e3,
-        sqlite_vec_ms=vm * 1e3,
+        vm,
+        f,
+        {"memtree": f, "sqlite_vec": vm},
     )
     record(
         "top-10, filter of 1%: rows sqlite-vec KNN-then-filter returns (of 10)",
@@ -318,12 +318,12 @@ def test_ingest_20k_with_384d_embeddings_vs_stdlib(tmp_path: Path) -> None:
         stdlib_s.append(time.perf_counter() - started)
         conn.close()
     m, s = min(memtree_s), min(stdlib_s)
-    record(
+    record_ratio(
         "ingest 20k chunks + 384-d embeddings: memtree / stdlib executemany",
-        m / s,
+        m,
+        s,
+        {"memtree": m, "stdlib": s},
         at_most=1.0,
-        memtree_ms=m * 1e3,
-        stdlib_ms=s * 1e3,
     )
 
 
@@ -351,12 +351,12 @@ def test_read_10k_embeddings_into_numpy_vs_stdlib(corpus: dict[str, Any]) -> Non
     assert np.array_equal(ours, theirs)
     assert np.array_equal(ours, corpus["matrix"][start : start + len(wanted)])
     m, s = min(memtree_s), min(stdlib_s)
-    record(
+    record_ratio(
         "read 10k x 768 embeddings into numpy: memtree / stdlib + frombuffer",
-        m / s,
+        m,
+        s,
+        {"memtree": m, "stdlib": s},
         at_most=1.0,
-        memtree_ms=m * 1e3,
-        stdlib_ms=s * 1e3,
     )
 
 
@@ -420,18 +420,18 @@ def test_search_right_after_a_job_claim(corpus: dict[str, Any], tmp_path: Path) 
     assert reads == 1, "the versions key reads the matrix once"
     before, before_cached, before_reads = figures["data version"]
     assert before_reads == 1 + len(queries), "the data-version key reads it after every claim"
-    record(
+    record_ratio(
         f"search right after a job claim {SCALE}: / cached search (vector versions)",
-        after / cached,
+        after,
+        cached,
+        {"after_claim": after, "cached": cached},
         at_most=1.5,
-        after_claim_ms=after * 1e3,
-        cached_ms=cached * 1e3,
     )
-    record(
+    record_ratio(
         f"search right after a job claim {SCALE}: / cached search (data-version key, before)",
-        before / before_cached,
-        after_claim_ms=before * 1e3,
-        cached_ms=before_cached * 1e3,
+        before,
+        before_cached,
+        {"after_claim": before, "cached": before_cached},
     )
 
 

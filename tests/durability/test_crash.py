@@ -138,6 +138,7 @@ def test_power_loss_during_wal_migration_loses_no_row(tmp_path: Path) -> None:
 
     crashes = power_loss_points(2 * SOAK_SCALE, crash_at)
     print(f"migration crash points: {crashes}")
+    assert crashes >= 2 * SOAK_SCALE * 3, "power must be lost at several syncs of every seed"
     assert crashes >= 2
 
 

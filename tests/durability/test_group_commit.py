@@ -208,9 +208,11 @@ def test_io_error_loop_over_concurrent_calls(method: testing.VfsMethod, code: in
             return True
 
         for persistent in (False, True):
-            points += loop_over_fault_points(
+            fired_here = loop_over_fault_points(
                 functools.partial(run_point, persistent), method, limit=10_000
             )
+            assert fired_here >= 1, f"no {method} fault fired (persistent={persistent})"
+            points += fired_here
     print(
         f"{method}: {points} fault points, {failed_calls} calls failed with no rows, "
         f"{late_calls} at the last sync with all rows, largest group {largest}"

@@ -57,10 +57,11 @@ METHODS: list[testing.VfsMethod] = [
     "xWrite",
     "xSync",
     "xTruncate",
-    "xDelete",
-    "xShmMap",
-    "xShmLock",
 ]
+# Methods the open (migration, or recovery after a failed open) never calls,
+# so a loop over them would pass with no fault fired: left out of METHODS,
+# and ``test_the_open_never_calls`` holds that no call of them happens.
+NOT_ON_PATH: list[testing.VfsMethod] = ["xDelete", "xShmMap", "xShmLock"]
 CODES = [
     ResultCode.FULL,
     ResultCode.IOERR_WRITE,
@@ -185,6 +186,7 @@ def open_fault_loop(
         f"{method} {mode}: {points} fault points, loop ended at N = {ended_at}, "
         f"{len(failures)} violations, {time.perf_counter() - started:.1f} s"
     )
+    assert points >= 1, f"no {method} fault fired: the loop tested nothing"
     assert not failures, f"{len(failures)} contract violations:\n" + "\n".join(failures[:25])
 
 
@@ -217,6 +219,26 @@ def test_fault_during_recovery_after_a_failed_open_keeps_every_row(
     recoveries = testing.open_counters(probe / "chunks.db")["recoveries"]
     assert trigger_fired == 1 and recoveries == 1, (outcome, problems, trigger_fired, recoveries)
     open_fault_loop(template, work, method, persistent, trigger=first)
+
+
+@pytest.mark.parametrize("trigger", ["none", "cantopen"])
+def test_the_open_never_calls(template: Template, work: Path, trigger: str) -> None:
+    """Why METHODS leaves NOT_ON_PATH out: the open, run to the end, makes no
+    call of them (counted from a fault armed past any call it makes)."""
+    case = work / "case"
+    shutil.copytree(template.folder, case)
+    db = case / "chunks.db"
+    first = [TRIGGERS[trigger]] if trigger in TRIGGERS else []
+    testing.inject_faults(db, *first, testing.Fault(NOT_ON_PATH[0], MAX_N, ResultCode.IOERR))
+    try:
+        outcome, problems = open_outcome(db)
+        calls = {m: testing.method_calls(db, m) for m in [*NOT_ON_PATH, "xRead"]}
+    finally:
+        fired = testing.clear_fault(db)
+    assert outcome == "opened" and not problems, (outcome, problems)
+    assert fired == len(first)
+    assert calls.pop("xRead") > 0, "the counters count this open's calls"
+    assert calls == dict.fromkeys(NOT_ON_PATH, 0), f"loop over them again: {calls}"
 
 
 # --- the fault chain the recovery loop relies on --------------------------------

@@ -233,8 +233,8 @@ def test_run_daily_under_a_fault_at_every_io_call(
         fired_points += 1
     else:
         pytest.fail(f"{method}: still firing at call 499")
-    if method in ("xWrite", "xSync", "xLock"):
-        assert fired_points >= 1, "the loop must have injected at least one fault"
+    print(f"{method} persistent={persistent}: {fired_points} fault points")
+    assert fired_points >= 1, "the loop must have injected at least one fault"
 
 
 def test_power_loss_during_run_daily_keeps_before_or_after(tmp_path: Path) -> None:
