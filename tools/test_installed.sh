@@ -43,6 +43,9 @@ work=$(mktemp -d "$TMPDIR/memtree-installed.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # The tests run from a copy, in a folder where no source checkout can shadow
 # the installed package; tests/package/test_installed.py asserts where it came from.
+# Each run has its own --basetemp inside $work, so two runs side by side
+# (`make -j2 wheel-test-lanes`) never share pytest's numbered folders, and
+# the trap removes every test's files with the rest.
 cp -r "$SRC/tests" "$SRC/docs" "$SRC/README.md" "$SRC/pyproject.toml" "$work/"
 
 "$py" -m venv "$work/venv"
@@ -64,4 +67,5 @@ fi
 
 cd "$work"
 MEMTREE_EXPECT_INSTALLED=1 MEMTREE_SOURCE_TREE="$SRC" \
-    "$bin/python" -m pytest -q -p no:cacheprovider --rootdir "$work" "${selection[@]}"
+    "$bin/python" -m pytest -q -p no:cacheprovider --rootdir "$work" --basetemp "$work/pytest" \
+    "${selection[@]}"
