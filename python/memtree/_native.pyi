@@ -766,8 +766,8 @@ class Jobs:
         :meth:`claim_next`)."""
     def purge(self, older_than: timedelta | datetime, statuses: Iterable[str] | None = None) -> int:
         """Deletes finished jobs (``statuses``, default ``("done", "failed",
-        "cancelled")``) that finished more than ``older_than`` ago (a
-        ``timedelta``) or before it (an aware ``datetime``); returns how
+        "cancelled")``) that finished ``older_than`` ago or earlier (a
+        ``timedelta``) or at or before it (an aware ``datetime``); returns how
         many. Runs as many short transactions (each aims to hold the write
         lock about 20 ms), so concurrent enqueues and claims go on. A
         ``ready`` or ``running`` status is a ``ValueError`` before anything

@@ -14,8 +14,9 @@
 //!   it. A window bounds the rows *scanned*, not only those deleted, so a
 //!   table of mostly active jobs does not make one transaction scan it all.
 //! - **Age**: a job's age is its `completed_at_ms`, or its `created_at_ms`
-//!   when a writer (OpenHuman's) left that empty; a job finished at or after
-//!   the cutoff is kept.
+//!   when a writer (OpenHuman's) left that empty; a job finished at the
+//!   cutoff goes (so `older_than=timedelta(0)` takes every job finished by
+//!   now, even within the same millisecond), one finished after it is kept.
 
 use std::time::Instant;
 
@@ -70,7 +71,7 @@ fn checked_statuses(statuses: &[JobStatus]) -> Result<String> {
         .join(", "))
 }
 
-/// Deletes the jobs of `statuses` that finished before `cutoff_ms`; see the
+/// Deletes the jobs of `statuses` that finished at or before `cutoff_ms`; see the
 /// module docs.
 pub fn purge_jobs(store: &Store, cutoff_ms: i64, statuses: &[JobStatus]) -> Result<PurgeReport> {
     crate::chunks::record::check_time_ms("older_than", cutoff_ms)?;
@@ -79,7 +80,7 @@ pub fn purge_jobs(store: &Store, cutoff_ms: i64, statuses: &[JobStatus]) -> Resu
          WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
     let delete = format!(
         "DELETE FROM mem_tree_jobs WHERE rowid > ?1 AND rowid <= ?2 \
-         AND status IN ({in_list}) AND coalesce(completed_at_ms, created_at_ms) < ?3"
+         AND status IN ({in_list}) AND coalesce(completed_at_ms, created_at_ms) <= ?3"
     );
     let mut report = PurgeReport::default();
     let mut cursor = i64::MIN;

@@ -332,8 +332,8 @@ impl PyJobs {
     }
 
     /// Deletes finished jobs (``statuses``, default ``("done", "failed",
-    /// "cancelled")``) that finished more than ``older_than`` ago (a
-    /// ``timedelta``) or before it (an aware ``datetime``); returns how
+    /// "cancelled")``) that finished ``older_than`` ago or earlier (a
+    /// ``timedelta``) or at or before it (an aware ``datetime``); returns how
     /// many. Runs as many short transactions (each aims to hold the write
     /// lock about 20 ms), so concurrent enqueues and claims go on. A
     /// ``ready`` or ``running`` status is a ``ValueError`` before anything

@@ -150,12 +150,14 @@ impl Trees<'_> {
             .read("get_tree_by_scope", |conn| by_scope(conn, kind, scope))
     }
 
-    /// Every tree of `kind`, oldest first (`created_at_ms`, then id for a tie).
+    /// Every tree of `kind`, oldest first (`created_at_ms`, then insertion
+    /// order — the rowid — for a tie: two trees created in one millisecond
+    /// list in the order they were created).
     pub fn list_by_kind(&self, kind: TreeKind) -> Result<Vec<Tree>> {
         self.store.read("list_trees", |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {TREE_COLUMNS} FROM mem_tree_trees WHERE kind = ?1 \
-                 ORDER BY created_at_ms ASC, id ASC"
+                 ORDER BY created_at_ms ASC, rowid ASC"
             ))?;
             let rows = stmt.query_map([kind.as_str()], tree_from_row)?;
             rows.collect()

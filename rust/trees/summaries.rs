@@ -65,13 +65,14 @@ impl Trees<'_> {
     }
 
     /// The live summaries of `tree_id` at `level`, in seal order
-    /// (`sealed_at_ms`, then id for a tie).
+    /// (`sealed_at_ms`, then insertion order — the rowid — for a tie: two
+    /// seals in one millisecond list in the order they were made).
     pub fn list_summaries(&self, tree_id: &str, level: i64) -> Result<Vec<Summary>> {
         self.store.read("list_summaries", |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {SUMMARY_COLUMNS} FROM mem_tree_summaries \
                  WHERE tree_id = ?1 AND level = ?2 AND deleted = 0 \
-                 ORDER BY sealed_at_ms ASC, id ASC"
+                 ORDER BY sealed_at_ms ASC, rowid ASC"
             ))?;
             let rows = stmt.query_map(params![tree_id, level], summary_from_row)?;
             rows.collect()

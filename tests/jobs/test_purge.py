@@ -69,6 +69,24 @@ def test_purge_deletes_only_finished_jobs_older_than_the_cutoff(tmp_path: Path) 
     assert store.jobs.purge(older_than=timedelta(0)) == 0
 
 
+def test_a_job_finished_at_the_cutoff_is_purged(tmp_path: Path) -> None:
+    """The cutoff is inclusive: `older_than=timedelta(0)` takes a job finished
+    within the same millisecond, and a datetime equal to a job's completion
+    takes that job (both kept it when the boundary was strict)."""
+    store = memtree.Store(tmp_path / "chunks.db")
+    for _ in range(2):
+        store.jobs.enqueue("extract", {})
+    first, second = store.jobs.claim_many(2, lease=LEASE)
+    store.jobs.mark_done(first)
+    done = store.jobs.get(first.id)
+    assert done is not None and done.completed_at is not None
+    assert store.jobs.purge(older_than=done.completed_at - timedelta(milliseconds=1)) == 0
+    assert store.jobs.purge(older_than=done.completed_at) == 1
+    store.jobs.mark_done(second)
+    assert store.jobs.purge(older_than=timedelta(0)) == 1
+    store.close()
+
+
 def test_purge_by_status(tmp_path: Path) -> None:
     store = memtree.Store(tmp_path / "chunks.db")
     fill(store, 20)
