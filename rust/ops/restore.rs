@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
-use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
+use super::backup::{self, backup_file, census, open_vfs, verify, RowCounts};
 use crate::error::{Error, Result};
 use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
 use crate::sys::files::sync_parent_dir;
@@ -59,6 +59,12 @@ pub struct RestoreReport {
     pub schema_version: i64,
     /// Rows per table, as verified in the restored store.
     pub rows: Vec<(String, i64)>,
+}
+
+/// `backup`'s error for a bare result code, or the refusal of a file
+/// planted at a side-file name of `path` behind it ([`Error::or_refused`]).
+fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
+    backup::sqlite_err(context, path, rc).or_refused(path)
 }
 
 fn refused(path: &Path, code: c_int, reason: impl Into<String>) -> Error {
@@ -97,9 +103,11 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             "no backup at this path",
         ));
     }
+    // `backup`'s helpers build plain SQLite errors: a file planted beside
+    // the backup is reported as the refusal it is.
     let not_a_database = |e: Error| match e.sqlite_code() {
         Some(ffi::SQLITE_NOTADB) => refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database"),
-        _ => e,
+        _ => e.or_refused(backup),
     };
     let conn = open_vfs(
         backup,
@@ -113,7 +121,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
     // table, where a census on a throw-away connection and a second one
     // under the held snapshot read the backup twice).
     conn.execute_batch("BEGIN")
-        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: hold the backup", backup, e))?;
     let (version, rows) = census(&conn, backup).map_err(not_a_database)?;
     if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
         return Err(Error::NotMemtree {
@@ -128,7 +136,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             supported: crate::schema::CURRENT_VERSION,
         });
     }
-    verify(backup, version, &rows)?;
+    verify(backup, version, &rows).map_err(|e| e.or_refused(backup))?;
     Ok((conn, version, rows))
 }
 
@@ -199,7 +207,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
     let (source, version, rows) = open_backup(backup)?;
     let Some(meta) = regular_file(live, "store")? else {
         drop(source);
-        let report = backup_file(backup, live)?;
+        let report = backup_file(backup, live).map_err(|e| e.or_refused(backup))?;
         return Ok(RestoreReport {
             path: live.to_owned(),
             replaced: None,
@@ -221,16 +229,17 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
         live,
         OpenFlags::SQLITE_OPEN_READ_WRITE,
         "restore: open the store",
-    )?;
+    )
+    .map_err(|e| e.or_refused(live))?;
     dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
-        .map_err(|e| Error::sqlite("restore: set up the store", live, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: set up the store", live, e))?;
     let replaced = restore_in_place(&source, &dest, live)?;
     let _ = source.execute_batch("COMMIT");
     drop(source);
     // TRUNCATE, whatever journal mode the backup's header named.
     let mode: String = dest
         .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite("restore: journal mode", live, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: journal mode", live, e))?;
     drop(dest);
     if !mode.eq_ignore_ascii_case("truncate") {
         return Err(sqlite_err(
@@ -239,7 +248,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
             ffi::SQLITE_BUSY,
         ));
     }
-    verify(live, version, &rows)?;
+    verify(live, version, &rows).map_err(|e| e.or_refused(live))?;
     Ok(RestoreReport {
         path: live.to_owned(),
         replaced: Some(replaced),
@@ -364,6 +373,41 @@ mod tests {
         assert_eq!(fs::read(&aside).expect("read"), before, "byte-exact copy");
         // The store's own open connection sees the restored contents.
         assert_eq!(store.jobs().counts()?[&JobStatus::Ready], 10);
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_planted_at_the_stores_journal_is_refused_by_name() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&live)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 10])?;
+        let copy = dir.path().join("copy.db");
+        backup_file(&live, &copy)?;
+        let journal = crate::sys::files::side_file(store.path(), "-journal");
+        let _ = fs::remove_file(&journal); // TRUNCATE keeps it, empty
+        fs::create_dir(&journal).expect("plant");
+        let before = fs::read(&live).expect("read");
+        let names = || -> Vec<_> {
+            let mut names: Vec<_> = fs::read_dir(dir.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let listed = names();
+        match restore_file(&copy, store.path()).unwrap_err() {
+            Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(fs::read(&live).expect("read"), before);
+        assert_eq!(names(), listed, "no copy aside, nothing created");
         Ok(())
     }
 }

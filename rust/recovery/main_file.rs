@@ -38,7 +38,7 @@ pub(crate) fn main_file(
     };
     // SAFETY: a non-null file from SQLite has a methods table while open.
     if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(Error::sqlite(
+        return Err(Error::sqlite_or_refused(
             context,
             path,
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), None),

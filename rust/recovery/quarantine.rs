@@ -60,7 +60,7 @@ const NAME_ATTEMPTS: u32 = 64;
 const COPY_CHUNK: usize = 64 * 1024;
 
 fn sqlite_err(context: &str, path: &Path, rc: c_int, msg: Option<String>) -> Error {
-    Error::sqlite(
+    Error::sqlite_or_refused(
         context,
         path,
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg),
@@ -114,9 +114,9 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
         .map_err(|code| sqlite_err("register the memtree VFS", db, code, None))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite("quarantine: open", db, e))?;
+        .map_err(|e| Error::sqlite_or_refused("quarantine: open", db, e))?;
     conn.busy_timeout(REBUILD_BUSY_TIMEOUT)
-        .map_err(|e| Error::sqlite("quarantine: busy timeout", db, e))?;
+        .map_err(|e| Error::sqlite_or_refused("quarantine: busy timeout", db, e))?;
     crate::schema::distrust_schema(&conn, db)?;
     // A journal that survives a crash of the rebuild rolls it back. (The
     // pragma reads the header: a headerless file refuses it, and its
@@ -129,8 +129,8 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
 /// will hold. It has more than one page, so the backup's first step leaves
 /// the destination locked but not yet committed.
 fn fresh_database(db: &Path) -> Result<Connection> {
-    let mut fresh =
-        Connection::open_in_memory().map_err(|e| Error::sqlite("quarantine: fresh", db, e))?;
+    let mut fresh = Connection::open_in_memory()
+        .map_err(|e| Error::sqlite_or_refused("quarantine: fresh", db, e))?;
     crate::schema::migrate_schema(&mut fresh, db)?;
     Ok(fresh)
 }
@@ -384,6 +384,31 @@ mod tests {
         );
         let integrity: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         assert_eq!(integrity, "ok");
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_planted_at_the_journal_is_refused_by_name(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("chunks.db");
+        {
+            let mut live = Connection::open(&db)?;
+            crate::schema::migrate_schema(&mut live, &db)?;
+        }
+        let journal = crate::sys::files::side_file(&db, "-journal");
+        let _ = std::fs::remove_file(&journal);
+        std::fs::create_dir(&journal)?;
+        let before = std::fs::read(&db)?;
+        match quarantine_in_place(&db) {
+            Err(Error::PathRefused { path, code, .. }) => {
+                assert_eq!(path, journal);
+                assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&db)?, before);
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 2, "no copy aside");
         Ok(())
     }
 }
