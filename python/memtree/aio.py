@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import itertools
+import operator
 import os
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -93,6 +94,17 @@ class _Opening:
     ) -> None:
         if self._store is not None:
             await self._store.close()
+
+
+def _next_page(pages: Iterator[Chunk]) -> list[Chunk]:
+    """The next page of a native ``Store.iter_chunks`` iterator: its first
+    row reads the page (one SQLite read), the rest are the rows it buffered
+    (``operator.length_hint``), so the page size is the one the native
+    iterator clamped. Empty at the end."""
+    first = next(pages, None)
+    if first is None:
+        return []
+    return [first, *itertools.islice(pages, operator.length_hint(pages))]
 
 
 class AsyncStore:
@@ -221,7 +233,8 @@ class AsyncStore:
         page_size: int = 1000,
     ) -> AsyncIterator[Chunk]:
         """Every chunk matching the filters, once each, one page per read off
-        the loop (see ``Store.iter_chunks``)."""
+        the loop (see ``Store.iter_chunks``: the same arguments, checked and
+        clamped by it, with the same errors at the first step)."""
         pages = self._store.iter_chunks(
             source_kind=source_kind,
             source_id=source_id,
@@ -230,13 +243,12 @@ class AsyncStore:
             until=until,
             page_size=page_size,
         )
-        page_size = max(1, min(page_size, 10_000))
         while True:
-            page = await asyncio.to_thread(list, itertools.islice(pages, page_size))
+            page = await asyncio.to_thread(_next_page, pages)
+            if not page:
+                return
             for chunk in page:
                 yield chunk
-            if len(page) < page_size:
-                return
 
     async def explain_list_chunks(
         self,

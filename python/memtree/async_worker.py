@@ -29,8 +29,7 @@ from memtree.errors import JobCancelledError, LeaseLostError
 from memtree.worker import (
     Defer,
     RetryPolicy,
-    check_loop_settings,
-    checked_retry_policies,
+    checked_worker_arguments,
     describe_error,
 )
 
@@ -66,20 +65,18 @@ class AsyncWorker:
         priorities: Mapping[str, int] | None = None,
         retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
-        check_loop_settings(handlers, concurrency, poll_interval)
-        if not isinstance(lease, timedelta) or lease < timedelta(milliseconds=1):
-            raise ValueError("lease: a timedelta of at least 1 millisecond")
+        self._priorities, self._retry = checked_worker_arguments(
+            handlers, concurrency, poll_interval, lease, priorities, retry
+        )
         for kind, handler in handlers.items():
             if not asyncio.iscoroutinefunction(handler):
                 raise TypeError(f"handlers[{kind!r}]: expected an async def function")
-        self._retry = checked_retry_policies(retry)
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)
         self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._lease = lease
-        self._priorities = dict(priorities or {})
 
     def _idle(self) -> bool:
         return not any(

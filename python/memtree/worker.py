@@ -193,6 +193,37 @@ def _check_priorities(priorities: Mapping[str, int] | None) -> dict[str, int]:
     return out
 
 
+def _check_lease(lease: timedelta) -> None:
+    """Refuses a lease no claim could take: not a timedelta (``TypeError``),
+    under a millisecond, or ending past the last representable time."""
+    if not isinstance(lease, timedelta):
+        raise TypeError(f"lease: expected a timedelta, got {type(lease).__name__}")
+    if lease < timedelta(milliseconds=1):
+        raise ValueError("lease: must be at least 1 millisecond")
+    try:
+        datetime.now(timezone.utc) + lease
+    except OverflowError:
+        # Every claim would be refused for it; say so now, not per loop.
+        raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
+
+
+def checked_worker_arguments(
+    handlers: Mapping[str, object],
+    concurrency: int,
+    poll_interval: float,
+    lease: timedelta,
+    priorities: Mapping[str, int] | None,
+    retry: Mapping[str, RetryPolicy] | None,
+) -> tuple[dict[str, int], dict[str, RetryPolicy]]:
+    """The one check of the arguments :class:`Worker` and
+    :class:`memtree.AsyncWorker` share, so both refuse the same input with
+    the same exception and message (each names its argument). Returns
+    checked copies of ``priorities`` and ``retry``."""
+    check_loop_settings(handlers, concurrency, poll_interval)
+    _check_lease(lease)
+    return _check_priorities(priorities), checked_retry_policies(retry)
+
+
 class Worker:
     """Runs jobs of the handled kinds on ``concurrency`` threads.
 
@@ -232,18 +263,9 @@ class Worker:
         on_error: ErrorHook | None = None,
         retry: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
-        check_loop_settings(handlers, concurrency, poll_interval)
-        if not isinstance(lease, timedelta):
-            raise TypeError(f"lease: expected a timedelta, got {type(lease).__name__}")
-        if lease < timedelta(milliseconds=1):
-            raise ValueError("lease: must be at least 1 millisecond")
-        try:
-            datetime.now(timezone.utc) + lease
-        except OverflowError:
-            # Every claim would be refused for it; say so now, not per loop.
-            raise ValueError("lease: would end after 9999-12-31T23:59:59.999Z") from None
-        self._priorities = _check_priorities(priorities)
-        self._retry = checked_retry_policies(retry)
+        self._priorities, self._retry = checked_worker_arguments(
+            handlers, concurrency, poll_interval, lease, priorities, retry
+        )
         self._jobs = store.jobs
         self._handlers = dict(handlers)
         self._kinds = sorted(self._handlers)

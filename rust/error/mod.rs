@@ -145,6 +145,31 @@ impl Error {
         }
     }
 
+    /// [`Error::sqlite`] for a failure on any connection to the database at
+    /// `db`, or the refusal behind it ([`Error::or_refused`]). The
+    /// operations that open connections of their own (compact, restore,
+    /// quarantine, side-file recovery, salvage) build their SQLite errors
+    /// with this, as the store's connection does with
+    /// [`crate::db::connection::Database::err`], so a file planted at the
+    /// `-journal` or `-wal` name is the same permanent error whichever
+    /// connection met it.
+    #[cold]
+    pub fn sqlite_or_refused(context: &str, db: &std::path::Path, source: rusqlite::Error) -> Self {
+        Error::sqlite(context, db, source).or_refused(db)
+    }
+
+    /// This error, or, when it is SQLite's `CANTOPEN` for a non-regular file
+    /// (FIFO, device, socket, folder, link) that memtree's VFS refused at a
+    /// name of the database at `db` and that is still there, the permanent
+    /// [`Error::PathRefused`] naming that file. SQLite's own `CANTOPEN`
+    /// classifies as transient: a worker would retry a path that cannot
+    /// work until someone removes the file. Any other error is returned as
+    /// it is.
+    #[cold]
+    pub fn or_refused(self, db: &std::path::Path) -> Self {
+        crate::db::connection::refused_open_or(db, self)
+    }
+
     /// An input-validation failure naming the field.
     #[cold]
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -320,5 +345,37 @@ impl std::error::Error for Error {
             Error::Quarantined { source, .. } => Some(source.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every SQLite error of an operation that opens connections of its own
+    /// is built by the mapped constructor, so a file planted at a side-file
+    /// name is reported as the refusal it is by the core itself. `backup.rs`
+    /// is the one exception left: `From<Error> for PyErr` maps its errors.
+    #[test]
+    fn own_connection_operations_build_mapped_sqlite_errors() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust");
+        let mut plain = Vec::new();
+        for folder in ["ops", "recovery"] {
+            let entries = std::fs::read_dir(root.join(folder)).expect("list the sources");
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.file_name().is_some_and(|n| n == "backup.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read a source");
+                if text.contains("Error::sqlite(") {
+                    plain.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(
+            plain.is_empty(),
+            "plain Error::sqlite (use Error::sqlite_or_refused) in {plain:?}"
+        );
     }
 }

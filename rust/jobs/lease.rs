@@ -49,13 +49,17 @@ use crate::sys::fork::ForkLocal;
 /// within this, plus the time until the next claim.
 pub const SWEEP_INTERVAL_MS: i64 = 200;
 
-/// This process's holder prefix (`<host>.<pid>.<start>.`), or empty where
-/// there is none; rebuilt in a forked child (its pid differs).
-static SELF_PREFIX: ForkLocal<String> = ForkLocal::new(self_prefix);
+/// This process's holder (`None` where there is none); rebuilt in a forked
+/// child (its pid differs).
+static SELF_HOLDER: ForkLocal<Option<OwnHolder>> = ForkLocal::new(self_holder);
 
-/// The identity a claim made by this process writes in front of its token.
+/// The identity a claim made by this process writes in front of its token
+/// (`<host>.<pid>.<start>.`), or empty where there is none.
 pub fn holder_prefix() -> &'static str {
-    SELF_PREFIX.get()
+    SELF_HOLDER
+        .get()
+        .as_ref()
+        .map_or("", |own| own.prefix.as_str())
 }
 
 /// One holder, parsed from a token.
@@ -69,8 +73,17 @@ pub struct Holder<'t> {
     pub start: u64,
 }
 
-/// The holder named at the front of `token`; `None` for a token without one
-/// (another platform, an older memtree).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl Holder<'_> {
+    /// The front of a token this holder writes: `<host>.<pid>.<start>.`,
+    /// the random part follows. [`parse_holder`] reads it back.
+    fn prefix(&self) -> String {
+        format!("{}.{}.{}.", self.host, self.pid, self.start)
+    }
+}
+
+/// The holder named at the front of `token` (see [`Holder::prefix`]);
+/// `None` for a token without one (another platform, an older memtree).
 pub fn parse_holder(token: &str) -> Option<Holder<'_>> {
     let mut parts = token.split('.');
     let host = parts.next()?;
@@ -83,23 +96,60 @@ pub fn parse_holder(token: &str) -> Option<Holder<'_>> {
     Some(Holder { host, pid, start })
 }
 
+/// This process as a holder: its identity and the token prefix built from
+/// it once, so neither is read back from the other. (Built on Linux only.)
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct OwnHolder {
+    host: String,
+    pid: i32,
+    start: u64,
+    prefix: String,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl OwnHolder {
+    fn new(host: String, pid: i32, start: u64) -> Self {
+        let prefix = Holder {
+            host: &host,
+            pid,
+            start,
+        }
+        .prefix();
+        OwnHolder {
+            host,
+            pid,
+            start,
+            prefix,
+        }
+    }
+
+    fn holder(&self) -> Holder<'_> {
+        Holder {
+            host: &self.host,
+            pid: self.pid,
+            start: self.start,
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
-fn self_prefix() -> String {
-    linux::self_identity()
-        .map(|(host, pid, start)| format!("{host}.{pid}.{start}."))
-        .unwrap_or_default()
+fn self_holder() -> Option<OwnHolder> {
+    linux::self_identity().map(|(host, pid, start)| OwnHolder::new(host, pid, start))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn self_prefix() -> String {
-    String::new()
+fn self_holder() -> Option<OwnHolder> {
+    None
 }
 
 /// True only when `holder` is provably dead (see the module docs).
 pub fn is_provably_dead(holder: &Holder<'_>) -> bool {
     #[cfg(target_os = "linux")]
     {
-        linux::is_provably_dead(holder, holder_prefix())
+        match SELF_HOLDER.get() {
+            Some(own) => linux::is_provably_dead(holder, &own.holder()),
+            None => false, // we cannot tell which host we are on
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -110,10 +160,10 @@ pub fn is_provably_dead(holder: &Holder<'_>) -> bool {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::{parse_holder, Holder};
+    use super::Holder;
 
     /// `(host, pid, start)` of this process; `None` if `/proc` cannot say.
-    pub(super) fn self_identity() -> Option<(String, u32, u64)> {
+    pub(super) fn self_identity() -> Option<(String, i32, u64)> {
         let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
         let boot: String = boot.trim().chars().filter(|c| *c != '-').collect();
         if boot.is_empty() || !boot.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -129,7 +179,7 @@ mod linux {
         if ns.is_empty() {
             return None;
         }
-        let pid = std::process::id();
+        let pid = i32::try_from(std::process::id()).ok()?;
         let (_, start) = stat_of(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
         Some((format!("{boot}-{ns}"), pid, start))
     }
@@ -145,10 +195,7 @@ mod linux {
         Some((state, start))
     }
 
-    pub(super) fn is_provably_dead(holder: &Holder<'_>, own_prefix: &str) -> bool {
-        let Some(own) = parse_holder_prefix(own_prefix) else {
-            return false; // we cannot tell which host we are on
-        };
+    pub(super) fn is_provably_dead(holder: &Holder<'_>, own: &Holder<'_>) -> bool {
         if holder.host != own.host {
             return false; // another host (or boot, or pid namespace)
         }
@@ -171,15 +218,6 @@ mod linux {
             // Hidden (hidepid) or gone in between: not provable.
             Err(_) => false,
         }
-    }
-
-    fn parse_holder_prefix(prefix: &str) -> Option<Holder<'_>> {
-        // The prefix ends with the `.` before the random part.
-        parse_holder(&format!("{prefix}x")).map(|h| Holder {
-            host: &prefix[..h.host.len()],
-            pid: h.pid,
-            start: h.start,
-        })
     }
 }
 
@@ -291,6 +329,13 @@ mod tests {
         assert!(!prefix.is_empty(), "Linux has a holder identity");
         let token = format!("{prefix}ff");
         let own = parse_holder(&token).expect("own holder parses");
+        let built = SELF_HOLDER.get().as_ref().expect("Linux has a holder");
+        assert_eq!(
+            own,
+            built.holder(),
+            "the prefix reads back as the identity it was built from"
+        );
+        assert_eq!(own.prefix(), prefix);
         assert!(!is_provably_dead(&own));
         let earlier = Holder {
             start: own.start.wrapping_sub(1),
@@ -332,11 +377,12 @@ mod tests {
         let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
         let jobs = store.jobs();
         let lease = std::time::Duration::from_secs(300);
-        let host = holder_prefix()
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let host = SELF_HOLDER
+            .get()
+            .as_ref()
+            .expect("Linux has a holder")
+            .host
+            .clone();
         let random = "0123456789abcdef0123456789abcdef";
         let tokens = [
             format!("other-1.{}.5.{random}", i32::MAX - 1),

@@ -71,8 +71,11 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
 /// [`compact`] of the file at `db` with the free-space probe given (tests
 /// pass a small disk).
 pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result<CompactReport> {
-    let conn = open_vfs(db, OpenFlags::SQLITE_OPEN_READ_WRITE, "compact: open")?;
-    let err = |e| Error::sqlite("compact", db, e);
+    // `open_vfs` builds plain SQLite errors: a file planted at a side-file
+    // name is reported as the refusal it is, as every error below.
+    let conn = open_vfs(db, OpenFlags::SQLITE_OPEN_READ_WRITE, "compact: open")
+        .map_err(|e| e.or_refused(db))?;
+    let err = |e| Error::sqlite_or_refused("compact", db, e);
     conn.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
         .map_err(err)?;
     let pragma = |name: &str| -> Result<i64> {
@@ -192,6 +195,35 @@ mod tests {
         assert_eq!(err.sqlite_code(), Some(rusqlite::ffi::SQLITE_FULL), "{err}");
         assert!(err.to_string().contains("nothing was changed"), "{err}");
         assert_eq!(std::fs::read(&db).expect("read"), before);
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_planted_at_the_journal_is_refused_by_name() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("chunks.db");
+        let (store, _) = Store::open_file(&db)?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 100])?;
+        let journal = crate::sys::files::side_file(store.path(), "-journal");
+        let _ = std::fs::remove_file(&journal); // TRUNCATE keeps it, empty
+        std::fs::create_dir(&journal).expect("plant");
+        let before = std::fs::read(&db).expect("read");
+        // compact's own connection meets the refusal, not the store's: the
+        // core reports it by name, permanent, with nothing written.
+        match compact(&store).unwrap_err() {
+            Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, rusqlite::ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&db).expect("read"), before);
+        std::fs::remove_dir(&journal).expect("unplant");
+        compact(&store)?;
+        assert_eq!(store.jobs().counts()?.values().sum::<i64>(), 100);
         Ok(())
     }
 

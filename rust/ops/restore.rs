@@ -32,21 +32,20 @@
 
 use std::ffi::c_int;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
-use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
+use super::backup::{self, backup_file, census, open_vfs, verify, RowCounts};
 use crate::error::{Error, Result};
-use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
-use crate::sys::files::sync_parent_dir;
+use crate::recovery::copy_faults::{self, CopyOp};
+use crate::recovery::main_file::{self, start_backup};
 use crate::sys::files::{aside_path, create_exclusive};
 
 /// How long the restore waits for other connections' locks.
 const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-const COPY_CHUNK: usize = 64 * 1024;
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +58,12 @@ pub struct RestoreReport {
     pub schema_version: i64,
     /// Rows per table, as verified in the restored store.
     pub rows: Vec<(String, i64)>,
+}
+
+/// `backup`'s error for a bare result code, or the refusal of a file
+/// planted at a side-file name of `path` behind it ([`Error::or_refused`]).
+fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
+    backup::sqlite_err(context, path, rc).or_refused(path)
 }
 
 fn refused(path: &Path, code: c_int, reason: impl Into<String>) -> Error {
@@ -97,9 +102,11 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             "no backup at this path",
         ));
     }
+    // `backup`'s helpers build plain SQLite errors: a file planted beside
+    // the backup is reported as the refusal it is.
     let not_a_database = |e: Error| match e.sqlite_code() {
         Some(ffi::SQLITE_NOTADB) => refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database"),
-        _ => e,
+        _ => e.or_refused(backup),
     };
     let conn = open_vfs(
         backup,
@@ -113,7 +120,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
     // table, where a census on a throw-away connection and a second one
     // under the held snapshot read the backup twice).
     conn.execute_batch("BEGIN")
-        .map_err(|e| Error::sqlite("restore: hold the backup", backup, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: hold the backup", backup, e))?;
     let (version, rows) = census(&conn, backup).map_err(not_a_database)?;
     if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
         return Err(Error::NotMemtree {
@@ -128,7 +135,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             supported: crate::schema::CURRENT_VERSION,
         });
     }
-    verify(backup, version, &rows)?;
+    verify(backup, version, &rows).map_err(|e| e.or_refused(backup))?;
     Ok((conn, version, rows))
 }
 
@@ -199,7 +206,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
     let (source, version, rows) = open_backup(backup)?;
     let Some(meta) = regular_file(live, "store")? else {
         drop(source);
-        let report = backup_file(backup, live)?;
+        let report = backup_file(backup, live).map_err(|e| e.or_refused(backup))?;
         return Ok(RestoreReport {
             path: live.to_owned(),
             replaced: None,
@@ -221,16 +228,17 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
         live,
         OpenFlags::SQLITE_OPEN_READ_WRITE,
         "restore: open the store",
-    )?;
+    )
+    .map_err(|e| e.or_refused(live))?;
     dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
-        .map_err(|e| Error::sqlite("restore: set up the store", live, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: set up the store", live, e))?;
     let replaced = restore_in_place(&source, &dest, live)?;
     let _ = source.execute_batch("COMMIT");
     drop(source);
     // TRUNCATE, whatever journal mode the backup's header named.
     let mode: String = dest
         .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite("restore: journal mode", live, e))?;
+        .map_err(|e| Error::sqlite_or_refused("restore: journal mode", live, e))?;
     drop(dest);
     if !mode.eq_ignore_ascii_case("truncate") {
         return Err(sqlite_err(
@@ -239,7 +247,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
             ffi::SQLITE_BUSY,
         ));
     }
-    verify(live, version, &rows)?;
+    verify(live, version, &rows).map_err(|e| e.or_refused(live))?;
     Ok(RestoreReport {
         path: live.to_owned(),
         replaced: Some(replaced),
@@ -298,38 +306,16 @@ fn restore_in_place(source: &Connection, dest: &Connection, live: &Path) -> Resu
     }
 }
 
-/// Copies the main file of `conn` byte for byte to a fresh name beside
-/// `db` (created exclusively), fsyncs it and syncs the folder; a partial
-/// copy is removed on failure.
+/// Copies the store aside ([`main_file::copy_aside`]) to a fresh
+/// `<store>.pre-restore-<ms>`, created exclusively.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db, "restore: find the file")?;
-    let aside = aside_path(db, ".pre-restore");
-    let mut out = create_exclusive(&aside)
-        .map_err(|e| Error::io("restore: create the copy of the store", &aside, e))?;
-    let copied = (|| -> Result<()> {
-        let size = file_size(file).map_err(|rc| sqlite_err("restore: size the store", db, rc))?;
-        let mut buf = vec![0u8; COPY_CHUNK];
-        let mut offset = 0u64;
-        while offset < size {
-            let n = COPY_CHUNK.min((size - offset) as usize);
-            let rc = read_at(file, &mut buf[..n], offset);
-            if rc != ffi::SQLITE_OK {
-                return Err(sqlite_err("restore: read the store", db, rc));
-            }
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("restore: write the copy of the store", &aside, e))?;
-            offset += n as u64;
-        }
-        out.sync_all()
-            .map_err(|e| Error::io("restore: sync the copy of the store", &aside, e))?;
-        sync_parent_dir(db)
-    })();
-    if let Err(e) = copied {
-        drop(out);
-        let _ = fs::remove_file(&aside);
-        return Err(e);
-    }
-    Ok(aside)
+    main_file::copy_aside(conn, db, "restore", || {
+        let aside = aside_path(db, ".pre-restore");
+        copy_faults::check(db, CopyOp::Create)
+            .and_then(|()| create_exclusive(&aside))
+            .map(|file| (aside.clone(), file))
+            .map_err(|e| Error::io("restore: create the copy of the store", &aside, e))
+    })
 }
 
 #[cfg(all(test, unix))]
@@ -337,21 +323,35 @@ mod tests {
     use super::*;
     use crate::db::store::Store;
     use crate::{JobStatus, NewJob};
+    use std::ffi::OsString;
     use std::os::unix::fs::MetadataExt;
+
+    /// A store in `dir` and its backup `copy.db`, taken with 10 ready jobs;
+    /// the store has 5 more since.
+    fn store_with_backup(dir: &Path) -> Result<(Store, PathBuf)> {
+        let (store, _) = Store::open_file(&dir.join("chunks.db"))?;
+        let enqueue = |n| store.jobs().enqueue_many(&vec![NewJob::new("k", "{}"); n]);
+        enqueue(10)?;
+        let copy = dir.join("copy.db");
+        backup_file(store.path(), &copy)?;
+        enqueue(5)?;
+        Ok((store, copy))
+    }
+
+    fn names(dir: &Path) -> Vec<OsString> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn a_restore_keeps_the_inode_and_the_replaced_bytes() -> Result<()> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let live = dir.path().join("chunks.db");
-        let (store, _) = Store::open_file(&live)?;
-        store
-            .jobs()
-            .enqueue_many(&vec![NewJob::new("k", "{}"); 10])?;
-        let copy = dir.path().join("copy.db");
-        backup_file(&live, &copy)?;
-        store
-            .jobs()
-            .enqueue_many(&vec![NewJob::new("k", "{}"); 5])?;
+        let (store, copy) = store_with_backup(dir.path())?;
+        let live = store.path().to_owned();
         let before = fs::read(&live).expect("read");
         let inode = fs::metadata(&live).expect("stat").ino();
         let report = restore_file(&copy, &live)?;
@@ -364,6 +364,64 @@ mod tests {
         assert_eq!(fs::read(&aside).expect("read"), before, "byte-exact copy");
         // The store's own open connection sees the restored contents.
         assert_eq!(store.jobs().counts()?[&JobStatus::Ready], 10);
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_planted_at_the_stores_journal_is_refused_by_name() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, copy) = store_with_backup(dir.path())?;
+        let journal = crate::sys::files::side_file(store.path(), "-journal");
+        let _ = fs::remove_file(&journal); // TRUNCATE keeps it, empty
+        fs::create_dir(&journal).expect("plant");
+        let before = fs::read(store.path()).expect("read");
+        let listed = names(dir.path());
+        match restore_file(&copy, store.path()).unwrap_err() {
+            Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(fs::read(store.path()).expect("read"), before);
+        assert_eq!(names(dir.path()), listed, "no copy aside, nothing created");
+        Ok(())
+    }
+
+    /// The copy aside's file I/O (create, each write, fsync, folder sync)
+    /// failed at each operation in turn, once and from then on: the restore
+    /// fails, the store is unchanged, no partial copy is left; with no
+    /// fault left to fire it restores.
+    #[test]
+    fn a_failed_copy_aside_changes_nothing_and_leaves_no_copy() -> Result<()> {
+        for persistent in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (store, copy) = store_with_backup(dir.path())?;
+            let live = store.path().to_owned();
+            let before = fs::read(&live).expect("read");
+            let listed = names(dir.path());
+            let mut fired_at = Vec::new();
+            for nth in 1.. {
+                copy_faults::arm(&live, nth, persistent, libc::EIO);
+                let outcome = restore_file(&copy, &live);
+                let (_, fired) = copy_faults::disarm(&live);
+                if fired == 0 {
+                    outcome?;
+                    break;
+                }
+                fired_at.push(nth);
+                let err = outcome.expect_err("a fault fired, the restore must fail");
+                assert!(matches!(err, Error::Io { .. }), "{err:?}");
+                assert_eq!(fs::read(&live).expect("read"), before, "nth {nth}");
+                assert_eq!(names(dir.path()), listed, "nth {nth}: a copy was left");
+                assert_eq!(store.jobs().counts()?[&JobStatus::Ready], 15);
+            }
+            // Create, a write per 64 KiB of the store, fsync, folder sync.
+            let writes = before.len().div_ceil(64 * 1024) as u64;
+            let every: Vec<u64> = (1..=3 + writes).collect();
+            assert_eq!(fired_at, every, "persistent: {persistent}");
+            assert_eq!(store.jobs().counts()?[&JobStatus::Ready], 10);
+        }
         Ok(())
     }
 }

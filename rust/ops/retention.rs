@@ -55,6 +55,11 @@ pub fn delete_chunks(store: &Store, cutoff_ms: i64, filter: &ChunkFilter) -> Res
     let mut total = 0;
     loop {
         let deleted = store.write("delete_chunks", |tx| {
+            // Emptied once, here, at the start of each batch: whatever the
+            // last batch (or an earlier call) left on this connection, the
+            // ids taken below are this batch's alone. The table is in the
+            // transaction like the rest, so a batch that fails or rolls
+            // back leaves it as it found it.
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS memtree_retention_ids (id TEXT PRIMARY KEY);
                  DELETE FROM temp.memtree_retention_ids;",
@@ -67,7 +72,6 @@ pub fn delete_chunks(store: &Store, cutoff_ms: i64, filter: &ChunkFilter) -> Res
                  (SELECT id FROM temp.memtree_retention_ids)",
                 [],
             )?;
-            tx.execute("DELETE FROM temp.memtree_retention_ids", [])?;
             Ok(n)
         })?;
         total += deleted;

@@ -149,15 +149,16 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
 impl From<Error> for PyErr {
     #[cold]
     fn from(err: Error) -> PyErr {
-        // The store's own calls map a side file memtree's VFS refused when
-        // they build the error; the operations that run on connections of
-        // their own (backup, compact, restore, quarantine) build theirs
-        // directly, so the mapping runs once more here, where every error
-        // leaves for Python.
+        // The core maps a side file memtree's VFS refused where it builds
+        // the error (`Database::err`, `Error::sqlite_or_refused`), except
+        // `backup` (rust/ops/backup.rs), whose own connections still build
+        // plain `Error::sqlite`: until they use the mapped constructor the
+        // mapping runs once more here, where every error leaves for Python
+        // (a no-op for an error the core mapped already).
         let err = match err {
             Error::Sqlite { ref path, .. } => {
                 let path = path.clone();
-                crate::db::connection::refused_open_or(&path, err)
+                err.or_refused(&path)
             }
             other => other,
         };

@@ -1,14 +1,15 @@
-//! A fault seam for the quarantine's copy aside: the copy is plain file I/O
+//! A fault seam for the copy aside a quarantine or a restore takes
+//! ([`crate::recovery::main_file::copy_aside`]): the copy is plain file I/O
 //! (create the file, write it in chunks, fsync it, sync the folder), not
 //! SQLite's, so the VFS's fault injection never reaches it. Tests arm a
 //! fault here to fail the nth of those operations, once or from then on,
 //! with an operating-system error (`memtree.testing.inject_copy_fault`),
 //! and loop it over every operation of a quarantine.
 //!
-//! A plan is per database (keyed by its path as the quarantine gets it:
-//! canonical), so a test's fault cannot reach another database's
-//! quarantine; while nothing is armed anywhere each operation costs one
-//! relaxed atomic load.
+//! A plan is per database (keyed by its path as the copy gets it:
+//! canonical), so a test's fault cannot reach another database's copy;
+//! while nothing is armed anywhere each operation costs one relaxed atomic
+//! load.
 
 use std::collections::HashMap;
 use std::io;
@@ -50,10 +51,10 @@ fn with_plans<T>(f: impl FnOnce(&mut HashMap<PathBuf, Plan>) -> T) -> T {
     out
 }
 
-/// Arms a fault for the quarantine of `db`: the `nth` (1-based) copy
-/// operation from now fails with the operating-system error `errno` (for
-/// example `EIO` 5, `ENOSPC` 28), and with `persistent` every one after it
-/// too. Replaces any fault armed for `db`.
+/// Arms a fault for the copy aside of `db` (quarantine, restore): the
+/// `nth` (1-based) copy operation from now fails with the operating-system
+/// error `errno` (for example `EIO` 5, `ENOSPC` 28), and with `persistent`
+/// every one after it too. Replaces any fault armed for `db`.
 pub fn arm(db: &Path, nth: u64, persistent: bool, errno: i32) {
     let plan = Plan {
         nth,
@@ -71,7 +72,7 @@ pub fn disarm(db: &Path) -> (u64, u64) {
     with_plans(|plans| plans.remove(db).map_or((0, 0), |p| (p.calls, p.fired)))
 }
 
-/// Counts one copy operation `op` of `db`'s quarantine and fails it when
+/// Counts one copy operation `op` of `db`'s copy aside and fails it when
 /// the plan armed for `db` says so.
 pub(crate) fn check(db: &Path, op: CopyOp) -> io::Result<()> {
     if !ARMED.load(Ordering::Acquire) {

@@ -3,20 +3,27 @@
 //! Backup, restore and quarantine copy a database byte for byte through the
 //! `sqlite3_file` SQLite (and the memtree VFS) holds open, so the bytes come
 //! from the very inode the connection has open, never from a path looked up
-//! again. This module finds that file and wraps the methods they share, and
+//! again. This module finds that file and wraps the methods they share,
 //! starts the online backup (restore, quarantine) whose first step takes
-//! the file's write lock before the copy is made.
+//! the file's write lock before the copy is made, and makes the durable
+//! copy aside both take under that lock ([`copy_aside`]).
 
 use std::ffi::{c_int, c_void, CStr};
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::ptr;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection};
 
 use crate::error::{Error, Result};
+use crate::recovery::copy_faults::{self, CopyOp};
+use crate::sys::files::sync_parent_dir;
 
 const MAIN: &CStr = c"main";
+/// The size of each read of the database while it is copied aside.
+const COPY_CHUNK: usize = 64 * 1024;
 
 /// The main database file of `conn`: reads and writes through it reach the
 /// very inode the connection has open. A file SQLite cannot give is a
@@ -38,7 +45,7 @@ pub(crate) fn main_file(
     };
     // SAFETY: a non-null file from SQLite has a methods table while open.
     if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(Error::sqlite(
+        return Err(Error::sqlite_or_refused(
             context,
             path,
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), None),
@@ -115,4 +122,57 @@ pub(crate) fn start_backup(
         std::thread::sleep(Duration::from_millis(5));
     };
     Ok((backup, first))
+}
+
+/// Copies the main file of `conn` (the database at `db`) byte for byte,
+/// through the connection's own file handle, into a file `create` makes
+/// (exclusively, at a fresh name beside `db`), fsyncs the copy and syncs
+/// the folder; returns the copy's path. The caller holds the file's write
+/// lock, so the copy is the image it is about to replace. `what`
+/// ("restore", "quarantine") starts every error's context. The plain file
+/// I/O passes the copy's fault seam ([`copy_faults`]); a partial copy is
+/// removed on failure.
+pub(crate) fn copy_aside(
+    conn: &Connection,
+    db: &Path,
+    what: &str,
+    create: impl FnOnce() -> Result<(PathBuf, File)>,
+) -> Result<PathBuf> {
+    let file = main_file(conn, db, &format!("{what}: find the file"))?;
+    let (aside, mut out) = create()?;
+    let copied = (|| -> Result<()> {
+        let failed = |step: &str, rc: c_int| {
+            Error::sqlite_or_refused(
+                &format!("{what}: {step}"),
+                db,
+                rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
+            )
+        };
+        let size = file_size(file).map_err(|rc| failed("size the file", rc))?;
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut offset = 0u64;
+        while offset < size {
+            let n = COPY_CHUNK.min((size - offset) as usize);
+            let rc = read_at(file, &mut buf[..n], offset);
+            if rc != ffi::SQLITE_OK {
+                return Err(failed("read the file", rc));
+            }
+            copy_faults::check(db, CopyOp::Write)
+                .and_then(|()| out.write_all(&buf[..n]))
+                .map_err(|e| Error::io(&format!("{what}: write the copy"), &aside, e))?;
+            offset += n as u64;
+        }
+        copy_faults::check(db, CopyOp::Sync)
+            .and_then(|()| out.sync_all())
+            .map_err(|e| Error::io(&format!("{what}: sync the copy"), &aside, e))?;
+        copy_faults::check(db, CopyOp::SyncDir)
+            .map_err(|e| Error::io("sync the database folder", db, e))?;
+        sync_parent_dir(db)
+    })();
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(&aside);
+        return Err(e);
+    }
+    Ok(aside)
 }

@@ -40,7 +40,7 @@
 
 use std::ffi::c_int;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,19 +48,17 @@ use rusqlite::{ffi, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
-use crate::recovery::main_file::{file_size, main_file, read_at, start_backup};
+use crate::recovery::main_file::{self, main_file, start_backup};
 use crate::recovery::salvage::{salvage_rows, SalvageReport};
-use crate::sys::files::{aside_path, create_exclusive, sync_parent_dir};
+use crate::sys::files::{aside_path, create_exclusive};
 
 /// How long the rebuild waits for other connections' locks.
 const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many fresh names are tried for the copy aside before giving up.
 const NAME_ATTEMPTS: u32 = 64;
-/// The size of each read of the damaged file while copying it aside.
-const COPY_CHUNK: usize = 64 * 1024;
 
 fn sqlite_err(context: &str, path: &Path, rc: c_int, msg: Option<String>) -> Error {
-    Error::sqlite(
+    Error::sqlite_or_refused(
         context,
         path,
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg),
@@ -114,9 +112,9 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
         .map_err(|code| sqlite_err("register the memtree VFS", db, code, None))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite("quarantine: open", db, e))?;
+        .map_err(|e| Error::sqlite_or_refused("quarantine: open", db, e))?;
     conn.busy_timeout(REBUILD_BUSY_TIMEOUT)
-        .map_err(|e| Error::sqlite("quarantine: busy timeout", db, e))?;
+        .map_err(|e| Error::sqlite_or_refused("quarantine: busy timeout", db, e))?;
     crate::schema::distrust_schema(&conn, db)?;
     // A journal that survives a crash of the rebuild rolls it back. (The
     // pragma reads the header: a headerless file refuses it, and its
@@ -129,8 +127,8 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
 /// will hold. It has more than one page, so the backup's first step leaves
 /// the destination locked but not yet committed.
 fn fresh_database(db: &Path) -> Result<Connection> {
-    let mut fresh =
-        Connection::open_in_memory().map_err(|e| Error::sqlite("quarantine: fresh", db, e))?;
+    let mut fresh = Connection::open_in_memory()
+        .map_err(|e| Error::sqlite_or_refused("quarantine: fresh", db, e))?;
     crate::schema::migrate_schema(&mut fresh, db)?;
     Ok(fresh)
 }
@@ -214,45 +212,10 @@ fn create_aside(db: &Path) -> Result<(PathBuf, File)> {
     ))
 }
 
-/// Copies the main file of `conn` byte for byte to a fresh name beside
-/// `db`, fsyncs it and syncs the folder. Removes a partial copy on failure.
+/// Copies the damaged file aside ([`main_file::copy_aside`]) to a fresh
+/// `<db>.corrupt-<ms>`.
 fn copy_aside(conn: &Connection, db: &Path) -> Result<PathBuf> {
-    let file = main_file(conn, db, "quarantine: find the file")?;
-    let (aside, mut out) = create_aside(db)?;
-    let copied = (|| -> Result<()> {
-        let size =
-            file_size(file).map_err(|rc| sqlite_err("quarantine: size the file", db, rc, None))?;
-        let mut buf = vec![0u8; COPY_CHUNK];
-        let mut offset = 0u64;
-        while offset < size {
-            let n = COPY_CHUNK.min((size - offset) as usize);
-            let rc = read_at(file, &mut buf[..n], offset);
-            if rc != ffi::SQLITE_OK {
-                return Err(sqlite_err(
-                    "quarantine: read the damaged file",
-                    db,
-                    rc,
-                    None,
-                ));
-            }
-            copy_faults::check(db, CopyOp::Write)
-                .and_then(|()| out.write_all(&buf[..n]))
-                .map_err(|e| Error::io("quarantine: write the copy", &aside, e))?;
-            offset += n as u64;
-        }
-        copy_faults::check(db, CopyOp::Sync)
-            .and_then(|()| out.sync_all())
-            .map_err(|e| Error::io("quarantine: sync the copy", &aside, e))?;
-        copy_faults::check(db, CopyOp::SyncDir)
-            .map_err(|e| Error::io("sync the database folder", db, e))?;
-        sync_parent_dir(db)
-    })();
-    if let Err(e) = copied {
-        drop(out);
-        let _ = std::fs::remove_file(&aside);
-        return Err(e);
-    }
-    Ok(aside)
+    main_file::copy_aside(conn, db, "quarantine", || create_aside(db))
 }
 
 /// Calls the lock (`lock` true) or unlock method of `file` at `level`.
@@ -384,6 +347,31 @@ mod tests {
         );
         let integrity: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         assert_eq!(integrity, "ok");
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_planted_at_the_journal_is_refused_by_name(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("chunks.db");
+        {
+            let mut live = Connection::open(&db)?;
+            crate::schema::migrate_schema(&mut live, &db)?;
+        }
+        let journal = crate::sys::files::side_file(&db, "-journal");
+        let _ = std::fs::remove_file(&journal);
+        std::fs::create_dir(&journal)?;
+        let before = std::fs::read(&db)?;
+        match quarantine_in_place(&db) {
+            Err(Error::PathRefused { path, code, .. }) => {
+                assert_eq!(path, journal);
+                assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&db)?, before);
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 2, "no copy aside");
         Ok(())
     }
 }

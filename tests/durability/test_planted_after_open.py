@@ -7,11 +7,11 @@ block for ever), a socket, a device, a directory or a symbolic link at a
 name SQLite opens. SQLite reports that refusal as its own CANTOPEN, which
 alone is a ``TransientIOError``: a ``Worker`` would back off and retry a
 path that cannot work until someone removes the file. Each test proves:
-every call (a read, a write, a job claim, a check, a backup, a compaction)
-raises ``PathRefusedError`` with the planted file's path and what it is in
-the message; nothing on disk
-changes (names, kinds and a digest of every regular file); once the file is
-removed the same handle reads and writes again, with every committed row.
+every call (a read, a write, a job claim, a check, a backup, a compaction,
+a restore) raises ``PathRefusedError`` with the planted file's path and what
+it is in the message; nothing on disk changes (names, kinds and a digest
+of every regular file); once the file is removed the same handle reads and
+writes again, with every committed row.
 And the refusal never makes SQLite skip a real hot journal's rollback.
 
 Everything runs in a subprocess with a timeout: a regression that lets
@@ -77,6 +77,8 @@ store = memtree.Store(db)
 store.upsert_chunks([chunk(i) for i in range(20)])
 for i in range(3):
     store.jobs.enqueue("work", {"i": i})
+good_backup = os.path.join(folder, "good-backup.db")
+store.backup(good_backup)
 planted = db + suffix
 if os.path.lexists(planted):
     os.unlink(planted)
@@ -100,10 +102,10 @@ calls = {
     "claim": lambda: store.jobs.claim_next(),
     "enqueue": lambda: store.jobs.enqueue("work", {"i": 99}),
     "check": lambda: store.check(),
-    # The operations that run on connections of their own: their errors are
-    # mapped where every error leaves for Python.
+    # The operations that run on connections of their own.
     "backup": lambda: store.backup(os.path.join(folder, "backup.db")),
     "compact": lambda: store.compact(),
+    "restore": lambda: memtree.restore(good_backup, db),
 }
 refused = {name: outcome(call) for name, call in calls.items()}
 after = listing(folder)

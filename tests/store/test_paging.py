@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import memtree
 import pytest
@@ -222,3 +223,74 @@ def test_async_iter_chunks(tmp_path: Path) -> None:
             return [c.id async for c in store.iter_chunks(page_size=1000)]
 
     assert asyncio.run(run()) == [c.id for c in sorted(rows, key=order_key)]
+
+
+def _async_pages(db: Path, page_size: object) -> tuple[list[int], list[str]]:
+    """The rows each of ``AsyncStore.iter_chunks``'s trips off the loop
+    brought back (trips that brought none left out), and the ids walked."""
+    batches: list[int] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting_to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        result = await real_to_thread(func, *args, **kwargs)
+        if isinstance(result, list) and result and isinstance(result[0], memtree.Chunk):
+            batches.append(len(result))
+        return result
+
+    async def walk() -> list[str]:
+        async with AsyncStore.connect(db) as store:
+            asyncio.to_thread = counting_to_thread  # type: ignore[assignment]
+            try:
+                return [c.id async for c in store.iter_chunks(page_size=page_size)]  # type: ignore[arg-type]
+            finally:
+                asyncio.to_thread = real_to_thread
+
+    ids = asyncio.run(walk())
+    return batches, ids
+
+
+@pytest.mark.parametrize(
+    ("page_size", "batches"),
+    [
+        # Clamped by the native iterator, as the sync Store.iter_chunks
+        # clamps it (the limit rule: 1..10000): no copy of it in Python.
+        (10**12, [10_000, 10_000, 5_000]),
+        (2**64, [10_000, 10_000, 5_000]),
+        (7_000, [7_000, 7_000, 7_000, 4_000]),
+        (25_000, [10_000, 10_000, 5_000]),
+    ],
+)
+def test_async_iter_chunks_reads_the_native_pages(
+    paged: tuple[Path, list[memtree.Chunk]], page_size: int, batches: list[int]
+) -> None:
+    db, rows = paged
+    got, ids = _async_pages(db, page_size)
+    assert got == batches
+    assert ids == [c.id for c in rows]
+
+
+@pytest.mark.parametrize(("page_size", "batches"), [(0, [1] * 5), (-3, [1] * 5), (2, [2, 2, 1])])
+def test_async_iter_chunks_clamps_small_page_sizes_like_the_store(
+    tmp_path: Path, page_size: int, batches: list[int]
+) -> None:
+    rows = corpus(5)
+    with memtree.Store(tmp_path / "a.db") as store:
+        store.upsert_chunks(rows)
+        assert len(list(store.iter_chunks(page_size=page_size))) == 5
+    got, ids = _async_pages(tmp_path / "a.db", page_size)
+    assert got == batches
+    assert ids == [c.id for c in sorted(rows, key=order_key)]
+
+
+@pytest.mark.parametrize("page_size", [1.5, True, "10", None])
+def test_async_iter_chunks_refuses_what_the_store_refuses(
+    tmp_path: Path, page_size: object
+) -> None:
+    with memtree.Store(tmp_path / "a.db") as store:
+        store.upsert_chunks(corpus(3))
+        with pytest.raises(TypeError) as sync_error:
+            store.iter_chunks(page_size=page_size)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as async_error:
+        _async_pages(tmp_path / "a.db", page_size)
+    assert str(async_error.value) == str(sync_error.value)
+    assert "page_size" in str(async_error.value)

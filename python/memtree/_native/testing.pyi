@@ -51,7 +51,7 @@ def set_circuit_cooldown(seconds: float) -> None:
     86400."""
 
 def inject_copy_fault(path: _PathLike, nth: int, persistent: bool = False, errno: int = 5) -> None:
-    """Arms a fault in the quarantine's copy aside of the database at ``path``
+    """Arms a fault in the copy aside (quarantine, restore) of the database at ``path``
     (plain file I/O, which the VFS faults never reach): its ``nth``
     operation from now (create, each 64 KiB write, fsync, folder sync)
     fails with the OS error ``errno``, and every one after it with

@@ -240,7 +240,7 @@ pub fn set_adopt_check_budget(seconds: &Bound<'_, PyAny>) -> PyResult<f64> {
     Ok(salvage::set_foreign_check_budget(budget)?.as_secs_f64())
 }
 
-/// Arms a fault in the quarantine's copy aside of the database at ``path``
+/// Arms a fault in the copy aside (quarantine, restore) of the database at ``path``
 /// (plain file I/O, which the VFS faults never reach): its ``nth``
 /// operation from now (create, each 64 KiB write, fsync, folder sync)
 /// fails with the OS error ``errno``, and every one after it with
