@@ -233,9 +233,22 @@ pub(crate) fn bind_chunk(
     })
 }
 
+/// The TEXT at `column`, borrowed from the row: the kind and the tags are
+/// parsed from it and never kept, so they need no copy of their own (a bulk
+/// read such as a tree walk decodes thousands of rows). Any other type or
+/// bad UTF-8 is the error `row.get::<String>` gives.
+fn borrowed_text<'r>(row: &'r Row<'_>, column: usize) -> rusqlite::Result<&'r str> {
+    match row.get_ref(column)? {
+        ValueRef::Text(bytes) => {
+            std::str::from_utf8(bytes).map_err(|e| rusqlite::Error::Utf8Error(column, e))
+        }
+        _ => row.get::<_, String>(column).map(|_| ""),
+    }
+}
+
 /// The [`Chunk`] in a row selected with the [`CHUNK_COLUMNS`] list.
 pub(crate) fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
-    let kind: String = row.get(col!("source_kind"))?;
+    let kind = borrowed_text(row, col!("source_kind"))?;
     let source_kind = kind.parse().map_err(|()| {
         rusqlite::Error::FromSqlConversionFailure(
             col!("source_kind"),
@@ -243,8 +256,8 @@ pub(crate) fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<Chunk> {
             format!("unknown source_kind {kind:?}").into(),
         )
     })?;
-    let tags_json: String = row.get(col!("tags_json"))?;
-    let tags = serde_json::from_str(&tags_json).map_err(|e| {
+    let tags_json = borrowed_text(row, col!("tags_json"))?;
+    let tags = serde_json::from_str(tags_json).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(
             col!("tags_json"),
             rusqlite::types::Type::Text,

@@ -14,7 +14,7 @@ use super::convert::{self, arg};
 use super::store::PyStore;
 use crate::db::store::Store;
 use crate::sys::clock::now_ms;
-use crate::trees::{Buffer, Node, Seal, Summary, Tree, TreeKind, TreeStatus};
+use crate::trees::{At, Buffer, Seal, Summary, Tree, TreeKind, TreeStatus};
 
 /// `memtree.TreeKind` and `memtree.TreeStatus`, imported once.
 static ENUMS: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
@@ -702,14 +702,34 @@ impl PyTrees {
         depth: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let depth = depth.map(|d| convert::int64(d, "depth")).transpose()?;
-        let nodes = py.detach(|| self.core().trees().walk(&summary_id, depth))?;
-        // Each node moves into its object as it is: nothing is converted
-        // until an attribute is read.
-        let mut objects = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            objects.push(match node {
-                Node::Summary(inner) => Bound::new(py, PySummary { inner })?.into_any(),
-                Node::Chunk(inner) => Bound::new(py, PyChunk { inner })?.into_any(),
+        let subtree = py.detach(|| self.core().trees().walk_subtree(&summary_id, depth))?;
+        // Each row moves into its object as it is, in the statement's order
+        // (nothing is converted until an attribute is read); the list is
+        // then put in the walk's order. A node that comes twice gets an
+        // equal object of its own at each place.
+        let new_object = |object: Bound<'py, PyAny>| {
+            untrack_leaf(&object);
+            object
+        };
+        let summaries = (subtree.summaries.into_iter())
+            .map(|inner| Ok(new_object(Bound::new(py, PySummary { inner })?.into_any())))
+            .collect::<PyResult<Vec<_>>>()?;
+        let chunks = (subtree.chunks.into_iter())
+            .map(|inner| Ok(new_object(Bound::new(py, PyChunk { inner })?.into_any())))
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut placed_summaries = vec![false; summaries.len()];
+        let mut placed_chunks = vec![false; chunks.len()];
+        let mut objects = Vec::with_capacity(subtree.order.len());
+        for at in subtree.order {
+            let (object, placed) = match at {
+                At::Summary(i) => (&summaries[i], &mut placed_summaries[i]),
+                At::Chunk(i) => (&chunks[i], &mut placed_chunks[i]),
+            };
+            objects.push(if *placed {
+                new_object(copy_node(object)?)
+            } else {
+                *placed = true;
+                object.clone()
             });
         }
         Ok(objects)
@@ -728,6 +748,37 @@ impl PyTrees {
 
     fn __repr__(&self) -> String {
         format!("Trees({})", self.core().path().display())
+    }
+}
+
+/// A new object equal to `node`, a `Summary` or `Chunk`.
+fn copy_node<'py>(node: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = node.py();
+    if let Ok(summary) = node.cast::<PySummary>() {
+        let inner = summary.get().inner.clone();
+        return Ok(Bound::new(py, PySummary { inner })?.into_any());
+    }
+    let inner = node.cast::<PyChunk>()?.get().inner.clone();
+    Ok(Bound::new(py, PyChunk { inner })?.into_any())
+}
+
+/// Takes `object`, a `Summary` or `Chunk` just made, off the cycle
+/// collector's lists. PyO3 makes every class a GC type, but these hold no
+/// Python reference (only Rust data, and they cannot be subclassed), so
+/// they can never be part of a cycle; CPython leaves such objects untracked
+/// itself (tuples and dicts of atoms). A walk keeps thousands alive at once:
+/// tracked, each allocation past the threshold ran a collection that
+/// traversed them all again.
+fn untrack_leaf(object: &Bound<'_, PyAny>) {
+    let ptr = object.as_ptr();
+    // SAFETY: `ptr` is a live object (we hold a reference, and the GIL);
+    // a GC type is checked before its GC header is touched, and untracking
+    // an object twice (PyO3's dealloc untracks too) is allowed.
+    unsafe {
+        if pyo3::ffi::PyType_HasFeature(pyo3::ffi::Py_TYPE(ptr), pyo3::ffi::Py_TPFLAGS_HAVE_GC) != 0
+        {
+            pyo3::ffi::PyObject_GC_UnTrack(ptr.cast());
+        }
     }
 }
 

@@ -15,4 +15,4 @@ pub use model::{
 };
 pub use registry::Trees;
 pub use seal::Seal;
-pub use walk::Node;
+pub use walk::{At, Node, Subtree};

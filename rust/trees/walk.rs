@@ -40,6 +40,10 @@ const _: () = assert!(CHUNK_COLUMNS.len() + 1 == KIND_COLUMN);
 /// anything: [`Trees::walk`] puts the rows depth first from the summaries'
 /// child lists, which it decodes anyway, where an order built in SQL (a
 /// path string per row, sorted) cost more than the rest of the statement.
+/// It matches the rows in the order they come (`Rows::into_subtree`), with
+/// no lookup by id; a priority queue in the recursion (`ORDER BY depth
+/// DESC`) that would return them depth first, with the chunks in the queue,
+/// took twice the statement's time (measured with SQLite's shell).
 static WALK_SQL: LazyLock<String> = LazyLock::new(|| {
     let chunk: Vec<String> = CHUNK_COLUMNS.iter().map(|c| format!("c.{c}")).collect();
     let summary: Vec<String> = SUMMARY_COLUMNS
@@ -93,6 +97,14 @@ impl Trees<'_> {
     /// itself, then each child and its subtree. One statement. Soft-deleted
     /// summaries are included (flagged); empty when `id` is no summary.
     pub fn walk(&self, id: &str, depth: Option<i64>) -> Result<Vec<Node>> {
+        Ok(self.walk_subtree(id, depth)?.into_nodes())
+    }
+
+    /// [`Trees::walk`] before its nodes are put in order: the rows as the
+    /// statement returned them and the walk's order over them, so that a
+    /// caller that builds one object per node (the Python glue) moves each
+    /// row once, into its object.
+    pub fn walk_subtree(&self, id: &str, depth: Option<i64>) -> Result<Subtree> {
         let depth = depth.unwrap_or(MAX_LEVEL + 1);
         if depth < 0 {
             return Err(Error::invalid(
@@ -100,20 +112,9 @@ impl Trees<'_> {
                 format!("must be >= 0, got {depth}"),
             ));
         }
-        let rows = self.store.read("walk", |conn| {
-            let mut stmt = conn.prepare_cached(&WALK_SQL)?;
-            let mut rows = stmt.query(rusqlite::params![id, depth])?;
-            let mut found = Rows::default();
-            while let Some(row) = rows.next()? {
-                if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
-                    found.summaries.push(Some(summary_from_row(row)?));
-                } else {
-                    found.chunks.push(Some(chunk_from_row(row)?));
-                }
-            }
-            Ok(found)
-        })?;
-        Ok(rows.depth_first(id, depth))
+        self.store.read("walk", |conn| {
+            Ok(read_rows(conn, id, depth)?.into_subtree(id, depth))
+        })
     }
 
     /// Runs the walk's statement to its last row without reading a column:
@@ -144,96 +145,293 @@ impl Trees<'_> {
     }
 }
 
-/// The rows of one walk, in the order the statement returned them; each
-/// slot is emptied when its node moves out.
-#[derive(Default)]
-struct Rows {
-    summaries: Vec<Option<Summary>>,
-    chunks: Vec<Option<Chunk>>,
+/// The walk statement's rows, decoded and matched as they come.
+fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Result<Rows> {
+    let mut stmt = conn.prepare_cached(&WALK_SQL)?;
+    let mut rows = stmt.query(rusqlite::params![id, depth])?;
+    let mut found = Rows::default();
+    while let Some(row) = rows.next()? {
+        if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
+            found.push_summary(summary_from_row(row)?);
+        } else {
+            found.push_chunk(chunk_from_row(row)?, id, depth);
+        }
+    }
+    Ok(found)
 }
 
-/// A node of [`Rows`] by position.
-#[derive(Clone, Copy)]
-enum At {
+/// A node of a [`Subtree`] by its position among the subtree's summaries or
+/// chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// The summary at this position.
     Summary(usize),
+    /// The chunk at this position.
     Chunk(usize),
 }
 
-impl Rows {
-    /// The walk's order: from the summary `root`, depth first, each
-    /// summary's children in its `child_ids` order, down to `depth` levels
-    /// below the root, by the rule the statement expanded them with (the
-    /// children of a level-1 summary are chunks, of a higher one
-    /// summaries; a child with no row is left out). A node reached twice
-    /// (a file whose links are not a tree) comes twice, as the statement
-    /// returned it: the last time moved, before that copied.
-    fn depth_first(mut self, root: &str, depth: i64) -> Vec<Node> {
-        let order = self.order(root, depth);
+/// A walked subtree: its summaries and chunks as the statement returned
+/// them, and the walk's order over them (depth first, children in seal
+/// order). A node reached twice (a file whose links are not a tree) is
+/// stored once and comes twice in the order.
+#[derive(Debug)]
+pub struct Subtree {
+    /// The summaries, in the statement's order.
+    pub summaries: Vec<Summary>,
+    /// The chunks, in the statement's order.
+    pub chunks: Vec<Chunk>,
+    /// The walk's order, as positions in `summaries` and `chunks`.
+    pub order: Vec<At>,
+}
+
+impl Subtree {
+    /// The nodes in the walk's order; a node that comes twice is copied
+    /// for all but its last place, where it is moved.
+    pub fn into_nodes(self) -> Vec<Node> {
         let mut summary_uses = vec![0_u32; self.summaries.len()];
         let mut chunk_uses = vec![0_u32; self.chunks.len()];
-        for at in &order {
+        for at in &self.order {
             match *at {
                 At::Summary(i) => summary_uses[i] += 1,
                 At::Chunk(i) => chunk_uses[i] += 1,
             }
         }
-        // Sized once: a vector grown by doubling copies every node again.
-        let mut nodes = Vec::with_capacity(order.len());
-        for at in order {
+        let mut summaries: Vec<Option<Summary>> = self.summaries.into_iter().map(Some).collect();
+        let mut chunks: Vec<Option<Chunk>> = self.chunks.into_iter().map(Some).collect();
+        let mut nodes = Vec::with_capacity(self.order.len());
+        for at in self.order {
             let node = match at {
                 At::Summary(i) => {
                     summary_uses[i] -= 1;
-                    take_or_copy(&mut self.summaries[i], summary_uses[i]).map(Node::Summary)
+                    take_or_copy(&mut summaries[i], summary_uses[i]).map(Node::Summary)
                 }
                 At::Chunk(i) => {
                     chunk_uses[i] -= 1;
-                    take_or_copy(&mut self.chunks[i], chunk_uses[i]).map(Node::Chunk)
+                    take_or_copy(&mut chunks[i], chunk_uses[i]).map(Node::Chunk)
                 }
             };
             nodes.extend(node);
         }
         nodes
     }
+}
 
-    /// [`Rows::depth_first`]'s order, as positions in `self`.
-    fn order(&self, root: &str, depth: i64) -> Vec<At> {
-        let summary_at: HashMap<&str, usize> = (self.summaries.iter().enumerate())
-            .filter_map(|(i, s)| Some((s.as_ref()?.id.as_str(), i)))
-            .collect();
-        let chunk_at: HashMap<&str, usize> = (self.chunks.iter().enumerate())
-            .filter_map(|(i, c)| Some((c.as_ref()?.id.as_str(), i)))
-            .collect();
-        let mut order = Vec::with_capacity(self.summaries.len() + self.chunks.len());
-        // An explicit stack: `depth` is the caller's and may be deep.
-        let mut stack: Vec<(At, i64)> = summary_at
-            .get(root)
-            .map(|&i| (At::Summary(i), 0))
-            .into_iter()
-            .collect();
-        while let Some((at, below_root)) = stack.pop() {
-            order.push(at);
-            let At::Summary(i) = at else { continue };
-            let Some(summary) = &self.summaries[i] else {
-                continue;
-            };
-            if below_root >= depth {
-                continue;
-            }
-            // Pushed last child first, so that the first comes out first.
-            for child in summary.child_ids.iter().rev() {
-                let child = child.as_str();
-                let found = match summary.level {
-                    1 => chunk_at.get(child).map(|&c| At::Chunk(c)),
-                    level if level > 1 => summary_at.get(child).map(|&s| At::Summary(s)),
-                    _ => None,
-                };
-                if let Some(child_at) = found {
-                    stack.push((child_at, below_root + 1));
+/// The children a summary was matched with: positions `start..end` of the
+/// summaries or of the chunks.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    /// None (not expanded, or nothing matched).
+    Leaf,
+    /// Summaries `start..end`.
+    Summaries(usize, usize),
+    /// Chunks `start..end`.
+    Chunks(usize, usize),
+}
+
+/// The rows of one walk as they come, with the walk's tree matched from
+/// their order on the way ([`Rows::into_subtree`] says how).
+#[derive(Default)]
+struct Rows {
+    summaries: Vec<Summary>,
+    chunks: Vec<Chunk>,
+    /// Per summary, its matched children; filled when the first chunk
+    /// comes (all summaries are in by then) or at the end.
+    runs: Option<Vec<Run>>,
+    /// The level-1 summaries whose chunks are being matched, in order,
+    /// with the next of each one's child ids to look at.
+    chunk_parents: Vec<usize>,
+    chunk_parent: usize,
+    next_child: usize,
+    /// A row came that the matching cannot place: the order is found by
+    /// id instead.
+    unmatched: bool,
+}
+
+impl Rows {
+    fn push_summary(&mut self, summary: Summary) {
+        // Every summary comes before the first chunk (the statement's
+        // first arm); one after it cannot be matched.
+        self.unmatched |= self.runs.is_some();
+        self.summaries.push(summary);
+    }
+
+    /// Adds a chunk and matches it at once, while its id is at hand: it is
+    /// the next listed child of the current level-1 summary that has a row
+    /// (the ids listed before it have none), or of the next one.
+    fn push_chunk(&mut self, chunk: Chunk, root: &str, depth: i64) {
+        if self.runs.is_none() {
+            self.match_summaries(root, depth);
+        }
+        if !self.unmatched {
+            self.unmatched = !self.match_chunk(&chunk.id);
+        }
+        self.chunks.push(chunk);
+    }
+
+    fn match_chunk(&mut self, id: &str) -> bool {
+        let Some(runs) = self.runs.as_mut() else {
+            return false;
+        };
+        let at = self.chunks.len();
+        while let Some(&parent) = self.chunk_parents.get(self.chunk_parent) {
+            let children = &self.summaries[parent].child_ids;
+            while let Some(child) = children.get(self.next_child) {
+                self.next_child += 1;
+                if child == id {
+                    if let Run::Chunks(_, end) = &mut runs[parent] {
+                        *end = at + 1;
+                    }
+                    return true;
                 }
             }
+            self.chunk_parent += 1;
+            self.next_child = 0;
+            if let Some(&next) = self.chunk_parents.get(self.chunk_parent) {
+                runs[next] = Run::Chunks(at, at);
+            }
         }
-        order
+        false
     }
+
+    /// Matches the summaries' runs (see [`Rows::into_subtree`]) and lists
+    /// the level-1 summaries whose chunks come next. Sizes the chunks'
+    /// vector once for every chunk that can come.
+    fn match_summaries(&mut self, root: &str, depth: i64) {
+        let count = self.summaries.len();
+        let mut runs = vec![Run::Leaf; count];
+        match self.summaries.first() {
+            Some(first) if first.id == root => {}
+            _ => {
+                self.unmatched |= count > 0;
+                self.runs = Some(runs);
+                return;
+            }
+        }
+        let mut below_root = vec![0_i64; count];
+        let mut next = 1;
+        let mut chunks_listed = 0;
+        for i in 0..count {
+            if i >= next {
+                self.unmatched = true; // no parent matched this row before it
+                break;
+            }
+            let summary = &self.summaries[i];
+            if below_root[i] >= depth {
+                continue;
+            }
+            if summary.level == 1 {
+                self.chunk_parents.push(i);
+                chunks_listed += summary.child_ids.len();
+            } else if summary.level > 1 {
+                let start = next;
+                for child in &summary.child_ids {
+                    if matches!(self.summaries.get(next), Some(s) if s.id == *child) {
+                        below_root[next] = below_root[i] + 1;
+                        next += 1;
+                    }
+                }
+                runs[i] = Run::Summaries(start, next);
+            }
+        }
+        self.unmatched |= next != count;
+        if let Some(&first) = self.chunk_parents.first() {
+            runs[first] = Run::Chunks(0, 0);
+        }
+        self.chunks.reserve_exact(chunks_listed);
+        self.runs = Some(runs);
+    }
+
+    /// The subtree, its order read from where the statement put the rows:
+    /// the recursion's queue is first in, first out, so the summaries come
+    /// breadth first (the root, then each expanded summary's children as one
+    /// run, the runs in the order of their parents) and then the chunks as
+    /// one run per level-1 summary, in the same order. Each child list is
+    /// matched against the next rows of its run, id by id (a listed id
+    /// whose row is not next has no row: ids are unique per table, so a
+    /// child that exists is the next row).
+    ///
+    /// Right whatever order the rows came in: each match puts a row whose
+    /// id its parent lists at its place, so the tree matched is part of the
+    /// walk's tree, and it is all of it exactly when every row was matched,
+    /// which is checked. Otherwise (an order SQLite does not give today)
+    /// the nodes are found by id.
+    fn into_subtree(mut self, root: &str, depth: i64) -> Subtree {
+        if self.runs.is_none() {
+            self.match_summaries(root, depth);
+        }
+        // Every row was matched (a chunk when it came, the summaries
+        // together), so the matched tree is the walk's whole tree.
+        let matched = !self.unmatched;
+        let order = match (&self.runs, matched) {
+            (Some(runs), true) if !self.summaries.is_empty() => depth_first(runs),
+            (_, true) => Vec::new(),
+            _ => order_by_id(&self.summaries, &self.chunks, root, depth),
+        };
+        Subtree {
+            summaries: self.summaries,
+            chunks: self.chunks,
+            order,
+        }
+    }
+}
+
+/// The depth-first order of matched runs, from the root (summary 0).
+fn depth_first(runs: &[Run]) -> Vec<At> {
+    let mut order = Vec::new();
+    let mut stack = vec![0];
+    while let Some(i) = stack.pop() {
+        order.push(At::Summary(i));
+        match runs[i] {
+            Run::Leaf => {}
+            // Chunks have no children: they go straight out, in order.
+            Run::Chunks(start, end) => order.extend((start..end).map(At::Chunk)),
+            // Pushed last child first, so that the first comes out first.
+            Run::Summaries(start, end) => stack.extend((start..end).rev()),
+        }
+    }
+    order
+}
+
+/// The walk's order found by id, whatever order the rows came in: from the
+/// summary `root`, depth first, each summary's children in its `child_ids`
+/// order, down to `depth` levels below the root, by the rule the statement
+/// expanded them with (the children of a level-1 summary are chunks, of a
+/// higher one summaries; a child with no row is left out).
+fn order_by_id(summaries: &[Summary], chunks: &[Chunk], root: &str, depth: i64) -> Vec<At> {
+    let summary_at: HashMap<&str, usize> = (summaries.iter().enumerate())
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let chunk_at: HashMap<&str, usize> = (chunks.iter().enumerate())
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut order = Vec::with_capacity(summaries.len() + chunks.len());
+    // An explicit stack: `depth` is the caller's and may be deep.
+    let mut stack: Vec<(At, i64)> = summary_at
+        .get(root)
+        .map(|&i| (At::Summary(i), 0))
+        .into_iter()
+        .collect();
+    while let Some((at, below_root)) = stack.pop() {
+        order.push(at);
+        let At::Summary(i) = at else { continue };
+        let summary = &summaries[i];
+        if below_root >= depth {
+            continue;
+        }
+        // Pushed last child first, so that the first comes out first.
+        for child in summary.child_ids.iter().rev() {
+            let child = child.as_str();
+            let found = match summary.level {
+                1 => chunk_at.get(child).map(|&c| At::Chunk(c)),
+                level if level > 1 => summary_at.get(child).map(|&s| At::Summary(s)),
+                _ => None,
+            };
+            if let Some(child_at) = found {
+                stack.push((child_at, below_root + 1));
+            }
+        }
+    }
+    order
 }
 
 /// The node in `slot`: moved out when no later use is left, else copied.
@@ -258,6 +456,187 @@ mod tests {
             let steps = stmt.query_map(&params[..stmt.parameter_count()], |r| r.get(3))?;
             steps.collect()
         })
+    }
+
+    fn summary(id: &str, level: i64, children: &[&str]) -> Summary {
+        Summary {
+            id: id.into(),
+            tree_id: "t".into(),
+            tree_kind: crate::trees::TreeKind::Source,
+            level,
+            parent_id: None,
+            child_ids: children.iter().map(|c| (*c).to_owned()).collect(),
+            content: format!("text of {id}"),
+            token_count: 1,
+            entities: Vec::new(),
+            topics: Vec::new(),
+            time_range_start_ms: 0,
+            time_range_end_ms: 0,
+            score: 0.0,
+            sealed_at_ms: 0,
+            deleted: false,
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+        }
+    }
+
+    fn chunk(id: &str) -> Chunk {
+        Chunk {
+            id: id.into(),
+            ..crate::chunks::ops::tests::full_chunk()
+        }
+    }
+
+    /// A file whose links are not a tree (Python's
+    /// `test_walk_expands_children_by_the_parents_level_and_repeats_a_shared_node`):
+    /// `x` is a summary and a chunk, `l1-a` is listed twice, `missing` and
+    /// the chunk `c0` listed under `l2` have no row. The rows in the order
+    /// the statement returns them: the summaries breadth first, then one
+    /// run of chunks per level-1 summary.
+    fn shared_rows() -> (Vec<Summary>, Vec<Chunk>) {
+        let l1_a = || summary("l1-a", 1, &["c0", "x", "missing", "c1"]);
+        let summaries = vec![
+            summary("l2", 2, &["l1-a", "c0", "x", "l1-b", "l1-a"]),
+            l1_a(),
+            summary("x", 1, &["c1"]),
+            summary("l1-b", 1, &["c1", "l1-a"]),
+            l1_a(),
+        ];
+        let chunks = ["c0", "x", "c1", "c1", "c1", "c0", "x", "c1"];
+        (summaries, chunks.into_iter().map(chunk).collect())
+    }
+
+    fn rows_of(summaries: &[Summary], chunks: &[Chunk], depth: i64) -> Rows {
+        let mut rows = Rows::default();
+        for s in summaries {
+            rows.push_summary(s.clone());
+        }
+        for c in chunks {
+            rows.push_chunk(c.clone(), "l2", depth);
+        }
+        rows
+    }
+
+    fn ids(nodes: &[Node]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| match n {
+                Node::Summary(s) => format!("S:{}", s.id),
+                Node::Chunk(c) => format!("C:{}", c.id),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_statements_row_order_is_matched_without_a_lookup() {
+        let (summaries, chunks) = shared_rows();
+        let rows = rows_of(&summaries, &chunks, MAX_LEVEL + 1);
+        assert!(!rows.unmatched);
+        let subtree = rows.into_subtree("l2", MAX_LEVEL + 1);
+        assert_eq!(
+            subtree.order,
+            [
+                At::Summary(0),
+                At::Summary(1),
+                At::Chunk(0),
+                At::Chunk(1),
+                At::Chunk(2),
+                At::Summary(2),
+                At::Chunk(3),
+                At::Summary(3),
+                At::Chunk(4),
+                At::Summary(4),
+                At::Chunk(5),
+                At::Chunk(6),
+                At::Chunk(7),
+            ]
+        );
+        let by_id = order_by_id(&subtree.summaries, &subtree.chunks, "l2", MAX_LEVEL + 1);
+        let expected = [
+            "S:l2", "S:l1-a", "C:c0", "C:x", "C:c1", "S:x", "C:c1", "S:l1-b", "C:c1", "S:l1-a",
+            "C:c0", "C:x", "C:c1",
+        ];
+        assert_eq!(ids(&subtree.into_nodes()), expected);
+        let (summaries, chunks) = shared_rows();
+        let found = Subtree {
+            summaries,
+            chunks,
+            order: by_id,
+        };
+        assert_eq!(ids(&found.into_nodes()), expected);
+    }
+
+    #[test]
+    fn a_depth_limit_expands_only_the_summaries_above_it() {
+        let (summaries, _) = shared_rows();
+        let rows = rows_of(&summaries, &[], 1);
+        assert!(!rows.unmatched);
+        let nodes = rows.into_subtree("l2", 1).into_nodes();
+        assert_eq!(ids(&nodes), ["S:l2", "S:l1-a", "S:x", "S:l1-b", "S:l1-a"]);
+        let root_only = rows_of(&summaries[..1], &[], 0).into_subtree("l2", 0);
+        assert_eq!(root_only.order, [At::Summary(0)]);
+    }
+
+    #[test]
+    fn rows_in_another_order_are_put_in_order_by_id() {
+        let expected = {
+            let (summaries, chunks) = shared_rows();
+            ids(&rows_of(&summaries, &chunks, MAX_LEVEL + 1)
+                .into_subtree("l2", MAX_LEVEL + 1)
+                .into_nodes())
+        };
+        let (summaries, chunks) = shared_rows();
+        // Chunks in another order, summaries in another order, a summary
+        // after the chunks, the root not first: none can be matched.
+        let mut reversed = chunks.clone();
+        reversed.reverse();
+        let mut swapped = summaries.clone();
+        swapped.swap(2, 3);
+        let mut root_last = summaries.clone();
+        root_last.rotate_left(1);
+        for (s, c) in [
+            (&summaries, &reversed),
+            (&swapped, &chunks),
+            (&root_last, &chunks),
+        ] {
+            let rows = rows_of(s, c, MAX_LEVEL + 1);
+            assert!(rows.unmatched);
+            let nodes = rows.into_subtree("l2", MAX_LEVEL + 1).into_nodes();
+            assert_eq!(ids(&nodes), expected);
+        }
+        let mut late = rows_of(&summaries[..4], &chunks, MAX_LEVEL + 1);
+        late.push_summary(summaries[4].clone());
+        assert!(late.unmatched);
+        // Nothing found: an empty walk.
+        assert!(Rows::default().into_subtree("l2", 3).order.is_empty());
+    }
+
+    #[test]
+    fn the_statements_own_order_is_matched() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        let trees = store.trees();
+        let tree_id = trees
+            .create_new(crate::trees::TreeKind::Source, "walk", None)?
+            .id;
+        let (summaries, _) = shared_rows();
+        for s in &summaries[..4] {
+            trees.insert_summary(&Summary {
+                tree_id: tree_id.clone(),
+                ..s.clone()
+            })?;
+        }
+        store.upsert_chunks(&[chunk("c0"), chunk("x"), chunk("c1")])?;
+        let matched = store.read("walk", |conn| {
+            Ok(!read_rows(conn, "l2", MAX_LEVEL + 1)?.unmatched)
+        })?;
+        assert!(matched, "the statement's rows were found by id");
+        let walked = ids(&trees.walk("l2", None)?);
+        assert_eq!(walked.len(), 13);
+        assert_eq!(walked[..3], ["S:l2", "S:l1-a", "C:c0"]);
+        Ok(())
     }
 
     #[test]

@@ -76,5 +76,6 @@ def walk_phases(store: Store, summary_id: str, depth: int | None = None) -> tupl
     """The two inner phases of ``store.trees.walk(summary_id, depth)``, in
     nanoseconds: ``(sql, core)``. ``sql`` runs the walk's statement to its
     last row without reading a column; ``core`` is the whole core walk (the
-    statement, every row decoded, the nodes put in order), with no Python
-    object built. The caller times ``walk`` itself: the rest is conversion."""
+    statement, every row decoded, the walk's order found: what ``walk``'s
+    glue gets), with no Python object built. The caller times ``walk``
+    itself: the rest is building the objects (and freeing them)."""

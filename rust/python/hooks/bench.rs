@@ -124,8 +124,9 @@ fn upsert_sql() -> &'static str {
 /// The two inner phases of ``store.trees.walk(summary_id, depth)``, in
 /// nanoseconds: ``(sql, core)``. ``sql`` runs the walk's statement to its
 /// last row without reading a column; ``core`` is the whole core walk (the
-/// statement, every row decoded, the nodes put in order), with no Python
-/// object built. The caller times ``walk`` itself: the rest is conversion.
+/// statement, every row decoded, the walk's order found: what ``walk``'s
+/// glue gets), with no Python object built. The caller times ``walk``
+/// itself: the rest is building the objects (and freeing them).
 #[pyfunction]
 #[pyo3(signature = (store, summary_id, depth=None))]
 fn walk_phases(
@@ -142,7 +143,7 @@ fn walk_phases(
         trees.walk_rows(&summary_id, depth)?;
         let sql = start.elapsed();
         let start = Instant::now();
-        trees.walk(&summary_id, depth)?;
+        trees.walk_subtree(&summary_id, depth)?;
         Ok::<_, crate::error::Error>((nanos(sql), nanos(start.elapsed())))
     })
     .map_err(PyErr::from)
