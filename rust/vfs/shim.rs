@@ -30,7 +30,8 @@ use rusqlite::ffi;
 use super::backend;
 use super::faults::{FileRole, VfsMethod};
 use super::state::{
-    classify_name, close_main, existing, fork_gate, key_for_open, note_main_open, state_for,
+    classify_name, close_main, existing, fork_gate, key_for_open, main_file_named, note_main_open,
+    state_for,
     DbState,
 };
 use super::stats::{add, bump, SyncKind};
@@ -164,17 +165,43 @@ unsafe extern "C" fn x_lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     if let Some(code) = h.enter(VfsMethod::Lock) {
         return code;
     }
-    if level == ffi::SQLITE_LOCK_SHARED && h.role == FileRole::MainDb && has_moved(inner) {
+    let guarded = h.role == FileRole::MainDb
+        && (level == ffi::SQLITE_LOCK_SHARED || level == ffi::SQLITE_LOCK_RESERVED);
+    if guarded && has_moved(inner) {
         // Every transaction starts here, before SQLite looks for a hot
-        // journal by name: once the path names another file, that journal
-        // is the other file's, and rolling it back into this one would
-        // corrupt both. The handle reads no more (one stat of the path per
-        // transaction start).
+        // journal by name, and every write transaction takes RESERVED here
+        // before it opens its journal by name: once the path names another
+        // file, that journal is the other file's, and rolling it back into
+        // this one (or writing this one's into it) would corrupt both. The
+        // handle reads and writes no more (one stat of the path per lock).
         return ffi::SQLITE_READONLY_DBMOVED;
     }
-    fork_gate(h.role, || {
+    let rc = fork_gate(h.role, || {
         inner_call!(inner, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
-    })
+    });
+    if rc == ffi::SQLITE_OK && level == ffi::SQLITE_LOCK_SHARED && guarded && has_moved(inner) {
+        // Moved while the lock was being taken: give the lock back, so the
+        // handle is left as if the call had failed before it.
+        let _ = fork_gate(h.role, || {
+            inner_call!(inner, 1, xUnlock, ffi::SQLITE_OK, ffi::SQLITE_LOCK_NONE)
+        });
+        return ffi::SQLITE_READONLY_DBMOVED;
+    }
+    rc
+}
+
+/// For the open of a main journal (`z_name`, a name from SQLite's pager):
+/// true when the journal's own database file, found by the pager's file
+/// name, no longer is the file at its path. A journal is found by name, so
+/// the one at `<path>-journal` then belongs to whatever file the path names
+/// now: a hot-journal rollback of it, or this handle's journal written into
+/// it, would corrupt both files. (The lock checks above come first; this
+/// closes the gap between a lock and the open.)
+fn journal_database_moved(z_name: ffi::sqlite3_filename) -> bool {
+    // SAFETY: SQLite names a main journal with a string inside its pager's
+    // allocation, which is where sqlite3_filename_database looks.
+    let db_name = unsafe { ffi::sqlite3_filename_database(z_name) };
+    main_file_named(db_name).is_some_and(has_moved)
 }
 
 /// True when the main database file `inner` no longer is the file at its
@@ -533,6 +560,12 @@ unsafe extern "C" fn x_open(
         unsafe { abandon(hp) };
         return code;
     }
+    let journal = role == FileRole::MainJournal && !z_name.is_null();
+    if journal && journal_database_moved(z_name) {
+        // SAFETY: header initialised above.
+        unsafe { abandon(hp) };
+        return ffi::SQLITE_READONLY_DBMOVED;
+    }
     let real = inner_vfs(vfs);
     // SAFETY: `real` is the default VFS, valid for the life of the process.
     let rc = match unsafe { (*real).xOpen } {
@@ -556,11 +589,19 @@ unsafe extern "C" fn x_open(
             ffi::SQLITE_CANTOPEN
         };
     }
+    if journal && journal_database_moved(z_name) {
+        // Moved while the journal was being opened: the file just opened may
+        // be the other file's journal. Close it unread and unwritten.
+        inner_call!(inner, 1, xClose, ffi::SQLITE_OK);
+        // SAFETY: header initialised above.
+        unsafe { abandon(hp) };
+        return ffi::SQLITE_READONLY_DBMOVED;
+    }
     if let Some(s) = h.db() {
         bump(&s.counters.opens);
     }
     if role == FileRole::MainDb {
-        note_main_open(inner);
+        note_main_open(inner, z_name);
     }
     let journal_like = matches!(
         role,

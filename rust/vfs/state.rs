@@ -91,7 +91,10 @@ fn registry() -> &'static Registry {
 }
 
 /// The real (inner) files of the main databases open through the shim,
-/// each with the fork generation that opened it or last released its locks.
+/// each with the fork generation that opened it or last released its locks
+/// and the address of the file name SQLite opened it with (its pager's
+/// `zFilename`, which `sqlite3_filename_database` of the pager's journal
+/// name returns: how a journal's open finds its own database's file).
 ///
 /// Guarded by a spin flag rather than a `Mutex`: the fork handlers hold it
 /// across `fork()` ([`fork_prepare`], registered with `sys::fork`), so the child inherits a list no
@@ -100,7 +103,14 @@ fn registry() -> &'static Registry {
 /// a child, unlock the inherited files), never block otherwise.
 struct OpenMainFiles {
     busy: AtomicBool,
-    files: UnsafeCell<Vec<(usize, u64)>>,
+    files: UnsafeCell<Vec<OpenMainFile>>,
+}
+
+/// One entry of [`OPEN_MAIN_FILES`].
+struct OpenMainFile {
+    inner: usize,
+    generation: u64,
+    name: usize,
 }
 
 // SAFETY: `files` is only reached through `with`, under the `busy` flag.
@@ -126,7 +136,7 @@ impl OpenMainFiles {
         self.busy.store(false, Ordering::Release);
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<(usize, u64)>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<OpenMainFile>) -> R) -> R {
         self.acquire();
         // SAFETY: the flag is ours until `release`.
         let out = f(unsafe { &mut *self.files.get() });
@@ -136,10 +146,30 @@ impl OpenMainFiles {
 }
 
 /// Records a main-database file the real VFS just opened (`inner` is the
-/// real file inside the shim's).
-pub(crate) fn note_main_open(inner: *mut ffi::sqlite3_file) {
+/// real file inside the shim's, `name` the file name SQLite passed to xOpen).
+pub(crate) fn note_main_open(inner: *mut ffi::sqlite3_file, name: *const std::ffi::c_char) {
     let generation = fork::generation();
-    OPEN_MAIN_FILES.with(|files| files.push((inner as usize, generation)));
+    OPEN_MAIN_FILES.with(|files| {
+        files.push(OpenMainFile {
+            inner: inner as usize,
+            generation,
+            name: name as usize,
+        })
+    });
+}
+
+/// The real file of the open main database whose xOpen was given the file
+/// name at `name` (see [`OpenMainFiles`]); None when no such file is open.
+pub(crate) fn main_file_named(name: *const std::ffi::c_char) -> Option<*mut ffi::sqlite3_file> {
+    if name.is_null() {
+        return None;
+    }
+    OPEN_MAIN_FILES.with(|files| {
+        files
+            .iter()
+            .find(|f| f.name == name as usize)
+            .map(|f| f.inner as *mut ffi::sqlite3_file)
+    })
 }
 
 /// Closes a main-database file with `close` and forgets it, in one step
@@ -148,7 +178,7 @@ pub(crate) fn note_main_open(inner: *mut ffi::sqlite3_file) {
 pub(crate) fn close_main(inner: *mut ffi::sqlite3_file, close: impl FnOnce() -> c_int) -> c_int {
     OPEN_MAIN_FILES.with(|files| {
         let rc = close();
-        if let Some(i) = files.iter().position(|&(f, _)| f == inner as usize) {
+        if let Some(i) = files.iter().position(|f| f.inner == inner as usize) {
             files.swap_remove(i);
         }
         rc
@@ -178,8 +208,8 @@ pub(crate) fn fork_gate(role: FileRole, call: impl FnOnce() -> c_int) -> c_int {
 fn release_inherited_locks() {
     let generation = fork::generation();
     OPEN_MAIN_FILES.with(|files| {
-        for (file, opened_in) in files.iter_mut().filter(|(_, g)| *g != generation) {
-            let inner = *file as *mut ffi::sqlite3_file;
+        for file in files.iter_mut().filter(|f| f.generation != generation) {
+            let inner = file.inner as *mut ffi::sqlite3_file;
             // SAFETY: a listed file's memory outlives its listing (it is
             // unlisted inside its xClose, before SQLite frees it). A file
             // closed just before the fork has a cleared method table.
@@ -192,7 +222,7 @@ fn release_inherited_locks() {
             // as it was: the child's opens of that file then see BUSY, as
             // they would without this release.
             let _ = inner_call!(inner, 1, xUnlock, ffi::SQLITE_OK, ffi::SQLITE_LOCK_NONE);
-            *opened_in = generation;
+            file.generation = generation;
         }
     });
 }
