@@ -31,8 +31,7 @@ use super::backend;
 use super::faults::{FileRole, VfsMethod};
 use super::state::{
     classify_name, close_main, existing, fork_gate, key_for_open, main_file_named, note_main_open,
-    state_for,
-    DbState,
+    state_for, DbState,
 };
 use super::stats::{add, bump, SyncKind};
 
