@@ -26,6 +26,8 @@ from reference_db import create_reference_db
 from support import (
     CHILD_PRELUDE,
     SOAK_SCALE,
+    ChildRunner,
+    child_runner,
     chunk_ids,
     content_digest,
     loop_over_fault_points,
@@ -45,6 +47,16 @@ def work() -> Iterator[Path]:
     per WAL migration) took the time."""
     with ram_folder("memtree-crash-") as folder:
         yield folder
+
+
+@pytest.fixture
+def run(work: Path) -> Iterator[ChildRunner]:
+    """``run_child``, forked from one process that imported memtree once
+    (``support.child_runner``): a crash point costs a fork, not a start."""
+    outputs = work / "outputs"
+    outputs.mkdir()
+    with child_runner(outputs) as runner:
+        yield runner
 
 
 INGEST_UNDER_CRASH = """
@@ -96,7 +108,7 @@ def power_loss_points(seeds: int, crash_at: Callable[[int, int], bool]) -> int:
     )
 
 
-def test_power_loss_during_ingest_keeps_before_or_after(work: Path) -> None:
+def test_power_loss_during_ingest_keeps_before_or_after(work: Path, run: ChildRunner) -> None:
     base = work / "base.db"
     build_base(base)
     before, after = content_digest(base), expected_after(base, work)
@@ -106,7 +118,7 @@ def test_power_loss_during_ingest_keeps_before_or_after(work: Path) -> None:
         nonlocal outcomes_after
         db = work / f"crash-{seed}-{n}.db"
         shutil.copy2(base, db)
-        result = run_child(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
+        result = run(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert "completed" in result.stdout
             assert content_digest(db) == after
@@ -129,18 +141,18 @@ print("completed", store.journal_mode, flush=True)
 """
 
 
-def test_power_loss_during_wal_migration_loses_no_row(work: Path) -> None:
+def test_power_loss_during_wal_migration_loses_no_row(work: Path, run: ChildRunner) -> None:
     source = work / "source" / "chunks.db"
     source.parent.mkdir()
     ids = set(create_reference_db(source, chunks=12, wal_frames_only=5))
 
     def crash_at(seed: int, n: int) -> bool:
-        run = work / f"m-{seed}-{n}"
-        run.mkdir()
+        case = work / f"m-{seed}-{n}"
+        case.mkdir()
         for f in source.parent.iterdir():
-            shutil.copy2(f, run / f.name)
-        db = run / "chunks.db"
-        result = run_child(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
+            shutil.copy2(f, case / f.name)
+        db = case / "chunks.db"
+        result = run(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert "completed truncate" in result.stdout
             assert chunk_ids(db) == ids
@@ -246,7 +258,7 @@ def job_status(db: Path, job_id: str) -> tuple[str, int]:
         conn.close()
 
 
-def test_power_loss_during_a_job_settle_keeps_before_or_after(work: Path) -> None:
+def test_power_loss_during_a_job_settle_keeps_before_or_after(work: Path, run: ChildRunner) -> None:
     base = work / "jobs.db"
     out = run_child(
         "store = memtree.Store(sys.argv[1])\n"
@@ -259,7 +271,7 @@ def test_power_loss_during_a_job_settle_keeps_before_or_after(work: Path) -> Non
     def crash_at(seed: int, n: int) -> bool:
         db = work / f"settle-{seed}-{n}.db"
         shutil.copy2(base, db)
-        result = run_child(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
+        result = run(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert job_status(db, job_id) == ("done", 1)
             return False
