@@ -107,7 +107,7 @@ def test_bad_arguments_change_nothing(
 @pytest.fixture
 def work() -> Iterator[Path]:
     """Where the fault loops run (RAM-backed where possible, see
-    ``ram_folder``): the xWrite loop runs the deletion ~700 times at
+    ``ram_folder``): the xWrite loop runs the deletion ~600 times at
     ``synchronous=FULL``; the injected faults sit above the file system."""
     with ram_folder("memtree-retention-faults-") as folder:
         yield folder
