@@ -6,7 +6,9 @@ or finish."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -256,6 +258,89 @@ def run_child(body: str, *args: str, timeout: float = 60) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
+
+
+# Runs child bodies as forks of one process that imported memtree once. A
+# child's own start (interpreter + imports, ~0.15 s, far more under qemu) was
+# most of each crash point's time, and it is not what a crash loop tests:
+# the child is still a process of its own, which the crash simulation ends
+# with `_exit`. The server never opens a store, so no child inherits a
+# connection.
+FORK_SERVER = r"""
+import json, os, sys, traceback
+exec(compile(sys.argv[1], "<prelude>", "exec"))
+template = dict(globals())
+for line in sys.stdin:
+    request = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for fd, name in ((1, "stdout"), (2, "stderr")):
+                os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+            sys.stdin.close()
+            sys.argv = ["-c", *request["args"]]
+            exec(compile(request["body"], "<child>", "exec"), dict(template))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+ChildRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@contextmanager
+def child_runner(folder: Path, prelude: str = CHILD_PRELUDE) -> Iterator[ChildRunner]:
+    """Yields ``run(body, *args, timeout=60)``, which does what
+    :func:`run_child` does (``prelude + body`` in a child process with
+    ``args`` in ``sys.argv[1:]``; its exit code, stdout and stderr) in a fork
+    of one server process (see ``FORK_SERVER``), where there is ``fork``;
+    elsewhere it is :func:`run_child`. ``folder`` holds the outputs."""
+    if not hasattr(os, "fork"):
+        yield lambda body, *args, timeout=60: run_child(body, *args, timeout=timeout)
+        return
+    with subprocess.Popen(
+        [sys.executable, "-c", FORK_SERVER, prelude],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None
+        stdin, stdout = server.stdin, server.stdout
+        runs = 0
+
+        def run(body: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+            nonlocal runs
+            runs += 1
+            out, err = folder / f"child-{runs}.out", folder / f"child-{runs}.err"
+            request = {"body": body, "args": list(args), "stdout": str(out), "stderr": str(err)}
+            stdin.write(json.dumps(request) + "\n")
+            stdin.flush()
+            ready, _, _ = select.select([stdout], [], [], timeout)
+            assert ready, f"the child still ran after {timeout} s"
+            line = stdout.readline()
+            assert line, f"the fork server died (rc {server.poll()})"
+            result = subprocess.CompletedProcess(
+                ["fork", *args], int(line), out.read_text(), err.read_text()
+            )
+            out.unlink()
+            err.unlink()
+            return result
+
+        try:
+            yield run
+        finally:
+            stdin.close()
+            assert server.wait(timeout=30) == 0
 
 
 # --- the open-time recovery contract (issue 9) --------------------------------

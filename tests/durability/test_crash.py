@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -25,14 +26,38 @@ from reference_db import create_reference_db
 from support import (
     CHILD_PRELUDE,
     SOAK_SCALE,
+    ChildRunner,
+    child_runner,
     chunk_ids,
     content_digest,
     loop_over_fault_points,
+    ram_folder,
     read_back,
     run_child,
 )
 
 CRASH_EXIT = 77
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the power-loss loops run: RAM-backed where possible (see
+    ``ram_folder``). The crash simulation keeps and drops writes in the VFS,
+    above the file system; on a disk the children's real fsyncs (some 46
+    per WAL migration) took the time."""
+    with ram_folder("memtree-crash-") as folder:
+        yield folder
+
+
+@pytest.fixture
+def run(work: Path) -> Iterator[ChildRunner]:
+    """``run_child``, forked from one process that imported memtree once
+    (``support.child_runner``): a crash point costs a fork, not a start."""
+    outputs = work / "outputs"
+    outputs.mkdir()
+    with child_runner(outputs) as runner:
+        yield runner
+
 
 INGEST_UNDER_CRASH = """
 db, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -83,17 +108,17 @@ def power_loss_points(seeds: int, crash_at: Callable[[int, int], bool]) -> int:
     )
 
 
-def test_power_loss_during_ingest_keeps_before_or_after(tmp_path: Path) -> None:
-    base = tmp_path / "base.db"
+def test_power_loss_during_ingest_keeps_before_or_after(work: Path, run: ChildRunner) -> None:
+    base = work / "base.db"
     build_base(base)
-    before, after = content_digest(base), expected_after(base, tmp_path)
+    before, after = content_digest(base), expected_after(base, work)
     outcomes_after = 0
 
     def crash_at(seed: int, n: int) -> bool:
         nonlocal outcomes_after
-        db = tmp_path / f"crash-{seed}-{n}.db"
+        db = work / f"crash-{seed}-{n}.db"
         shutil.copy2(base, db)
-        result = run_child(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
+        result = run(INGEST_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert "completed" in result.stdout
             assert content_digest(db) == after
@@ -116,18 +141,18 @@ print("completed", store.journal_mode, flush=True)
 """
 
 
-def test_power_loss_during_wal_migration_loses_no_row(tmp_path: Path) -> None:
-    source = tmp_path / "source" / "chunks.db"
+def test_power_loss_during_wal_migration_loses_no_row(work: Path, run: ChildRunner) -> None:
+    source = work / "source" / "chunks.db"
     source.parent.mkdir()
     ids = set(create_reference_db(source, chunks=12, wal_frames_only=5))
 
     def crash_at(seed: int, n: int) -> bool:
-        work = tmp_path / f"m-{seed}-{n}"
-        work.mkdir()
+        case = work / f"m-{seed}-{n}"
+        case.mkdir()
         for f in source.parent.iterdir():
-            shutil.copy2(f, work / f.name)
-        db = work / "chunks.db"
-        result = run_child(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
+            shutil.copy2(f, case / f.name)
+        db = case / "chunks.db"
+        result = run(MIGRATE_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert "completed truncate" in result.stdout
             assert chunk_ids(db) == ids
@@ -233,8 +258,8 @@ def job_status(db: Path, job_id: str) -> tuple[str, int]:
         conn.close()
 
 
-def test_power_loss_during_a_job_settle_keeps_before_or_after(tmp_path: Path) -> None:
-    base = tmp_path / "jobs.db"
+def test_power_loss_during_a_job_settle_keeps_before_or_after(work: Path, run: ChildRunner) -> None:
+    base = work / "jobs.db"
     out = run_child(
         "store = memtree.Store(sys.argv[1])\n"
         "print(store.jobs.enqueue('summarise', {'source': 's1'}, dedupe_key='s1'))\n",
@@ -244,9 +269,9 @@ def test_power_loss_during_a_job_settle_keeps_before_or_after(tmp_path: Path) ->
     job_id = out.stdout.strip()
 
     def crash_at(seed: int, n: int) -> bool:
-        db = tmp_path / f"settle-{seed}-{n}.db"
+        db = work / f"settle-{seed}-{n}.db"
         shutil.copy2(base, db)
-        result = run_child(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
+        result = run(SETTLE_UNDER_CRASH, str(db), str(n), str(seed))
         if not lost_power(result):
             assert job_status(db, job_id) == ("done", 1)
             return False

@@ -21,7 +21,15 @@ from pathlib import Path
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import SOAK_SCALE, loop_over_fault_points, ram_folder, read_back, run_child
+from support import (
+    SOAK_SCALE,
+    ChildRunner,
+    child_runner,
+    loop_over_fault_points,
+    ram_folder,
+    read_back,
+    run_child,
+)
 
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 CHUNKS_PER_CALL = 3
@@ -283,11 +291,18 @@ def crash_outcome(db: Path, stdout: str) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("point", ["sync", "write"])
 def test_power_loss_during_group_commits_keeps_every_acknowledged_call(
-    tmp_path: Path, point: str
+    point: str,
 ) -> None:
     """Six threads, two 3-chunk calls each; power is lost at sync (or write)
     N, for every N until the run completes: every acknowledged call's rows
-    are present, and no call is partly present."""
+    are present, and no call is partly present. The runs are forks of one
+    process that imported memtree once (``child_runner``), in a RAM folder
+    (the crash simulation drops writes above the file system)."""
+    with ram_folder("memtree-group-crash-") as work, child_runner(work) as run:
+        power_loss_loop(work, run, point)
+
+
+def power_loss_loop(tmp_path: Path, run: ChildRunner, point: str) -> None:
     base = tmp_path / "base.db"
     out = run_child("memtree.Store(sys.argv[1]).upsert_chunks([chunk(0)])\n", str(base))
     assert out.returncode == 0, out.stderr
@@ -300,7 +315,7 @@ def test_power_loss_during_group_commits_keeps_every_acknowledged_call(
         for n in range(1, 2_000, step):
             db = tmp_path / f"crash-{point}-{seed}-{n}.db"
             shutil.copy2(base, db)
-            result = run_child(GROUP_UNDER_CRASH, str(db), str(n), str(seed), point)
+            result = run(GROUP_UNDER_CRASH, str(db), str(n), str(seed), point)
             acked, present = crash_outcome(db, result.stdout)
             assert acked <= present, f"{point} {n}, seed {seed}: lost {acked - present}"
             if result.returncode == 0:

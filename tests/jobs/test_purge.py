@@ -9,12 +9,14 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import ResultCode, testing
+from support import ram_folder
 
 LEASE = timedelta(minutes=5)
 
@@ -170,11 +172,21 @@ def test_enqueues_go_on_while_a_purge_runs(tmp_path: Path) -> None:
     print(f"{len(during)} enqueues during the purge, slowest {max(during) * 1000:.1f} ms")
 
 
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the fault loops run: RAM-backed where possible (see
+    ``ram_folder``); the injected faults sit above the file system, and on a
+    disk the purges' fsyncs took the time."""
+    with ram_folder("memtree-purge-faults-") as folder:
+        yield folder
+
+
 @pytest.mark.parametrize("persistent", [False, True])
 @pytest.mark.parametrize("method", ["xWrite", "xSync"])
 def test_a_fault_at_every_io_keeps_active_jobs_and_a_rerun_finishes(
-    tmp_path: Path, method: testing.VfsMethod, persistent: bool
+    work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
+    tmp_path = work
     base = tmp_path / "base.db"
     with memtree.Store(base) as store:
         ready, running = fill(store, 1500)

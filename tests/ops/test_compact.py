@@ -12,18 +12,23 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import ResultCode, testing
+from support import ram_folder
 
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def grown_then_emptied(path: Path, n: int = 3000, keep: int = 300) -> None:
-    """A store that held `n` chunks and now holds `keep`: many free pages."""
+    """A store that held `n` chunks and now holds `keep`: many free pages.
+    The first `keep` chunks are a day younger, so one retention call drops
+    the rest (a few transactions of 500; one `delete_chunk` commit per
+    chunk took a minute of fsyncs for the same free pages)."""
     with memtree.Store(path) as store:
         store.upsert_chunks(
             [
@@ -32,15 +37,15 @@ def grown_then_emptied(path: Path, n: int = 3000, keep: int = 300) -> None:
                     source_kind="chat",
                     source_id=f"s{i % 50}",
                     owner="o",
-                    timestamp=BASE,
+                    timestamp=BASE + timedelta(days=1) if i < keep else BASE,
                     content="x" * 400 + str(i),
                     seq_in_source=i,
                 )
                 for i in range(n)
             ]
         )
-        for i in range(keep, n):
-            store.delete_chunk(f"c-{i}")
+        assert store.delete_chunks(older_than=BASE + timedelta(days=1)) == n - keep
+        assert store.count_chunks() == keep
 
 
 def state(db: Path) -> tuple[object, ...]:
@@ -69,18 +74,35 @@ def test_compact_gives_free_pages_back_in_place(tmp_path: Path) -> None:
     print(f"compact: {report.bytes_before} -> {report.bytes_after} bytes")
 
 
+@pytest.fixture(scope="module")
+def fault_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The store the fault loops compact, built once: each run takes a copy."""
+    base = tmp_path_factory.mktemp("compact-faults") / "base.db"
+    grown_then_emptied(base, n=600, keep=60)
+    return base
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the fault loops run (RAM-backed where possible, see ``ram_folder``):
+    hundreds of compactions at ``synchronous=FULL``; the injected faults sit
+    above the file system, so what the loops prove does not depend on it."""
+    with ram_folder("memtree-compact-faults-") as folder:
+        yield folder
+
+
 @pytest.mark.parametrize("persistent", [False, True])
 @pytest.mark.parametrize("method", ["xWrite", "xSync"])
 def test_a_fault_at_every_io_of_compact_leaves_the_rows_whole(
-    tmp_path: Path, method: testing.VfsMethod, persistent: bool
+    fault_base: Path, work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
-    base = tmp_path / "base.db"
-    grown_then_emptied(base, n=600, keep=60)
+    base = work / "base.db"
+    shutil.copy2(fault_base, base)
     before = state(base)
     fired_points = 0
     shrunk = 0
     for n in range(1, 5000):
-        db = tmp_path / f"run-{n}.db"
+        db = work / f"run-{n}.db"
         shutil.copy2(base, db)
         with memtree.Store(db) as store:
             testing.inject_fault(db, method, n, ResultCode.IOERR, persistent=persistent)
@@ -168,15 +190,16 @@ def test_compact_keeps_the_text_index_in_step(tmp_path: Path) -> None:
                     source_kind="chat",
                     source_id=f"s{i % 7}",
                     owner="o",
-                    timestamp=BASE,
+                    # The even ones older: one retention call deletes them
+                    # (a commit per delete_chunk made this test fsync-bound).
+                    timestamp=BASE if i % 2 == 0 else BASE + timedelta(days=1),
                     content=f"word{i} common " + "filler " * 50,
                     seq_in_source=i,
                 )
                 for i in range(300)
             ]
         )
-        for i in range(0, 300, 2):
-            store.delete_chunk(f"c{i}")
+        assert store.delete_chunks(older_than=BASE + timedelta(days=1)) == 150
         store.compact()
         hits = store.search_text("common", k=1000)
         assert sorted(h.id for h in hits) == sorted(f"c{i}" for i in range(1, 300, 2))

@@ -17,13 +17,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import memtree
 import pytest
 from memtree import ResultCode, testing
-from support import add_dependents, fault_loop
+from support import add_dependents, fault_loop, ram_folder
 
 # FIFOs, symbolic links and openat: the removal path exists on Unix only.
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix file removal path")
@@ -291,6 +292,15 @@ def test_an_open_with_an_empty_log_writes_nothing(tmp_path: Path) -> None:
     assert (stats["writes"], stats["syncs_total"], stats["commits"]) == (0, 0, 0)
 
 
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """Where the abort and fault loops run: RAM-backed where possible (see
+    ``ram_folder``). Aborts and injected faults sit above the file system;
+    on a disk the runs' fsyncs took the time."""
+    with ram_folder("memtree-erase-") as folder:
+        yield folder
+
+
 ERASER = textwrap.dedent(
     """
     import sys, memtree
@@ -305,8 +315,9 @@ ERASER = textwrap.dedent(
 
 
 def test_an_abort_at_every_step_leaves_no_listed_file_and_touches_no_other(
-    tmp_path: Path,
+    work: Path,
 ) -> None:
+    tmp_path = work
     template = tmp_path / "template"
     build(template)
     before = state(template / "chunks.db")
@@ -365,8 +376,9 @@ def test_an_open_leaves_another_roots_files_to_an_explicit_sweep(tmp_path: Path)
 @pytest.mark.parametrize("method", ["xWrite", "xSync"])
 @pytest.mark.parametrize("persistent", [False, True])
 def test_a_fault_at_every_io_erases_all_or_nothing(
-    tmp_path: Path, method: testing.VfsMethod, persistent: bool
+    work: Path, method: testing.VfsMethod, persistent: bool
 ) -> None:
+    tmp_path = work
     template = tmp_path / "template"
     build(template)
     base = tmp_path / "base.db"

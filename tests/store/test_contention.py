@@ -22,13 +22,16 @@ import contention
 import memtree
 
 # Holds the write lock 50 ms at a time with 1 ms gaps: a waiter that naps
-# 100 ms between tries gets in about once in 50 tries.
+# 100 ms between tries gets in about once in 50 tries. It stops at a line on
+# stdin (the reads are done), or after argv[2] seconds.
 HOLDER = """
-import sqlite3, sys, time
+import sqlite3, sys, threading, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 deadline = time.monotonic() + float(sys.argv[2])
+told = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), told.set()), daemon=True).start()
 print("holding", flush=True)
-while time.monotonic() < deadline:
+while time.monotonic() < deadline and not told.is_set():
     conn.execute("BEGIN EXCLUSIVE")
     time.sleep(0.050)
     conn.execute("COMMIT")
@@ -42,6 +45,7 @@ def test_a_reader_gets_through_short_gaps_between_another_process_s_writes(
     store.jobs.enqueue("k", {})
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(HOLDER), str(store.path), "8"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     try:
@@ -55,9 +59,7 @@ def test_a_reader_gets_through_short_gaps_between_another_process_s_writes(
             time.sleep(random.uniform(0.0, 0.05))
         assert holder.poll() is None, "the holder was contending the whole time"
     finally:
-        holder.wait(30)
-        if holder.stdout is not None:
-            holder.stdout.close()
+        holder.communicate(b"stop\n", timeout=30)
     # SQLite's own handler: a median of about a second here. memtree's: tens
     # of milliseconds; 0.4 s leaves room for a loaded machine.
     print(f"reader waits (ms): {[round(w * 1e3) for w in waits]}")
