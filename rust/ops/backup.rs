@@ -343,20 +343,32 @@ pub(crate) fn verify_while(
     split: bool,
     meanwhile: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
+    type Check<'a> = Box<dyn FnOnce() -> Result<()> + Send + 'a>;
+    let checks: Vec<Check<'_>> = if split {
+        vec![
+            Box::new(|| check_whole_file(path)),
+            Box::new(|| check_indexes_and_census(path, version, rows)),
+        ]
+    } else {
+        vec![Box::new(|| check_all(path, version, rows))]
+    };
     let (during, checks) = std::thread::scope(|scope| {
-        let checks = if split {
-            vec![
-                scope.spawn(|| check_whole_file(path)),
-                scope.spawn(|| check_indexes_and_census(path, version, rows)),
-            ]
-        } else {
-            vec![scope.spawn(|| check_all(path, version, rows))]
-        };
-        let during = meanwhile();
-        let checks: Vec<Result<()>> = checks
+        // A thread the system refuses is an error of the backup, not a
+        // panic; the checks already started are joined all the same.
+        let started: Vec<_> = checks
             .into_iter()
             .map(|check| {
-                check
+                std::thread::Builder::new()
+                    .name("memtree-verify".to_owned())
+                    .spawn_scoped(scope, check)
+                    .map_err(|e| Error::io("backup: start a verification thread", path, e))
+            })
+            .collect();
+        let during = meanwhile();
+        let checks: Vec<Result<()>> = started
+            .into_iter()
+            .map(|check| {
+                check?
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
