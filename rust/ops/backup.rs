@@ -25,9 +25,13 @@
 //!    instead. Writers wait for the read lock like for any reader (their
 //!    busy timeout applies), so the copy holds a prefix of the committed
 //!    history.
-//! 4. The copy is synced, then verified on a fresh connection:
-//!    `integrity_check`, the schema version and every row count equal to the
-//!    snapshot's.
+//! 4. The read transaction ends (writers go on: the copy needs no lock of
+//!    the store), and the copy is synced while it is verified on fresh
+//!    read-only connections: `integrity_check` (split over two connections
+//!    when a second core can run it: see [`verify_while`]), the schema
+//!    version and every row count equal to the snapshot's. The checks read
+//!    the bytes the sync writes out, from the page cache, as they would
+//!    after it; the copy is published only once both succeeded.
 //! 5. It is linked to `dest` (`link(2)`: fails if `dest` appeared
 //!    meanwhile, never replaces it), the temporary name is removed and the
 //!    folder synced.
@@ -234,9 +238,9 @@ pub(crate) fn copy_pages(source: &Connection, dest: &Connection, path: &Path) ->
 }
 
 /// Copies the first `bytes` bytes of `source`'s main file into `dest`'s
-/// (an empty file no connection has read or locked) and syncs them, all
-/// through the files' own VFS methods. The caller holds a read transaction
-/// on `source`, so no connection writes those bytes meanwhile.
+/// (an empty file no connection has read or locked) through the files' own
+/// VFS methods; [`sync_copy`] syncs them. The caller holds a read
+/// transaction on `source`, so no connection writes those bytes meanwhile.
 fn copy_file_bytes(
     source: &Connection,
     live: &Path,
@@ -273,7 +277,16 @@ fn copy_file_bytes(
         }
         offset += n as u64;
     }
-    // SAFETY: as above. SYNC_FULL: F_FULLFSYNC on macOS, fsync elsewhere.
+    Ok(())
+}
+
+/// Syncs the main file of `dest` (the copy at `partial`) through its own
+/// VFS method. It needs no lock of the store: it runs after the store's read
+/// transaction ended, while the copy is verified (see [`verify_while`]).
+fn sync_copy(dest: &Connection, partial: &Path) -> Result<()> {
+    let to = main_file(dest, partial, "backup: find the file")?;
+    // SAFETY: the file is open (main_file) while `dest` lives, which
+    // outlives this call. SYNC_FULL: F_FULLFSYNC on macOS, fsync elsewhere.
     let rc = unsafe {
         match (*(*to).pMethods).xSync {
             Some(sync) => sync(to, ffi::SQLITE_SYNC_FULL),
@@ -286,31 +299,121 @@ fn copy_file_bytes(
     Ok(())
 }
 
-/// Verifies the database at `path` on a fresh read-only connection: whole,
-/// of `version`, holding `rows`.
+/// Verifies the database at `path`: whole (`integrity_check`), of
+/// `version`, holding `rows`. See [`verify_while`].
 pub(crate) fn verify(path: &Path, version: i64, rows: &[(String, i64)]) -> Result<()> {
-    let conn = open_vfs(path, OpenFlags::SQLITE_OPEN_READ_ONLY, "backup: verify")?;
-    let integrity: Vec<String> = {
-        let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| Error::sqlite("backup: integrity_check", path, e))?
+    verify_while(path, version, rows, verify_split(), || Ok(()))
+}
+
+/// Whether the verification is worth splitting over two connections: only
+/// with a second core to run them on (split, it does more work in all).
+fn verify_split() -> bool {
+    std::thread::available_parallelism().map_or(1, usize::from) >= 2
+}
+
+/// Verifies the database at `path` on fresh read-only connections, each on
+/// a thread of its own, while `meanwhile` runs on the calling thread (the
+/// backup syncs the copy meanwhile: the check reads the very bytes the sync
+/// writes out, from the page cache, as it would after the sync; the backup
+/// is published only once both succeeded). Its first error, else the
+/// checks' first, is the result.
+///
+/// Not `split`: one connection runs `PRAGMA integrity_check`, then the
+/// census. `split`: the same checks, on two connections at once:
+///
+/// - `PRAGMA quick_check`, which is `integrity_check` less its
+///   cross-checks of a table against its indexes: the whole-file part (the
+///   free list, every page of every b-tree used exactly once, each b-tree's
+///   layout and key order), every index's entry count against its table's
+///   row count, every row's NOT NULL, type and CHECK constraints, and every
+///   virtual table's own check (FTS5's of its index; the built-in modules
+///   ignore the quick flag);
+/// - `PRAGMA integrity_check(T)` for every table `T` with an index or
+///   WITHOUT ROWID, which adds exactly the cross-checks quick_check skips
+///   (each row's entry in each index, UNIQUE, the WITHOUT ROWID key order),
+///   then the census. Per table it skips the whole-file part (which pages
+///   no table uses, the free list), done by the quick_check above.
+///
+/// So the two together check all `integrity_check` checks (the tables'
+/// b-trees twice), and nothing is weaker.
+pub(crate) fn verify_while(
+    path: &Path,
+    version: i64,
+    rows: &[(String, i64)],
+    split: bool,
+    meanwhile: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    type Check<'a> = Box<dyn FnOnce() -> Result<()> + Send + 'a>;
+    let checks: Vec<Check<'_>> = if split {
+        vec![
+            Box::new(|| check_whole_file(path)),
+            Box::new(|| check_indexes_and_census(path, version, rows)),
+        ]
+    } else {
+        vec![Box::new(|| check_all(path, version, rows))]
     };
-    if integrity != ["ok"] {
+    let (during, checks) = std::thread::scope(|scope| {
+        // A thread the system refuses is an error of the backup, not a
+        // panic; the checks already started are joined all the same.
+        let started: Vec<_> = checks
+            .into_iter()
+            .map(|check| {
+                std::thread::Builder::new()
+                    .name("memtree-verify".to_owned())
+                    .spawn_scoped(scope, check)
+                    .map_err(|e| Error::io("backup: start a verification thread", path, e))
+            })
+            .collect();
+        let during = meanwhile();
+        let checks: Vec<Result<()>> = started
+            .into_iter()
+            .map(|check| {
+                check?
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        (during, checks)
+    });
+    during?;
+    checks.into_iter().collect()
+}
+
+/// A read-only connection to the copy, for one part of its verification.
+fn open_check(path: &Path) -> Result<Connection> {
+    open_vfs(path, OpenFlags::SQLITE_OPEN_READ_ONLY, "backup: verify")
+}
+
+/// Runs an integrity pragma on `conn`: `Ok` if it says `ok`, else a CORRUPT
+/// error carrying its findings.
+fn run_integrity(conn: &Connection, path: &Path, pragma: &str) -> Result<()> {
+    let err = |e| Error::sqlite("backup: integrity_check", path, e);
+    let lines: Vec<String> = {
+        let mut stmt = conn.prepare(pragma).map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)?
+    };
+    if lines != ["ok"] {
         return Err(sqlite_err(
             &format!(
-                "backup: integrity_check of the copy: {}",
-                integrity.join("; ")
+                "backup: integrity_check of the copy ({pragma}): {}",
+                lines.join("; ")
             ),
             path,
             ffi::SQLITE_CORRUPT,
         ));
     }
-    let (found_version, found_rows) = census(&conn, path)?;
+    Ok(())
+}
+
+/// The copy holds `version` and `rows`, else a CORRUPT error.
+fn check_census(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    rows: &[(String, i64)],
+) -> Result<()> {
+    let (found_version, found_rows) = census(conn, path)?;
     if found_version != version || found_rows != rows {
         return Err(sqlite_err(
             &format!(
@@ -322,6 +425,46 @@ pub(crate) fn verify(path: &Path, version: i64, rows: &[(String, i64)]) -> Resul
         ));
     }
     Ok(())
+}
+
+/// The unsplit verification: `integrity_check`, then the census.
+fn check_all(path: &Path, version: i64, rows: &[(String, i64)]) -> Result<()> {
+    let conn = open_check(path)?;
+    run_integrity(&conn, path, "PRAGMA integrity_check")?;
+    check_census(&conn, path, version, rows)
+}
+
+/// The first part of the split verification: `quick_check` of the whole file.
+fn check_whole_file(path: &Path) -> Result<()> {
+    run_integrity(&open_check(path)?, path, "PRAGMA quick_check")
+}
+
+/// The second part of the split verification: `integrity_check(T)` of every
+/// table with an index or WITHOUT ROWID, then the census.
+fn check_indexes_and_census(path: &Path, version: i64, rows: &[(String, i64)]) -> Result<()> {
+    let conn = open_check(path)?;
+    let err = |e| Error::sqlite("backup: list the indexed tables", path, e);
+    let tables: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' \
+                 AND type IN ('table', 'shadow') AND (wr OR name IN \
+                 (SELECT tbl_name FROM sqlite_schema WHERE type = 'index')) \
+                 ORDER BY name",
+            )
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)?
+    };
+    for table in tables {
+        let quoted = table.replace('"', "\"\"");
+        run_integrity(
+            &conn,
+            path,
+            &format!("PRAGMA main.integrity_check(\"{quoted}\")"),
+        )?;
+    }
+    check_census(&conn, path, version, rows)
 }
 
 /// Gives the finished file at `from` the name `to` without ever replacing a
@@ -386,6 +529,15 @@ pub fn backup_file(live: &Path, dest: &Path) -> Result<BackupReport> {
 
 /// Steps 3 and 4 of the module docs, into `partial`.
 fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
+    write_verified_with(live, partial, sync_copy)
+}
+
+/// [`write_verified`], with `sync` syncing the byte copy (tests watch it).
+fn write_verified_with(
+    live: &Path,
+    partial: &Path,
+    sync: impl FnOnce(&Connection, &Path) -> Result<()>,
+) -> Result<BackupReport> {
     // Read-write only so that a hot journal left by a crash is rolled back
     // first, as any reader does; the backup itself only reads it.
     let source = open_vfs(
@@ -399,10 +551,22 @@ fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
         .execute_batch("BEGIN")
         .map_err(|e| Error::sqlite("backup: begin", live, e))?;
     let copied = copy_snapshot(&source, live, partial);
+    // The snapshot's bytes are in the copy: writers may go on, while the
+    // copy is synced and verified.
     let _ = source.execute_batch("COMMIT");
     drop(source);
-    let (version, rows) = copied?;
-    verify(partial, version, &rows)?;
+    let (version, rows, unsynced) = copied?;
+    verify_while(
+        partial,
+        version,
+        &rows,
+        verify_split(),
+        || match &unsynced {
+            Some(dest) => sync(dest, partial),
+            None => Ok(()),
+        },
+    )?;
+    drop(unsynced);
     let bytes = fs::metadata(partial)
         .map_err(|e| Error::io("backup: size the copy", partial, e))?
         .len();
@@ -415,8 +579,14 @@ fn write_verified(live: &Path, partial: &Path) -> Result<BackupReport> {
 }
 
 /// Inside `source`'s open transaction: the census, then the copy into
-/// `partial`, synced (step 3 of the module docs).
-fn copy_snapshot(source: &Connection, live: &Path, partial: &Path) -> Result<(i64, RowCounts)> {
+/// `partial` (step 3 of the module docs). With it, the connection to the
+/// copy whose bytes still need their sync ([`sync_copy`]), or `None` if the
+/// copy is synced already (a WAL-mode store's).
+fn copy_snapshot(
+    source: &Connection,
+    live: &Path,
+    partial: &Path,
+) -> Result<(i64, RowCounts, Option<Connection>)> {
     let err = |e| Error::sqlite("backup: read the store's layout", live, e);
     // The census's reads take the SHARED lock that holds the file still.
     let (version, rows) = census(source, live)?;
@@ -430,18 +600,18 @@ fn copy_snapshot(source: &Connection, live: &Path, partial: &Path) -> Result<(i6
     )?;
     if mode.eq_ignore_ascii_case("wal") {
         copy_wal_database(source, dest, partial)?;
-    } else {
-        let page_size: i64 = source
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(err)?;
-        let page_count: i64 = source
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(err)?;
-        let bytes = u64::try_from(page_size.saturating_mul(page_count)).unwrap_or(0);
-        let page_size = u64::try_from(page_size).unwrap_or(0);
-        copy_file_bytes(source, live, &dest, partial, page_size, bytes)?;
+        return Ok((version, rows, None));
     }
-    Ok((version, rows))
+    let page_size: i64 = source
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(err)?;
+    let page_count: i64 = source
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .map_err(err)?;
+    let bytes = u64::try_from(page_size.saturating_mul(page_count)).unwrap_or(0);
+    let page_size = u64::try_from(page_size).unwrap_or(0);
+    copy_file_bytes(source, live, &dest, partial, page_size, bytes)?;
+    Ok((version, rows, Some(dest)))
 }
 
 /// The copy of a store in WAL mode: its committed pages may sit in the
@@ -543,6 +713,144 @@ mod tests {
             fs::read(&dest).expect("read"),
             fs::read(&live).expect("read")
         );
+        Ok(())
+    }
+
+    /// A database whose table `t` holds 300 rows, indexed on each column.
+    fn indexed_database(path: &Path) -> Connection {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t(a INTEGER NOT NULL, b TEXT NOT NULL); \
+             CREATE INDEX t_a ON t(a); CREATE INDEX t_b ON t(b); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) \
+             INSERT INTO t SELECT i, printf('v%05d', 1000 - i) FROM n;",
+        )
+        .expect("fill");
+        conn
+    }
+
+    fn pragma_lines(path: &Path, pragma: &str) -> Vec<String> {
+        let conn = Connection::open(path).expect("open");
+        let mut stmt = conn.prepare(pragma).expect("prepare");
+        let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+        rows.collect::<rusqlite::Result<_>>().expect("rows")
+    }
+
+    /// The backup of `live` fails as CORRUPT, leaving nothing behind, and so
+    /// does each form of the verification of `live` itself.
+    fn assert_refused(live: &Path) -> Result<()> {
+        let census_conn = open_vfs(live, OpenFlags::SQLITE_OPEN_READ_ONLY, "test")?;
+        let (version, rows) = census(&census_conn, live)?;
+        drop(census_conn);
+        for split in [false, true] {
+            let err = verify_while(live, version, &rows, split, || Ok(())).unwrap_err();
+            assert_eq!(
+                err.sqlite_code(),
+                Some(ffi::SQLITE_CORRUPT),
+                "split {split}: {err}"
+            );
+        }
+        let dest = live.with_file_name("copy.db");
+        let err = backup_file(live, &dest).unwrap_err();
+        assert_eq!(err.sqlite_code(), Some(ffi::SQLITE_CORRUPT), "{err}");
+        assert!(!dest.exists() && !side_file(&dest, ".partial").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn an_index_out_of_step_with_its_table_fails_the_backup() -> Result<()> {
+        // The two indexes swap b-trees: each is whole and holds as many
+        // entries as the table, but not the table's values. quick_check
+        // cannot see it; only the index cross-checks of integrity_check do,
+        // which the split verification runs per table.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("live.db");
+        let conn = indexed_database(&live);
+        let root = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .expect("rootpage")
+        };
+        let (a, b) = (root("t_a"), root("t_b"));
+        conn.execute_batch(&format!(
+            "PRAGMA writable_schema = ON; \
+             UPDATE sqlite_schema SET rootpage = {b} WHERE name = 't_a'; \
+             UPDATE sqlite_schema SET rootpage = {a} WHERE name = 't_b';"
+        ))
+        .expect("swap");
+        drop(conn);
+        assert_eq!(pragma_lines(&live, "PRAGMA quick_check"), ["ok"]);
+        assert_ne!(pragma_lines(&live, "PRAGMA integrity_check"), ["ok"]);
+        assert_refused(&live)
+    }
+
+    #[test]
+    fn a_page_no_table_uses_fails_the_backup() -> Result<()> {
+        // The index leaves the schema but keeps its pages: every table's own
+        // check is clean; only the whole-file check (every page used once),
+        // which the split verification runs as quick_check, sees them.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("live.db");
+        let conn = indexed_database(&live);
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON; DELETE FROM sqlite_schema WHERE name = 't_b';",
+        )
+        .expect("orphan the index");
+        drop(conn);
+        assert_eq!(pragma_lines(&live, "PRAGMA integrity_check(t)"), ["ok"]);
+        assert_eq!(
+            pragma_lines(&live, "PRAGMA integrity_check(sqlite_schema)"),
+            ["ok"]
+        );
+        assert_ne!(pragma_lines(&live, "PRAGMA quick_check"), ["ok"]);
+        assert_refused(&live)
+    }
+
+    #[test]
+    fn the_copy_is_synced_after_the_read_lock_ends_while_it_is_verified() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("live.db");
+        drop(indexed_database(&live));
+        let pages: i64 = Connection::open(&live)
+            .and_then(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
+            .expect("pages");
+        let partial = dir.path().join("copy.db.partial");
+        fs::File::create(&partial).expect("create");
+        let mut synced = false;
+        let report = write_verified_with(&live, &partial, |dest, path| {
+            // The store's read lock is gone: a writer that does not wait
+            // commits at once.
+            let writer = Connection::open(&live).expect("open");
+            writer.busy_timeout(Duration::ZERO).expect("timeout");
+            writer
+                .execute("INSERT INTO t VALUES (0, 'after')", [])
+                .expect("a writer commits while the copy is synced");
+            // The verification reads the copy meanwhile (at least its
+            // pages once): it does not wait for the sync.
+            let start = std::time::Instant::now();
+            while crate::vfs::method_calls(path, crate::vfs::VfsMethod::Read) < pages as u64 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "the copy is not verified while it is synced"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            synced = true;
+            sync_copy(dest, path)
+        })?;
+        assert!(synced);
+        assert_eq!(
+            report.rows,
+            vec![("t".to_owned(), 300)],
+            "the snapshot's rows"
+        );
+        let rows: i64 = Connection::open(&live)
+            .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .expect("count");
+        assert_eq!(rows, 301);
         Ok(())
     }
 
