@@ -21,8 +21,8 @@
 //! `2k` rows first (a run past that: 1 of 15), looks up the id of its first
 //! `k` rows and of its tied rows only (a row past the `k`-th that the
 //! vector list lacks can never reach the fused `k`, see [`fuse`]), and
-//! takes ids the vectors' in-memory copy already holds: 1.1-1.2 ms more
-//! than the two searches (+4%). A shallower list changes the results: on
+//! takes ids the vectors' in-memory copy already holds: 0.9-1.2 ms more
+//! than the two searches (+3-4%). A shallower list changes the results: on
 //! the bench's random vectors the fused top 10 at depth 10 or 20 differed
 //! from depth 100 for 1 query of 15 (overlap@10 0.99), at 50 for none;
 //! with vectors that agree with the text the deep hits matter more.
