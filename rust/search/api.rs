@@ -14,6 +14,7 @@ use rusqlite::Connection;
 
 use super::cache::{self, Snapshot, Table};
 use super::filter::{self, Scope};
+use super::text::KnownIds;
 use super::vector::{top_k, Metric, Query, Scored};
 use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
 use crate::db::store::Store;
@@ -84,8 +85,8 @@ fn read_part(
     }))
 }
 
-/// A part's best `k`, as hits without ranks.
-fn score_part(part: &Part, query: &Query, k: usize) -> Vec<(Scored, Hit)> {
+/// A part's best `k`, as hits without ranks, each with its rowid.
+fn score_part(part: &Part, query: &Query, k: usize) -> Vec<(Scored, i64, Hit)> {
     let Some(matrix) = part.snapshot.matrix(query.dim()) else {
         return Vec::new();
     };
@@ -104,17 +105,17 @@ fn score_part(part: &Part, query: &Query, k: usize) -> Vec<(Scored, Hit)> {
                 text_rank: None,
                 snippet: None,
             };
-            (s, hit)
+            (s, matrix.rowids[s.row as usize], hit)
         })
         .collect()
 }
 
 /// Chunks and summaries in one order: score, then id, then chunk first.
-fn merged_cmp(a: &(Scored, Hit), b: &(Scored, Hit)) -> Ordering {
+fn merged_cmp(a: &(Scored, i64, Hit), b: &(Scored, i64, Hit)) -> Ordering {
     let by_score = Scored { tie: 0, ..a.0 }.rank_cmp(&Scored { tie: 0, ..b.0 });
     by_score
-        .then_with(|| a.1.id.cmp(&b.1.id))
-        .then(a.1.kind.cmp(&b.1.kind))
+        .then_with(|| a.2.id.cmp(&b.2.id))
+        .then(a.2.kind.cmp(&b.2.kind))
 }
 
 impl Store {
@@ -132,13 +133,15 @@ impl Store {
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
         let (hits, ()) =
-            self.search_vector_with(vector, k, metric, filter, include_summaries, |_| Ok(()))?;
-        Ok(hits)
+            self.search_vector_with(vector, k, metric, filter, include_summaries, |_, _| Ok(()))?;
+        Ok(hits.into_iter().map(|(_, hit)| hit).collect())
     }
 
-    /// [`Store::search_vector`], with `also` run in the read transaction the
-    /// vectors are read in (a hybrid search ranks the text there, so both
-    /// rankings see one snapshot).
+    /// [`Store::search_vector`], each hit with its rowid in that snapshot,
+    /// with `also` run in the read transaction the vectors are read in (a
+    /// hybrid search ranks the text there, so both rankings see one
+    /// snapshot and can be matched by rowid). `also` is given the ids the
+    /// snapshot's vectors already hold ([`KnownIds`]).
     pub(crate) fn search_vector_with<T>(
         &self,
         vector: &[f32],
@@ -146,8 +149,8 @@ impl Store {
         metric: Metric,
         filter: &ChunkFilter,
         include_summaries: bool,
-        also: impl Fn(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<(Vec<Hit>, T)> {
+        also: impl Fn(&Connection, KnownIds<'_>) -> rusqlite::Result<T>,
+    ) -> Result<(Vec<(i64, Hit)>, T)> {
         let query = Query::new(vector.to_vec(), metric)?;
         let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
         let chunk_scope = filter::chunk_scope(filter);
@@ -171,11 +174,15 @@ impl Store {
                     schema,
                 )?,
             ];
-            let extra = also(&tx)?;
+            let known = |kind: HitKind, rowid: i64| {
+                let part = parts.iter().flatten().find(|p| p.kind == kind)?;
+                part.snapshot.id_of(rowid).map(str::to_owned)
+            };
+            let extra = also(&tx, &known)?;
             tx.commit()?;
             Ok((parts, extra))
         })?;
-        let mut hits: Vec<(Scored, Hit)> = parts
+        let mut hits: Vec<(Scored, i64, Hit)> = parts
             .iter()
             .flatten()
             .flat_map(|part| score_part(part, &query, k))
@@ -185,9 +192,9 @@ impl Store {
         let hits = hits
             .into_iter()
             .enumerate()
-            .map(|(rank, (_, mut hit))| {
+            .map(|(rank, (_, rowid, mut hit))| {
                 hit.vector_rank = Some(rank as u32 + 1);
-                hit
+                (rowid, hit)
             })
             .collect();
         Ok((hits, extra))

@@ -176,6 +176,17 @@ impl Snapshot {
         self.matrices.get(&dim)
     }
 
+    /// The id of the row `rowid`, when this snapshot holds its vector (of
+    /// any dimension): exact in the read transaction the snapshot was taken
+    /// for, since its key moves with every insert and every change of a
+    /// row's rowid or id.
+    pub fn id_of(&self, rowid: i64) -> Option<&str> {
+        self.matrices.values().find_map(|m| {
+            let at = m.rowids.binary_search(&rowid).ok()?;
+            Some(m.ids[at].as_str())
+        })
+    }
+
     /// Floats held, for memory accounting.
     pub fn floats(&self) -> usize {
         self.matrices.values().map(|m| m.data.len()).sum()

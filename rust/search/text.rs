@@ -143,23 +143,36 @@ fn filter_terms(
 }
 
 /// A ranked row: its `bm25()`, its rowid (the excerpt reads its content by
-/// it) and its id.
-type Ranked = (f64, i64, String);
+/// it, a hybrid search fuses by it) and its id, `None` only where
+/// [`index_top_k`] was told it need not look it up.
+type Ranked = (f64, i64, Option<String>);
 
-/// One table's best `k` for `query`, best first, ties by id.
+/// Ids a caller already holds, by kind and rowid, in the ranking's read
+/// transaction: a hybrid search's in-memory copy of the vectors holds the id
+/// of every row with an embedding. `None`: read it from the table.
+pub(crate) type KnownIds<'a> = &'a dyn Fn(HitKind, i64) -> Option<String>;
+
+/// Knows no id.
+pub(crate) fn no_known_ids(_: HitKind, _: i64) -> Option<String> {
+    None
+}
+
+/// One table's best `k` for `query`, best first, ties by id; the ids of the
+/// first `ids_for` rows at least (see [`index_top_k`]).
 fn table_top_k(
     conn: &Connection,
     kind: HitKind,
     query: &str,
     filter: &ChunkFilter,
     k: usize,
+    ids: (usize, KnownIds<'_>),
 ) -> rusqlite::Result<Vec<Ranked>> {
     let (table, fts) = tables(kind);
     let Some((terms, mut values)) = filter_terms(filter, kind == HitKind::Summary, 2) else {
         return Ok(Vec::new());
     };
     if terms.is_empty() {
-        if let Some(found) = index_top_k(conn, kind, query, k)? {
+        if let Some(found) = index_top_k(conn, kind, query, k, ids)? {
             return Ok(found);
         }
     }
@@ -203,7 +216,7 @@ fn table_top_k(
         values[0] = Value::Integer(rowid);
         let mut hit = passes.query(params_from_iter(&values))?;
         if let Some(r) = hit.next()? {
-            found.push((bm25, rowid, r.get(0)?));
+            found.push((bm25, rowid, Some(r.get(0)?)));
         }
     }
     found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
@@ -211,64 +224,86 @@ fn table_top_k(
     Ok(found)
 }
 
-/// Rows read past the `k`-th by [`index_top_k`], so that a short run of
-/// rows tied with it (equal bm25: same term counts, same length, as
-/// duplicated content has) is read whole by the first query; a longer run
-/// costs a second query. Small, because every row of the `LIMIT` is paid
-/// for in SQLite's bounded sort: one word over 100k chunks ranked with
-/// `LIMIT 10` in 1.66 ms, `LIMIT 74` in 1.77 ms, `LIMIT 164` (a hybrid
-/// search's depth of 100 plus 64) in 1.97 ms (CPU, medians of 15 queries).
+/// Rows read past the `k`-th by [`index_top_k`] (at least; it reads `k`
+/// more when `k` is larger), so that a run of rows tied with the `k`-th
+/// (equal bm25: same term counts, same length, as duplicated content or
+/// one common word in chunks of one size have) is usually read whole by
+/// the first query. A longer run costs a second query that scores every
+/// match again, while each row of the `LIMIT` costs only its place in
+/// SQLite's bounded sort: one word over 100k chunks ranked with `LIMIT 10`
+/// in 1.66 ms, `LIMIT 74` in 1.77 ms, `LIMIT 164` in 1.97 ms (CPU, medians
+/// of 15 queries). A hybrid search's 100th row ends a run of ties past
+/// `LIMIT 108` for 11 of the bench's 15 one-word queries, past `LIMIT 200`
+/// for 1.
 const TIE_SLACK: usize = 8;
 
 /// The unfiltered best `k`, read from the index alone: rowids by bm25, then
 /// the ids of the rows kept. Joining every match to its row (for the id,
 /// the tie-break) costs a table lookup per match, more than ranking them
 /// (measured 2x on 20k chunks for a word in a quarter of them). Exact with
-/// ties: every row tied with the `k`-th is read (past the slack, by a
-/// second query that stops at the end of the run) and the run is cut by id.
-/// `None` when a rowid has no row (an index out of step): the caller's
-/// join then ranks only rows that exist.
+/// ties: every row tied with the `k`-th is read (a run past the first
+/// read by reads four times as deep, each a bounded sort, until one ends
+/// past the run) and the run is cut by id.
+///
+/// Only the first `ids_for` rows, and every row whose bm25 equals another's
+/// (the id orders them), have their id looked up; the rest keep `None`.
+/// A lookup is a table read, and with 768-d embeddings in the rows each
+/// row is a page of its own: a hybrid search ranking 100 rows deep needs
+/// the ids of its first `k` only (see `hybrid::fuse`).
+///
+/// `None` when a looked-up rowid has no row (an index out of step): the
+/// caller's join then ranks only rows that exist.
 fn index_top_k(
     conn: &Connection,
     kind: HitKind,
     query: &str,
     k: usize,
+    (ids_for, known): (usize, KnownIds<'_>),
 ) -> rusqlite::Result<Option<Vec<Ranked>>> {
     let (table, fts) = tables(kind);
     let ranked_sql =
         format!("SELECT bm25({fts}), rowid FROM {fts} WHERE {fts} MATCH ?1 ORDER BY 1 LIMIT ?2");
-    let ranked = |limit: i64, stop_after: Option<f64>| -> rusqlite::Result<Vec<(f64, i64)>> {
+    let ranked = |limit: usize| -> rusqlite::Result<Vec<(f64, i64)>> {
         let mut stmt = conn.prepare_cached(&ranked_sql)?;
-        let mut rows = stmt.query((query, limit))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let bm25: f64 = row.get(0)?;
-            if stop_after.is_some_and(|last| bm25 > last) {
-                break;
-            }
-            out.push((bm25, row.get(1)?));
-        }
-        Ok(out)
+        let rows = stmt.query_map((query, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
     };
-    let limit = k + TIE_SLACK;
-    let mut rows = ranked(limit as i64, None)?;
+    let mut limit = k + TIE_SLACK.max(k);
+    let mut rows = ranked(limit)?;
+    while rows.len() == limit && rows[limit - 1].0 == rows[k - 1].0 {
+        // The run of ties with the k-th goes past what was read: read four
+        // times as far. Still a bounded sort; without a limit SQLite sorts
+        // every match (18k rows for a word in 18% of 100k chunks). Each
+        // read scores every match again, hence the first read's slack.
+        limit *= 4;
+        rows = ranked(limit)?;
+    }
     if rows.len() > k {
         let kth = rows[k - 1].0;
-        if rows.len() == limit && rows[limit - 1].0 == kth {
-            // The run of ties goes past the slack: read it to its end.
-            rows = ranked(-1, Some(kth))?;
-        }
         rows.retain(|r| r.0 <= kth);
     }
     let mut id_of = conn.prepare_cached(&format!("SELECT id FROM {table} WHERE rowid = ?1"))?;
     let mut found = Vec::with_capacity(rows.len());
-    for (bm25, rowid) in rows {
+    for (at, &(bm25, rowid)) in rows.iter().enumerate() {
+        // SQLite returns the rows in bm25 order, so a row's ties are its
+        // neighbours.
+        let tied =
+            (at > 0 && rows[at - 1].0 == bm25) || rows.get(at + 1).is_some_and(|r| r.0 == bm25);
+        if at >= ids_for && !tied {
+            found.push((bm25, rowid, None));
+            continue;
+        }
+        if let Some(id) = known(kind, rowid) {
+            found.push((bm25, rowid, Some(id)));
+            continue;
+        }
         match id_of.query_row([rowid], |r| r.get::<_, String>(0)) {
-            Ok(id) => found.push((bm25, rowid, id)),
+            Ok(id) => found.push((bm25, rowid, Some(id))),
             Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
+    // Rows without an id tie with none, so the id never decides for them.
     found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
     found.truncate(k);
     Ok(Some(found))
@@ -406,65 +441,90 @@ fn is_query_error(e: &rusqlite::Error) -> bool {
         if f.code == ErrorCode::Unknown && f.extended_code == 1)
 }
 
-/// A text ranking: the hits (best first, `text_rank` set), or SQLite's
-/// refusal of the query.
-pub(crate) type Outcome = std::result::Result<Vec<Hit>, String>;
+/// One row of a text ranking, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TextRow {
+    /// Chunk or summary.
+    pub kind: HitKind,
+    /// Its rowid in its table (the ranking's snapshot).
+    pub rowid: i64,
+    /// Its `bm25()` (lower is better).
+    pub bm25: f64,
+    /// Its id; `None` only past the ranking's `ids_for` (see [`rank_text`]).
+    pub id: Option<String>,
+}
+
+/// A text ranking, best first, or SQLite's refusal of the query.
+pub(crate) type Outcome = std::result::Result<Vec<TextRow>, String>;
 
 /// The text ranking of `fts` inside the caller's read transaction (a hybrid
 /// search runs it in the transaction its vectors are read in, so both lists
 /// rank one snapshot): the best `k` over chunks (and live summaries), ties
-/// by id, excerpts optional.
+/// by id. Every row among the first `ids_for`, and every row whose bm25
+/// equals another's, carries its id; past `ids_for` an untied row may not
+/// (its rank needs no id, and a hybrid search needs the ids of its first
+/// `k` rows only). With summaries every id is read: a chunk and a summary
+/// are ranked in two indexes, and their ties are found only after the
+/// merge.
 pub(crate) fn rank_text(
     conn: &Connection,
     fts: &str,
     k: i64,
     filter: &ChunkFilter,
     include_summaries: bool,
-    snippets: bool,
+    ids_for: usize,
+    known: KnownIds<'_>,
 ) -> rusqlite::Result<Outcome> {
     let k = k.clamp(1, MAX_LIST_LIMIT) as usize;
     let mut kinds = vec![HitKind::Chunk];
+    let mut ids_for = ids_for;
     if include_summaries {
         kinds.push(HitKind::Summary);
+        ids_for = k;
     }
-    let mut found: Vec<(f64, i64, Hit)> = Vec::new();
+    let mut found: Vec<TextRow> = Vec::new();
     for &kind in &kinds {
-        match table_top_k(conn, kind, fts, filter, k) {
-            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, rowid, id)| {
-                let hit = Hit {
-                    id,
-                    kind,
-                    score: -bm25 as f32,
-                    vector_rank: None,
-                    text_rank: None,
-                    snippet: None,
-                };
-                (bm25, rowid, hit)
+        match table_top_k(conn, kind, fts, filter, k, (ids_for, known)) {
+            Ok(rows) => found.extend(rows.into_iter().map(|(bm25, rowid, id)| TextRow {
+                kind,
+                rowid,
+                bm25,
+                id,
             })),
             Err(e) if is_query_error(&e) => return Ok(Err(e.to_string())),
             Err(e) => return Err(e),
         }
     }
     found.sort_by(|a, b| {
-        a.0.partial_cmp(&b.0)
+        a.bm25
+            .partial_cmp(&b.bm25)
             .unwrap_or(Ordering::Equal)
-            .then_with(|| a.2.id.cmp(&b.2.id))
-            .then(a.2.kind.cmp(&b.2.kind))
+            .then_with(|| a.id.cmp(&b.id))
+            .then(a.kind.cmp(&b.kind))
     });
     found.truncate(k);
-    let rowids: Vec<i64> = found.iter().map(|f| f.1).collect();
-    let mut hits: Vec<Hit> = found
+    Ok(Ok(found))
+}
+
+/// `rows` (every id read) as hits, ranked in order, with their excerpts.
+fn text_hits(conn: &Connection, fts: &str, rows: Vec<TextRow>) -> rusqlite::Result<Vec<Hit>> {
+    let rowids: Vec<i64> = rows.iter().map(|r| r.rowid).collect();
+    let mut hits: Vec<Hit> = rows
         .into_iter()
         .enumerate()
-        .map(|(rank, (_, _, mut hit))| {
-            hit.text_rank = Some(rank as u32 + 1);
-            hit
+        .map(|(rank, row)| Hit {
+            id: row
+                .id
+                .expect("rank_text reads the id of each of its first k rows"),
+            kind: row.kind,
+            score: -row.bm25 as f32,
+            vector_rank: None,
+            text_rank: Some(rank as u32 + 1),
+            snippet: None,
         })
         .collect();
-    if snippets {
-        add_excerpts(conn, fts, &mut hits, Some(&rowids))?;
-    }
-    Ok(Ok(hits))
+    add_excerpts(conn, fts, &mut hits, Some(&rowids))?;
+    Ok(hits)
 }
 
 impl Store {
@@ -481,9 +541,22 @@ impl Store {
         include_summaries: bool,
     ) -> Result<Vec<Hit>> {
         let fts = match_query(query, syntax, self.path())?;
-        let outcome: Outcome = self.read("search_text", |conn| {
+        let outcome = self.read("search_text", |conn| {
             let tx = conn.unchecked_transaction()?;
-            let outcome = rank_text(&tx, &fts, k, filter, include_summaries, true)?;
+            let k_rows = k.clamp(1, MAX_LIST_LIMIT) as usize;
+            let ranked = rank_text(
+                &tx,
+                &fts,
+                k,
+                filter,
+                include_summaries,
+                k_rows,
+                &no_known_ids,
+            )?;
+            let outcome = match ranked {
+                Ok(rows) => Ok(text_hits(&tx, &fts, rows)?),
+                Err(refused) => Err(refused),
+            };
             tx.commit()?;
             Ok(outcome)
         })?;

@@ -468,3 +468,76 @@ fn excerpts_equal_snippet_on_the_index() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_deep_ranking_reads_ids_of_its_first_rows_and_its_ties_only() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = Store::open_file(&dir.path().join("s.db"))?;
+    // Distinct lengths give distinct bm25 ("w" then 0..40 fillers), except
+    // the z-pair and the y-run, which share one content each.
+    let mut rows: Vec<Chunk> = (0..40)
+        .map(|i| {
+            let filler = vec!["x"; i].join(" ");
+            chunk(&format!("r{i:02}"), "s", "u", 1, &format!("w {filler}"))
+        })
+        .collect();
+    let long = vec!["x"; 60].join(" ");
+    for id in ["z2", "z1"] {
+        rows.push(chunk(id, "s", "u", 1, &format!("w w {long}")));
+    }
+    for i in (0..30).rev() {
+        rows.push(chunk(
+            &format!("y{i:02}"),
+            "s",
+            "u",
+            1,
+            &format!("w {long} x"),
+        ));
+    }
+    store.upsert_chunks(&rows)?;
+    let conn = Connection::open(store.path())?;
+    let all = ChunkFilter::default();
+    let fts = "\"w\"";
+    let full = rank_text(&conn, fts, 50, &all, false, 50, &no_known_ids)?.expect("ranked");
+    let part = rank_text(&conn, fts, 50, &all, false, 5, &no_known_ids)?.expect("ranked");
+    // The same rows in the same order; past the 5th only tied rows (ids
+    // decide their order) carry an id.
+    let keys = |rows: &[TextRow]| rows.iter().map(|r| (r.rowid, r.bm25)).collect::<Vec<_>>();
+    assert_eq!(keys(&full), keys(&part));
+    for (at, (a, b)) in full.iter().zip(&part).enumerate() {
+        let tied = full.iter().filter(|r| r.bm25 == a.bm25).count() > 1;
+        if at < 5 || tied {
+            assert_eq!(b.id, a.id, "row {at}");
+        } else {
+            assert_eq!(b.id, None, "row {at}");
+        }
+    }
+    let named: Vec<&str> = full.iter().filter_map(|r| r.id.as_deref()).collect();
+    let at = |id: &str| named.iter().position(|n| *n == id).expect("ranked");
+    assert!(
+        at("z1") + 1 == at("z2") && at("z2") > 5,
+        "the pair is past the 5th, by id"
+    );
+    assert!(
+        part.iter().any(|r| r.id.is_none()),
+        "some row went without an id"
+    );
+    // The run of 30 ties ends past the 50th: cut by id whatever is read.
+    let y: Vec<&str> = named
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with('y'))
+        .collect();
+    assert_eq!(
+        y,
+        (0..y.len()).map(|i| format!("y{i:02}")).collect::<Vec<_>>()
+    );
+    assert!(y.len() < 30 && named.len() == 50);
+    // Ids the caller holds are taken, not read.
+    let known = |_: HitKind, rowid: i64| Some(format!("known-{rowid}"));
+    let told = rank_text(&conn, fts, 50, &all, false, 50, &known)?.expect("ranked");
+    assert!(told
+        .iter()
+        .all(|r| r.id.as_deref() == Some(&format!("known-{}", r.rowid))));
+    Ok(())
+}
