@@ -134,15 +134,21 @@ FILTERS = st.fixed_dictionaries(
 )
 
 
-@settings(
+# The fusion properties' cases: one or two words, a query vector's seed,
+# k from 1 to past the lists' depth, and the exact filters.
+HYBRID_CASES = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
+HYBRID_INPUTS = given(
     words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=2),
     seed=st.integers(0, 10_000),
     k=st.sampled_from([1, 5, 10, 150]),
     flt=FILTERS,
 )
+
+
+@HYBRID_CASES
+@HYBRID_INPUTS
 def test_rrf_of_the_two_searches(
     store: memtree.Store, words: list[str], seed: int, k: int, flt: dict[str, str]
 ) -> None:
@@ -169,15 +175,8 @@ def test_rrf_of_the_two_searches(
             assert hit.id not in {h.id for h in store.search_text(text, 10_000)}
 
 
-@settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=2),
-    seed=st.integers(0, 10_000),
-    k=st.sampled_from([1, 5, 10, 150]),
-    flt=FILTERS,
-)
+@HYBRID_CASES
+@HYBRID_INPUTS
 def test_fusion_equals_rrf_over_sqlite_bm25_and_the_vector_list(
     store: memtree.Store,
     peer: sqlite3.Connection,
