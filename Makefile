@@ -109,20 +109,10 @@ ARM64_DIR := build/arm64
 wheel-test-arm64: wheel  ## Test the aarch64 wheel installed in an emulated aarch64 CPython (qemu-user-static, Debian arm64 packages)
 	$(ACTIVATE) tools/wheel_test_arm64.sh $(ARM64_DIR)
 
-# CI runs the two wheel tests above as two lanes side by side (`make -j2
-# --output-sync=target wheel-test-lanes`): each test run is one pytest
-# process, mostly on one core once its files are in RAM (tools/
-# test_installed.sh), so a lane per core roughly halves the wall time. The
-# lanes hold the same tests as `make wheel-test wheel-test-arm64`, split so
-# that they take about as long (docs/install.md has the figures).
-.PHONY: wheel-test-lanes wheel-test-lane-emulated wheel-test-lane-native
-wheel-test-lanes: wheel-test-lane-emulated wheel-test-lane-native  ## wheel-test and wheel-test-arm64 in two lanes (for make -j2)
-
-wheel-test-lane-emulated: wheel-test-arm64
-	$(ACTIVATE) tools/wheel_test.sh newest
-
-wheel-test-lane-native: wheel
-	$(ACTIVATE) tools/wheel_test.sh oldest between
+# CI runs the two wheel tests side by side, one per core (`make -j2
+# --output-sync=target wheel-test wheel-test-arm64`): each test run is one
+# pytest process, mostly on one core once its files are in RAM (tools/
+# test_installed.sh), and the two took about as long (docs/install.md).
 
 .PHONY: sdist-test
 sdist-test: $(WHEEL_STAMP)  ## Build the sdist, pip-install it into fresh venvs of the oldest and newest pyenv CPython, run the installed-package tests

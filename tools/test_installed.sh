@@ -44,7 +44,7 @@ trap 'rm -rf "$work"' EXIT
 # The tests run from a copy, in a folder where no source checkout can shadow
 # the installed package; tests/package/test_installed.py asserts where it came from.
 # Each run has its own --basetemp inside $work, so two runs side by side
-# (`make -j2 wheel-test-lanes`) never share pytest's numbered folders, and
+# (`make -j2 wheel-test wheel-test-arm64`) never share pytest's numbered folders, and
 # the trap removes every test's files with the rest.
 cp -r "$SRC/tests" "$SRC/docs" "$SRC/README.md" "$SRC/pyproject.toml" "$work/"
 

@@ -19,10 +19,6 @@
 # The aarch64 wheel is tested by tools/wheel_test_arm64.sh (`make
 # wheel-test-arm64`), the sdist by tools/sdist_test.sh (`make sdist-test`).
 # PYTHONS="/path/to/python3.9 ..." replaces the pyenv search.
-# Arguments choose which of them run (default: all): `oldest`, `newest`,
-# `between` (the versions between), so that `make wheel-test-lanes` can
-# share them out between two lanes; oldest and newest are always those of
-# the whole set, so each version gets the same tests whichever lane runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -36,29 +32,13 @@ declare -A by_minor=()
 while read -r minor py; do by_minor[$minor]=$py; done < <(tools/pythons.sh)
 minors=$(printf '%s\n' "${!by_minor[@]}" | sort -n)
 [[ -n $minors ]] || exit 1
+echo "testing the wheel on CPython 3.$(echo $minors | sed 's/ /, 3./g')"
 
 oldest=$(head -n1 <<<"$minors")
 newest=$(tail -n1 <<<"$minors")
-[[ $# -gt 0 ]] || set -- oldest between newest
-for part in "$@"; do
-    case $part in oldest | newest | between) ;; *) echo "usage: $0 [oldest|between|newest]..." >&2; exit 2 ;; esac
-done
-wanted() {  # is this minor version among the parts asked for?
-    local part
-    for part in "${@:2}"; do
-        case $part in
-            oldest) [[ $1 == "$oldest" ]] && return 0 ;;
-            newest) [[ $1 == "$newest" ]] && return 0 ;;
-            between) [[ $1 != "$oldest" && $1 != "$newest" ]] && return 0 ;;
-        esac
-    done
-    return 1
-}
-echo "CPython 3.$(echo $minors | sed 's/ /, 3./g') found; testing the wheel on: $*"
 MIDDLE_TESTS=(tests/package tests/store tests/jobs tests/search tests/trees)
 tested=()
 for minor in $minors; do
-    wanted "$minor" "$@" || continue
     py=${by_minor[$minor]}
     echo "=== CPython $("$py" -c 'import platform; print(platform.python_version())') ($py)"
     if [[ $minor == "$oldest" || $minor == "$newest" ]]; then
