@@ -25,7 +25,7 @@ if [[ $# -gt 0 ]]; then selection=("$@"); else selection=(tests); fi
 # disk and 106 s on /dev/shm (2026-12-07, same load). These runs prove the
 # package on each interpreter and CPU; the fault injection and the crash
 # simulation sit above the file system (tests/support.py `ram_folder`), and
-# `make test` runs every test on the disk. MEMTREE_TEST_TMPDIR=DIR chooses
+# `make test` runs the rest on the disk. MEMTREE_TEST_TMPDIR=DIR chooses
 # the folder; MEMTREE_TEST_TMPDIR= (empty) keeps $TMPDIR.
 ram_folder() {
     local shm=/dev/shm free_kib
