@@ -171,22 +171,16 @@ unsafe extern "C" fn x_lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
         // journal by name, and every write transaction takes RESERVED here
         // before it opens its journal by name: once the path names another
         // file, that journal is the other file's, and rolling it back into
-        // this one (or writing this one's into it) would corrupt both. The
-        // handle reads and writes no more (one stat of the path per lock).
+        // this one (or writing this one's into it, or deleting it as an
+        // empty journal of an empty file) would corrupt both. The handle
+        // reads and writes no more (one stat of the path per lock). A move
+        // between this check and a journal's open is caught at that open
+        // ([`journal_database_moved`]), where the harm would start.
         return ffi::SQLITE_READONLY_DBMOVED;
     }
-    let rc = fork_gate(h.role, || {
+    fork_gate(h.role, || {
         inner_call!(inner, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
-    });
-    if rc == ffi::SQLITE_OK && level == ffi::SQLITE_LOCK_SHARED && guarded && has_moved(inner) {
-        // Moved while the lock was being taken: give the lock back, so the
-        // handle is left as if the call had failed before it.
-        let _ = fork_gate(h.role, || {
-            inner_call!(inner, 1, xUnlock, ffi::SQLITE_OK, ffi::SQLITE_LOCK_NONE)
-        });
-        return ffi::SQLITE_READONLY_DBMOVED;
-    }
-    rc
+    })
 }
 
 /// For the open of a main journal (`z_name`, a name from SQLite's pager):
