@@ -14,7 +14,6 @@ use rusqlite::Connection;
 
 use super::cache::{self, Snapshot, Table};
 use super::filter::{self, Scope};
-use super::text::KnownIds;
 use super::vector::{top_k, Metric, Query, Scored};
 use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
 use crate::db::store::Store;
@@ -28,6 +27,11 @@ pub enum HitKind {
     /// A live row of `mem_tree_summaries`.
     Summary,
 }
+
+/// Ids a caller already holds, by kind and rowid, in the ranking's read
+/// transaction: a hybrid search's in-memory copy of the vectors holds the id
+/// of every row with an embedding. `None`: read it from the table.
+pub(crate) type KnownIds<'a> = &'a dyn Fn(HitKind, i64) -> Option<String>;
 
 impl HitKind {
     /// `"chunk"` or `"summary"`.

@@ -27,7 +27,7 @@ use std::cmp::Ordering;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 
-use super::api::{Hit, HitKind};
+use super::api::{Hit, HitKind, KnownIds};
 use super::filter::summary_terms;
 use crate::chunks::ops::filter_terms as chunk_terms;
 use crate::chunks::{ChunkFilter, MAX_LIST_LIMIT};
@@ -146,11 +146,6 @@ fn filter_terms(
 /// it, a hybrid search fuses by it) and its id, `None` only where
 /// [`index_top_k`] was told it need not look it up.
 type Ranked = (f64, i64, Option<String>);
-
-/// Ids a caller already holds, by kind and rowid, in the ranking's read
-/// transaction: a hybrid search's in-memory copy of the vectors holds the id
-/// of every row with an embedding. `None`: read it from the table.
-pub(crate) type KnownIds<'a> = &'a dyn Fn(HitKind, i64) -> Option<String>;
 
 /// Knows no id.
 pub(crate) fn no_known_ids(_: HitKind, _: i64) -> Option<String> {
