@@ -241,7 +241,7 @@ pub fn delete_chunks(
     since: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<usize> {
     let cutoff = cutoff_ms(older_than)?;
-    let filter = super::store::chunk_filter(source_kind, source_id, owner, since, None)?;
+    let filter = super::convert::chunk_filter(source_kind, source_id, owner, since, None)?;
     Ok(py.detach(|| retention::delete_chunks(store, cutoff, &filter))?)
 }
 

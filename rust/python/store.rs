@@ -14,7 +14,6 @@ use super::convert::{self, arg};
 use super::errors::JournalModeWarning;
 use super::{paging, search};
 use crate::chunks::paging::{ChunkPages, ListCursor};
-use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
 
 /// A handle on one memtree database.
@@ -44,26 +43,6 @@ fn warn_journal(py: Python<'_>, warning: Option<String>) -> PyResult<()> {
         PyErr::warn(py, &category, &message, 2)?;
     }
     Ok(())
-}
-
-/// The `list_chunks` keyword arguments as a core filter (also those of
-/// `delete_chunks`, which has no `until`).
-pub(super) fn chunk_filter(
-    source_kind: Option<&Bound<'_, PyAny>>,
-    source_id: Option<String>,
-    owner: Option<String>,
-    since: Option<&Bound<'_, PyAny>>,
-    until: Option<&Bound<'_, PyAny>>,
-) -> PyResult<ChunkFilter> {
-    Ok(ChunkFilter {
-        source_kind: source_kind
-            .map(|k| convert::source_kind(k, "source_kind"))
-            .transpose()?,
-        source_id,
-        owner,
-        since_ms: convert::opt_to_ms(since, "since")?,
-        until_ms: convert::opt_to_ms(until, "until")?,
-    })
 }
 
 impl PyStore {
@@ -226,7 +205,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::clamped_limit)] limit: i64,
         #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<Py<PyChunk>>> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         let found = py.detach(|| self.inner.list_chunks_after(&filter, after.as_ref(), limit))?;
         PyChunk::wrap_all(py, found)
     }
@@ -249,7 +228,7 @@ impl PyStore {
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<String>> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         Ok(py.detach(|| {
             self.inner
                 .explain_list_chunks_after(&filter, after.as_ref())
@@ -278,7 +257,7 @@ impl PyStore {
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::page_size)] page_size: i64,
     ) -> PyResult<paging::PyChunkIterator> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         Ok(paging::PyChunkIterator::new(
             slf,
             ChunkPages::new(filter, page_size),
@@ -601,7 +580,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::metric)] metric: String,
         #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
     ) -> PyResult<Vec<search::PyHit>> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search_vector(
             py,
             &self.inner,
@@ -662,7 +641,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
         #[pyo3(from_py_with = arg::syntax)] syntax: String,
     ) -> PyResult<Vec<search::PyHit>> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search_text(
             py,
             &self.inner,
@@ -705,7 +684,7 @@ impl PyStore {
         until: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::include_summaries)] include_summaries: bool,
     ) -> PyResult<Vec<search::PyHit>> {
-        let filter = chunk_filter(source_kind, source_id, owner, since, until)?;
+        let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
         search::search(py, &self.inner, text, vector, k, &filter, include_summaries)
     }
 

@@ -37,3 +37,23 @@ pub use args::*;
 pub use time::*;
 pub use values::*;
 pub use vector::*;
+
+/// The `list_chunks` keyword arguments as a core filter (also those of
+/// `delete_chunks`, which has no `until`).
+pub(crate) fn chunk_filter(
+    source_kind: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+    source_id: Option<String>,
+    owner: Option<String>,
+    since: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+    until: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+) -> pyo3::PyResult<crate::chunks::ChunkFilter> {
+    Ok(crate::chunks::ChunkFilter {
+        source_kind: source_kind
+            .map(|k| args::source_kind(k, "source_kind"))
+            .transpose()?,
+        source_id,
+        owner,
+        since_ms: time::opt_to_ms(since, "since")?,
+        until_ms: time::opt_to_ms(until, "until")?,
+    })
+}
