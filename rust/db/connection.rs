@@ -174,7 +174,7 @@ impl Database {
     /// `CANTOPEN` is transient, and a worker would retry a path that cannot
     /// work until someone removes the file.
     pub fn err<'a>(&'a self, context: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
-        move |e| refused_open_or(&self.path, Error::sqlite(context, &self.path, e))
+        move |e| crate::vfs::refused_open_or(&self.path, Error::sqlite(context, &self.path, e))
     }
 
     /// Copies the (corrupt) file aside and rebuilds it in place, on the same
@@ -465,27 +465,6 @@ fn open_with_recovery(key: &Path) -> Result<(Connection, JournalSetup)> {
     }
 }
 
-/// `e`, or the refusal behind it: when `e` is a `CANTOPEN` (any of its
-/// extended codes) and the VFS's `xOpen` refused a non-regular file of
-/// `path`'s database with that very code, and that name still holds such a
-/// file, the refusal ([`Error::PathRefused`], permanent, naming the file and
-/// what it is). A refusal whose file was removed since, or an unrelated
-/// `CANTOPEN`, stays `e` (transient: the next try works).
-pub(crate) fn refused_open_or(path: &Path, e: Error) -> Error {
-    let Some(code) = e.sqlite_code() else {
-        return e;
-    };
-    if crate::error::codes::primary(code) != crate::error::codes::CANTOPEN
-        || !matches!(e, Error::Sqlite { .. })
-    {
-        return e;
-    }
-    crate::vfs::refused_open(path)
-        .filter(|&(_, refused)| refused == code)
-        .and_then(|(side, refused)| path_guard::refused_after_open(&side, refused))
-        .unwrap_or(e)
-}
-
 /// A bare read-write connection to `path` through the memtree VFS, with no
 /// settings applied. Every memtree connection goes through the accounting /
 /// fault-injection shim, so tests exercise the same I/O path users run.
@@ -501,7 +480,7 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
         )
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| refused_open_or(path, Error::sqlite("open", path, e)))?;
+        .map_err(|e| crate::vfs::refused_open_or(path, Error::sqlite("open", path, e)))?;
     // Before the first read: the open's own checks read the schema, and
     // until now they waited under rusqlite's default `busy_timeout`, whose
     // 100 ms sleeps miss the instants between another process's back-to-back

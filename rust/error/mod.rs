@@ -145,31 +145,6 @@ impl Error {
         }
     }
 
-    /// [`Error::sqlite`] for a failure on any connection to the database at
-    /// `db`, or the refusal behind it ([`Error::or_refused`]). The
-    /// operations that open connections of their own (compact, restore,
-    /// quarantine, side-file recovery, salvage) build their SQLite errors
-    /// with this, as the store's connection does with
-    /// [`crate::db::connection::Database::err`], so a file planted at the
-    /// `-journal` or `-wal` name is the same permanent error whichever
-    /// connection met it.
-    #[cold]
-    pub fn sqlite_or_refused(context: &str, db: &std::path::Path, source: rusqlite::Error) -> Self {
-        Error::sqlite(context, db, source).or_refused(db)
-    }
-
-    /// This error, or, when it is SQLite's `CANTOPEN` for a non-regular file
-    /// (FIFO, device, socket, folder, link) that memtree's VFS refused at a
-    /// name of the database at `db` and that is still there, the permanent
-    /// [`Error::PathRefused`] naming that file. SQLite's own `CANTOPEN`
-    /// classifies as transient: a worker would retry a path that cannot
-    /// work until someone removes the file. Any other error is returned as
-    /// it is.
-    #[cold]
-    pub fn or_refused(self, db: &std::path::Path) -> Self {
-        crate::db::connection::refused_open_or(db, self)
-    }
-
     /// An input-validation failure naming the field.
     #[cold]
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {

@@ -23,6 +23,7 @@ use rusqlite::OpenFlags;
 use super::backup::{open_vfs, sqlite_err};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
+use crate::vfs::OrRefused;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,7 +76,7 @@ pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result
     // name is reported as the refusal it is, as every error below.
     let conn = open_vfs(db, OpenFlags::SQLITE_OPEN_READ_WRITE, "compact: open")
         .map_err(|e| e.or_refused(db))?;
-    let err = |e| Error::sqlite_or_refused("compact", db, e);
+    let err = |e| crate::vfs::sqlite_or_refused("compact", db, e);
     conn.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
         .map_err(err)?;
     let pragma = |name: &str| -> Result<i64> {

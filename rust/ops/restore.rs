@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
 use crate::recovery::main_file::{self, start_backup};
 use crate::sys::files::{aside_path, create_exclusive};
+use crate::vfs::OrRefused;
 
 /// How long the restore waits for other connections' locks.
 const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +121,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
     // table, where a census on a throw-away connection and a second one
     // under the held snapshot read the backup twice).
     conn.execute_batch("BEGIN")
-        .map_err(|e| Error::sqlite_or_refused("restore: hold the backup", backup, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("restore: hold the backup", backup, e))?;
     let (version, rows) = census(&conn, backup).map_err(not_a_database)?;
     if !rows.iter().any(|(t, _)| t == "mem_tree_chunks") {
         return Err(Error::NotMemtree {
@@ -231,14 +232,14 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
     )
     .map_err(|e| e.or_refused(live))?;
     dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
-        .map_err(|e| Error::sqlite_or_refused("restore: set up the store", live, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("restore: set up the store", live, e))?;
     let replaced = restore_in_place(&source, &dest, live)?;
     let _ = source.execute_batch("COMMIT");
     drop(source);
     // TRUNCATE, whatever journal mode the backup's header named.
     let mode: String = dest
         .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite_or_refused("restore: journal mode", live, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("restore: journal mode", live, e))?;
     drop(dest);
     if !mode.eq_ignore_ascii_case("truncate") {
         return Err(sqlite_err(

@@ -16,6 +16,7 @@ use pyo3::PyTypeInfo;
 use crate::error::classify::{self, ErrorClass};
 use crate::error::codes;
 use crate::error::Error;
+use crate::vfs::OrRefused;
 
 pyo3::import_exception!(memtree.errors, TransientIOError);
 pyo3::import_exception!(memtree.errors, BusyError);

@@ -45,7 +45,7 @@ pub(crate) fn main_file(
     };
     // SAFETY: a non-null file from SQLite has a methods table while open.
     if rc != ffi::SQLITE_OK || file.is_null() || unsafe { (*file).pMethods.is_null() } {
-        return Err(Error::sqlite_or_refused(
+        return Err(crate::vfs::sqlite_or_refused(
             context,
             path,
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), None),
@@ -142,7 +142,7 @@ pub(crate) fn copy_aside(
     let (aside, mut out) = create()?;
     let copied = (|| -> Result<()> {
         let failed = |step: &str, rc: c_int| {
-            Error::sqlite_or_refused(
+            crate::vfs::sqlite_or_refused(
                 &format!("{what}: {step}"),
                 db,
                 rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),

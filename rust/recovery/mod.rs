@@ -106,7 +106,7 @@ fn persist_wal(conn: &Connection, on: bool, path: &Path) -> Result<()> {
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
-        Err(Error::sqlite_or_refused(
+        Err(crate::vfs::sqlite_or_refused(
             "set the -wal to persist",
             path,
             rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
@@ -118,7 +118,7 @@ fn persist_wal(conn: &Connection, on: bool, path: &Path) -> Result<()> {
 /// checkpoint nor delete the `-wal`.
 pub fn guard(conn: &Connection, on: bool, path: &Path) -> Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on)
-        .map_err(|e| Error::sqlite_or_refused("set no-checkpoint-on-close", path, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("set no-checkpoint-on-close", path, e))?;
     persist_wal(conn, on, path)
 }
 
@@ -126,7 +126,7 @@ pub fn guard(conn: &Connection, on: bool, path: &Path) -> Result<()> {
 /// than this build, or a database that is not memtree's (tables, but no
 /// `mem_tree_chunks`). An empty database is ours to initialise.
 pub fn refuse_unless_ours(conn: &Connection, path: &Path) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::sqlite_or_refused(ctx, path, e);
+    let err = |ctx: &'static str| move |e| crate::vfs::sqlite_or_refused(ctx, path, e);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("read the schema version"))?;
@@ -157,9 +157,9 @@ pub fn refuse_unless_ours(conn: &Connection, path: &Path) -> Result<()> {
 /// Opens a guarded connection owning `db` in EXCLUSIVE locking mode, after
 /// the refusal checks; `None` when another connection holds the file.
 fn owning_connection(db: &Path) -> Result<Option<Connection>> {
-    let err = |ctx: &'static str| move |e| Error::sqlite_or_refused(ctx, db, e);
+    let err = |ctx: &'static str| move |e| crate::vfs::sqlite_or_refused(ctx, db, e);
     crate::vfs::register().map_err(|code| {
-        Error::sqlite_or_refused(
+        crate::vfs::sqlite_or_refused(
             "register the memtree VFS",
             db,
             rusqlite::Error::SqliteFailure(ffi::Error::new(code), None),
@@ -216,11 +216,11 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
     };
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite_or_refused("recovery: read the journal mode", db, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("recovery: read the journal mode", db, e))?;
     if mode.eq_ignore_ascii_case("wal") {
         let busy: i64 = conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-            .map_err(|e| Error::sqlite_or_refused("recovery: checkpoint the WAL", db, e))?;
+            .map_err(|e| crate::vfs::sqlite_or_refused("recovery: checkpoint the WAL", db, e))?;
         if busy != 0 {
             // Cannot happen while we hold the exclusive lock; if it does,
             // the -wal stays and nothing is claimed.
@@ -229,9 +229,9 @@ pub fn recover_side_files(db: &Path) -> Result<RecoveryReport> {
         }
         let now: String = conn
             .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))
-            .map_err(|e| Error::sqlite_or_refused("recovery: leave WAL", db, e))?;
+            .map_err(|e| crate::vfs::sqlite_or_refused("recovery: leave WAL", db, e))?;
         if !now.eq_ignore_ascii_case("truncate") {
-            return Err(Error::sqlite_or_refused(
+            return Err(crate::vfs::sqlite_or_refused(
                 "recovery: SQLite kept WAL",
                 db,
                 rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), Some(now)),

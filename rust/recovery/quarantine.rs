@@ -58,7 +58,7 @@ const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NAME_ATTEMPTS: u32 = 64;
 
 fn sqlite_err(context: &str, path: &Path, rc: c_int, msg: Option<String>) -> Error {
-    Error::sqlite_or_refused(
+    crate::vfs::sqlite_or_refused(
         context,
         path,
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg),
@@ -112,9 +112,9 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
         .map_err(|code| sqlite_err("register the memtree VFS", db, code, None))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| Error::sqlite_or_refused("quarantine: open", db, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("quarantine: open", db, e))?;
     conn.busy_timeout(REBUILD_BUSY_TIMEOUT)
-        .map_err(|e| Error::sqlite_or_refused("quarantine: busy timeout", db, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("quarantine: busy timeout", db, e))?;
     crate::schema::distrust_schema(&conn, db)?;
     // A journal that survives a crash of the rebuild rolls it back. (The
     // pragma reads the header: a headerless file refuses it, and its
@@ -128,7 +128,7 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
 /// the destination locked but not yet committed.
 fn fresh_database(db: &Path) -> Result<Connection> {
     let mut fresh = Connection::open_in_memory()
-        .map_err(|e| Error::sqlite_or_refused("quarantine: fresh", db, e))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("quarantine: fresh", db, e))?;
     crate::schema::migrate_schema(&mut fresh, db)?;
     Ok(fresh)
 }

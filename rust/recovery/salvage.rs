@@ -140,7 +140,7 @@ pub fn keep_legacy_bases(db: &Path) {
 
 /// The memtree tables present in both schemas, with their shared columns.
 fn shared_tables(conn: &Connection, path: &Path) -> Result<Vec<(String, Vec<String>)>> {
-    let err = |e| Error::sqlite_or_refused("salvage: read the schemas", path, e);
+    let err = |e| crate::vfs::sqlite_or_refused("salvage: read the schemas", path, e);
     let mut tables = Vec::new();
     let names: Vec<String> = conn
         .prepare(
@@ -194,7 +194,7 @@ fn copy_sql(table: &str, columns: &[String], filter: &str) -> String {
 /// whatever `f` returned. The caller has guarded `conn`, so the detach
 /// neither checkpoints into nor deletes anything of `side`.
 fn with_side<T>(conn: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let err = |ctx: &'static str| move |e| Error::sqlite_or_refused(ctx, path, e);
+    let err = |ctx: &'static str| move |e| crate::vfs::sqlite_or_refused(ctx, path, e);
     let name = path
         .to_str()
         .ok_or_else(|| Error::invalid("path", "a side-file path that is not UTF-8"))?;
@@ -218,7 +218,7 @@ fn copy_in_transaction<T>(
     path: &Path,
     f: impl FnOnce() -> rusqlite::Result<T>,
 ) -> Result<T> {
-    let err = |ctx: &'static str| move |e| Error::sqlite_or_refused(ctx, path, e);
+    let err = |ctx: &'static str| move |e| crate::vfs::sqlite_or_refused(ctx, path, e);
     conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
         .map_err(err("salvage: begin"))?;
     let copied = f().and_then(|value| conn.execute_batch("COMMIT;").map(|()| value));
@@ -398,7 +398,7 @@ impl<'c> Deadline<'c> {
         {
             return e;
         }
-        Error::sqlite_or_refused(
+        crate::vfs::sqlite_or_refused(
             "adopt: check the file",
             file,
             rusqlite::Error::SqliteFailure(
@@ -431,7 +431,7 @@ impl Drop for Deadline<'_> {
 /// Refuses an attached `side` that is not a memtree database this build
 /// can read: no `mem_tree_chunks`, or a newer schema.
 fn check_side_is_memtree(conn: &Connection, file: &Path) -> Result<()> {
-    let err = |e| Error::sqlite_or_refused("adopt: read the file's schema", file, e);
+    let err = |e| crate::vfs::sqlite_or_refused("adopt: read the file's schema", file, e);
     let version: i64 = conn
         .query_row("PRAGMA side.user_version", [], |r| r.get(0))
         .map_err(err)?;
@@ -459,10 +459,10 @@ fn check_side_is_memtree(conn: &Connection, file: &Path) -> Result<()> {
     let integrity: String = conn
         .query_row("PRAGMA side.quick_check", [], |r| r.get(0))
         .map_err(|e| {
-            Error::sqlite_or_refused("adopt: check the file (bounded in time)", file, e)
+            crate::vfs::sqlite_or_refused("adopt: check the file (bounded in time)", file, e)
         })?;
     if integrity != "ok" {
-        return Err(Error::sqlite_or_refused(
+        return Err(crate::vfs::sqlite_or_refused(
             "adopt: the file fails its integrity check",
             file,
             rusqlite::Error::SqliteFailure(
@@ -497,7 +497,7 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
         // A -wal's frames apply only to the database it was written
         // against: without a kept base, the live file as it is now (the
         // release that moved it aside had restored that base).
-        let err = |e| Error::sqlite_or_refused("adopt: hold a read transaction", db, e);
+        let err = |e| crate::vfs::sqlite_or_refused("adopt: hold a read transaction", db, e);
         conn.execute_batch("BEGIN; SELECT count(*) FROM main.sqlite_master;")
             .map_err(err)?;
         let base = fs::File::open(db)
@@ -520,10 +520,10 @@ pub fn adopt(conn: &Connection, db: &Path, file: &Path, dry_run: bool) -> Result
                     let frames: i64 = conn
                         .query_row("PRAGMA side.wal_checkpoint(PASSIVE)", [], |r| r.get(1))
                         .map_err(|e| {
-                            Error::sqlite_or_refused("adopt: read the -wal's frames", file, e)
+                            crate::vfs::sqlite_or_refused("adopt: read the -wal's frames", file, e)
                         })?;
                     if frames <= 0 {
-                        return Err(Error::sqlite_or_refused(
+                        return Err(crate::vfs::sqlite_or_refused(
                             "adopt: SQLite reads no frame from the -wal against this database",
                             file,
                             rusqlite::Error::SqliteFailure(
@@ -565,7 +565,7 @@ fn merge_rows(
     tables: &[(String, Vec<String>)],
     dry_run: bool,
 ) -> Result<AdoptReport> {
-    let err = |e| Error::sqlite_or_refused("adopt: copy the rows", file, e);
+    let err = |e| crate::vfs::sqlite_or_refused("adopt: copy the rows", file, e);
     conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")
         .map_err(err)?;
     let copied = (|| -> rusqlite::Result<AdoptReport> {

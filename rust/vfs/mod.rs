@@ -61,6 +61,7 @@ mod crash;
 mod faults;
 mod file;
 mod inner;
+mod refusal;
 mod shim;
 mod state;
 mod stats;
@@ -75,6 +76,7 @@ pub use faults::{Fault, FileRole, UnknownVfsMethod, VfsMethod};
 #[cfg(unix)]
 pub use stats::IoStats;
 
+pub use refusal::{refused_open_or, sqlite_or_refused, OrRefused};
 pub use shim::VFS_NAME;
 
 /// Registers the `memtree` VFS (not as the default). Idempotent and
