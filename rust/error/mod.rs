@@ -350,7 +350,7 @@ mod tests {
         }
         assert!(
             plain.is_empty(),
-            "plain Error::sqlite (use Error::sqlite_or_refused) in {plain:?}"
+            "plain Error::sqlite (use crate::vfs::sqlite_or_refused) in {plain:?}"
         );
     }
 }

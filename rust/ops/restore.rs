@@ -62,7 +62,7 @@ pub struct RestoreReport {
 }
 
 /// `backup`'s error for a bare result code, or the refusal of a file
-/// planted at a side-file name of `path` behind it ([`Error::or_refused`]).
+/// planted at a side-file name of `path` behind it ([`crate::vfs::OrRefused::or_refused`]).
 fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
     backup::sqlite_err(context, path, rc).or_refused(path)
 }

@@ -151,7 +151,7 @@ impl From<Error> for PyErr {
     #[cold]
     fn from(err: Error) -> PyErr {
         // The core maps a side file memtree's VFS refused where it builds
-        // the error (`Database::err`, `Error::sqlite_or_refused`), except
+        // the error (`Database::err`, `vfs::sqlite_or_refused`), except
         // `backup` (rust/ops/backup.rs), whose own connections still build
         // plain `Error::sqlite`: until they use the mapped constructor the
         // mapping runs once more here, where every error leaves for Python
