@@ -37,7 +37,11 @@
 //!    folder synced.
 //!
 //! On any failure the partial copy (ours: created exclusively) is removed
-//! and the live store is unchanged (it was only read).
+//! and the live store is unchanged (it was only read). A FIFO, device,
+//! socket, folder or link planted at a side-file name of the store or of
+//! the copy once the backup runs is reported by name as the permanent
+//! [`Error::PathRefused`] (every SQLite error here is built with
+//! [`sqlite_or_refused`]), not as SQLite's transient `CANTOPEN`.
 
 use std::ffi::{c_int, c_void};
 use std::fs;
@@ -52,6 +56,7 @@ use crate::recovery::main_file::{main_file, read_at};
 use crate::sys::files::create_exclusive;
 use crate::sys::files::side_file;
 use crate::sys::files::sync_parent_dir;
+use crate::vfs::sqlite_or_refused;
 
 /// How long the copy waits for a writer's lock before giving up (BUSY).
 pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,8 +104,13 @@ pub struct BackupReport {
     pub rows: Vec<(String, i64)>,
 }
 
+/// The error for the result code `rc` of a VFS method or of the backup
+/// API on the database at `path`, or the refusal behind it: a step of the
+/// backup API opens the copy's journal, which a file planted at its name
+/// makes a `CANTOPEN` ([`sqlite_or_refused`]). A code memtree chose itself
+/// (a failed check's CORRUPT) is never a refusal and passes through as is.
 pub(crate) fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
-    Error::sqlite(
+    sqlite_or_refused(
         context,
         path,
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
@@ -163,9 +173,9 @@ pub(crate) fn open_vfs(path: &Path, flags: OpenFlags, context: &str) -> Result<C
         flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         crate::vfs::VFS_NAME,
     )
-    .map_err(|e| Error::sqlite(context, path, e))?;
+    .map_err(|e| sqlite_or_refused(context, path, e))?;
     conn.busy_timeout(BACKUP_BUSY_TIMEOUT)
-        .map_err(|e| Error::sqlite(context, path, e))?;
+        .map_err(|e| sqlite_or_refused(context, path, e))?;
     crate::schema::distrust_schema(&conn, path)?;
     Ok(conn)
 }
@@ -178,7 +188,7 @@ pub type RowCounts = Vec<(String, i64)>;
 /// an external-content FTS5 table would scan its content table a second
 /// time), in `conn`'s current transaction (or its own, if none is open).
 pub(crate) fn census(conn: &Connection, path: &Path) -> Result<(i64, RowCounts)> {
-    let err = |e| Error::sqlite("backup: count rows", path, e);
+    let err = |e| sqlite_or_refused("backup: count rows", path, e);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)?;
@@ -387,7 +397,7 @@ fn open_check(path: &Path) -> Result<Connection> {
 /// Runs an integrity pragma on `conn`: `Ok` if it says `ok`, else a CORRUPT
 /// error carrying its findings.
 fn run_integrity(conn: &Connection, path: &Path, pragma: &str) -> Result<()> {
-    let err = |e| Error::sqlite("backup: integrity_check", path, e);
+    let err = |e| sqlite_or_refused("backup: integrity_check", path, e);
     let lines: Vec<String> = {
         let mut stmt = conn.prepare(pragma).map_err(err)?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
@@ -443,7 +453,7 @@ fn check_whole_file(path: &Path) -> Result<()> {
 /// table with an index or WITHOUT ROWID, then the census.
 fn check_indexes_and_census(path: &Path, version: i64, rows: &[(String, i64)]) -> Result<()> {
     let conn = open_check(path)?;
-    let err = |e| Error::sqlite("backup: list the indexed tables", path, e);
+    let err = |e| sqlite_or_refused("backup: list the indexed tables", path, e);
     let tables: Vec<String> = {
         let mut stmt = conn
             .prepare(
@@ -549,7 +559,7 @@ fn write_verified_with(
     // snapshot.
     source
         .execute_batch("BEGIN")
-        .map_err(|e| Error::sqlite("backup: begin", live, e))?;
+        .map_err(|e| sqlite_or_refused("backup: begin", live, e))?;
     let copied = copy_snapshot(&source, live, partial);
     // The snapshot's bytes are in the copy: writers may go on, while the
     // copy is synced and verified.
@@ -587,7 +597,7 @@ fn copy_snapshot(
     live: &Path,
     partial: &Path,
 ) -> Result<(i64, RowCounts, Option<Connection>)> {
-    let err = |e| Error::sqlite("backup: read the store's layout", live, e);
+    let err = |e| sqlite_or_refused("backup: read the store's layout", live, e);
     // The census's reads take the SHARED lock that holds the file still.
     let (version, rows) = census(source, live)?;
     let mode: String = source
@@ -620,7 +630,7 @@ fn copy_snapshot(
 /// backup has no side file) and the file synced.
 fn copy_wal_database(source: &Connection, dest: Connection, partial: &Path) -> Result<()> {
     dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
-        .map_err(|e| Error::sqlite("backup: set up the copy", partial, e))?;
+        .map_err(|e| sqlite_or_refused("backup: set up the copy", partial, e))?;
     copy_pages(source, &dest, partial)?;
     drop(dest);
     let journal = side_file(partial, "-journal");
@@ -667,6 +677,93 @@ mod tests {
         );
         let (copy, _) = Store::open_file(&dest)?;
         assert_eq!(copy.jobs().counts()?[&crate::JobStatus::Ready], 100);
+        Ok(())
+    }
+
+    /// The store's side: a folder planted at the store's `-journal` name
+    /// once it is open (an open refuses one planted before) fails the
+    /// backup's first read of the store, by name and permanent
+    /// (`PathRefused`, not SQLite's transient `CANTOPEN`), with the store
+    /// unchanged and nothing at the destination; removed, the backup works.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_planted_at_the_stores_journal_fails_the_backup_by_name() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open_file(&dir.path().join("chunks.db"))?;
+        store
+            .jobs()
+            .enqueue_many(&vec![NewJob::new("k", "{}"); 100])?;
+        let journal = side_file(store.path(), "-journal");
+        let _ = fs::remove_file(&journal); // TRUNCATE keeps it, empty
+        fs::create_dir(&journal).expect("plant");
+        let before = fs::read(store.path()).expect("read");
+        let dest = dir.path().join("copy.db");
+        match backup_file(store.path(), &dest).unwrap_err() {
+            Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(fs::read(store.path()).expect("read"), before);
+        for suffix in ["", ".partial", ".partial-journal", "-journal"] {
+            assert!(!side_file(&dest, suffix).exists(), "{suffix} left behind");
+        }
+        fs::remove_dir(&journal).expect("unplant");
+        let report = backup_file(store.path(), &dest)?;
+        assert!(report.rows.contains(&("mem_tree_jobs".to_owned(), 100)));
+        Ok(())
+    }
+
+    /// The copy's side: a folder planted at `<dest>.partial-journal` once
+    /// the copy exists (a backup refuses one there before it starts) is
+    /// reported by name and permanent, whichever way the store is copied
+    /// (a TRUNCATE store's byte copy: the verification's first read of the
+    /// copy meets it; a WAL store's backup API: its write of the copy
+    /// does), also when the destination is named through a linked folder
+    /// (SQLite names the copy's files by their resolved path). The store is
+    /// only read.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_planted_at_the_copys_journal_fails_the_backup_by_name() -> Result<()> {
+        for wal in [false, true] {
+            for linked in [false, true] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let live = dir.path().join("live.db");
+                let conn = indexed_database(&live);
+                if wal {
+                    let mode: String = conn
+                        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                        .expect("wal");
+                    assert_eq!(mode, "wal");
+                }
+                drop(conn);
+                let real = fs::canonicalize(dir.path())
+                    .expect("canonical")
+                    .join("real");
+                fs::create_dir(&real).expect("mkdir");
+                let folder = if linked {
+                    let link = dir.path().join("link");
+                    std::os::unix::fs::symlink(&real, &link).expect("link");
+                    link
+                } else {
+                    real.clone()
+                };
+                let partial = folder.join("copy.db.partial");
+                fs::File::create(&partial).expect("create");
+                fs::create_dir(side_file(&partial, "-journal")).expect("plant");
+                let before = fs::read(&live).expect("read");
+                let case = format!("wal {wal}, linked {linked}");
+                match write_verified(&live, &partial).unwrap_err() {
+                    Error::PathRefused { path, code, .. } => {
+                        assert_eq!(path, real.join("copy.db.partial-journal"), "{case}");
+                        assert_eq!(code, ffi::SQLITE_CANTOPEN_ISDIR, "{case}");
+                    }
+                    other => panic!("{case}: not a refusal: {other:?}"),
+                }
+                assert_eq!(fs::read(&live).expect("read"), before, "{case}");
+            }
+        }
         Ok(())
     }
 

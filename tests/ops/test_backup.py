@@ -94,6 +94,41 @@ def test_backup_never_replaces_or_sits_beside_a_file(tmp_path: Path, planted: st
     )
 
 
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_a_file_planted_at_the_stores_journal_fails_the_backup_by_name(
+    tmp_path: Path, kind: str
+) -> None:
+    """A folder or link planted at the open store's ``-journal`` name: the
+    backup's own connection meets it at its first read and the core reports
+    it as the refusal it is (permanent, naming the file; not SQLite's
+    transient CANTOPEN), the store byte for byte as it was and nothing at
+    the destination. Once it is removed the backup works."""
+    live = tmp_path / "chunks.db"
+    store = make_store(live, 20, "a")
+    journal = Path(f"{live}-journal")
+    journal.unlink(missing_ok=True)  # TRUNCATE keeps an empty one
+    if kind == "directory":
+        journal.mkdir()
+    else:
+        journal.symlink_to(os.devnull)
+    before = digest(live)
+    dest = tmp_path / "copy.db"
+    with pytest.raises(memtree.PathRefusedError) as caught:
+        store.backup(dest)
+    expected = ResultCode.CANTOPEN_ISDIR if kind == "directory" else ResultCode.CANTOPEN_SYMLINK
+    assert caught.value.extended_code == expected
+    assert caught.value.transient is False
+    assert caught.value.path is not None and Path(caught.value.path).name == journal.name
+    assert digest(live) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.db", journal.name]
+    if kind == "directory":
+        journal.rmdir()
+    else:
+        journal.unlink()
+    assert store.backup(dest).rows["mem_tree_chunks"] == 20
+    store.close()
+
+
 def test_backup_into_a_missing_folder_is_refused(tmp_path: Path) -> None:
     store = make_store(tmp_path / "chunks.db", 5, "a")
     with pytest.raises(memtree.PathRefusedError, match="folder"):
