@@ -161,7 +161,7 @@ pub fn open_bench_connection(
     let path = canonical_db_path(path)?;
     let err = |ctx: &'static str| {
         let path = path.clone();
-        move |e| Error::sqlite(ctx, &path, e)
+        move |e| crate::vfs::sqlite_or_refused(ctx, &path, e)
     };
     let mut conn = connection::open_through_vfs(&path)?;
     journal::apply_connection_pragmas(&conn, &path)?;
@@ -212,7 +212,8 @@ pub fn run_commits(
         // Outside the clock: the counters then hold this commit's I/O alone.
         vfs::reset_io_stats(&key);
         let started = Instant::now();
-        commit_batch(&mut conn, &chunks).map_err(|e| Error::sqlite("bench: commit", &key, e))?;
+        commit_batch(&mut conn, &chunks)
+            .map_err(|e| crate::vfs::sqlite_or_refused("bench: commit", &key, e))?;
         let elapsed = started.elapsed();
         if round >= warmup {
             let io = vfs::io_stats(&key);
@@ -241,7 +242,7 @@ pub fn insert_select(path: &Path, start: u64, count: usize) -> Result<Duration> 
         tx.commit()?;
         Ok(started.elapsed())
     };
-    run(&mut conn).map_err(|e| Error::sqlite("bench: insert … select", &key, e))
+    run(&mut conn).map_err(|e| crate::vfs::sqlite_or_refused("bench: insert … select", &key, e))
 }
 
 #[cfg(test)]

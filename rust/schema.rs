@@ -658,13 +658,15 @@ pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
 /// planted or attached file's): `PRAGMA trusted_schema = OFF`, no I/O.
 pub fn distrust_schema(conn: &Connection, path: &Path) -> Result<()> {
     conn.execute_batch("PRAGMA trusted_schema = OFF;")
-        .map_err(|e| Error::sqlite("distrust the schema", path, e))
+        .map_err(|e| crate::vfs::sqlite_or_refused("distrust the schema", path, e))
 }
 
 /// Brings the schema of `conn` (the database at `path`) to the current version.
 pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<MigrationReport> {
     migrate(conn).map_err(|e| match e {
-        MigrateError::Sqlite(e) => Error::sqlite("schema migration", path, e),
+        // A migration writes: its journal's open meets a file planted at
+        // the `-journal` name.
+        MigrateError::Sqlite(e) => crate::vfs::sqlite_or_refused("schema migration", path, e),
         MigrateError::TooNew { found } => Error::SchemaTooNew {
             path: path.to_owned(),
             found,
@@ -676,6 +678,38 @@ pub fn migrate_schema(conn: &mut Connection, path: &Path) -> Result<MigrationRep
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder planted at the `-journal` name after the connection opened
+    /// fails the migration (whose first read looks for a hot journal, and
+    /// whose writes need one) as the permanent refusal naming it, with the
+    /// file unchanged; removed, the migration runs.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_planted_at_the_journal_fails_the_migration_by_name() -> crate::error::Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .and_then(|c| c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);"))
+            .expect("an unmigrated database");
+        let mut conn = crate::db::connection::open_through_vfs(&path)?;
+        let journal = crate::sys::files::side_file(&path, "-journal");
+        std::fs::create_dir(&journal).expect("plant");
+        let before = std::fs::read(&path).expect("read");
+        match migrate_schema(&mut conn, &path).unwrap_err() {
+            Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, rusqlite::ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+        std::fs::remove_dir(&journal).expect("unplant");
+        assert_eq!(
+            migrate_schema(&mut conn, &path)?.to_version,
+            CURRENT_VERSION
+        );
+        Ok(())
+    }
 
     #[test]
     fn fresh_database_reaches_current_version_once() -> Result<(), MigrateError> {

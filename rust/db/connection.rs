@@ -174,7 +174,7 @@ impl Database {
     /// `CANTOPEN` is transient, and a worker would retry a path that cannot
     /// work until someone removes the file.
     pub fn err<'a>(&'a self, context: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
-        move |e| crate::vfs::refused_open_or(&self.path, Error::sqlite(context, &self.path, e))
+        move |e| crate::vfs::sqlite_or_refused(context, &self.path, e)
     }
 
     /// Copies the (corrupt) file aside and rebuilds it in place, on the same
@@ -193,6 +193,7 @@ impl Database {
         let _init = lock(&init_lock);
         let mut guard = lock(&self.conn);
         if !self.still_at_path() {
+            // Plain Error::sqlite: a code memtree chose (the file moved), no open behind it.
             return Err(Error::sqlite(
                 "quarantine",
                 &self.path,
@@ -473,6 +474,7 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     crate::vfs::register().map_err(|code| {
+        // Plain Error::sqlite: registering the VFS opens no file.
         Error::sqlite(
             "register the memtree VFS",
             path,
@@ -480,13 +482,14 @@ pub fn open_through_vfs(path: &Path) -> Result<Connection> {
         )
     })?;
     let conn = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::VFS_NAME)
-        .map_err(|e| crate::vfs::refused_open_or(path, Error::sqlite("open", path, e)))?;
+        .map_err(|e| crate::vfs::sqlite_or_refused("open", path, e))?;
     // Before the first read: the open's own checks read the schema, and
     // until now they waited under rusqlite's default `busy_timeout`, whose
     // 100 ms sleeps miss the instants between another process's back-to-back
     // commits (see crate::db::busy): an open during a busy ingest could end
     // in BusyError where every later statement would have got through.
-    crate::db::busy::install(&conn).map_err(|e| Error::sqlite("set busy handler", path, e))?;
+    crate::db::busy::install(&conn)
+        .map_err(|e| crate::vfs::sqlite_or_refused("set busy handler", path, e))?;
     schema::distrust_schema(&conn, path)?;
     Ok(conn)
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::error::classify::{classify_error, ErrorClass};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys::files::sync_parent_dir;
+use crate::vfs::sqlite_or_refused;
 
 /// The journal mode memtree runs on.
 pub const TARGET_JOURNAL_MODE: &str = "truncate";
@@ -28,7 +29,7 @@ pub struct JournalSetup {
 /// the platter on macOS. The journal pragma returns the mode actually in
 /// force, which is checked rather than assumed.
 pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
-    let err = |ctx: &'static str| move |e| Error::sqlite(ctx, path, e);
+    let err = |ctx: &'static str| move |e| sqlite_or_refused(ctx, path, e);
     apply_connection_pragmas(conn, path)?;
     let before =
         query_journal_mode(conn, "PRAGMA journal_mode").map_err(err("read journal mode"))?;
@@ -56,7 +57,7 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<JournalSetup> {
 /// installs it before the open's first read, on every connection this runs on.
 pub fn apply_connection_pragmas(conn: &Connection, path: &Path) -> Result<()> {
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA fullfsync = ON;")
-        .map_err(|e| Error::sqlite("set connection pragmas", path, e))
+        .map_err(|e| sqlite_or_refused("set connection pragmas", path, e))
 }
 
 fn query_journal_mode(conn: &Connection, sql: &str) -> rusqlite::Result<String> {
@@ -72,7 +73,7 @@ fn checkpoint_wal(conn: &Connection, path: &Path) -> Result<()> {
     // fails too and is reported as a journal warning, with the -wal left in
     // place and nothing lost.
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .map_err(|e| Error::sqlite("checkpoint the WAL before migration", path, e))
+        .map_err(|e| sqlite_or_refused("checkpoint the WAL before migration", path, e))
 }
 
 /// Asks for TRUNCATE and returns the mode SQLite actually reports. A refusal
@@ -84,7 +85,7 @@ fn switch_to_truncate(conn: &Connection, before: &str, path: &Path) -> Result<St
         // Leaving WAL needs an exclusive lock; another connection holding the
         // file makes SQLite answer BUSY/LOCKED instead of the old mode.
         Err(e) if classify_error(&e) == ErrorClass::Busy => Ok(before.to_owned()),
-        Err(e) => Err(Error::sqlite("switch journal mode", path, e)),
+        Err(e) => Err(sqlite_or_refused("switch journal mode", path, e)),
     }
 }
 
@@ -97,4 +98,46 @@ pub fn journal_warning(mode: &str, path: &Path) -> Option<String> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database a prior release left in WAL mode, with a folder planted
+    /// at its `-journal` name after the connection opened: the journal
+    /// setup (its first read, of the journal mode, looks for a hot journal) fails as
+    /// the permanent refusal naming the folder, and the file stays in WAL
+    /// mode with its rows; removed, the setup leaves WAL.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_planted_at_the_journal_fails_the_setup_by_name() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.db");
+        let old = Connection::open(&path).expect("open");
+        let mode: String = old
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .expect("wal");
+        assert_eq!(mode, "wal");
+        old.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .expect("write");
+        drop(old);
+        let conn = crate::db::connection::open_through_vfs(&path)?;
+        let journal = crate::sys::files::side_file(&path, "-journal");
+        std::fs::create_dir(&journal).expect("plant");
+        let before = std::fs::read(&path).expect("read");
+        match configure(&conn, &path).unwrap_err() {
+            crate::error::Error::PathRefused { path, code, .. } => {
+                assert_eq!(path, journal);
+                assert_eq!(code, rusqlite::ffi::SQLITE_CANTOPEN_ISDIR);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+        std::fs::remove_dir(&journal).expect("unplant");
+        let setup = configure(&conn, &path)?;
+        assert_eq!(setup.journal_mode, TARGET_JOURNAL_MODE);
+        assert!(setup.migrated_from_wal);
+        Ok(())
+    }
 }
