@@ -23,7 +23,6 @@ use rusqlite::OpenFlags;
 use super::backup::{open_vfs, sqlite_err};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
-use crate::vfs::OrRefused;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,10 +71,9 @@ pub fn compact(store: &Store) -> Result<CompactReport> {
 /// [`compact`] of the file at `db` with the free-space probe given (tests
 /// pass a small disk).
 pub fn compact_checked(db: &Path, free: impl Fn(&Path) -> Result<u64>) -> Result<CompactReport> {
-    // `open_vfs` builds plain SQLite errors: a file planted at a side-file
-    // name is reported as the refusal it is, as every error below.
-    let conn = open_vfs(db, OpenFlags::SQLITE_OPEN_READ_WRITE, "compact: open")
-        .map_err(|e| e.or_refused(db))?;
+    // A file planted at a side-file name is reported as the refusal it is,
+    // by `open_vfs` as by every error below.
+    let conn = open_vfs(db, OpenFlags::SQLITE_OPEN_READ_WRITE, "compact: open")?;
     let err = |e| crate::vfs::sqlite_or_refused("compact", db, e);
     conn.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
         .map_err(err)?;

@@ -38,12 +38,11 @@ use std::time::Duration;
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
-use super::backup::{self, backup_file, census, open_vfs, verify, RowCounts};
+use super::backup::{backup_file, census, open_vfs, sqlite_err, verify, RowCounts};
 use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
 use crate::recovery::main_file::{self, start_backup};
 use crate::sys::files::{aside_path, create_exclusive};
-use crate::vfs::OrRefused;
 
 /// How long the restore waits for other connections' locks.
 const RESTORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,12 +58,6 @@ pub struct RestoreReport {
     pub schema_version: i64,
     /// Rows per table, as verified in the restored store.
     pub rows: Vec<(String, i64)>,
-}
-
-/// `backup`'s error for a bare result code, or the refusal of a file
-/// planted at a side-file name of `path` behind it ([`crate::vfs::OrRefused::or_refused`]).
-fn sqlite_err(context: &str, path: &Path, rc: c_int) -> Error {
-    backup::sqlite_err(context, path, rc).or_refused(path)
 }
 
 fn refused(path: &Path, code: c_int, reason: impl Into<String>) -> Error {
@@ -103,11 +96,11 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             "no backup at this path",
         ));
     }
-    // `backup`'s helpers build plain SQLite errors: a file planted beside
-    // the backup is reported as the refusal it is.
+    // `backup`'s helpers report a file planted beside the backup as the
+    // refusal it is already; a file that is no database is refused here.
     let not_a_database = |e: Error| match e.sqlite_code() {
         Some(ffi::SQLITE_NOTADB) => refused(backup, ffi::SQLITE_NOTADB, "not an SQLite database"),
-        _ => e.or_refused(backup),
+        _ => e,
     };
     let conn = open_vfs(
         backup,
@@ -136,7 +129,7 @@ fn open_backup(backup: &Path) -> Result<(Connection, i64, RowCounts)> {
             supported: crate::schema::CURRENT_VERSION,
         });
     }
-    verify(backup, version, &rows).map_err(|e| e.or_refused(backup))?;
+    verify(backup, version, &rows)?;
     Ok((conn, version, rows))
 }
 
@@ -207,7 +200,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
     let (source, version, rows) = open_backup(backup)?;
     let Some(meta) = regular_file(live, "store")? else {
         drop(source);
-        let report = backup_file(backup, live).map_err(|e| e.or_refused(backup))?;
+        let report = backup_file(backup, live)?;
         return Ok(RestoreReport {
             path: live.to_owned(),
             replaced: None,
@@ -229,8 +222,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
         live,
         OpenFlags::SQLITE_OPEN_READ_WRITE,
         "restore: open the store",
-    )
-    .map_err(|e| e.or_refused(live))?;
+    )?;
     dest.execute_batch("PRAGMA journal_mode = TRUNCATE; PRAGMA synchronous = FULL;")
         .map_err(|e| crate::vfs::sqlite_or_refused("restore: set up the store", live, e))?;
     let replaced = restore_in_place(&source, &dest, live)?;
@@ -248,7 +240,7 @@ pub fn restore_file(backup: &Path, live: &Path) -> Result<RestoreReport> {
             ffi::SQLITE_BUSY,
         ));
     }
-    verify(live, version, &rows).map_err(|e| e.or_refused(live))?;
+    verify(live, version, &rows)?;
     Ok(RestoreReport {
         path: live.to_owned(),
         replaced: Some(replaced),
