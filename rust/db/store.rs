@@ -377,6 +377,7 @@ impl Store {
         });
         let failure = match outcome {
             Ok(lines) if lines.len() == 1 && lines[0] == "ok" => return Ok(lines),
+            // Plain Error::sqlite: the check's verdict, CORRUPT, a code memtree chose.
             Ok(lines) => Error::sqlite(
                 pragma,
                 db.path(),

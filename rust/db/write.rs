@@ -53,6 +53,7 @@ impl SharedError {
         let context = format!("{context} (group commit)");
         match self {
             SharedError::Failed(e) => copy_error(e, &context, path),
+            // Plain Error::sqlite: ABORT, a code memtree chose for a panic.
             SharedError::Abandoned => Error::sqlite(
                 &context,
                 path,
@@ -99,8 +100,11 @@ fn copy_error(e: &Error, context: &str, path: &Path) -> Error {
                     Some(other.to_string()),
                 ),
             };
+            // Plain Error::sqlite: a copy of an error its connection's owner
+            // mapped already (`Database::err`): a refusal is `PathRefused`.
             Error::sqlite(context, path, copy)
         }
+        // Plain Error::sqlite: a copy of an error of another kind, by its code.
         other => Error::sqlite(
             context,
             path,

@@ -327,30 +327,98 @@ impl std::error::Error for Error {
 mod tests {
     use std::path::Path;
 
-    /// Every SQLite error of an operation that opens connections of its own
-    /// is built by the mapped constructor, so a file planted at a side-file
-    /// name is reported as the refusal it is by the core itself. `backup.rs`
-    /// is the one exception left: `From<Error> for PyErr` maps its errors.
-    #[test]
-    fn own_connection_operations_build_mapped_sqlite_errors() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust");
-        let mut plain = Vec::new();
-        for folder in ["ops", "recovery"] {
-            let entries = std::fs::read_dir(root.join(folder)).expect("list the sources");
-            for entry in entries {
-                let path = entry.expect("entry").path();
-                if path.file_name().is_some_and(|n| n == "backup.rs") {
+    /// What the scan looks for. Built, so that this file does not hold it.
+    const PLAIN: &str = concat!("Error::", "sqlite(");
+    /// The comment that lets a plain site stand, with its reason after it.
+    const MARK: &str = concat!("// Plain Error::", "sqlite: ");
+
+    /// The plain `Error::sqlite` calls under `dir`, as `file:line`, other
+    /// than the refusal module's (which builds the error it maps) and those
+    /// whose comment just above (the block of `//` lines touching the call)
+    /// has a line starting with [`MARK`] that says why no refused file can
+    /// be the site's cause.
+    fn unmarked_plain_sqlite_errors(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("list the sources")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                found.extend(unmarked_plain_sqlite_errors(&path));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("vfs/refusal.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a source");
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.contains(PLAIN) {
                     continue;
                 }
-                let text = std::fs::read_to_string(&path).expect("read a source");
-                if text.contains("Error::sqlite(") {
-                    plain.push(path.display().to_string());
+                let marked = lines[..i]
+                    .iter()
+                    .rev()
+                    .map(|l| l.trim_start())
+                    .take_while(|l| l.starts_with("//"))
+                    .any(|l| l.starts_with(MARK));
+                if !marked {
+                    found.push(format!("{}:{}", path.display(), i + 1));
                 }
             }
         }
+        found
+    }
+
+    /// Every SQLite error in the crate is built by the mapped constructor
+    /// (`crate::vfs::sqlite_or_refused`, which `Database::err` calls too),
+    /// so a file planted at a side-file name is the refusal it is when the
+    /// core returns it, and nothing after the core maps it again. A plain
+    /// `Error::sqlite` stands only where its comment says why no refused
+    /// file can be behind it (a code memtree chose, a copy of an error
+    /// mapped already, a database that is none of the store's files).
+    #[test]
+    fn every_sqlite_error_is_mapped_to_the_refusal_behind_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust");
+        let plain = unmarked_plain_sqlite_errors(&root);
         assert!(
             plain.is_empty(),
-            "plain Error::sqlite (use crate::vfs::sqlite_or_refused) in {plain:?}"
+            "a plain SQLite error (build it with crate::vfs::sqlite_or_refused, \
+             or say above it why no refused file can be its cause) at {plain:?}"
+        );
+    }
+
+    /// The scan finds an unmarked call, in a nested folder, also one whose
+    /// comment is not just above it, and lets a marked one and the refusal
+    /// module's stand.
+    #[test]
+    fn the_scan_finds_an_unmarked_plain_sqlite_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops = dir.path().join("ops");
+        let vfs = dir.path().join("vfs");
+        std::fs::create_dir_all(&ops).expect("mkdir");
+        std::fs::create_dir_all(&vfs).expect("mkdir");
+        let call = format!("    let e = {PLAIN}\"ctx\", path, e);\n");
+        let file = |name: &str, body: String| {
+            std::fs::write(ops.join(name), format!("fn f() {{\n{body}}}\n")).expect("write");
+        };
+        file("plain.rs", call.clone());
+        file(
+            "marked.rs",
+            format!("    {MARK}a code memtree chose.\n{call}"),
+        );
+        file(
+            "far.rs",
+            format!("    {MARK}a code memtree chose.\n    let x = 1;\n{call}"),
+        );
+        std::fs::write(vfs.join("refusal.rs"), &call).expect("write");
+        let found = unmarked_plain_sqlite_errors(dir.path());
+        let ops = ops.display();
+        assert_eq!(
+            found,
+            vec![format!("{ops}/far.rs:4"), format!("{ops}/plain.rs:2")]
         );
     }
 }

@@ -16,7 +16,6 @@ use pyo3::PyTypeInfo;
 use crate::error::classify::{self, ErrorClass};
 use crate::error::codes;
 use crate::error::Error;
-use crate::vfs::OrRefused;
 
 pyo3::import_exception!(memtree.errors, TransientIOError);
 pyo3::import_exception!(memtree.errors, BusyError);
@@ -150,19 +149,9 @@ fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
 impl From<Error> for PyErr {
     #[cold]
     fn from(err: Error) -> PyErr {
-        // The core maps a side file memtree's VFS refused where it builds
-        // the error (`Database::err`, `vfs::sqlite_or_refused`), except
-        // `backup` (rust/ops/backup.rs), whose own connections still build
-        // plain `Error::sqlite`: until they use the mapped constructor the
-        // mapping runs once more here, where every error leaves for Python
-        // (a no-op for an error the core mapped already).
-        let err = match err {
-            Error::Sqlite { ref path, .. } => {
-                let path = path.clone();
-                err.or_refused(&path)
-            }
-            other => other,
-        };
+        // A side file memtree's VFS refused is `Error::PathRefused` already:
+        // the core maps it where it builds the error
+        // (`crate::vfs::sqlite_or_refused`), so nothing is mapped twice.
         match err {
             Error::InvalidInput { .. } => PyValueError::new_err(err.to_string()),
             other => Python::attach(|py| build(py, &other).unwrap_or_else(|failure| failure)),
@@ -235,6 +224,7 @@ fn variant_name(err: &Error) -> &'static str {
 fn samples() -> Vec<Error> {
     let path = Path::new("/nonexistent/memtree-sample.db");
     let sqlite = |code: i32| {
+        // Plain Error::sqlite: a sample with a fixed code, of no connection.
         Error::sqlite(
             "sample",
             path,

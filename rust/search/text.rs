@@ -417,8 +417,12 @@ pub(crate) fn match_query(query: &str, syntax: Syntax, path: &std::path::Path) -
     let fts = match syntax {
         Syntax::Fts5 if query.trim().is_empty() => None,
         Syntax::Fts5 => Some(query.to_owned()),
-        Syntax::Words => words_query(query)
-            .map_err(|e| Error::sqlite("search_text: tokenise the query", path, e))?,
+        Syntax::Words => words_query(query).map_err(|e| {
+            // Plain Error::sqlite: the tokenizer runs in a private in-memory
+            // database, never on the store's files: a refusal noted for the
+            // store is not this failure's cause.
+            Error::sqlite("search_text: tokenise the query", path, e)
+        })?,
     };
     fts.ok_or_else(|| {
         Error::invalid(
