@@ -32,6 +32,12 @@ SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
 
 BASE_TIME = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone.utc)
 
+# memtree's busy budget (rust/db/busy.rs), and the one the tests that wait a
+# lock out set instead (the `short_busy_timeout` fixture): long enough for
+# the handler's many retries, short enough not to cost the suite 5 s a test.
+DEFAULT_BUSY_TIMEOUT = 5.0
+SHORT_BUSY_TIMEOUT = 0.3
+
 ChunkFactory = Callable[..., memtree.Chunk]
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 //! The busy handler every memtree connection installs: short, jittered
-//! retries for up to [`BUSY_TIMEOUT`], polling faster the longer a call has
-//! waited.
+//! retries for up to [`BUSY_TIMEOUT`] (a test may set another budget for its
+//! process: [`set_timeout`]), polling faster the longer a call has waited.
 //!
 //! Why not `sqlite3_busy_timeout`: its built-in handler sleeps 1, 2, 5, 10,
 //! … ms and then 100 ms between tries. On a rollback journal a lock is free
@@ -15,15 +15,48 @@
 //! nearly every free instant and lets the oldest waiter win most of them.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::error::{Error, Result};
 
 /// How long a statement keeps retrying a lock held by another connection
 /// before it fails with `SQLITE_BUSY` (`memtree.BusyError`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a read keeps trying, in turns of [`BUSY_TIMEOUT`], before it
+/// The longest budget [`set_timeout`] takes.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The budget in force, in microseconds: [`BUSY_TIMEOUT`] unless a test set
+/// another ([`set_timeout`]).
+static TIMEOUT_US: AtomicU64 = AtomicU64::new(BUSY_TIMEOUT.as_micros() as u64);
+
+/// Sets how long every busy wait of this process lasts before it fails with
+/// `SQLITE_BUSY`; returns the previous budget. A test seam
+/// (`memtree.testing.set_busy_timeout`): a test proves that a held lock is
+/// waited for and then reported as busy with a small budget rather than by
+/// waiting out the real 5 s. More than [`MAX_BUSY_TIMEOUT`] is refused and
+/// changes nothing.
+pub fn set_timeout(budget: Duration) -> Result<Duration> {
+    if budget > MAX_BUSY_TIMEOUT {
+        return Err(Error::invalid(
+            "seconds",
+            format!("must be at most {} seconds", MAX_BUSY_TIMEOUT.as_secs()),
+        ));
+    }
+    // At most 6e7 microseconds: the cast cannot truncate.
+    let previous = TIMEOUT_US.swap(budget.as_micros() as u64, Ordering::Relaxed);
+    Ok(Duration::from_micros(previous))
+}
+
+/// The busy budget in force now: [`BUSY_TIMEOUT`] unless a test set another.
+pub fn timeout() -> Duration {
+    Duration::from_micros(TIMEOUT_US.load(Ordering::Relaxed))
+}
+
+/// How long a read keeps trying, in turns of the busy budget, before it
 /// fails with `SQLITE_BUSY`. A read changes nothing and holds no lock between
 /// tries, so on a loaded machine (a starved process, a steady stream of
 /// writers from other processes) it waits longer than a write may.
@@ -83,7 +116,8 @@ fn on_busy(count: i32) -> bool {
         }
     });
     let waited = now.saturating_duration_since(started);
-    if waited >= BUSY_TIMEOUT {
+    let budget = timeout();
+    if waited >= budget {
         return false;
     }
     let mean = if waited >= URGENT_AFTER {
@@ -92,7 +126,7 @@ fn on_busy(count: i32) -> bool {
         NAP
     };
     // Never sleep past the deadline.
-    std::thread::sleep(jittered(mean).min(BUSY_TIMEOUT - waited));
+    std::thread::sleep(jittered(mean).min(budget - waited));
     true
 }
 
@@ -130,6 +164,16 @@ mod tests {
             let d = jittered(NAP);
             assert!(d >= NAP / 2 && d <= NAP * 3 / 2, "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_budget_past_the_maximum_is_refused_and_changes_nothing() {
+        // No test of this crate sets a budget (they run in parallel in one
+        // process): the default is in force.
+        let err = set_timeout(MAX_BUSY_TIMEOUT + Duration::from_millis(1))
+            .expect_err("past the maximum");
+        assert!(err.to_string().contains("seconds"), "{err}");
+        assert_eq!(timeout(), BUSY_TIMEOUT);
     }
 
     #[test]
