@@ -87,13 +87,20 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         _: *mut std::ffi::c_void,
         count: std::ffi::c_int,
     ) -> std::ffi::c_int {
-        std::ffi::c_int::from(on_busy(count))
+        std::ffi::c_int::from(on_busy(count, timeout()))
     }
+    set_handler(conn, trampoline)
+}
+
+/// A busy callback as SQLite calls it: `(user pointer, retries so far)`.
+type Handler = unsafe extern "C" fn(*mut std::ffi::c_void, std::ffi::c_int) -> std::ffi::c_int;
+
+fn set_handler(conn: &Connection, handler: Handler) -> rusqlite::Result<()> {
     // SAFETY: the handle is valid for the life of `conn`; the callback is a
     // plain function that captures nothing, so the null user pointer is
     // never read.
     let rc = unsafe {
-        rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(trampoline), std::ptr::null_mut())
+        rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(handler), std::ptr::null_mut())
     };
     if rc == rusqlite::ffi::SQLITE_OK {
         Ok(())
@@ -105,8 +112,9 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-/// SQLite's busy callback: `true` to retry, `false` to give up with BUSY.
-fn on_busy(count: i32) -> bool {
+/// SQLite's busy callback, given the `budget` of a wait: `true` to retry,
+/// `false` to give up with BUSY.
+fn on_busy(count: i32, budget: Duration) -> bool {
     let now = Instant::now();
     let started = WAIT_STARTED.with(|s| match s.get() {
         Some(t) if count > 0 => t,
@@ -116,7 +124,6 @@ fn on_busy(count: i32) -> bool {
         }
     });
     let waited = now.saturating_duration_since(started);
-    let budget = timeout();
     if waited >= budget {
         return false;
     }
@@ -170,20 +177,32 @@ mod tests {
     fn a_budget_past_the_maximum_is_refused_and_changes_nothing() {
         // No test of this crate sets a budget (they run in parallel in one
         // process): the default is in force.
-        let err = set_timeout(MAX_BUSY_TIMEOUT + Duration::from_millis(1))
-            .expect_err("past the maximum");
+        let err =
+            set_timeout(MAX_BUSY_TIMEOUT + Duration::from_millis(1)).expect_err("past the maximum");
         assert!(err.to_string().contains("seconds"), "{err}");
         assert_eq!(timeout(), BUSY_TIMEOUT);
     }
 
+    /// The handler with a short budget, so the test below need not wait 5 s
+    /// (the tests of this crate share one process: setting the process's
+    /// budget would shorten the waits of tests running beside it).
+    const SHORT_BUDGET: Duration = Duration::from_millis(300);
+
+    unsafe extern "C" fn short_handler(
+        _: *mut std::ffi::c_void,
+        count: std::ffi::c_int,
+    ) -> std::ffi::c_int {
+        std::ffi::c_int::from(on_busy(count, SHORT_BUDGET))
+    }
+
     #[test]
-    fn a_held_lock_is_waited_for_then_reported_busy_after_the_timeout() -> rusqlite::Result<()> {
+    fn a_held_lock_is_waited_for_then_reported_busy_after_the_budget() -> rusqlite::Result<()> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("busy.db");
         let mut holder = Connection::open(&path)?;
         holder.execute_batch("CREATE TABLE t (x)")?;
         let waiter = Connection::open(&path)?;
-        install(&waiter)?;
+        set_handler(&waiter, short_handler)?;
         let tx = holder.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         let start = Instant::now();
         let err = waiter
@@ -191,11 +210,22 @@ mod tests {
             .expect_err("the lock is held throughout");
         let waited = start.elapsed();
         assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy));
-        assert!(waited >= BUSY_TIMEOUT, "gave up after {waited:?}");
-        assert!(waited < BUSY_TIMEOUT + Duration::from_secs(2), "{waited:?}");
+        assert!(waited >= SHORT_BUDGET, "gave up after {waited:?}");
+        assert!(waited < SHORT_BUDGET + Duration::from_secs(2), "{waited:?}");
         tx.rollback()?;
         // Released: the same waiter now gets through at once.
         waiter.execute("INSERT INTO t VALUES (1)", [])?;
+        Ok(())
+    }
+
+    #[test]
+    fn installed_connections_wait_the_process_budget_5_s_by_default() -> rusqlite::Result<()> {
+        // What `install` hands SQLite reads `timeout()` at every retry; no
+        // test of this crate sets it, so it is the default.
+        assert_eq!(BUSY_TIMEOUT, Duration::from_secs(5));
+        assert_eq!(timeout(), BUSY_TIMEOUT);
+        let conn = Connection::open_in_memory()?;
+        install(&conn)?;
         Ok(())
     }
 }
