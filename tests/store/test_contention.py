@@ -93,7 +93,9 @@ def test_a_read_waits_out_a_writer_longer_than_the_write_timeout(
     # budget a write may wait (README, "Many processes on one file"); the
     # budget is shortened from 5 s, the rule is the same.
     store.jobs.enqueue("k", {})
-    hold = short_busy_timeout * 6
+    # Outlasts the write's wait (one budget) and the read's first try (another)
+    # by 1.5 s: the read gets through only by trying again.
+    hold = short_busy_timeout * 7
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(HOLD_ONCE), str(store.path), str(hold)],
         stdout=subprocess.PIPE,
