@@ -10,6 +10,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,12 @@ from memtree import testing
 SOAK_SCALE = int(os.environ.get("MEMTREE_SOAK_SCALE", "1"))
 
 BASE_TIME = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+# memtree's busy budget (rust/db/busy.rs), and the one the tests that wait a
+# lock out set instead (the `short_busy_timeout` fixture): long enough for
+# the handler's many retries, short enough not to cost the suite 5 s a test.
+DEFAULT_BUSY_TIMEOUT = 5.0
+SHORT_BUSY_TIMEOUT = 0.3
 
 ChunkFactory = Callable[..., memtree.Chunk]
 T = TypeVar("T")
@@ -265,11 +272,48 @@ def run_child(body: str, *args: str, timeout: float = 60) -> subprocess.Complete
 # most of each crash point's time, and it is not what a crash loop tests:
 # the child is still a process of its own, which the crash simulation ends
 # with `_exit`. The server never opens a store, so no child inherits a
-# connection.
+# connection. The server itself kills a child that runs past its request's
+# timeout: only the process that reaps a child can signal it without the
+# risk that its pid already names another process. `KILL_SIGNAL` is set
+# before the prelude runs, so a test of the runner can make that kill a
+# no-op (and the server hang on the child, see test_child_runner.py).
 FORK_SERVER = r"""
-import json, os, sys, traceback
+import json, os, select, signal, sys, time, traceback
+KILL_SIGNAL = signal.SIGKILL
 exec(compile(sys.argv[1], "<prelude>", "exec"))
 template = dict(globals())
+
+
+def reap(pid, timeout):
+    # (wait status, whether the child ran past `timeout` and was killed).
+    # Woken by a pidfd where Linux has one, else by polling.
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    deadline = time.monotonic() + timeout
+    nap = 0.001
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status, False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if pidfd is None:
+                time.sleep(min(nap, left))
+                nap = min(nap * 2, 0.05)
+            else:
+                select.select([pidfd], [], [], left)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    # Not reaped yet, so the pid is still this child's.
+    os.kill(pid, KILL_SIGNAL)
+    return os.waitpid(pid, 0)[1], True
+
+
 for line in sys.stdin:
     request = json.loads(line)
     sys.stdout.flush()
@@ -292,19 +336,54 @@ for line in sys.stdin:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+    status, overran = reap(pid, request["timeout"])
+    answer = {"pid": pid, "code": os.waitstatus_to_exitcode(status), "overran": overran}
+    print(json.dumps(answer), flush=True)
 """
 
 ChildRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
+class ChildTimeout(AssertionError):
+    """A child of :func:`child_runner` ran past its timeout and was killed (or
+    the fork server did not answer, and it was killed with its children): a
+    hung child fails its test instead of hanging the suite."""
+
+    def __init__(self, message: str, pid: int | None, stdout: str, stderr: str) -> None:
+        super().__init__(message)
+        #: The child's pid (None if the server never said it).
+        self.pid = pid
+        #: What the child had written when it was killed.
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def _child_name(runs: int, body: str) -> str:
+    """``child 3 ('first line of its body')``: which child a failure is about."""
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return f"child {runs} ({first[:60]!r}{'...' if len(lines) > 1 or len(first) > 60 else ''})"
+
+
+def _tail(text: str, chars: int = 2000) -> str:
+    return text if len(text) <= chars else "..." + text[-chars:]
+
+
 @contextmanager
-def child_runner(folder: Path, prelude: str = CHILD_PRELUDE) -> Iterator[ChildRunner]:
+def child_runner(
+    folder: Path, prelude: str = CHILD_PRELUDE, *, server_grace: float = 30
+) -> Iterator[ChildRunner]:
     """Yields ``run(body, *args, timeout=60)``, which does what
     :func:`run_child` does (``prelude + body`` in a child process with
     ``args`` in ``sys.argv[1:]``; its exit code, stdout and stderr) in a fork
     of one server process (see ``FORK_SERVER``), where there is ``fork``;
-    elsewhere it is :func:`run_child`. ``folder`` holds the outputs."""
+    elsewhere it is :func:`run_child`. ``folder`` holds the outputs.
+
+    A child still running after ``timeout`` seconds is killed and ``run``
+    raises :class:`ChildTimeout`; should the server not answer within
+    ``server_grace`` seconds more, it is killed with every child it forked
+    (its process group) and ``run`` raises the same. Either way no process
+    is left behind and the test fails instead of hanging."""
     if not hasattr(os, "fork"):
         yield lambda body, *args, timeout=60: run_child(body, *args, timeout=timeout)
         return
@@ -313,34 +392,84 @@ def child_runner(folder: Path, prelude: str = CHILD_PRELUDE) -> Iterator[ChildRu
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        # Its own process group: one signal ends it and every child it forked.
+        start_new_session=True,
     ) as server:
         assert server.stdin is not None and server.stdout is not None
         stdin, stdout = server.stdin, server.stdout
         runs = 0
+        killed = False  # by kill_server: its exit status says nothing then
+
+        def kill_server() -> None:
+            nonlocal killed
+            killed = True
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:  # already gone, children too
+                pass
+            server.wait()
 
         def run(body: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
             nonlocal runs
             runs += 1
             out, err = folder / f"child-{runs}.out", folder / f"child-{runs}.err"
-            request = {"body": body, "args": list(args), "stdout": str(out), "stderr": str(err)}
+            request = {
+                "body": body,
+                "args": list(args),
+                "stdout": str(out),
+                "stderr": str(err),
+                "timeout": timeout,
+            }
             stdin.write(json.dumps(request) + "\n")
             stdin.flush()
-            ready, _, _ = select.select([stdout], [], [], timeout)
-            assert ready, f"the child still ran after {timeout} s"
-            line = stdout.readline()
-            assert line, f"the fork server died (rc {server.poll()})"
-            result = subprocess.CompletedProcess(
-                ["fork", *args], int(line), out.read_text(), err.read_text()
-            )
-            out.unlink()
-            err.unlink()
-            return result
+            ready, _, _ = select.select([stdout], [], [], timeout + server_grace)
+            if not ready:
+                kill_server()
+            line = stdout.readline() if ready else ""
+            outputs = [p.read_text() if p.exists() else "" for p in (out, err)]
+            for p in (out, err):
+                p.unlink(missing_ok=True)
+            name = _child_name(runs, body)
+            if not ready:
+                raise ChildTimeout(
+                    f"{name} still ran after {timeout} s and the fork server did not answer "
+                    f"within {server_grace} s more: killed it and its children; the child's "
+                    f"stderr: {_tail(outputs[1])}",
+                    None,
+                    *outputs,
+                )
+            assert line, f"the fork server died (rc {server.poll()}) running {name}"
+            answer = json.loads(line)
+            if answer["overran"]:
+                raise ChildTimeout(
+                    f"{name}, pid {answer['pid']}, still ran after {timeout} s: killed; "
+                    f"its stderr: {_tail(outputs[1])}",
+                    answer["pid"],
+                    *outputs,
+                )
+            return subprocess.CompletedProcess(["fork", *args], answer["code"], *outputs)
 
         try:
             yield run
-        finally:
-            stdin.close()
-            assert server.wait(timeout=30) == 0
+        except BaseException:
+            # The test failed; the server waits for its next request (every
+            # run has its answer, or killed it): end of input ends it.
+            with suppress(OSError):
+                stdin.close()
+            try:
+                server.wait(timeout=server_grace)
+            except subprocess.TimeoutExpired:
+                kill_server()
+            raise
+        stdin.close()
+        try:
+            rc = server.wait(timeout=server_grace)
+        except subprocess.TimeoutExpired:
+            kill_server()
+            raise AssertionError(
+                f"the fork server still ran {server_grace} s after its last request: killed"
+            ) from None
+        assert killed or rc == 0, f"the fork server exited with {rc}"
 
 
 # --- the open-time recovery contract (issue 9) --------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "VfsMethod",
     "abort_erasure_at",
     "arm_crash",
+    "busy_timeout",
     "circuit_status",
     "clear_copy_fault",
     "clear_fault",
@@ -39,6 +40,7 @@ __all__ = [
     "open_counters",
     "reset_io_stats",
     "set_adopt_check_budget",
+    "set_busy_timeout",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -256,6 +258,29 @@ def set_adopt_check_budget(seconds: float) -> float:
     ``TypeError`` for a non-number, ``ValueError`` for a negative, non-finite
     or longer than an hour budget (nothing changes then)."""
     return _hooks.set_adopt_check_budget(seconds)
+
+
+def set_busy_timeout(seconds: float) -> float:
+    """How long every busy wait of this process (each statement that meets a
+    lock another connection holds) lasts before it fails with
+    :class:`memtree.BusyError`; returns the previous budget (default 5 s).
+    A test proves a wait and its typed failure with a small budget rather
+    than by waiting out the real one; :func:`busy_timeout` restores it.
+    ``TypeError`` for a non-number, ``ValueError`` for a negative, non-finite
+    or longer than a minute budget (nothing changes then)."""
+    return _hooks.set_busy_timeout(seconds)
+
+
+@contextmanager
+def busy_timeout(seconds: float) -> Iterator[float]:
+    """Context manager form of :func:`set_busy_timeout`: the budget is
+    ``seconds`` inside the block and the previous one again after it. Yields
+    the previous budget (5.0 unless something else set one)."""
+    previous = set_busy_timeout(seconds)
+    try:
+        yield previous
+    finally:
+        set_busy_timeout(previous)
 
 
 def set_group_commit_limit(calls: int) -> int:

@@ -1,6 +1,6 @@
 //! The busy handler every memtree connection installs: short, jittered
-//! retries for up to [`BUSY_TIMEOUT`], polling faster the longer a call has
-//! waited.
+//! retries for up to [`BUSY_TIMEOUT`] (a test may set another budget for its
+//! process: [`set_timeout`]), polling faster the longer a call has waited.
 //!
 //! Why not `sqlite3_busy_timeout`: its built-in handler sleeps 1, 2, 5, 10,
 //! … ms and then 100 ms between tries. On a rollback journal a lock is free
@@ -15,15 +15,48 @@
 //! nearly every free instant and lets the oldest waiter win most of them.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::error::{Error, Result};
 
 /// How long a statement keeps retrying a lock held by another connection
 /// before it fails with `SQLITE_BUSY` (`memtree.BusyError`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a read keeps trying, in turns of [`BUSY_TIMEOUT`], before it
+/// The longest budget [`set_timeout`] takes.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The budget in force, in microseconds: [`BUSY_TIMEOUT`] unless a test set
+/// another ([`set_timeout`]).
+static TIMEOUT_US: AtomicU64 = AtomicU64::new(BUSY_TIMEOUT.as_micros() as u64);
+
+/// Sets how long every busy wait of this process lasts before it fails with
+/// `SQLITE_BUSY`; returns the previous budget. A test seam
+/// (`memtree.testing.set_busy_timeout`): a test proves that a held lock is
+/// waited for and then reported as busy with a small budget rather than by
+/// waiting out the real 5 s. More than [`MAX_BUSY_TIMEOUT`] is refused and
+/// changes nothing.
+pub fn set_timeout(budget: Duration) -> Result<Duration> {
+    if budget > MAX_BUSY_TIMEOUT {
+        return Err(Error::invalid(
+            "seconds",
+            format!("must be at most {} seconds", MAX_BUSY_TIMEOUT.as_secs()),
+        ));
+    }
+    // At most 6e7 microseconds: the cast cannot truncate.
+    let previous = TIMEOUT_US.swap(budget.as_micros() as u64, Ordering::Relaxed);
+    Ok(Duration::from_micros(previous))
+}
+
+/// The busy budget in force now: [`BUSY_TIMEOUT`] unless a test set another.
+pub fn timeout() -> Duration {
+    Duration::from_micros(TIMEOUT_US.load(Ordering::Relaxed))
+}
+
+/// How long a read keeps trying, in turns of the busy budget, before it
 /// fails with `SQLITE_BUSY`. A read changes nothing and holds no lock between
 /// tries, so on a loaded machine (a starved process, a steady stream of
 /// writers from other processes) it waits longer than a write may.
@@ -54,13 +87,20 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         _: *mut std::ffi::c_void,
         count: std::ffi::c_int,
     ) -> std::ffi::c_int {
-        std::ffi::c_int::from(on_busy(count))
+        std::ffi::c_int::from(on_busy(count, timeout()))
     }
+    set_handler(conn, trampoline)
+}
+
+/// A busy callback as SQLite calls it: `(user pointer, retries so far)`.
+type Handler = unsafe extern "C" fn(*mut std::ffi::c_void, std::ffi::c_int) -> std::ffi::c_int;
+
+fn set_handler(conn: &Connection, handler: Handler) -> rusqlite::Result<()> {
     // SAFETY: the handle is valid for the life of `conn`; the callback is a
     // plain function that captures nothing, so the null user pointer is
     // never read.
     let rc = unsafe {
-        rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(trampoline), std::ptr::null_mut())
+        rusqlite::ffi::sqlite3_busy_handler(conn.handle(), Some(handler), std::ptr::null_mut())
     };
     if rc == rusqlite::ffi::SQLITE_OK {
         Ok(())
@@ -72,8 +112,9 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-/// SQLite's busy callback: `true` to retry, `false` to give up with BUSY.
-fn on_busy(count: i32) -> bool {
+/// SQLite's busy callback, given the `budget` of a wait: `true` to retry,
+/// `false` to give up with BUSY.
+fn on_busy(count: i32, budget: Duration) -> bool {
     let now = Instant::now();
     let started = WAIT_STARTED.with(|s| match s.get() {
         Some(t) if count > 0 => t,
@@ -83,7 +124,7 @@ fn on_busy(count: i32) -> bool {
         }
     });
     let waited = now.saturating_duration_since(started);
-    if waited >= BUSY_TIMEOUT {
+    if waited >= budget {
         return false;
     }
     let mean = if waited >= URGENT_AFTER {
@@ -92,7 +133,7 @@ fn on_busy(count: i32) -> bool {
         NAP
     };
     // Never sleep past the deadline.
-    std::thread::sleep(jittered(mean).min(BUSY_TIMEOUT - waited));
+    std::thread::sleep(jittered(mean).min(budget - waited));
     true
 }
 
@@ -133,13 +174,35 @@ mod tests {
     }
 
     #[test]
-    fn a_held_lock_is_waited_for_then_reported_busy_after_the_timeout() -> rusqlite::Result<()> {
+    fn a_budget_past_the_maximum_is_refused_and_changes_nothing() {
+        // No test of this crate sets a budget (they run in parallel in one
+        // process): the default is in force.
+        let err =
+            set_timeout(MAX_BUSY_TIMEOUT + Duration::from_millis(1)).expect_err("past the maximum");
+        assert!(err.to_string().contains("seconds"), "{err}");
+        assert_eq!(timeout(), BUSY_TIMEOUT);
+    }
+
+    /// The handler with a short budget, so the test below need not wait 5 s
+    /// (the tests of this crate share one process: setting the process's
+    /// budget would shorten the waits of tests running beside it).
+    const SHORT_BUDGET: Duration = Duration::from_millis(300);
+
+    unsafe extern "C" fn short_handler(
+        _: *mut std::ffi::c_void,
+        count: std::ffi::c_int,
+    ) -> std::ffi::c_int {
+        std::ffi::c_int::from(on_busy(count, SHORT_BUDGET))
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_then_reported_busy_after_the_budget() -> rusqlite::Result<()> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("busy.db");
         let mut holder = Connection::open(&path)?;
         holder.execute_batch("CREATE TABLE t (x)")?;
         let waiter = Connection::open(&path)?;
-        install(&waiter)?;
+        set_handler(&waiter, short_handler)?;
         let tx = holder.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         let start = Instant::now();
         let err = waiter
@@ -147,11 +210,22 @@ mod tests {
             .expect_err("the lock is held throughout");
         let waited = start.elapsed();
         assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy));
-        assert!(waited >= BUSY_TIMEOUT, "gave up after {waited:?}");
-        assert!(waited < BUSY_TIMEOUT + Duration::from_secs(2), "{waited:?}");
+        assert!(waited >= SHORT_BUDGET, "gave up after {waited:?}");
+        assert!(waited < SHORT_BUDGET + Duration::from_secs(2), "{waited:?}");
         tx.rollback()?;
         // Released: the same waiter now gets through at once.
         waiter.execute("INSERT INTO t VALUES (1)", [])?;
+        Ok(())
+    }
+
+    #[test]
+    fn installed_connections_wait_the_process_budget_5_s_by_default() -> rusqlite::Result<()> {
+        // What `install` hands SQLite reads `timeout()` at every retry; no
+        // test of this crate sets it, so it is the default.
+        assert_eq!(BUSY_TIMEOUT, Duration::from_secs(5));
+        assert_eq!(timeout(), BUSY_TIMEOUT);
+        let conn = Connection::open_in_memory()?;
+        install(&conn)?;
         Ok(())
     }
 }

@@ -325,7 +325,8 @@ impl Store {
     /// `journal_mode`, `synchronous` (2 = FULL), `fullfsync`, `foreign_keys`,
     /// `busy_timeout` (ms) and `user_version`. SQLite reports a busy timeout
     /// of 0 once a custom busy handler is installed, so `busy_timeout` is the
-    /// limit of memtree's own handler ([`crate::db::busy::BUSY_TIMEOUT`]).
+    /// limit of memtree's own handler ([`crate::db::busy::timeout`]: 5 s
+    /// unless a test set another).
     pub fn connection_settings(&self) -> Result<Vec<(String, String)>> {
         self.read("connection_settings", |conn| {
             [
@@ -339,7 +340,7 @@ impl Store {
             .into_iter()
             .map(|name| {
                 if name == "busy_timeout" {
-                    let ms = crate::db::busy::BUSY_TIMEOUT.as_millis();
+                    let ms = crate::db::busy::timeout().as_millis();
                     return Ok((name.to_owned(), ms.to_string()));
                 }
                 let value: rusqlite::types::Value =

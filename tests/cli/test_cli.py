@@ -15,7 +15,7 @@ import memtree
 import pytest
 from memtree import testing
 from reference_db import create_reference_db
-from support import ChunkFactory, read_transaction_in_another_process
+from support import SHORT_BUSY_TIMEOUT, ChunkFactory, read_transaction_in_another_process
 
 EXE = Path(sys.executable).parent / ("memtree.exe" if os.name == "nt" else "memtree")
 
@@ -256,10 +256,30 @@ def test_doctor_on_a_hot_journal_changes_nothing(tmp_path: Path, make_chunk: Chu
     assert file_states(db) == before, "doctor rolled the live journal back"
 
 
+# `memtree ...` in a process whose busy waits last `argv[1]` seconds instead
+# of 5 s (memtree.testing.set_busy_timeout): the CLI itself, as the console
+# script runs it, for a test that makes it wait out a lock.
+CLI_WITH_BUSY_TIMEOUT = """
+import sys
+from memtree import testing
+from memtree.cli import main
+testing.set_busy_timeout(float(sys.argv.pop(1)))
+sys.argv[0] = "memtree"
+raise SystemExit(main())
+"""
+
+
 def test_migrate_reports_a_refused_switch_with_exit_1(tmp_path: Path) -> None:
     db, ids = wal_db(tmp_path)
+    cli = [sys.executable, "-c", CLI_WITH_BUSY_TIMEOUT, str(SHORT_BUSY_TIMEOUT)]
     with read_transaction_in_another_process(db) as release:
-        proc = memtree_cli("migrate", db)
+        proc = subprocess.run(
+            [*cli, "migrate", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         release()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "another process holds the file" in proc.stdout

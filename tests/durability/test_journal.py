@@ -59,7 +59,11 @@ def test_wal_database_with_uncheckpointed_rows_is_migrated_losslessly(tmp_path: 
     assert "-wal" not in side_files(db)
 
 
-def test_refused_switch_warns_and_reports_the_real_mode(tmp_path: Path) -> None:
+def test_refused_switch_warns_and_reports_the_real_mode(
+    tmp_path: Path, short_busy_timeout: float
+) -> None:
+    # The switch waits the busy budget (shortened from 5 s) for the lock
+    # before it gives up and warns.
     db = tmp_path / "chunks.db"
     create_reference_db(db, chunks=3, wal_frames_only=1)
     # Another process holds a read transaction: SQLite cannot leave WAL.

@@ -389,9 +389,10 @@ def test_unclassified_store_errors_go_to_on_error(store: memtree.Store) -> None:
 
 
 def test_real_busy_timeout_backs_off_as_busy(
-    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture
+    store: memtree.Store, quiet_worker_logs: pytest.LogCaptureFixture, short_busy_timeout: float
 ) -> None:
-    # BUSY itself is retried by SQLite for the 5 s busy timeout, then raised.
+    # BUSY itself is retried by memtree's busy handler for the busy budget
+    # (shortened from 5 s), then raised.
     worker = memtree.Worker(store, {"k": lambda job: None}, concurrency=1, backoff=FAST)
     worker.start()
     with testing.fault(store.path, "xLock", 1, ResultCode.BUSY, persistent=True):

@@ -109,7 +109,9 @@ def test_the_python_logger_level_filters_records(
     assert memtree_records(caplog) == [], "an INFO record passed a WARNING logger"
 
 
-def test_refused_journal_switch_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_refused_journal_switch_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, short_busy_timeout: float
+) -> None:
     db = tmp_path / "chunks.db"
     create_reference_db(db, chunks=3, wal_frames_only=1)
     caplog.set_level(logging.INFO, logger="memtree")

@@ -32,6 +32,7 @@ HOOKS = {
         "open_counters",
         "reset_io_stats",
         "set_adopt_check_budget",
+        "set_busy_timeout",
         "set_circuit_cooldown",
         "set_group_commit_limit",
         "vector_cache_reads",

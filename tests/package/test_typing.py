@@ -156,6 +156,14 @@ def test_group_commit_counters_and_limit_are_typed(tmp_path: Path) -> None:
     assert previous == 64
 
 
+def test_the_busy_budget_hooks_are_typed() -> None:
+    budget: float
+    with testing.busy_timeout(0.5) as budget:
+        assert testing.set_busy_timeout(0.5) == 0.5
+    restored: float = testing.set_busy_timeout(budget)
+    assert (budget, restored) == (5.0, 5.0)
+
+
 def test_counter_dicts_have_exactly_their_typed_keys(tmp_path: Path) -> None:
     with memtree.Store.open(tmp_path) as store:
         path = store.path

@@ -25,6 +25,7 @@ __all__ = [
     "open_counters",
     "reset_io_stats",
     "set_adopt_check_budget",
+    "set_busy_timeout",
     "set_circuit_cooldown",
     "set_group_commit_limit",
     "vector_cache_reads",
@@ -66,6 +67,12 @@ def set_adopt_check_budget(seconds: float) -> float:
     schema and ``quick_check``) in this process; returns the previous one
     (default 10 s). ``TypeError`` for a non-number; ``ValueError`` unless
     0 <= ``seconds`` <= 3600."""
+
+def set_busy_timeout(seconds: float) -> float:
+    """How long every busy wait of this process lasts before it fails with
+    ``SQLITE_BUSY`` (``memtree.BusyError``); returns the previous budget
+    (default 5 s). ``TypeError`` for a non-number; ``ValueError`` unless
+    0 <= ``seconds`` <= 60."""
 
 def set_group_commit_limit(calls: int) -> int:
     """The most write calls one group commit may carry (all databases);

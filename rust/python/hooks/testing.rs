@@ -1,7 +1,7 @@
 //! `memtree._native.testing`: the hooks behind `memtree.testing` (the VFS's
 //! I/O accounting, fault injection and crash simulation, the open counters,
-//! the circuit breaker's knobs, the error-mapping samples), kept out of the
-//! product namespace `memtree._native`.
+//! the circuit breaker's and busy handler's knobs, the error-mapping
+//! samples), kept out of the product namespace `memtree._native`.
 
 use std::path::PathBuf;
 
@@ -240,6 +240,17 @@ pub fn set_adopt_check_budget(seconds: &Bound<'_, PyAny>) -> PyResult<f64> {
     Ok(salvage::set_foreign_check_budget(budget)?.as_secs_f64())
 }
 
+/// How long every busy wait of this process lasts before it fails with
+/// ``SQLITE_BUSY`` (``memtree.BusyError``); returns the previous budget
+/// (default 5 s). ``TypeError`` for a non-number; ``ValueError`` unless
+/// 0 <= ``seconds`` <= 60.
+#[pyfunction]
+pub fn set_busy_timeout(seconds: &Bound<'_, PyAny>) -> PyResult<f64> {
+    use crate::db::busy;
+    let budget = convert::seconds(seconds, "seconds", busy::MAX_BUSY_TIMEOUT)?;
+    Ok(busy::set_timeout(budget)?.as_secs_f64())
+}
+
 /// Arms a fault in the copy aside (quarantine, restore) of the database at ``path``
 /// (plain file I/O, which the VFS faults never reach): its ``nth``
 /// operation from now (create, each 64 KiB write, fsync, folder sync)
@@ -417,6 +428,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(circuit_status, m)?)?;
     m.add_function(wrap_pyfunction!(set_group_commit_limit, m)?)?;
     m.add_function(wrap_pyfunction!(set_adopt_check_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(set_busy_timeout, m)?)?;
     m.add_function(wrap_pyfunction!(inject_copy_fault, m)?)?;
     m.add_function(wrap_pyfunction!(clear_copy_fault, m)?)?;
     m.add_function(wrap_pyfunction!(arm_crash, m)?)?;

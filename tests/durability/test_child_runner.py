@@ -1,0 +1,95 @@
+"""The fork server of ``support.child_runner`` fails a test whose child hangs
+instead of hanging the suite: the child past its timeout is killed (or, if the
+server does not answer, the server and its children are), ``run`` raises
+``ChildTimeout`` naming the child, and no process is left behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import ChildTimeout, child_runner
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs fork")
+
+# Says who it is and who forked it, then sleeps far past any timeout here: a
+# runner that waited for it would hang the test a minute, then fail below.
+SLEEPER = """
+import os, time
+print(os.getpid(), os.getppid(), flush=True)
+time.sleep(60)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` names a live process (a zombie, dead and waiting for
+    its reaper, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    if sys.platform.startswith("linux") and stat.exists():
+        with_state = stat.read_text().rsplit(")", 1)[-1].split()
+        return bool(with_state) and with_state[0] != "Z"
+    return True
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    """Whether ``pid`` ends within ``within`` seconds (an orphan's reaper
+    may take a moment)."""
+    deadline = time.monotonic() + within
+    while running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_child_past_its_timeout_is_killed_and_fails_the_test(tmp_path: Path) -> None:
+    with child_runner(tmp_path, prelude="") as run:
+        assert run("print('before')").stdout == "before\n"
+        start = time.monotonic()
+        with pytest.raises(ChildTimeout) as info:
+            run(SLEEPER, timeout=0.5)
+        failed_after = time.monotonic() - start
+        child, server = map(int, info.value.stdout.split())
+        assert info.value.pid == child
+        message = str(info.value)
+        assert f"child 2 ('import os, time'...), pid {child}, still ran after 0.5 s" in message
+        assert failed_after < 30, f"the failure took {failed_after:.1f} s"
+        assert gone(child), f"the child {child} still runs"
+        # The server reaped the child and serves the next one.
+        assert running(server)
+        after = run("print('after')")
+        assert (after.returncode, after.stdout) == (0, "after\n")
+    assert gone(server), f"the fork server {server} still runs"
+    assert not list(tmp_path.iterdir()), "the outputs are removed"
+
+
+def test_a_fork_server_that_does_not_answer_is_killed_with_its_child(tmp_path: Path) -> None:
+    # A prelude that turns the server's kill into a no-op: it then waits for
+    # the child for ever, as it would for a child no signal ends.
+    with child_runner(tmp_path, prelude="KILL_SIGNAL = 0", server_grace=0.5) as run:
+        start = time.monotonic()
+        with pytest.raises(ChildTimeout) as info:
+            run(SLEEPER, timeout=0.5)
+        failed_after = time.monotonic() - start
+        assert info.value.pid is None
+        child, server = map(int, info.value.stdout.split())
+        assert "child 1 ('import os, time'...) still ran after 0.5 s" in str(info.value)
+        assert "the fork server did not answer within 0.5 s more" in str(info.value)
+        assert failed_after < 30, f"the failure took {failed_after:.1f} s"
+        assert gone(server), f"the fork server {server} still runs"
+        assert gone(child), f"the child {child} still runs"
+
+
+def test_a_test_failing_while_its_runner_is_open_ends_the_server(tmp_path: Path) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with child_runner(tmp_path, prelude="") as run:
+            server = int(run("import os; print(os.getppid())").stdout)
+            1 / 0  # noqa: B018
+    assert gone(server), f"the fork server {server} still runs"
