@@ -715,7 +715,11 @@ impl PyTrees {
             .map(|inner| Ok(new_object(Bound::new(py, PySummary { inner })?.into_any())))
             .collect::<PyResult<Vec<_>>>()?;
         let chunks = (subtree.chunks.into_iter())
-            .map(|inner| Ok(new_object(Bound::new(py, PyChunk { inner })?.into_any())))
+            .map(|packed| {
+                Ok(new_object(
+                    Bound::new(py, PyChunk::packed(packed))?.into_any(),
+                ))
+            })
             .collect::<PyResult<Vec<_>>>()?;
         let mut placed_summaries = vec![false; summaries.len()];
         let mut placed_chunks = vec![false; chunks.len()];
@@ -758,8 +762,8 @@ fn copy_node<'py>(node: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let inner = summary.get().inner.clone();
         return Ok(Bound::new(py, PySummary { inner })?.into_any());
     }
-    let inner = node.cast::<PyChunk>()?.get().inner.clone();
-    Ok(Bound::new(py, PyChunk { inner })?.into_any())
+    let chunk = node.cast::<PyChunk>()?.get().clone();
+    Ok(Bound::new(py, chunk)?.into_any())
 }
 
 /// Takes `object`, a `Summary` or `Chunk` just made, off the cycle

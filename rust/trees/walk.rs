@@ -8,8 +8,10 @@ use std::sync::LazyLock;
 
 use super::model::{summary_from_row, Summary, MAX_LEVEL, SUMMARY_COLUMNS};
 use super::registry::Trees;
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::row::{chunk_from_row, CHUNK_COLUMNS};
+use crate::db::raw_columns::RunningStatement;
 use crate::error::{Error, Result};
 
 /// One node of a subtree.
@@ -145,19 +147,47 @@ impl Trees<'_> {
     }
 }
 
-/// The walk statement's rows, decoded and matched as they come.
+/// The walk statement's rows, decoded (a chunk packed) and matched as they
+/// come. A chunk's columns are read straight through SQLite's value API
+/// ([`RunningStatement`]), found once the statement runs.
 fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Result<Rows> {
     let mut stmt = conn.prepare_cached(&WALK_SQL)?;
     let mut rows = stmt.query(rusqlite::params![id, depth])?;
     let mut found = Rows::default();
+    let mut running: Option<Option<RunningStatement>> = None;
     while let Some(row) = rows.next()? {
         if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
             found.push_summary(summary_from_row(row)?);
-        } else {
-            found.push_chunk(chunk_from_row(row)?, id, depth);
+            continue;
         }
+        let running = running.get_or_insert_with(|| RunningStatement::find(conn, &WALK_SQL));
+        let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
+            Some(values) => {
+                found.read_raw += 1;
+                values
+            }
+            None => chunk_values(row)?,
+        };
+        let chunk = match PackedChunk::from_values(&values) {
+            Some(chunk) => chunk,
+            // A row `chunk_from_row` refuses: its error.
+            None => PackedChunk::from_chunk(&chunk_from_row(row)?)?,
+        };
+        found.push_chunk(chunk, id, depth);
     }
     Ok(found)
+}
+
+/// A chunk row's values through rusqlite: the path when the running
+/// statement is not found.
+fn chunk_values<'r>(
+    row: &'r rusqlite::Row<'_>,
+) -> rusqlite::Result<[rusqlite::types::ValueRef<'r>; CHUNK_COLUMNS.len()]> {
+    let mut values = [rusqlite::types::ValueRef::Null; CHUNK_COLUMNS.len()];
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = row.get_ref(i)?;
+    }
+    Ok(values)
 }
 
 /// A node of a [`Subtree`] by its position among the subtree's summaries or
@@ -178,26 +208,23 @@ pub enum At {
 pub struct Subtree {
     /// The summaries, in the statement's order.
     pub summaries: Vec<Summary>,
-    /// The chunks, in the statement's order.
-    pub chunks: Vec<Chunk>,
+    /// The chunks, in the statement's order, each kept as its row's bytes.
+    pub chunks: Vec<PackedChunk>,
     /// The walk's order, as positions in `summaries` and `chunks`.
     pub order: Vec<At>,
 }
 
 impl Subtree {
-    /// The nodes in the walk's order; a node that comes twice is copied
-    /// for all but its last place, where it is moved.
+    /// The nodes in the walk's order, each chunk unpacked; a summary that
+    /// comes twice is copied for all but its last place, where it is moved.
     pub fn into_nodes(self) -> Vec<Node> {
         let mut summary_uses = vec![0_u32; self.summaries.len()];
-        let mut chunk_uses = vec![0_u32; self.chunks.len()];
         for at in &self.order {
-            match *at {
-                At::Summary(i) => summary_uses[i] += 1,
-                At::Chunk(i) => chunk_uses[i] += 1,
+            if let At::Summary(i) = *at {
+                summary_uses[i] += 1;
             }
         }
         let mut summaries: Vec<Option<Summary>> = self.summaries.into_iter().map(Some).collect();
-        let mut chunks: Vec<Option<Chunk>> = self.chunks.into_iter().map(Some).collect();
         let mut nodes = Vec::with_capacity(self.order.len());
         for at in self.order {
             let node = match at {
@@ -205,10 +232,7 @@ impl Subtree {
                     summary_uses[i] -= 1;
                     take_or_copy(&mut summaries[i], summary_uses[i]).map(Node::Summary)
                 }
-                At::Chunk(i) => {
-                    chunk_uses[i] -= 1;
-                    take_or_copy(&mut chunks[i], chunk_uses[i]).map(Node::Chunk)
-                }
+                At::Chunk(i) => self.chunks.get(i).map(|c| Node::Chunk(c.unpack())),
             };
             nodes.extend(node);
         }
@@ -233,7 +257,7 @@ enum Run {
 #[derive(Default)]
 struct Rows {
     summaries: Vec<Summary>,
-    chunks: Vec<Chunk>,
+    chunks: Vec<PackedChunk>,
     /// Per summary, its matched children; filled when the first chunk
     /// comes (all summaries are in by then) or at the end.
     runs: Option<Vec<Run>>,
@@ -245,6 +269,8 @@ struct Rows {
     /// A row came that the matching cannot place: the order is found by
     /// id instead.
     unmatched: bool,
+    /// How many chunk rows were read through [`RunningStatement`].
+    read_raw: usize,
 }
 
 impl Rows {
@@ -258,12 +284,12 @@ impl Rows {
     /// Adds a chunk and matches it at once, while its id is at hand: it is
     /// the next listed child of the current level-1 summary that has a row
     /// (the ids listed before it have none), or of the next one.
-    fn push_chunk(&mut self, chunk: Chunk, root: &str, depth: i64) {
+    fn push_chunk(&mut self, chunk: PackedChunk, root: &str, depth: i64) {
         if self.runs.is_none() {
             self.match_summaries(root, depth);
         }
         if !self.unmatched {
-            self.unmatched = !self.match_chunk(&chunk.id);
+            self.unmatched = !self.match_chunk(chunk.id());
         }
         self.chunks.push(chunk);
     }
@@ -397,12 +423,12 @@ fn depth_first(runs: &[Run]) -> Vec<At> {
 /// order, down to `depth` levels below the root, by the rule the statement
 /// expanded them with (the children of a level-1 summary are chunks, of a
 /// higher one summaries; a child with no row is left out).
-fn order_by_id(summaries: &[Summary], chunks: &[Chunk], root: &str, depth: i64) -> Vec<At> {
+fn order_by_id(summaries: &[Summary], chunks: &[PackedChunk], root: &str, depth: i64) -> Vec<At> {
     let summary_at: HashMap<&str, usize> = (summaries.iter().enumerate())
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
     let chunk_at: HashMap<&str, usize> = (chunks.iter().enumerate())
-        .map(|(i, c)| (c.id.as_str(), i))
+        .map(|(i, c)| (c.id(), i))
         .collect();
     let mut order = Vec::with_capacity(summaries.len() + chunks.len());
     // An explicit stack: `depth` is the caller's and may be deep.
@@ -481,11 +507,12 @@ mod tests {
         }
     }
 
-    fn chunk(id: &str) -> Chunk {
-        Chunk {
+    fn chunk(id: &str) -> PackedChunk {
+        PackedChunk::from_chunk(&Chunk {
             id: id.into(),
             ..crate::chunks::ops::tests::full_chunk()
-        }
+        })
+        .expect("a valid chunk packs")
     }
 
     /// A file whose links are not a tree (Python's
@@ -494,7 +521,7 @@ mod tests {
     /// the chunk `c0` listed under `l2` have no row. The rows in the order
     /// the statement returns them: the summaries breadth first, then one
     /// run of chunks per level-1 summary.
-    fn shared_rows() -> (Vec<Summary>, Vec<Chunk>) {
+    fn shared_rows() -> (Vec<Summary>, Vec<PackedChunk>) {
         let l1_a = || summary("l1-a", 1, &["c0", "x", "missing", "c1"]);
         let summaries = vec![
             summary("l2", 2, &["l1-a", "c0", "x", "l1-b", "l1-a"]),
@@ -507,7 +534,7 @@ mod tests {
         (summaries, chunks.into_iter().map(chunk).collect())
     }
 
-    fn rows_of(summaries: &[Summary], chunks: &[Chunk], depth: i64) -> Rows {
+    fn rows_of(summaries: &[Summary], chunks: &[PackedChunk], depth: i64) -> Rows {
         let mut rows = Rows::default();
         for s in summaries {
             rows.push_summary(s.clone());
@@ -628,11 +655,15 @@ mod tests {
                 ..s.clone()
             })?;
         }
-        store.upsert_chunks(&[chunk("c0"), chunk("x"), chunk("c1")])?;
-        let matched = store.read("walk", |conn| {
-            Ok(!read_rows(conn, "l2", MAX_LEVEL + 1)?.unmatched)
-        })?;
-        assert!(matched, "the statement's rows were found by id");
+        store.upsert_chunks(&[
+            chunk("c0").unpack(),
+            chunk("x").unpack(),
+            chunk("c1").unpack(),
+        ])?;
+        let rows = store.read("walk", |conn| read_rows(conn, "l2", MAX_LEVEL + 1))?;
+        assert!(!rows.unmatched, "the statement's rows were found by id");
+        // Every chunk row read straight through SQLite's value API.
+        assert_eq!((rows.chunks.len(), rows.read_raw), (8, 8));
         let walked = ids(&trees.walk("l2", None)?);
         assert_eq!(walked.len(), 13);
         assert_eq!(walked[..3], ["S:l2", "S:l1-a", "C:c0"]);

@@ -563,3 +563,97 @@ def test_walk_expands_children_by_the_parents_level_and_repeats_a_shared_node(
     assert walked[1] == walked[9] == store.trees.get_summary("l1-a")
     assert walked[4] == walked[6] == walked[8] == store.get_chunk("c1")
     assert [n.id for n in store.trees.walk("l2", 1)] == ["l2", "l1-a", "x", "l1-b", "l1-a"]
+
+
+def test_a_walked_chunk_is_the_chunk_get_chunk_reads_field_for_field(
+    store: memtree.Store,
+) -> None:
+    """The walk keeps each chunk as its row's bytes and decodes it when a
+    field is first read: every field, equality, hash, pickling, ``replace``
+    and a re-ingest behave as for the chunk ``get_chunk`` reads."""
+    import pickle
+
+    sample_tree(store, "t", "lazy")
+    full = memtree.Chunk(
+        "ç-😀",
+        "zero\x00byte, é and 😀",
+        "email",
+        "src",
+        "owner",
+        T0,
+        source_ref="ref",
+        time_range=(T0 - 5, T0 + 5),
+        tags=['a"b', "ç"],
+        token_count=7,
+        seq_in_source=3,
+        created_at=T0 + 1,
+        lifecycle_status="indexed",
+        embedding=[0.5, -1.25, 3.0],
+        content_path="bodies/x.md",
+        content_sha256="ab" * 32,
+    )
+    bare = memtree.Chunk("bare", "", "chat", "src", "owner", T0)
+    store.upsert_chunks([full, bare])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["ç-😀", "bare"]))
+    fields = [
+        "id", "content", "source_kind", "source_id", "source_ref", "owner", "timestamp",
+        "time_range", "tags", "token_count", "seq_in_source", "created_at",
+        "lifecycle_status", "embedding", "content_path", "content_sha256", "timestamp_ms",
+    ]  # fmt: skip
+    for chunk_id in ("ç-😀", "bare"):
+        read = store.get_chunk(chunk_id)
+        assert read is not None
+        walked = next(n for n in store.trees.walk("s1") if n.id == chunk_id)
+        assert isinstance(walked, memtree.Chunk)
+        # The id first (read without decoding), then every field.
+        assert walked.id == chunk_id
+        for field in fields:
+            assert getattr(walked, field) == getattr(read, field), field
+        # Equality and hash both ways, before and after a field was read.
+        fresh = next(n for n in store.trees.walk("s1") if n.id == chunk_id)
+        assert fresh == read and read == fresh and hash(fresh) == hash(read)
+        assert repr(fresh) == repr(read)
+        assert pickle.loads(pickle.dumps(fresh)) == read
+        assert fresh.replace(token_count=99).token_count == 99
+    # A walked chunk goes back in as it is.
+    walked_full = store.trees.walk("s1")[1]
+    store.upsert_chunks([walked_full.replace(content="changed")])
+    changed = store.get_chunk("ç-😀")
+    assert changed is not None and changed.content == "changed"
+    assert changed.embedding == full.embedding  # kept by a re-ingest
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("tags_json", "{}"),
+        ("tags_json", "[1]"),
+        ("source_kind", "fax"),
+        ("timestamp_ms", "'soon'"),
+        ("embedding", "x'0000803f00'"),
+        ("content", "x'ff'"),
+    ],
+)
+def test_a_chunk_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_chunk(
+    store: memtree.Store, db_path: Path, column: str, value: str
+) -> None:
+    """A row someone else wrote that is no valid chunk is refused by the
+    walk itself, with ``get_chunk``'s error, not later on a field read."""
+    sample_tree(store, "t", "bad")
+    store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "bad", "me", T0)])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["c0"]))
+    with reference_connection(db_path) as conn:
+        if value.startswith("x'") and column == "content":
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = CAST({value} AS TEXT)")
+        elif value.startswith(("x'", "'")):
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = {value}")
+        else:
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = ?", (value,))
+    with pytest.raises(memtree.MemtreeError) as direct:
+        store.get_chunk("c0")
+    with pytest.raises(type(direct.value)) as walked:
+        store.trees.walk("s1")
+    # The same error; the message names the column as the statement does
+    # (the walk's columns are named after a summary's).
+    assert (walked.value.code, walked.value.name) == (direct.value.code, direct.value.name)
+    assert str(walked.value).split(":")[1] == str(direct.value).split(":")[1]
