@@ -33,6 +33,21 @@ const BYTE_COLUMNS: [usize; 9] = [
     col!("content_sha256"),
 ];
 
+/// Which [`BYTE_COLUMNS`] may be NULL (the optional fields).
+const NULLABLE: [bool; BYTE_COLUMNS.len()] = {
+    let mut nullable = [false; BYTE_COLUMNS.len()];
+    let mut i = 0;
+    while i < BYTE_COLUMNS.len() {
+        let c = BYTE_COLUMNS[i];
+        nullable[i] = c == col!("source_ref")
+            || c == col!("embedding")
+            || c == col!("content_path")
+            || c == col!("content_sha256");
+        i += 1;
+    }
+    nullable
+};
+
 /// The integer columns.
 const INT_COLUMNS: [usize; 6] = [
     col!("timestamp_ms"),
@@ -111,12 +126,8 @@ impl PackedChunk {
         let mut nulls = 0_u16;
         let mut len = 0_usize;
         for (i, &column) in BYTE_COLUMNS.iter().enumerate() {
-            let nullable = matches!(
-                CHUNK_COLUMNS[column],
-                "source_ref" | "embedding" | "content_path" | "content_sha256"
-            );
             len += match values[column] {
-                ValueRef::Null if nullable => {
+                ValueRef::Null if NULLABLE[i] => {
                     nulls |= 1 << i;
                     0
                 }
