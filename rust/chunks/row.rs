@@ -67,7 +67,7 @@ const N: usize = CHUNK_COLUMNS.len();
 
 /// The position of `name` in [`CHUNK_COLUMNS`]. Called through [`col!`] in a
 /// `const` block, so a name that is not a column stops the build.
-const fn position(name: &str) -> usize {
+pub(crate) const fn position(name: &str) -> usize {
     let mut i = 0;
     while i < N {
         let column = CHUNK_COLUMNS[i].as_bytes();
@@ -89,9 +89,10 @@ const fn position(name: &str) -> usize {
 /// The compile-time position of a chunk column.
 macro_rules! col {
     ($name:literal) => {
-        const { position($name) }
+        const { $crate::chunks::row::position($name) }
     };
 }
+pub(crate) use col;
 
 /// `a, b, c`: the column list every chunk statement uses.
 pub(crate) static COLUMN_LIST: LazyLock<String> = LazyLock::new(|| CHUNK_COLUMNS.join(", "));

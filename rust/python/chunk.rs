@@ -9,6 +9,9 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{self, arg};
 use super::imports;
+use std::sync::OnceLock;
+
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::Prevalidated;
 use crate::sys::clock::now_ms;
@@ -40,9 +43,36 @@ use crate::sys::clock::now_ms;
 /// ``embedding``, a content pointer without its pair or a malformed
 /// SHA-256), each naming the field.
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PyChunk {
-    pub inner: Chunk,
+    body: Body,
+}
+
+/// What a `Chunk` holds: the record, or (read in bulk by a tree walk) its
+/// row's bytes, decoded into the record the first time a field is read.
+/// Thousands of walked chunks then cost one allocation each, and a chunk
+/// whose fields are never read is never decoded.
+///
+/// The records are boxed, so that a packed chunk's object stays small: an
+/// inline record is 300 bytes that every new object is zeroed for.
+#[derive(Debug, Clone)]
+enum Body {
+    Decoded(Box<Chunk>),
+    Packed(PackedChunk, OnceLock<Box<Chunk>>),
+}
+
+impl From<Chunk> for PyChunk {
+    fn from(chunk: Chunk) -> Self {
+        PyChunk {
+            body: Body::Decoded(Box::new(chunk)),
+        }
+    }
+}
+
+impl PartialEq for PyChunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.chunk() == other.chunk()
+    }
 }
 
 #[pymethods]
@@ -113,43 +143,47 @@ impl PyChunk {
             content_sha256,
         };
         inner.validate("")?;
-        Ok(PyChunk { inner })
+        Ok(PyChunk::from(inner))
     }
 
     /// Primary key; upserts are idempotent on it.
     #[getter]
     fn id(&self) -> &str {
-        &self.inner.id
+        match &self.body {
+            // The walk's order and most callers want the id alone.
+            Body::Packed(packed, _) => packed.id(),
+            Body::Decoded(chunk) => &chunk.id,
+        }
     }
     /// The text.
     #[getter]
     fn content(&self) -> &str {
-        &self.inner.content
+        &self.chunk().content
     }
     /// Kind of the source the text came from.
     #[getter]
     fn source_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::source_kind_to_py(py, self.inner.source_kind)
+        convert::source_kind_to_py(py, self.chunk().source_kind)
     }
     /// Identifier of the source within its kind.
     #[getter]
     fn source_id(&self) -> &str {
-        &self.inner.source_id
+        &self.chunk().source_id
     }
     /// Optional pointer into the source.
     #[getter]
     fn source_ref(&self) -> Option<&str> {
-        self.inner.source_ref.as_deref()
+        self.chunk().source_ref.as_deref()
     }
     /// Who the chunk belongs to.
     #[getter]
     fn owner(&self) -> &str {
-        &self.inner.owner
+        &self.chunk().owner
     }
     /// When the content happened (UTC).
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.inner.timestamp_ms)
+        convert::from_ms(py, self.chunk().timestamp_ms)
     }
     /// The period the chunk covers (UTC).
     #[getter]
@@ -157,40 +191,40 @@ impl PyChunk {
         PyTuple::new(
             py,
             [
-                convert::from_ms(py, self.inner.time_range_start_ms)?,
-                convert::from_ms(py, self.inner.time_range_end_ms)?,
+                convert::from_ms(py, self.chunk().time_range_start_ms)?,
+                convert::from_ms(py, self.chunk().time_range_end_ms)?,
             ],
         )
     }
     /// Free-form labels.
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.inner.tags)
+        PyTuple::new(py, &self.chunk().tags)
     }
     /// Token count of ``content``.
     #[getter]
     fn token_count(&self) -> i64 {
-        self.inner.token_count
+        self.chunk().token_count
     }
     /// Position within its source.
     #[getter]
     fn seq_in_source(&self) -> i64 {
-        self.inner.seq_in_source
+        self.chunk().seq_in_source
     }
     /// When the chunk was created (UTC).
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.inner.created_at_ms)
+        convert::from_ms(py, self.chunk().created_at_ms)
     }
     /// Pipeline state: ``admitted`` by default.
     #[getter]
     fn lifecycle_status(&self) -> &str {
-        &self.inner.lifecycle_status
+        &self.chunk().lifecycle_status
     }
     /// The float32 embedding, or None.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        self.inner
+        self.chunk()
             .embedding
             .as_ref()
             .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
@@ -199,17 +233,17 @@ impl PyChunk {
     /// Where the full body lives on disk, or None.
     #[getter]
     fn content_path(&self) -> Option<&str> {
-        self.inner.content_path.as_deref()
+        self.chunk().content_path.as_deref()
     }
     /// The SHA-256 of the body at ``content_path`` (hex), or None.
     #[getter]
     fn content_sha256(&self) -> Option<&str> {
-        self.inner.content_sha256.as_deref()
+        self.chunk().content_sha256.as_deref()
     }
     /// ``timestamp`` as stored: milliseconds since the epoch.
     #[getter]
     fn timestamp_ms(&self) -> i64 {
-        self.inner.timestamp_ms
+        self.chunk().timestamp_ms
     }
 
     /// A copy with the given fields changed, validated like a new chunk.
@@ -229,7 +263,7 @@ impl PyChunk {
     fn __hash__(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.inner.id.hash(&mut h);
+        self.id().hash(&mut h);
         h.finish()
     }
 
@@ -246,7 +280,7 @@ impl PyChunk {
     }
 
     fn __repr__(&self) -> String {
-        let c = &self.inner;
+        let c = &self.chunk();
         format!(
             "Chunk(id={:?}, source_kind={:?}, source_id={:?}, owner={:?}, timestamp_ms={}, \
              lifecycle_status={:?}, content={:?})",
@@ -262,6 +296,21 @@ impl PyChunk {
 }
 
 impl PyChunk {
+    /// A chunk a bulk read kept as its row's bytes.
+    pub fn packed(packed: PackedChunk) -> Self {
+        PyChunk {
+            body: Body::Packed(packed, OnceLock::new()),
+        }
+    }
+
+    /// The record (decoded now if it is still the row's bytes).
+    pub fn chunk(&self) -> &Chunk {
+        match &self.body {
+            Body::Decoded(chunk) => chunk,
+            Body::Packed(packed, decoded) => decoded.get_or_init(|| Box::new(packed.unpack())),
+        }
+    }
+
     /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL
     /// held. `Chunk` is frozen, so the core reads the records through them with
     /// the GIL released ([`PyChunk::refs`]) and nothing is copied.
@@ -293,7 +342,7 @@ impl PyChunk {
     pub fn refs(chunks: &[Py<PyChunk>]) -> Vec<Prevalidated<'_>> {
         chunks
             .iter()
-            .map(|c| Prevalidated::vouch(&c.get().inner))
+            .map(|c| Prevalidated::vouch(c.get().chunk()))
             .collect()
     }
 
@@ -301,13 +350,13 @@ impl PyChunk {
     pub fn wrap_all(py: Python<'_>, chunks: Vec<Chunk>) -> PyResult<Vec<Py<PyChunk>>> {
         chunks
             .into_iter()
-            .map(|inner| Py::new(py, PyChunk { inner }))
+            .map(|inner| Py::new(py, PyChunk::from(inner)))
             .collect()
     }
 
     /// The keyword arguments that rebuild this chunk through the constructor.
     fn constructor_kwargs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = &self.inner;
+        let c = &self.chunk();
         let d = PyDict::new(py);
         d.set_item("id", &c.id)?;
         d.set_item("content", &c.content)?;

@@ -20,7 +20,7 @@ pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
         return Ok(None);
     }
     match value.cast::<PyChunk>() {
-        Ok(chunk) => Ok(Some(ListCursor::of(&chunk.get().inner))),
+        Ok(chunk) => Ok(Some(ListCursor::of(chunk.get().chunk()))),
         Err(_) => Err(PyTypeError::new_err(format!(
             "after: expected memtree.Chunk or None, got {}",
             value.get_type().name()?
@@ -65,7 +65,7 @@ impl PyChunkIterator {
             let page = py.detach(|| pages.next_page(&store.inner))?;
             buffered.extend(page);
         }
-        Ok(buffered.pop_front().map(|inner| PyChunk { inner }))
+        Ok(buffered.pop_front().map(PyChunk::from))
     }
 
     /// The rows of the page last read not yet given (`operator.length_hint`):

@@ -166,7 +166,7 @@ impl PyStore {
         #[pyo3(from_py_with = arg::id)] id: String,
     ) -> PyResult<Option<PyChunk>> {
         let found = py.detach(|| self.inner.get_chunk(&id))?;
-        Ok(found.map(|inner| PyChunk { inner }))
+        Ok(found.map(PyChunk::from))
     }
 
     /// The chunks with these ids in the order asked; missing ids skipped,

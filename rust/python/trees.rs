@@ -5,6 +5,8 @@
 //! Embeddings cross in one place each way ([`vector_in`], [`embedding_in`],
 //! [`embedding_out`]), with the same conversions as a chunk's.
 
+use std::sync::OnceLock;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
@@ -14,6 +16,7 @@ use super::convert::{self, arg};
 use super::store::PyStore;
 use crate::db::store::Store;
 use crate::sys::clock::now_ms;
+use crate::trees::packed::PackedSummary;
 use crate::trees::{At, Buffer, Seal, Summary, Tree, TreeKind, TreeStatus};
 
 /// `memtree.TreeKind` and `memtree.TreeStatus`, imported once.
@@ -137,9 +140,52 @@ impl PyTree {
 /// level out of range, a non-finite ``score``, a negative ``token_count``,
 /// a time range that ends before it starts), each naming the field.
 #[pyclass(frozen, eq, name = "Summary", module = "memtree")]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PySummary {
-    pub(super) inner: Summary,
+    body: SummaryBody,
+}
+
+/// What a `Summary` holds: the record, or (read by a tree walk) its row's
+/// bytes, decoded into the record the first time a field other than the id
+/// is read (as a walked `Chunk`, rust/python/chunk.rs). Boxed records keep
+/// the object small.
+#[derive(Debug, Clone)]
+enum SummaryBody {
+    Decoded(Box<Summary>),
+    Packed(PackedSummary, OnceLock<Box<Summary>>),
+}
+
+impl From<Summary> for PySummary {
+    fn from(summary: Summary) -> Self {
+        PySummary {
+            body: SummaryBody::Decoded(Box::new(summary)),
+        }
+    }
+}
+
+impl PartialEq for PySummary {
+    fn eq(&self, other: &Self) -> bool {
+        self.summary() == other.summary()
+    }
+}
+
+impl PySummary {
+    /// A summary a walk kept as its row's bytes.
+    pub fn packed(packed: PackedSummary) -> Self {
+        PySummary {
+            body: SummaryBody::Packed(packed, OnceLock::new()),
+        }
+    }
+
+    /// The record (decoded now if it is still the row's bytes).
+    pub fn summary(&self) -> &Summary {
+        match &self.body {
+            SummaryBody::Decoded(summary) => summary,
+            SummaryBody::Packed(packed, decoded) => {
+                decoded.get_or_init(|| Box::new(packed.unpack()))
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -198,107 +244,114 @@ impl PySummary {
             content_sha256,
         };
         inner.validate()?;
-        Ok(PySummary { inner })
+        Ok(PySummary::from(inner))
     }
 
     /// Primary key.
     #[getter]
     fn id(&self) -> &str {
-        &self.inner.id
+        match &self.body {
+            SummaryBody::Packed(packed, _) => packed.id(),
+            SummaryBody::Decoded(summary) => &summary.id,
+        }
     }
     /// The tree it belongs to.
     #[getter]
     fn tree_id(&self) -> &str {
-        &self.inner.tree_id
+        &self.summary().tree_id
     }
     /// That tree's kind (``source`` when not given).
     #[getter]
     fn tree_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        kind_to_py(py, self.inner.tree_kind)
+        kind_to_py(py, self.summary().tree_kind)
     }
     /// 1 over chunks, 2 over level-1 summaries, and so on.
     #[getter]
     fn level(&self) -> i64 {
-        self.inner.level
+        self.summary().level
     }
     /// The summary one level up that sealed over this one.
     #[getter]
     fn parent_id(&self) -> Option<&str> {
-        self.inner.parent_id.as_deref()
+        self.summary().parent_id.as_deref()
     }
     /// The chunk ids (level 1) or summary ids it summarises.
     #[getter]
     fn child_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.inner.child_ids)
+        PyTuple::new(py, &self.summary().child_ids)
     }
     /// The summary text (a preview when ``content_path`` is set).
     #[getter]
     fn content(&self) -> &str {
-        &self.inner.content
+        &self.summary().content
     }
     /// Tokens of ``content``.
     #[getter]
     fn token_count(&self) -> i64 {
-        self.inner.token_count
+        self.summary().token_count
     }
     /// Canonical entity ids (``"<kind>:<value>"``).
     #[getter]
     fn entities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.inner.entities)
+        PyTuple::new(py, &self.summary().entities)
     }
     /// Topic labels.
     #[getter]
     fn topics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.inner.topics)
+        PyTuple::new(py, &self.summary().topics)
     }
     /// Time of the oldest child (UTC).
     #[getter]
     fn time_range_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.inner.time_range_start_ms)
+        convert::from_ms(py, self.summary().time_range_start_ms)
     }
     /// Time of the newest child (UTC).
     #[getter]
     fn time_range_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.inner.time_range_end_ms)
+        convert::from_ms(py, self.summary().time_range_end_ms)
     }
     /// The highest score among the children at seal time.
     #[getter]
     fn score(&self) -> f64 {
-        self.inner.score
+        self.summary().score
     }
     /// Seal time (UTC).
     #[getter]
     fn sealed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.inner.sealed_at_ms)
+        convert::from_ms(py, self.summary().sealed_at_ms)
     }
     /// The soft-delete flag.
     #[getter]
     fn deleted(&self) -> bool {
-        self.inner.deleted
+        self.summary().deleted
     }
     /// The embedding, as :attr:`Chunk.embedding` returns one.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        embedding_out(py, self.inner.embedding.as_ref())
+        embedding_out(py, self.summary().embedding.as_ref())
     }
     /// Relative path of the full text on disk.
     #[getter]
     fn content_path(&self) -> Option<&str> {
-        self.inner.content_path.as_deref()
+        self.summary().content_path.as_deref()
     }
     /// SHA-256 of that file (64 lowercase hex digits).
     #[getter]
     fn content_sha256(&self) -> Option<&str> {
-        self.inner.content_sha256.as_deref()
+        self.summary().content_sha256.as_deref()
     }
     fn __repr__(&self) -> String {
         format!(
             "Summary(id={:?}, tree_id={:?}, level={}, children={}, deleted={})",
-            self.inner.id,
-            self.inner.tree_id,
-            self.inner.level,
-            self.inner.child_ids.len(),
-            if self.inner.deleted { "True" } else { "False" }
+            self.summary().id,
+            self.summary().tree_id,
+            self.summary().level,
+            self.summary().child_ids.len(),
+            if self.summary().deleted {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }
@@ -486,7 +539,7 @@ impl PyTrees {
                 convert::args::type_name(summary)
             ))
         })?;
-        let summary = summary.borrow().inner.clone();
+        let summary = summary.borrow().summary().clone();
         Ok(py.detach(|| self.core().trees().insert_summary(&summary))?)
     }
 
@@ -497,7 +550,7 @@ impl PyTrees {
         #[pyo3(from_py_with = arg::id)] id: String,
     ) -> PyResult<Option<PySummary>> {
         let found = py.detach(|| self.core().trees().get_summary(&id))?;
-        Ok(found.map(|inner| PySummary { inner }))
+        Ok(found.map(PySummary::from))
     }
 
     /// The live summaries of a tree at ``level``, in seal order.
@@ -508,7 +561,7 @@ impl PyTrees {
         #[pyo3(from_py_with = arg::level)] level: i64,
     ) -> PyResult<Vec<PySummary>> {
         let rows = py.detach(|| self.core().trees().list_summaries(&tree_id, level))?;
-        Ok(rows.into_iter().map(|inner| PySummary { inner }).collect())
+        Ok(rows.into_iter().map(PySummary::from).collect())
     }
 
     /// How many live summaries a tree has.
@@ -684,7 +737,7 @@ impl PyTrees {
             enqueue_follow_ups,
         };
         let inner = py.detach(|| self.core().trees().seal(&seal))?;
-        Ok(PySummary { inner })
+        Ok(PySummary::from(inner))
     }
 
     /// The subtree under a summary in ONE statement (a recursive CTE):
@@ -712,10 +765,18 @@ impl PyTrees {
             object
         };
         let summaries = (subtree.summaries.into_iter())
-            .map(|inner| Ok(new_object(Bound::new(py, PySummary { inner })?.into_any())))
+            .map(|packed| {
+                Ok(new_object(
+                    Bound::new(py, PySummary::packed(packed))?.into_any(),
+                ))
+            })
             .collect::<PyResult<Vec<_>>>()?;
         let chunks = (subtree.chunks.into_iter())
-            .map(|inner| Ok(new_object(Bound::new(py, PyChunk { inner })?.into_any())))
+            .map(|packed| {
+                Ok(new_object(
+                    Bound::new(py, PyChunk::packed(packed))?.into_any(),
+                ))
+            })
             .collect::<PyResult<Vec<_>>>()?;
         let mut placed_summaries = vec![false; summaries.len()];
         let mut placed_chunks = vec![false; chunks.len()];
@@ -743,7 +804,7 @@ impl PyTrees {
         #[pyo3(from_py_with = arg::id)] id: String,
     ) -> PyResult<Vec<PySummary>> {
         let rows = py.detach(|| self.core().trees().ancestors(&id))?;
-        Ok(rows.into_iter().map(|inner| PySummary { inner }).collect())
+        Ok(rows.into_iter().map(PySummary::from).collect())
     }
 
     fn __repr__(&self) -> String {
@@ -755,11 +816,10 @@ impl PyTrees {
 fn copy_node<'py>(node: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = node.py();
     if let Ok(summary) = node.cast::<PySummary>() {
-        let inner = summary.get().inner.clone();
-        return Ok(Bound::new(py, PySummary { inner })?.into_any());
+        return Ok(Bound::new(py, summary.get().clone())?.into_any());
     }
-    let inner = node.cast::<PyChunk>()?.get().inner.clone();
-    Ok(Bound::new(py, PyChunk { inner })?.into_any())
+    let chunk = node.cast::<PyChunk>()?.get().clone();
+    Ok(Bound::new(py, chunk)?.into_any())
 }
 
 /// Takes `object`, a `Summary` or `Chunk` just made, off the cycle

@@ -1,9 +1,11 @@
 //! Summary trees, as OpenHuman's memory_tree keeps them in `chunks.db`: the
 //! trees, their sealed summaries and their unsealed buffers, the atomic,
-//! optimistic seal, and the walk over a subtree in one statement.
+//! optimistic seal, and the walk over a subtree in one statement (its
+//! summaries kept as their rows' bytes: [`packed`]).
 
 mod buffers;
 mod model;
+pub mod packed;
 mod registry;
 mod seal;
 mod summaries;

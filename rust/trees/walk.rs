@@ -7,9 +7,12 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::model::{summary_from_row, Summary, MAX_LEVEL, SUMMARY_COLUMNS};
+use super::packed::{PackedSummary, SUMMARY_COLUMN_COUNT};
 use super::registry::Trees;
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::row::{chunk_from_row, CHUNK_COLUMNS};
+use crate::db::raw_columns::RunningStatement;
 use crate::error::{Error, Result};
 
 /// One node of a subtree.
@@ -28,6 +31,8 @@ const KIND_COLUMN: usize = 18;
 // A chunk's columns and one NULL fill a summary's 18: a chunk column added
 // must widen the summaries' arm too.
 const _: () = assert!(CHUNK_COLUMNS.len() + 1 == KIND_COLUMN);
+// A summary's columns are the ones before it.
+const _: () = assert!(SUMMARY_COLUMN_COUNT == KIND_COLUMN);
 
 /// The walk: `?1` the root summary, `?2` how many levels below it to go.
 /// The recursion runs over summaries only (the children of a summary above
@@ -145,19 +150,59 @@ impl Trees<'_> {
     }
 }
 
-/// The walk statement's rows, decoded and matched as they come.
+/// The walk statement's rows, decoded (a chunk packed) and matched as they
+/// come. A chunk's columns are read straight through SQLite's value API
+/// ([`RunningStatement`]), found once the statement runs.
 fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Result<Rows> {
     let mut stmt = conn.prepare_cached(&WALK_SQL)?;
     let mut rows = stmt.query(rusqlite::params![id, depth])?;
     let mut found = Rows::default();
+    let mut running: Option<Option<RunningStatement>> = None;
     while let Some(row) = rows.next()? {
+        let running = running.get_or_insert_with(|| RunningStatement::find(conn, &WALK_SQL));
         if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
-            found.push_summary(summary_from_row(row)?);
-        } else {
-            found.push_chunk(chunk_from_row(row)?, id, depth);
+            let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
+                Some(values) => {
+                    found.read_raw += 1;
+                    values
+                }
+                None => row_values(row)?,
+            };
+            let summary = match PackedSummary::from_values(&values) {
+                Some(summary) => summary,
+                // A row `summary_from_row` refuses: its error.
+                None => PackedSummary::from_summary(&summary_from_row(row)?)?,
+            };
+            found.push_summary(summary);
+            continue;
         }
+        let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
+            Some(values) => {
+                found.read_raw += 1;
+                values
+            }
+            None => row_values(row)?,
+        };
+        let chunk = match PackedChunk::from_values(&values) {
+            Some(chunk) => chunk,
+            // A row `chunk_from_row` refuses: its error.
+            None => PackedChunk::from_chunk(&chunk_from_row(row)?)?,
+        };
+        found.push_chunk(chunk, id, depth);
     }
     Ok(found)
+}
+
+/// A row's first `N` values through rusqlite: the path when the running
+/// statement is not found.
+fn row_values<'r, const N: usize>(
+    row: &'r rusqlite::Row<'_>,
+) -> rusqlite::Result<[rusqlite::types::ValueRef<'r>; N]> {
+    let mut values = [rusqlite::types::ValueRef::Null; N];
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = row.get_ref(i)?;
+    }
+    Ok(values)
 }
 
 /// A node of a [`Subtree`] by its position among the subtree's summaries or
@@ -176,43 +221,25 @@ pub enum At {
 /// stored once and comes twice in the order.
 #[derive(Debug)]
 pub struct Subtree {
-    /// The summaries, in the statement's order.
-    pub summaries: Vec<Summary>,
-    /// The chunks, in the statement's order.
-    pub chunks: Vec<Chunk>,
+    /// The summaries, in the statement's order, each kept as its row's
+    /// bytes.
+    pub summaries: Vec<PackedSummary>,
+    /// The chunks, in the statement's order, each kept as its row's bytes.
+    pub chunks: Vec<PackedChunk>,
     /// The walk's order, as positions in `summaries` and `chunks`.
     pub order: Vec<At>,
 }
 
 impl Subtree {
-    /// The nodes in the walk's order; a node that comes twice is copied
-    /// for all but its last place, where it is moved.
+    /// The nodes in the walk's order, each unpacked (a node that comes
+    /// twice, once per place).
     pub fn into_nodes(self) -> Vec<Node> {
-        let mut summary_uses = vec![0_u32; self.summaries.len()];
-        let mut chunk_uses = vec![0_u32; self.chunks.len()];
-        for at in &self.order {
-            match *at {
-                At::Summary(i) => summary_uses[i] += 1,
-                At::Chunk(i) => chunk_uses[i] += 1,
-            }
-        }
-        let mut summaries: Vec<Option<Summary>> = self.summaries.into_iter().map(Some).collect();
-        let mut chunks: Vec<Option<Chunk>> = self.chunks.into_iter().map(Some).collect();
-        let mut nodes = Vec::with_capacity(self.order.len());
-        for at in self.order {
-            let node = match at {
-                At::Summary(i) => {
-                    summary_uses[i] -= 1;
-                    take_or_copy(&mut summaries[i], summary_uses[i]).map(Node::Summary)
-                }
-                At::Chunk(i) => {
-                    chunk_uses[i] -= 1;
-                    take_or_copy(&mut chunks[i], chunk_uses[i]).map(Node::Chunk)
-                }
-            };
-            nodes.extend(node);
-        }
-        nodes
+        (self.order.iter())
+            .filter_map(|at| match *at {
+                At::Summary(i) => self.summaries.get(i).map(|s| Node::Summary(s.unpack())),
+                At::Chunk(i) => self.chunks.get(i).map(|c| Node::Chunk(c.unpack())),
+            })
+            .collect()
     }
 }
 
@@ -232,8 +259,8 @@ enum Run {
 /// their order on the way ([`Rows::into_subtree`] says how).
 #[derive(Default)]
 struct Rows {
-    summaries: Vec<Summary>,
-    chunks: Vec<Chunk>,
+    summaries: Vec<PackedSummary>,
+    chunks: Vec<PackedChunk>,
     /// Per summary, its matched children; filled when the first chunk
     /// comes (all summaries are in by then) or at the end.
     runs: Option<Vec<Run>>,
@@ -245,10 +272,12 @@ struct Rows {
     /// A row came that the matching cannot place: the order is found by
     /// id instead.
     unmatched: bool,
+    /// How many rows were read through [`RunningStatement`].
+    read_raw: usize,
 }
 
 impl Rows {
-    fn push_summary(&mut self, summary: Summary) {
+    fn push_summary(&mut self, summary: PackedSummary) {
         // Every summary comes before the first chunk (the statement's
         // first arm); one after it cannot be matched.
         self.unmatched |= self.runs.is_some();
@@ -258,12 +287,12 @@ impl Rows {
     /// Adds a chunk and matches it at once, while its id is at hand: it is
     /// the next listed child of the current level-1 summary that has a row
     /// (the ids listed before it have none), or of the next one.
-    fn push_chunk(&mut self, chunk: Chunk, root: &str, depth: i64) {
+    fn push_chunk(&mut self, chunk: PackedChunk, root: &str, depth: i64) {
         if self.runs.is_none() {
             self.match_summaries(root, depth);
         }
         if !self.unmatched {
-            self.unmatched = !self.match_chunk(&chunk.id);
+            self.unmatched = !self.match_chunk(chunk.id());
         }
         self.chunks.push(chunk);
     }
@@ -274,8 +303,8 @@ impl Rows {
         };
         let at = self.chunks.len();
         while let Some(&parent) = self.chunk_parents.get(self.chunk_parent) {
-            let children = &self.summaries[parent].child_ids;
-            while let Some(child) = children.get(self.next_child) {
+            let summary = &self.summaries[parent];
+            while let Some(child) = summary.child_id(self.next_child) {
                 self.next_child += 1;
                 if child == id {
                     if let Run::Chunks(_, end) = &mut runs[parent] {
@@ -300,7 +329,7 @@ impl Rows {
         let count = self.summaries.len();
         let mut runs = vec![Run::Leaf; count];
         match self.summaries.first() {
-            Some(first) if first.id == root => {}
+            Some(first) if first.id() == root => {}
             _ => {
                 self.unmatched |= count > 0;
                 self.runs = Some(runs);
@@ -319,13 +348,13 @@ impl Rows {
             if below_root[i] >= depth {
                 continue;
             }
-            if summary.level == 1 {
+            if summary.level() == 1 {
                 self.chunk_parents.push(i);
-                chunks_listed += summary.child_ids.len();
-            } else if summary.level > 1 {
+                chunks_listed += summary.child_count();
+            } else if summary.level() > 1 {
                 let start = next;
-                for child in &summary.child_ids {
-                    if matches!(self.summaries.get(next), Some(s) if s.id == *child) {
+                for child in summary.child_ids() {
+                    if matches!(self.summaries.get(next), Some(s) if s.id() == child) {
                         below_root[next] = below_root[i] + 1;
                         next += 1;
                     }
@@ -397,12 +426,17 @@ fn depth_first(runs: &[Run]) -> Vec<At> {
 /// order, down to `depth` levels below the root, by the rule the statement
 /// expanded them with (the children of a level-1 summary are chunks, of a
 /// higher one summaries; a child with no row is left out).
-fn order_by_id(summaries: &[Summary], chunks: &[Chunk], root: &str, depth: i64) -> Vec<At> {
+fn order_by_id(
+    summaries: &[PackedSummary],
+    chunks: &[PackedChunk],
+    root: &str,
+    depth: i64,
+) -> Vec<At> {
     let summary_at: HashMap<&str, usize> = (summaries.iter().enumerate())
-        .map(|(i, s)| (s.id.as_str(), i))
+        .map(|(i, s)| (s.id(), i))
         .collect();
     let chunk_at: HashMap<&str, usize> = (chunks.iter().enumerate())
-        .map(|(i, c)| (c.id.as_str(), i))
+        .map(|(i, c)| (c.id(), i))
         .collect();
     let mut order = Vec::with_capacity(summaries.len() + chunks.len());
     // An explicit stack: `depth` is the caller's and may be deep.
@@ -419,9 +453,8 @@ fn order_by_id(summaries: &[Summary], chunks: &[Chunk], root: &str, depth: i64) 
             continue;
         }
         // Pushed last child first, so that the first comes out first.
-        for child in summary.child_ids.iter().rev() {
-            let child = child.as_str();
-            let found = match summary.level {
+        for child in summary.child_ids().rev() {
+            let found = match summary.level() {
                 1 => chunk_at.get(child).map(|&c| At::Chunk(c)),
                 level if level > 1 => summary_at.get(child).map(|&s| At::Summary(s)),
                 _ => None,
@@ -432,15 +465,6 @@ fn order_by_id(summaries: &[Summary], chunks: &[Chunk], root: &str, depth: i64) 
         }
     }
     order
-}
-
-/// The node in `slot`: moved out when no later use is left, else copied.
-fn take_or_copy<T: Clone>(slot: &mut Option<T>, uses_left: u32) -> Option<T> {
-    if uses_left == 0 {
-        slot.take()
-    } else {
-        slot.clone()
-    }
 }
 
 #[cfg(test)]
@@ -481,11 +505,12 @@ mod tests {
         }
     }
 
-    fn chunk(id: &str) -> Chunk {
-        Chunk {
+    fn chunk(id: &str) -> PackedChunk {
+        PackedChunk::from_chunk(&Chunk {
             id: id.into(),
             ..crate::chunks::ops::tests::full_chunk()
-        }
+        })
+        .expect("a valid chunk packs")
     }
 
     /// A file whose links are not a tree (Python's
@@ -494,7 +519,7 @@ mod tests {
     /// the chunk `c0` listed under `l2` have no row. The rows in the order
     /// the statement returns them: the summaries breadth first, then one
     /// run of chunks per level-1 summary.
-    fn shared_rows() -> (Vec<Summary>, Vec<Chunk>) {
+    fn shared_rows() -> (Vec<Summary>, Vec<PackedChunk>) {
         let l1_a = || summary("l1-a", 1, &["c0", "x", "missing", "c1"]);
         let summaries = vec![
             summary("l2", 2, &["l1-a", "c0", "x", "l1-b", "l1-a"]),
@@ -507,10 +532,10 @@ mod tests {
         (summaries, chunks.into_iter().map(chunk).collect())
     }
 
-    fn rows_of(summaries: &[Summary], chunks: &[Chunk], depth: i64) -> Rows {
+    fn rows_of(summaries: &[Summary], chunks: &[PackedChunk], depth: i64) -> Rows {
         let mut rows = Rows::default();
         for s in summaries {
-            rows.push_summary(s.clone());
+            rows.push_summary(PackedSummary::from_summary(s).expect("a valid summary packs"));
         }
         for c in chunks {
             rows.push_chunk(c.clone(), "l2", depth);
@@ -560,7 +585,9 @@ mod tests {
         assert_eq!(ids(&subtree.into_nodes()), expected);
         let (summaries, chunks) = shared_rows();
         let found = Subtree {
-            summaries,
+            summaries: (summaries.iter())
+                .map(|s| PackedSummary::from_summary(s).expect("packs"))
+                .collect(),
             chunks,
             order: by_id,
         };
@@ -606,7 +633,7 @@ mod tests {
             assert_eq!(ids(&nodes), expected);
         }
         let mut late = rows_of(&summaries[..4], &chunks, MAX_LEVEL + 1);
-        late.push_summary(summaries[4].clone());
+        late.push_summary(PackedSummary::from_summary(&summaries[4]).expect("packs"));
         assert!(late.unmatched);
         // Nothing found: an empty walk.
         assert!(Rows::default().into_subtree("l2", 3).order.is_empty());
@@ -628,11 +655,18 @@ mod tests {
                 ..s.clone()
             })?;
         }
-        store.upsert_chunks(&[chunk("c0"), chunk("x"), chunk("c1")])?;
-        let matched = store.read("walk", |conn| {
-            Ok(!read_rows(conn, "l2", MAX_LEVEL + 1)?.unmatched)
-        })?;
-        assert!(matched, "the statement's rows were found by id");
+        store.upsert_chunks(&[
+            chunk("c0").unpack(),
+            chunk("x").unpack(),
+            chunk("c1").unpack(),
+        ])?;
+        let rows = store.read("walk", |conn| read_rows(conn, "l2", MAX_LEVEL + 1))?;
+        assert!(!rows.unmatched, "the statement's rows were found by id");
+        // Every row read straight through SQLite's value API.
+        assert_eq!(
+            (rows.summaries.len(), rows.chunks.len(), rows.read_raw),
+            (5, 8, 13)
+        );
         let walked = ids(&trees.walk("l2", None)?);
         assert_eq!(walked.len(), 13);
         assert_eq!(walked[..3], ["S:l2", "S:l1-a", "C:c0"]);

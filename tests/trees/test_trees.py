@@ -563,3 +563,177 @@ def test_walk_expands_children_by_the_parents_level_and_repeats_a_shared_node(
     assert walked[1] == walked[9] == store.trees.get_summary("l1-a")
     assert walked[4] == walked[6] == walked[8] == store.get_chunk("c1")
     assert [n.id for n in store.trees.walk("l2", 1)] == ["l2", "l1-a", "x", "l1-b", "l1-a"]
+
+
+def test_a_walked_chunk_is_the_chunk_get_chunk_reads_field_for_field(
+    store: memtree.Store,
+) -> None:
+    """The walk keeps each chunk as its row's bytes and decodes it when a
+    field is first read: every field, equality, hash, pickling, ``replace``
+    and a re-ingest behave as for the chunk ``get_chunk`` reads."""
+    import pickle
+
+    sample_tree(store, "t", "lazy")
+    full = memtree.Chunk(
+        "ç-😀",
+        "zero\x00byte, é and 😀",
+        "email",
+        "src",
+        "owner",
+        T0,
+        source_ref="ref",
+        time_range=(T0 - 5, T0 + 5),
+        tags=['a"b', "ç"],
+        token_count=7,
+        seq_in_source=3,
+        created_at=T0 + 1,
+        lifecycle_status="indexed",
+        embedding=[0.5, -1.25, 3.0],
+        content_path="bodies/x.md",
+        content_sha256="ab" * 32,
+    )
+    bare = memtree.Chunk("bare", "", "chat", "src", "owner", T0)
+    store.upsert_chunks([full, bare])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["ç-😀", "bare"]))
+    fields = [
+        "id", "content", "source_kind", "source_id", "source_ref", "owner", "timestamp",
+        "time_range", "tags", "token_count", "seq_in_source", "created_at",
+        "lifecycle_status", "embedding", "content_path", "content_sha256", "timestamp_ms",
+    ]  # fmt: skip
+    for chunk_id in ("ç-😀", "bare"):
+        read = store.get_chunk(chunk_id)
+        assert read is not None
+        walked = next(n for n in store.trees.walk("s1") if n.id == chunk_id)
+        assert isinstance(walked, memtree.Chunk)
+        # The id first (read without decoding), then every field.
+        assert walked.id == chunk_id
+        for field in fields:
+            assert getattr(walked, field) == getattr(read, field), field
+        # Equality and hash both ways, before and after a field was read.
+        fresh = next(n for n in store.trees.walk("s1") if n.id == chunk_id)
+        assert isinstance(fresh, memtree.Chunk)
+        assert fresh == read and read == fresh and hash(fresh) == hash(read)
+        assert repr(fresh) == repr(read)
+        assert pickle.loads(pickle.dumps(fresh)) == read
+        assert fresh.replace(token_count=99).token_count == 99
+    # A walked chunk goes back in as it is.
+    walked_full = store.trees.walk("s1")[1]
+    assert isinstance(walked_full, memtree.Chunk)
+    store.upsert_chunks([walked_full.replace(content="changed")])
+    changed = store.get_chunk("ç-😀")
+    assert changed is not None and changed.content == "changed"
+    assert changed.embedding == full.embedding  # kept by a re-ingest
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("tags_json", "{}"),
+        ("tags_json", "[1]"),
+        ("source_kind", "fax"),
+        ("timestamp_ms", "'soon'"),
+        ("embedding", "x'0000803f00'"),
+        ("content", "x'ff'"),
+    ],
+)
+def test_a_chunk_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_chunk(
+    store: memtree.Store, db_path: Path, column: str, value: str
+) -> None:
+    """A row someone else wrote that is no valid chunk is refused by the
+    walk itself, with ``get_chunk``'s error, not later on a field read."""
+    sample_tree(store, "t", "bad")
+    store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "bad", "me", T0)])
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["c0"]))
+    with reference_connection(db_path) as conn:
+        if value.startswith("x'") and column == "content":
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = CAST({value} AS TEXT)")
+        elif value.startswith(("x'", "'")):
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = {value}")
+        else:
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = ?", (value,))
+    with pytest.raises(memtree.MemtreeError) as direct:
+        store.get_chunk("c0")
+    with pytest.raises(type(direct.value)) as walked:
+        store.trees.walk("s1")
+    # The same error; the message names the column as the statement does
+    # (the walk's columns are named after a summary's).
+    assert (walked.value.code, walked.value.name) == (direct.value.code, direct.value.name)
+    assert str(walked.value).split(":")[1] == str(direct.value).split(":")[1]
+
+
+def test_a_walked_summary_is_the_summary_get_summary_reads_field_for_field(
+    store: memtree.Store, db_path: Path
+) -> None:
+    """The walk keeps each summary as its row's bytes too: every field and
+    equality behave as for the summary ``get_summary`` reads, for a summary
+    with every column set and for one with the optional ones empty."""
+    sample_tree(store, "t", "lazy")
+    store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "lazy", "me", T0)])
+    full = Summary(
+        "s1-é",
+        "t",
+        1,
+        "zero\x00byte and 😀",
+        T0 - 3,
+        T0 + 3,
+        tree_kind=TreeKind.SOURCE,
+        child_ids=["c0", "gone", 'q"uote'],
+        token_count=5,
+        entities=["person:alice", "place:é"],
+        topics=["#x"],
+        score=0.625,
+        sealed_at=T0 + 9,
+        embedding=[0.25, -4.0],
+        content_path="s/1.md",
+        content_sha256="cd" * 32,
+    )
+    store.trees.insert_summary(full)
+    store.trees.insert_summary(Summary("s2", "t", 2, "top", T0, T0, child_ids=["s1-é"]))
+    store.trees.delete_summary("s1-é")
+    with reference_connection(db_path) as conn:
+        # A score stored as an integer, as another writer may leave it.
+        conn.execute("UPDATE mem_tree_summaries SET score = 2 WHERE id = 's2'")
+    fields = [
+        "id", "tree_id", "tree_kind", "level", "parent_id", "child_ids", "content",
+        "token_count", "entities", "topics", "time_range_start", "time_range_end", "score",
+        "sealed_at", "deleted", "embedding", "content_path", "content_sha256",
+    ]  # fmt: skip
+    for summary_id in ("s2", "s1-é"):
+        read = store.trees.get_summary(summary_id)
+        assert read is not None
+        walked = next(n for n in store.trees.walk("s2") if n.id == summary_id)
+        assert isinstance(walked, Summary)
+        for field in fields:
+            assert getattr(walked, field) == getattr(read, field), field
+        fresh = next(n for n in store.trees.walk("s2") if n.id == summary_id)
+        assert fresh == read and read == fresh and repr(fresh) == repr(read)
+    walked_s1 = store.trees.walk("s2")[1]
+    assert isinstance(walked_s1, Summary)
+    assert walked_s1.deleted and walked_s1.child_ids == ("c0", "gone", 'q"uote')
+    assert store.trees.get_summary("s2").score == 2.0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("child_ids_json", "'{}'"),
+        ("child_ids_json", "'[1]'"),
+        ("entities_json", "'nope'"),
+        ("tree_kind", "'forest'"),
+        ("level", "'one'"),
+        ("content", "CAST(x'ff' AS TEXT)"),
+        ("embedding", "x'000000'"),
+    ],
+)
+def test_a_summary_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_summary(
+    store: memtree.Store, db_path: Path, column: str, value: str
+) -> None:
+    sample_tree(store, "t", "bad")
+    store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0))
+    with reference_connection(db_path) as conn:
+        conn.execute(f"UPDATE mem_tree_summaries SET {column} = {value}")
+    with pytest.raises(memtree.MemtreeError) as direct:
+        store.trees.get_summary("s1")
+    with pytest.raises(type(direct.value)) as walked:
+        store.trees.walk("s1")
+    assert (walked.value.code, walked.value.name) == (direct.value.code, direct.value.name)

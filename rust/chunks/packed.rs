@@ -1,0 +1,322 @@
+//! A chunk kept as its row's bytes ([`PackedChunk`]): what a bulk read (a
+//! tree walk) holds for each chunk, one allocation where a [`Chunk`] is a
+//! string per field, checked as the row is read and decoded into a
+//! [`Chunk`] only when asked ([`PackedChunk::unpack`]).
+//!
+//! Checked means exactly what [`chunk_from_row`] checks: a row it would
+//! refuse is not packed ([`PackedChunk::from_values`] says `None`), so the
+//! caller decodes that row with it for its error, and every packed chunk
+//! unpacks.
+
+use rusqlite::types::ValueRef;
+
+use super::record::{embedding_from_blob, Chunk, SourceKind};
+use super::row::{col, each_value, Encoded, CHUNK_COLUMNS};
+
+#[cfg(doc)]
+use super::row::chunk_from_row;
+
+/// The number of chunk columns.
+const N: usize = CHUNK_COLUMNS.len();
+
+/// The columns kept as bytes, in [`CHUNK_COLUMNS`] order; `source_kind`
+/// and `tags_json` are parsed as the row is read, the rest are integers.
+const BYTE_COLUMNS: [usize; 9] = [
+    col!("id"),
+    col!("content"),
+    col!("source_id"),
+    col!("source_ref"),
+    col!("owner"),
+    col!("lifecycle_status"),
+    col!("embedding"),
+    col!("content_path"),
+    col!("content_sha256"),
+];
+
+/// Which [`BYTE_COLUMNS`] may be NULL (the optional fields).
+const NULLABLE: [bool; BYTE_COLUMNS.len()] = {
+    let mut nullable = [false; BYTE_COLUMNS.len()];
+    let mut i = 0;
+    while i < BYTE_COLUMNS.len() {
+        let c = BYTE_COLUMNS[i];
+        nullable[i] = c == col!("source_ref")
+            || c == col!("embedding")
+            || c == col!("content_path")
+            || c == col!("content_sha256");
+        i += 1;
+    }
+    nullable
+};
+
+/// The integer columns.
+const INT_COLUMNS: [usize; 6] = [
+    col!("timestamp_ms"),
+    col!("time_range_start_ms"),
+    col!("time_range_end_ms"),
+    col!("token_count"),
+    col!("seq_in_source"),
+    col!("created_at_ms"),
+];
+
+/// The position of column `column` in an array of `columns`.
+const fn slot(columns: &[usize], column: usize) -> usize {
+    let mut i = 0;
+    while i < columns.len() {
+        if columns[i] == column {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not in the list")
+}
+
+/// The slot of a named column in [`BYTE_COLUMNS`] or [`INT_COLUMNS`].
+macro_rules! bytes_at {
+    ($name:literal) => {
+        const { slot(&BYTE_COLUMNS, col!($name)) }
+    };
+}
+macro_rules! int_at {
+    ($name:literal) => {
+        const { slot(&INT_COLUMNS, col!($name)) }
+    };
+}
+
+/// One chunk row: its text and blob columns back to back in one buffer,
+/// its integers, its parsed kind and tags. Immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedChunk {
+    /// The [`BYTE_COLUMNS`] values, back to back; the text ones are UTF-8
+    /// (checked when packed).
+    bytes: Box<[u8]>,
+    /// Where each [`BYTE_COLUMNS`] value ends in `bytes` (it starts where
+    /// the one before ends).
+    ends: [u32; BYTE_COLUMNS.len()],
+    /// Which [`BYTE_COLUMNS`] values are NULL, one bit each.
+    nulls: u16,
+    ints: [i64; INT_COLUMNS.len()],
+    source_kind: SourceKind,
+    /// Parsed from `tags_json` when packed (no allocation for none).
+    tags: Vec<String>,
+}
+
+impl PackedChunk {
+    /// The chunk in a row's values, in [`CHUNK_COLUMNS`] order; `None` if
+    /// [`chunk_from_row`] would refuse the row (a wrong type, text that is
+    /// not UTF-8, an unknown kind, tags that are not a JSON list of
+    /// strings, an embedding blob that is not float32s) or it is too big to
+    /// pack (4 GiB).
+    pub fn from_values(values: &[ValueRef<'_>; N]) -> Option<PackedChunk> {
+        let text = |column: usize| match values[column] {
+            ValueRef::Text(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        };
+        let source_kind = text(col!("source_kind"))?.parse().ok()?;
+        let tags = match text(col!("tags_json"))? {
+            "[]" => Vec::new(),
+            json => serde_json::from_str(json).ok()?,
+        };
+        let mut ints = [0; INT_COLUMNS.len()];
+        for (int, &column) in ints.iter_mut().zip(&INT_COLUMNS) {
+            match values[column] {
+                ValueRef::Integer(v) => *int = v,
+                _ => return None,
+            }
+        }
+        let mut nulls = 0_u16;
+        let mut len = 0_usize;
+        for (i, &column) in BYTE_COLUMNS.iter().enumerate() {
+            len += match values[column] {
+                ValueRef::Null if NULLABLE[i] => {
+                    nulls |= 1 << i;
+                    0
+                }
+                ValueRef::Blob(b) if column == col!("embedding") => {
+                    if b.len() % 4 != 0 {
+                        return None;
+                    }
+                    b.len()
+                }
+                ValueRef::Text(b) if column != col!("embedding") => {
+                    std::str::from_utf8(b).ok()?;
+                    b.len()
+                }
+                _ => return None,
+            };
+        }
+        u32::try_from(len).ok()?;
+        let mut bytes = Vec::with_capacity(len);
+        let mut ends = [0; BYTE_COLUMNS.len()];
+        for (end, &column) in ends.iter_mut().zip(&BYTE_COLUMNS) {
+            if let ValueRef::Text(b) | ValueRef::Blob(b) = values[column] {
+                bytes.extend_from_slice(b);
+            }
+            *end = u32::try_from(bytes.len()).ok()?;
+        }
+        Some(PackedChunk {
+            bytes: bytes.into_boxed_slice(),
+            ends,
+            nulls,
+            ints,
+            source_kind,
+            tags,
+        })
+    }
+
+    /// `chunk` packed: a row [`chunk_from_row`] decoded, which packs
+    /// unless the two disagree on what a valid row is (an error then).
+    pub fn from_chunk(chunk: &Chunk) -> rusqlite::Result<PackedChunk> {
+        let mut scratch = Encoded::default();
+        let mut values = [ValueRef::Null; N];
+        each_value(chunk, &mut scratch, |i, value| {
+            values[i] = value;
+            Ok(())
+        })?;
+        PackedChunk::from_values(&values).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("chunk {:?} decodes but does not pack", chunk.id).into(),
+            )
+        })
+    }
+
+    /// The value at `slot` of [`BYTE_COLUMNS`]; `None` if NULL.
+    fn bytes_at(&self, slot: usize) -> Option<&[u8]> {
+        if self.nulls & (1 << slot) != 0 {
+            return None;
+        }
+        let start = slot.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
+        Some(&self.bytes[start..self.ends[slot] as usize])
+    }
+
+    /// The text at `slot` ("" if NULL).
+    fn text_at(&self, slot: usize) -> &str {
+        // Checked UTF-8 when packed; `bytes` never changes after.
+        std::str::from_utf8(self.bytes_at(slot).unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn opt_text_at(&self, slot: usize) -> Option<String> {
+        self.bytes_at(slot).map(|_| self.text_at(slot).to_owned())
+    }
+
+    /// The chunk's id, without unpacking it.
+    pub fn id(&self) -> &str {
+        self.text_at(bytes_at!("id"))
+    }
+
+    /// The chunk, decoded.
+    pub fn unpack(&self) -> Chunk {
+        let text = |slot| self.text_at(slot).to_owned();
+        Chunk {
+            id: text(bytes_at!("id")),
+            content: text(bytes_at!("content")),
+            source_kind: self.source_kind,
+            source_id: text(bytes_at!("source_id")),
+            source_ref: self.opt_text_at(bytes_at!("source_ref")),
+            owner: text(bytes_at!("owner")),
+            timestamp_ms: self.ints[int_at!("timestamp_ms")],
+            time_range_start_ms: self.ints[int_at!("time_range_start_ms")],
+            time_range_end_ms: self.ints[int_at!("time_range_end_ms")],
+            tags: self.tags.clone(),
+            token_count: self.ints[int_at!("token_count")],
+            seq_in_source: self.ints[int_at!("seq_in_source")],
+            created_at_ms: self.ints[int_at!("created_at_ms")],
+            lifecycle_status: text(bytes_at!("lifecycle_status")),
+            embedding: (self.bytes_at(bytes_at!("embedding"))).and_then(embedding_from_blob),
+            content_path: self.opt_text_at(bytes_at!("content_path")),
+            content_sha256: self.opt_text_at(bytes_at!("content_sha256")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunks::ops::tests::full_chunk;
+    use crate::chunks::row::chunk_row;
+    use rusqlite::types::Value;
+
+    fn values(row: &[Value]) -> [ValueRef<'_>; N] {
+        std::array::from_fn(|i| ValueRef::from(&row[i]))
+    }
+
+    fn pack(c: &Chunk) -> Option<PackedChunk> {
+        PackedChunk::from_values(&values(&chunk_row(c).ok()?))
+    }
+
+    #[test]
+    fn a_chunk_unpacks_as_it_was_written() {
+        let full = full_chunk();
+        let packed = pack(&full).expect("a valid row packs");
+        assert_eq!(packed.id(), full.id);
+        assert_eq!(packed.unpack(), full);
+        let bare = Chunk {
+            source_ref: None,
+            tags: Vec::new(),
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+            content: String::new(),
+            ..full_chunk()
+        };
+        assert_eq!(pack(&bare).map(|p| p.unpack()), Some(bare));
+        let unicode = Chunk {
+            id: "ïd-😀".into(),
+            content: "zero\0byte and é".into(),
+            tags: vec!["a\"b".into(), "ç".into()],
+            embedding: Some(Vec::new()),
+            ..full_chunk()
+        };
+        assert_eq!(pack(&unicode).map(|p| p.unpack()), Some(unicode));
+    }
+
+    /// Every row `chunk_from_row` refuses is refused here too, so the walk
+    /// decodes it for that error.
+    #[test]
+    fn a_row_chunk_from_row_refuses_is_not_packed() -> rusqlite::Result<()> {
+        let row = chunk_row(&full_chunk())?;
+        let with = |column: &str, value: Value| {
+            let mut row = row.clone();
+            row[CHUNK_COLUMNS.iter().position(|c| *c == column).unwrap()] = value;
+            row
+        };
+        let bad = [
+            with("id", Value::Integer(1)),
+            with("id", Value::Null),
+            with("content", Value::Blob(b"text".to_vec())),
+            with("content", Value::Text(String::new())), // fine: the control
+            with("source_kind", Value::Text("fax".into())),
+            with("source_ref", Value::Integer(3)),
+            with("timestamp_ms", Value::Text("1".into())),
+            with("timestamp_ms", Value::Real(1.0)),
+            with("token_count", Value::Null),
+            with("tags_json", Value::Text("{}".into())),
+            with("tags_json", Value::Text("[1]".into())),
+            with("tags_json", Value::Null),
+            with("embedding", Value::Blob(vec![0; 5])),
+            with("embedding", Value::Text("x".into())),
+            with("lifecycle_status", Value::Null),
+            with("content_sha256", Value::Integer(0)),
+        ];
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let placeholders = vec!["?"; N].join(", ");
+        let mut stmt = conn.prepare(&format!("SELECT {placeholders}"))?;
+        for case in &bad {
+            let decoded = stmt.query_row(rusqlite::params_from_iter(case), |r| {
+                Ok(crate::chunks::row::chunk_from_row(r))
+            })?;
+            let packed = PackedChunk::from_values(&values(case));
+            assert_eq!(
+                packed.as_ref().map(PackedChunk::unpack),
+                decoded.as_ref().ok().cloned(),
+                "{case:?}"
+            );
+        }
+        // Text that is not UTF-8, which no `Value` holds.
+        let mut raw = values(&row);
+        raw[col!("owner")] = ValueRef::Text(b"\xff");
+        assert!(PackedChunk::from_values(&raw).is_none());
+        Ok(())
+    }
+}

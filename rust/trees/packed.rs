@@ -1,0 +1,474 @@
+//! A summary kept as its row's bytes ([`PackedSummary`]): what a tree walk
+//! holds for each summary, as [`crate::chunks::packed::PackedChunk`] is for
+//! each chunk. Its child ids, which the walk reads to put the rows in
+//! order, are decoded as it is packed, back to back in the same buffer;
+//! the rest is decoded into a [`Summary`] only when asked.
+//!
+//! Checked means exactly what [`summary_from_row`] checks: a row it would
+//! refuse is not packed, so the caller decodes that row with it for its
+//! error, and every packed summary unpacks.
+
+use rusqlite::types::ValueRef;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+
+use super::model::{list_from_json, Summary, TreeKind};
+use crate::chunks::record::embedding_from_blob;
+
+#[cfg(doc)]
+use super::model::summary_from_row;
+
+/// The number of summary columns ([`super::model::SUMMARY_COLUMNS`]).
+pub(crate) const SUMMARY_COLUMN_COUNT: usize = 18;
+
+/// Positions in a summary row.
+mod at {
+    pub const ID: usize = 0;
+    pub const TREE_ID: usize = 1;
+    pub const TREE_KIND: usize = 2;
+    pub const LEVEL: usize = 3;
+    pub const PARENT_ID: usize = 4;
+    pub const CHILD_IDS: usize = 5;
+    pub const CONTENT: usize = 6;
+    pub const TOKEN_COUNT: usize = 7;
+    pub const ENTITIES: usize = 8;
+    pub const TOPICS: usize = 9;
+    pub const START: usize = 10;
+    pub const END: usize = 11;
+    pub const SCORE: usize = 12;
+    pub const SEALED_AT: usize = 13;
+    pub const DELETED: usize = 14;
+    pub const EMBEDDING: usize = 15;
+    pub const CONTENT_PATH: usize = 16;
+    pub const CONTENT_SHA256: usize = 17;
+}
+
+/// The columns kept as bytes, in row order; the child ids follow them.
+const BYTE_COLUMNS: [usize; 7] = [
+    at::ID,
+    at::TREE_ID,
+    at::PARENT_ID,
+    at::CONTENT,
+    at::EMBEDDING,
+    at::CONTENT_PATH,
+    at::CONTENT_SHA256,
+];
+const ID: usize = 0;
+const TREE_ID: usize = 1;
+const PARENT_ID: usize = 2;
+const CONTENT: usize = 3;
+const EMBEDDING: usize = 4;
+const CONTENT_PATH: usize = 5;
+const CONTENT_SHA256: usize = 6;
+
+/// One summary row. Immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedSummary {
+    /// The [`BYTE_COLUMNS`] values, then the child ids, back to back; the
+    /// text is UTF-8 (checked when packed).
+    bytes: Box<[u8]>,
+    /// Where each [`BYTE_COLUMNS`] value ends in `bytes`.
+    ends: [u32; BYTE_COLUMNS.len()],
+    /// Which [`BYTE_COLUMNS`] values are NULL, one bit each.
+    nulls: u8,
+    /// Where each child id ends in `bytes` (the first starts after the
+    /// last column).
+    child_ends: Box<[u32]>,
+    tree_kind: TreeKind,
+    level: i64,
+    token_count: i64,
+    time_range_start_ms: i64,
+    time_range_end_ms: i64,
+    score: f64,
+    sealed_at_ms: i64,
+    deleted: bool,
+    /// Parsed when packed (no allocation for none).
+    entities: Vec<String>,
+    topics: Vec<String>,
+}
+
+impl PackedSummary {
+    /// The summary in a row's first [`SUMMARY_COLUMN_COUNT`] values; `None`
+    /// if [`summary_from_row`] would refuse the row (a wrong type, text
+    /// that is not UTF-8, an unknown tree kind, a list that is not a JSON
+    /// list of strings, an embedding blob that is not float32s) or it is
+    /// too big to pack (4 GiB).
+    pub fn from_values(values: &[ValueRef<'_>; SUMMARY_COLUMN_COUNT]) -> Option<PackedSummary> {
+        let text = |column: usize| match values[column] {
+            ValueRef::Text(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        };
+        let int = |column: usize| match values[column] {
+            ValueRef::Integer(v) => Some(v),
+            _ => None,
+        };
+        let tree_kind = TreeKind::parse_field(text(at::TREE_KIND)?, "").ok()?;
+        let list = |column: usize| list_from_json(text(column)?, column).ok();
+        let (entities, topics) = (list(at::ENTITIES)?, list(at::TOPICS)?);
+        // `get::<f64>` reads an integer as a float too.
+        let score = match values[at::SCORE] {
+            ValueRef::Real(v) => v,
+            #[allow(clippy::cast_precision_loss)]
+            ValueRef::Integer(v) => v as f64,
+            _ => return None,
+        };
+        let mut nulls = 0_u8;
+        let mut len = 0_usize;
+        for (i, &column) in BYTE_COLUMNS.iter().enumerate() {
+            let nullable = matches!(
+                column,
+                at::PARENT_ID | at::EMBEDDING | at::CONTENT_PATH | at::CONTENT_SHA256
+            );
+            len += match values[column] {
+                ValueRef::Null if nullable => {
+                    nulls |= 1 << i;
+                    0
+                }
+                ValueRef::Blob(b) if column == at::EMBEDDING => {
+                    if b.len() % 4 != 0 {
+                        return None;
+                    }
+                    b.len()
+                }
+                ValueRef::Text(b) if column != at::EMBEDDING => {
+                    std::str::from_utf8(b).ok()?;
+                    b.len()
+                }
+                _ => return None,
+            };
+        }
+        let children = text(at::CHILD_IDS)?;
+        // The ids are no longer than their JSON.
+        let mut bytes = Vec::with_capacity(len + children.len());
+        let mut ends = [0; BYTE_COLUMNS.len()];
+        for (end, &column) in ends.iter_mut().zip(&BYTE_COLUMNS) {
+            if let ValueRef::Text(b) | ValueRef::Blob(b) = values[column] {
+                bytes.extend_from_slice(b);
+            }
+            *end = u32::try_from(bytes.len()).ok()?;
+        }
+        let mut child_ends = Vec::new();
+        if children != "[]" {
+            let mut json = serde_json::Deserializer::from_str(children);
+            AppendIds {
+                bytes: &mut bytes,
+                ends: &mut child_ends,
+            }
+            .deserialize(&mut json)
+            .ok()?;
+            json.end().ok()?;
+        }
+        Some(PackedSummary {
+            bytes: bytes.into_boxed_slice(),
+            ends,
+            nulls,
+            child_ends: child_ends.into_boxed_slice(),
+            tree_kind,
+            level: int(at::LEVEL)?,
+            token_count: int(at::TOKEN_COUNT)?,
+            time_range_start_ms: int(at::START)?,
+            time_range_end_ms: int(at::END)?,
+            score,
+            sealed_at_ms: int(at::SEALED_AT)?,
+            deleted: int(at::DELETED)? != 0,
+            entities,
+            topics,
+        })
+    }
+
+    /// `summary` packed: a row [`summary_from_row`] decoded, which packs
+    /// unless the two disagree on what a valid row is (an error then).
+    pub fn from_summary(s: &Summary) -> rusqlite::Result<PackedSummary> {
+        use super::model::list_to_json as list;
+        let (children, entities, topics) = (list(&s.child_ids), list(&s.entities), list(&s.topics));
+        let embedding = s
+            .embedding
+            .as_deref()
+            .map(crate::chunks::record::embedding_to_blob);
+        fn text(t: &Option<String>) -> ValueRef<'_> {
+            t.as_deref().map_or(ValueRef::Null, ValueRef::from)
+        }
+        let values = [
+            ValueRef::from(s.id.as_str()),
+            ValueRef::from(s.tree_id.as_str()),
+            ValueRef::from(s.tree_kind.as_str()),
+            ValueRef::Integer(s.level),
+            text(&s.parent_id),
+            ValueRef::from(children.as_str()),
+            ValueRef::from(s.content.as_str()),
+            ValueRef::Integer(s.token_count),
+            ValueRef::from(entities.as_str()),
+            ValueRef::from(topics.as_str()),
+            ValueRef::Integer(s.time_range_start_ms),
+            ValueRef::Integer(s.time_range_end_ms),
+            ValueRef::Real(s.score),
+            ValueRef::Integer(s.sealed_at_ms),
+            ValueRef::Integer(i64::from(s.deleted)),
+            embedding.as_deref().map_or(ValueRef::Null, ValueRef::Blob),
+            text(&s.content_path),
+            text(&s.content_sha256),
+        ];
+        PackedSummary::from_values(&values).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("summary {:?} decodes but does not pack", s.id).into(),
+            )
+        })
+    }
+
+    /// The value at `slot` of [`BYTE_COLUMNS`]; `None` if NULL.
+    fn bytes_at(&self, slot: usize) -> Option<&[u8]> {
+        if self.nulls & (1 << slot) != 0 {
+            return None;
+        }
+        let start = slot.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
+        Some(&self.bytes[start..self.ends[slot] as usize])
+    }
+
+    /// Text checked as UTF-8 when packed ("" for none).
+    fn text(bytes: Option<&[u8]>) -> &str {
+        std::str::from_utf8(bytes.unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn opt_text_at(&self, slot: usize) -> Option<String> {
+        self.bytes_at(slot).map(|b| Self::text(Some(b)).to_owned())
+    }
+
+    /// The summary's id, without unpacking it.
+    pub fn id(&self) -> &str {
+        Self::text(self.bytes_at(ID))
+    }
+
+    /// Its level.
+    pub fn level(&self) -> i64 {
+        self.level
+    }
+
+    /// The number of its child ids.
+    pub fn child_count(&self) -> usize {
+        self.child_ends.len()
+    }
+
+    /// Its child id at `i`.
+    pub fn child_id(&self, i: usize) -> Option<&str> {
+        let end = *self.child_ends.get(i)? as usize;
+        let start = match i.checked_sub(1) {
+            Some(before) => self.child_ends[before] as usize,
+            None => self.ends[BYTE_COLUMNS.len() - 1] as usize,
+        };
+        Some(Self::text(self.bytes.get(start..end)))
+    }
+
+    /// Its child ids, in order.
+    pub fn child_ids(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
+        (0..self.child_count()).filter_map(|i| self.child_id(i))
+    }
+
+    /// The summary, decoded.
+    pub fn unpack(&self) -> Summary {
+        let text = |slot| Self::text(self.bytes_at(slot)).to_owned();
+        Summary {
+            id: text(ID),
+            tree_id: text(TREE_ID),
+            tree_kind: self.tree_kind,
+            level: self.level,
+            parent_id: self.opt_text_at(PARENT_ID),
+            child_ids: self.child_ids().map(str::to_owned).collect(),
+            content: text(CONTENT),
+            token_count: self.token_count,
+            entities: self.entities.clone(),
+            topics: self.topics.clone(),
+            time_range_start_ms: self.time_range_start_ms,
+            time_range_end_ms: self.time_range_end_ms,
+            score: self.score,
+            sealed_at_ms: self.sealed_at_ms,
+            deleted: self.deleted,
+            embedding: self.bytes_at(EMBEDDING).and_then(embedding_from_blob),
+            content_path: self.opt_text_at(CONTENT_PATH),
+            content_sha256: self.opt_text_at(CONTENT_SHA256),
+        }
+    }
+}
+
+/// A JSON list of strings, each appended to `bytes` with its end in
+/// `ends`: one buffer for all the ids where `Vec<String>` is one each.
+/// It takes exactly what `Vec<String>` takes.
+struct AppendIds<'a> {
+    bytes: &'a mut Vec<u8>,
+    ends: &'a mut Vec<u32>,
+}
+
+impl<'de> DeserializeSeed<'de> for AppendIds<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendIds<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(AppendId(self.bytes))?.is_some() {
+            let end = u32::try_from(self.bytes.len())
+                .map_err(|_| serde::de::Error::custom("a list past 4 GiB"))?;
+            self.ends.push(end);
+        }
+        Ok(())
+    }
+}
+
+/// One string of the list, appended.
+struct AppendId<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for AppendId<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendId<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::types::Value;
+
+    fn sample() -> Summary {
+        Summary {
+            id: "s-é".into(),
+            tree_id: "t".into(),
+            tree_kind: TreeKind::Topic,
+            level: 2,
+            parent_id: Some("p".into()),
+            child_ids: vec!["a".into(), "b\"😀".into(), String::new(), "c".into()],
+            content: "text\0with a zero".into(),
+            token_count: 9,
+            entities: vec!["person:alice".into()],
+            topics: vec!["#x".into(), "#y".into()],
+            time_range_start_ms: -5,
+            time_range_end_ms: 7,
+            score: 0.25,
+            sealed_at_ms: 11,
+            deleted: true,
+            embedding: Some(vec![1.5, -2.0]),
+            content_path: Some("p.md".into()),
+            content_sha256: Some("ab".repeat(32)),
+        }
+    }
+
+    #[test]
+    fn a_summary_unpacks_as_it_was_written() -> rusqlite::Result<()> {
+        let full = sample();
+        let packed = PackedSummary::from_summary(&full)?;
+        assert_eq!((packed.id(), packed.level()), ("s-é", 2));
+        assert_eq!(
+            packed.child_ids().collect::<Vec<_>>(),
+            ["a", "b\"😀", "", "c"]
+        );
+        assert_eq!(packed.child_ids().next_back(), Some("c"));
+        assert_eq!(packed.child_id(4), None);
+        assert_eq!(packed.unpack(), full);
+        let bare = Summary {
+            parent_id: None,
+            child_ids: Vec::new(),
+            entities: Vec::new(),
+            topics: Vec::new(),
+            embedding: None,
+            content_path: None,
+            content_sha256: None,
+            deleted: false,
+            ..sample()
+        };
+        let packed = PackedSummary::from_summary(&bare)?;
+        assert_eq!((packed.child_count(), packed.unpack()), (0, bare));
+        Ok(())
+    }
+
+    /// Every row `summary_from_row` refuses is refused here too (and every
+    /// row it reads packs to the same summary).
+    #[test]
+    fn a_row_summary_from_row_refuses_is_not_packed() -> rusqlite::Result<()> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let placeholders = vec!["?"; SUMMARY_COLUMN_COUNT].join(", ");
+        let mut stmt = conn.prepare(&format!("SELECT {placeholders}"))?;
+        let s = sample();
+        let good = vec![
+            Value::Text(s.id),
+            Value::Text(s.tree_id),
+            Value::Text("topic".into()),
+            Value::Integer(s.level),
+            Value::Text("p".into()),
+            Value::Text(r#"["a","b\"😀","","c"]"#.into()),
+            Value::Text(s.content),
+            Value::Integer(9),
+            Value::Text(r#"["person:alice"]"#.into()),
+            Value::Text(r##"["#x","#y"]"##.into()),
+            Value::Integer(-5),
+            Value::Integer(7),
+            Value::Real(0.25),
+            Value::Integer(11),
+            Value::Integer(1),
+            Value::Blob(crate::chunks::record::embedding_to_blob(&[1.5, -2.0])),
+            Value::Text("p.md".into()),
+            Value::Text("ab".repeat(32)),
+        ];
+        let with = |column: usize, value: Value| {
+            let mut row = good.clone();
+            row[column] = value;
+            row
+        };
+        let cases = [
+            good.clone(),
+            with(at::ID, Value::Integer(1)),
+            with(at::TREE_ID, Value::Null),
+            with(at::TREE_KIND, Value::Text("forest".into())),
+            with(at::LEVEL, Value::Real(1.0)),
+            with(at::PARENT_ID, Value::Integer(2)),
+            with(at::CHILD_IDS, Value::Text("{}".into())),
+            with(at::CHILD_IDS, Value::Text("[1]".into())),
+            with(at::CHILD_IDS, Value::Text(r#"["a"] x"#.into())),
+            with(at::CHILD_IDS, Value::Text("[]".into())),
+            with(at::CHILD_IDS, Value::Text(r#"[ "a" , "\u00e9" ]"#.into())),
+            with(at::CONTENT, Value::Blob(b"x".to_vec())),
+            with(at::ENTITIES, Value::Text("[null]".into())),
+            with(at::TOPICS, Value::Null),
+            with(at::SCORE, Value::Integer(3)),
+            with(at::SCORE, Value::Text("1".into())),
+            with(at::DELETED, Value::Null),
+            with(at::EMBEDDING, Value::Blob(vec![0; 3])),
+            with(at::EMBEDDING, Value::Text("x".into())),
+            with(at::CONTENT_SHA256, Value::Real(0.5)),
+        ];
+        for case in &cases {
+            let decoded = stmt.query_row(rusqlite::params_from_iter(case), |r| {
+                Ok(super::super::model::summary_from_row(r))
+            })?;
+            let values: [ValueRef<'_>; SUMMARY_COLUMN_COUNT] =
+                std::array::from_fn(|i| ValueRef::from(&case[i]));
+            let packed = PackedSummary::from_values(&values);
+            assert_eq!(
+                packed.as_ref().map(PackedSummary::unpack),
+                decoded.as_ref().ok().cloned(),
+                "{case:?}"
+            );
+        }
+        let mut values: [ValueRef<'_>; SUMMARY_COLUMN_COUNT] =
+            std::array::from_fn(|i| ValueRef::from(&good[i]));
+        values[at::CONTENT] = ValueRef::Text(b"\xff");
+        assert!(PackedSummary::from_values(&values).is_none());
+        Ok(())
+    }
+}
