@@ -61,8 +61,17 @@ pub use crate::sys::files::side_file;
 use crate::sys::files::{remove_if_empty_file, sync_parent_dir};
 
 /// How long an owning connection waits for another connection's lock
-/// before concluding the file is live elsewhere.
+/// before concluding the file is live elsewhere (capped: [`within_busy_budget`]).
 const OWNER_BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// `wait`, or the process's busy budget ([`crate::db::busy::timeout`]) when
+/// that is shorter. Recovery's own waits are fixed constants, no longer than
+/// the default budget, so production waits them in full; a test that lowers
+/// the budget (`memtree.testing.busy_timeout`) to prove a held lock ends in
+/// an error would otherwise still wait them out on every recovery attempt.
+pub(crate) fn within_busy_budget(wait: Duration) -> Duration {
+    wait.min(crate::db::busy::timeout())
+}
 
 /// What [`recover_side_files`] (or the WAL migration) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -171,7 +180,7 @@ fn owning_connection(db: &Path) -> Result<Option<Connection>> {
         .map_err(err("recovery: open"))?;
     crate::schema::distrust_schema(&conn, db)?;
     guard(&conn, true, db)?;
-    conn.busy_timeout(OWNER_BUSY_TIMEOUT)
+    conn.busy_timeout(within_busy_budget(OWNER_BUSY_TIMEOUT))
         .map_err(err("recovery: busy timeout"))?;
     // Before the first read: the WAL index then lives in heap memory. The
     // first read below needs the file's EXCLUSIVE lock for that.
@@ -258,6 +267,28 @@ mod tests {
     use super::*;
     use crate::vfs::{self, Fault, FileRole, VfsMethod};
     use std::path::PathBuf;
+
+    #[test]
+    fn recovery_waits_its_constants_under_the_default_budget_and_never_past_it() {
+        use crate::db::busy::{timeout, BUSY_TIMEOUT};
+        // No test of this crate sets the budget (they share one process):
+        // the default is in force, and production waits the constants.
+        assert_eq!(timeout(), BUSY_TIMEOUT);
+        assert_eq!(
+            within_busy_budget(OWNER_BUSY_TIMEOUT),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            within_busy_budget(quarantine::REBUILD_BUSY_TIMEOUT),
+            Duration::from_secs(5)
+        );
+        // A wait longer than the budget is cut to it (a lowered budget
+        // cuts the constants so: tests/durability/test_recovery_budget.py).
+        assert_eq!(
+            within_busy_budget(BUSY_TIMEOUT + Duration::from_millis(1)),
+            BUSY_TIMEOUT
+        );
+    }
 
     /// A database whose last rows exist only as frames in its `-wal`: the
     /// files are copied while the writer is still open, as after a crash.

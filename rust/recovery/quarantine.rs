@@ -50,10 +50,12 @@ use crate::error::{Error, Result};
 use crate::recovery::copy_faults::{self, CopyOp};
 use crate::recovery::main_file::{self, main_file, start_backup};
 use crate::recovery::salvage::{salvage_rows, SalvageReport};
+use crate::recovery::within_busy_budget;
 use crate::sys::files::{aside_path, create_exclusive};
 
-/// How long the rebuild waits for other connections' locks.
-const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the rebuild waits for other connections' locks (each wait capped
+/// by the process's busy budget: [`crate::recovery::within_busy_budget`]).
+pub(crate) const REBUILD_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many fresh names are tried for the copy aside before giving up.
 const NAME_ATTEMPTS: u32 = 64;
 
@@ -113,7 +115,7 @@ fn open_for_rebuild(db: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(db, flags, crate::vfs::VFS_NAME)
         .map_err(|e| crate::vfs::sqlite_or_refused("quarantine: open", db, e))?;
-    conn.busy_timeout(REBUILD_BUSY_TIMEOUT)
+    conn.busy_timeout(within_busy_budget(REBUILD_BUSY_TIMEOUT))
         .map_err(|e| crate::vfs::sqlite_or_refused("quarantine: busy timeout", db, e))?;
     crate::schema::distrust_schema(&conn, db)?;
     // A journal that survives a crash of the rebuild rolls it back. (The
@@ -137,7 +139,7 @@ fn fresh_database(db: &Path) -> Result<Connection> {
 fn rebuild_by_backup(dest: &Connection, fresh: &Connection, db: &Path) -> Result<Quarantined> {
     // The first step takes the write lock (see `start_backup`); the backup
     // is finished on every path below.
-    let (backup, first) = start_backup(dest, fresh, REBUILD_BUSY_TIMEOUT)
+    let (backup, first) = start_backup(dest, fresh, within_busy_budget(REBUILD_BUSY_TIMEOUT))
         .map_err(|rc| sqlite_err("quarantine: start the rebuild", db, rc, None))?;
     let outcome = if first == ffi::SQLITE_OK {
         copy_aside(dest, db).and_then(|aside| {
@@ -250,7 +252,7 @@ fn rebuild_headerless(conn: &Connection, db: &Path) -> Result<PathBuf> {
     }
     let mut held = ffi::SQLITE_LOCK_NONE;
     let mut outcome = Ok(PathBuf::new());
-    let deadline = Instant::now() + REBUILD_BUSY_TIMEOUT;
+    let deadline = Instant::now() + within_busy_budget(REBUILD_BUSY_TIMEOUT);
     for level in [
         ffi::SQLITE_LOCK_SHARED,
         ffi::SQLITE_LOCK_RESERVED,

@@ -106,10 +106,14 @@ def test_shm_failure_cannot_block_leaving_wal(tmp_path: Path, code: int) -> None
     assert not side_files(db) & {"-wal", "-shm"}
 
 
-def test_shm_failure_while_another_process_holds_wal_is_reported(tmp_path: Path) -> None:
+def test_shm_failure_while_another_process_holds_wal_is_reported(
+    tmp_path: Path, short_busy_timeout: float
+) -> None:
     # With another process in WAL mode the file cannot be owned, so memtree
     # joins it through the -shm: a failing mapping then surfaces as its
-    # exact code, after one recovery attempt that touches nothing.
+    # exact code, after one recovery attempt that touches nothing. (Each
+    # attempt to own the file waits for the other's lock: the shortened
+    # budget caps that wait, as it caps the busy handler's.)
     db = tmp_path / "chunks.db"
     ids = create_reference_db(db, chunks=4, wal_frames_only=2)
     with read_transaction_in_another_process(db):
