@@ -1,7 +1,8 @@
 //! A chunk kept as its row's bytes ([`PackedChunk`]): what a bulk read (a
 //! tree walk) holds for each chunk, one allocation where a [`Chunk`] is a
 //! string per field, checked as the row is read and decoded into a
-//! [`Chunk`] only when asked ([`PackedChunk::unpack`]).
+//! [`Chunk`] only when asked ([`Unpack::unpack`]; the buffer is a
+//! [`PackedColumns`]).
 //!
 //! Checked means exactly what [`chunk_from_row`] checks: a row it would
 //! refuse is not packed ([`PackedChunk::from_values`] says `None`), so the
@@ -12,6 +13,7 @@ use rusqlite::types::ValueRef;
 
 use super::record::{embedding_from_blob, Chunk, SourceKind};
 use super::row::{col, each_value, Encoded, CHUNK_COLUMNS};
+use crate::db::packed::{Kind, PackedColumns, Packer, Unpack};
 
 #[cfg(doc)]
 use super::row::chunk_from_row;
@@ -19,34 +21,20 @@ use super::row::chunk_from_row;
 /// The number of chunk columns.
 const N: usize = CHUNK_COLUMNS.len();
 
-/// The columns kept as bytes, in [`CHUNK_COLUMNS`] order; `source_kind`
-/// and `tags_json` are parsed as the row is read, the rest are integers.
-const BYTE_COLUMNS: [usize; 9] = [
-    col!("id"),
-    col!("content"),
-    col!("source_id"),
-    col!("source_ref"),
-    col!("owner"),
-    col!("lifecycle_status"),
-    col!("embedding"),
-    col!("content_path"),
-    col!("content_sha256"),
+/// The columns kept as bytes, in [`CHUNK_COLUMNS`] order, and what each
+/// may hold; `source_kind` and `tags_json` are parsed as the row is read,
+/// the rest are integers.
+const BYTE_COLUMNS: [(usize, Kind); 9] = [
+    (col!("id"), Kind::Text),
+    (col!("content"), Kind::Text),
+    (col!("source_id"), Kind::Text),
+    (col!("source_ref"), Kind::OptText),
+    (col!("owner"), Kind::Text),
+    (col!("lifecycle_status"), Kind::Text),
+    (col!("embedding"), Kind::OptFloats),
+    (col!("content_path"), Kind::OptText),
+    (col!("content_sha256"), Kind::OptText),
 ];
-
-/// Which [`BYTE_COLUMNS`] may be NULL (the optional fields).
-const NULLABLE: [bool; BYTE_COLUMNS.len()] = {
-    let mut nullable = [false; BYTE_COLUMNS.len()];
-    let mut i = 0;
-    while i < BYTE_COLUMNS.len() {
-        let c = BYTE_COLUMNS[i];
-        nullable[i] = c == col!("source_ref")
-            || c == col!("embedding")
-            || c == col!("content_path")
-            || c == col!("content_sha256");
-        i += 1;
-    }
-    nullable
-};
 
 /// The integer columns.
 const INT_COLUMNS: [usize; 6] = [
@@ -58,27 +46,31 @@ const INT_COLUMNS: [usize; 6] = [
     col!("created_at_ms"),
 ];
 
-/// The position of column `column` in an array of `columns`.
-const fn slot(columns: &[usize], column: usize) -> usize {
-    let mut i = 0;
-    while i < columns.len() {
-        if columns[i] == column {
-            return i;
-        }
-        i += 1;
-    }
-    panic!("not in the list")
-}
-
-/// The slot of a named column in [`BYTE_COLUMNS`] or [`INT_COLUMNS`].
+/// The slot of a named column in [`BYTE_COLUMNS`].
 macro_rules! bytes_at {
     ($name:literal) => {
-        const { slot(&BYTE_COLUMNS, col!($name)) }
+        const {
+            let column = col!($name);
+            let mut i = 0;
+            while BYTE_COLUMNS[i].0 != column {
+                i += 1;
+            }
+            i
+        }
     };
 }
+
+/// The slot of a named column in [`INT_COLUMNS`].
 macro_rules! int_at {
     ($name:literal) => {
-        const { slot(&INT_COLUMNS, col!($name)) }
+        const {
+            let column = col!($name);
+            let mut i = 0;
+            while INT_COLUMNS[i] != column {
+                i += 1;
+            }
+            i
+        }
     };
 }
 
@@ -86,14 +78,8 @@ macro_rules! int_at {
 /// its integers, its parsed kind and tags. Immutable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedChunk {
-    /// The [`BYTE_COLUMNS`] values, back to back; the text ones are UTF-8
-    /// (checked when packed).
-    bytes: Box<[u8]>,
-    /// Where each [`BYTE_COLUMNS`] value ends in `bytes` (it starts where
-    /// the one before ends).
-    ends: [u32; BYTE_COLUMNS.len()],
-    /// Which [`BYTE_COLUMNS`] values are NULL, one bit each.
-    nulls: u16,
+    /// The [`BYTE_COLUMNS`] values.
+    columns: PackedColumns<{ BYTE_COLUMNS.len() }>,
     ints: [i64; INT_COLUMNS.len()],
     source_kind: SourceKind,
     /// Parsed from `tags_json` when packed (no allocation for none).
@@ -123,40 +109,8 @@ impl PackedChunk {
                 _ => return None,
             }
         }
-        let mut nulls = 0_u16;
-        let mut len = 0_usize;
-        for (i, &column) in BYTE_COLUMNS.iter().enumerate() {
-            len += match values[column] {
-                ValueRef::Null if NULLABLE[i] => {
-                    nulls |= 1 << i;
-                    0
-                }
-                ValueRef::Blob(b) if column == col!("embedding") => {
-                    if b.len() % 4 != 0 {
-                        return None;
-                    }
-                    b.len()
-                }
-                ValueRef::Text(b) if column != col!("embedding") => {
-                    std::str::from_utf8(b).ok()?;
-                    b.len()
-                }
-                _ => return None,
-            };
-        }
-        u32::try_from(len).ok()?;
-        let mut bytes = Vec::with_capacity(len);
-        let mut ends = [0; BYTE_COLUMNS.len()];
-        for (end, &column) in ends.iter_mut().zip(&BYTE_COLUMNS) {
-            if let ValueRef::Text(b) | ValueRef::Blob(b) = values[column] {
-                bytes.extend_from_slice(b);
-            }
-            *end = u32::try_from(bytes.len()).ok()?;
-        }
         Some(PackedChunk {
-            bytes: bytes.into_boxed_slice(),
-            ends,
-            nulls,
+            columns: Packer::new(values, &BYTE_COLUMNS, 0)?.finish()?,
             ints,
             source_kind,
             tags,
@@ -181,52 +135,46 @@ impl PackedChunk {
         })
     }
 
-    /// The value at `slot` of [`BYTE_COLUMNS`]; `None` if NULL.
-    fn bytes_at(&self, slot: usize) -> Option<&[u8]> {
-        if self.nulls & (1 << slot) != 0 {
-            return None;
-        }
-        let start = slot.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
-        Some(&self.bytes[start..self.ends[slot] as usize])
-    }
-
-    /// The text at `slot` ("" if NULL).
-    fn text_at(&self, slot: usize) -> &str {
-        // Checked UTF-8 when packed; `bytes` never changes after.
-        std::str::from_utf8(self.bytes_at(slot).unwrap_or_default()).unwrap_or_default()
-    }
-
-    fn opt_text_at(&self, slot: usize) -> Option<String> {
-        self.bytes_at(slot).map(|_| self.text_at(slot).to_owned())
-    }
-
     /// The chunk's id, without unpacking it.
     pub fn id(&self) -> &str {
-        self.text_at(bytes_at!("id"))
+        self.columns.text(bytes_at!("id"))
     }
+}
 
-    /// The chunk, decoded.
-    pub fn unpack(&self) -> Chunk {
-        let text = |slot| self.text_at(slot).to_owned();
+impl Unpack for PackedChunk {
+    type Record = Chunk;
+
+    fn unpack(&self) -> Chunk {
+        let text = |slot| self.columns.text(slot).to_owned();
+        let opt_text = |slot| self.columns.opt_text(slot);
+        let int = |slot: usize| self.ints[slot];
         Chunk {
             id: text(bytes_at!("id")),
             content: text(bytes_at!("content")),
             source_kind: self.source_kind,
             source_id: text(bytes_at!("source_id")),
-            source_ref: self.opt_text_at(bytes_at!("source_ref")),
+            source_ref: opt_text(bytes_at!("source_ref")),
             owner: text(bytes_at!("owner")),
-            timestamp_ms: self.ints[int_at!("timestamp_ms")],
-            time_range_start_ms: self.ints[int_at!("time_range_start_ms")],
-            time_range_end_ms: self.ints[int_at!("time_range_end_ms")],
+            timestamp_ms: int(int_at!("timestamp_ms")),
+            time_range_start_ms: int(int_at!("time_range_start_ms")),
+            time_range_end_ms: int(int_at!("time_range_end_ms")),
             tags: self.tags.clone(),
-            token_count: self.ints[int_at!("token_count")],
-            seq_in_source: self.ints[int_at!("seq_in_source")],
-            created_at_ms: self.ints[int_at!("created_at_ms")],
+            token_count: int(int_at!("token_count")),
+            seq_in_source: int(int_at!("seq_in_source")),
+            created_at_ms: int(int_at!("created_at_ms")),
             lifecycle_status: text(bytes_at!("lifecycle_status")),
-            embedding: (self.bytes_at(bytes_at!("embedding"))).and_then(embedding_from_blob),
-            content_path: self.opt_text_at(bytes_at!("content_path")),
-            content_sha256: self.opt_text_at(bytes_at!("content_sha256")),
+            embedding: (self.columns.bytes(bytes_at!("embedding"))).and_then(embedding_from_blob),
+            content_path: opt_text(bytes_at!("content_path")),
+            content_sha256: opt_text(bytes_at!("content_sha256")),
         }
+    }
+
+    fn id(&self) -> &str {
+        PackedChunk::id(self)
+    }
+
+    fn record_id(chunk: &Chunk) -> &str {
+        &chunk.id
     }
 }
 

@@ -7,6 +7,7 @@ pub mod busy;
 pub mod connection;
 pub mod group_commit;
 pub mod journal;
+pub mod packed;
 pub(crate) mod raw_columns;
 pub mod store;
 pub mod write;

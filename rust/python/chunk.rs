@@ -9,11 +9,10 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{self, arg};
 use super::imports;
-use std::sync::OnceLock;
-
 use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::Prevalidated;
+use crate::db::packed::Lazy;
 use crate::sys::clock::now_ms;
 
 /// One ingested piece of text; immutable and valid once constructed.
@@ -43,35 +42,19 @@ use crate::sys::clock::now_ms;
 /// ``embedding``, a content pointer without its pair or a malformed
 /// SHA-256), each naming the field.
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PyChunk {
-    body: Body,
-}
-
-/// What a `Chunk` holds: the record, or (read in bulk by a tree walk) its
-/// row's bytes, decoded into the record the first time a field is read.
-/// Thousands of walked chunks then cost one allocation each, and a chunk
-/// whose fields are never read is never decoded.
-///
-/// The records are boxed, so that a packed chunk's object stays small: an
-/// inline record is 300 bytes that every new object is zeroed for.
-#[derive(Debug, Clone)]
-enum Body {
-    Decoded(Box<Chunk>),
-    Packed(PackedChunk, OnceLock<Box<Chunk>>),
+    /// The record, or (read in bulk by a tree walk) its row's bytes,
+    /// decoded the first time a field other than the id is read: thousands
+    /// of walked chunks then cost one allocation each.
+    body: Lazy<PackedChunk>,
 }
 
 impl From<Chunk> for PyChunk {
     fn from(chunk: Chunk) -> Self {
         PyChunk {
-            body: Body::Decoded(Box::new(chunk)),
+            body: Lazy::decoded(chunk),
         }
-    }
-}
-
-impl PartialEq for PyChunk {
-    fn eq(&self, other: &Self) -> bool {
-        self.chunk() == other.chunk()
     }
 }
 
@@ -149,11 +132,7 @@ impl PyChunk {
     /// Primary key; upserts are idempotent on it.
     #[getter]
     fn id(&self) -> &str {
-        match &self.body {
-            // The walk's order and most callers want the id alone.
-            Body::Packed(packed, _) => packed.id(),
-            Body::Decoded(chunk) => &chunk.id,
-        }
+        self.body.id()
     }
     /// The text.
     #[getter]
@@ -299,16 +278,13 @@ impl PyChunk {
     /// A chunk a bulk read kept as its row's bytes.
     pub fn packed(packed: PackedChunk) -> Self {
         PyChunk {
-            body: Body::Packed(packed, OnceLock::new()),
+            body: Lazy::packed(packed),
         }
     }
 
     /// The record (decoded now if it is still the row's bytes).
     pub fn chunk(&self) -> &Chunk {
-        match &self.body {
-            Body::Decoded(chunk) => chunk,
-            Body::Packed(packed, decoded) => decoded.get_or_init(|| Box::new(packed.unpack())),
-        }
+        self.body.record()
     }
 
     /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL

@@ -5,8 +5,6 @@
 //! Embeddings cross in one place each way ([`vector_in`], [`embedding_in`],
 //! [`embedding_out`]), with the same conversions as a chunk's.
 
-use std::sync::OnceLock;
-
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
@@ -14,6 +12,7 @@ use pyo3::types::PyTuple;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::store::PyStore;
+use crate::db::packed::Lazy;
 use crate::db::store::Store;
 use crate::sys::clock::now_ms;
 use crate::trees::packed::PackedSummary;
@@ -140,32 +139,18 @@ impl PyTree {
 /// level out of range, a non-finite ``score``, a negative ``token_count``,
 /// a time range that ends before it starts), each naming the field.
 #[pyclass(frozen, eq, name = "Summary", module = "memtree")]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PySummary {
-    body: SummaryBody,
-}
-
-/// What a `Summary` holds: the record, or (read by a tree walk) its row's
-/// bytes, decoded into the record the first time a field other than the id
-/// is read (as a walked `Chunk`, rust/python/chunk.rs). Boxed records keep
-/// the object small.
-#[derive(Debug, Clone)]
-enum SummaryBody {
-    Decoded(Box<Summary>),
-    Packed(PackedSummary, OnceLock<Box<Summary>>),
+    /// The record, or (read by a tree walk) its row's bytes, decoded the
+    /// first time a field other than the id is read (as a walked `Chunk`).
+    body: Lazy<PackedSummary>,
 }
 
 impl From<Summary> for PySummary {
     fn from(summary: Summary) -> Self {
         PySummary {
-            body: SummaryBody::Decoded(Box::new(summary)),
+            body: Lazy::decoded(summary),
         }
-    }
-}
-
-impl PartialEq for PySummary {
-    fn eq(&self, other: &Self) -> bool {
-        self.summary() == other.summary()
     }
 }
 
@@ -173,18 +158,13 @@ impl PySummary {
     /// A summary a walk kept as its row's bytes.
     pub fn packed(packed: PackedSummary) -> Self {
         PySummary {
-            body: SummaryBody::Packed(packed, OnceLock::new()),
+            body: Lazy::packed(packed),
         }
     }
 
     /// The record (decoded now if it is still the row's bytes).
     pub fn summary(&self) -> &Summary {
-        match &self.body {
-            SummaryBody::Decoded(summary) => summary,
-            SummaryBody::Packed(packed, decoded) => {
-                decoded.get_or_init(|| Box::new(packed.unpack()))
-            }
-        }
+        self.body.record()
     }
 }
 
@@ -250,10 +230,7 @@ impl PySummary {
     /// Primary key.
     #[getter]
     fn id(&self) -> &str {
-        match &self.body {
-            SummaryBody::Packed(packed, _) => packed.id(),
-            SummaryBody::Decoded(summary) => &summary.id,
-        }
+        self.body.id()
     }
     /// The tree it belongs to.
     #[getter]

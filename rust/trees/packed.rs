@@ -13,6 +13,7 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 use super::model::{list_from_json, Summary, TreeKind};
 use crate::chunks::record::embedding_from_blob;
+use crate::db::packed::{as_text, Kind, PackedColumns, Packer, Unpack};
 
 #[cfg(doc)]
 use super::model::summary_from_row;
@@ -42,15 +43,16 @@ mod at {
     pub const CONTENT_SHA256: usize = 17;
 }
 
-/// The columns kept as bytes, in row order; the child ids follow them.
-const BYTE_COLUMNS: [usize; 7] = [
-    at::ID,
-    at::TREE_ID,
-    at::PARENT_ID,
-    at::CONTENT,
-    at::EMBEDDING,
-    at::CONTENT_PATH,
-    at::CONTENT_SHA256,
+/// The columns kept as bytes, in row order, and what each may hold; the
+/// child ids follow them, in the packed columns' tail.
+const BYTE_COLUMNS: [(usize, Kind); 7] = [
+    (at::ID, Kind::Text),
+    (at::TREE_ID, Kind::Text),
+    (at::PARENT_ID, Kind::OptText),
+    (at::CONTENT, Kind::Text),
+    (at::EMBEDDING, Kind::OptFloats),
+    (at::CONTENT_PATH, Kind::OptText),
+    (at::CONTENT_SHA256, Kind::OptText),
 ];
 const ID: usize = 0;
 const TREE_ID: usize = 1;
@@ -63,15 +65,9 @@ const CONTENT_SHA256: usize = 6;
 /// One summary row. Immutable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedSummary {
-    /// The [`BYTE_COLUMNS`] values, then the child ids, back to back; the
-    /// text is UTF-8 (checked when packed).
-    bytes: Box<[u8]>,
-    /// Where each [`BYTE_COLUMNS`] value ends in `bytes`.
-    ends: [u32; BYTE_COLUMNS.len()],
-    /// Which [`BYTE_COLUMNS`] values are NULL, one bit each.
-    nulls: u8,
-    /// Where each child id ends in `bytes` (the first starts after the
-    /// last column).
+    /// The [`BYTE_COLUMNS`] values; the child ids back to back in its tail.
+    columns: PackedColumns<{ BYTE_COLUMNS.len() }>,
+    /// Where each child id ends in the tail.
     child_ends: Box<[u32]>,
     tree_kind: TreeKind,
     level: i64,
@@ -111,46 +107,16 @@ impl PackedSummary {
             ValueRef::Integer(v) => v as f64,
             _ => return None,
         };
-        let mut nulls = 0_u8;
-        let mut len = 0_usize;
-        for (i, &column) in BYTE_COLUMNS.iter().enumerate() {
-            let nullable = matches!(
-                column,
-                at::PARENT_ID | at::EMBEDDING | at::CONTENT_PATH | at::CONTENT_SHA256
-            );
-            len += match values[column] {
-                ValueRef::Null if nullable => {
-                    nulls |= 1 << i;
-                    0
-                }
-                ValueRef::Blob(b) if column == at::EMBEDDING => {
-                    if b.len() % 4 != 0 {
-                        return None;
-                    }
-                    b.len()
-                }
-                ValueRef::Text(b) if column != at::EMBEDDING => {
-                    std::str::from_utf8(b).ok()?;
-                    b.len()
-                }
-                _ => return None,
-            };
-        }
         let children = text(at::CHILD_IDS)?;
         // The ids are no longer than their JSON.
-        let mut bytes = Vec::with_capacity(len + children.len());
-        let mut ends = [0; BYTE_COLUMNS.len()];
-        for (end, &column) in ends.iter_mut().zip(&BYTE_COLUMNS) {
-            if let ValueRef::Text(b) | ValueRef::Blob(b) = values[column] {
-                bytes.extend_from_slice(b);
-            }
-            *end = u32::try_from(bytes.len()).ok()?;
-        }
+        let mut packer = Packer::new(values, &BYTE_COLUMNS, children.len())?;
         let mut child_ends = Vec::new();
         if children != "[]" {
             let mut json = serde_json::Deserializer::from_str(children);
+            let tail = packer.tail();
             AppendIds {
-                bytes: &mut bytes,
+                start: tail.len(),
+                bytes: tail,
                 ends: &mut child_ends,
             }
             .deserialize(&mut json)
@@ -158,9 +124,7 @@ impl PackedSummary {
             json.end().ok()?;
         }
         Some(PackedSummary {
-            bytes: bytes.into_boxed_slice(),
-            ends,
-            nulls,
+            columns: packer.finish()?,
             child_ends: child_ends.into_boxed_slice(),
             tree_kind,
             level: int(at::LEVEL)?,
@@ -179,14 +143,14 @@ impl PackedSummary {
     /// unless the two disagree on what a valid row is (an error then).
     pub fn from_summary(s: &Summary) -> rusqlite::Result<PackedSummary> {
         use super::model::list_to_json as list;
+        fn text(t: &Option<String>) -> ValueRef<'_> {
+            t.as_deref().map_or(ValueRef::Null, ValueRef::from)
+        }
         let (children, entities, topics) = (list(&s.child_ids), list(&s.entities), list(&s.topics));
         let embedding = s
             .embedding
             .as_deref()
             .map(crate::chunks::record::embedding_to_blob);
-        fn text(t: &Option<String>) -> ValueRef<'_> {
-            t.as_deref().map_or(ValueRef::Null, ValueRef::from)
-        }
         let values = [
             ValueRef::from(s.id.as_str()),
             ValueRef::from(s.tree_id.as_str()),
@@ -216,27 +180,9 @@ impl PackedSummary {
         })
     }
 
-    /// The value at `slot` of [`BYTE_COLUMNS`]; `None` if NULL.
-    fn bytes_at(&self, slot: usize) -> Option<&[u8]> {
-        if self.nulls & (1 << slot) != 0 {
-            return None;
-        }
-        let start = slot.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
-        Some(&self.bytes[start..self.ends[slot] as usize])
-    }
-
-    /// Text checked as UTF-8 when packed ("" for none).
-    fn text(bytes: Option<&[u8]>) -> &str {
-        std::str::from_utf8(bytes.unwrap_or_default()).unwrap_or_default()
-    }
-
-    fn opt_text_at(&self, slot: usize) -> Option<String> {
-        self.bytes_at(slot).map(|b| Self::text(Some(b)).to_owned())
-    }
-
     /// The summary's id, without unpacking it.
     pub fn id(&self) -> &str {
-        Self::text(self.bytes_at(ID))
+        self.columns.text(ID)
     }
 
     /// Its level.
@@ -252,27 +198,30 @@ impl PackedSummary {
     /// Its child id at `i`.
     pub fn child_id(&self, i: usize) -> Option<&str> {
         let end = *self.child_ends.get(i)? as usize;
-        let start = match i.checked_sub(1) {
-            Some(before) => self.child_ends[before] as usize,
-            None => self.ends[BYTE_COLUMNS.len() - 1] as usize,
-        };
-        Some(Self::text(self.bytes.get(start..end)))
+        let start = i
+            .checked_sub(1)
+            .map_or(0, |before| self.child_ends[before] as usize);
+        Some(as_text(self.columns.tail().get(start..end)?))
     }
 
     /// Its child ids, in order.
     pub fn child_ids(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
         (0..self.child_count()).filter_map(|i| self.child_id(i))
     }
+}
 
-    /// The summary, decoded.
-    pub fn unpack(&self) -> Summary {
-        let text = |slot| Self::text(self.bytes_at(slot)).to_owned();
+impl Unpack for PackedSummary {
+    type Record = Summary;
+
+    fn unpack(&self) -> Summary {
+        let text = |slot| self.columns.text(slot).to_owned();
+        let opt_text = |slot| self.columns.opt_text(slot);
         Summary {
             id: text(ID),
             tree_id: text(TREE_ID),
             tree_kind: self.tree_kind,
             level: self.level,
-            parent_id: self.opt_text_at(PARENT_ID),
+            parent_id: opt_text(PARENT_ID),
             child_ids: self.child_ids().map(str::to_owned).collect(),
             content: text(CONTENT),
             token_count: self.token_count,
@@ -283,17 +232,26 @@ impl PackedSummary {
             score: self.score,
             sealed_at_ms: self.sealed_at_ms,
             deleted: self.deleted,
-            embedding: self.bytes_at(EMBEDDING).and_then(embedding_from_blob),
-            content_path: self.opt_text_at(CONTENT_PATH),
-            content_sha256: self.opt_text_at(CONTENT_SHA256),
+            embedding: self.columns.bytes(EMBEDDING).and_then(embedding_from_blob),
+            content_path: opt_text(CONTENT_PATH),
+            content_sha256: opt_text(CONTENT_SHA256),
         }
+    }
+
+    fn id(&self) -> &str {
+        PackedSummary::id(self)
+    }
+
+    fn record_id(summary: &Summary) -> &str {
+        &summary.id
     }
 }
 
-/// A JSON list of strings, each appended to `bytes` with its end in
-/// `ends`: one buffer for all the ids where `Vec<String>` is one each.
-/// It takes exactly what `Vec<String>` takes.
+/// A JSON list of strings, each appended to `bytes` with its end (counted
+/// from `start`) in `ends`: one buffer for all the ids where `Vec<String>`
+/// is one each. It takes exactly what `Vec<String>` takes.
 struct AppendIds<'a> {
+    start: usize,
     bytes: &'a mut Vec<u8>,
     ends: &'a mut Vec<u32>,
 }
@@ -312,7 +270,7 @@ impl<'de> Visitor<'de> for AppendIds<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(AppendId(self.bytes))?.is_some() {
-            let end = u32::try_from(self.bytes.len())
+            let end = u32::try_from(self.bytes.len() - self.start)
                 .map_err(|_| serde::de::Error::custom("a list past 4 GiB"))?;
             self.ends.push(end);
         }

@@ -12,6 +12,7 @@ use super::registry::Trees;
 use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::row::{chunk_from_row, CHUNK_COLUMNS};
+use crate::db::packed::Unpack;
 use crate::db::raw_columns::RunningStatement;
 use crate::error::{Error, Result};
 
@@ -150,9 +151,9 @@ impl Trees<'_> {
     }
 }
 
-/// The walk statement's rows, decoded (a chunk packed) and matched as they
-/// come. A chunk's columns are read straight through SQLite's value API
-/// ([`RunningStatement`]), found once the statement runs.
+/// The walk statement's rows, packed and matched as they come. Their
+/// values are read straight through SQLite's value API
+/// ([`RunningStatement`], found once the statement runs).
 fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Result<Rows> {
     let mut stmt = conn.prepare_cached(&WALK_SQL)?;
     let mut rows = stmt.query(rusqlite::params![id, depth])?;
@@ -160,37 +161,43 @@ fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Res
     let mut running: Option<Option<RunningStatement>> = None;
     while let Some(row) = rows.next()? {
         let running = running.get_or_insert_with(|| RunningStatement::find(conn, &WALK_SQL));
+        let running = running.as_ref();
         if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
-            let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
-                Some(values) => {
-                    found.read_raw += 1;
-                    values
-                }
-                None => row_values(row)?,
-            };
-            let summary = match PackedSummary::from_values(&values) {
-                Some(summary) => summary,
-                // A row `summary_from_row` refuses: its error.
-                None => PackedSummary::from_summary(&summary_from_row(row)?)?,
-            };
+            let summary = pack_row(
+                running,
+                row,
+                &mut found.read_raw,
+                PackedSummary::from_values,
+            )?
+            .map_or_else(|| PackedSummary::from_summary(&summary_from_row(row)?), Ok)?;
             found.push_summary(summary);
-            continue;
+        } else {
+            let chunk = pack_row(running, row, &mut found.read_raw, PackedChunk::from_values)?
+                .map_or_else(|| PackedChunk::from_chunk(&chunk_from_row(row)?), Ok)?;
+            found.push_chunk(chunk, id, depth);
         }
-        let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
-            Some(values) => {
-                found.read_raw += 1;
-                values
-            }
-            None => row_values(row)?,
-        };
-        let chunk = match PackedChunk::from_values(&values) {
-            Some(chunk) => chunk,
-            // A row `chunk_from_row` refuses: its error.
-            None => PackedChunk::from_chunk(&chunk_from_row(row)?)?,
-        };
-        found.push_chunk(chunk, id, depth);
     }
     Ok(found)
+}
+
+/// A row's first `N` values packed by `pack`, read straight through
+/// SQLite's value API when the running statement was found (counted in
+/// `read_raw`), else through rusqlite. `None`: `pack` refused the row, which
+/// the caller decodes the usual way for its error.
+fn pack_row<T, const N: usize>(
+    running: Option<&RunningStatement>,
+    row: &rusqlite::Row<'_>,
+    read_raw: &mut usize,
+    pack: fn(&[rusqlite::types::ValueRef<'_>; N]) -> Option<T>,
+) -> rusqlite::Result<Option<T>> {
+    let values = match running.and_then(|r| r.values(row, 0)) {
+        Some(values) => {
+            *read_raw += 1;
+            values
+        }
+        None => row_values(row)?,
+    };
+    Ok(pack(&values))
 }
 
 /// A row's first `N` values through rusqlite: the path when the running

@@ -1,0 +1,255 @@
+//! A row kept as its bytes, for bulk reads (a tree walk): the text and blob
+//! columns of one row checked and copied back to back into one buffer
+//! ([`PackedColumns`], built by a [`Packer`]), and a record that is either
+//! decoded or still such a row, decoded the first time it is needed
+//! ([`Lazy`]). One allocation a row where a decoded record is a string per
+//! field; [`crate::chunks::packed`] and [`crate::trees::packed`] build
+//! their rows from these.
+
+use std::sync::OnceLock;
+
+use rusqlite::types::ValueRef;
+
+/// What one packed column may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// TEXT, valid UTF-8.
+    Text,
+    /// NULL or [`Kind::Text`].
+    OptText,
+    /// NULL or a BLOB of little-endian float32s (a length that is a
+    /// multiple of 4): an embedding.
+    OptFloats,
+}
+
+/// A row's packed byte columns: `K` values back to back in one buffer, and
+/// whatever the packer appended after them (its tail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedColumns<const K: usize> {
+    bytes: Box<[u8]>,
+    /// Where each value ends in `bytes` (it starts where the one before
+    /// ends); the tail starts at the last end.
+    ends: [u32; K],
+    /// Which values are NULL, one bit each.
+    nulls: u16,
+}
+
+/// Builds a [`PackedColumns`]: the columns, then a tail.
+pub(crate) struct Packer<const K: usize> {
+    bytes: Vec<u8>,
+    ends: [u32; K],
+    nulls: u16,
+}
+
+impl<const K: usize> Packer<K> {
+    /// Checks and copies `values[c]` for each `(c, kind)` of `columns`,
+    /// reserving `tail` bytes more; `None` if a value is not of its kind.
+    pub(crate) fn new(
+        values: &[ValueRef<'_>],
+        columns: &[(usize, Kind); K],
+        tail: usize,
+    ) -> Option<Packer<K>> {
+        const { assert!(K <= 16, "one NULL bit a column in a u16") };
+        let mut nulls = 0_u16;
+        let mut len = tail;
+        for (i, &(column, kind)) in columns.iter().enumerate() {
+            len += match (values[column], kind) {
+                (ValueRef::Null, Kind::OptText | Kind::OptFloats) => {
+                    nulls |= 1 << i;
+                    0
+                }
+                (ValueRef::Blob(b), Kind::OptFloats) if b.len() % 4 == 0 => b.len(),
+                (ValueRef::Text(b), Kind::Text | Kind::OptText) => {
+                    std::str::from_utf8(b).ok()?;
+                    b.len()
+                }
+                _ => return None,
+            };
+        }
+        let mut bytes = Vec::with_capacity(len);
+        let mut ends = [0; K];
+        for (end, &(column, _)) in ends.iter_mut().zip(columns) {
+            if let ValueRef::Text(b) | ValueRef::Blob(b) = values[column] {
+                bytes.extend_from_slice(b);
+            }
+            *end = u32::try_from(bytes.len()).ok()?;
+        }
+        Some(Packer { bytes, ends, nulls })
+    }
+
+    /// The buffer, to append the tail to.
+    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// The packed columns; `None` past 4 GiB (ends are 32-bit).
+    pub(crate) fn finish(self) -> Option<PackedColumns<K>> {
+        u32::try_from(self.bytes.len()).ok()?;
+        Some(PackedColumns {
+            bytes: self.bytes.into_boxed_slice(),
+            ends: self.ends,
+            nulls: self.nulls,
+        })
+    }
+}
+
+impl<const K: usize> PackedColumns<K> {
+    /// Value `slot`; `None` if NULL.
+    pub(crate) fn bytes(&self, slot: usize) -> Option<&[u8]> {
+        if self.nulls & (1 << slot) != 0 {
+            return None;
+        }
+        let start = slot.checked_sub(1).map_or(0, |before| self.ends[before]) as usize;
+        self.bytes.get(start..self.ends[slot] as usize)
+    }
+
+    /// Value `slot` as text ("" if NULL). A text column was checked as
+    /// UTF-8 when packed, and the buffer never changes.
+    pub(crate) fn text(&self, slot: usize) -> &str {
+        as_text(self.bytes(slot).unwrap_or_default())
+    }
+
+    /// Value `slot` as owned text, or `None` if NULL.
+    pub(crate) fn opt_text(&self, slot: usize) -> Option<String> {
+        self.bytes(slot).map(|b| as_text(b).to_owned())
+    }
+
+    /// What the packer appended after the columns.
+    pub(crate) fn tail(&self) -> &[u8] {
+        let start = self.ends.last().map_or(0, |&end| end as usize);
+        self.bytes.get(start..).unwrap_or_default()
+    }
+}
+
+/// Bytes checked as UTF-8 when packed ("" if they are not, which cannot
+/// happen).
+pub(crate) fn as_text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A row kept as its bytes: it has an id, and unpacks into its record.
+pub trait Unpack {
+    /// The decoded record.
+    type Record: Clone + std::fmt::Debug + PartialEq;
+    /// The record, decoded.
+    fn unpack(&self) -> Self::Record;
+    /// The record's id, read without unpacking.
+    fn id(&self) -> &str;
+    /// The id of a decoded record.
+    fn record_id(record: &Self::Record) -> &str;
+}
+
+/// A record, or the packed row it is decoded from the first time it is
+/// needed (then kept). Both are boxed or small, so that the value stays
+/// small: it is what a Python `Chunk` or `Summary` holds, and every new
+/// object is zeroed over its whole size.
+#[derive(Debug, Clone)]
+pub enum Lazy<P: Unpack> {
+    /// A record built or read whole.
+    Decoded(Box<P::Record>),
+    /// A row a bulk read packed, and its record once decoded.
+    Packed(P, OnceLock<Box<P::Record>>),
+}
+
+impl<P: Unpack> Lazy<P> {
+    /// A decoded record.
+    pub fn decoded(record: P::Record) -> Self {
+        Lazy::Decoded(Box::new(record))
+    }
+
+    /// A packed row, not decoded yet.
+    pub fn packed(packed: P) -> Self {
+        Lazy::Packed(packed, OnceLock::new())
+    }
+
+    /// The record (decoded now if it is still the row's bytes).
+    pub fn record(&self) -> &P::Record {
+        match self {
+            Lazy::Decoded(record) => record,
+            Lazy::Packed(packed, decoded) => decoded.get_or_init(|| Box::new(packed.unpack())),
+        }
+    }
+
+    /// The id, without decoding a packed row.
+    pub fn id(&self) -> &str {
+        match self {
+            Lazy::Decoded(record) => P::record_id(record),
+            Lazy::Packed(packed, _) => packed.id(),
+        }
+    }
+}
+
+/// Equal when the records are: a packed row is decoded to compare.
+impl<P: Unpack> PartialEq for Lazy<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.record() == other.record()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLUMNS: [(usize, Kind); 3] = [(0, Kind::Text), (1, Kind::OptText), (3, Kind::OptFloats)];
+
+    #[test]
+    fn columns_and_a_tail_pack_into_one_buffer() {
+        let values = [
+            ValueRef::Text("é😀".as_bytes()),
+            ValueRef::Null,
+            ValueRef::Integer(5),
+            ValueRef::Blob(&[0, 0, 128, 63]),
+        ];
+        let mut packer = Packer::new(&values, &COLUMNS, 3).expect("packs");
+        packer.tail().extend_from_slice(b"abc");
+        let packed = packer.finish().expect("small");
+        assert_eq!(packed.text(0), "é😀");
+        assert_eq!(
+            (packed.bytes(1), packed.opt_text(1), packed.text(1)),
+            (None, None, "")
+        );
+        assert_eq!(packed.bytes(2), Some(&[0, 0, 128, 63][..]));
+        assert_eq!(packed.tail(), b"abc");
+        let empty = [
+            ValueRef::Text(b""),
+            ValueRef::Text(b""),
+            ValueRef::Null,
+            ValueRef::Null,
+        ];
+        let packed = Packer::new(&empty, &COLUMNS, 0)
+            .and_then(Packer::finish)
+            .expect("packs");
+        assert_eq!(
+            (packed.bytes(0), packed.opt_text(1), packed.tail()),
+            (Some(&[][..]), Some(String::new()), &[][..])
+        );
+    }
+
+    #[test]
+    fn a_value_not_of_its_kind_is_not_packed() {
+        let good = [
+            ValueRef::Text(b"a"),
+            ValueRef::Text(b"b"),
+            ValueRef::Null,
+            ValueRef::Null,
+        ];
+        assert!(Packer::new(&good, &COLUMNS, 0).is_some());
+        for (column, bad) in [
+            (0, ValueRef::Null),
+            (0, ValueRef::Blob(b"a")),
+            (0, ValueRef::Text(b"\xff")),
+            (1, ValueRef::Integer(1)),
+            (1, ValueRef::Text(b"\xc3")),
+            (3, ValueRef::Blob(&[0; 5])),
+            (3, ValueRef::Text(b"")),
+            (3, ValueRef::Real(1.0)),
+        ] {
+            let mut values = good;
+            values[column] = bad;
+            assert!(
+                Packer::new(&values, &COLUMNS, 0).is_none(),
+                "{column}: {bad:?}"
+            );
+        }
+    }
+}
