@@ -37,8 +37,9 @@ static TIMEOUT_US: AtomicU64 = AtomicU64::new(BUSY_TIMEOUT.as_micros() as u64);
 /// `SQLITE_BUSY`; returns the previous budget. A test seam
 /// (`memtree.testing.set_busy_timeout`): a test proves that a held lock is
 /// waited for and then reported as busy with a small budget rather than by
-/// waiting out the real 5 s. More than [`MAX_BUSY_TIMEOUT`] is refused and
-/// changes nothing.
+/// waiting out the real 5 s. A lower budget also caps recovery's fixed
+/// waits (`crate::recovery::within_busy_budget`). More than
+/// [`MAX_BUSY_TIMEOUT`] is refused and changes nothing.
 pub fn set_timeout(budget: Duration) -> Result<Duration> {
     if budget > MAX_BUSY_TIMEOUT {
         return Err(Error::invalid(
