@@ -178,7 +178,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PackedChunk>> {
         let (sql, values) = list_query(filter, after, limit);
-        let capacity = usize::try_from(limit.clamp(1, MAX_LIST_LIMIT)).unwrap_or(1);
+        // As get_chunks: a large limit that few rows meet must not reserve
+        // a chunk per row it allows.
+        let capacity = usize::try_from(limit.clamp(1, 1024)).unwrap_or(1);
         self.read("list_chunks", |conn| {
             Ok(read_packed(
                 conn,
