@@ -8,12 +8,15 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Transaction};
 
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::paging::ListCursor;
 use crate::chunks::record::{non_empty, Chunk, SourceKind};
 use crate::chunks::row::{
     bind_chunk, chunk_from_row, Encoded, CHUNK_COLUMNS, GET_MANY_SQL, GET_SQL, INSERT_SQL,
     SELECT_SQL, UPSERT_SQL,
 };
+use crate::db::packed::Unpack;
+use crate::db::raw_columns::{pack_row, RunningStatement};
 use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;
@@ -116,6 +119,12 @@ impl Store {
     /// skipped and an id asked twice is returned twice. One statement, so one
     /// read lock, whatever the number of ids ([`GET_MANY_SQL`]).
     pub fn get_chunks(&self, ids: &[String]) -> Result<Vec<Chunk>> {
+        Ok(unpack_all(self.get_chunks_packed(ids)?))
+    }
+
+    /// [`Store::get_chunks`], each chunk kept as its row's bytes (what the
+    /// Python glue wraps: a chunk is decoded when a field is first read).
+    pub fn get_chunks_packed(&self, ids: &[String]) -> Result<Vec<PackedChunk>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -123,14 +132,16 @@ impl Store {
         let ids_json =
             serde_json::to_string(ids).map_err(|e| Error::invalid("ids", e.to_string()))?;
         self.read("get_chunks", |conn| {
-            let mut stmt = conn.prepare_cached(&GET_MANY_SQL)?;
-            let mut rows = stmt.query([&ids_json])?;
             // Sized for the common case; a long list of mostly missing ids
             // must not reserve a chunk per id.
-            let mut found: Vec<(i64, Chunk)> = Vec::with_capacity(ids.len().min(1024));
-            while let Some(row) = rows.next()? {
-                found.push((row.get(CHUNK_COLUMNS.len())?, chunk_from_row(row)?));
-            }
+            let mut found = read_packed(
+                conn,
+                &GET_MANY_SQL,
+                [&ids_json],
+                ids.len().min(1024),
+                |row, chunk| Ok((row.get::<_, i64>(CHUNK_COLUMNS.len())?, chunk)),
+            )?
+            .rows;
             // Already in order with the plan SQLite picks (json_each outer);
             // the sort is the guarantee, and cheap on sorted input.
             found.sort_by_key(|(at, _)| *at);
@@ -154,11 +165,31 @@ impl Store {
         after: Option<&ListCursor>,
         limit: i64,
     ) -> Result<Vec<Chunk>> {
+        Ok(unpack_all(
+            self.list_chunks_after_packed(filter, after, limit)?,
+        ))
+    }
+
+    /// [`Store::list_chunks_after`], each chunk kept as its row's bytes.
+    pub fn list_chunks_after_packed(
+        &self,
+        filter: &ChunkFilter,
+        after: Option<&ListCursor>,
+        limit: i64,
+    ) -> Result<Vec<PackedChunk>> {
         let (sql, values) = list_query(filter, after, limit);
+        // As get_chunks: a large limit that few rows meet must not reserve
+        // a chunk per row it allows.
+        let capacity = usize::try_from(limit.clamp(1, 1024)).unwrap_or(1);
         self.read("list_chunks", |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(&values), chunk_from_row)?;
-            rows.collect()
+            Ok(read_packed(
+                conn,
+                &sql,
+                params_from_iter(&values),
+                capacity,
+                |_, chunk| Ok(chunk),
+            )?
+            .rows)
         })
     }
 
@@ -507,6 +538,54 @@ fn list_query(
         values.len()
     );
     (sql, values)
+}
+
+/// The rows of a chunk read, each packed as it is stepped to
+/// ([`PackedChunk`]) and passed with its row to `keep`.
+struct PackedRows<T> {
+    rows: Vec<T>,
+    /// How many rows were read straight through SQLite's value API
+    /// ([`RunningStatement`]) rather than through rusqlite.
+    #[cfg_attr(not(test), allow(dead_code))]
+    read_raw: usize,
+}
+
+/// Runs `sql`, whose first columns are [`CHUNK_COLUMNS`], and packs every
+/// row: its values are read straight through SQLite's value API
+/// ([`RunningStatement`], found once the statement runs; rusqlite's reads
+/// when it is not found). A row [`PackedChunk`] refuses is decoded by
+/// [`chunk_from_row`], so the read fails with that row's usual error.
+fn read_packed<T, P: rusqlite::Params>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+    capacity: usize,
+    mut keep: impl FnMut(&rusqlite::Row<'_>, PackedChunk) -> rusqlite::Result<T>,
+) -> rusqlite::Result<PackedRows<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut found = PackedRows {
+        rows: Vec::with_capacity(capacity),
+        read_raw: 0,
+    };
+    let mut running: Option<Option<RunningStatement>> = None;
+    while let Some(row) = rows.next()? {
+        let running = running.get_or_insert_with(|| RunningStatement::find(conn, sql));
+        let chunk = pack_row(
+            running.as_ref(),
+            row,
+            &mut found.read_raw,
+            PackedChunk::from_values,
+        )?
+        .map_or_else(|| PackedChunk::from_chunk(&chunk_from_row(row)?), Ok)?;
+        found.rows.push(keep(row, chunk)?);
+    }
+    Ok(found)
+}
+
+/// Packed chunks decoded, for the callers that want [`Chunk`]s.
+fn unpack_all(packed: Vec<PackedChunk>) -> Vec<Chunk> {
+    packed.iter().map(Unpack::unpack).collect()
 }
 
 /// Checks every chunk of a batch, naming the bad one (`chunks[3].id`);
@@ -882,6 +961,66 @@ pub(crate) mod tests {
         // ... a vouched one is not checked again (the glue vouches only for
         // chunks its constructor validated), which the write proves.
         assert_eq!(store.upsert_chunks(&[Prevalidated::vouch(&odd)])?, 1);
+        Ok(())
+    }
+
+    /// The bulk reads pack every row straight from SQLite's values (the
+    /// running statement is found), unpack to exactly what `get_chunk`
+    /// decodes, and fail on a row memtree cannot read with `get_chunk`'s
+    /// own error.
+    #[test]
+    fn bulk_reads_pack_each_row_from_sqlites_values() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::io("tempdir", std::path::Path::new("."), e))?;
+        let (store, _) = Store::open_file(&dir.path().join("a.db"))?;
+        let chunks: Vec<Chunk> = (0..5)
+            .map(|i| Chunk {
+                id: format!("c{i}"),
+                timestamp_ms: i,
+                ..full_chunk()
+            })
+            .collect();
+        store.upsert_chunks(&chunks)?;
+        let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
+        let ids_json = serde_json::to_string(&ids).expect("strings serialise");
+        let (sql, values) = list_query(&ChunkFilter::default(), None, 100);
+        let (by_id, listed) = store.read("read packed", |conn| {
+            let by_id = read_packed(conn, &GET_MANY_SQL, [&ids_json], 0, |_, c| Ok(c))?;
+            let listed = read_packed(conn, &sql, params_from_iter(&values), 0, |_, c| Ok(c))?;
+            Ok((by_id, listed))
+        })?;
+        assert_eq!((by_id.read_raw, listed.read_raw), (5, 5));
+        for packed in by_id.rows.iter().chain(&listed.rows) {
+            assert_eq!(Some(packed.unpack()), store.get_chunk(packed.id())?);
+        }
+        assert_eq!(store.get_chunks(&ids)?, chunks);
+        let mut newest_first = chunks.clone();
+        newest_first.reverse();
+        assert_eq!(
+            store.list_chunks(&ChunkFilter::default(), 100)?,
+            newest_first
+        );
+
+        // A row the packer refuses is decoded for its error, the one
+        // `get_chunk` raises.
+        store.write("corrupt", |tx| {
+            tx.execute(
+                "UPDATE mem_tree_chunks SET tags_json = '{' WHERE id = 'c2'",
+                [],
+            )
+        })?;
+        let want = store.get_chunk("c2").unwrap_err().to_string();
+        let want = want.strip_prefix("get_chunk: ").expect("named by its call");
+        let bulk = [
+            ("get_chunks", store.get_chunks(&ids).map(drop)),
+            (
+                "list_chunks",
+                store.list_chunks(&ChunkFilter::default(), 100).map(drop),
+            ),
+        ];
+        for (call, got) in bulk {
+            assert_eq!(got.unwrap_err().to_string(), format!("{call}: {want}"));
+        }
         Ok(())
     }
 }

@@ -139,6 +139,16 @@ impl PackedChunk {
     pub fn id(&self) -> &str {
         self.columns.text(bytes_at!("id"))
     }
+
+    /// The chunk's `timestamp_ms`, without unpacking it (a list cursor's).
+    pub fn timestamp_ms(&self) -> i64 {
+        self.ints[int_at!("timestamp_ms")]
+    }
+
+    /// The chunk's `seq_in_source`, without unpacking it (a list cursor's).
+    pub fn seq_in_source(&self) -> i64 {
+        self.ints[int_at!("seq_in_source")]
+    }
 }
 
 impl Unpack for PackedChunk {

@@ -11,6 +11,7 @@
 
 use rusqlite::types::Value;
 
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::ChunkFilter;
 use crate::db::store::Store;
@@ -34,6 +35,15 @@ impl ListCursor {
             timestamp_ms: chunk.timestamp_ms,
             seq_in_source: chunk.seq_in_source,
             id: chunk.id.clone(),
+        }
+    }
+
+    /// The position of a packed chunk, read without unpacking it.
+    pub fn of_packed(chunk: &PackedChunk) -> ListCursor {
+        ListCursor {
+            timestamp_ms: chunk.timestamp_ms(),
+            seq_in_source: chunk.seq_in_source(),
+            id: chunk.id().to_owned(),
         }
     }
 
@@ -80,15 +90,18 @@ impl ChunkPages {
         }
     }
 
-    /// The next page, in list order; empty once every row was returned.
-    pub fn next_page(&mut self, store: &Store) -> Result<Vec<Chunk>> {
+    /// The next page, in list order, each chunk kept as its row's bytes
+    /// (the iterator hands them out as they are asked for); empty once
+    /// every row was returned.
+    pub fn next_page(&mut self, store: &Store) -> Result<Vec<PackedChunk>> {
         if self.done {
             return Ok(Vec::new());
         }
-        let page = store.list_chunks_after(&self.filter, self.after.as_ref(), self.page_size)?;
+        let page =
+            store.list_chunks_after_packed(&self.filter, self.after.as_ref(), self.page_size)?;
         match page.last() {
             Some(last) if page.len() as i64 == self.page_size => {
-                self.after = Some(ListCursor::of(last));
+                self.after = Some(ListCursor::of_packed(last));
             }
             // A short page is the last one.
             _ => self.done = true,
@@ -101,6 +114,7 @@ impl ChunkPages {
 mod tests {
     use super::*;
     use crate::chunks::ops::tests::plain_chunk;
+    use crate::db::packed::Unpack;
 
     fn chunk(id: &str, ts: i64, seq: i64) -> Chunk {
         Chunk {
@@ -141,7 +155,11 @@ mod tests {
                 if page.is_empty() {
                     break;
                 }
-                got.extend(page.into_iter().map(|c| c.id));
+                if let Some(last) = page.last() {
+                    // The cursor read from the bytes is the decoded chunk's.
+                    assert_eq!(ListCursor::of_packed(last), ListCursor::of(&last.unpack()));
+                }
+                got.extend(page.iter().map(|c| c.id().to_owned()));
             }
             assert_eq!(got, want, "page size {size}");
         }

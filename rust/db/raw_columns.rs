@@ -83,6 +83,36 @@ impl RunningStatement {
     }
 }
 
+/// A row's first `N` values packed by `pack`, read straight through
+/// SQLite's value API when the running statement was found (counted in
+/// `read_raw`), else through rusqlite. `None`: `pack` refused the row, which
+/// the caller decodes the usual way for its error.
+pub(crate) fn pack_row<T, const N: usize>(
+    running: Option<&RunningStatement>,
+    row: &Row<'_>,
+    read_raw: &mut usize,
+    pack: fn(&[ValueRef<'_>; N]) -> Option<T>,
+) -> rusqlite::Result<Option<T>> {
+    let values = match running.and_then(|r| r.values(row, 0)) {
+        Some(values) => {
+            *read_raw += 1;
+            values
+        }
+        None => row_values(row)?,
+    };
+    Ok(pack(&values))
+}
+
+/// A row's first `N` values through rusqlite: the path when the running
+/// statement is not found.
+fn row_values<'r, const N: usize>(row: &'r Row<'_>) -> rusqlite::Result<[ValueRef<'r>; N]> {
+    let mut values = [ValueRef::Null; N];
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = row.get_ref(i)?;
+    }
+    Ok(values)
+}
+
 /// One value as rusqlite's [`ValueRef`] (text as its UTF-8 bytes,
 /// unchecked, as rusqlite gives it).
 ///

@@ -44,7 +44,8 @@ use crate::sys::clock::now_ms;
 #[pyclass(frozen, eq, name = "Chunk", module = "memtree")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyChunk {
-    /// The record, or (read in bulk by a tree walk) its row's bytes,
+    /// The record, or (read in bulk: a tree walk, `get_chunks`,
+    /// `list_chunks`, `iter_chunks`) its row's bytes,
     /// decoded the first time a field other than the id is read: thousands
     /// of walked chunks then cost one allocation each.
     body: Lazy<PackedChunk>,
@@ -327,6 +328,15 @@ impl PyChunk {
         chunks
             .into_iter()
             .map(|inner| Py::new(py, PyChunk::from(inner)))
+            .collect()
+    }
+
+    /// Chunks a bulk read kept as their rows' bytes as new `Chunk` objects,
+    /// each decoded when a field other than its id is first read.
+    pub fn wrap_packed(py: Python<'_>, chunks: Vec<PackedChunk>) -> PyResult<Vec<Py<PyChunk>>> {
+        chunks
+            .into_iter()
+            .map(|packed| Py::new(py, PyChunk::packed(packed)))
             .collect()
     }
 

@@ -11,8 +11,8 @@ use pyo3::sync::MutexExt;
 
 use super::chunk::PyChunk;
 use super::store::PyStore;
+use crate::chunks::packed::PackedChunk;
 use crate::chunks::paging::{ChunkPages, ListCursor};
-use crate::chunks::record::Chunk;
 
 /// The `after` argument: the position of a `memtree.Chunk`, or None.
 pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
@@ -33,7 +33,7 @@ pub fn after_arg(value: &Bound<'_, PyAny>) -> PyResult<Option<ListCursor>> {
 pub struct PyChunkIterator {
     store: Py<PyStore>,
     /// The pages read so far and the rows of the current one not yet given.
-    state: Mutex<(ChunkPages, VecDeque<Chunk>)>,
+    state: Mutex<(ChunkPages, VecDeque<PackedChunk>)>,
 }
 
 impl PyChunkIterator {
@@ -65,7 +65,7 @@ impl PyChunkIterator {
             let page = py.detach(|| pages.next_page(&store.inner))?;
             buffered.extend(page);
         }
-        Ok(buffered.pop_front().map(PyChunk::from))
+        Ok(buffered.pop_front().map(PyChunk::packed))
     }
 
     /// The rows of the page last read not yet given (`operator.length_hint`):

@@ -174,8 +174,8 @@ impl PyStore {
     /// for any number of ids.
     fn get_chunks(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyChunk>>> {
         let ids = convert::strs(ids, "ids")?;
-        let found = py.detach(|| self.inner.get_chunks(&ids))?;
-        PyChunk::wrap_all(py, found)
+        let found = py.detach(|| self.inner.get_chunks_packed(&ids))?;
+        PyChunk::wrap_packed(py, found)
     }
 
     #[pyo3(signature = (
@@ -206,8 +206,11 @@ impl PyStore {
         #[pyo3(from_py_with = paging::after_arg)] after: Option<ListCursor>,
     ) -> PyResult<Vec<Py<PyChunk>>> {
         let filter = convert::chunk_filter(source_kind, source_id, owner, since, until)?;
-        let found = py.detach(|| self.inner.list_chunks_after(&filter, after.as_ref(), limit))?;
-        PyChunk::wrap_all(py, found)
+        let found = py.detach(|| {
+            self.inner
+                .list_chunks_after_packed(&filter, after.as_ref(), limit)
+        })?;
+        PyChunk::wrap_packed(py, found)
     }
 
     /// SQLite's query plan for :meth:`list_chunks` with these filters, one

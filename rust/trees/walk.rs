@@ -13,7 +13,7 @@ use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::row::{chunk_from_row, CHUNK_COLUMNS};
 use crate::db::packed::Unpack;
-use crate::db::raw_columns::RunningStatement;
+use crate::db::raw_columns::{pack_row, RunningStatement};
 use crate::error::{Error, Result};
 
 /// One node of a subtree.
@@ -178,38 +178,6 @@ fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Res
         }
     }
     Ok(found)
-}
-
-/// A row's first `N` values packed by `pack`, read straight through
-/// SQLite's value API when the running statement was found (counted in
-/// `read_raw`), else through rusqlite. `None`: `pack` refused the row, which
-/// the caller decodes the usual way for its error.
-fn pack_row<T, const N: usize>(
-    running: Option<&RunningStatement>,
-    row: &rusqlite::Row<'_>,
-    read_raw: &mut usize,
-    pack: fn(&[rusqlite::types::ValueRef<'_>; N]) -> Option<T>,
-) -> rusqlite::Result<Option<T>> {
-    let values = match running.and_then(|r| r.values(row, 0)) {
-        Some(values) => {
-            *read_raw += 1;
-            values
-        }
-        None => row_values(row)?,
-    };
-    Ok(pack(&values))
-}
-
-/// A row's first `N` values through rusqlite: the path when the running
-/// statement is not found.
-fn row_values<'r, const N: usize>(
-    row: &'r rusqlite::Row<'_>,
-) -> rusqlite::Result<[rusqlite::types::ValueRef<'r>; N]> {
-    let mut values = [rusqlite::types::ValueRef::Null; N];
-    for (i, value) in values.iter_mut().enumerate() {
-        *value = row.get_ref(i)?;
-    }
-    Ok(values)
 }
 
 /// A node of a [`Subtree`] by its position among the subtree's summaries or
