@@ -13,7 +13,7 @@ use rusqlite::types::ValueRef;
 
 use super::record::{embedding_from_blob, Chunk, SourceKind};
 use super::row::{col, each_value, Encoded, CHUNK_COLUMNS};
-use crate::db::packed::{Kind, PackedColumns, Packer, Unpack};
+use crate::db::packed::{as_text, Kind, PackedColumns, Packer, Unpack};
 
 #[cfg(doc)]
 use super::row::chunk_from_row;
@@ -148,6 +148,102 @@ impl PackedChunk {
     /// The chunk's `seq_in_source`, without unpacking it (a list cursor's).
     pub fn seq_in_source(&self) -> i64 {
         self.ints[int_at!("seq_in_source")]
+    }
+
+    /// The chunk's fields, borrowed from the row's bytes: one field read
+    /// without unpacking the others.
+    pub fn view(&self) -> ChunkView<'_> {
+        let text = |slot| self.columns.text(slot);
+        let int = |slot: usize| self.ints[slot];
+        ChunkView {
+            content: text(bytes_at!("content")),
+            source_kind: self.source_kind,
+            source_id: text(bytes_at!("source_id")),
+            source_ref: self.columns.bytes(bytes_at!("source_ref")).map(as_text),
+            owner: text(bytes_at!("owner")),
+            timestamp_ms: int(int_at!("timestamp_ms")),
+            time_range_start_ms: int(int_at!("time_range_start_ms")),
+            time_range_end_ms: int(int_at!("time_range_end_ms")),
+            tags: &self.tags,
+            token_count: int(int_at!("token_count")),
+            seq_in_source: int(int_at!("seq_in_source")),
+            created_at_ms: int(int_at!("created_at_ms")),
+            lifecycle_status: text(bytes_at!("lifecycle_status")),
+            embedding: self.columns.bytes(bytes_at!("embedding")).map(Floats::Blob),
+            content_path: self.columns.bytes(bytes_at!("content_path")).map(as_text),
+            content_sha256: self.columns.bytes(bytes_at!("content_sha256")).map(as_text),
+        }
+    }
+}
+
+/// A chunk's fields other than its id, borrowed from a [`Chunk`] or a
+/// [`PackedChunk`] ([`ChunkView::of`], [`PackedChunk::view`]).
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct ChunkView<'a> {
+    pub content: &'a str,
+    pub source_kind: SourceKind,
+    pub source_id: &'a str,
+    pub source_ref: Option<&'a str>,
+    pub owner: &'a str,
+    pub timestamp_ms: i64,
+    pub time_range_start_ms: i64,
+    pub time_range_end_ms: i64,
+    pub tags: &'a [String],
+    pub token_count: i64,
+    pub seq_in_source: i64,
+    pub created_at_ms: i64,
+    pub lifecycle_status: &'a str,
+    pub embedding: Option<Floats<'a>>,
+    pub content_path: Option<&'a str>,
+    pub content_sha256: Option<&'a str>,
+}
+
+/// An embedding as a chunk holds it (floats) or as its row does (the
+/// little-endian float32 blob, its length checked when packed).
+#[derive(Debug, Clone, Copy)]
+pub enum Floats<'a> {
+    /// Decoded.
+    Floats(&'a [f32]),
+    /// As stored.
+    Blob(&'a [u8]),
+}
+
+impl Floats<'_> {
+    /// The values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
+        let (floats, blob): (&[f32], &[u8]) = match *self {
+            Floats::Floats(f) => (f, &[]),
+            Floats::Blob(b) => (&[], b),
+        };
+        floats.iter().copied().chain(
+            blob.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        )
+    }
+}
+
+impl<'a> ChunkView<'a> {
+    /// The fields of a decoded chunk.
+    pub fn of(c: &'a Chunk) -> Self {
+        ChunkView {
+            content: &c.content,
+            source_kind: c.source_kind,
+            source_id: &c.source_id,
+            source_ref: c.source_ref.as_deref(),
+            owner: &c.owner,
+            timestamp_ms: c.timestamp_ms,
+            time_range_start_ms: c.time_range_start_ms,
+            time_range_end_ms: c.time_range_end_ms,
+            tags: &c.tags,
+            token_count: c.token_count,
+            seq_in_source: c.seq_in_source,
+            created_at_ms: c.created_at_ms,
+            lifecycle_status: &c.lifecycle_status,
+            embedding: c.embedding.as_deref().map(Floats::Floats),
+            content_path: c.content_path.as_deref(),
+            content_sha256: c.content_sha256.as_deref(),
+        }
     }
 }
 

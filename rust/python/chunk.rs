@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{self, arg};
 use super::imports;
-use crate::chunks::packed::PackedChunk;
+use crate::chunks::packed::{ChunkView, PackedChunk};
 use crate::chunks::record::{Chunk, DEFAULT_LIFECYCLE_STATUS};
 use crate::chunks::Prevalidated;
 use crate::db::packed::Lazy;
@@ -138,92 +138,91 @@ impl PyChunk {
     /// The text.
     #[getter]
     fn content(&self) -> &str {
-        &self.chunk().content
+        self.view().content
     }
     /// Kind of the source the text came from.
     #[getter]
     fn source_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::source_kind_to_py(py, self.chunk().source_kind)
+        convert::source_kind_to_py(py, self.view().source_kind)
     }
     /// Identifier of the source within its kind.
     #[getter]
     fn source_id(&self) -> &str {
-        &self.chunk().source_id
+        self.view().source_id
     }
     /// Optional pointer into the source.
     #[getter]
     fn source_ref(&self) -> Option<&str> {
-        self.chunk().source_ref.as_deref()
+        self.view().source_ref
     }
     /// Who the chunk belongs to.
     #[getter]
     fn owner(&self) -> &str {
-        &self.chunk().owner
+        self.view().owner
     }
     /// When the content happened (UTC).
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.chunk().timestamp_ms)
+        convert::from_ms(py, self.view().timestamp_ms)
     }
     /// The period the chunk covers (UTC).
     #[getter]
     fn time_range<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let view = self.view();
         PyTuple::new(
             py,
             [
-                convert::from_ms(py, self.chunk().time_range_start_ms)?,
-                convert::from_ms(py, self.chunk().time_range_end_ms)?,
+                convert::from_ms(py, view.time_range_start_ms)?,
+                convert::from_ms(py, view.time_range_end_ms)?,
             ],
         )
     }
     /// Free-form labels.
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.chunk().tags)
+        PyTuple::new(py, self.view().tags)
     }
     /// Token count of ``content``.
     #[getter]
     fn token_count(&self) -> i64 {
-        self.chunk().token_count
+        self.view().token_count
     }
     /// Position within its source.
     #[getter]
     fn seq_in_source(&self) -> i64 {
-        self.chunk().seq_in_source
+        self.view().seq_in_source
     }
     /// When the chunk was created (UTC).
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.chunk().created_at_ms)
+        convert::from_ms(py, self.view().created_at_ms)
     }
     /// Pipeline state: ``admitted`` by default.
     #[getter]
     fn lifecycle_status(&self) -> &str {
-        &self.chunk().lifecycle_status
+        self.view().lifecycle_status
     }
     /// The float32 embedding, or None.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        self.chunk()
-            .embedding
-            .as_ref()
-            .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
+        (self.view().embedding)
+            .map(|v| PyTuple::new(py, v.iter().map(f64::from).collect::<Vec<_>>()))
             .transpose()
     }
     /// Where the full body lives on disk, or None.
     #[getter]
     fn content_path(&self) -> Option<&str> {
-        self.chunk().content_path.as_deref()
+        self.view().content_path
     }
     /// The SHA-256 of the body at ``content_path`` (hex), or None.
     #[getter]
     fn content_sha256(&self) -> Option<&str> {
-        self.chunk().content_sha256.as_deref()
+        self.view().content_sha256
     }
     /// ``timestamp`` as stored: milliseconds since the epoch.
     #[getter]
     fn timestamp_ms(&self) -> i64 {
-        self.chunk().timestamp_ms
+        self.view().timestamp_ms
     }
 
     /// A copy with the given fields changed, validated like a new chunk.
@@ -286,6 +285,18 @@ impl PyChunk {
     /// The record (decoded now if it is still the row's bytes).
     pub fn chunk(&self) -> &Chunk {
         self.body.record()
+    }
+
+    /// The fields, borrowed: from the record if it is decoded, else
+    /// straight from the row's bytes, so that reading one field (a walk's
+    /// or a bulk read's `content`) decodes nothing else.
+    fn view(&self) -> ChunkView<'_> {
+        match &self.body {
+            Lazy::Decoded(chunk) => ChunkView::of(chunk),
+            Lazy::Packed(packed, decoded) => decoded
+                .get()
+                .map_or_else(|| packed.view(), |c| ChunkView::of(c)),
+        }
     }
 
     /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL

@@ -614,6 +614,9 @@ def test_a_walked_chunk_is_the_chunk_get_chunk_reads_field_for_field(
         fresh = next(n for n in store.trees.walk("s1") if n.id == chunk_id)
         assert isinstance(fresh, memtree.Chunk)
         assert fresh == read and read == fresh and hash(fresh) == hash(read)
+        # Decoded now (equality decodes): every field again, from the record.
+        for field in fields:
+            assert getattr(fresh, field) == getattr(read, field), field
         assert repr(fresh) == repr(read)
         assert pickle.loads(pickle.dumps(fresh)) == read
         assert fresh.replace(token_count=99).token_count == 99
