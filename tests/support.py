@@ -63,6 +63,37 @@ def _make_chunk(i: int = 0, **overrides: Any) -> memtree.Chunk:
     return memtree.Chunk(*positional, **fields)
 
 
+# Every public field of a Chunk, for field-by-field comparisons.
+CHUNK_FIELDS = [
+    "id", "content", "source_kind", "source_id", "source_ref", "owner", "timestamp",
+    "time_range", "tags", "token_count", "seq_in_source", "created_at",
+    "lifecycle_status", "embedding", "content_path", "content_sha256", "timestamp_ms",
+]  # fmt: skip
+
+
+def full_chunk(t0: int) -> memtree.Chunk:
+    """A chunk with every field set, non-ASCII text, a NUL byte and tags
+    that need JSON escapes (the packed-row tests' hard case)."""
+    return memtree.Chunk(
+        "ç-😀",
+        "zero\x00byte, é and 😀",
+        "email",
+        "src",
+        "owner",
+        t0,
+        source_ref="ref",
+        time_range=(t0 - 5, t0 + 5),
+        tags=['a"b', "ç"],
+        token_count=7,
+        seq_in_source=3,
+        created_at=t0 + 1,
+        lifecycle_status="indexed",
+        embedding=[0.5, -1.25, 3.0],
+        content_path="bodies/x.md",
+        content_sha256="ab" * 32,
+    )
+
+
 def add_dependents(db: Path, chunk_ids: list[str]) -> None:
     """A score row and two entity-index rows per chunk, as the reference writes them."""
     conn = sqlite3.connect(db)

@@ -12,15 +12,11 @@ from typing import Callable
 
 import memtree
 import pytest
-from support import reference_connection
+from support import CHUNK_FIELDS, full_chunk, reference_connection
 
 T0 = 1_700_000_000_000
 
-FIELDS = [
-    "id", "content", "source_kind", "source_id", "source_ref", "owner", "timestamp",
-    "time_range", "tags", "token_count", "seq_in_source", "created_at",
-    "lifecycle_status", "embedding", "content_path", "content_sha256", "timestamp_ms",
-]  # fmt: skip
+FIELDS = CHUNK_FIELDS
 
 BulkRead = Callable[[memtree.Store], list[memtree.Chunk]]
 
@@ -33,24 +29,7 @@ READS: dict[str, BulkRead] = {
 
 def store_two(store: memtree.Store) -> memtree.Chunk:
     """A chunk with every field set and one with the optional ones empty."""
-    full = memtree.Chunk(
-        "ç-😀",
-        "zero\x00byte, é and 😀",
-        "email",
-        "src",
-        "owner",
-        T0,
-        source_ref="ref",
-        time_range=(T0 - 5, T0 + 5),
-        tags=['a"b', "ç"],
-        token_count=7,
-        seq_in_source=3,
-        created_at=T0 + 1,
-        lifecycle_status="indexed",
-        embedding=[0.5, -1.25, 3.0],
-        content_path="bodies/x.md",
-        content_sha256="ab" * 32,
-    )
+    full = full_chunk(T0)
     bare = memtree.Chunk("bare", "", "chat", "src", "owner", T0 - 1)
     store.upsert_chunks([full, bare])
     return full

@@ -17,7 +17,7 @@ import memtree
 import pytest
 from memtree import Summary, TreeKind, TreeStatus
 from memtree._native.bench import walk_phases
-from support import file_digest, reference_connection
+from support import CHUNK_FIELDS, file_digest, full_chunk, reference_connection
 
 T0 = 1_700_000_000_000
 
@@ -575,32 +575,11 @@ def test_a_walked_chunk_is_the_chunk_get_chunk_reads_field_for_field(
     import pickle
 
     sample_tree(store, "t", "lazy")
-    full = memtree.Chunk(
-        "ç-😀",
-        "zero\x00byte, é and 😀",
-        "email",
-        "src",
-        "owner",
-        T0,
-        source_ref="ref",
-        time_range=(T0 - 5, T0 + 5),
-        tags=['a"b', "ç"],
-        token_count=7,
-        seq_in_source=3,
-        created_at=T0 + 1,
-        lifecycle_status="indexed",
-        embedding=[0.5, -1.25, 3.0],
-        content_path="bodies/x.md",
-        content_sha256="ab" * 32,
-    )
+    full = full_chunk(T0)
     bare = memtree.Chunk("bare", "", "chat", "src", "owner", T0)
     store.upsert_chunks([full, bare])
     store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["ç-😀", "bare"]))
-    fields = [
-        "id", "content", "source_kind", "source_id", "source_ref", "owner", "timestamp",
-        "time_range", "tags", "token_count", "seq_in_source", "created_at",
-        "lifecycle_status", "embedding", "content_path", "content_sha256", "timestamp_ms",
-    ]  # fmt: skip
+    fields = CHUNK_FIELDS
     for chunk_id in ("ç-😀", "bare"):
         read = store.get_chunk(chunk_id)
         assert read is not None
