@@ -265,8 +265,9 @@ def set_busy_timeout(seconds: float) -> float:
     lock another connection holds) lasts before it fails with
     :class:`memtree.BusyError`; returns the previous budget (default 5 s).
     A lower budget also caps recovery's fixed waits (the 1 s wait for a
-    file's owner, the quarantine's 5 s rebuild wait). A test proves a wait and its typed failure with a small budget rather
-    than by waiting out the real one; :func:`busy_timeout` restores it.
+    file's owner, the quarantine's 5 s rebuild wait). A test proves a wait
+    and its typed failure with a small budget rather than by waiting out
+    the real one; :func:`busy_timeout` restores it.
     ``TypeError`` for a non-number, ``ValueError`` for a negative, non-finite
     or longer than a minute budget (nothing changes then)."""
     return _hooks.set_busy_timeout(seconds)
