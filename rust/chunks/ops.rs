@@ -16,7 +16,7 @@ use crate::chunks::row::{
     SELECT_SQL, UPSERT_SQL,
 };
 use crate::db::packed::Unpack;
-use crate::db::raw_columns::{pack_row, RunningStatement};
+use crate::db::raw_columns::RowPacker;
 use crate::db::store::Store;
 use crate::error::{Error, Result};
 use crate::sys::clock::now_ms;
@@ -545,15 +545,15 @@ fn list_query(
 struct PackedRows<T> {
     rows: Vec<T>,
     /// How many rows were read straight through SQLite's value API
-    /// ([`RunningStatement`]) rather than through rusqlite.
+    /// ([`RowPacker`]) rather than through rusqlite.
     #[cfg_attr(not(test), allow(dead_code))]
     read_raw: usize,
 }
 
 /// Runs `sql`, whose first columns are [`CHUNK_COLUMNS`], and packs every
 /// row: its values are read straight through SQLite's value API
-/// ([`RunningStatement`], found once the statement runs; rusqlite's reads
-/// when it is not found). A row [`PackedChunk`] refuses is decoded by
+/// ([`RowPacker`]; rusqlite's reads when the running statement is not
+/// found). A row [`PackedChunk`] refuses is decoded by
 /// [`chunk_from_row`], so the read fails with that row's usual error.
 fn read_packed<T, P: rusqlite::Params>(
     conn: &rusqlite::Connection,
@@ -568,18 +568,14 @@ fn read_packed<T, P: rusqlite::Params>(
         rows: Vec::with_capacity(capacity),
         read_raw: 0,
     };
-    let mut running: Option<Option<RunningStatement>> = None;
+    let mut packer = RowPacker::new(conn, sql);
     while let Some(row) = rows.next()? {
-        let running = running.get_or_insert_with(|| RunningStatement::find(conn, sql));
-        let chunk = pack_row(
-            running.as_ref(),
-            row,
-            &mut found.read_raw,
-            PackedChunk::from_values,
-        )?
-        .map_or_else(|| PackedChunk::from_chunk(&chunk_from_row(row)?), Ok)?;
+        let chunk = packer.pack(row, PackedChunk::from_values, |row| {
+            PackedChunk::from_chunk(&chunk_from_row(row)?)
+        })?;
         found.rows.push(keep(row, chunk)?);
     }
+    found.read_raw = packer.read_raw;
     Ok(found)
 }
 

@@ -83,24 +83,54 @@ impl RunningStatement {
     }
 }
 
-/// A row's first `N` values packed by `pack`, read straight through
-/// SQLite's value API when the running statement was found (counted in
-/// `read_raw`), else through rusqlite. `None`: `pack` refused the row, which
-/// the caller decodes the usual way for its error.
-pub(crate) fn pack_row<T, const N: usize>(
-    running: Option<&RunningStatement>,
-    row: &Row<'_>,
-    read_raw: &mut usize,
-    pack: fn(&[ValueRef<'_>; N]) -> Option<T>,
-) -> rusqlite::Result<Option<T>> {
-    let values = match running.and_then(|r| r.values(row, 0)) {
-        Some(values) => {
-            *read_raw += 1;
-            values
+/// Packs the rows of one running statement: finds the statement once, at
+/// its first row ([`RunningStatement::find`]), and reads each row's values
+/// through it, or through rusqlite when it was not found. The one place a
+/// bulk read (the walk, the chunk reads) turns rows into packed records.
+pub(crate) struct RowPacker<'c> {
+    conn: &'c Connection,
+    sql: &'c str,
+    running: Option<Option<RunningStatement>>,
+    /// How many rows were read through the running statement rather than
+    /// through rusqlite (what the tests check the fast path by).
+    pub(crate) read_raw: usize,
+}
+
+impl<'c> RowPacker<'c> {
+    /// A packer for the rows of `sql` run on `conn`.
+    pub(crate) fn new(conn: &'c Connection, sql: &'c str) -> Self {
+        RowPacker {
+            conn,
+            sql,
+            running: None,
+            read_raw: 0,
         }
-        None => row_values(row)?,
-    };
-    Ok(pack(&values))
+    }
+
+    /// `row`'s first `N` values packed by `pack`; a row `pack` refuses is
+    /// handed to `decode`, the usual decoding, for its error.
+    pub(crate) fn pack<T, const N: usize>(
+        &mut self,
+        row: &Row<'_>,
+        pack: fn(&[ValueRef<'_>; N]) -> Option<T>,
+        decode: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let (conn, sql) = (self.conn, self.sql);
+        let running = self
+            .running
+            .get_or_insert_with(|| RunningStatement::find(conn, sql));
+        let values = match running.as_ref().and_then(|r| r.values(row, 0)) {
+            Some(values) => {
+                self.read_raw += 1;
+                values
+            }
+            None => row_values(row)?,
+        };
+        match pack(&values) {
+            Some(packed) => Ok(packed),
+            None => decode(row),
+        }
+    }
 }
 
 /// A row's first `N` values through rusqlite: the path when the running

@@ -13,7 +13,7 @@ use crate::chunks::packed::PackedChunk;
 use crate::chunks::record::Chunk;
 use crate::chunks::row::{chunk_from_row, CHUNK_COLUMNS};
 use crate::db::packed::Unpack;
-use crate::db::raw_columns::{pack_row, RunningStatement};
+use crate::db::raw_columns::RowPacker;
 use crate::error::{Error, Result};
 
 /// One node of a subtree.
@@ -153,30 +153,26 @@ impl Trees<'_> {
 
 /// The walk statement's rows, packed and matched as they come. Their
 /// values are read straight through SQLite's value API
-/// ([`RunningStatement`], found once the statement runs).
+/// ([`RowPacker`]).
 fn read_rows(conn: &rusqlite::Connection, id: &str, depth: i64) -> rusqlite::Result<Rows> {
     let mut stmt = conn.prepare_cached(&WALK_SQL)?;
     let mut rows = stmt.query(rusqlite::params![id, depth])?;
     let mut found = Rows::default();
-    let mut running: Option<Option<RunningStatement>> = None;
+    let mut packer = RowPacker::new(conn, &WALK_SQL);
     while let Some(row) = rows.next()? {
-        let running = running.get_or_insert_with(|| RunningStatement::find(conn, &WALK_SQL));
-        let running = running.as_ref();
         if row.get_ref(KIND_COLUMN)?.as_i64()? == 1 {
-            let summary = pack_row(
-                running,
-                row,
-                &mut found.read_raw,
-                PackedSummary::from_values,
-            )?
-            .map_or_else(|| PackedSummary::from_summary(&summary_from_row(row)?), Ok)?;
+            let summary = packer.pack(row, PackedSummary::from_values, |row| {
+                PackedSummary::from_summary(&summary_from_row(row)?)
+            })?;
             found.push_summary(summary);
         } else {
-            let chunk = pack_row(running, row, &mut found.read_raw, PackedChunk::from_values)?
-                .map_or_else(|| PackedChunk::from_chunk(&chunk_from_row(row)?), Ok)?;
+            let chunk = packer.pack(row, PackedChunk::from_values, |row| {
+                PackedChunk::from_chunk(&chunk_from_row(row)?)
+            })?;
             found.push_chunk(chunk, id, depth);
         }
     }
+    found.read_raw = packer.read_raw;
     Ok(found)
 }
 
@@ -247,7 +243,7 @@ struct Rows {
     /// A row came that the matching cannot place: the order is found by
     /// id instead.
     unmatched: bool,
-    /// How many rows were read through [`RunningStatement`].
+    /// How many rows were read through the running statement ([`RowPacker`]).
     read_raw: usize,
 }
 
