@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,6 +92,33 @@ def full_chunk(t0: int) -> memtree.Chunk:
         content_path="bodies/x.md",
         content_sha256="ab" * 32,
     )
+
+
+# Chunk rows memtree cannot read, as another writer may leave them:
+# (column, SQL value); `corrupt_chunk_column` writes one.
+BAD_CHUNK_VALUES = [
+    ("tags_json", "{}"),
+    ("tags_json", "[1]"),
+    ("source_kind", "fax"),
+    ("timestamp_ms", "'soon'"),
+    ("embedding", "x'0000803f00'"),
+    ("content", "x'ff'"),
+]
+
+
+def corrupt_chunk_column(db: Path, column: str, value: str, where: str = "") -> None:
+    """Writes a `BAD_CHUNK_VALUES` value into `column` of the chunks
+    `where` selects (all when empty), through stdlib sqlite3. The
+    connection is closed here: a caller's `pytest.raises` traceback keeps
+    its frame alive, and CPython 3.13 warns of a connection collected
+    unclosed."""
+    with closing(reference_connection(db)) as conn, conn:
+        if value.startswith("x'") and column == "content":
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = CAST({value} AS TEXT) {where}")
+        elif value.startswith(("x'", "'")):
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = {value} {where}")
+        else:
+            conn.execute(f"UPDATE mem_tree_chunks SET {column} = ? {where}", (value,))
 
 
 def add_dependents(db: Path, chunk_ids: list[str]) -> None:

@@ -6,13 +6,12 @@ read fails the call itself with `get_chunk`'s error."""
 from __future__ import annotations
 
 import pickle
-from contextlib import closing
 from pathlib import Path
 from typing import Callable
 
 import memtree
 import pytest
-from support import CHUNK_FIELDS, full_chunk, reference_connection
+from support import BAD_CHUNK_VALUES, CHUNK_FIELDS, corrupt_chunk_column, full_chunk
 
 T0 = 1_700_000_000_000
 
@@ -84,14 +83,7 @@ def test_a_chunk_no_field_was_read_of_is_a_list_cursor(store: memtree.Store) -> 
 @pytest.mark.parametrize("read", list(READS))
 @pytest.mark.parametrize(
     ("column", "value"),
-    [
-        ("tags_json", "{}"),
-        ("tags_json", "[1]"),
-        ("source_kind", "fax"),
-        ("timestamp_ms", "'soon'"),
-        ("embedding", "x'0000803f00'"),
-        ("content", "x'ff'"),
-    ],
+    BAD_CHUNK_VALUES,
 )
 def test_a_row_memtree_cannot_read_fails_a_bulk_read_as_it_fails_get_chunk(
     store: memtree.Store, db_path: Path, read: str, column: str, value: str
@@ -99,16 +91,7 @@ def test_a_row_memtree_cannot_read_fails_a_bulk_read_as_it_fails_get_chunk(
     """One bad row among good ones fails the whole call, with the error
     ``get_chunk`` raises for it, not later on a field read."""
     store_two(store)
-    # Closed here: pytest.raises' traceback keeps this frame in a cycle, and
-    # CPython 3.13 warns of a connection collected unclosed.
-    with closing(reference_connection(db_path)) as conn, conn:
-        where = "WHERE id = 'bare'"
-        if value.startswith("x'") and column == "content":
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = CAST({value} AS TEXT) {where}")
-        elif value.startswith(("x'", "'")):
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = {value} {where}")
-        else:
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = ? {where}", (value,))
+    corrupt_chunk_column(db_path, column, value, "WHERE id = 'bare'")
     assert store.get_chunk("ç-😀") is not None  # the good row still reads
     with pytest.raises(memtree.MemtreeError) as direct:
         store.get_chunk("bare")

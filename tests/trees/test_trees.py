@@ -17,7 +17,14 @@ import memtree
 import pytest
 from memtree import Summary, TreeKind, TreeStatus
 from memtree._native.bench import walk_phases
-from support import CHUNK_FIELDS, file_digest, full_chunk, reference_connection
+from support import (
+    BAD_CHUNK_VALUES,
+    CHUNK_FIELDS,
+    corrupt_chunk_column,
+    file_digest,
+    full_chunk,
+    reference_connection,
+)
 
 T0 = 1_700_000_000_000
 
@@ -610,14 +617,7 @@ def test_a_walked_chunk_is_the_chunk_get_chunk_reads_field_for_field(
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [
-        ("tags_json", "{}"),
-        ("tags_json", "[1]"),
-        ("source_kind", "fax"),
-        ("timestamp_ms", "'soon'"),
-        ("embedding", "x'0000803f00'"),
-        ("content", "x'ff'"),
-    ],
+    BAD_CHUNK_VALUES,
 )
 def test_a_chunk_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_chunk(
     store: memtree.Store, db_path: Path, column: str, value: str
@@ -627,15 +627,7 @@ def test_a_chunk_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_chunk(
     sample_tree(store, "t", "bad")
     store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "bad", "me", T0)])
     store.trees.insert_summary(Summary("s1", "t", 1, "s", T0, T0, child_ids=["c0"]))
-    # Closed here: the frame stays alive in pytest.raises' traceback cycle, and
-    # CPython 3.13 warns of a connection collected unclosed.
-    with closing(reference_connection(db_path)) as conn, conn:
-        if value.startswith("x'") and column == "content":
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = CAST({value} AS TEXT)")
-        elif value.startswith(("x'", "'")):
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = {value}")
-        else:
-            conn.execute(f"UPDATE mem_tree_chunks SET {column} = ?", (value,))
+    corrupt_chunk_column(db_path, column, value)
     with pytest.raises(memtree.MemtreeError) as direct:
         store.get_chunk("c0")
     with pytest.raises(type(direct.value)) as walked:
