@@ -66,7 +66,7 @@ docs: $(DEPS_STAMP)  ## Build the documentation site into site/ (mkdocs build --
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 .PHONY: lint
-lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint, then `make docs`
+lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionlint, rustdoc, then `make docs`
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -75,6 +75,7 @@ lint: $(DEPS_STAMP)  ## cargo fmt/clippy, ruff, mypy --strict, stubtest, actionl
 	$(BIN)/mypy --strict python tests/package/test_typing.py
 	$(ACTIVATE) python -m mypy.stubtest memtree._native memtree._native.testing memtree._native.bench
 	$(BIN)/actionlint .github/workflows/*.yml
+	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --document-private-items --features python
 	$(MAKE) --no-print-directory docs
 
 WHEEL_STAMP := $(VENV)/.wheel-deps-installed

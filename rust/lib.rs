@@ -3,6 +3,10 @@
 //! The core is pure Rust and knows nothing of Python; the PyO3 glue lives in
 //! [`python`] and is compiled only with the `python` feature.
 #![warn(missing_docs)]
+// These docs are for the crate's own developers and are built with
+// `--document-private-items` (`make lint`), where a public item's link to a
+// private one resolves like any other.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod bench;
 pub mod chunks;

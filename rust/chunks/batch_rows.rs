@@ -43,7 +43,7 @@ use crate::chunks::row::{each_value, Encoded, CHUNK_COLUMNS, COLUMN_LIST, ON_CON
 pub const MODULE_NAME: &CStr = c"memtree_batch_rows";
 
 /// The upsert of a whole batch in ONE statement, from the batch's virtual
-/// table ([`crate::chunks::batch_rows`]) with [`UPSERT_SQL`]'s conflict clause, so
+/// table ([`crate::chunks::batch_rows`]) with [`UPSERT_SQL`](crate::chunks::row::UPSERT_SQL)'s conflict clause, so
 /// a large batch ends exactly as the per-row upserts would: rows are
 /// inserted in slice order, so an id repeated in the batch is inserted
 /// whole by its first row and has its ingest fields replaced by each later

@@ -24,7 +24,7 @@
 //! Nothing here can panic on any input: every numeric conversion is checked.
 //!
 //! By kind of value: [`args`] (arguments), [`time`] (durations and times),
-//! [`vector`] (float vectors) and [`values`] (the core's structured values
+//! [`vector`](mod@vector) (float vectors) and [`values`] (the core's structured values
 //! as Python objects). Callers name what they need through this module.
 
 pub mod args;
