@@ -120,6 +120,7 @@ def test_iteration_while_another_thread_inserts_older_rows(tmp_path: Path) -> No
     with memtree.Store(db) as store:
         store.upsert_chunks(rows)
         stop = threading.Event()
+        first_batch = threading.Event()
         inserted: list[str] = []
 
         def insert_older() -> None:
@@ -133,6 +134,7 @@ def test_iteration_while_another_thread_inserts_older_rows(tmp_path: Path) -> No
                 ]
                 store.upsert_chunks(batch)
                 inserted.extend(c.id for c in batch)
+                first_batch.set()
                 i += 20
 
         writer = threading.Thread(target=insert_older)
@@ -140,6 +142,12 @@ def test_iteration_while_another_thread_inserts_older_rows(tmp_path: Path) -> No
         try:
             seen = []
             for chunk in store.iter_chunks(page_size=250):
+                if not seen:
+                    # The walk has begun: it must still reach rows committed
+                    # now. Waiting for the writer's first batch keeps a
+                    # loaded machine from finishing the walk before the
+                    # writer ever ran (one CI run met that).
+                    assert first_batch.wait(timeout=60), "the writer committed nothing"
                 seen.append(chunk)
         finally:
             stop.set()
