@@ -13,7 +13,7 @@ use rusqlite::types::ValueRef;
 
 use super::record::{embedding_from_blob, Chunk, SourceKind};
 use super::row::{col, each_value, Encoded, CHUNK_COLUMNS};
-use crate::db::packed::{as_text, Kind, PackedColumns, Packer, Unpack};
+use crate::db::packed::{as_text, Floats, Kind, PackedColumns, Packer, Unpack};
 
 #[cfg(doc)]
 use super::row::chunk_from_row;
@@ -178,7 +178,7 @@ impl PackedChunk {
 
 /// A chunk's fields other than its id, borrowed from a [`Chunk`] or a
 /// [`PackedChunk`] ([`ChunkView::of`], [`PackedChunk::view`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[allow(missing_docs)]
 pub struct ChunkView<'a> {
     pub content: &'a str,
@@ -197,30 +197,6 @@ pub struct ChunkView<'a> {
     pub embedding: Option<Floats<'a>>,
     pub content_path: Option<&'a str>,
     pub content_sha256: Option<&'a str>,
-}
-
-/// An embedding as a chunk holds it (floats) or as its row does (the
-/// little-endian float32 blob, its length checked when packed).
-#[derive(Debug, Clone, Copy)]
-pub enum Floats<'a> {
-    /// Decoded.
-    Floats(&'a [f32]),
-    /// As stored.
-    Blob(&'a [u8]),
-}
-
-impl Floats<'_> {
-    /// The values, in order.
-    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
-        let (floats, blob): (&[f32], &[u8]) = match *self {
-            Floats::Floats(f) => (f, &[]),
-            Floats::Blob(b) => (&[], b),
-        };
-        floats.iter().copied().chain(
-            blob.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        )
-    }
 }
 
 impl<'a> ChunkView<'a> {
@@ -249,6 +225,15 @@ impl<'a> ChunkView<'a> {
 
 impl Unpack for PackedChunk {
     type Record = Chunk;
+    type View<'a> = ChunkView<'a>;
+
+    fn view(&self) -> ChunkView<'_> {
+        PackedChunk::view(self)
+    }
+
+    fn record_view(chunk: &Chunk) -> ChunkView<'_> {
+        ChunkView::of(chunk)
+    }
 
     fn unpack(&self) -> Chunk {
         let text = |slot| self.columns.text(slot).to_owned();
@@ -314,7 +299,7 @@ mod tests {
             content: String::new(),
             ..full_chunk()
         };
-        assert_eq!(pack(&bare).map(|p| p.unpack()), Some(bare));
+        assert_eq!(pack(&bare).map(|p| p.unpack()), Some(bare.clone()));
         let unicode = Chunk {
             id: "ïd-😀".into(),
             content: "zero\0byte and é".into(),
@@ -322,7 +307,12 @@ mod tests {
             embedding: Some(Vec::new()),
             ..full_chunk()
         };
-        assert_eq!(pack(&unicode).map(|p| p.unpack()), Some(unicode));
+        assert_eq!(pack(&unicode).map(|p| p.unpack()), Some(unicode.clone()));
+        // Each field read from the bytes is the record's.
+        for chunk in [full, bare, unicode] {
+            let packed = pack(&chunk).expect("a valid row packs");
+            assert_eq!(packed.view(), ChunkView::of(&chunk));
+        }
     }
 
     /// Every row `chunk_from_row` refuses is refused here too, so the walk

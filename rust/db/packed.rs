@@ -2,7 +2,9 @@
 //! columns of one row checked and copied back to back into one buffer
 //! ([`PackedColumns`], built by a [`Packer`]), and a record that is either
 //! decoded or still such a row, decoded the first time it is needed
-//! ([`Lazy`]). One allocation a row where a decoded record is a string per
+//! ([`Lazy`]), its fields read from the row's bytes until then
+//! ([`Lazy::view`]: strings borrowed, lists as [`Strs`], embeddings as
+//! [`Floats`]). One allocation a row where a decoded record is a string per
 //! field; [`crate::chunks::packed`] and [`crate::trees::packed`] build
 //! their rows from these.
 
@@ -127,12 +129,109 @@ pub(crate) fn as_text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
-/// A row kept as its bytes: it has an id, and unpacks into its record.
+/// An embedding as a record holds it (floats) or as its row does (the
+/// little-endian float32 blob, its length checked when packed).
+#[derive(Debug, Clone, Copy)]
+pub enum Floats<'a> {
+    /// Decoded.
+    Floats(&'a [f32]),
+    /// As stored.
+    Blob(&'a [u8]),
+}
+
+impl Floats<'_> {
+    /// The values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
+        let (floats, blob): (&[f32], &[u8]) = match *self {
+            Floats::Floats(f) => (f, &[]),
+            Floats::Blob(b) => (&[], b),
+        };
+        floats.iter().copied().chain(
+            blob.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        )
+    }
+}
+
+/// Equal when the values are, however each is held.
+impl PartialEq for Floats<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+/// A list of strings as a record holds it (a `String` each) or as a packed
+/// row does (back to back in one buffer, with where each ends): read
+/// without building the list.
+#[derive(Debug, Clone, Copy)]
+pub enum Strs<'a> {
+    /// Decoded.
+    Strings(&'a [String]),
+    /// Packed: string `i` ends at `ends[i]` in `bytes` and starts where
+    /// the one before it ends. Checked as UTF-8 when packed.
+    Packed {
+        /// The strings, back to back.
+        bytes: &'a [u8],
+        /// Where each ends.
+        ends: &'a [u32],
+    },
+}
+
+impl<'a> Strs<'a> {
+    /// How many strings.
+    pub fn len(&self) -> usize {
+        match self {
+            Strs::Strings(strings) => strings.len(),
+            Strs::Packed { ends, .. } => ends.len(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// String `i`.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match *self {
+            Strs::Strings(strings) => strings.get(i).map(String::as_str),
+            Strs::Packed { bytes, ends } => {
+                let end = *ends.get(i)? as usize;
+                let start = i.checked_sub(1).map_or(0, |before| ends[before] as usize);
+                Some(as_text(bytes.get(start..end)?))
+            }
+        }
+    }
+
+    /// The strings, in order.
+    pub fn iter(self) -> impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator {
+        (0..self.len()).map(move |i| self.get(i).unwrap_or_default())
+    }
+}
+
+/// Equal when the strings are, however each list is held.
+impl PartialEq for Strs<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+/// A row kept as its bytes: it has an id, unpacks into its record, and
+/// lends its other fields without unpacking ([`Unpack::View`]).
 pub trait Unpack {
     /// The decoded record.
     type Record: Clone + std::fmt::Debug + PartialEq;
+    /// The record's fields other than its id, borrowed from the row's bytes
+    /// or from a decoded record alike.
+    type View<'a>
+    where
+        Self: 'a;
     /// The record, decoded.
     fn unpack(&self) -> Self::Record;
+    /// The fields, read from the row's bytes: nothing is decoded.
+    fn view(&self) -> Self::View<'_>;
+    /// The fields of a decoded record.
+    fn record_view(record: &Self::Record) -> Self::View<'_>;
     /// The record's id, read without unpacking.
     fn id(&self) -> &str;
     /// The id of a decoded record.
@@ -167,6 +266,18 @@ impl<P: Unpack> Lazy<P> {
         match self {
             Lazy::Decoded(record) => record,
             Lazy::Packed(packed, decoded) => decoded.get_or_init(|| Box::new(packed.unpack())),
+        }
+    }
+
+    /// The fields, borrowed: from the record once it is decoded, else
+    /// straight from the row's bytes, so that reading one field (a walked
+    /// node's `content`) decodes nothing else.
+    pub fn view(&self) -> P::View<'_> {
+        match self {
+            Lazy::Decoded(record) => P::record_view(record),
+            Lazy::Packed(packed, decoded) => decoded
+                .get()
+                .map_or_else(|| packed.view(), |record| P::record_view(record)),
         }
     }
 
@@ -223,6 +334,35 @@ mod tests {
             (packed.bytes(0), packed.opt_text(1), packed.tail()),
             (Some(&[][..]), Some(String::new()), &[][..])
         );
+    }
+
+    #[test]
+    fn packed_strings_and_floats_read_and_compare_as_decoded_ones() {
+        let strings = ["é".to_owned(), String::new(), "\0😀".to_owned()];
+        let packed = Strs::Packed {
+            bytes: "é\0😀".as_bytes(),
+            ends: &[2, 2, 7],
+        };
+        assert_eq!(packed.len(), 3);
+        assert_eq!(
+            (packed.get(0), packed.get(1), packed.get(2)),
+            (Some("é"), Some(""), Some("\0😀"))
+        );
+        assert_eq!(packed.get(3), None);
+        assert!(packed.iter().rev().eq(strings.iter().rev()));
+        assert_eq!(packed, Strs::Strings(&strings));
+        assert_ne!(packed, Strs::Strings(&strings[..2]));
+        assert_ne!(Strs::Strings(&strings[1..]), Strs::Strings(&strings[..2]));
+        let empty = Strs::Packed {
+            bytes: &[],
+            ends: &[],
+        };
+        assert!(empty.is_empty() && empty == Strs::Strings(&[]));
+        let blob = [0, 0, 128, 63, 0, 0, 0, 192];
+        assert!(Floats::Blob(&blob).iter().eq([1.0, -2.0]));
+        assert_eq!(Floats::Blob(&blob), Floats::Floats(&[1.0, -2.0]));
+        assert_ne!(Floats::Blob(&blob), Floats::Floats(&[1.0]));
+        assert_ne!(Floats::Blob(&blob[..4]), Floats::Floats(&[2.0]));
     }
 
     #[test]
