@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 
 use rusqlite::types::ValueRef;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 /// What one packed column may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +80,24 @@ impl<const K: usize> Packer<K> {
         Some(Packer { bytes, ends, nulls })
     }
 
-    /// The buffer, to append the tail to.
-    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
-        &mut self.bytes
+    /// Appends the strings of `json`, a JSON list of strings, to the tail
+    /// back to back and says where each ends in it; `None` if `json` is not
+    /// such a list (it takes exactly what `Vec<String>` takes). The tail
+    /// then holds this one list ([`PackedColumns::list`]).
+    pub(crate) fn append_list(&mut self, json: &str) -> Option<Box<[u32]>> {
+        let mut ends = Vec::new();
+        if json != "[]" {
+            let mut parser = serde_json::Deserializer::from_str(json);
+            AppendStrs {
+                start: self.bytes.len(),
+                bytes: &mut self.bytes,
+                ends: &mut ends,
+            }
+            .deserialize(&mut parser)
+            .ok()?;
+            parser.end().ok()?;
+        }
+        Some(ends.into_boxed_slice())
     }
 
     /// The packed columns; `None` past 4 GiB (ends are 32-bit).
@@ -114,6 +130,15 @@ impl<const K: usize> PackedColumns<K> {
     /// Value `slot` as owned text, or `None` if NULL.
     pub(crate) fn opt_text(&self, slot: usize) -> Option<String> {
         self.bytes(slot).map(|b| as_text(b).to_owned())
+    }
+
+    /// The list [`Packer::append_list`] appended, given where its strings
+    /// end.
+    pub(crate) fn list<'a>(&'a self, ends: &'a [u32]) -> Strs<'a> {
+        Strs::Packed {
+            bytes: self.tail(),
+            ends,
+        }
     }
 
     /// What the packer appended after the columns.
@@ -203,6 +228,11 @@ impl<'a> Strs<'a> {
         }
     }
 
+    /// The strings, copied.
+    pub fn to_vec(self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+
     /// The strings, in order.
     pub fn iter(self) -> impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator {
         (0..self.len()).map(move |i| self.get(i).unwrap_or_default())
@@ -213,6 +243,58 @@ impl<'a> Strs<'a> {
 impl PartialEq for Strs<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.iter().eq(other.iter())
+    }
+}
+
+/// A JSON list of strings, each appended to `bytes` with its end (counted
+/// from `start`) in `ends`: one buffer for all the ids where `Vec<String>`
+/// is one each. It takes exactly what `Vec<String>` takes.
+struct AppendStrs<'a> {
+    start: usize,
+    bytes: &'a mut Vec<u8>,
+    ends: &'a mut Vec<u32>,
+}
+
+impl<'de> DeserializeSeed<'de> for AppendStrs<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendStrs<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(AppendStr(self.bytes))?.is_some() {
+            let end = u32::try_from(self.bytes.len() - self.start)
+                .map_err(|_| serde::de::Error::custom("a list past 4 GiB"))?;
+            self.ends.push(end);
+        }
+        Ok(())
+    }
+}
+
+/// One string of the list, appended.
+struct AppendStr<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendStr<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.extend_from_slice(v.as_bytes());
+        Ok(())
     }
 }
 
@@ -311,9 +393,14 @@ mod tests {
             ValueRef::Integer(5),
             ValueRef::Blob(&[0, 0, 128, 63]),
         ];
-        let mut packer = Packer::new(&values, &COLUMNS, 3).expect("packs");
-        packer.tail().extend_from_slice(b"abc");
+        let list = r#"["ab", "c"]"#;
+        let mut packer = Packer::new(&values, &COLUMNS, list.len()).expect("packs");
+        let ends = packer.append_list(list).expect("a list of strings");
         let packed = packer.finish().expect("small");
+        assert_eq!(
+            (&ends[..], packed.list(&ends).to_vec()),
+            (&[2, 3][..], vec!["ab".to_owned(), "c".to_owned()])
+        );
         assert_eq!(packed.text(0), "é😀");
         assert_eq!(
             (packed.bytes(1), packed.opt_text(1), packed.text(1)),
@@ -363,6 +450,30 @@ mod tests {
         assert_eq!(Floats::Blob(&blob), Floats::Floats(&[1.0, -2.0]));
         assert_ne!(Floats::Blob(&blob), Floats::Floats(&[1.0]));
         assert_ne!(Floats::Blob(&blob[..4]), Floats::Floats(&[2.0]));
+    }
+
+    #[test]
+    fn a_list_is_appended_as_vec_string_reads_it() {
+        for json in [
+            r#"[]"#,
+            r#"[ ]"#,
+            r#"["a","\u00e9\"",""]"#,
+            "{}",
+            "[1]",
+            r#"["a"] x"#,
+            "[",
+            "null",
+        ] {
+            let mut packer = Packer::new(&[], &[], 0).expect("no columns");
+            let appended = packer.append_list(json);
+            let packed = packer.finish().expect("small");
+            let read = serde_json::from_str::<Vec<String>>(json).ok();
+            assert_eq!(
+                appended.map(|ends| packed.list(&ends).to_vec()),
+                read,
+                "{json}"
+            );
+        }
     }
 
     #[test]

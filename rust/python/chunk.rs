@@ -180,7 +180,7 @@ impl PyChunk {
     /// Free-form labels.
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, self.view().tags)
+        PyTuple::new(py, self.view().tags.iter())
     }
     /// Token count of ``content``.
     #[getter]

@@ -11,7 +11,6 @@
 //! error, and every packed summary unpacks.
 
 use rusqlite::types::ValueRef;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 use super::model::{list_from_json, Summary, TreeKind};
 use crate::chunks::record::embedding_from_blob;
@@ -112,22 +111,10 @@ impl PackedSummary {
         let children = text(at::CHILD_IDS)?;
         // The ids are no longer than their JSON.
         let mut packer = Packer::new(values, &BYTE_COLUMNS, children.len())?;
-        let mut child_ends = Vec::new();
-        if children != "[]" {
-            let mut json = serde_json::Deserializer::from_str(children);
-            let tail = packer.tail();
-            AppendIds {
-                start: tail.len(),
-                bytes: tail,
-                ends: &mut child_ends,
-            }
-            .deserialize(&mut json)
-            .ok()?;
-            json.end().ok()?;
-        }
+        let child_ends = packer.append_list(children)?;
         Some(PackedSummary {
             columns: packer.finish()?,
-            child_ends: child_ends.into_boxed_slice(),
+            child_ends,
             tree_kind,
             level: int(at::LEVEL)?,
             token_count: int(at::TOKEN_COUNT)?,
@@ -209,10 +196,7 @@ impl PackedSummary {
 
     /// Its child ids, borrowed from the packed columns' tail.
     fn children(&self) -> Strs<'_> {
-        Strs::Packed {
-            bytes: self.columns.tail(),
-            ends: &self.child_ends,
-        }
+        self.columns.list(&self.child_ends)
     }
 
     /// The summary's fields, borrowed from the row's bytes: one field read
@@ -312,7 +296,7 @@ impl Unpack for PackedSummary {
             tree_kind: self.tree_kind,
             level: self.level,
             parent_id: opt_text(PARENT_ID),
-            child_ids: self.child_ids().map(str::to_owned).collect(),
+            child_ids: self.children().to_vec(),
             content: text(CONTENT),
             token_count: self.token_count,
             entities: self.entities.clone(),
@@ -334,58 +318,6 @@ impl Unpack for PackedSummary {
 
     fn record_id(summary: &Summary) -> &str {
         &summary.id
-    }
-}
-
-/// A JSON list of strings, each appended to `bytes` with its end (counted
-/// from `start`) in `ends`: one buffer for all the ids where `Vec<String>`
-/// is one each. It takes exactly what `Vec<String>` takes.
-struct AppendIds<'a> {
-    start: usize,
-    bytes: &'a mut Vec<u8>,
-    ends: &'a mut Vec<u32>,
-}
-
-impl<'de> DeserializeSeed<'de> for AppendIds<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for AppendIds<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of strings")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(AppendId(self.bytes))?.is_some() {
-            let end = u32::try_from(self.bytes.len() - self.start)
-                .map_err(|_| serde::de::Error::custom("a list past 4 GiB"))?;
-            self.ends.push(end);
-        }
-        Ok(())
-    }
-}
-
-/// One string of the list, appended.
-struct AppendId<'a>(&'a mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for AppendId<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for AppendId<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.extend_from_slice(v.as_bytes());
-        Ok(())
     }
 }
 
