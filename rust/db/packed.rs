@@ -247,7 +247,7 @@ impl PartialEq for Strs<'_> {
 }
 
 /// A JSON list of strings, each appended to `bytes` with its end (counted
-/// from `start`) in `ends`: one buffer for all the ids where `Vec<String>`
+/// from `start`) in `ends`: one buffer for all the strings where `Vec<String>`
 /// is one each. It takes exactly what `Vec<String>` takes.
 struct AppendStrs<'a> {
     start: usize,
