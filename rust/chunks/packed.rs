@@ -107,11 +107,9 @@ impl PackedChunk {
                 _ => return None,
             }
         }
-        // The tags are no longer than their JSON.
-        let mut packer = Packer::new(values, &BYTE_COLUMNS, tags.len())?;
-        let tag_ends = packer.append_list(tags)?;
+        let (columns, tag_ends) = Packer::with_list(values, &BYTE_COLUMNS, tags)?;
         Some(PackedChunk {
-            columns: packer.finish()?,
+            columns,
             ints,
             source_kind,
             tag_ends,

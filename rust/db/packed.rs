@@ -100,6 +100,22 @@ impl<const K: usize> Packer<K> {
         Some(ends.into_boxed_slice())
     }
 
+    /// Checks and copies the columns as [`Packer::new`] does, then the
+    /// strings of `list` as [`Packer::append_list`] does: the packed
+    /// columns, and where each string ends ([`PackedColumns::list`]).
+    pub(crate) fn with_list(
+        values: &[ValueRef<'_>],
+        columns: &[(usize, Kind); K],
+        list: &str,
+    ) -> Option<(PackedColumns<K>, Box<[u32]>)> {
+        // The strings are no longer than their JSON. An empty list takes no
+        // room: a buffer with room to spare is reallocated when it is boxed.
+        let room = if list == "[]" { 0 } else { list.len() };
+        let mut packer = Packer::new(values, columns, room)?;
+        let ends = packer.append_list(list)?;
+        Some((packer.finish()?, ends))
+    }
+
     /// The packed columns; `None` past 4 GiB (ends are 32-bit).
     pub(crate) fn finish(self) -> Option<PackedColumns<K>> {
         u32::try_from(self.bytes.len()).ok()?;

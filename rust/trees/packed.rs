@@ -108,12 +108,9 @@ impl PackedSummary {
             ValueRef::Integer(v) => v as f64,
             _ => return None,
         };
-        let children = text(at::CHILD_IDS)?;
-        // The ids are no longer than their JSON.
-        let mut packer = Packer::new(values, &BYTE_COLUMNS, children.len())?;
-        let child_ends = packer.append_list(children)?;
+        let (columns, child_ends) = Packer::with_list(values, &BYTE_COLUMNS, text(at::CHILD_IDS)?)?;
         Some(PackedSummary {
-            columns: packer.finish()?,
+            columns,
             child_ends,
             tree_kind,
             level: int(at::LEVEL)?,
