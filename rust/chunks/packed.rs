@@ -1,8 +1,9 @@
 //! A chunk kept as its row's bytes ([`PackedChunk`]): what a bulk read (a
-//! tree walk) holds for each chunk, one allocation where a [`Chunk`] is a
-//! string per field, checked as the row is read and decoded into a
-//! [`Chunk`] only when asked ([`Unpack::unpack`]; the buffer is a
-//! [`PackedColumns`]).
+//! tree walk) holds for each chunk, its text, blob and tags in one buffer
+//! (and, with tags, where each ends) where a [`Chunk`] is a string per
+//! field and per tag, checked as the row is read, its fields read from the
+//! buffer ([`ChunkView`]) and decoded into a [`Chunk`] only when asked
+//! ([`Unpack::unpack`]; the buffer is a [`PackedColumns`]).
 //!
 //! Checked means exactly what [`chunk_from_row`] checks: a row it would
 //! refuse is not packed ([`PackedChunk::from_values`] says `None`), so the
@@ -13,7 +14,7 @@ use rusqlite::types::ValueRef;
 
 use super::record::{embedding_from_blob, Chunk, SourceKind};
 use super::row::{col, each_value, Encoded, CHUNK_COLUMNS};
-use crate::db::packed::{as_text, Kind, PackedColumns, Packer, Unpack};
+use crate::db::packed::{as_text, Floats, Kind, PackedColumns, Packer, Strs, Unpack};
 
 #[cfg(doc)]
 use super::row::chunk_from_row;
@@ -22,8 +23,8 @@ use super::row::chunk_from_row;
 const N: usize = CHUNK_COLUMNS.len();
 
 /// The columns kept as bytes, in [`CHUNK_COLUMNS`] order, and what each
-/// may hold; `source_kind` and `tags_json` are parsed as the row is read,
-/// the rest are integers.
+/// may hold; `source_kind` is parsed as the row is read and the tags in
+/// `tags_json` follow these columns in the tail, the rest are integers.
 const BYTE_COLUMNS: [(usize, Kind); 9] = [
     (col!("id"), Kind::Text),
     (col!("content"), Kind::Text),
@@ -74,16 +75,16 @@ macro_rules! int_at {
     };
 }
 
-/// One chunk row: its text and blob columns back to back in one buffer,
-/// its integers, its parsed kind and tags. Immutable.
+/// One chunk row: its text and blob columns and its tags back to back in
+/// one buffer, its integers, its parsed kind. Immutable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedChunk {
-    /// The [`BYTE_COLUMNS`] values.
+    /// The [`BYTE_COLUMNS`] values; the tags back to back in its tail.
     columns: PackedColumns<{ BYTE_COLUMNS.len() }>,
     ints: [i64; INT_COLUMNS.len()],
     source_kind: SourceKind,
-    /// Parsed from `tags_json` when packed (no allocation for none).
-    tags: Vec<String>,
+    /// Where each tag ends in the tail (no allocation for none).
+    tag_ends: Box<[u32]>,
 }
 
 impl PackedChunk {
@@ -98,10 +99,7 @@ impl PackedChunk {
             _ => None,
         };
         let source_kind = text(col!("source_kind"))?.parse().ok()?;
-        let tags = match text(col!("tags_json"))? {
-            "[]" => Vec::new(),
-            json => serde_json::from_str(json).ok()?,
-        };
+        let tags = text(col!("tags_json"))?;
         let mut ints = [0; INT_COLUMNS.len()];
         for (int, &column) in ints.iter_mut().zip(&INT_COLUMNS) {
             match values[column] {
@@ -109,11 +107,12 @@ impl PackedChunk {
                 _ => return None,
             }
         }
+        let (columns, tag_ends) = Packer::with_list(values, &BYTE_COLUMNS, tags)?;
         Some(PackedChunk {
-            columns: Packer::new(values, &BYTE_COLUMNS, 0)?.finish()?,
+            columns,
             ints,
             source_kind,
-            tags,
+            tag_ends,
         })
     }
 
@@ -164,7 +163,7 @@ impl PackedChunk {
             timestamp_ms: int(int_at!("timestamp_ms")),
             time_range_start_ms: int(int_at!("time_range_start_ms")),
             time_range_end_ms: int(int_at!("time_range_end_ms")),
-            tags: &self.tags,
+            tags: self.columns.list(&self.tag_ends),
             token_count: int(int_at!("token_count")),
             seq_in_source: int(int_at!("seq_in_source")),
             created_at_ms: int(int_at!("created_at_ms")),
@@ -178,7 +177,7 @@ impl PackedChunk {
 
 /// A chunk's fields other than its id, borrowed from a [`Chunk`] or a
 /// [`PackedChunk`] ([`ChunkView::of`], [`PackedChunk::view`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[allow(missing_docs)]
 pub struct ChunkView<'a> {
     pub content: &'a str,
@@ -189,7 +188,7 @@ pub struct ChunkView<'a> {
     pub timestamp_ms: i64,
     pub time_range_start_ms: i64,
     pub time_range_end_ms: i64,
-    pub tags: &'a [String],
+    pub tags: Strs<'a>,
     pub token_count: i64,
     pub seq_in_source: i64,
     pub created_at_ms: i64,
@@ -197,30 +196,6 @@ pub struct ChunkView<'a> {
     pub embedding: Option<Floats<'a>>,
     pub content_path: Option<&'a str>,
     pub content_sha256: Option<&'a str>,
-}
-
-/// An embedding as a chunk holds it (floats) or as its row does (the
-/// little-endian float32 blob, its length checked when packed).
-#[derive(Debug, Clone, Copy)]
-pub enum Floats<'a> {
-    /// Decoded.
-    Floats(&'a [f32]),
-    /// As stored.
-    Blob(&'a [u8]),
-}
-
-impl Floats<'_> {
-    /// The values, in order.
-    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
-        let (floats, blob): (&[f32], &[u8]) = match *self {
-            Floats::Floats(f) => (f, &[]),
-            Floats::Blob(b) => (&[], b),
-        };
-        floats.iter().copied().chain(
-            blob.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        )
-    }
 }
 
 impl<'a> ChunkView<'a> {
@@ -235,7 +210,7 @@ impl<'a> ChunkView<'a> {
             timestamp_ms: c.timestamp_ms,
             time_range_start_ms: c.time_range_start_ms,
             time_range_end_ms: c.time_range_end_ms,
-            tags: &c.tags,
+            tags: Strs::Strings(&c.tags),
             token_count: c.token_count,
             seq_in_source: c.seq_in_source,
             created_at_ms: c.created_at_ms,
@@ -249,6 +224,15 @@ impl<'a> ChunkView<'a> {
 
 impl Unpack for PackedChunk {
     type Record = Chunk;
+    type View<'a> = ChunkView<'a>;
+
+    fn view(&self) -> ChunkView<'_> {
+        PackedChunk::view(self)
+    }
+
+    fn record_view(chunk: &Chunk) -> ChunkView<'_> {
+        ChunkView::of(chunk)
+    }
 
     fn unpack(&self) -> Chunk {
         let text = |slot| self.columns.text(slot).to_owned();
@@ -264,7 +248,7 @@ impl Unpack for PackedChunk {
             timestamp_ms: int(int_at!("timestamp_ms")),
             time_range_start_ms: int(int_at!("time_range_start_ms")),
             time_range_end_ms: int(int_at!("time_range_end_ms")),
-            tags: self.tags.clone(),
+            tags: self.columns.list(&self.tag_ends).to_vec(),
             token_count: int(int_at!("token_count")),
             seq_in_source: int(int_at!("seq_in_source")),
             created_at_ms: int(int_at!("created_at_ms")),
@@ -314,7 +298,7 @@ mod tests {
             content: String::new(),
             ..full_chunk()
         };
-        assert_eq!(pack(&bare).map(|p| p.unpack()), Some(bare));
+        assert_eq!(pack(&bare).map(|p| p.unpack()), Some(bare.clone()));
         let unicode = Chunk {
             id: "ïd-😀".into(),
             content: "zero\0byte and é".into(),
@@ -322,7 +306,12 @@ mod tests {
             embedding: Some(Vec::new()),
             ..full_chunk()
         };
-        assert_eq!(pack(&unicode).map(|p| p.unpack()), Some(unicode));
+        assert_eq!(pack(&unicode).map(|p| p.unpack()), Some(unicode.clone()));
+        // Each field read from the bytes is the record's.
+        for chunk in [full, bare, unicode] {
+            let packed = pack(&chunk).expect("a valid row packs");
+            assert_eq!(packed.view(), ChunkView::of(&chunk));
+        }
     }
 
     /// Every row `chunk_from_row` refuses is refused here too, so the walk

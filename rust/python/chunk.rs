@@ -180,7 +180,7 @@ impl PyChunk {
     /// Free-form labels.
     #[getter]
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, self.view().tags)
+        PyTuple::new(py, self.view().tags.iter())
     }
     /// Token count of ``content``.
     #[getter]
@@ -291,12 +291,7 @@ impl PyChunk {
     /// straight from the row's bytes, so that reading one field (a walk's
     /// or a bulk read's `content`) decodes nothing else.
     fn view(&self) -> ChunkView<'_> {
-        match &self.body {
-            Lazy::Decoded(chunk) => ChunkView::of(chunk),
-            Lazy::Packed(packed, decoded) => decoded
-                .get()
-                .map_or_else(|| packed.view(), |c| ChunkView::of(c)),
-        }
+        self.body.view()
     }
 
     /// New references to `chunks` (any iterable of `Chunk`), taken with the GIL

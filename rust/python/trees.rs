@@ -12,10 +12,10 @@ use pyo3::types::PyTuple;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::store::PyStore;
-use crate::db::packed::Lazy;
+use crate::db::packed::{Floats, Lazy};
 use crate::db::store::Store;
 use crate::sys::clock::now_ms;
-use crate::trees::packed::PackedSummary;
+use crate::trees::packed::{PackedSummary, SummaryView};
 use crate::trees::{At, Buffer, Seal, Summary, Tree, TreeKind, TreeStatus};
 
 /// `memtree.TreeKind` and `memtree.TreeStatus`, imported once.
@@ -61,10 +61,10 @@ fn embedding_in(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f32>>> 
 /// A stored embedding as `Chunk.embedding` returns one: a tuple of floats.
 fn embedding_out<'py>(
     py: Python<'py>,
-    values: Option<&Vec<f32>>,
+    values: Option<Floats<'_>>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     values
-        .map(|v| PyTuple::new(py, v.iter().map(|&x| f64::from(x))))
+        .map(|v| PyTuple::new(py, v.iter().map(f64::from).collect::<Vec<_>>()))
         .transpose()
 }
 
@@ -141,8 +141,9 @@ impl PyTree {
 #[pyclass(frozen, eq, name = "Summary", module = "memtree")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PySummary {
-    /// The record, or (read by a tree walk) its row's bytes, decoded the
-    /// first time a field other than the id is read (as a walked `Chunk`).
+    /// The record, or (read by a tree walk) its row's bytes: each getter
+    /// reads its field straight from them ([`PySummary::view`]), as a
+    /// walked `Chunk`'s do; equality and a re-insert decode the record.
     body: Lazy<PackedSummary>,
 }
 
@@ -165,6 +166,13 @@ impl PySummary {
     /// The record (decoded now if it is still the row's bytes).
     pub fn summary(&self) -> &Summary {
         self.body.record()
+    }
+
+    /// The fields, borrowed: from the record if it is decoded, else
+    /// straight from the row's bytes, so that reading one field (a walk's
+    /// `content`) decodes nothing else.
+    fn view(&self) -> SummaryView<'_> {
+        self.body.view()
     }
 }
 
@@ -235,100 +243,97 @@ impl PySummary {
     /// The tree it belongs to.
     #[getter]
     fn tree_id(&self) -> &str {
-        &self.summary().tree_id
+        self.view().tree_id
     }
     /// That tree's kind (``source`` when not given).
     #[getter]
     fn tree_kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        kind_to_py(py, self.summary().tree_kind)
+        kind_to_py(py, self.view().tree_kind)
     }
     /// 1 over chunks, 2 over level-1 summaries, and so on.
     #[getter]
     fn level(&self) -> i64 {
-        self.summary().level
+        self.view().level
     }
     /// The summary one level up that sealed over this one.
     #[getter]
     fn parent_id(&self) -> Option<&str> {
-        self.summary().parent_id.as_deref()
+        self.view().parent_id
     }
     /// The chunk ids (level 1) or summary ids it summarises.
     #[getter]
     fn child_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.summary().child_ids)
+        PyTuple::new(py, self.view().child_ids.iter())
     }
     /// The summary text (a preview when ``content_path`` is set).
     #[getter]
     fn content(&self) -> &str {
-        &self.summary().content
+        self.view().content
     }
     /// Tokens of ``content``.
     #[getter]
     fn token_count(&self) -> i64 {
-        self.summary().token_count
+        self.view().token_count
     }
     /// Canonical entity ids (``"<kind>:<value>"``).
     #[getter]
     fn entities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.summary().entities)
+        PyTuple::new(py, self.view().entities)
     }
     /// Topic labels.
     #[getter]
     fn topics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.summary().topics)
+        PyTuple::new(py, self.view().topics)
     }
     /// Time of the oldest child (UTC).
     #[getter]
     fn time_range_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.summary().time_range_start_ms)
+        convert::from_ms(py, self.view().time_range_start_ms)
     }
     /// Time of the newest child (UTC).
     #[getter]
     fn time_range_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.summary().time_range_end_ms)
+        convert::from_ms(py, self.view().time_range_end_ms)
     }
     /// The highest score among the children at seal time.
     #[getter]
     fn score(&self) -> f64 {
-        self.summary().score
+        self.view().score
     }
     /// Seal time (UTC).
     #[getter]
     fn sealed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::from_ms(py, self.summary().sealed_at_ms)
+        convert::from_ms(py, self.view().sealed_at_ms)
     }
     /// The soft-delete flag.
     #[getter]
     fn deleted(&self) -> bool {
-        self.summary().deleted
+        self.view().deleted
     }
     /// The embedding, as :attr:`Chunk.embedding` returns one.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        embedding_out(py, self.summary().embedding.as_ref())
+        embedding_out(py, self.view().embedding)
     }
     /// Relative path of the full text on disk.
     #[getter]
     fn content_path(&self) -> Option<&str> {
-        self.summary().content_path.as_deref()
+        self.view().content_path
     }
     /// SHA-256 of that file (64 lowercase hex digits).
     #[getter]
     fn content_sha256(&self) -> Option<&str> {
-        self.summary().content_sha256.as_deref()
+        self.view().content_sha256
     }
     fn __repr__(&self) -> String {
+        let view = self.view();
         format!(
             "Summary(id={:?}, tree_id={:?}, level={}, children={}, deleted={})",
-            self.summary().id,
-            self.summary().tree_id,
-            self.summary().level,
-            self.summary().child_ids.len(),
-            if self.summary().deleted {
-                "True"
-            } else {
-                "False"
-            }
+            self.id(),
+            view.tree_id,
+            view.level,
+            view.child_ids.len(),
+            if view.deleted { "True" } else { "False" }
         )
     }
 }

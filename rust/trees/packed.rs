@@ -1,19 +1,20 @@
 //! A summary kept as its row's bytes ([`PackedSummary`]): what a tree walk
 //! holds for each summary, as [`crate::chunks::packed::PackedChunk`] is for
 //! each chunk. Its child ids, which the walk reads to put the rows in
-//! order, are decoded as it is packed, back to back in the same buffer;
-//! the rest is decoded into a [`Summary`] only when asked.
+//! order, are decoded as it is packed, back to back in the same buffer.
+//! Its fields are read from the buffer through a [`SummaryView`], as a
+//! chunk's are through a [`crate::chunks::packed::ChunkView`]; the whole
+//! [`Summary`] is decoded only when asked ([`Unpack::unpack`]).
 //!
 //! Checked means exactly what [`summary_from_row`] checks: a row it would
 //! refuse is not packed, so the caller decodes that row with it for its
 //! error, and every packed summary unpacks.
 
 use rusqlite::types::ValueRef;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 use super::model::{list_from_json, Summary, TreeKind};
 use crate::chunks::record::embedding_from_blob;
-use crate::db::packed::{as_text, Kind, PackedColumns, Packer, Unpack};
+use crate::db::packed::{as_text, Floats, Kind, PackedColumns, Packer, Strs, Unpack};
 
 #[cfg(doc)]
 use super::model::summary_from_row;
@@ -107,25 +108,10 @@ impl PackedSummary {
             ValueRef::Integer(v) => v as f64,
             _ => return None,
         };
-        let children = text(at::CHILD_IDS)?;
-        // The ids are no longer than their JSON.
-        let mut packer = Packer::new(values, &BYTE_COLUMNS, children.len())?;
-        let mut child_ends = Vec::new();
-        if children != "[]" {
-            let mut json = serde_json::Deserializer::from_str(children);
-            let tail = packer.tail();
-            AppendIds {
-                start: tail.len(),
-                bytes: tail,
-                ends: &mut child_ends,
-            }
-            .deserialize(&mut json)
-            .ok()?;
-            json.end().ok()?;
-        }
+        let (columns, child_ends) = Packer::with_list(values, &BYTE_COLUMNS, text(at::CHILD_IDS)?)?;
         Some(PackedSummary {
-            columns: packer.finish()?,
-            child_ends: child_ends.into_boxed_slice(),
+            columns,
+            child_ends,
             tree_kind,
             level: int(at::LEVEL)?,
             token_count: int(at::TOKEN_COUNT)?,
@@ -197,21 +183,106 @@ impl PackedSummary {
 
     /// Its child id at `i`.
     pub fn child_id(&self, i: usize) -> Option<&str> {
-        let end = *self.child_ends.get(i)? as usize;
-        let start = i
-            .checked_sub(1)
-            .map_or(0, |before| self.child_ends[before] as usize);
-        Some(as_text(self.columns.tail().get(start..end)?))
+        self.children().get(i)
     }
 
     /// Its child ids, in order.
     pub fn child_ids(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
-        (0..self.child_count()).filter_map(|i| self.child_id(i))
+        self.children().iter()
+    }
+
+    /// Its child ids, borrowed from the packed columns' tail.
+    fn children(&self) -> Strs<'_> {
+        self.columns.list(&self.child_ends)
+    }
+
+    /// The summary's fields, borrowed from the row's bytes: one field read
+    /// without unpacking the others.
+    pub fn view(&self) -> SummaryView<'_> {
+        let text = |slot| self.columns.text(slot);
+        let opt_text = |slot| self.columns.bytes(slot).map(as_text);
+        SummaryView {
+            tree_id: text(TREE_ID),
+            tree_kind: self.tree_kind,
+            level: self.level,
+            parent_id: opt_text(PARENT_ID),
+            child_ids: self.children(),
+            content: text(CONTENT),
+            token_count: self.token_count,
+            entities: &self.entities,
+            topics: &self.topics,
+            time_range_start_ms: self.time_range_start_ms,
+            time_range_end_ms: self.time_range_end_ms,
+            score: self.score,
+            sealed_at_ms: self.sealed_at_ms,
+            deleted: self.deleted,
+            embedding: self.columns.bytes(EMBEDDING).map(Floats::Blob),
+            content_path: opt_text(CONTENT_PATH),
+            content_sha256: opt_text(CONTENT_SHA256),
+        }
+    }
+}
+
+/// A summary's fields other than its id, borrowed from a [`Summary`] or a
+/// [`PackedSummary`] ([`SummaryView::of`], [`PackedSummary::view`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(missing_docs)]
+pub struct SummaryView<'a> {
+    pub tree_id: &'a str,
+    pub tree_kind: TreeKind,
+    pub level: i64,
+    pub parent_id: Option<&'a str>,
+    pub child_ids: Strs<'a>,
+    pub content: &'a str,
+    pub token_count: i64,
+    pub entities: &'a [String],
+    pub topics: &'a [String],
+    pub time_range_start_ms: i64,
+    pub time_range_end_ms: i64,
+    pub score: f64,
+    pub sealed_at_ms: i64,
+    pub deleted: bool,
+    pub embedding: Option<Floats<'a>>,
+    pub content_path: Option<&'a str>,
+    pub content_sha256: Option<&'a str>,
+}
+
+impl<'a> SummaryView<'a> {
+    /// The fields of a decoded summary.
+    pub fn of(s: &'a Summary) -> Self {
+        SummaryView {
+            tree_id: &s.tree_id,
+            tree_kind: s.tree_kind,
+            level: s.level,
+            parent_id: s.parent_id.as_deref(),
+            child_ids: Strs::Strings(&s.child_ids),
+            content: &s.content,
+            token_count: s.token_count,
+            entities: &s.entities,
+            topics: &s.topics,
+            time_range_start_ms: s.time_range_start_ms,
+            time_range_end_ms: s.time_range_end_ms,
+            score: s.score,
+            sealed_at_ms: s.sealed_at_ms,
+            deleted: s.deleted,
+            embedding: s.embedding.as_deref().map(Floats::Floats),
+            content_path: s.content_path.as_deref(),
+            content_sha256: s.content_sha256.as_deref(),
+        }
     }
 }
 
 impl Unpack for PackedSummary {
     type Record = Summary;
+    type View<'a> = SummaryView<'a>;
+
+    fn view(&self) -> SummaryView<'_> {
+        PackedSummary::view(self)
+    }
+
+    fn record_view(summary: &Summary) -> SummaryView<'_> {
+        SummaryView::of(summary)
+    }
 
     fn unpack(&self) -> Summary {
         let text = |slot| self.columns.text(slot).to_owned();
@@ -222,7 +293,7 @@ impl Unpack for PackedSummary {
             tree_kind: self.tree_kind,
             level: self.level,
             parent_id: opt_text(PARENT_ID),
-            child_ids: self.child_ids().map(str::to_owned).collect(),
+            child_ids: self.children().to_vec(),
             content: text(CONTENT),
             token_count: self.token_count,
             entities: self.entities.clone(),
@@ -244,58 +315,6 @@ impl Unpack for PackedSummary {
 
     fn record_id(summary: &Summary) -> &str {
         &summary.id
-    }
-}
-
-/// A JSON list of strings, each appended to `bytes` with its end (counted
-/// from `start`) in `ends`: one buffer for all the ids where `Vec<String>`
-/// is one each. It takes exactly what `Vec<String>` takes.
-struct AppendIds<'a> {
-    start: usize,
-    bytes: &'a mut Vec<u8>,
-    ends: &'a mut Vec<u32>,
-}
-
-impl<'de> DeserializeSeed<'de> for AppendIds<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for AppendIds<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of strings")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(AppendId(self.bytes))?.is_some() {
-            let end = u32::try_from(self.bytes.len() - self.start)
-                .map_err(|_| serde::de::Error::custom("a list past 4 GiB"))?;
-            self.ends.push(end);
-        }
-        Ok(())
-    }
-}
-
-/// One string of the list, appended.
-struct AppendId<'a>(&'a mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for AppendId<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for AppendId<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.extend_from_slice(v.as_bytes());
-        Ok(())
     }
 }
 
@@ -339,9 +358,21 @@ mod tests {
         assert_eq!(packed.child_ids().next_back(), Some("c"));
         assert_eq!(packed.child_id(4), None);
         assert_eq!(packed.unpack(), full);
+        for summary in rows() {
+            let packed = PackedSummary::from_summary(&summary)?;
+            assert_eq!(packed.child_count(), summary.child_ids.len());
+            assert_eq!(packed.unpack(), summary);
+        }
+        Ok(())
+    }
+
+    /// A full row, a bare one (every optional column NULL, every list
+    /// empty) and one of unicode and NUL bytes.
+    fn rows() -> [Summary; 3] {
         let bare = Summary {
             parent_id: None,
             child_ids: Vec::new(),
+            content: String::new(),
             entities: Vec::new(),
             topics: Vec::new(),
             embedding: None,
@@ -350,8 +381,87 @@ mod tests {
             deleted: false,
             ..sample()
         };
-        let packed = PackedSummary::from_summary(&bare)?;
-        assert_eq!((packed.child_count(), packed.unpack()), (0, bare));
+        let unicode = Summary {
+            id: "\0ïd-😀".into(),
+            tree_id: "tré\0e".into(),
+            parent_id: Some("pé😀".into()),
+            child_ids: vec!["\0".into(), "ç".into(), "😀\"\\".into()],
+            content: "\0zero\0bytes é 😀\0".into(),
+            entities: vec!["person:é".into(), "\0".into()],
+            topics: vec![String::new()],
+            embedding: Some(Vec::new()),
+            content_path: Some("dir/é\0.md".into()),
+            ..sample()
+        };
+        [sample(), bare, unicode]
+    }
+
+    #[test]
+    fn a_packed_summary_views_the_fields_its_record_holds() -> rusqlite::Result<()> {
+        for summary in rows() {
+            let packed = PackedSummary::from_summary(&summary)?;
+            let view = packed.view();
+            assert_eq!(view, SummaryView::of(&packed.unpack()));
+            assert_eq!(view, SummaryView::of(&summary));
+            // Field for field, the lists and the embedding as read.
+            assert_eq!(view.content, summary.content);
+            assert_eq!(view.parent_id, summary.parent_id.as_deref());
+            assert_eq!(view.child_ids.len(), summary.child_ids.len());
+            assert!(view.child_ids.iter().eq(summary.child_ids.iter()));
+            assert!(view
+                .child_ids
+                .iter()
+                .rev()
+                .eq(summary.child_ids.iter().rev()));
+            assert_eq!(
+                (view.entities, view.topics),
+                (&summary.entities[..], &summary.topics[..])
+            );
+            assert_eq!(
+                view.embedding.map(|e| e.iter().collect::<Vec<_>>()),
+                summary.embedding
+            );
+        }
+        // The comparison is not vacuous: one field apart is unequal.
+        let full = sample();
+        let packed = PackedSummary::from_summary(&full)?;
+        for other in [
+            Summary {
+                child_ids: vec!["a".into(), "b\"😀".into(), String::new()],
+                ..sample()
+            },
+            Summary {
+                embedding: Some(vec![1.5, -2.5]),
+                ..sample()
+            },
+            Summary {
+                content: "text".into(),
+                ..sample()
+            },
+        ] {
+            assert_ne!(packed.view(), SummaryView::of(&other));
+        }
+        Ok(())
+    }
+
+    /// What a walked `Summary`'s getters read (`Lazy::view`) comes from the
+    /// row's bytes and leaves the record undecoded; decoded (by equality),
+    /// the same fields come from the record.
+    #[test]
+    fn reading_a_lazy_summarys_fields_decodes_nothing() -> rusqlite::Result<()> {
+        use crate::db::packed::Lazy;
+        let undecoded = |lazy: &Lazy<PackedSummary>| matches!(lazy, Lazy::Packed(_, decoded) if decoded.get().is_none());
+        for summary in rows() {
+            let lazy = Lazy::packed(PackedSummary::from_summary(&summary)?);
+            assert_eq!(
+                (lazy.id(), lazy.view()),
+                (summary.id.as_str(), SummaryView::of(&summary))
+            );
+            assert!(undecoded(&lazy));
+            assert!(lazy == Lazy::decoded(summary.clone()));
+            assert!(!undecoded(&lazy));
+            assert_eq!(lazy.view(), SummaryView::of(&summary));
+        }
         Ok(())
     }
 

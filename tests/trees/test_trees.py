@@ -641,9 +641,12 @@ def test_a_chunk_row_memtree_cannot_read_fails_the_walk_as_it_fails_get_chunk(
 def test_a_walked_summary_is_the_summary_get_summary_reads_field_for_field(
     store: memtree.Store, db_path: Path
 ) -> None:
-    """The walk keeps each summary as its row's bytes too: every field and
-    equality behave as for the summary ``get_summary`` reads, for a summary
-    with every column set and for one with the optional ones empty."""
+    """The walk keeps each summary as its row's bytes too: every field
+    (read from those bytes, nothing else decoded) and equality behave as for
+    the summary ``get_summary`` reads, before the record is decoded and
+    after, for a summary with every column set, one with the optional ones
+    empty and one with no list at all. (That a getter decodes nothing is
+    the cargo test ``reading_a_lazy_summarys_fields_decodes_nothing``.)"""
     sample_tree(store, "t", "lazy")
     store.upsert_chunks([memtree.Chunk("c0", "text", "chat", "lazy", "me", T0)])
     full = Summary(
@@ -665,7 +668,8 @@ def test_a_walked_summary_is_the_summary_get_summary_reads_field_for_field(
         content_sha256="cd" * 32,
     )
     store.trees.insert_summary(full)
-    store.trees.insert_summary(Summary("s2", "t", 2, "top", T0, T0, child_ids=["s1-é"]))
+    store.trees.insert_summary(Summary("bare", "t", 1, "", T0, T0))
+    store.trees.insert_summary(Summary("s2", "t", 2, "top", T0, T0, child_ids=["s1-é", "bare"]))
     store.trees.delete_summary("s1-é")
     with closing(reference_connection(db_path)) as conn, conn:
         # A score stored as an integer, as another writer may leave it.
@@ -675,15 +679,29 @@ def test_a_walked_summary_is_the_summary_get_summary_reads_field_for_field(
         "token_count", "entities", "topics", "time_range_start", "time_range_end", "score",
         "sealed_at", "deleted", "embedding", "content_path", "content_sha256",
     ]  # fmt: skip
-    for summary_id in ("s2", "s1-é"):
+    for summary_id in ("s2", "s1-é", "bare"):
         read = store.trees.get_summary(summary_id)
         assert read is not None
         walked = next(n for n in store.trees.walk("s2") if n.id == summary_id)
         assert isinstance(walked, Summary)
-        for field in fields:
-            assert getattr(walked, field) == getattr(read, field), field
+        # Every field from the row's bytes, twice (a read changes nothing),
+        # then the whole record: still the one get_summary reads.
+        for _ in range(2):
+            for field in fields:
+                assert getattr(walked, field) == getattr(read, field), field
+        assert repr(walked) == repr(read)
+        assert walked == read and read == walked
         fresh = next(n for n in store.trees.walk("s2") if n.id == summary_id)
         assert fresh == read and read == fresh and repr(fresh) == repr(read)
+        # Decoded now (equality decodes): every field again, from the record.
+        for field in fields:
+            assert getattr(fresh, field) == getattr(read, field), field
+        # A walked summary goes into another store as it is.
+        with memtree.Store(db_path.with_name("copy.db")) as copy:
+            if copy.trees.get("t") is None:
+                sample_tree(copy, "t", "lazy")
+            assert copy.trees.insert_summary(walked)
+            assert copy.trees.get_summary(summary_id) == read
     walked_s1 = store.trees.walk("s2")[1]
     assert isinstance(walked_s1, Summary)
     assert walked_s1.deleted and walked_s1.child_ids == ("c0", "gone", 'q"uote')
