@@ -275,7 +275,16 @@ def test_check_quarantines_while_other_threads_keep_writing(
     quarantined = Path(str(info.value.quarantined_path))
     frozen = file_digest(quarantined)
     counts_at_quarantine = [len(w) for w in written]
-    time.sleep(0.2)
+    # 0.2 s of writes after the quarantine, and on until every writer has
+    # committed one (or failed): a loaded machine may not even schedule a
+    # writer in a fixed 0.2 s.
+    at_least, deadline = time.monotonic() + 0.2, time.monotonic() + 60  # a hang guard
+    while not failures and time.monotonic() < deadline:
+        if time.monotonic() >= at_least and all(
+            len(w) > c for w, c in zip(written, counts_at_quarantine)
+        ):
+            break
+        time.sleep(0.005)
     stop.set()
     for t in threads:
         t.join()
