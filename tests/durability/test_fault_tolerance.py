@@ -35,15 +35,25 @@ def short_cooldown() -> Iterator[None]:
 # --- circuit breaker -------------------------------------------------------
 
 
+def _trip(db_path: Path) -> None:
+    """Three failed inits open the circuit (its cool-down is fixed then)."""
+    for attempt in range(1, 4):
+        with pytest.raises(memtree.TransientIOError) as info:
+            memtree.Store(db_path)
+        assert type(info.value) is memtree.TransientIOError
+        assert info.value.extended_code == ResultCode.CANTOPEN
+        assert testing.circuit_status(db_path) == (attempt, attempt == 3)
+
+
 def test_breaker_trips_after_three_failed_inits_and_fails_fast(db_path: Path) -> None:
+    # Each circuit takes the cool-down in force when it opens. One that must
+    # stay open while the test looks gets 30 s: with the fixture's 0.3 s a
+    # test paused that long after the trip (or after the half-open attempt)
+    # saw the next open go through to the disk.
     testing.inject_fault(db_path, "xOpen", 1, ResultCode.CANTOPEN, persistent=True)
     try:
-        for attempt in range(1, 4):
-            with pytest.raises(memtree.TransientIOError) as info:
-                memtree.Store(db_path)
-            assert type(info.value) is memtree.TransientIOError
-            assert info.value.extended_code == ResultCode.CANTOPEN
-            assert testing.circuit_status(db_path) == (attempt, attempt == 3)
+        testing.set_circuit_cooldown(30)
+        _trip(db_path)
         opens_before = testing.method_calls(db_path, "xOpen")
         with pytest.raises(memtree.CircuitOpenError) as open_info:
             memtree.Store(db_path)
@@ -51,15 +61,21 @@ def test_breaker_trips_after_three_failed_inits_and_fails_fast(db_path: Path) ->
         assert testing.method_calls(db_path, "xOpen") == opens_before, "disk not touched"
 
         # After the cool-down one attempt goes through; failing, it re-arms.
+        memtree.Store.invalidate(db_path)
+        testing.set_circuit_cooldown(0.3)
+        _trip(db_path)
         time.sleep(0.35)
+        testing.set_circuit_cooldown(30)  # for the circuit the failure re-opens
         with pytest.raises(memtree.TransientIOError) as half_open:
             memtree.Store(db_path)
         assert type(half_open.value) is memtree.TransientIOError
+        opens_before = testing.method_calls(db_path, "xOpen")
         with pytest.raises(memtree.CircuitOpenError):
             memtree.Store(db_path)
+        assert testing.method_calls(db_path, "xOpen") == opens_before, "disk not touched"
     finally:
         fired = testing.clear_fault(db_path)
-    assert fired >= 4
+    assert fired >= 7
     # Invalidate clears an open circuit at once; success resets the count.
     memtree.Store.invalidate(db_path)
     with memtree.Store(db_path) as store:
@@ -275,7 +291,16 @@ def test_check_quarantines_while_other_threads_keep_writing(
     quarantined = Path(str(info.value.quarantined_path))
     frozen = file_digest(quarantined)
     counts_at_quarantine = [len(w) for w in written]
-    time.sleep(0.2)
+    # 0.2 s of writes after the quarantine, and on until every writer has
+    # committed one (or failed): a loaded machine may not even schedule a
+    # writer in a fixed 0.2 s.
+    at_least, deadline = time.monotonic() + 0.2, time.monotonic() + 60  # a hang guard
+    while not failures and time.monotonic() < deadline:
+        if time.monotonic() >= at_least and all(
+            len(w) > c for w, c in zip(written, counts_at_quarantine)
+        ):
+            break
+        time.sleep(0.005)
     stop.set()
     for t in threads:
         t.join()

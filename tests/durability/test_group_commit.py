@@ -15,6 +15,9 @@ from __future__ import annotations
 import functools
 import shutil
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -54,16 +57,22 @@ def call_ids(call: str) -> set[str]:
     return {c.id for c in call_chunks(call)}
 
 
-def run_concurrently(store: memtree.Store, threads: int, calls: int, tag: str) -> dict[str, object]:
+def run_concurrently(
+    store: memtree.Store, threads: int, calls: int, tag: str, *, hold_first_group: bool = False
+) -> dict[str, object]:
     """``threads`` threads, released together, each making ``calls``
-    one-call upserts; returns each call's outcome: "ok" or the exception."""
+    one-call upserts; returns each call's outcome: "ok" or the exception.
+    With ``hold_first_group`` the first group stays open until every thread
+    has made its first call (see :func:`hold_the_first_group_open`)."""
     start = threading.Barrier(threads)
     outcomes: dict[str, object] = {}
+    calling = [threading.Event() for _ in range(threads)]
 
     def worker(t: int) -> None:
         start.wait()
         for k in range(calls):
             call = f"{tag}-t{t}-k{k}"
+            calling[t].set()
             try:
                 store.upsert_chunks(call_chunks(call))
                 outcomes[call] = "ok"
@@ -71,12 +80,38 @@ def run_concurrently(store: memtree.Store, threads: int, calls: int, tag: str) -
                 outcomes[call] = e
 
     workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
+    with hold_the_first_group_open(store.path, calling) if hold_first_group else nullcontext():
+        for w in workers:
+            w.start()
     for w in workers:
         w.join()
     assert len(outcomes) == threads * calls
     return outcomes
+
+
+@contextmanager
+def hold_the_first_group_open(db: Path, calling: list[threading.Event]) -> Iterator[None]:
+    """Until every thread has set its ``calling`` event (just before its
+    first call) the first group's leader meets BUSY at its lock (an injected
+    fault, which the busy handler retries), so the other calls queue behind
+    it and share its commit. Left to the scheduler, a loaded single core
+    often ran every call alone (up to 190 commits for 200 calls here; every
+    call alone in 30 runs of 30 of the crash loop's workload): a RAM disk's
+    commit can end before the next thread arrives."""
+    testing.inject_fault(db, "xLock", 1, ResultCode.BUSY, persistent=True)
+    try:
+        yield
+        for event in calling:
+            assert event.wait(60), "a thread never made its first call"
+        # A few more of the leader's retries: the others, past their
+        # events, reach the queue meanwhile.
+        retries = testing.method_calls(db, "xLock") + 5
+        deadline = time.monotonic() + 60  # a hang guard, not a measure
+        while testing.method_calls(db, "xLock") < retries:
+            assert time.monotonic() < deadline, "the first group's leader stopped retrying"
+            time.sleep(0.0005)
+    finally:
+        testing.clear_fault(db)
 
 
 def test_a_lone_writer_pays_one_commit_of_five_syncs_per_call(store: memtree.Store) -> None:
@@ -93,7 +128,7 @@ def test_a_lone_writer_pays_one_commit_of_five_syncs_per_call(store: memtree.Sto
 def test_eight_concurrent_writers_share_commits(store: memtree.Store) -> None:
     store.upsert_chunks(call_chunks("warm-up"))
     testing.reset_io_stats(store.path)
-    outcomes = run_concurrently(store, threads=8, calls=25, tag="share")
+    outcomes = run_concurrently(store, threads=8, calls=25, tag="share", hold_first_group=True)
     assert set(outcomes.values()) == {"ok"}
     assert store.count_chunks() == (1 + 8 * 25) * CHUNKS_PER_CALL
     stats = testing.io_stats(store.path)
@@ -115,7 +150,7 @@ def test_a_limit_of_one_commits_every_call_alone(store: memtree.Store) -> None:
     try:
         assert previous == 64
         testing.reset_io_stats(store.path)
-        outcomes = run_concurrently(store, threads=8, calls=5, tag="alone")
+        outcomes = run_concurrently(store, threads=8, calls=5, tag="alone", hold_first_group=True)
     finally:
         assert testing.set_group_commit_limit(previous) == 1
     assert set(outcomes.values()) == {"ok"}
@@ -237,7 +272,7 @@ def test_io_error_loop_over_concurrent_calls(method: testing.VfsMethod, code: in
 CRASH_EXIT = 77
 
 GROUP_UNDER_CRASH = """
-import threading
+import threading, time
 db, n, seed, point = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 THREADS, CALLS = 6, 2
 
@@ -253,11 +288,19 @@ else:
     testing.arm_crash(db, seed=seed, at_write=n, exit_code=77)
 start = threading.Barrier(THREADS)
 out = threading.Lock()  # one whole line per acknowledgement
+# The first group is held open until every thread has made its first call:
+# its leader's lock meets BUSY (an injected fault, retried by the busy
+# handler) meanwhile, so the others queue behind it and share its commit.
+# Left to the scheduler, a loaded single core ran every call alone (30 runs
+# of 30), as a RAM disk's commit ends before the next thread arrives.
+testing.inject_fault(db, "xLock", 1, memtree.ResultCode.BUSY, persistent=True)
+calling = [threading.Event() for _ in range(THREADS)]
 
 def worker(t):
     start.wait()
     for k in range(CALLS):
         call = f"c-t{t}-k{k}"
+        calling[t].set()
         store.upsert_chunks(call_chunks(call))
         with out:  # acknowledged: the call returned. One write per line: a
             sys.stdout.write(f"ack {call}\\n")  # crash must not cut it up
@@ -266,6 +309,13 @@ def worker(t):
 workers = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
 for w in workers:
     w.start()
+for event in calling:
+    event.wait()
+# A few more of the leader's retries: the others, past their flags, queue.
+retries = testing.method_calls(db, "xLock") + 5
+while testing.method_calls(db, "xLock") < retries:
+    time.sleep(0.0005)
+testing.clear_fault(db)
 for w in workers:
     w.join()
 print("completed", testing.io_stats(db)["largest_group"], flush=True)

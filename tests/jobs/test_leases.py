@@ -115,8 +115,12 @@ def test_a_killed_holders_job_is_claimed_again_at_once_50_times(tmp_path: Path) 
         assert holder_pid == str(proc.pid), "the token names its holder"
         # Alive: never taken from it, whatever the caller tries.
         assert store.jobs.recover_stale_locks() == 0
-        last_claim_at = time.monotonic()
         assert store.jobs.claim_next(lease=LONG_LEASE, kinds=["slow"]) is None
+        # Read after the claim returned, so no later than the clock reading
+        # its sweep (if due) kept: read before it, a loaded machine that
+        # paused this thread between the two (0.1 s does it) made the sweep
+        # below come too early and the claim find nothing.
+        last_claim_at = time.monotonic()
         running = store.jobs.get(job_id)
         assert running is not None and running.status == "running"
         assert running.lease_token == token
@@ -187,7 +191,7 @@ def test_a_restarted_worker_runs_a_dead_holders_job(tmp_path: Path) -> None:
     _reap(proc)
     ran: list[str] = []
     with memtree.Worker(store, {"slow": lambda job: ran.append(job.id)}, concurrency=1):
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # a hang guard, not a measure
         while not ran and time.monotonic() < deadline:
             time.sleep(0.02)
     assert ran == [job_id]

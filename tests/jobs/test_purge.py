@@ -140,8 +140,23 @@ def test_bad_cutoffs_change_nothing(tmp_path: Path, older_than: object, error: t
 
 def test_enqueues_go_on_while_a_purge_runs(tmp_path: Path) -> None:
     """The purge commits many short transactions with the GIL released, so
-    an enqueue in another thread is not held up until it ends."""
+    an enqueue in another thread is not held up until it ends. Up to three
+    purges: a loaded machine may not schedule the enqueuing thread at all
+    while one runs (0.6 s here), where a purge that held the write lock or
+    the GIL throughout would let none through in any of them."""
     store = memtree.Store(tmp_path / "chunks.db")
+    for _purge in range(3):
+        during = _enqueues_during_a_purge(store)
+        if during:
+            break
+    assert during, "no enqueue completed while any of three purges ran"
+    assert store.jobs.counts()["ready"] >= len(during)
+    print(f"{len(during)} enqueues during the purge, slowest {max(during) * 1000:.1f} ms")
+
+
+def _enqueues_during_a_purge(store: memtree.Store) -> list[float]:
+    """Purges 30,000 done jobs while another thread enqueues; the times of
+    the enqueues that completed before the purge returned."""
     for start in range(0, 30_000, 1000):
         with store.jobs.batch() as b:
             for i in range(start, start + 1000):
@@ -167,9 +182,7 @@ def test_enqueues_go_on_while_a_purge_runs(tmp_path: Path) -> None:
     finished.set()
     t.join()
     assert deleted == 30_000
-    assert during, "no enqueue completed while the purge ran"
-    assert store.jobs.counts()["ready"] >= len(during)
-    print(f"{len(during)} enqueues during the purge, slowest {max(during) * 1000:.1f} ms")
+    return during
 
 
 @pytest.fixture

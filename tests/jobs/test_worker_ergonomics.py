@@ -129,14 +129,26 @@ def test_a_retry_policy_sets_base_cap_and_max_attempts(tmp_path: Path) -> None:
         assert held.attempts == attempt
         before = datetime.now(timezone.utc)
         status = store.jobs.mark_failed(held, f"boom {attempt}", retry=policy)
+        after = datetime.now(timezone.utc)
         row = store.jobs.get(job_id or "")
         assert row is not None
         if attempt < 4:
             assert status == "ready" and row.available_at is not None
-            delays.append(round((row.available_at - before).total_seconds()))
+            delays.append(_whole_seconds(row.available_at - after, row.available_at - before))
         else:
             assert status == "failed", "policy's max_attempts is final before the job's 10"
     assert delays == [20, 40, 50]
+
+
+def _whole_seconds(shortest: timedelta, longest: timedelta) -> int | tuple[timedelta, timedelta]:
+    """The delay in whole seconds a retry was given, known to lie between
+    ``shortest`` and ``longest`` (from after and before the call that read
+    the clock; the row keeps milliseconds); the bounds if no single whole
+    second does. Rounding from the time before the call alone read 21 s
+    for 20 s when the thread was paused half a second around the call."""
+    ms = timedelta(milliseconds=1)
+    fits = [s for s in range(3600) if shortest - ms <= timedelta(seconds=s) <= longest + ms]
+    return fits[0] if len(fits) == 1 else (shortest, longest)
 
 
 def _claim_now(store: memtree.Store) -> memtree.Job:

@@ -169,6 +169,12 @@ def test_backups_during_a_4_thread_ingest_hold_a_prefix_of_whole_batches(
         th.start()
     backups = []
     try:
+        # Not before a batch is in: on a loaded machine the threads may not
+        # have committed one in the 6 x 50 ms below, and every copy was empty.
+        deadline = time.monotonic() + 60  # a hang guard, not a measure
+        while not any(committed) and all(th.is_alive() for th in threads):
+            assert time.monotonic() < deadline, "no batch committed"
+            time.sleep(0.005)
         for k in range(6):
             time.sleep(0.05)
             backups.append(store.backup(tmp_path / f"backup-{k}.db").path)

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import contention
 import memtree
 import pytest
 from memtree import ResultCode
+from support import write_lock_in_another_process
 
 # Holds the write lock 50 ms at a time with 1 ms gaps: a waiter that naps
 # 100 ms between tries gets in about once in 50 tries. It stops at a line on
@@ -76,32 +78,25 @@ def test_processes_and_threads_claiming_and_a_polling_reader_meet_no_busy_error(
     assert report.busy_total == 0, report.lines()
 
 
-HOLD_ONCE = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-conn.execute("BEGIN EXCLUSIVE")
-print("holding", flush=True)
-time.sleep(float(sys.argv[2]))
-conn.execute("COMMIT")
-"""
-
-
 def test_a_read_waits_out_a_writer_longer_than_the_write_timeout(
     store: memtree.Store, short_busy_timeout: float
 ) -> None:
     # A read holds nothing between tries, so it keeps waiting past the busy
     # budget a write may wait (README, "Many processes on one file"); the
-    # budget is shortened from 5 s, the rule is the same.
+    # budget is shortened from 5 s, the rule is the same. The lock is held
+    # until the read has waited two budgets, and let go only then: a child
+    # that held it for a fixed time could let go before a paused test even
+    # started the read.
     store.jobs.enqueue("k", {})
-    # Outlasts the write's wait (one budget) and the read's first try (another)
-    # by 1.5 s: the read gets through only by trying again.
-    hold = short_busy_timeout * 7
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLD_ONCE), str(store.path), str(hold)],
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+    outcome: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            outcome["ready"] = store.jobs.counts()["ready"]
+        except memtree.MemtreeError as e:  # BusyError, were the read's wait a write's
+            outcome["error"] = e
+
+    with write_lock_in_another_process(store.path) as release:
         # A write meets the lock and gives up after the budget, typed.
         start = time.perf_counter()
         with pytest.raises(memtree.BusyError) as info:
@@ -110,11 +105,13 @@ def test_a_read_waits_out_a_writer_longer_than_the_write_timeout(
         assert gave_up >= short_busy_timeout, f"the write gave up after {gave_up:.3f} s"
         assert info.value.code == ResultCode.BUSY, info.value
         # A read meeting the same lock waits it out.
+        reader = threading.Thread(target=read)
         start = time.perf_counter()
-        assert store.jobs.counts()["ready"] == 1
-        waited = time.perf_counter() - start
-        assert waited > short_busy_timeout, f"the read waited only {waited:.3f} s"
-    finally:
-        holder.wait(30)
-        if holder.stdout is not None:
-            holder.stdout.close()
+        reader.start()
+        while time.perf_counter() - start < 2 * short_busy_timeout:
+            assert reader.is_alive(), f"the read gave up: {outcome}"
+            time.sleep(0.01)
+        assert reader.is_alive() and not outcome, f"the read gave up: {outcome}"
+        release()
+        reader.join(timeout=60)
+    assert outcome == {"ready": 1}, outcome

@@ -137,6 +137,9 @@ def test_one_call_conversion_equals_the_exact_arithmetic(value: datetime) -> Non
     _check(value)
 
 
+# No deadline: Hypothesis fails an example that ran past 200 ms once and fast
+# when replayed ("Unreliable test timings"), as a loaded machine makes one.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=FoldZone()))
 @given(datetimes())
 def test_every_time_field_converts_the_same(value: datetime) -> None:
