@@ -181,16 +181,33 @@ pub enum Floats<'a> {
 }
 
 impl Floats<'_> {
-    /// The values, in order.
-    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
-        let (floats, blob): (&[f32], &[u8]) = match *self {
-            Floats::Floats(f) => (f, &[]),
-            Floats::Blob(b) => (&[], b),
-        };
-        floats.iter().copied().chain(
-            blob.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        )
+    /// How many values.
+    pub fn len(&self) -> usize {
+        match self {
+            Floats::Floats(f) => f.len(),
+            Floats::Blob(b) => b.len() / 4,
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i` (0.0 past the end, which no caller reads).
+    fn get(&self, i: usize) -> f32 {
+        match *self {
+            Floats::Floats(f) => f.get(i).copied().unwrap_or_default(),
+            Floats::Blob(b) => b
+                .get(4 * i..4 * i + 4)
+                .map_or(0.0, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        }
+    }
+
+    /// The values, in order. Its length is known, so a Python tuple is
+    /// filled from it with no list in between.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = f32> + '_ {
+        (0..self.len()).map(|i| self.get(i))
     }
 }
 

@@ -205,9 +205,7 @@ impl PyChunk {
     /// The float32 embedding, or None.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        (self.view().embedding)
-            .map(|v| PyTuple::new(py, v.iter().map(f64::from).collect::<Vec<_>>()))
-            .transpose()
+        convert::embedding_tuple(py, self.view().embedding)
     }
     /// Where the full body lives on disk, or None.
     #[getter]

@@ -3,7 +3,7 @@
 //! summary trees (`crate::trees`).
 //!
 //! Embeddings cross in one place each way ([`vector_in`], [`embedding_in`],
-//! [`embedding_out`]), with the same conversions as a chunk's.
+//! [`convert::embedding_tuple`]), with the same conversions as a chunk's.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -12,7 +12,7 @@ use pyo3::types::PyTuple;
 use super::chunk::PyChunk;
 use super::convert::{self, arg};
 use super::store::PyStore;
-use crate::db::packed::{Floats, Lazy};
+use crate::db::packed::Lazy;
 use crate::db::store::Store;
 use crate::sys::clock::now_ms;
 use crate::trees::packed::{PackedSummary, SummaryView};
@@ -56,16 +56,6 @@ pub(super) fn vector_in(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<f32>>> 
 /// The `embedding=` of `Summary(...)`, as `Chunk(...)` takes it.
 fn embedding_in(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<f32>>> {
     convert::embedding(value)
-}
-
-/// A stored embedding as `Chunk.embedding` returns one: a tuple of floats.
-fn embedding_out<'py>(
-    py: Python<'py>,
-    values: Option<Floats<'_>>,
-) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    values
-        .map(|v| PyTuple::new(py, v.iter().map(f64::from).collect::<Vec<_>>()))
-        .transpose()
 }
 
 /// One summary tree (a row of ``mem_tree_trees``).
@@ -313,7 +303,7 @@ impl PySummary {
     /// The embedding, as :attr:`Chunk.embedding` returns one.
     #[getter]
     fn embedding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        embedding_out(py, self.view().embedding)
+        convert::embedding_tuple(py, self.view().embedding)
     }
     /// Relative path of the full text on disk.
     #[getter]

@@ -11,10 +11,11 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
 
 use super::args::type_name;
 use crate::chunks::derived::EmbeddingRows;
+use crate::db::packed::Floats;
 
 /// The shape and byte order of a float buffer.
 struct FloatBuffer {
@@ -210,6 +211,17 @@ impl Matrix {
             .map(|r| r.clone().map(|r| &self.values[r]))
             .collect()
     }
+}
+
+/// A stored embedding as `Chunk.embedding` and `Summary.embedding` return
+/// it: a tuple of floats, or None.
+pub fn embedding_tuple<'py>(
+    py: Python<'py>,
+    values: Option<Floats<'_>>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    values
+        .map(|v| PyTuple::new(py, v.iter().map(f64::from)))
+        .transpose()
 }
 
 static ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
