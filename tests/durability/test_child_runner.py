@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,20 +57,35 @@ def gone(pid: int, within: float = 10.0) -> bool:
 TIMEOUTS = (0.5, 1.0, 2.0)
 
 
+def first_timeout_that_printed(
+    run_past: Callable[[float], ChildTimeout],
+) -> tuple[float, ChildTimeout, float]:
+    """Calls ``run_past(timeout)`` (SLEEPER run past ``timeout``, its
+    ``ChildTimeout``) with each of ``TIMEOUTS`` until the killed child had
+    printed; returns that timeout, the failure and how long the call took."""
+    for timeout in TIMEOUTS:
+        start = time.monotonic()
+        failure = run_past(timeout)
+        failed_after = time.monotonic() - start
+        if failure.stdout:
+            break
+    assert failure.stdout, f"the child printed nothing in {timeout} s"
+    return timeout, failure, failed_after
+
+
 def test_a_child_past_its_timeout_is_killed_and_fails_the_test(tmp_path: Path) -> None:
     with child_runner(tmp_path, prelude="") as run:
         assert run("print('before')").stdout == "before\n"
-        for timeout in TIMEOUTS:
-            start = time.monotonic()
+
+        def run_past(timeout: float) -> ChildTimeout:
             with pytest.raises(ChildTimeout) as info:
                 run(SLEEPER, timeout=timeout)
-            failed_after = time.monotonic() - start
-            if info.value.stdout:
-                break
-        assert info.value.stdout, f"the child printed nothing in {timeout} s"
-        child, server = map(int, info.value.stdout.split())
-        assert info.value.pid == child
-        message = str(info.value)
+            return info.value
+
+        timeout, failure, failed_after = first_timeout_that_printed(run_past)
+        child, server = map(int, failure.stdout.split())
+        assert failure.pid == child
+        message = str(failure)
         # Run 1 printed "before"; SLEEPER's runs follow it.
         name = f"child {2 + TIMEOUTS.index(timeout)} ('import os, time'...)"
         assert f"{name}, pid {child}, still ran after {timeout} s" in message
@@ -86,19 +102,17 @@ def test_a_child_past_its_timeout_is_killed_and_fails_the_test(tmp_path: Path) -
 def test_a_fork_server_that_does_not_answer_is_killed_with_its_child(tmp_path: Path) -> None:
     # A prelude that turns the server's kill into a no-op: it then waits for
     # the child for ever, as it would for a child no signal ends.
-    for timeout in TIMEOUTS:
+    def run_past(timeout: float) -> ChildTimeout:
         with child_runner(tmp_path, prelude="KILL_SIGNAL = 0", server_grace=timeout) as run:
-            start = time.monotonic()
             with pytest.raises(ChildTimeout) as info:
                 run(SLEEPER, timeout=timeout)
-            failed_after = time.monotonic() - start
-        if info.value.stdout:
-            break
-    assert info.value.stdout, f"the child printed nothing in {timeout} s"
-    assert info.value.pid is None
-    child, server = map(int, info.value.stdout.split())
-    assert f"child 1 ('import os, time'...) still ran after {timeout} s" in str(info.value)
-    assert f"the fork server did not answer within {timeout} s more" in str(info.value)
+        return info.value
+
+    timeout, failure, failed_after = first_timeout_that_printed(run_past)
+    assert failure.pid is None
+    child, server = map(int, failure.stdout.split())
+    assert f"child 1 ('import os, time'...) still ran after {timeout} s" in str(failure)
+    assert f"the fork server did not answer within {timeout} s more" in str(failure)
     assert failed_after < 30, f"the failure took {failed_after:.1f} s"
     assert gone(server), f"the fork server {server} still runs"
     assert gone(child), f"the child {child} still runs"
